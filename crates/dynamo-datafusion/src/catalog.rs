@@ -1,0 +1,151 @@
+//! Every table of an account and region, queryable by name: a DataFusion
+//! schema backed by ListTables, each table described when first used.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::error::{DataFusionError, Result as DfResult};
+
+use crate::error::{Error, Result, sdk_message};
+use crate::options::TableOptions;
+use crate::provider::DynamoTableProvider;
+
+/// A DataFusion schema whose tables are the DynamoDB tables of one client.
+///
+/// Tables registered explicitly (e.g. by `CREATE EXTERNAL TABLE`) shadow
+/// DynamoDB tables of the same name.
+///
+/// ```no_run
+/// # async fn demo(client: aws_sdk_dynamodb::Client) -> datafusion::error::Result<()> {
+/// use std::sync::Arc;
+/// use datafusion::prelude::SessionContext;
+/// use dynamo_datafusion::DynamoSchemaProvider;
+///
+/// let ctx = SessionContext::new();
+/// let schema = DynamoSchemaProvider::try_new(client, Default::default()).await?;
+/// ctx.catalog("datafusion").expect("default catalog").register_schema("public", Arc::new(schema))?;
+/// ctx.sql("SELECT count(*) FROM \"UserEngagement\"").await?.show().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct DynamoSchemaProvider {
+    client: Client,
+    options: TableOptions,
+    names: RwLock<Vec<String>>,
+    described: RwLock<HashMap<String, Arc<dyn TableProvider>>>,
+    registered: RwLock<HashMap<String, Arc<dyn TableProvider>>>,
+}
+
+impl DynamoSchemaProvider {
+    /// Lists the tables of `client`'s account and region. Tables are described
+    /// (and their schema sampled, with `options`) when a query first names them.
+    pub async fn try_new(client: Client, options: TableOptions) -> Result<Self> {
+        let names = list_tables(&client).await?;
+        Ok(Self {
+            client,
+            options,
+            names: RwLock::new(names),
+            described: RwLock::new(HashMap::new()),
+            registered: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// Lists the tables again and forgets cached descriptions and schemas.
+    pub async fn refresh(&self) -> Result<()> {
+        let names = list_tables(&self.client).await?;
+        *write(&self.names) = names;
+        write(&self.described).clear();
+        Ok(())
+    }
+
+    /// The SDK client this schema reads with.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// All table names, following ListTables pagination.
+pub async fn list_tables(client: &Client) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let mut start: Option<String> = None;
+    loop {
+        let out = client
+            .list_tables()
+            .set_exclusive_start_table_name(start.take())
+            .send()
+            .await
+            .map_err(|e| Error::Service {
+                operation: "ListTables",
+                message: sdk_message(&e),
+            })?;
+        names.extend(out.table_names().iter().cloned());
+        match out.last_evaluated_table_name {
+            Some(next) => start = Some(next),
+            None => return Ok(names),
+        }
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[async_trait]
+impl SchemaProvider for DynamoSchemaProvider {
+    fn table_names(&self) -> Vec<String> {
+        let mut names = read(&self.names).clone();
+        names.extend(read(&self.registered).keys().cloned());
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        if let Some(t) = read(&self.registered).get(name) {
+            return Ok(Some(Arc::clone(t)));
+        }
+        if let Some(t) = read(&self.described).get(name) {
+            return Ok(Some(Arc::clone(t)));
+        }
+        let built = DynamoTableProvider::builder(self.client.clone(), name)
+            .options(self.options.clone())
+            .build()
+            .await;
+        match built {
+            Ok(provider) => {
+                let provider: Arc<dyn TableProvider> = Arc::new(provider);
+                write(&self.described).insert(name.to_string(), Arc::clone(&provider));
+                let mut names = write(&self.names);
+                if !names.iter().any(|n| n == name) {
+                    names.push(name.to_string());
+                }
+                Ok(Some(provider))
+            }
+            Err(Error::TableNotFound { .. }) => Ok(None),
+            Err(e) => Err(DataFusionError::from(e)),
+        }
+    }
+
+    fn register_table(
+        &self,
+        name: String,
+        table: Arc<dyn TableProvider>,
+    ) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        Ok(write(&self.registered).insert(name, table))
+    }
+
+    fn deregister_table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        Ok(write(&self.registered).remove(name))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        read(&self.registered).contains_key(name) || read(&self.names).iter().any(|n| n == name)
+    }
+}

@@ -1,0 +1,109 @@
+//! Errors of the DynamoDB table provider, converted to `DataFusionError` at one boundary.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::error::DataFusionError;
+
+/// Result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong between SQL and a DynamoDB table.
+///
+/// Messages name the table and attribute involved and say what to do next;
+/// they never contain credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The table does not exist in this account and region.
+    #[error("DynamoDB table '{table}' does not exist (check the table name, region and endpoint)")]
+    TableNotFound {
+        /// Table name as given.
+        table: String,
+    },
+
+    /// A DynamoDB API call failed.
+    #[error("DynamoDB {operation} on table '{table}' failed: {message}")]
+    Request {
+        /// API operation, e.g. `Scan`.
+        operation: &'static str,
+        /// Table name.
+        table: String,
+        /// The SDK's error with its full cause chain.
+        message: String,
+    },
+
+    /// A DynamoDB API call that is not about one table failed.
+    #[error("DynamoDB {operation} failed: {message}")]
+    Service {
+        /// API operation, e.g. `ListTables`.
+        operation: &'static str,
+        /// The SDK's error with its full cause chain.
+        message: String,
+    },
+
+    /// DescribeTable answered with something this crate cannot use.
+    #[error("table '{table}' has an unsupported description: {reason}")]
+    Metadata {
+        /// Table name.
+        table: String,
+        /// What was missing or malformed.
+        reason: String,
+    },
+
+    /// An item value does not fit the Arrow type of its column.
+    #[error(
+        "table '{table}', attribute '{attribute}': value {value} does not fit column type {expected} \
+         (set an explicit column type, e.g. Utf8 or a wider Decimal, or raise the schema sample size)"
+    )]
+    ValueDoesNotFit {
+        /// Table name.
+        table: String,
+        /// Attribute path, e.g. `info.tags[2]`.
+        attribute: String,
+        /// The value, rendered as DynamoDB JSON and shortened.
+        value: String,
+        /// The column's Arrow type.
+        expected: DataType,
+    },
+
+    /// An Arrow type that DynamoDB values cannot be decoded into.
+    #[error("column '{column}': Arrow type {data_type} is not supported for DynamoDB attributes")]
+    UnsupportedType {
+        /// Column name.
+        column: String,
+        /// The unsupported type.
+        data_type: DataType,
+    },
+
+    /// A table option is unknown or has a bad value.
+    #[error("invalid DynamoDB table option '{key}': {reason}")]
+    InvalidOption {
+        /// Option key.
+        key: String,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+
+    /// Building an Arrow batch failed.
+    #[error("building Arrow data for table '{table}': {source}")]
+    Arrow {
+        /// Table name.
+        table: String,
+        /// The Arrow error.
+        #[source]
+        source: datafusion::arrow::error::ArrowError,
+    },
+}
+
+impl From<Error> for DataFusionError {
+    fn from(e: Error) -> Self {
+        DataFusionError::External(Box::new(e))
+    }
+}
+
+/// Renders an SDK error with its whole cause chain (the top-level `Display`
+/// of SDK errors is often just "service error").
+pub(crate) fn sdk_message<E>(err: &E) -> String
+where
+    E: std::error::Error,
+{
+    aws_smithy_types::error::display::DisplayErrorContext(err).to_string()
+}

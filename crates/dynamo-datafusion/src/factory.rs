@@ -1,0 +1,73 @@
+//! `CREATE EXTERNAL TABLE t STORED AS DYNAMODB LOCATION 'TableName' [OPTIONS (...)]`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use datafusion::arrow::datatypes::Schema;
+use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::CreateExternalTable;
+
+use crate::options::TableOptions;
+use crate::provider::DynamoTableProvider;
+
+/// The file type name to register the factory under.
+pub const DYNAMODB_FILE_TYPE: &str = "DYNAMODB";
+
+/// Creates [`DynamoTableProvider`]s from `CREATE EXTERNAL TABLE` statements.
+///
+/// `LOCATION` is the DynamoDB table name. A column list, when given, is the
+/// schema (no sampling); otherwise the schema is inferred. `OPTIONS` takes the
+/// keys of [`TableOptions::from_map`].
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use datafusion::execution::session_state::SessionStateBuilder;
+/// use dynamo_datafusion::{DynamoTableFactory, DYNAMODB_FILE_TYPE};
+///
+/// # fn demo(client: aws_sdk_dynamodb::Client) {
+/// let state = SessionStateBuilder::new()
+///     .with_default_features()
+///     .with_table_factory(DYNAMODB_FILE_TYPE.to_string(), Arc::new(DynamoTableFactory::new(client)))
+///     .build();
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct DynamoTableFactory {
+    client: Client,
+}
+
+impl DynamoTableFactory {
+    /// A factory whose tables read with `client`.
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+#[async_trait]
+impl TableProviderFactory for DynamoTableFactory {
+    async fn create(
+        &self,
+        _state: &dyn Session,
+        cmd: &CreateExternalTable,
+    ) -> DfResult<Arc<dyn TableProvider>> {
+        let table = match cmd.locations.as_slice() {
+            [one] if !one.trim().is_empty() => one.trim().to_string(),
+            _ => {
+                return Err(DataFusionError::Plan(format!(
+                    "CREATE EXTERNAL TABLE {} STORED AS DYNAMODB needs exactly one LOCATION: \
+                     the DynamoDB table name",
+                    cmd.name
+                )));
+            }
+        };
+        let options = TableOptions::from_map(&cmd.options)?;
+        let mut builder = DynamoTableProvider::builder(self.client.clone(), table).options(options);
+        let declared: Schema = cmd.schema.as_arrow().clone();
+        if !declared.fields().is_empty() {
+            builder = builder.schema(Arc::new(declared));
+        }
+        Ok(Arc::new(builder.build().await?))
+    }
+}

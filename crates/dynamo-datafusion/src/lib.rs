@@ -1,0 +1,42 @@
+//! SQL over Amazon DynamoDB on Apache DataFusion.
+//!
+//! - [`DynamoTableProvider`]: one DynamoDB table as a DataFusion `TableProvider`,
+//!   streamed page by page as Arrow record batches with exact types.
+//! - [`DynamoSchemaProvider`]: every table of an account and region, by name.
+//! - [`DynamoTableFactory`]: `CREATE EXTERNAL TABLE ... STORED AS DYNAMODB`.
+//! - [`ConnectionOptions`]: SDK clients from the standard AWS chain.
+//!
+//! Where SQL meets DynamoDB: `provider` plans a read, `exec` streams it,
+//! `read` talks to DynamoDB, `decode` turns items into Arrow, `infer` and
+//! `schema` choose the Arrow types, `number` keeps numbers exact.
+
+mod catalog;
+mod client;
+mod decode;
+mod error;
+mod exec;
+mod expression;
+mod factory;
+mod infer;
+mod json;
+mod metadata;
+mod number;
+mod options;
+mod provider;
+mod read;
+mod sample;
+mod schema;
+
+pub use catalog::{DynamoSchemaProvider, list_tables};
+pub use client::{ConnectionOptions, LOCAL_DEFAULT_REGION};
+pub use decode::{Item, ItemDecoder};
+pub use error::{Error, Result};
+pub use exec::DynamoScanExec;
+pub use factory::{DYNAMODB_FILE_TYPE, DynamoTableFactory};
+pub use infer::{ENCODING_METADATA_KEY, JSON_ENCODING, is_json_field, json_field};
+pub use json::to_json_text;
+pub use metadata::{
+    IndexKind, IndexMeta, IndexProjection, KeyAttribute, KeySchema, KeyType, TableMeta,
+};
+pub use options::{ColumnType, DEFAULT_SAMPLE_SIZE, OPTION_KEYS, TableOptions};
+pub use provider::{DynamoTableProvider, DynamoTableProviderBuilder, describe_table};

@@ -1,0 +1,270 @@
+//! Exact DynamoDB numbers.
+//!
+//! DynamoDB stores a number as a decimal string with up to 38 significant
+//! digits and an exponent between -130 and +125. Nothing here goes through
+//! `f64`: a number is parsed into its significant digits and a power of ten,
+//! and converted to `i64`, `i128` (Decimal128) or `i256` (Decimal256) only when
+//! that is exact.
+
+use std::fmt;
+
+use datafusion::arrow::datatypes::i256;
+
+/// Largest precision of a Decimal128 column.
+pub(crate) const DECIMAL128_MAX_PRECISION: u8 = 38;
+/// Largest precision of a Decimal256 column.
+pub(crate) const DECIMAL256_MAX_PRECISION: u8 = 76;
+
+/// A parsed DynamoDB number: `sign * digits * 10^exponent`, with `digits`
+/// free of leading and trailing zeros (zero is the empty digit string).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ExactNumber {
+    negative: bool,
+    /// Significant digits, ASCII `0`-`9`, no leading or trailing zeros.
+    digits: Vec<u8>,
+    /// Power of ten applied to `digits` read as an integer.
+    exponent: i32,
+}
+
+/// Why a string is not a DynamoDB number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not a valid number")]
+pub(crate) struct NotANumber(pub String);
+
+impl ExactNumber {
+    /// Parses the text DynamoDB sends for an `N` value (`-12.5`, `1E+3`, `0.001`).
+    pub(crate) fn parse(text: &str) -> Result<Self, NotANumber> {
+        let err = || NotANumber(text.to_string());
+        let s = text.trim();
+        let (negative, s) = match s.as_bytes().first() {
+            Some(b'-') => (true, &s[1..]),
+            Some(b'+') => (false, &s[1..]),
+            _ => (false, s),
+        };
+        let (mantissa, exp_part) = match s.find(['e', 'E']) {
+            Some(i) => (&s[..i], Some(&s[i + 1..])),
+            None => (s, None),
+        };
+        let (int_part, frac_part) = match mantissa.find('.') {
+            Some(i) => (&mantissa[..i], &mantissa[i + 1..]),
+            None => (mantissa, ""),
+        };
+        if int_part.is_empty() && frac_part.is_empty() {
+            return Err(err());
+        }
+        if !int_part.bytes().chain(frac_part.bytes()).all(|b| b.is_ascii_digit()) {
+            return Err(err());
+        }
+        let mut exponent: i64 = match exp_part {
+            Some(e) => {
+                let e = e.strip_prefix('+').unwrap_or(e);
+                if e.is_empty() || e.len() > 6 {
+                    return Err(err());
+                }
+                e.parse::<i64>().map_err(|_| err())?
+            }
+            None => 0,
+        };
+        exponent -= frac_part.len() as i64;
+        let mut digits: Vec<u8> = int_part.bytes().chain(frac_part.bytes()).collect();
+        let leading = digits.iter().take_while(|&&d| d == b'0').count();
+        digits.drain(..leading);
+        while digits.last() == Some(&b'0') {
+            digits.pop();
+            exponent += 1;
+        }
+        if digits.is_empty() {
+            return Ok(Self {
+                negative: false,
+                digits,
+                exponent: 0,
+            });
+        }
+        let exponent = i32::try_from(exponent).map_err(|_| err())?;
+        Ok(Self {
+            negative,
+            digits,
+            exponent,
+        })
+    }
+
+    /// True when the value is a whole number.
+    pub(crate) fn is_integral(&self) -> bool {
+        self.exponent >= 0
+    }
+
+    /// Digits after the decimal point needed to write the value exactly.
+    pub(crate) fn scale(&self) -> u32 {
+        if self.exponent < 0 {
+            self.exponent.unsigned_abs()
+        } else {
+            0
+        }
+    }
+
+    /// Digits before the decimal point (0 for values below one).
+    pub(crate) fn integer_digits(&self) -> u32 {
+        let total = self.digits.len() as i64 + self.exponent as i64;
+        total.max(0) as u32
+    }
+
+    /// The value as an `i64`, when it is integral and in range.
+    pub(crate) fn to_i64(&self) -> Option<i64> {
+        if !self.is_integral() {
+            return None;
+        }
+        let v = self.to_scaled_i128(0)?;
+        i64::try_from(v).ok()
+    }
+
+    /// The value times `10^scale` as an `i128`, when that is an exact integer
+    /// that fits in `precision` digits.
+    pub(crate) fn to_decimal128(&self, precision: u8, scale: i8) -> Option<i128> {
+        let v = self.to_scaled_i128(scale)?;
+        let limit = 10i128.checked_pow(u32::from(precision))?;
+        (v.unsigned_abs() < limit.unsigned_abs()).then_some(v)
+    }
+
+    /// The value times `10^scale` as an `i256`, when exact and within `precision` digits.
+    pub(crate) fn to_decimal256(&self, precision: u8, scale: i8) -> Option<i256> {
+        let shift = i64::from(self.exponent) + i64::from(scale);
+        if shift < 0 {
+            return None;
+        }
+        let total_digits = self.digits.len() as i64 + shift;
+        if total_digits > i64::from(precision) {
+            return None;
+        }
+        let ten = i256::from_i128(10);
+        let mut v = i256::ZERO;
+        for d in &self.digits {
+            v = v.checked_mul(ten)?.checked_add(i256::from_i128(i128::from(d - b'0')))?;
+        }
+        for _ in 0..shift {
+            v = v.checked_mul(ten)?;
+        }
+        Some(if self.negative { v.checked_neg()? } else { v })
+    }
+
+    /// The value as the nearest `f64` (only for columns the user typed as floats).
+    pub(crate) fn to_f64(&self) -> f64 {
+        self.to_string().parse().unwrap_or(f64::NAN)
+    }
+
+    fn to_scaled_i128(&self, scale: i8) -> Option<i128> {
+        let shift = i64::from(self.exponent) + i64::from(scale);
+        if shift < 0 {
+            return None;
+        }
+        let mut v: i128 = 0;
+        for d in &self.digits {
+            v = v.checked_mul(10)?.checked_add(i128::from(d - b'0'))?;
+        }
+        for _ in 0..shift {
+            v = v.checked_mul(10)?;
+        }
+        Some(if self.negative { -v } else { v })
+    }
+}
+
+impl fmt::Display for ExactNumber {
+    /// Plain decimal notation without exponent, the shortest exact form.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.digits.is_empty() {
+            return f.write_str("0");
+        }
+        if self.negative {
+            f.write_str("-")?;
+        }
+        let digits = std::str::from_utf8(&self.digits).map_err(|_| fmt::Error)?;
+        if self.exponent >= 0 {
+            f.write_str(digits)?;
+            for _ in 0..self.exponent {
+                f.write_str("0")?;
+            }
+            return Ok(());
+        }
+        let frac = self.exponent.unsigned_abs() as usize;
+        if frac >= digits.len() {
+            f.write_str("0.")?;
+            for _ in 0..frac - digits.len() {
+                f.write_str("0")?;
+            }
+            f.write_str(digits)
+        } else {
+            let split = digits.len() - frac;
+            write!(f, "{}.{}", &digits[..split], &digits[split..])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(s: &str) -> ExactNumber {
+        ExactNumber::parse(s).expect("valid number")
+    }
+
+    #[test]
+    fn parses_and_normalises() {
+        assert_eq!(n("0").to_string(), "0");
+        assert_eq!(n("-0.000").to_string(), "0");
+        assert_eq!(n("12.500").to_string(), "12.5");
+        assert_eq!(n("1E+3").to_string(), "1000");
+        assert_eq!(n("1.5e-3").to_string(), "0.0015");
+        assert_eq!(n("-007").to_string(), "-7");
+        assert_eq!(n(".5").to_string(), "0.5");
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for bad in ["", "-", "abc", "1e", "1..2", "1e5e5", "0x10", "1,5", "NaN", "inf"] {
+            assert!(ExactNumber::parse(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn scale_and_integer_digits() {
+        let x = n("123.4500");
+        assert_eq!((x.integer_digits(), x.scale()), (3, 2));
+        let tiny = n("1E-130");
+        assert_eq!((tiny.integer_digits(), tiny.scale()), (0, 130));
+        assert!(n("1E+2").is_integral());
+        assert!(!n("0.1").is_integral());
+    }
+
+    #[test]
+    fn i64_only_when_exact_and_in_range() {
+        assert_eq!(n("9223372036854775807").to_i64(), Some(i64::MAX));
+        assert_eq!(n("-9223372036854775808").to_i64(), Some(i64::MIN));
+        assert_eq!(n("9223372036854775808").to_i64(), None);
+        assert_eq!(n("1.5").to_i64(), None);
+    }
+
+    #[test]
+    fn thirty_eight_digits_round_trip_through_decimal128() {
+        let s = "1234567890123456789012345678.9012345678";
+        let x = n(s);
+        let v = x.to_decimal128(38, 10).expect("fits");
+        assert_eq!(v.to_string(), "12345678901234567890123456789012345678");
+        // Not exact at a smaller scale, and too wide at a larger one.
+        assert_eq!(x.to_decimal128(38, 9), None);
+        assert_eq!(x.to_decimal128(38, 11), None);
+    }
+
+    #[test]
+    fn decimal256_holds_what_decimal128_cannot() {
+        let x = n("1E+60");
+        assert_eq!(x.to_decimal128(38, 0), None);
+        let v = x.to_decimal256(76, 2).expect("fits");
+        assert_eq!(v.to_string(), format!("1{}", "0".repeat(62)));
+        assert_eq!(n("-1E-2").to_decimal256(76, 2), Some(i256::from_i128(-1)));
+    }
+
+    #[test]
+    fn float_conversion_is_nearest() {
+        assert_eq!(n("0.25").to_f64(), 0.25);
+        assert_eq!(n("-1E+3").to_f64(), -1000.0);
+    }
+}

@@ -1,0 +1,207 @@
+//! Read options of a DynamoDB table, from the builder or from `OPTIONS (...)`.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use datafusion::arrow::datatypes::DataType;
+
+use crate::error::{Error, Result};
+
+/// Default number of items sampled to infer a schema.
+///
+/// Sampling reads items spread over several scan segments. With 2,000 items an
+/// attribute present in 1% of items is missed with probability 0.99^2000 ≈ 2e-9.
+pub const DEFAULT_SAMPLE_SIZE: usize = 2_000;
+
+/// The type a column is forced to, instead of the inferred one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnType {
+    /// An Arrow type (Utf8, Int64, Float64, Decimal128/256, Boolean, Binary, List, Struct).
+    Arrow(DataType),
+    /// Lossless JSON text of whatever the attribute holds.
+    Json,
+}
+
+impl FromStr for ColumnType {
+    type Err = String;
+
+    /// Parses `json` or an Arrow type name as Arrow prints it (`Utf8`,
+    /// `Decimal128(38, 4)`, `List(Int64)`), plus the SQL names `string`,
+    /// `varchar`, `bigint`, `double`, `boolean`.
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        let t = s.trim();
+        Ok(match t.to_ascii_lowercase().as_str() {
+            "json" => ColumnType::Json,
+            "string" | "varchar" | "text" | "utf8" => ColumnType::Arrow(DataType::Utf8),
+            "bigint" | "int64" => ColumnType::Arrow(DataType::Int64),
+            "double" | "float64" => ColumnType::Arrow(DataType::Float64),
+            "boolean" | "bool" => ColumnType::Arrow(DataType::Boolean),
+            "binary" | "bytea" => ColumnType::Arrow(DataType::Binary),
+            _ => ColumnType::Arrow(DataType::from_str(t).map_err(|e| e.to_string())?),
+        })
+    }
+}
+
+/// How the provider reads a table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableOptions {
+    /// Items sampled to infer the schema.
+    pub sample_size: usize,
+    /// Strongly consistent reads (twice the read capacity).
+    pub consistent_read: bool,
+    /// Items per request (`Limit`); `None` lets DynamoDB fill 1 MB pages.
+    pub page_size: Option<i32>,
+    /// Parallel-scan segments; `None` chooses from table size and `target_partitions`.
+    pub segments: Option<u32>,
+    /// Column types that replace the inferred ones (and add unsampled attributes).
+    pub column_types: Vec<(String, ColumnType)>,
+}
+
+impl Default for TableOptions {
+    fn default() -> Self {
+        Self {
+            sample_size: DEFAULT_SAMPLE_SIZE,
+            consistent_read: false,
+            page_size: None,
+            segments: None,
+            column_types: Vec::new(),
+        }
+    }
+}
+
+/// Option keys accepted by [`TableOptions::from_map`].
+pub const OPTION_KEYS: &[&str] = &[
+    "sample_size",
+    "consistent_read",
+    "page_size",
+    "segments",
+    "column_types",
+];
+
+impl TableOptions {
+    /// Reads options from `CREATE EXTERNAL TABLE ... OPTIONS (...)` pairs.
+    ///
+    /// Keys may carry DataFusion's `format.` prefix or a `dynamodb.` prefix.
+    /// `column_types` is `name: type; name: type` (names keep their case).
+    pub fn from_map(map: &HashMap<String, String>) -> Result<Self> {
+        let mut opts = Self::default();
+        let mut keys: Vec<&String> = map.keys().collect();
+        keys.sort();
+        for full_key in keys {
+            let value = map[full_key].trim();
+            let key = full_key
+                .strip_prefix("format.")
+                .or_else(|| full_key.strip_prefix("dynamodb."))
+                .unwrap_or(full_key);
+            let invalid = |reason: String| Error::InvalidOption {
+                key: full_key.clone(),
+                reason,
+            };
+            match key {
+                "sample_size" => {
+                    opts.sample_size = value
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| invalid(format!("'{value}' is not a positive whole number")))?
+                }
+                "consistent_read" => {
+                    opts.consistent_read = match value.to_ascii_lowercase().as_str() {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(invalid(format!("'{value}' is not true or false"))),
+                    }
+                }
+                "page_size" => {
+                    opts.page_size = Some(
+                        value
+                            .parse::<i32>()
+                            .ok()
+                            .filter(|n| *n > 0)
+                            .ok_or_else(|| invalid(format!("'{value}' is not a positive whole number")))?,
+                    )
+                }
+                "segments" => {
+                    opts.segments = Some(
+                        value
+                            .parse::<u32>()
+                            .ok()
+                            .filter(|n| (1..=1_000_000).contains(n))
+                            .ok_or_else(|| invalid(format!("'{value}' is not between 1 and 1000000")))?,
+                    )
+                }
+                "column_types" => opts.column_types = parse_column_types(value).map_err(invalid)?,
+                _ => {
+                    return Err(invalid(format!(
+                        "unknown option; accepted: {}",
+                        OPTION_KEYS.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(opts)
+    }
+}
+
+fn parse_column_types(spec: &str) -> std::result::Result<Vec<(String, ColumnType)>, String> {
+    spec.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|pair| {
+            let (name, ty) = pair
+                .split_once(':')
+                .ok_or_else(|| format!("'{pair}' is not 'name: type'"))?;
+            let ty = ty
+                .parse::<ColumnType>()
+                .map_err(|e| format!("type of '{}': {e}", name.trim()))?;
+            Ok((name.trim().to_string(), ty))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn parses_every_option() {
+        let o = TableOptions::from_map(&map(&[
+            ("format.sample_size", "50"),
+            ("format.consistent_read", "TRUE"),
+            ("dynamodb.page_size", "10"),
+            ("segments", "4"),
+            ("format.column_types", "Price: Decimal128(38, 4); raw: json;flag:boolean"),
+        ]))
+        .expect("valid");
+        assert_eq!(o.sample_size, 50);
+        assert!(o.consistent_read);
+        assert_eq!((o.page_size, o.segments), (Some(10), Some(4)));
+        assert_eq!(
+            o.column_types,
+            vec![
+                ("Price".to_string(), ColumnType::Arrow(DataType::Decimal128(38, 4))),
+                ("raw".to_string(), ColumnType::Json),
+                ("flag".to_string(), ColumnType::Arrow(DataType::Boolean)),
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_bad_values_and_unknown_keys() {
+        for (k, v) in [
+            ("format.sample_size", "0"),
+            ("format.consistent_read", "yes"),
+            ("format.segments", "-1"),
+            ("format.column_types", "price decimal"),
+            ("format.column_types", "price: NotAType"),
+            ("format.colour", "red"),
+        ] {
+            let err = TableOptions::from_map(&map(&[(k, v)])).expect_err("invalid");
+            assert!(err.to_string().contains(k), "{err}");
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! Schema inference by sampling: a few pages from several scan segments, so the
+//! sample spreads over the whole key space instead of one corner of it.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::Client;
+use futures::future::try_join_all;
+
+use crate::error::Result;
+use crate::infer::{Observed, merge_observations, observe_items};
+use crate::read::ScanRequest;
+
+/// Items sampled per segment; more segments are used for larger samples.
+const ITEMS_PER_SEGMENT: usize = 250;
+/// At most this many segments (and concurrent requests) while sampling.
+const MAX_SAMPLE_SEGMENTS: usize = 8;
+
+/// Observes up to `sample_size` items of `table`.
+pub(crate) async fn sample_table(
+    client: &Client,
+    table: &str,
+    sample_size: usize,
+    consistent_read: bool,
+) -> Result<BTreeMap<String, Observed>> {
+    let segments = sample_size.div_ceil(ITEMS_PER_SEGMENT).clamp(1, MAX_SAMPLE_SEGMENTS);
+    let per_segment = sample_size.div_ceil(segments);
+    let reads = (0..segments).map(|segment| {
+        let request = ScanRequest {
+            table: table.to_string(),
+            segment: (segments > 1).then_some((segment as i32, segments as i32)),
+            projection: None,
+            consistent_read,
+        };
+        async move {
+            let mut seen = BTreeMap::new();
+            let mut remaining = per_segment;
+            let mut start = None;
+            loop {
+                let limit = i32::try_from(remaining).unwrap_or(i32::MAX);
+                let page = request.page(client, start, Some(limit)).await?;
+                remaining = remaining.saturating_sub(page.items.len());
+                merge_observations(&mut seen, observe_items(&page.items));
+                start = page.next;
+                if remaining == 0 || start.is_none() {
+                    return Result::Ok(seen);
+                }
+            }
+        }
+    });
+    let mut all = BTreeMap::new();
+    for seen in try_join_all(reads).await? {
+        merge_observations(&mut all, seen);
+    }
+    Ok(all)
+}

@@ -1,0 +1,124 @@
+//! The Arrow schema of a table: key attributes first, then every sampled attribute.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+
+use crate::infer::{Observed, json_field};
+use crate::metadata::TableMeta;
+use crate::options::ColumnType;
+
+/// Builds the schema from the table's metadata and what sampling observed.
+///
+/// Table keys come first and are non-nullable; index keys and other attributes
+/// follow in name order and are nullable. Declared key types win over samples
+/// for `S` and `B`; `N` keys take their Arrow type from the sampled values.
+/// `overrides` replace inferred types and add attributes sampling did not see.
+pub(crate) fn build_schema(
+    meta: &TableMeta,
+    mut observed: BTreeMap<String, Observed>,
+    overrides: &[(String, ColumnType)],
+) -> SchemaRef {
+    for attr in &meta.attribute_types {
+        let declared = Observed::of_key_type(attr.key_type);
+        let merged = match observed.remove(&attr.name) {
+            // A key attribute always has its declared type; only numbers refine it.
+            Some(seen @ Observed::Number(_)) if matches!(declared, Observed::Number(_)) => {
+                seen.merge(declared)
+            }
+            _ => declared,
+        };
+        observed.insert(attr.name.clone(), merged);
+    }
+    let table_keys: Vec<&str> = meta.keys.attribute_names().collect();
+    let mut fields = Vec::with_capacity(observed.len());
+    for key in &table_keys {
+        if let Some(obs) = observed.remove(*key) {
+            fields.push(obs.to_field(key, false));
+        }
+    }
+    fields.extend(observed.iter().map(|(name, obs)| obs.to_field(name, true)));
+    for (name, ty) in overrides {
+        let nullable = !table_keys.contains(&name.as_str());
+        let field = match ty {
+            ColumnType::Arrow(dt) => Field::new(name, dt.clone(), nullable),
+            ColumnType::Json => json_field(name, nullable),
+        };
+        match fields.iter_mut().find(|f| f.name() == name) {
+            Some(existing) => *existing = field,
+            None => fields.push(field),
+        }
+    }
+    Arc::new(Schema::new(fields))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::infer::{is_json_field, observe_items};
+    use crate::metadata::{KeyAttribute, KeySchema, KeyType};
+    use aws_sdk_dynamodb::types::AttributeValue as AV;
+    use datafusion::arrow::datatypes::DataType;
+    use std::collections::HashMap;
+
+    fn meta() -> TableMeta {
+        let pk = KeyAttribute {
+            name: "userId".into(),
+            key_type: KeyType::S,
+        };
+        let sk = KeyAttribute {
+            name: "ts".into(),
+            key_type: KeyType::N,
+        };
+        TableMeta {
+            name: "T".into(),
+            keys: KeySchema {
+                partition_key: pk.clone(),
+                sort_key: Some(sk.clone()),
+            },
+            indexes: vec![],
+            item_count: 0,
+            size_bytes: 0,
+            attribute_types: vec![pk, sk],
+        }
+    }
+
+    #[test]
+    fn keys_first_then_sorted_attributes() {
+        let items = vec![HashMap::from([
+            ("zeta".to_string(), AV::S("z".into())),
+            ("alpha".to_string(), AV::N("1".into())),
+            ("ts".to_string(), AV::N("1.5".into())),
+            ("userId".to_string(), AV::S("u".into())),
+        ])];
+        let schema = build_schema(&meta(), observe_items(&items), &[]);
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["userId", "ts", "alpha", "zeta"]);
+        assert!(!schema.field(0).is_nullable() && !schema.field(1).is_nullable());
+        assert!(schema.field(2).is_nullable());
+        assert_eq!(schema.field(1).data_type(), &DataType::Decimal128(38, 1));
+    }
+
+    #[test]
+    fn keys_exist_even_in_an_empty_table() {
+        let schema = build_schema(&meta(), BTreeMap::new(), &[]);
+        assert_eq!(schema.field(0).data_type(), &DataType::Utf8);
+        assert_eq!(schema.field(1).data_type(), &DataType::Int64);
+    }
+
+    #[test]
+    fn overrides_replace_and_add() {
+        let items = vec![HashMap::from([("alpha".to_string(), AV::N("1".into()))])];
+        let schema = build_schema(
+            &meta(),
+            observe_items(&items),
+            &[
+                ("alpha".into(), ColumnType::Arrow(DataType::Float64)),
+                ("rare".into(), ColumnType::Json),
+            ],
+        );
+        assert_eq!(schema.field_with_name("alpha").map(|f| f.data_type().clone()).ok(), Some(DataType::Float64));
+        assert!(schema.field_with_name("rare").is_ok_and(|f| is_json_field(f)));
+    }
+}
