@@ -1,1 +1,8 @@
-fn main() {}
+//! Integration tests against DynamoDB Local on 127.0.0.1 (started by `scripts/test.sh`).
+//! One binary, many modules: linking DataFusion once keeps the suite fast.
+
+mod common;
+mod errors;
+mod scan;
+mod sql;
+mod types;

@@ -89,6 +89,14 @@ pub async fn list_tables(client: &Client) -> Result<Vec<String>> {
     }
 }
 
+/// DynamoDB's table-name rule: 3 to 255 characters of `a-z A-Z 0-9 _ - .`.
+pub(crate) fn is_valid_table_name(name: &str) -> bool {
+    (3..=255).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -113,6 +121,10 @@ impl SchemaProvider for DynamoSchemaProvider {
         }
         if let Some(t) = read(&self.described).get(name) {
             return Ok(Some(Arc::clone(t)));
+        }
+        if !is_valid_table_name(name) {
+            // DynamoDB could not have such a table; don't ask it.
+            return Ok(None);
         }
         let built = DynamoTableProvider::builder(self.client.clone(), name)
             .options(self.options.clone())
@@ -147,5 +159,20 @@ impl SchemaProvider for DynamoSchemaProvider {
 
     fn table_exist(&self, name: &str) -> bool {
         read(&self.registered).contains_key(name) || read(&self.names).iter().any(|n| n == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_valid_table_name;
+
+    #[test]
+    fn table_name_rule() {
+        for ok in ["abc", "User_Engagement-2026.v1", &"a".repeat(255)] {
+            assert!(is_valid_table_name(ok), "{ok}");
+        }
+        for bad in ["ab", "", "has space", "ümlaut", "semi;colon", &"a".repeat(256)] {
+            assert!(!is_valid_table_name(bad), "{bad}");
+        }
     }
 }

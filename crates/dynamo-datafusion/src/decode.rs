@@ -14,7 +14,10 @@ use datafusion::arrow::array::{
     ArrayRef, BinaryBuilder, BooleanBuilder, Decimal128Builder, Decimal256Builder, Float64Builder,
     Int64Builder, ListArray, RecordBatch, RecordBatchOptions, StringBuilder, StructArray,
 };
+use datafusion::arrow::array::AsArray;
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::Int64Type;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, SchemaRef};
 
 use crate::error::{Error, Result};
@@ -104,6 +107,9 @@ impl ItemDecoder {
                 },
                 expected: dt.clone(),
             });
+        }
+        if let Some(base) = base_type(dt) {
+            return self.build_via(field, base, values, path);
         }
         let n = values.len();
         let array: ArrayRef = match dt {
@@ -245,6 +251,35 @@ impl ItemDecoder {
         Ok(array)
     }
 
+    /// Builds a type DynamoDB has no direct counterpart for (e.g. `Int32`, `Utf8View`,
+    /// as SQL DDL declares them) through its base type, checking integer ranges.
+    fn build_via(
+        &self,
+        field: &Field,
+        base: DataType,
+        values: &[Option<&AttributeValue>],
+        path: &mut String,
+    ) -> Result<ArrayRef> {
+        let dt = field.data_type();
+        let base_field = field.clone().with_data_type(base);
+        let array = self.build(&base_field, values, path)?;
+        if let Some((min, max)) = integer_range(dt) {
+            let ints = array.as_primitive::<Int64Type>();
+            for (i, v) in ints.iter().enumerate() {
+                if let Some(v) = v
+                    && !(min..=max).contains(&i128::from(v))
+                    && let Some(value) = values[i]
+                {
+                    return Err(self.misfit(path, value, dt));
+                }
+            }
+        }
+        cast(&array, dt).map_err(|source| Error::Arrow {
+            table: self.table.to_string(),
+            source,
+        })
+    }
+
     fn build_list(
         &self,
         item: &FieldRef,
@@ -356,8 +391,36 @@ impl ItemDecoder {
     }
 }
 
+/// The type a column of `dt` is decoded as before a cast, for types DynamoDB
+/// values map to only through a wider or differently laid-out type.
+fn base_type(dt: &DataType) -> Option<DataType> {
+    match dt {
+        DataType::Utf8View | DataType::LargeUtf8 => Some(DataType::Utf8),
+        DataType::BinaryView | DataType::LargeBinary => Some(DataType::Binary),
+        DataType::Int8 | DataType::Int16 | DataType::Int32 => Some(DataType::Int64),
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => Some(DataType::Int64),
+        DataType::Float32 => Some(DataType::Float64),
+        _ => None,
+    }
+}
+
+fn integer_range(dt: &DataType) -> Option<(i128, i128)> {
+    Some(match dt {
+        DataType::Int8 => (i8::MIN.into(), i8::MAX.into()),
+        DataType::Int16 => (i16::MIN.into(), i16::MAX.into()),
+        DataType::Int32 => (i32::MIN.into(), i32::MAX.into()),
+        DataType::UInt8 => (0, u8::MAX.into()),
+        DataType::UInt16 => (0, u16::MAX.into()),
+        DataType::UInt32 => (0, u32::MAX.into()),
+        _ => return None,
+    })
+}
+
 /// Checks, before any item is read, that a column's type can hold DynamoDB values.
 fn check_supported(field: &Field, path: &str) -> Result<()> {
+    if base_type(field.data_type()).is_some() {
+        return Ok(());
+    }
     match field.data_type() {
         DataType::Utf8
         | DataType::Int64
@@ -381,7 +444,7 @@ fn check_supported(field: &Field, path: &str) -> Result<()> {
 mod tests {
     use super::*;
     use crate::infer::json_field;
-    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::array::Array;
     use datafusion::arrow::datatypes::{Decimal128Type, Int64Type, Schema};
 
     fn item(pairs: &[(&str, AttributeValue)]) -> Item {
@@ -498,6 +561,23 @@ mod tests {
         let d = decoder(vec![]);
         let batch = d.decode(&[item(&[]), item(&[])]).expect("decodes");
         assert_eq!(batch.num_rows(), 2);
+    }
+
+    #[test]
+    fn ddl_types_decode_through_their_base_type_with_range_checks() {
+        let d = decoder(vec![
+            Field::new("s", DataType::Utf8View, true),
+            Field::new("i", DataType::Int32, true),
+        ]);
+        let batch = d
+            .decode(&[item(&[("s", AttributeValue::S("v".into())), ("i", AttributeValue::N("7".into()))])])
+            .expect("decodes");
+        assert_eq!(batch.column(0).data_type(), &DataType::Utf8View);
+        assert_eq!(batch.column(1).data_type(), &DataType::Int32);
+        let err = d
+            .decode(&[item(&[("i", AttributeValue::N("3000000000".into()))])])
+            .expect_err("out of Int32 range");
+        assert!(err.to_string().contains("3000000000"), "{err}");
     }
 
     #[test]

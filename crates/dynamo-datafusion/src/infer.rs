@@ -185,6 +185,8 @@ impl Observed {
                 let item = inner.data_type()?;
                 DataType::List(Field::new("item", item, true).into())
             }
+            // An always-empty map tells nothing about its keys.
+            Observed::Struct(fields) if fields.is_empty() => return None,
             Observed::Struct(fields) => DataType::Struct(
                 fields
                     .iter()

@@ -1,1 +1,87 @@
-fn main() {}
+//! `dynamo-sql`: SQL over Amazon DynamoDB, as a REPL or a one-shot command.
+//!
+//! ```text
+//! dynamo-sql [--endpoint-url URL] [--region R] [--profile P] [-c SQL]... [-f FILE]... [--format table|csv|json|ndjson]
+//! ```
+
+mod command;
+mod exec;
+mod print;
+mod repl;
+mod session;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use dynamo_datafusion::ConnectionOptions;
+
+use crate::print::Format;
+
+/// SQL over Amazon DynamoDB tables, on Apache DataFusion.
+///
+/// Every table of the account and region is queryable by its exact
+/// (case-sensitive) name. Without -c or -f, starts an interactive REPL.
+#[derive(Debug, Parser)]
+#[command(name = "dynamo-sql", version)]
+struct Args {
+    /// DynamoDB endpoint, e.g. http://127.0.0.1:8000 for a local server.
+    #[arg(long, value_name = "URL")]
+    endpoint_url: Option<String>,
+
+    /// AWS region (default: from the environment or profile).
+    #[arg(long, value_name = "R")]
+    region: Option<String>,
+
+    /// Named profile from the AWS config and credentials files.
+    #[arg(long, value_name = "P")]
+    profile: Option<String>,
+
+    /// SQL (or a backslash command) to run; may be repeated. Statements end with ';'.
+    #[arg(short = 'c', long = "command", value_name = "SQL")]
+    commands: Vec<String>,
+
+    /// File of SQL statements to run; may be repeated.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    files: Vec<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match main_inner(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn main_inner(args: Args) -> Result<(), exec::CliError> {
+    let connection = ConnectionOptions {
+        endpoint_url: args.endpoint_url,
+        region: args.region,
+        profile: args.profile,
+    };
+    let ctx = session::build_context(&connection).await?;
+    if args.commands.is_empty() && args.files.is_empty() {
+        return repl::run(&ctx, args.format).await;
+    }
+    let mut out = std::io::stdout().lock();
+    for sql in &args.commands {
+        exec::run_text(&ctx, sql, args.format, &mut out).await?;
+    }
+    for file in &args.files {
+        let sql = std::fs::read_to_string(file).map_err(|e| exec::CliError::Io {
+            what: format!("reading {}", file.display()),
+            source: e,
+        })?;
+        exec::run_text(&ctx, &sql, args.format, &mut out).await?;
+    }
+    Ok(())
+}

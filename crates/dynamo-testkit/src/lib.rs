@@ -1,1 +1,11 @@
-//! placeholder
+//! Support for tests, examples, benchmarks and the demo: SDK clients for a
+//! local DynamoDB-API server (loopback only), table fixtures, bulk loading,
+//! and the demo tables.
+
+mod demo;
+mod fixtures;
+mod local;
+
+pub use demo::{DEMO_TABLES, load_demo};
+pub use fixtures::{IndexSpec, TableSpec, create_table, delete_table, put_items, unique_name};
+pub use local::{ENDPOINT_ENV, LocalError, local_client, local_client_as, local_endpoint};

@@ -1,0 +1,87 @@
+//! The interactive REPL, in the manner of datafusion-cli.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use datafusion::prelude::SessionContext;
+use rustyline::DefaultEditor;
+use rustyline::error::ReadlineError;
+
+use crate::exec::{CliError, run_text};
+use crate::print::Format;
+
+const PROMPT: &str = "dynamo-sql> ";
+const CONTINUATION: &str = "         -> ";
+
+fn history_file() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".dynamo_sql_history"))
+}
+
+/// Reads statements until `\q` or end of input. Errors are printed and the
+/// loop goes on; Ctrl-C cancels the statement being typed or run.
+pub async fn run(ctx: &SessionContext, format: Format) -> Result<(), CliError> {
+    let mut editor = DefaultEditor::new().map_err(|e| CliError::Setup(e.to_string()))?;
+    let history = history_file();
+    if let Some(h) = &history {
+        let _ = editor.load_history(h);
+    }
+    println!("dynamo-sql {} — SQL over DynamoDB. \\? for help, \\q to quit.", env!("CARGO_PKG_VERSION"));
+    let mut buffer = String::new();
+    loop {
+        let prompt = if buffer.is_empty() { PROMPT } else { CONTINUATION };
+        match editor.readline(prompt) {
+            Ok(line) => {
+                let trimmed = line.trim();
+                if buffer.is_empty() && trimmed.starts_with('\\') {
+                    let _ = editor.add_history_entry(trimmed);
+                    if matches!(trimmed, "\\q" | "\\quit") {
+                        break;
+                    }
+                    execute(ctx, trimmed, format).await;
+                    continue;
+                }
+                if trimmed.is_empty() && buffer.is_empty() {
+                    continue;
+                }
+                if !buffer.is_empty() {
+                    buffer.push('\n');
+                }
+                buffer.push_str(&line);
+                if trimmed.ends_with(';') {
+                    let _ = editor.add_history_entry(buffer.as_str());
+                    execute(ctx, &buffer, format).await;
+                    buffer.clear();
+                }
+            }
+            Err(ReadlineError::Interrupted) => buffer.clear(),
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(CliError::Setup(format!("reading input: {e}"))),
+        }
+    }
+    if let Some(h) = &history {
+        let _ = editor.save_history(h);
+    }
+    Ok(())
+}
+
+async fn execute(ctx: &SessionContext, text: &str, format: Format) {
+    let mut out = std::io::stdout();
+    let run = run_text(ctx, text, format, &mut out);
+    tokio::select! {
+        result = run => match result {
+            Ok(outcomes) => {
+                for o in outcomes {
+                    println!(
+                        "{} row{} fetched. Elapsed {:.3} seconds.\n",
+                        o.rows,
+                        if o.rows == 1 { "" } else { "s" },
+                        o.elapsed.as_secs_f64()
+                    );
+                }
+            }
+            Err(e) => eprintln!("Error: {e}"),
+        },
+        _ = tokio::signal::ctrl_c() => eprintln!("Query cancelled."),
+    }
+    let _ = out.flush();
+}

@@ -1,0 +1,96 @@
+//! Shared helpers: clients, tables, running SQL, rendering rows for comparison.
+
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::Client;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use dynamo_datafusion::{DynamoScanExec, DynamoTableProvider};
+
+/// The shared test client; fails loudly when the suite runs without the server.
+pub async fn client() -> Client {
+    dynamo_testkit::local_client()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A session with DynamoDB's case-sensitive names (no identifier normalisation).
+pub fn context() -> SessionContext {
+    let mut config = SessionConfig::new().with_target_partitions(4);
+    config.options_mut().sql_parser.enable_ident_normalization = false;
+    SessionContext::new_with_config(config)
+}
+
+/// Registers `provider` as `name` in a fresh case-sensitive session.
+pub fn context_with(name: &str, provider: DynamoTableProvider) -> SessionContext {
+    let ctx = context();
+    ctx.register_table(name, Arc::new(provider))
+        .expect("register table");
+    ctx
+}
+
+/// Runs SQL and collects the batches.
+pub async fn query(ctx: &SessionContext, sql: &str) -> datafusion::error::Result<Vec<RecordBatch>> {
+    ctx.sql(sql).await?.collect().await
+}
+
+/// Renders every row as `v1|v2|...` (NULL as `NULL`), in result order.
+pub fn rows(batches: &[RecordBatch]) -> Vec<String> {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for b in batches {
+        let fmts: Vec<ArrayFormatter> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formatter"))
+            .collect();
+        for r in 0..b.num_rows() {
+            out.push(
+                fmts.iter()
+                    .map(|f| f.value(r).to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            );
+        }
+    }
+    out
+}
+
+/// [`rows`], sorted: for comparing results whose order is not defined.
+pub fn sorted_rows(batches: &[RecordBatch]) -> Vec<String> {
+    let mut r = rows(batches);
+    r.sort();
+    r
+}
+
+/// Runs SQL, returning the batches and the executed physical plan (for metrics).
+pub async fn run_with_plan(
+    ctx: &SessionContext,
+    sql: &str,
+) -> (Vec<RecordBatch>, Arc<dyn ExecutionPlan>) {
+    let df = ctx.sql(sql).await.expect("plan");
+    let plan = df.create_physical_plan().await.expect("physical plan");
+    let batches = collect(Arc::clone(&plan), ctx.task_ctx()).await.expect("run");
+    (batches, plan)
+}
+
+/// Finds the DynamoDB scan in a plan.
+pub fn find_scan(plan: &Arc<dyn ExecutionPlan>) -> Option<&DynamoScanExec> {
+    if let Some(scan) = (plan.as_ref() as &dyn std::any::Any).downcast_ref::<DynamoScanExec>() {
+        return Some(scan);
+    }
+    plan.children().into_iter().find_map(find_scan)
+}
+
+/// Sum of a named metric over the partitions of the scan in `plan`.
+pub fn scan_metric(plan: &Arc<dyn ExecutionPlan>, name: &str) -> usize {
+    let scan = find_scan(plan).expect("plan has a DynamoScanExec");
+    let metrics = scan.metrics().expect("scan has metrics");
+    if name == "output_rows" {
+        // DataFusion keeps the standard row count out of `sum_by_name`.
+        return metrics.output_rows().unwrap_or(0);
+    }
+    metrics.sum_by_name(name).map(|v| v.as_usize()).unwrap_or(0)
+}

@@ -1,0 +1,145 @@
+//! Reading whole tables: many pages, parallel segments, limits, sampling.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType};
+use dynamo_datafusion::DynamoTableProvider;
+use dynamo_testkit::{TableSpec, create_table, put_items, unique_name};
+
+use crate::common::{client, context_with, query, rows, run_with_plan, scan_metric, sorted_rows};
+
+const BIG_ITEMS: usize = 3_000;
+
+/// 3,000 items of ~1.6 KB: about 5 MB, so a scan needs several 1 MB pages.
+async fn big_table() -> (String, aws_sdk_dynamodb::Client) {
+    let client = client().await;
+    let table = unique_name("big");
+    create_table(
+        &client,
+        &TableSpec::new(&table, "pk", ScalarAttributeType::S).sort_key("sk", ScalarAttributeType::N),
+    )
+    .await
+    .expect("create");
+    let pad = "x".repeat(1_500);
+    let items = (0..BIG_ITEMS)
+        .map(|i| {
+            HashMap::from([
+                ("pk".to_string(), AV::S(format!("p{}", i % 37))),
+                ("sk".to_string(), AV::N(i.to_string())),
+                ("n".to_string(), AV::N(i.to_string())),
+                ("pad".to_string(), AV::S(pad.clone())),
+            ])
+        })
+        .collect();
+    put_items(&client, &table, items).await.expect("put");
+    (table, client)
+}
+
+#[tokio::test]
+async fn many_pages_lose_and_duplicate_nothing() {
+    let (table, client) = big_table().await;
+    let provider = DynamoTableProvider::builder(client.clone(), &table)
+        .segments(1)
+        .build()
+        .await
+        .expect("provider");
+    let ctx = context_with("t", provider);
+    let (batches, plan) =
+        run_with_plan(&ctx, "SELECT count(*), count(DISTINCT sk), sum(n), min(sk), max(sk) FROM t").await;
+    let expected_sum: usize = (0..BIG_ITEMS).sum();
+    assert_eq!(
+        rows(&batches),
+        vec![format!("{BIG_ITEMS}|{BIG_ITEMS}|{expected_sum}|0|{}", BIG_ITEMS - 1)]
+    );
+    assert!(scan_metric(&plan, "pages") >= 4, "a ~5 MB table must take several 1 MB pages");
+    assert_eq!(scan_metric(&plan, "output_rows"), BIG_ITEMS);
+
+    // Tiny pages: hundreds of continuation keys, still every item exactly once.
+    let provider = DynamoTableProvider::builder(client, &table)
+        .segments(1)
+        .page_size(7)
+        .build()
+        .await
+        .expect("provider");
+    let ctx = context_with("t", provider);
+    let (batches, plan) = run_with_plan(&ctx, "SELECT count(*), count(DISTINCT sk), sum(n) FROM t").await;
+    assert_eq!(rows(&batches), vec![format!("{BIG_ITEMS}|{BIG_ITEMS}|{expected_sum}")]);
+    assert!(scan_metric(&plan, "pages") >= BIG_ITEMS / 7);
+}
+
+#[tokio::test]
+async fn parallel_scan_union_equals_plain_scan() {
+    let (table, client) = big_table().await;
+    let read = |segments: u32| {
+        let client = client.clone();
+        let table = table.clone();
+        async move {
+            let provider = DynamoTableProvider::builder(client, &table)
+                .segments(segments)
+                .build()
+                .await
+                .expect("provider");
+            let ctx = context_with("t", provider);
+            let (batches, plan) = run_with_plan(&ctx, "SELECT pk, sk, n FROM t").await;
+            let partitions = crate::common::find_scan(&plan).expect("scan").segments();
+            (sorted_rows(&batches), partitions)
+        }
+    };
+    let (plain, one) = read(1).await;
+    assert_eq!(one, 1);
+    assert_eq!(plain.len(), BIG_ITEMS);
+    for segments in [2, 4, 7] {
+        let (parallel, n) = read(segments).await;
+        assert_eq!(n, segments);
+        assert_eq!(parallel, plain, "{segments} segments must return exactly the plain scan");
+    }
+}
+
+#[tokio::test]
+async fn segments_follow_size_and_target_partitions() {
+    let (table, client) = big_table().await;
+    let provider = DynamoTableProvider::try_new(client, &table).await.expect("provider");
+    let size = provider.meta().size_bytes;
+    let ctx = context_with("t", provider); // target_partitions = 4
+    let (_, plan) = run_with_plan(&ctx, "SELECT count(*) FROM t").await;
+    let segments = crate::common::find_scan(&plan).expect("scan").segments();
+    let expected = size.div_ceil(4 * 1024 * 1024).clamp(1, 4) as u32;
+    assert_eq!(segments, expected, "table of {size} bytes");
+}
+
+#[tokio::test]
+async fn plain_limit_reads_only_what_it_needs() {
+    let (table, client) = big_table().await;
+    let provider = DynamoTableProvider::try_new(client, &table).await.expect("provider");
+    let ctx = context_with("t", provider);
+    let (batches, plan) = run_with_plan(&ctx, "SELECT pk, sk FROM t LIMIT 5").await;
+    assert_eq!(rows(&batches).len(), 5);
+    let scan = crate::common::find_scan(&plan).expect("scan");
+    assert_eq!(scan.limit(), Some(5));
+    assert_eq!(scan_metric(&plan, "scanned_count"), 5, "only 5 items evaluated");
+    assert_eq!(scan_metric(&plan, "requests"), 1);
+    assert_eq!(scan.projected_attributes(), vec!["pk".to_string(), "sk".to_string()]);
+}
+
+#[tokio::test]
+async fn sampling_finds_an_attribute_in_one_percent_of_20k_items() {
+    let client = client().await;
+    let table = unique_name("sparse");
+    create_table(&client, &TableSpec::new(&table, "id", ScalarAttributeType::N))
+        .await
+        .expect("create");
+    let items = (0..20_000u32)
+        .map(|i| {
+            let mut item = HashMap::from([("id".to_string(), AV::N(i.to_string()))]);
+            if i % 100 == 37 {
+                item.insert("rare".to_string(), AV::S(format!("r{i}")));
+            }
+            item
+        })
+        .collect();
+    put_items(&client, &table, items).await.expect("put");
+    let provider = DynamoTableProvider::try_new(client, &table).await.expect("provider");
+    let ctx = context_with("t", provider);
+    let got = rows(&query(&ctx, "SELECT count(*), count(rare) FROM t").await.expect("rare is in the schema"));
+    assert_eq!(got, vec!["20000|200"]);
+}
