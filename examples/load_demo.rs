@@ -19,7 +19,10 @@ async fn main() -> ExitCode {
     };
     match dynamo_testkit::load_demo(&client).await {
         Ok(n) => {
-            eprintln!("load_demo: wrote {n} items into {:?}", dynamo_testkit::DEMO_TABLES);
+            eprintln!(
+                "load_demo: wrote {n} items into {:?}",
+                dynamo_testkit::DEMO_TABLES
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -72,7 +72,9 @@ pub async fn run_with_plan(
 ) -> (Vec<RecordBatch>, Arc<dyn ExecutionPlan>) {
     let df = ctx.sql(sql).await.expect("plan");
     let plan = df.create_physical_plan().await.expect("physical plan");
-    let batches = collect(Arc::clone(&plan), ctx.task_ctx()).await.expect("run");
+    let batches = collect(Arc::clone(&plan), ctx.task_ctx())
+        .await
+        .expect("run");
     (batches, plan)
 }
 

@@ -14,22 +14,36 @@ async fn unknown_table_is_named() {
         .await
         .expect_err("missing table");
     assert!(matches!(err, Error::TableNotFound { .. }), "{err:?}");
-    assert!(err.to_string().contains("'NoSuchTable_xyz' does not exist"), "{err}");
+    assert!(
+        err.to_string().contains("'NoSuchTable_xyz' does not exist"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn unknown_column_and_bad_sql() {
     let client = client().await;
     let table = unique_name("errs");
-    create_table(&client, &TableSpec::new(&table, "id", ScalarAttributeType::S))
+    create_table(
+        &client,
+        &TableSpec::new(&table, "id", ScalarAttributeType::S),
+    )
+    .await
+    .expect("create");
+    put_items(
+        &client,
+        &table,
+        vec![HashMap::from([("id".to_string(), AV::S("a".into()))])],
+    )
+    .await
+    .expect("put");
+    let provider = DynamoTableProvider::try_new(client, &table)
         .await
-        .expect("create");
-    put_items(&client, &table, vec![HashMap::from([("id".to_string(), AV::S("a".into()))])])
-        .await
-        .expect("put");
-    let provider = DynamoTableProvider::try_new(client, &table).await.expect("provider");
+        .expect("provider");
     let ctx = context_with("t", provider);
-    let err = query(&ctx, "SELECT nope FROM t").await.expect_err("unknown column");
+    let err = query(&ctx, "SELECT nope FROM t")
+        .await
+        .expect_err("unknown column");
     assert!(err.to_string().contains("No field named nope"), "{err}");
     let err = query(&ctx, "SELEC id FROM t").await.expect_err("bad SQL");
     assert!(err.to_string().contains("SELEC"), "{err}");
@@ -48,17 +62,34 @@ async fn unreachable_endpoint_is_a_clear_error() {
         region: Some("us-east-1".into()),
         profile: None,
     };
-    let config = options.sdk_config().await.into_builder().credentials_provider(
-        aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
-            aws_sdk_dynamodb::config::Credentials::new("test", "local-secret", None, None, "static"),
-        ),
-    );
+    let config = options
+        .sdk_config()
+        .await
+        .into_builder()
+        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+            aws_sdk_dynamodb::config::Credentials::new(
+                "test",
+                "local-secret",
+                None,
+                None,
+                "static",
+            ),
+        ));
     let client = aws_sdk_dynamodb::Client::new(&config.build());
     let err = DynamoTableProvider::try_new(client, "Anything")
         .await
         .expect_err("nothing listens there");
     let msg = err.to_string();
-    assert!(msg.contains("DescribeTable") && msg.contains("Anything"), "{msg}");
-    assert!(msg.to_lowercase().contains("connect") || msg.contains("dispatch"), "{msg}");
-    assert!(!msg.contains("local-secret"), "secrets never appear in errors: {msg}");
+    assert!(
+        msg.contains("DescribeTable") && msg.contains("Anything"),
+        "{msg}"
+    );
+    assert!(
+        msg.to_lowercase().contains("connect") || msg.contains("dispatch"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("local-secret"),
+        "secrets never appear in errors: {msg}"
+    );
 }

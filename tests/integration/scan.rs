@@ -16,7 +16,8 @@ async fn big_table() -> (String, aws_sdk_dynamodb::Client) {
     let table = unique_name("big");
     create_table(
         &client,
-        &TableSpec::new(&table, "pk", ScalarAttributeType::S).sort_key("sk", ScalarAttributeType::N),
+        &TableSpec::new(&table, "pk", ScalarAttributeType::S)
+            .sort_key("sk", ScalarAttributeType::N),
     )
     .await
     .expect("create");
@@ -44,14 +45,23 @@ async fn many_pages_lose_and_duplicate_nothing() {
         .await
         .expect("provider");
     let ctx = context_with("t", provider);
-    let (batches, plan) =
-        run_with_plan(&ctx, "SELECT count(*), count(DISTINCT sk), sum(n), min(sk), max(sk) FROM t").await;
+    let (batches, plan) = run_with_plan(
+        &ctx,
+        "SELECT count(*), count(DISTINCT sk), sum(n), min(sk), max(sk) FROM t",
+    )
+    .await;
     let expected_sum: usize = (0..BIG_ITEMS).sum();
     assert_eq!(
         rows(&batches),
-        vec![format!("{BIG_ITEMS}|{BIG_ITEMS}|{expected_sum}|0|{}", BIG_ITEMS - 1)]
+        vec![format!(
+            "{BIG_ITEMS}|{BIG_ITEMS}|{expected_sum}|0|{}",
+            BIG_ITEMS - 1
+        )]
     );
-    assert!(scan_metric(&plan, "pages") >= 4, "a ~5 MB table must take several 1 MB pages");
+    assert!(
+        scan_metric(&plan, "pages") >= 4,
+        "a ~5 MB table must take several 1 MB pages"
+    );
     assert_eq!(scan_metric(&plan, "output_rows"), BIG_ITEMS);
 
     // Tiny pages: hundreds of continuation keys, still every item exactly once.
@@ -62,8 +72,12 @@ async fn many_pages_lose_and_duplicate_nothing() {
         .await
         .expect("provider");
     let ctx = context_with("t", provider);
-    let (batches, plan) = run_with_plan(&ctx, "SELECT count(*), count(DISTINCT sk), sum(n) FROM t").await;
-    assert_eq!(rows(&batches), vec![format!("{BIG_ITEMS}|{BIG_ITEMS}|{expected_sum}")]);
+    let (batches, plan) =
+        run_with_plan(&ctx, "SELECT count(*), count(DISTINCT sk), sum(n) FROM t").await;
+    assert_eq!(
+        rows(&batches),
+        vec![format!("{BIG_ITEMS}|{BIG_ITEMS}|{expected_sum}")]
+    );
     assert!(scan_metric(&plan, "pages") >= BIG_ITEMS / 7);
 }
 
@@ -91,14 +105,19 @@ async fn parallel_scan_union_equals_plain_scan() {
     for segments in [2, 4, 7] {
         let (parallel, n) = read(segments).await;
         assert_eq!(n, segments);
-        assert_eq!(parallel, plain, "{segments} segments must return exactly the plain scan");
+        assert_eq!(
+            parallel, plain,
+            "{segments} segments must return exactly the plain scan"
+        );
     }
 }
 
 #[tokio::test]
 async fn segments_follow_size_and_target_partitions() {
     let (table, client) = big_table().await;
-    let provider = DynamoTableProvider::try_new(client, &table).await.expect("provider");
+    let provider = DynamoTableProvider::try_new(client, &table)
+        .await
+        .expect("provider");
     let size = provider.meta().size_bytes;
     let ctx = context_with("t", provider); // target_partitions = 4
     let (_, plan) = run_with_plan(&ctx, "SELECT count(*) FROM t").await;
@@ -110,24 +129,36 @@ async fn segments_follow_size_and_target_partitions() {
 #[tokio::test]
 async fn plain_limit_reads_only_what_it_needs() {
     let (table, client) = big_table().await;
-    let provider = DynamoTableProvider::try_new(client, &table).await.expect("provider");
+    let provider = DynamoTableProvider::try_new(client, &table)
+        .await
+        .expect("provider");
     let ctx = context_with("t", provider);
     let (batches, plan) = run_with_plan(&ctx, "SELECT pk, sk FROM t LIMIT 5").await;
     assert_eq!(rows(&batches).len(), 5);
     let scan = crate::common::find_scan(&plan).expect("scan");
     assert_eq!(scan.limit(), Some(5));
-    assert_eq!(scan_metric(&plan, "scanned_count"), 5, "only 5 items evaluated");
+    assert_eq!(
+        scan_metric(&plan, "scanned_count"),
+        5,
+        "only 5 items evaluated"
+    );
     assert_eq!(scan_metric(&plan, "requests"), 1);
-    assert_eq!(scan.projected_attributes(), vec!["pk".to_string(), "sk".to_string()]);
+    assert_eq!(
+        scan.projected_attributes(),
+        vec!["pk".to_string(), "sk".to_string()]
+    );
 }
 
 #[tokio::test]
 async fn sampling_finds_an_attribute_in_one_percent_of_20k_items() {
     let client = client().await;
     let table = unique_name("sparse");
-    create_table(&client, &TableSpec::new(&table, "id", ScalarAttributeType::N))
-        .await
-        .expect("create");
+    create_table(
+        &client,
+        &TableSpec::new(&table, "id", ScalarAttributeType::N),
+    )
+    .await
+    .expect("create");
     let items = (0..20_000u32)
         .map(|i| {
             let mut item = HashMap::from([("id".to_string(), AV::N(i.to_string()))]);
@@ -138,8 +169,14 @@ async fn sampling_finds_an_attribute_in_one_percent_of_20k_items() {
         })
         .collect();
     put_items(&client, &table, items).await.expect("put");
-    let provider = DynamoTableProvider::try_new(client, &table).await.expect("provider");
+    let provider = DynamoTableProvider::try_new(client, &table)
+        .await
+        .expect("provider");
     let ctx = context_with("t", provider);
-    let got = rows(&query(&ctx, "SELECT count(*), count(rare) FROM t").await.expect("rare is in the schema"));
+    let got = rows(
+        &query(&ctx, "SELECT count(*), count(rare) FROM t")
+            .await
+            .expect("rare is in the schema"),
+    );
     assert_eq!(got, vec!["20000|200"]);
 }

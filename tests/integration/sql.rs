@@ -18,9 +18,12 @@ async fn shop() -> (String, String, aws_sdk_dynamodb::Client) {
     let client = client().await;
     let customers = unique_name("Customers");
     let orders = unique_name("Orders");
-    create_table(&client, &TableSpec::new(&customers, "customerId", ScalarAttributeType::S))
-        .await
-        .expect("create customers");
+    create_table(
+        &client,
+        &TableSpec::new(&customers, "customerId", ScalarAttributeType::S),
+    )
+    .await
+    .expect("create customers");
     create_table(
         &client,
         &TableSpec::new(&orders, "customerId", ScalarAttributeType::S)
@@ -46,7 +49,9 @@ async fn shop() -> (String, String, aws_sdk_dynamodb::Client) {
             ])
         })
         .collect();
-    put_items(&client, &customers, custs).await.expect("put customers");
+    put_items(&client, &customers, custs)
+        .await
+        .expect("put customers");
     put_items(&client, &orders, ords).await.expect("put orders");
     (customers, orders, client)
 }
@@ -106,13 +111,18 @@ async fn tables_are_found_by_exact_case_sensitive_name() {
     let (customers, _orders, client) = shop().await;
     let ctx = catalog_context(client).await;
     let got = rows(
-        &query(&ctx, &format!("SELECT count(*) FROM {customers} WHERE region = 'north'"))
-            .await
-            .expect("unquoted mixed-case name works as typed"),
+        &query(
+            &ctx,
+            &format!("SELECT count(*) FROM {customers} WHERE region = 'north'"),
+        )
+        .await
+        .expect("unquoted mixed-case name works as typed"),
     );
     assert_eq!(got, vec!["10"]);
     let wrong_case = customers.to_lowercase();
-    let err = query(&ctx, &format!("SELECT * FROM {wrong_case}")).await.expect_err("other case");
+    let err = query(&ctx, &format!("SELECT * FROM {wrong_case}"))
+        .await
+        .expect_err("other case");
     assert!(err.to_string().contains("not found"), "{err}");
 }
 
@@ -129,7 +139,11 @@ async fn create_external_table_with_options_and_explicit_columns() {
     )
     .await
     .expect("create with options");
-    let got = rows(&query(&ctx, "SELECT total FROM o2 WHERE orderId = 101").await.expect("query"));
+    let got = rows(
+        &query(&ctx, "SELECT total FROM o2 WHERE orderId = 101")
+            .await
+            .expect("query"),
+    );
     assert_eq!(got, vec!["101.01"]);
     query(
         &ctx,
@@ -140,7 +154,11 @@ async fn create_external_table_with_options_and_explicit_columns() {
     )
     .await
     .expect("create with columns");
-    let got = rows(&query(&ctx, "SELECT count(*), sum(total) FROM o3").await.expect("query"));
+    let got = rows(
+        &query(&ctx, "SELECT count(*), sum(total) FROM o3")
+            .await
+            .expect("query"),
+    );
     let cents: i64 = (0..300i64).map(|o| o * 100 + o % 100).sum();
     assert_eq!(got, vec![format!("300|{}.{:02}", cents / 100, cents % 100)]);
 

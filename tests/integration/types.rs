@@ -23,9 +23,12 @@ fn n(s: &str) -> AV {
 async fn typed_table() -> (String, aws_sdk_dynamodb::Client) {
     let client = client().await;
     let table = unique_name("types");
-    create_table(&client, &TableSpec::new(&table, "id", ScalarAttributeType::S))
-        .await
-        .expect("create");
+    create_table(
+        &client,
+        &TableSpec::new(&table, "id", ScalarAttributeType::S),
+    )
+    .await
+    .expect("create");
     let a = item(vec![
         ("id", AV::S("a".into())),
         ("price", n("1234567890123456789012345678.9012345678")),
@@ -39,13 +42,19 @@ async fn typed_table() -> (String, aws_sdk_dynamodb::Client) {
         ("ss", AV::Ss(vec!["x".into(), "y".into()])),
         ("ns", AV::Ns(vec!["1.5".into(), "-2".into()])),
         ("bs", AV::Bs(vec![Blob::new(vec![9u8])])),
-        ("mixed", AV::L(vec![AV::S("s".into()), n("1"), AV::Bool(false)])),
+        (
+            "mixed",
+            AV::L(vec![AV::S("s".into()), n("1"), AV::Bool(false)]),
+        ),
         (
             "m",
             AV::M(HashMap::from([
                 ("city".to_string(), AV::S("Oslo".into())),
                 ("zip".to_string(), n("150")),
-                ("tags".to_string(), AV::L(vec![AV::S("t1".into()), AV::S("t2".into())])),
+                (
+                    "tags".to_string(),
+                    AV::L(vec![AV::S("t1".into()), AV::S("t2".into())]),
+                ),
                 (
                     "inner".to_string(),
                     AV::M(HashMap::from([("deep".to_string(), AV::Bool(true))])),
@@ -80,7 +89,9 @@ async fn typed_table() -> (String, aws_sdk_dynamodb::Client) {
 #[tokio::test]
 async fn every_type_round_trips_exactly() {
     let (table, client) = typed_table().await;
-    let provider = DynamoTableProvider::try_new(client, &table).await.expect("provider");
+    let provider = DynamoTableProvider::try_new(client, &table)
+        .await
+        .expect("provider");
     let schema = provider.schema();
     let ty = |c: &str| schema.field_with_name(c).expect(c).data_type().clone();
     assert_eq!(ty("id"), DataType::Utf8);
@@ -90,8 +101,12 @@ async fn every_type_round_trips_exactly() {
     assert_eq!(ty("i"), DataType::Int64);
     assert_eq!(ty("wide"), DataType::Decimal256(76, 20));
     assert!(is_json_field(schema.field_with_name("tiny").expect("tiny")));
-    assert!(is_json_field(schema.field_with_name("mixed").expect("mixed")));
-    assert!(is_json_field(schema.field_with_name("conflict").expect("conflict")));
+    assert!(is_json_field(
+        schema.field_with_name("mixed").expect("mixed")
+    ));
+    assert!(is_json_field(
+        schema.field_with_name("conflict").expect("conflict")
+    ));
     assert_eq!(ty("bin"), DataType::Binary);
     assert_eq!(ty("flag"), DataType::Boolean);
     assert!(matches!(ty("ss"), DataType::List(f) if f.data_type() == &DataType::Utf8));
@@ -128,12 +143,18 @@ async fn every_type_round_trips_exactly() {
     );
 
     // Nested struct fields and binary values, checked on the Arrow arrays.
-    let batches = query(&ctx, "SELECT m['city'], m['zip'], m['tags'], m['inner']['deep'], bin, bs FROM t ORDER BY id")
-        .await
-        .expect("nested query");
+    let batches = query(
+        &ctx,
+        "SELECT m['city'], m['zip'], m['tags'], m['inner']['deep'], bin, bs FROM t ORDER BY id",
+    )
+    .await
+    .expect("nested query");
     assert_eq!(
         rows(&batches),
-        vec!["Oslo|150|[t1, t2]|true|000102ff|[09]", "NULL|7|NULL|NULL|NULL|NULL"]
+        vec![
+            "Oslo|150|[t1, t2]|true|000102ff|[09]",
+            "NULL|7|NULL|NULL|NULL|NULL"
+        ]
     );
     let bin = batches[0].column(4).as_binary::<i32>();
     assert_eq!(bin.value(0), &[0u8, 1, 2, 255]);
@@ -148,7 +169,9 @@ async fn a_value_that_does_not_fit_is_a_clear_error() {
         .await
         .expect("provider");
     let ctx = context_with("t", provider);
-    let err = query(&ctx, "SELECT price FROM t").await.expect_err("1.5 does not fit Int64");
+    let err = query(&ctx, "SELECT price FROM t")
+        .await
+        .expect_err("1.5 does not fit Int64");
     let msg = err.to_string();
     assert!(msg.contains(&format!("table '{table}'")), "{msg}");
     assert!(msg.contains("attribute 'price'"), "{msg}");
@@ -171,7 +194,11 @@ async fn overrides_read_as_asked() {
         .await
         .expect("provider");
     let ctx = context_with("t", provider);
-    let got = rows(&query(&ctx, "SELECT price, size, m FROM t ORDER BY id").await.expect("query"));
+    let got = rows(
+        &query(&ctx, "SELECT price, size, m FROM t ORDER BY id")
+            .await
+            .expect("query"),
+    );
     assert_eq!(
         got,
         vec![

@@ -102,7 +102,8 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 }
 
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[async_trait]
@@ -171,7 +172,14 @@ mod tests {
         for ok in ["abc", "User_Engagement-2026.v1", &"a".repeat(255)] {
             assert!(is_valid_table_name(ok), "{ok}");
         }
-        for bad in ["ab", "", "has space", "ümlaut", "semi;colon", &"a".repeat(256)] {
+        for bad in [
+            "ab",
+            "",
+            "has space",
+            "ümlaut",
+            "semi;colon",
+            &"a".repeat(256),
+        ] {
             assert!(!is_valid_table_name(bad), "{bad}");
         }
     }

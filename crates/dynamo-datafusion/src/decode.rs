@@ -10,11 +10,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use datafusion::arrow::array::AsArray;
 use datafusion::arrow::array::{
     ArrayRef, BinaryBuilder, BooleanBuilder, Decimal128Builder, Decimal256Builder, Float64Builder,
     Int64Builder, ListArray, RecordBatch, RecordBatchOptions, StringBuilder, StructArray,
 };
-use datafusion::arrow::array::AsArray;
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::Int64Type;
@@ -189,12 +189,14 @@ impl ItemDecoder {
                         Some(other) => return Err(self.misfit(path, other, dt)),
                     }
                 }
-                Arc::new(b.finish().with_precision_and_scale(*p, *s).map_err(|source| {
-                    Error::Arrow {
-                        table: self.table.to_string(),
-                        source,
-                    }
-                })?)
+                Arc::new(
+                    b.finish()
+                        .with_precision_and_scale(*p, *s)
+                        .map_err(|source| Error::Arrow {
+                            table: self.table.to_string(),
+                            source,
+                        })?,
+                )
             }
             DataType::Decimal256(p, s) => {
                 let mut b = Decimal256Builder::with_capacity(n);
@@ -210,12 +212,14 @@ impl ItemDecoder {
                         Some(other) => return Err(self.misfit(path, other, dt)),
                     }
                 }
-                Arc::new(b.finish().with_precision_and_scale(*p, *s).map_err(|source| {
-                    Error::Arrow {
-                        table: self.table.to_string(),
-                        source,
-                    }
-                })?)
+                Arc::new(
+                    b.finish()
+                        .with_precision_and_scale(*p, *s)
+                        .map_err(|source| Error::Arrow {
+                            table: self.table.to_string(),
+                            source,
+                        })?,
+                )
             }
             DataType::Boolean => {
                 let mut b = BooleanBuilder::with_capacity(n);
@@ -448,7 +452,10 @@ mod tests {
     use datafusion::arrow::datatypes::{Decimal128Type, Int64Type, Schema};
 
     fn item(pairs: &[(&str, AttributeValue)]) -> Item {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
     }
 
     fn decoder(fields: Vec<Field>) -> ItemDecoder {
@@ -471,7 +478,10 @@ mod tests {
                     ("price", AttributeValue::N("12.5".into())),
                     ("ok", AttributeValue::Bool(true)),
                 ]),
-                item(&[("id", AttributeValue::S("b".into())), ("n", AttributeValue::Null(true))]),
+                item(&[
+                    ("id", AttributeValue::S("b".into())),
+                    ("n", AttributeValue::Null(true)),
+                ]),
             ])
             .expect("decodes");
         assert_eq!(batch.num_rows(), 2);
@@ -489,12 +499,21 @@ mod tests {
             .decode(&[item(&[("n", AttributeValue::N("1.5".into()))])])
             .expect_err("1.5 is not an Int64");
         let msg = err.to_string();
-        assert!(msg.contains("table 'T'") && msg.contains("'n'") && msg.contains("1.5"), "{msg}");
+        assert!(
+            msg.contains("table 'T'") && msg.contains("'n'") && msg.contains("1.5"),
+            "{msg}"
+        );
 
         let d = decoder(vec![Field::new("p", DataType::Decimal128(38, 1), true)]);
-        assert!(d.decode(&[item(&[("p", AttributeValue::N("0.25".into()))])]).is_err());
+        assert!(
+            d.decode(&[item(&[("p", AttributeValue::N("0.25".into()))])])
+                .is_err()
+        );
         let d = decoder(vec![Field::new("s", DataType::Utf8, true)]);
-        assert!(d.decode(&[item(&[("s", AttributeValue::Bool(true))])]).is_err());
+        assert!(
+            d.decode(&[item(&[("s", AttributeValue::Bool(true))])])
+                .is_err()
+        );
     }
 
     #[test]
@@ -509,7 +528,11 @@ mod tests {
         let list_of_int = DataType::List(Field::new("item", DataType::Int64, true).into());
         let strukt = DataType::Struct(Fields::from(vec![
             Field::new("city", DataType::Utf8, true),
-            Field::new("tags", DataType::List(Field::new("item", DataType::Utf8, true).into()), true),
+            Field::new(
+                "tags",
+                DataType::List(Field::new("item", DataType::Utf8, true).into()),
+                true,
+            ),
         ]));
         let d = decoder(vec![
             Field::new("nums", list_of_int, true),
@@ -527,9 +550,18 @@ mod tests {
                             ("tags".into(), AttributeValue::Ss(vec!["x".into()])),
                         ])),
                     ),
-                    ("raw", AttributeValue::L(vec![AttributeValue::S("a".into()), AttributeValue::N("1".into())])),
+                    (
+                        "raw",
+                        AttributeValue::L(vec![
+                            AttributeValue::S("a".into()),
+                            AttributeValue::N("1".into()),
+                        ]),
+                    ),
                 ]),
-                item(&[("nums", AttributeValue::L(vec![AttributeValue::N("3".into())]))]),
+                item(&[(
+                    "nums",
+                    AttributeValue::L(vec![AttributeValue::N("3".into())]),
+                )]),
                 item(&[]),
             ])
             .expect("decodes");
@@ -570,7 +602,10 @@ mod tests {
             Field::new("i", DataType::Int32, true),
         ]);
         let batch = d
-            .decode(&[item(&[("s", AttributeValue::S("v".into())), ("i", AttributeValue::N("7".into()))])])
+            .decode(&[item(&[
+                ("s", AttributeValue::S("v".into())),
+                ("i", AttributeValue::N("7".into())),
+            ])])
             .expect("decodes");
         assert_eq!(batch.column(0).data_type(), &DataType::Utf8View);
         assert_eq!(batch.column(1).data_type(), &DataType::Int32);

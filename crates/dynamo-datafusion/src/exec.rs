@@ -15,7 +15,9 @@ use datafusion::physical_plan::metrics::{
     Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
 use futures::stream;
 
 use crate::decode::ItemDecoder;
@@ -85,7 +87,11 @@ impl DynamoScanExec {
 impl DisplayAs for DynamoScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         let p = &self.plan;
-        write!(f, "DynamoScanExec: operation=Scan, table={}, segments={}", p.table, p.segments)?;
+        write!(
+            f,
+            "DynamoScanExec: operation=Scan, table={}, segments={}",
+            p.table, p.segments
+        )?;
         match &p.projection {
             Some(proj) => write!(f, ", projection=[{}]", proj.attributes.join(", "))?,
             None => write!(f, ", projection=ALL")?,
@@ -197,8 +203,12 @@ impl ExecutionPlan for DynamoScanExec {
             remaining: self.plan.limit,
         };
         let batches = stream::try_unfold(cursor, move |mut cursor| {
-            let (client, request, decoder, metrics) =
-                (client.clone(), Arc::clone(&request), decoder.clone(), metrics.clone());
+            let (client, request, decoder, metrics) = (
+                client.clone(),
+                Arc::clone(&request),
+                decoder.clone(),
+                metrics.clone(),
+            );
             async move {
                 loop {
                     if cursor.done {
@@ -213,7 +223,9 @@ impl ExecutionPlan for DynamoScanExec {
                     metrics.requests.add(1);
                     metrics.pages.add(1);
                     metrics.scanned.add(page.scanned_count as usize);
-                    metrics.capacity_milli.add((page.consumed_capacity * 1000.0).round() as usize);
+                    metrics
+                        .capacity_milli
+                        .add((page.consumed_capacity * 1000.0).round() as usize);
                     cursor.start = page.next;
                     cursor.done = cursor.start.is_none();
                     let mut items = page.items;

@@ -112,9 +112,9 @@ impl Observed {
                     .map(|n| Self::Number(NumberStats::of(n)))
                     .fold(Self::Unknown, Self::merge),
             )),
-            AttributeValue::L(v) => {
-                Self::List(Box::new(v.iter().map(Self::of).fold(Self::Unknown, Self::merge)))
-            }
+            AttributeValue::L(v) => Self::List(Box::new(
+                v.iter().map(Self::of).fold(Self::Unknown, Self::merge),
+            )),
             AttributeValue::M(m) => {
                 if m.len() > MAX_STRUCT_FIELDS {
                     return Self::Json;
@@ -144,7 +144,11 @@ impl Observed {
                     };
                     a.insert(k, merged);
                 }
-                if a.len() > MAX_STRUCT_FIELDS { Json } else { Struct(a) }
+                if a.len() > MAX_STRUCT_FIELDS {
+                    Json
+                } else {
+                    Struct(a)
+                }
             }
             _ => Json,
         }
@@ -207,7 +211,11 @@ pub fn json_field(name: &str, nullable: bool) -> Field {
 
 /// True when the field holds JSON text.
 pub fn is_json_field(field: &Field) -> bool {
-    field.metadata().get(ENCODING_METADATA_KEY).map(String::as_str) == Some(JSON_ENCODING)
+    field
+        .metadata()
+        .get(ENCODING_METADATA_KEY)
+        .map(String::as_str)
+        == Some(JSON_ENCODING)
 }
 
 /// Observes every attribute of a sample of items.
@@ -262,12 +270,18 @@ mod tests {
     fn scalars() {
         assert_eq!(field_of(&[AV::S("x".into())]).data_type(), &DataType::Utf8);
         assert_eq!(field_of(&[AV::Bool(true)]).data_type(), &DataType::Boolean);
-        assert_eq!(field_of(&[AV::B(vec![1u8].into())]).data_type(), &DataType::Binary);
+        assert_eq!(
+            field_of(&[AV::B(vec![1u8].into())]).data_type(),
+            &DataType::Binary
+        );
     }
 
     #[test]
     fn numbers_widen_exactly() {
-        assert_eq!(field_of(&[AV::N("1".into()), AV::N("-7".into())]).data_type(), &DataType::Int64);
+        assert_eq!(
+            field_of(&[AV::N("1".into()), AV::N("-7".into())]).data_type(),
+            &DataType::Int64
+        );
         assert_eq!(
             field_of(&[AV::N("1".into()), AV::N("2.25".into())]).data_type(),
             &DataType::Decimal128(38, 2)
@@ -288,15 +302,24 @@ mod tests {
 
     #[test]
     fn conflicts_become_json() {
-        assert!(is_json_field(&field_of(&[AV::S("x".into()), AV::N("1".into())])));
-        assert!(is_json_field(&field_of(&[AV::L(vec![AV::S("x".into()), AV::Bool(true)])])));
+        assert!(is_json_field(&field_of(&[
+            AV::S("x".into()),
+            AV::N("1".into())
+        ])));
+        assert!(is_json_field(&field_of(&[AV::L(vec![
+            AV::S("x".into()),
+            AV::Bool(true)
+        ])])));
         assert!(is_json_field(&field_of(&[AV::Null(true)])));
     }
 
     #[test]
     fn sets_and_lists_unify_elementwise() {
         let f = field_of(&[AV::Ss(vec!["a".into()]), AV::L(vec![AV::S("b".into())])]);
-        assert_eq!(f.data_type(), &DataType::List(Field::new("item", DataType::Utf8, true).into()));
+        assert_eq!(
+            f.data_type(),
+            &DataType::List(Field::new("item", DataType::Utf8, true).into())
+        );
         let f = field_of(&[AV::Ns(vec!["1".into(), "1.5".into()])]);
         assert_eq!(
             f.data_type(),

@@ -22,15 +22,19 @@ pub(crate) fn write_json(value: &AttributeValue, out: &mut String) {
     match value {
         AttributeValue::S(s) => write_json_string(s, out),
         AttributeValue::N(n) => write_number(n, out),
-        AttributeValue::B(b) => {
-            write_json_string(&base64::engine::general_purpose::STANDARD.encode(b.as_ref()), out)
-        }
+        AttributeValue::B(b) => write_json_string(
+            &base64::engine::general_purpose::STANDARD.encode(b.as_ref()),
+            out,
+        ),
         AttributeValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         AttributeValue::Null(_) => out.push_str("null"),
         AttributeValue::Ss(v) => write_array(v.iter(), out, |s, o| write_json_string(s, o)),
         AttributeValue::Ns(v) => write_array(v.iter(), out, |n, o| write_number(n, o)),
         AttributeValue::Bs(v) => write_array(v.iter(), out, |b, o| {
-            write_json_string(&base64::engine::general_purpose::STANDARD.encode(b.as_ref()), o)
+            write_json_string(
+                &base64::engine::general_purpose::STANDARD.encode(b.as_ref()),
+                o,
+            )
         }),
         AttributeValue::L(v) => write_array(v.iter(), out, write_json),
         AttributeValue::M(m) => {
@@ -109,7 +113,10 @@ pub(crate) fn describe_value(value: &AttributeValue) -> String {
     let mut body = to_json_text(value);
     const MAX: usize = 80;
     if body.len() > MAX {
-        let cut = (0..=MAX).rev().find(|i| body.is_char_boundary(*i)).unwrap_or(0);
+        let cut = (0..=MAX)
+            .rev()
+            .find(|i| body.is_char_boundary(*i))
+            .unwrap_or(0);
         body.truncate(cut);
         body.push('…');
     }
@@ -135,7 +142,10 @@ mod tests {
                     AttributeValue::B(Blob::new(vec![0u8, 255])),
                 ]),
             ),
-            ("ns".to_string(), AttributeValue::Ns(vec!["12345678901234567890123456789012345678".into()])),
+            (
+                "ns".to_string(),
+                AttributeValue::Ns(vec!["12345678901234567890123456789012345678".into()]),
+            ),
         ]));
         assert_eq!(
             to_json_text(&m),
@@ -147,6 +157,9 @@ mod tests {
     fn long_values_are_shortened_in_messages() {
         let s = AttributeValue::S("x".repeat(500));
         let d = describe_value(&s);
-        assert!(d.starts_with("{\"S\": \"xxx") && d.ends_with("…}") && d.len() < 100, "{d}");
+        assert!(
+            d.starts_with("{\"S\": \"xxx") && d.ends_with("…}") && d.len() < 100,
+            "{d}"
+        );
     }
 }

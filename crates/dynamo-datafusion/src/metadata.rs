@@ -140,13 +140,16 @@ impl TableMeta {
                     .iter()
                     .find(|a| a.name == attr)
                     .map(|a| a.key_type)
-                    .ok_or_else(|| bad(format!("{what} key '{attr}' has no attribute definition")))?;
+                    .ok_or_else(|| {
+                        bad(format!("{what} key '{attr}' has no attribute definition"))
+                    })?;
                 Ok(KeyAttribute {
                     name: attr,
                     key_type,
                 })
             };
-            let pk = find(SdkKeyType::Hash).ok_or_else(|| bad(format!("{what} has no partition key")))?;
+            let pk = find(SdkKeyType::Hash)
+                .ok_or_else(|| bad(format!("{what} has no partition key")))?;
             Ok(KeySchema {
                 partition_key: typed(pk)?,
                 sort_key: find(SdkKeyType::Range).map(typed).transpose()?,
@@ -209,7 +212,8 @@ fn projection(p: Option<&Projection>) -> IndexProjection {
     match p.and_then(|p| p.projection_type()) {
         Some(ProjectionType::KeysOnly) => IndexProjection::KeysOnly,
         Some(ProjectionType::Include) => IndexProjection::Include(
-            p.map(|p| p.non_key_attributes().to_vec()).unwrap_or_default(),
+            p.map(|p| p.non_key_attributes().to_vec())
+                .unwrap_or_default(),
         ),
         _ => IndexProjection::All,
     }
@@ -264,7 +268,11 @@ mod tests {
                     .index_name("byStatusLocal")
                     .key_schema(kse("customer", SdkKeyType::Hash))
                     .key_schema(kse("status", SdkKeyType::Range))
-                    .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::KeysOnly)
+                            .build(),
+                    )
                     .build(),
             )
             .item_count(42)
@@ -272,10 +280,16 @@ mod tests {
             .build();
         let meta = TableMeta::from_description(&desc).expect("valid");
         assert_eq!(meta.keys.partition_key.name, "customer");
-        assert_eq!(meta.keys.sort_key.as_ref().map(|k| k.key_type), Some(KeyType::N));
+        assert_eq!(
+            meta.keys.sort_key.as_ref().map(|k| k.key_type),
+            Some(KeyType::N)
+        );
         assert_eq!(meta.indexes.len(), 2);
         assert_eq!(meta.indexes[0].kind, IndexKind::Global);
-        assert_eq!(meta.indexes[0].projection, IndexProjection::Include(vec!["total".into()]));
+        assert_eq!(
+            meta.indexes[0].projection,
+            IndexProjection::Include(vec!["total".into()])
+        );
         assert_eq!(meta.indexes[1].projection, IndexProjection::KeysOnly);
         assert_eq!(meta.key_type_of("status"), Some(KeyType::S));
         assert!(meta.is_table_key("orderedAt") && !meta.is_table_key("status"));
@@ -289,6 +303,9 @@ mod tests {
             .key_schema(kse("id", SdkKeyType::Hash))
             .build();
         let err = TableMeta::from_description(&desc).expect_err("no definition");
-        assert!(err.to_string().contains("'id' has no attribute definition"), "{err}");
+        assert!(
+            err.to_string().contains("'id' has no attribute definition"),
+            "{err}"
+        );
     }
 }

@@ -52,7 +52,11 @@ impl ExactNumber {
         if int_part.is_empty() && frac_part.is_empty() {
             return Err(err());
         }
-        if !int_part.bytes().chain(frac_part.bytes()).all(|b| b.is_ascii_digit()) {
+        if !int_part
+            .bytes()
+            .chain(frac_part.bytes())
+            .all(|b| b.is_ascii_digit())
+        {
             return Err(err());
         }
         let mut exponent: i64 = match exp_part {
@@ -138,7 +142,9 @@ impl ExactNumber {
         let ten = i256::from_i128(10);
         let mut v = i256::ZERO;
         for d in &self.digits {
-            v = v.checked_mul(ten)?.checked_add(i256::from_i128(i128::from(d - b'0')))?;
+            v = v
+                .checked_mul(ten)?
+                .checked_add(i256::from_i128(i128::from(d - b'0')))?;
         }
         for _ in 0..shift {
             v = v.checked_mul(ten)?;
@@ -219,7 +225,9 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "-", "abc", "1e", "1..2", "1e5e5", "0x10", "1,5", "NaN", "inf"] {
+        for bad in [
+            "", "-", "abc", "1e", "1..2", "1e5e5", "0x10", "1,5", "NaN", "inf",
+        ] {
             assert!(ExactNumber::parse(bad).is_err(), "{bad} should be rejected");
         }
     }

@@ -99,11 +99,14 @@ impl TableOptions {
             };
             match key {
                 "sample_size" => {
-                    opts.sample_size = value
-                        .parse::<usize>()
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| invalid(format!("'{value}' is not a positive whole number")))?
+                    opts.sample_size =
+                        value
+                            .parse::<usize>()
+                            .ok()
+                            .filter(|n| *n > 0)
+                            .ok_or_else(|| {
+                                invalid(format!("'{value}' is not a positive whole number"))
+                            })?
                 }
                 "consistent_read" => {
                     opts.consistent_read = match value.to_ascii_lowercase().as_str() {
@@ -113,13 +116,9 @@ impl TableOptions {
                     }
                 }
                 "page_size" => {
-                    opts.page_size = Some(
-                        value
-                            .parse::<i32>()
-                            .ok()
-                            .filter(|n| *n > 0)
-                            .ok_or_else(|| invalid(format!("'{value}' is not a positive whole number")))?,
-                    )
+                    opts.page_size = Some(value.parse::<i32>().ok().filter(|n| *n > 0).ok_or_else(
+                        || invalid(format!("'{value}' is not a positive whole number")),
+                    )?)
                 }
                 "segments" => {
                     opts.segments = Some(
@@ -127,7 +126,9 @@ impl TableOptions {
                             .parse::<u32>()
                             .ok()
                             .filter(|n| (1..=1_000_000).contains(n))
-                            .ok_or_else(|| invalid(format!("'{value}' is not between 1 and 1000000")))?,
+                            .ok_or_else(|| {
+                                invalid(format!("'{value}' is not between 1 and 1000000"))
+                            })?,
                     )
                 }
                 "column_types" => opts.column_types = parse_column_types(value).map_err(invalid)?,
@@ -164,7 +165,10 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -174,7 +178,10 @@ mod tests {
             ("format.consistent_read", "TRUE"),
             ("dynamodb.page_size", "10"),
             ("segments", "4"),
-            ("format.column_types", "Price: Decimal128(38, 4); raw: json;flag:boolean"),
+            (
+                "format.column_types",
+                "Price: Decimal128(38, 4); raw: json;flag:boolean",
+            ),
         ]))
         .expect("valid");
         assert_eq!(o.sample_size, 50);
@@ -183,7 +190,10 @@ mod tests {
         assert_eq!(
             o.column_types,
             vec![
-                ("Price".to_string(), ColumnType::Arrow(DataType::Decimal128(38, 4))),
+                (
+                    "Price".to_string(),
+                    ColumnType::Arrow(DataType::Decimal128(38, 4))
+                ),
                 ("raw".to_string(), ColumnType::Json),
                 ("flag".to_string(), ColumnType::Arrow(DataType::Boolean)),
             ]

@@ -94,7 +94,9 @@ impl DynamoTableProviderBuilder {
 
     /// Reads one attribute as lossless JSON text.
     pub fn json_column(mut self, attribute: impl Into<String>) -> Self {
-        self.options.column_types.push((attribute.into(), ColumnType::Json));
+        self.options
+            .column_types
+            .push((attribute.into(), ColumnType::Json));
         self
     }
 
@@ -256,6 +258,10 @@ impl TableProvider for DynamoTableProvider {
             page_size: self.options.page_size,
             limit,
         };
-        Ok(Arc::new(DynamoScanExec::new(self.client.clone(), plan, decoder)))
+        Ok(Arc::new(DynamoScanExec::new(
+            self.client.clone(),
+            plan,
+            decoder,
+        )))
     }
 }

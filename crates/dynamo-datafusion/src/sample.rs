@@ -22,7 +22,9 @@ pub(crate) async fn sample_table(
     sample_size: usize,
     consistent_read: bool,
 ) -> Result<BTreeMap<String, Observed>> {
-    let segments = sample_size.div_ceil(ITEMS_PER_SEGMENT).clamp(1, MAX_SAMPLE_SEGMENTS);
+    let segments = sample_size
+        .div_ceil(ITEMS_PER_SEGMENT)
+        .clamp(1, MAX_SAMPLE_SEGMENTS);
     let per_segment = sample_size.div_ceil(segments);
     let reads = (0..segments).map(|segment| {
         let request = ScanRequest {

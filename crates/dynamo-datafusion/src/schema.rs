@@ -118,7 +118,17 @@ mod tests {
                 ("rare".into(), ColumnType::Json),
             ],
         );
-        assert_eq!(schema.field_with_name("alpha").map(|f| f.data_type().clone()).ok(), Some(DataType::Float64));
-        assert!(schema.field_with_name("rare").is_ok_and(|f| is_json_field(f)));
+        assert_eq!(
+            schema
+                .field_with_name("alpha")
+                .map(|f| f.data_type().clone())
+                .ok(),
+            Some(DataType::Float64)
+        );
+        assert!(
+            schema
+                .field_with_name("rare")
+                .is_ok_and(is_json_field)
+        );
     }
 }

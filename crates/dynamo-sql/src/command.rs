@@ -7,7 +7,9 @@ use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::TableReference;
 use datafusion::prelude::SessionContext;
-use dynamo_datafusion::{DynamoTableProvider, IndexKind, IndexProjection, TableMeta, is_json_field};
+use dynamo_datafusion::{
+    DynamoTableProvider, IndexKind, IndexProjection, TableMeta, is_json_field,
+};
 
 use crate::exec::CliError;
 use crate::print::{Format, Printer};
@@ -79,7 +81,9 @@ fn print_rows(
     ));
     let arrays: Vec<ArrayRef> = (0..columns.len())
         .map(|i| {
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r[i].as_str()))) as ArrayRef
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r[i].as_str()),
+            )) as ArrayRef
         })
         .collect();
     let batch = RecordBatch::try_new(Arc::clone(&schema), arrays)?;
@@ -125,7 +129,12 @@ async fn describe(
             ]
         })
         .collect();
-    print_rows(&["column_name", "data_type", "nullable", "dynamodb_key"], rows, format, out)?;
+    print_rows(
+        &["column_name", "data_type", "nullable", "dynamodb_key"],
+        rows,
+        format,
+        out,
+    )?;
     if let Some(m) = meta {
         if format == Format::Table {
             writeln!(
@@ -148,7 +157,11 @@ async fn describe(
                         }
                         .to_string(),
                         ix.keys.partition_key.name.clone(),
-                        ix.keys.sort_key.as_ref().map(|k| k.name.clone()).unwrap_or_default(),
+                        ix.keys
+                            .sort_key
+                            .as_ref()
+                            .map(|k| k.name.clone())
+                            .unwrap_or_default(),
                         match &ix.projection {
                             IndexProjection::All => "ALL".to_string(),
                             IndexProjection::KeysOnly => "KEYS_ONLY".to_string(),
@@ -158,7 +171,13 @@ async fn describe(
                 })
                 .collect();
             print_rows(
-                &["index_name", "kind", "partition_key", "sort_key", "projection"],
+                &[
+                    "index_name",
+                    "kind",
+                    "partition_key",
+                    "sort_key",
+                    "projection",
+                ],
                 rows,
                 format,
                 out,
@@ -171,7 +190,10 @@ async fn describe(
 fn key_role(meta: &TableMeta, column: &str) -> String {
     let mut roles = Vec::new();
     if meta.keys.partition_key.name == column {
-        roles.push(format!("partition key ({})", meta.keys.partition_key.key_type));
+        roles.push(format!(
+            "partition key ({})",
+            meta.keys.partition_key.key_type
+        ));
     }
     if let Some(sk) = meta.keys.sort_key.as_ref().filter(|k| k.name == column) {
         roles.push(format!("sort key ({})", sk.key_type));

@@ -12,7 +12,9 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArra
 use datafusion::arrow::csv::WriterBuilder as CsvWriterBuilder;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
-use datafusion::arrow::json::writer::{JsonArray, LineDelimited, WriterBuilder as JsonWriterBuilder};
+use datafusion::arrow::json::writer::{
+    JsonArray, LineDelimited, WriterBuilder as JsonWriterBuilder,
+};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::arrow::util::pretty::pretty_format_batches;
 
@@ -80,11 +82,18 @@ impl Printer {
             return Ok(());
         }
         let empty = || -> Result<RecordBatch, CliError> {
-            printable(&RecordBatch::new_empty(Arc::clone(&self.schema)), self.format)
+            printable(
+                &RecordBatch::new_empty(Arc::clone(&self.schema)),
+                self.format,
+            )
         };
         match self.format {
             Format::Table => {
-                let batches = if self.buffered.is_empty() { vec![empty()?] } else { self.buffered };
+                let batches = if self.buffered.is_empty() {
+                    vec![empty()?]
+                } else {
+                    self.buffered
+                };
                 writeln!(out, "{}", pretty_format_batches(&batches)?).map_err(io_err)?;
             }
             Format::Json => {
@@ -94,11 +103,8 @@ impl Printer {
                 for b in &self.buffered {
                     w.write(b)?;
                 }
+                // Prints `[]` when there were no rows.
                 w.finish()?;
-                if self.buffered.is_empty() {
-                    // The array writer prints nothing for no rows.
-                    write!(out, "[]").map_err(io_err)?;
-                }
                 writeln!(out).map_err(io_err)?;
             }
             Format::Csv if !self.wrote_any => {
@@ -122,8 +128,10 @@ fn io_err(e: std::io::Error) -> CliError {
 /// text everywhere, and lists and structs become text in CSV.
 fn printable(batch: &RecordBatch, format: Format) -> Result<RecordBatch, CliError> {
     let needs = |dt: &DataType| {
-        matches!(dt, DataType::Binary | DataType::LargeBinary | DataType::BinaryView)
-            || (format == Format::Csv && dt.is_nested())
+        matches!(
+            dt,
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+        ) || (format == Format::Csv && dt.is_nested())
     };
     if !batch.schema().fields().iter().any(|f| needs(f.data_type())) {
         return Ok(batch.clone());
@@ -155,8 +163,15 @@ fn printable(batch: &RecordBatch, format: Format) -> Result<RecordBatch, CliErro
                     .collect::<Result<_, ArrowError>>()?
             }
         };
-        fields.push(Field::new(field.name(), DataType::Utf8, field.is_nullable()));
+        fields.push(Field::new(
+            field.name(),
+            DataType::Utf8,
+            field.is_nullable(),
+        ));
         columns.push(Arc::new(text));
     }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }

@@ -25,10 +25,17 @@ pub async fn run(ctx: &SessionContext, format: Format) -> Result<(), CliError> {
     if let Some(h) = &history {
         let _ = editor.load_history(h);
     }
-    println!("dynamo-sql {} — SQL over DynamoDB. \\? for help, \\q to quit.", env!("CARGO_PKG_VERSION"));
+    println!(
+        "dynamo-sql {} — SQL over DynamoDB. \\? for help, \\q to quit.",
+        env!("CARGO_PKG_VERSION")
+    );
     let mut buffer = String::new();
     loop {
-        let prompt = if buffer.is_empty() { PROMPT } else { CONTINUATION };
+        let prompt = if buffer.is_empty() {
+            PROMPT
+        } else {
+            CONTINUATION
+        };
         match editor.readline(prompt) {
             Ok(line) => {
                 let trimmed = line.trim();

@@ -15,7 +15,14 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Names of the demo tables.
 pub const DEMO_TABLES: [&str; 2] = ["UserEngagement", "Inventory"];
 
-const FEATURES: [&str; 6] = ["dashboard", "reports", "export", "alerts", "search", "sharing"];
+const FEATURES: [&str; 6] = [
+    "dashboard",
+    "reports",
+    "export",
+    "alerts",
+    "search",
+    "sharing",
+];
 const DEVICES: [&str; 3] = ["web", "ios", "android"];
 const PLANS: [&str; 3] = ["free", "team", "enterprise"];
 const COUNTRIES: [&str; 6] = ["US", "DE", "IN", "BR", "JP", "NO"];
@@ -33,7 +40,12 @@ fn n(v: impl ToString) -> AV {
 /// Creates and fills the demo tables; tables that already exist are left alone.
 /// Returns the number of items written.
 pub async fn load_demo(client: &Client) -> Result<usize, BoxError> {
-    let existing = client.list_tables().send().await?.table_names.unwrap_or_default();
+    let existing = client
+        .list_tables()
+        .send()
+        .await?
+        .table_names
+        .unwrap_or_default();
     let mut written = 0;
     if !existing.iter().any(|t| t == DEMO_TABLES[0]) {
         let spec = TableSpec::new(DEMO_TABLES[0], "userId", T::S)
@@ -82,20 +94,33 @@ fn engagement_items() -> Vec<HashMap<String, AV>> {
             let mut item = HashMap::from([
                 ("userId".to_string(), s(&user)),
                 ("eventTime".to_string(), n(t)),
-                ("feature".to_string(), s(FEATURES[rng.random_range(0..FEATURES.len())])),
+                (
+                    "feature".to_string(),
+                    s(FEATURES[rng.random_range(0..FEATURES.len())]),
+                ),
                 ("engagementScore".to_string(), n(rng.random_range(0..=100))),
                 (
                     "sessionMinutes".to_string(),
-                    n(format!("{}.{:02}", rng.random_range(0..90), rng.random_range(0..100))),
+                    n(format!(
+                        "{}.{:02}",
+                        rng.random_range(0..90),
+                        rng.random_range(0..100)
+                    )),
                 ),
-                ("device".to_string(), s(DEVICES[rng.random_range(0..DEVICES.len())])),
+                (
+                    "device".to_string(),
+                    s(DEVICES[rng.random_range(0..DEVICES.len())]),
+                ),
                 ("plan".to_string(), s(plan)),
                 ("country".to_string(), s(country)),
             ]);
             if rng.random_bool(0.2) {
                 item.insert(
                     "tags".to_string(),
-                    AV::Ss(vec!["beta".into(), format!("cohort-{}", rng.random_range(1..5))]),
+                    AV::Ss(vec![
+                        "beta".into(),
+                        format!("cohort-{}", rng.random_range(1..5)),
+                    ]),
                 );
             }
             items.push(item);
@@ -111,7 +136,11 @@ fn inventory_items() -> Vec<HashMap<String, AV>> {
     for wh in WAREHOUSES {
         for p in 0..150u32 {
             let category = CATEGORIES[(p as usize) % CATEGORIES.len()];
-            let quantity: u32 = if rng.random_bool(0.1) { 0 } else { rng.random_range(1..500) };
+            let quantity: u32 = if rng.random_bool(0.1) {
+                0
+            } else {
+                rng.random_range(1..500)
+            };
             let mut item = HashMap::from([
                 ("warehouseId".to_string(), s(wh)),
                 ("sku".to_string(), s(format!("SKU-{:05}", 10_000 + p * 7))),
@@ -121,24 +150,42 @@ fn inventory_items() -> Vec<HashMap<String, AV>> {
                 ("reorderLevel".to_string(), n(rng.random_range(10..60))),
                 (
                     "price".to_string(),
-                    n(format!("{}.{:02}", rng.random_range(1..400), rng.random_range(0..100))),
+                    n(format!(
+                        "{}.{:02}",
+                        rng.random_range(1..400),
+                        rng.random_range(0..100)
+                    )),
                 ),
                 (
                     "lastRestocked".to_string(),
-                    s(format!("2026-{:02}-{:02}", rng.random_range(1..12), rng.random_range(1..29))),
+                    s(format!(
+                        "2026-{:02}-{:02}",
+                        rng.random_range(1..12),
+                        rng.random_range(1..29)
+                    )),
                 ),
                 (
                     "dimensions".to_string(),
                     AV::M(HashMap::from([
                         ("widthCm".to_string(), n(rng.random_range(5..120))),
                         ("heightCm".to_string(), n(rng.random_range(5..120))),
-                        ("weightKg".to_string(), n(format!("{}.{}", rng.random_range(0..40), rng.random_range(0..10)))),
+                        (
+                            "weightKg".to_string(),
+                            n(format!(
+                                "{}.{}",
+                                rng.random_range(0..40),
+                                rng.random_range(0..10)
+                            )),
+                        ),
                     ])),
                 ),
                 ("discontinued".to_string(), AV::Bool(rng.random_bool(0.05))),
             ]);
             if rng.random_bool(0.3) {
-                item.insert("supplier".to_string(), s(format!("Supplier {}", rng.random_range(1..20))));
+                item.insert(
+                    "supplier".to_string(),
+                    s(format!("Supplier {}", rng.random_range(1..20))),
+                );
             }
             items.push(item);
         }
@@ -156,7 +203,12 @@ mod tests {
         assert_eq!(a, engagement_items());
         let mut keys: Vec<_> = a
             .iter()
-            .map(|i| (format!("{:?}", i["userId"]), format!("{:?}", i["eventTime"])))
+            .map(|i| {
+                (
+                    format!("{:?}", i["userId"]),
+                    format!("{:?}", i["eventTime"]),
+                )
+            })
             .collect();
         keys.sort();
         keys.dedup();

@@ -5,12 +5,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, LocalSecondaryIndex, Projection, ProjectionType, PutRequest, ScalarAttributeType,
     WriteRequest,
 };
-use aws_sdk_dynamodb::client::Waiters;
 use futures::{StreamExt, TryStreamExt, stream};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -98,7 +98,9 @@ fn key_schema(pk: &str, sk: Option<&str>) -> Result<Vec<KeySchemaElement>, BoxEr
 
 fn projection(p: &Option<Vec<String>>) -> Projection {
     match p {
-        None => Projection::builder().projection_type(ProjectionType::All).build(),
+        None => Projection::builder()
+            .projection_type(ProjectionType::All)
+            .build(),
         Some(v) if v.is_empty() => Projection::builder()
             .projection_type(ProjectionType::KeysOnly)
             .build(),
@@ -136,7 +138,10 @@ pub async fn create_table(client: &Client, spec: &TableSpec) -> Result<(), BoxEr
         );
     }
     for ix in &spec.indexes {
-        let ks = key_schema(&ix.partition_key.0, ix.sort_key.as_ref().map(|s| s.0.as_str()))?;
+        let ks = key_schema(
+            &ix.partition_key.0,
+            ix.sort_key.as_ref().map(|s| s.0.as_str()),
+        )?;
         if ix.local {
             req = req.local_secondary_indexes(
                 LocalSecondaryIndex::builder()

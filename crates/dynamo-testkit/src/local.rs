@@ -11,7 +11,9 @@ pub const ENDPOINT_ENV: &str = "DYNAMODB_ENDPOINT";
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
     /// The endpoint variable is not set.
-    #[error("{ENDPOINT_ENV} is not set: run the tests with scripts/test.sh, which starts DynamoDB Local")]
+    #[error(
+        "{ENDPOINT_ENV} is not set: run the tests with scripts/test.sh, which starts DynamoDB Local"
+    )]
     NotSet,
     /// The endpoint is not on this machine.
     #[error("refusing endpoint '{0}': tests only talk to 127.0.0.1, localhost or [::1]")]
@@ -36,8 +38,14 @@ fn check_loopback(url: &str) -> Result<(), LocalError> {
     };
     let ok = host == "localhost"
         || host == "[::1]"
-        || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback());
-    if ok { Ok(()) } else { Err(LocalError::NotLoopback(url.to_string())) }
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if ok {
+        Ok(())
+    } else {
+        Err(LocalError::NotLoopback(url.to_string()))
+    }
 }
 
 /// A client for the local server with the shared test credentials.
@@ -52,7 +60,13 @@ pub async fn local_client_as(access_key: &str, region: &str) -> Result<Client, L
     let config = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))
         .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new(access_key, "local-secret", None, None, "static"))
+        .credentials_provider(Credentials::new(
+            access_key,
+            "local-secret",
+            None,
+            None,
+            "static",
+        ))
         .load()
         .await;
     Ok(Client::new(&config))
@@ -64,7 +78,12 @@ mod tests {
 
     #[test]
     fn only_loopback_endpoints_pass() {
-        for ok in ["http://127.0.0.1:8000", "http://localhost:1", "http://[::1]:9/", "http://127.0.0.1"] {
+        for ok in [
+            "http://127.0.0.1:8000",
+            "http://localhost:1",
+            "http://[::1]:9/",
+            "http://127.0.0.1",
+        ] {
             assert!(check_loopback(ok).is_ok(), "{ok}");
         }
         for bad in [

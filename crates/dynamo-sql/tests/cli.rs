@@ -1,0 +1,240 @@
+//! `dynamo-sql` run as a real process against DynamoDB Local: every output
+//! format, exit codes, error messages, files, commands and the REPL.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType};
+use dynamo_testkit::{TableSpec, create_table, local_endpoint, put_items, unique_name};
+
+/// A table named in mixed case with three known items.
+async fn fixture() -> String {
+    let client = dynamo_testkit::local_client()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let table = unique_name("CliItems");
+    create_table(
+        &client,
+        &TableSpec::new(&table, "itemId", ScalarAttributeType::S),
+    )
+    .await
+    .expect("create");
+    let items = vec![
+        HashMap::from([
+            ("itemId".to_string(), AV::S("a".into())),
+            (
+                "price".to_string(),
+                AV::N("12345678901234567890123456.789".into()),
+            ),
+            ("inStock".to_string(), AV::Bool(true)),
+            ("note".to_string(), AV::S("has, comma".into())),
+        ]),
+        HashMap::from([
+            ("itemId".to_string(), AV::S("b".into())),
+            ("price".to_string(), AV::N("-0.5".into())),
+            ("inStock".to_string(), AV::Bool(false)),
+        ]),
+        HashMap::from([
+            ("itemId".to_string(), AV::S("c".into())),
+            ("price".to_string(), AV::N("7".into())),
+        ]),
+    ];
+    put_items(&client, &table, items).await.expect("put");
+    table
+}
+
+fn dynamo_sql(args: &[&str], stdin: Option<&str>) -> Output {
+    let endpoint = local_endpoint().unwrap_or_else(|e| panic!("{e}"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dynamo-sql"));
+    cmd.arg("--endpoint-url")
+        .arg(endpoint)
+        .args(args)
+        // The same local database as the test client; nothing from the host's AWS set-up.
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "local-secret")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("HOME", std::env::temp_dir())
+        .env_remove("AWS_PROFILE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn dynamo-sql");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).expect("write stdin");
+    }
+    drop(input);
+    child.wait_with_output().expect("dynamo-sql runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn ok(o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstderr: {}",
+        o.status,
+        stderr(&o)
+    );
+    stdout(&o)
+}
+
+#[tokio::test]
+async fn every_output_format() {
+    let table = fixture().await;
+    // Unquoted, mixed-case names work as typed.
+    let sql = format!("SELECT itemId, price, inStock, note FROM {table} ORDER BY itemId");
+
+    let csv = ok(dynamo_sql(&["--format", "csv", "-c", &sql], None));
+    assert_eq!(
+        csv,
+        "itemId,price,inStock,note\n\
+         a,12345678901234567890123456.789,true,\"has, comma\"\n\
+         b,-0.500,false,\n\
+         c,7.000,,\n"
+    );
+
+    let json = ok(dynamo_sql(&["--format", "json", "-c", &sql], None));
+    assert_eq!(
+        json,
+        "[{\"itemId\":\"a\",\"price\":12345678901234567890123456.789,\"inStock\":true,\"note\":\"has, comma\"},\
+         {\"itemId\":\"b\",\"price\":-0.500,\"inStock\":false,\"note\":null},\
+         {\"itemId\":\"c\",\"price\":7.000,\"inStock\":null,\"note\":null}]\n"
+    );
+
+    let ndjson = ok(dynamo_sql(&["--format", "ndjson", "-c", &sql], None));
+    assert_eq!(ndjson.lines().count(), 3);
+    assert_eq!(
+        ndjson.lines().nth(1),
+        Some("{\"itemId\":\"b\",\"price\":-0.500,\"inStock\":false,\"note\":null}")
+    );
+
+    let table_out = ok(dynamo_sql(&["-c", &sql], None));
+    assert!(table_out.contains("| itemId | price"), "{table_out}");
+    assert!(
+        table_out.contains("| a      | 12345678901234567890123456.789 | true    | has, comma |"),
+        "{table_out}"
+    );
+    assert_eq!(table_out.lines().count(), 7, "{table_out}");
+
+    // An empty result still prints the CSV header and an empty JSON array.
+    let empty = format!("SELECT itemId FROM {table} WHERE itemId = 'zzz'");
+    assert_eq!(
+        ok(dynamo_sql(&["--format", "csv", "-c", &empty], None)),
+        "itemId\n"
+    );
+    assert_eq!(
+        ok(dynamo_sql(&["--format", "json", "-c", &empty], None)),
+        "[]\n"
+    );
+}
+
+#[tokio::test]
+async fn commands_and_files_run_in_order() {
+    let table = fixture().await;
+    let dir = std::env::temp_dir().join(unique_name("cli"));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let file = dir.join("q.sql");
+    std::fs::write(
+        &file,
+        format!("SELECT count(*) AS n FROM {table};\nSELECT max(itemId) AS m FROM {table};\n"),
+    )
+    .expect("write sql file");
+    let out = ok(dynamo_sql(
+        &[
+            "--format",
+            "csv",
+            "-c",
+            "SELECT 1 AS one",
+            "-f",
+            file.to_str().expect("utf-8 path"),
+        ],
+        None,
+    ));
+    assert_eq!(out, "one\n1\nn\n3\nm\nc\n");
+
+    let described = ok(dynamo_sql(&["-c", &format!("\\d {table}")], None));
+    assert!(described.contains("partition key (S)"), "{described}");
+    assert!(described.contains("Decimal128(38, 3)"), "{described}");
+    let listed = ok(dynamo_sql(&["--format", "csv", "-c", "\\dt"], None));
+    assert!(listed.lines().any(|l| l == table), "{listed}");
+}
+
+#[tokio::test]
+async fn errors_exit_non_zero_with_a_message() {
+    let table = fixture().await;
+    let cases = [
+        ("SELECT * FROM NoSuchTable_abc".to_string(), "not found"),
+        (format!("SELECT nope FROM {table}"), "No field named nope"),
+        ("SELEC 1".to_string(), "SELEC"),
+        ("\\x".to_string(), "unknown command"),
+    ];
+    for (sql, expected) in cases {
+        let o = dynamo_sql(&["-c", &sql], None);
+        assert!(!o.status.success(), "{sql} should fail");
+        assert!(stderr(&o).contains(expected), "{sql}: {}", stderr(&o));
+        assert!(stdout(&o).is_empty(), "{sql}: nothing on stdout");
+    }
+    // A statement that fails stops the run: later ones do not execute.
+    let o = dynamo_sql(
+        &[
+            "--format",
+            "csv",
+            "-c",
+            "SELECT 1 AS a; SELECT * FROM NoSuchTable_abc; SELECT 3 AS c",
+        ],
+        None,
+    );
+    assert!(!o.status.success());
+    assert_eq!(stdout(&o), "a\n1\n");
+    // Text that does not parse runs nothing at all.
+    let o = dynamo_sql(&["--format", "csv", "-c", "SELECT 1 AS a; SELEC 2"], None);
+    assert!(!o.status.success());
+    assert_eq!(stdout(&o), "");
+}
+
+#[test]
+fn unreachable_endpoint_fails_fast_and_clearly() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let o = Command::new(env!("CARGO_BIN_EXE_dynamo-sql"))
+        .args([
+            "--endpoint-url",
+            &format!("http://127.0.0.1:{port}"),
+            "-c",
+            "SELECT 1",
+        ])
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "local-secret")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("runs");
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("ListTables failed"), "{err}");
+    assert!(!err.contains("local-secret"), "{err}");
+}
+
+#[tokio::test]
+async fn repl_reads_multi_line_statements_and_commands() {
+    let table = fixture().await;
+    let script = format!("SELECT count(*) AS n\n  FROM {table}\n  WHERE price > 0;\n\\dt\n\\q\n");
+    let out = ok(dynamo_sql(&[], Some(&script)));
+    assert!(out.contains("| n |") && out.contains("| 2 |"), "{out}");
+    assert!(out.contains("1 row fetched."), "{out}");
+    assert!(out.contains(&table), "{out}");
+}

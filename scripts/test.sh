@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every test: installs what is missing (Java 17, Node/npm, DynamoDB Local),
+# starts DynamoDB Local on 127.0.0.1, runs unit, integration and CLI tests,
+# checks that the benches and examples compile, and stops the server even on failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/dynamo-connector/target}"
+# Keep the SDK's credential chain off the network: no instance metadata lookups.
+export AWS_EC2_METADATA_DISABLED=true
+
+source scripts/lib/dynamodb-local.sh
+ddb_local_install
+
+# Build before starting the server so it does not sit idle through compilation.
+cargo build --workspace --all-targets --locked
+
+trap ddb_local_stop EXIT
+ddb_local_start
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --all-targets --locked --no-fail-fast
+else
+  cargo test --workspace --all-targets --locked --no-fail-fast
+fi
+cargo test --workspace --doc --locked
