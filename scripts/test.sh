@@ -19,9 +19,14 @@ cargo build --workspace --all-targets --locked
 trap ddb_local_stop EXIT
 ddb_local_start
 
+# Benchmarks measure, tests assert: CI only checks each bench still runs, in seconds.
+for bench in benches/*.rs; do
+  cargo test --locked --bench "$(basename "$bench" .rs)" -- --smoke
+done
+
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --all-targets --locked --no-fail-fast
+  cargo nextest run --workspace --locked --no-fail-fast
 else
-  cargo test --workspace --all-targets --locked --no-fail-fast
+  cargo test --workspace --locked --no-fail-fast
 fi
 cargo test --workspace --doc --locked

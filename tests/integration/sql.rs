@@ -1,14 +1,10 @@
 //! SQL across DynamoDB tables: joins, aggregates, catalogs, CREATE EXTERNAL TABLE.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType};
-use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use dynamo_datafusion::{
-    DYNAMODB_FILE_TYPE, DynamoSchemaProvider, DynamoTableFactory, TableOptions,
-};
+use dynamo_datafusion::{TableOptions, dynamo_session};
 use dynamo_testkit::{TableSpec, create_table, put_items, unique_name};
 
 use crate::common::{client, query, rows};
@@ -57,25 +53,9 @@ async fn shop() -> (String, String, aws_sdk_dynamodb::Client) {
 }
 
 async fn catalog_context(client: aws_sdk_dynamodb::Client) -> SessionContext {
-    let mut config = SessionConfig::new();
-    config.options_mut().sql_parser.enable_ident_normalization = false;
-    let state = SessionStateBuilder::new()
-        .with_config(config)
-        .with_default_features()
-        .with_table_factory(
-            DYNAMODB_FILE_TYPE.to_string(),
-            Arc::new(DynamoTableFactory::new(client.clone())),
-        )
-        .build();
-    let ctx = SessionContext::new_with_state(state);
-    let schema = DynamoSchemaProvider::try_new(client, TableOptions::default())
+    dynamo_session(client, SessionConfig::new(), TableOptions::default())
         .await
-        .expect("list tables");
-    ctx.catalog("datafusion")
-        .expect("catalog")
-        .register_schema("public", Arc::new(schema))
-        .expect("register");
-    ctx
+        .expect("list tables")
 }
 
 #[tokio::test]

@@ -12,13 +12,13 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::types::AttributeValue;
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::array::{
-    ArrayRef, BinaryBuilder, BooleanBuilder, Decimal128Builder, Decimal256Builder, Float64Builder,
-    Int64Builder, ListArray, RecordBatch, RecordBatchOptions, StringBuilder, StructArray,
+    ArrayRef, ArrowPrimitiveType, BinaryBuilder, BooleanBuilder, ListArray, PrimitiveArray,
+    PrimitiveBuilder, RecordBatch, RecordBatchOptions, StringBuilder, StructArray,
 };
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::Int64Type;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, SchemaRef};
+use datafusion::arrow::datatypes::{Decimal128Type, Decimal256Type, Float64Type, Int64Type};
 
 use crate::error::{Error, Result};
 use crate::infer::is_json_field;
@@ -88,13 +88,6 @@ impl ItemDecoder {
         path: &mut String,
     ) -> Result<ArrayRef> {
         let dt = field.data_type();
-        // NULL and absence are the same thing in SQL.
-        fn present<'v>(v: &Option<&'v AttributeValue>) -> Option<&'v AttributeValue> {
-            match v {
-                Some(AttributeValue::Null(_)) | None => None,
-                Some(v) => Some(*v),
-            }
-        }
         if !field.is_nullable()
             && let Some(pos) = values.iter().position(|v| present(v).is_none())
         {
@@ -145,80 +138,19 @@ impl ItemDecoder {
                 Arc::new(b.finish())
             }
             DataType::Int64 => {
-                let mut b = Int64Builder::with_capacity(n);
-                for v in values.iter().map(present) {
-                    match v {
-                        None => b.append_null(),
-                        Some(val @ AttributeValue::N(x)) => b.append_value(
-                            ExactNumber::parse(x)
-                                .ok()
-                                .and_then(|num| num.to_i64())
-                                .ok_or_else(|| self.misfit(path, val, dt))?,
-                        ),
-                        Some(other) => return Err(self.misfit(path, other, dt)),
-                    }
-                }
-                Arc::new(b.finish())
+                Arc::new(self.numbers::<Int64Type>(values, path, dt, |n| n.to_i64())?)
             }
             DataType::Float64 => {
-                let mut b = Float64Builder::with_capacity(n);
-                for v in values.iter().map(present) {
-                    match v {
-                        None => b.append_null(),
-                        Some(val @ AttributeValue::N(x)) => b.append_value(
-                            ExactNumber::parse(x)
-                                .map_err(|_| self.misfit(path, val, dt))?
-                                .to_f64(),
-                        ),
-                        Some(other) => return Err(self.misfit(path, other, dt)),
-                    }
-                }
-                Arc::new(b.finish())
+                Arc::new(self.numbers::<Float64Type>(values, path, dt, |n| Some(n.to_f64()))?)
             }
             DataType::Decimal128(p, s) => {
-                let mut b = Decimal128Builder::with_capacity(n);
-                for v in values.iter().map(present) {
-                    match v {
-                        None => b.append_null(),
-                        Some(val @ AttributeValue::N(x)) => b.append_value(
-                            ExactNumber::parse(x)
-                                .ok()
-                                .and_then(|num| num.to_decimal128(*p, *s))
-                                .ok_or_else(|| self.misfit(path, val, dt))?,
-                        ),
-                        Some(other) => return Err(self.misfit(path, other, dt)),
-                    }
-                }
                 Arc::new(
-                    b.finish()
-                        .with_precision_and_scale(*p, *s)
-                        .map_err(|source| Error::Arrow {
-                            table: self.table.to_string(),
-                            source,
-                        })?,
+                    self.numbers::<Decimal128Type>(values, path, dt, |n| n.to_decimal128(*p, *s))?,
                 )
             }
             DataType::Decimal256(p, s) => {
-                let mut b = Decimal256Builder::with_capacity(n);
-                for v in values.iter().map(present) {
-                    match v {
-                        None => b.append_null(),
-                        Some(val @ AttributeValue::N(x)) => b.append_value(
-                            ExactNumber::parse(x)
-                                .ok()
-                                .and_then(|num| num.to_decimal256(*p, *s))
-                                .ok_or_else(|| self.misfit(path, val, dt))?,
-                        ),
-                        Some(other) => return Err(self.misfit(path, other, dt)),
-                    }
-                }
                 Arc::new(
-                    b.finish()
-                        .with_precision_and_scale(*p, *s)
-                        .map_err(|source| Error::Arrow {
-                            table: self.table.to_string(),
-                            source,
-                        })?,
+                    self.numbers::<Decimal256Type>(values, path, dt, |n| n.to_decimal256(*p, *s))?,
                 )
             }
             DataType::Boolean => {
@@ -253,6 +185,32 @@ impl ItemDecoder {
             }
         };
         Ok(array)
+    }
+
+    /// Builds a numeric column: each `N` value converted exactly by `convert`,
+    /// which answers `None` when the value does not fit.
+    fn numbers<T: ArrowPrimitiveType>(
+        &self,
+        values: &[Option<&AttributeValue>],
+        path: &str,
+        dt: &DataType,
+        convert: impl Fn(&ExactNumber) -> Option<T::Native>,
+    ) -> Result<PrimitiveArray<T>> {
+        let mut b = PrimitiveBuilder::<T>::with_capacity(values.len());
+        for v in values.iter().map(present) {
+            match v {
+                None => b.append_null(),
+                Some(val @ AttributeValue::N(x)) => b.append_value(
+                    ExactNumber::parse(x)
+                        .ok()
+                        .and_then(|num| convert(&num))
+                        .ok_or_else(|| self.misfit(path, val, dt))?,
+                ),
+                Some(other) => return Err(self.misfit(path, other, dt)),
+            }
+        }
+        // Carries precision and scale for decimals.
+        Ok(b.finish().with_data_type(dt.clone()))
     }
 
     /// Builds a type DynamoDB has no direct counterpart for (e.g. `Int32`, `Utf8View`,
@@ -395,6 +353,14 @@ impl ItemDecoder {
     }
 }
 
+/// A value that is really there: NULL and absence are the same thing in SQL.
+fn present<'v>(v: &Option<&'v AttributeValue>) -> Option<&'v AttributeValue> {
+    match v {
+        Some(AttributeValue::Null(_)) | None => None,
+        Some(v) => Some(*v),
+    }
+}
+
 /// The type a column of `dt` is decoded as before a cast, for types DynamoDB
 /// values map to only through a wider or differently laid-out type.
 fn base_type(dt: &DataType) -> Option<DataType> {
@@ -449,7 +415,7 @@ mod tests {
     use super::*;
     use crate::infer::json_field;
     use datafusion::arrow::array::Array;
-    use datafusion::arrow::datatypes::{Decimal128Type, Int64Type, Schema};
+    use datafusion::arrow::datatypes::Schema;
 
     fn item(pairs: &[(&str, AttributeValue)]) -> Item {
         pairs

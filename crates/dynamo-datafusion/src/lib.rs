@@ -4,6 +4,7 @@
 //!   streamed page by page as Arrow record batches with exact types.
 //! - [`DynamoSchemaProvider`]: every table of an account and region, by name.
 //! - [`DynamoTableFactory`]: `CREATE EXTERNAL TABLE ... STORED AS DYNAMODB`.
+//! - [`dynamo_session`]: a ready session over all of a client's tables.
 //! - [`ConnectionOptions`]: SDK clients from the standard AWS chain.
 //!
 //! Where SQL meets DynamoDB: `provider` plans a read, `exec` streams it,
@@ -26,6 +27,7 @@ mod provider;
 mod read;
 mod sample;
 mod schema;
+mod session;
 
 pub use catalog::{DynamoSchemaProvider, list_tables};
 pub use client::{ConnectionOptions, LOCAL_DEFAULT_REGION};
@@ -40,3 +42,4 @@ pub use metadata::{
 };
 pub use options::{ColumnType, DEFAULT_SAMPLE_SIZE, OPTION_KEYS, TableOptions};
 pub use provider::{DynamoTableProvider, DynamoTableProviderBuilder, describe_table};
+pub use session::{DEFAULT_CATALOG, DEFAULT_SCHEMA, dynamo_session};

@@ -125,10 +125,6 @@ mod tests {
                 .ok(),
             Some(DataType::Float64)
         );
-        assert!(
-            schema
-                .field_with_name("rare")
-                .is_ok_and(is_json_field)
-        );
+        assert!(schema.field_with_name("rare").is_ok_and(is_json_field));
     }
 }

@@ -1,0 +1,177 @@
+//! Scan throughput against a local DynamoDB-API server: the raw SDK scan
+//! (baseline) against the provider, measured in the same run.
+//!
+//! `scripts/bench.sh scan_throughput [--items N] [--runs R]` starts DynamoDB Local
+//! and runs this; `--smoke` is the seconds-long configuration CI runs.
+//! Reports medians and ratios to the baseline, since shared machines are noisy.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use dynamo_datafusion::DynamoTableProvider;
+use dynamo_testkit::{TableSpec, create_table, put_items};
+use futures::StreamExt;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+struct Config {
+    items: usize,
+    runs: usize,
+}
+
+fn parse_args() -> Result<Config, BoxError> {
+    let mut cfg = Config {
+        items: 20_000,
+        runs: 3,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--smoke" => {
+                cfg = Config {
+                    items: 500,
+                    runs: 1,
+                }
+            }
+            "--items" => cfg.items = args.next().ok_or("--items needs a number")?.parse()?,
+            "--runs" => cfg.runs = args.next().ok_or("--runs needs a number")?.parse()?,
+            // Flags cargo passes to bench binaries.
+            "--bench" | "--nocapture" => {}
+            other => return Err(format!("unknown argument '{other}'").into()),
+        }
+    }
+    Ok(cfg)
+}
+
+/// ~200-byte items with a composite key, deterministic.
+async fn ensure_table(client: &Client, items: usize) -> Result<String, BoxError> {
+    let name = format!("bench_scan_{items}");
+    let existing = client
+        .list_tables()
+        .send()
+        .await?
+        .table_names
+        .unwrap_or_default();
+    if existing.contains(&name) {
+        return Ok(name);
+    }
+    create_table(
+        client,
+        &TableSpec::new(&name, "pk", ScalarAttributeType::S).sort_key("sk", ScalarAttributeType::N),
+    )
+    .await?;
+    let rows = (0..items)
+        .map(|i| {
+            HashMap::from([
+                ("pk".to_string(), AV::S(format!("user#{:05}", i % 1000))),
+                ("sk".to_string(), AV::N(i.to_string())),
+                (
+                    "score".to_string(),
+                    AV::N(format!("{}.{}", i % 997, i % 10)),
+                ),
+                (
+                    "country".to_string(),
+                    AV::S(["US", "DE", "IN", "BR"][i % 4].to_string()),
+                ),
+                ("active".to_string(), AV::Bool(i % 3 == 0)),
+                ("note".to_string(), AV::S(format!("{:0>120}", i))),
+            ])
+        })
+        .collect();
+    put_items(client, &name, rows).await?;
+    Ok(name)
+}
+
+async fn raw_sdk_scan(client: &Client, table: &str) -> Result<usize, BoxError> {
+    let mut pages = client.scan().table_name(table).into_paginator().send();
+    let mut n = 0;
+    while let Some(page) = pages.next().await {
+        n += page?.items().len();
+    }
+    Ok(n)
+}
+
+async fn provider_query(
+    client: &Client,
+    table: &str,
+    segments: u32,
+    sql: &str,
+) -> Result<usize, BoxError> {
+    let provider = DynamoTableProvider::builder(client.clone(), table)
+        .segments(segments)
+        .build()
+        .await?;
+    let ctx = SessionContext::new_with_config(
+        SessionConfig::new().with_target_partitions(segments as usize),
+    );
+    ctx.register_table("t", Arc::new(provider))?;
+    let mut stream = ctx.sql(sql).await?.execute_stream().await?;
+    let mut rows = 0;
+    while let Some(b) = stream.next().await {
+        rows += b?.num_rows();
+    }
+    Ok(rows)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let cfg = parse_args()?;
+    let client = dynamo_testkit::local_client().await?;
+    let table = ensure_table(&client, cfg.items).await?;
+    let cases: Vec<(&str, u32, String)> = vec![
+        ("raw SDK paginator, Scan (baseline)", 0, String::new()),
+        (
+            "provider SELECT count(*), 1 segment",
+            1,
+            "SELECT count(*) FROM t".into(),
+        ),
+        ("provider SELECT *, 1 segment", 1, "SELECT * FROM t".into()),
+        ("provider SELECT *, 4 segments", 4, "SELECT * FROM t".into()),
+    ];
+    println!(
+        "| read ({} items, median of {} runs) | wall time | items/s | time vs baseline |",
+        cfg.items, cfg.runs
+    );
+    println!("|---|---|---|---|");
+    let mut baseline = None;
+    for (label, segments, sql) in cases {
+        let mut times = Vec::with_capacity(cfg.runs);
+        let ctx = match segments {
+            0 => None,
+            n => Some(session(&client, &table, n).await?),
+        };
+        for _ in 0..cfg.runs {
+            let start = Instant::now();
+            let n = if let Some(ctx) = &ctx {
+                let rows = provider_query(ctx, &sql).await?;
+                if sql.contains("count") {
+                    cfg.items
+                } else {
+                    rows
+                }
+            };
+            times.push(start.elapsed());
+            if n != cfg.items {
+                return Err(format!("{label}: read {n} items, expected {}", cfg.items).into());
+            }
+        }
+        let t = median(times);
+        let base = *baseline.get_or_insert(t);
+        println!(
+            "| {label} | {:.3} s | {:.0} | {:.2}× |",
+            t.as_secs_f64(),
+            cfg.items as f64 / t.as_secs_f64(),
+            t.as_secs_f64() / base.as_secs_f64()
+        );
+    }
+    Ok(())
+}

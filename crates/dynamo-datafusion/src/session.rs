@@ -1,0 +1,57 @@
+//! A ready DataFusion session over one client's DynamoDB tables.
+
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::Client;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::catalog::DynamoSchemaProvider;
+use crate::factory::{DYNAMODB_FILE_TYPE, DynamoTableFactory};
+use crate::options::TableOptions;
+
+/// Catalog the DynamoDB tables are registered in (DataFusion's default).
+pub const DEFAULT_CATALOG: &str = "datafusion";
+/// Schema the DynamoDB tables are registered in (DataFusion's default).
+pub const DEFAULT_SCHEMA: &str = "public";
+
+/// A session where every DynamoDB table of `client` is queryable by its exact name.
+///
+/// - DynamoDB names are case-sensitive, so identifier normalisation is off in
+///   `config`: `SELECT userId FROM UserEngagement` means exactly those names
+///   (keywords and function names stay case-insensitive);
+/// - the default schema lists the tables with ListTables (now) and describes each
+///   when first used, with `options`;
+/// - `CREATE EXTERNAL TABLE t STORED AS DYNAMODB LOCATION 'Table'` is registered.
+///
+/// ```no_run
+/// # async fn demo(client: aws_sdk_dynamodb::Client) -> datafusion::error::Result<()> {
+/// use datafusion::prelude::SessionConfig;
+/// use dynamo_datafusion::{TableOptions, dynamo_session};
+///
+/// let ctx = dynamo_session(client, SessionConfig::new(), TableOptions::default()).await?;
+/// ctx.sql("SELECT count(*) FROM UserEngagement").await?.show().await?;
+/// # Ok(()) }
+/// ```
+pub async fn dynamo_session(
+    client: Client,
+    mut config: SessionConfig,
+    options: TableOptions,
+) -> DfResult<SessionContext> {
+    config.options_mut().sql_parser.enable_ident_normalization = false;
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_table_factory(
+            DYNAMODB_FILE_TYPE.to_string(),
+            Arc::new(DynamoTableFactory::new(client.clone())),
+        )
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    let tables = DynamoSchemaProvider::try_new(client, options).await?;
+    ctx.catalog(DEFAULT_CATALOG)
+        .ok_or_else(|| DataFusionError::Internal(format!("catalog '{DEFAULT_CATALOG}' missing")))?
+        .register_schema(DEFAULT_SCHEMA, Arc::new(tables))?;
+    Ok(ctx)
+}
