@@ -7,7 +7,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use dynamo_datafusion::{DynamoScanExec, DynamoTableProvider};
+use dynamo_datafusion::{DynamoExec, DynamoTableProvider};
 
 /// The shared test client; fails loudly when the suite runs without the server.
 pub async fn client() -> Client {
@@ -79,8 +79,8 @@ pub async fn run_with_plan(
 }
 
 /// Finds the DynamoDB scan in a plan.
-pub fn find_scan(plan: &Arc<dyn ExecutionPlan>) -> Option<&DynamoScanExec> {
-    if let Some(scan) = (plan.as_ref() as &dyn std::any::Any).downcast_ref::<DynamoScanExec>() {
+pub fn find_scan(plan: &Arc<dyn ExecutionPlan>) -> Option<&DynamoExec> {
+    if let Some(scan) = (plan.as_ref() as &dyn std::any::Any).downcast_ref::<DynamoExec>() {
         return Some(scan);
     }
     plan.children().into_iter().find_map(find_scan)
@@ -88,7 +88,7 @@ pub fn find_scan(plan: &Arc<dyn ExecutionPlan>) -> Option<&DynamoScanExec> {
 
 /// Sum of a named metric over the partitions of the scan in `plan`.
 pub fn scan_metric(plan: &Arc<dyn ExecutionPlan>, name: &str) -> usize {
-    let scan = find_scan(plan).expect("plan has a DynamoScanExec");
+    let scan = find_scan(plan).expect("plan has a DynamoExec");
     let metrics = scan.metrics().expect("scan has metrics");
     if name == "output_rows" {
         // DataFusion keeps the standard row count out of `sum_by_name`.

@@ -95,7 +95,9 @@ async fn parallel_scan_union_equals_plain_scan() {
                 .expect("provider");
             let ctx = context_with("t", provider);
             let (batches, plan) = run_with_plan(&ctx, "SELECT pk, sk, n FROM t").await;
-            let partitions = crate::common::find_scan(&plan).expect("scan").segments();
+            let partitions = crate::common::find_scan(&plan)
+                .expect("scan")
+                .partition_count();
             (sorted_rows(&batches), partitions)
         }
     };
@@ -104,7 +106,7 @@ async fn parallel_scan_union_equals_plain_scan() {
     assert_eq!(plain.len(), BIG_ITEMS);
     for segments in [2, 4, 7] {
         let (parallel, n) = read(segments).await;
-        assert_eq!(n, segments);
+        assert_eq!(n, segments as usize);
         assert_eq!(
             parallel, plain,
             "{segments} segments must return exactly the plain scan"
@@ -121,8 +123,10 @@ async fn segments_follow_size_and_target_partitions() {
     let size = provider.meta().size_bytes;
     let ctx = context_with("t", provider); // target_partitions = 4
     let (_, plan) = run_with_plan(&ctx, "SELECT count(*) FROM t").await;
-    let segments = crate::common::find_scan(&plan).expect("scan").segments();
-    let expected = size.div_ceil(4 * 1024 * 1024).clamp(1, 4) as u32;
+    let segments = crate::common::find_scan(&plan)
+        .expect("scan")
+        .partition_count();
+    let expected = size.div_ceil(4 * 1024 * 1024).clamp(1, 4) as usize;
     assert_eq!(segments, expected, "table of {size} bytes");
 }
 

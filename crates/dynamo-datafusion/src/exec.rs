@@ -1,15 +1,22 @@
 //! The physical plan: a DynamoDB read streamed as record batches, one page at a
-//! time, with one DataFusion partition per parallel-scan segment.
+//! time. Partitions are scan segments, groups of Queries, or groups of
+//! BatchGetItem requests; each item belongs to exactly one partition.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{
+    EquivalenceProperties, LexOrdering, PhysicalExpr, PhysicalSortExpr,
+};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{
     Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
@@ -17,61 +24,113 @@ use datafusion::physical_plan::metrics::{
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    SortOrderPushdownResult,
 };
 use futures::stream;
 
 use crate::decode::ItemDecoder;
-use crate::read::ScanRequest;
+use crate::plan::render::{ExpressionBuilder, display_value};
+use crate::plan::{Operation, render_key_condition};
+use crate::read::{ReadSpec, ReadUnit};
 
-/// What the plan reads: the parameters shared by all its partitions.
+/// Reads a DynamoDB table (or index) as a stream of record batches.
+///
+/// `EXPLAIN` shows the operation, table, index, key condition, filter,
+/// projection, limit and partitions; `EXPLAIN ANALYZE` adds `requests`,
+/// `pages`, `output_rows` (items returned), `scanned_count` and
+/// `consumed_rcu_milli` (read capacity units × 1000).
 #[derive(Debug, Clone)]
-pub(crate) struct ScanPlan {
-    pub table: String,
-    /// Parallel-scan segments (= output partitions).
-    pub segments: u32,
-    pub projection: Option<crate::expression::ProjectionExpression>,
-    pub consistent_read: bool,
-    /// Items per request, if set.
-    pub page_size: Option<i32>,
-    /// Stop after this many items (per partition; only set with one segment).
-    pub limit: Option<usize>,
-}
-
-/// Reads a DynamoDB table as a stream of record batches.
-#[derive(Debug)]
-pub struct DynamoScanExec {
+pub struct DynamoExec {
     client: Client,
-    plan: Arc<ScanPlan>,
+    spec: Arc<ReadSpec>,
+    partitions: Arc<Vec<Vec<ReadUnit>>>,
     decoder: ItemDecoder,
+    /// Stop after this many items per partition.
+    limit: Option<usize>,
+    ordering: Option<PhysicalSortExpr>,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
 
-impl DynamoScanExec {
-    pub(crate) fn new(client: Client, plan: ScanPlan, decoder: ItemDecoder) -> Self {
-        let properties = PlanProperties::new(
-            EquivalenceProperties::new(Arc::clone(decoder.schema())),
-            Partitioning::UnknownPartitioning(plan.segments.max(1) as usize),
+impl DynamoExec {
+    pub(crate) fn new(
+        client: Client,
+        spec: ReadSpec,
+        partitions: Vec<Vec<ReadUnit>>,
+        decoder: ItemDecoder,
+        limit: Option<usize>,
+    ) -> Self {
+        // One Query returns items in sort-key order: declare it, so DataFusion can
+        // drop a sort (and `try_pushdown_sort` can flip the direction).
+        let ordering = match (spec.plan.ordered_by(), partitions.len()) {
+            (Some(sk), 1) => decoder.schema().index_of(sk).ok().map(|i| {
+                PhysicalSortExpr::new(
+                    Arc::new(Column::new(sk, i)),
+                    SortOptions {
+                        descending: !spec.scan_forward,
+                        nulls_first: !spec.scan_forward,
+                    },
+                )
+            }),
+            _ => None,
+        };
+        let mut exec = Self {
+            client,
+            spec: Arc::new(spec),
+            partitions: Arc::new(partitions),
+            decoder,
+            limit,
+            ordering,
+            properties: Arc::new(PlanProperties::new(
+                EquivalenceProperties::new(Arc::new(datafusion::arrow::datatypes::Schema::empty())),
+                Partitioning::UnknownPartitioning(1),
+                EmissionType::Incremental,
+                Boundedness::Bounded,
+            )),
+            metrics: ExecutionPlanMetricsSet::new(),
+        };
+        exec.properties = Arc::new(exec.compute_properties());
+        exec
+    }
+
+    fn compute_properties(&self) -> PlanProperties {
+        let schema = Arc::clone(self.decoder.schema());
+        let eq = match &self.ordering {
+            Some(o) => EquivalenceProperties::new_with_orderings(
+                schema,
+                [LexOrdering::new([o.clone()]).into_iter().flatten()],
+            ),
+            None => EquivalenceProperties::new(schema),
+        };
+        PlanProperties::new(
+            eq,
+            Partitioning::UnknownPartitioning(self.partitions.len().max(1)),
             EmissionType::Incremental,
             Boundedness::Bounded,
-        );
-        Self {
-            client,
-            plan: Arc::new(plan),
-            decoder,
-            properties: Arc::new(properties),
-            metrics: ExecutionPlanMetricsSet::new(),
+        )
+    }
+
+    /// The DynamoDB operation: `GetItem`, `BatchGetItem`, `Query` or `Scan`.
+    pub fn operation(&self) -> &'static str {
+        self.spec.plan.operation.name()
+    }
+
+    /// The index queried, if any.
+    pub fn index(&self) -> Option<&str> {
+        match &self.spec.plan.operation {
+            Operation::Query { index, .. } => index.as_deref(),
+            _ => None,
         }
     }
 
-    /// Number of parallel-scan segments this plan reads.
-    pub fn segments(&self) -> u32 {
-        self.plan.segments
+    /// Number of partitions (scan segments, query groups, key groups).
+    pub fn partition_count(&self) -> usize {
+        self.partitions.len()
     }
 
     /// Attributes named in the `ProjectionExpression` (empty: every attribute).
     pub fn projected_attributes(&self) -> Vec<String> {
-        self.plan
+        self.spec
             .projection
             .as_ref()
             .map(|p| p.attributes.clone())
@@ -80,32 +139,113 @@ impl DynamoScanExec {
 
     /// The item limit pushed into the read, if any.
     pub fn limit(&self) -> Option<usize> {
-        self.plan.limit
+        self.limit
+    }
+
+    /// True when a Query reads in ascending sort-key order.
+    pub fn scan_forward(&self) -> bool {
+        self.spec.scan_forward
+    }
+
+    /// True when a FilterExpression is sent.
+    pub fn has_filter(&self) -> bool {
+        self.spec.plan.has_filter()
+    }
+
+    /// The rendered request, as `EXPLAIN` shows it.
+    pub fn describe(&self) -> String {
+        let mut s = String::new();
+        let _ = self.write_description(&mut s);
+        s
+    }
+
+    fn write_description(&self, f: &mut dyn fmt::Write) -> fmt::Result {
+        let spec = &self.spec;
+        let mut b = ExpressionBuilder::default();
+        write!(
+            f,
+            "operation={}, table={}",
+            spec.plan.operation.name(),
+            spec.table
+        )?;
+        match &spec.plan.operation {
+            Operation::Query {
+                index,
+                keys,
+                partition_values,
+                sort,
+            } => {
+                if let Some(ix) = index {
+                    write!(f, ", index={ix}")?;
+                }
+                let first = partition_values
+                    .first()
+                    .cloned()
+                    .unwrap_or(AttributeValue::Null(true));
+                let key = render_key_condition(keys, &first, sort.as_ref(), &mut b);
+                write!(f, ", key_condition=[{key}]")?;
+                if partition_values.len() > 1 {
+                    let all: Vec<String> = partition_values.iter().map(display_value).collect();
+                    write!(
+                        f,
+                        ", queries={} (:v0 in [{}])",
+                        partition_values.len(),
+                        all.join(", ")
+                    )?;
+                }
+                if !spec.scan_forward {
+                    write!(f, ", scan_index_forward=false")?;
+                }
+            }
+            Operation::GetItem { key } => {
+                let k: Vec<String> = key
+                    .iter()
+                    .map(|(n, v)| format!("{n}={}", display_value(v)))
+                    .collect();
+                write!(f, ", key=[{}]", k.join(", "))?;
+            }
+            Operation::BatchGetItem { keys } => write!(f, ", keys={}", keys.len())?,
+            Operation::Scan => {}
+        }
+        if let Some(filter) = spec.plan.render_filter(&mut b) {
+            write!(f, ", filter=[{filter}]")?;
+        }
+        match &spec.projection {
+            Some(p) => write!(f, ", projection=[{}]", p.attributes.join(", "))?,
+            None => write!(f, ", projection=ALL")?,
+        }
+        if let Some(names) = b.attribute_names() {
+            let mut names: Vec<(String, String)> = names.into_iter().collect();
+            names.sort_by_key(|(k, _)| k[2..].parse::<usize>().unwrap_or(usize::MAX));
+            let names: Vec<String> = names.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+            write!(f, ", names={{{}}}", names.join(", "))?;
+        }
+        if !b.values().is_empty() {
+            let values: Vec<String> = b
+                .values()
+                .iter()
+                .enumerate()
+                .map(|(i, v)| format!(":v{i}={}", display_value(v)))
+                .collect();
+            write!(f, ", values={{{}}}", values.join(", "))?;
+        }
+        if let Some(limit) = self.limit {
+            write!(f, ", limit={limit}")?;
+        }
+        if let Some(p) = spec.page_size {
+            write!(f, ", page_size={p}")?;
+        }
+        if spec.consistent_read {
+            write!(f, ", consistent_read=true")?;
+        }
+        write!(f, ", partitions={}", self.partitions.len())
     }
 }
 
-impl DisplayAs for DynamoScanExec {
+impl DisplayAs for DynamoExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let p = &self.plan;
-        write!(
-            f,
-            "DynamoScanExec: operation=Scan, table={}, segments={}",
-            p.table, p.segments
-        )?;
-        match &p.projection {
-            Some(proj) => write!(f, ", projection=[{}]", proj.attributes.join(", "))?,
-            None => write!(f, ", projection=ALL")?,
-        }
-        if let Some(limit) = p.limit {
-            write!(f, ", limit={limit}")?;
-        }
-        if let Some(page) = p.page_size {
-            write!(f, ", page_size={page}")?;
-        }
-        if p.consistent_read {
-            write!(f, ", consistent_read=true")?;
-        }
-        Ok(())
+        write!(f, "DynamoExec: ")?;
+        self.write_description(f)
     }
 }
 
@@ -132,15 +272,16 @@ impl ReadMetrics {
     }
 }
 
-struct PageCursor {
-    start: Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
-    done: bool,
+/// Where a partition's stream is: which unit, and where its next page starts.
+struct Cursor {
+    unit: usize,
+    start: Option<HashMap<String, AttributeValue>>,
     remaining: Option<usize>,
 }
 
-impl ExecutionPlan for DynamoScanExec {
+impl ExecutionPlan for DynamoExec {
     fn name(&self) -> &str {
-        "DynamoScanExec"
+        "DynamoExec"
     }
 
     fn properties(&self) -> &Arc<PlanProperties> {
@@ -167,7 +308,7 @@ impl ExecutionPlan for DynamoScanExec {
             Ok(self)
         } else {
             Err(DataFusionError::Internal(
-                "DynamoScanExec is a leaf and takes no children".to_string(),
+                "DynamoExec is a leaf and takes no children".to_string(),
             ))
         }
     }
@@ -176,63 +317,103 @@ impl ExecutionPlan for DynamoScanExec {
         Some(self.metrics.clone_inner())
     }
 
+    fn fetch(&self) -> Option<usize> {
+        self.limit
+    }
+
+    /// Every row this node emits is final, so a limit above it can stop its reads.
+    fn with_fetch(&self, limit: Option<usize>) -> Option<Arc<dyn ExecutionPlan>> {
+        let mut new = self.clone();
+        new.limit = match (self.limit, limit) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        new.metrics = ExecutionPlanMetricsSet::new();
+        Some(Arc::new(new))
+    }
+
+    /// One Query can return its items in either sort-key direction.
+    fn try_pushdown_sort(
+        &self,
+        order: &[PhysicalSortExpr],
+    ) -> DfResult<SortOrderPushdownResult<Arc<dyn ExecutionPlan>>> {
+        let (Some(sk), [wanted]) = (self.spec.plan.ordered_by(), order) else {
+            return Ok(SortOrderPushdownResult::Unsupported);
+        };
+        let on_sort_key = wanted.expr.downcast_ref::<Column>().is_some_and(|c| {
+            c.name() == sk && self.decoder.schema().index_of(sk).ok() == Some(c.index())
+        });
+        if self.partitions.len() != 1 || !on_sort_key {
+            return Ok(SortOrderPushdownResult::Unsupported);
+        }
+        let mut new = self.clone();
+        let mut spec = (*self.spec).clone();
+        spec.scan_forward = !wanted.options.descending;
+        new.spec = Arc::new(spec);
+        // Sort keys are never NULL, so either NULL placement holds.
+        new.ordering = Some(wanted.clone());
+        new.properties = Arc::new(new.compute_properties());
+        new.metrics = ExecutionPlanMetricsSet::new();
+        Ok(SortOrderPushdownResult::Exact {
+            inner: Arc::new(new),
+        })
+    }
+
     fn execute(
         &self,
         partition: usize,
         _context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
-        let segments = self.plan.segments.max(1);
-        if partition >= segments as usize {
-            return Err(DataFusionError::Internal(format!(
-                "DynamoScanExec has {segments} partitions, asked for partition {partition}"
-            )));
-        }
-        let request = Arc::new(ScanRequest {
-            table: self.plan.table.clone(),
-            segment: (segments > 1).then_some((partition as i32, segments as i32)),
-            projection: self.plan.projection.clone(),
-            consistent_read: self.plan.consistent_read,
-        });
+        let units = self.partitions.get(partition).cloned().ok_or_else(|| {
+            DataFusionError::Internal(format!(
+                "DynamoExec has {} partitions, asked for partition {partition}",
+                self.partitions.len()
+            ))
+        })?;
+        let units = Arc::new(units);
         let client = self.client.clone();
+        let spec = Arc::clone(&self.spec);
         let decoder = self.decoder.clone();
-        let page_size = self.plan.page_size;
         let metrics = ReadMetrics::new(&self.metrics, partition);
-        let cursor = PageCursor {
+        let cursor = Cursor {
+            unit: 0,
             start: None,
-            done: false,
-            remaining: self.plan.limit,
+            remaining: self.limit,
         };
         let batches = stream::try_unfold(cursor, move |mut cursor| {
-            let (client, request, decoder, metrics) = (
+            let (client, spec, decoder, metrics, units) = (
                 client.clone(),
-                Arc::clone(&request),
+                Arc::clone(&spec),
                 decoder.clone(),
                 metrics.clone(),
+                Arc::clone(&units),
             );
             async move {
                 loop {
-                    if cursor.done {
+                    if cursor.remaining == Some(0) {
                         return Ok(None);
                     }
-                    let limit = match (cursor.remaining, page_size) {
-                        (Some(r), Some(p)) => Some(p.min(i32::try_from(r).unwrap_or(i32::MAX))),
-                        (Some(r), None) => Some(i32::try_from(r).unwrap_or(i32::MAX)),
-                        (None, p) => p,
+                    let Some(unit) = units.get(cursor.unit) else {
+                        return Ok(None);
                     };
-                    let page = request.page(&client, cursor.start.take(), limit).await?;
-                    metrics.requests.add(1);
+                    let page = spec
+                        .page(&client, unit, cursor.start.take(), cursor.remaining)
+                        .await?;
+                    metrics.requests.add(page.requests as usize);
                     metrics.pages.add(1);
                     metrics.scanned.add(page.scanned_count as usize);
                     metrics
                         .capacity_milli
                         .add((page.consumed_capacity * 1000.0).round() as usize);
-                    cursor.start = page.next;
-                    cursor.done = cursor.start.is_none();
+                    // Move on only after the unit's last page: nothing skipped, nothing read twice.
+                    match page.next {
+                        Some(next) => cursor.start = Some(next),
+                        None => cursor.unit += 1,
+                    }
                     let mut items = page.items;
                     if let Some(remaining) = cursor.remaining.as_mut() {
                         items.truncate(*remaining);
                         *remaining -= items.len();
-                        cursor.done |= *remaining == 0;
                     }
                     if items.is_empty() {
                         continue;

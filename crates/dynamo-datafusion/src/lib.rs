@@ -7,22 +7,24 @@
 //! - [`dynamo_session`]: a ready session over all of a client's tables.
 //! - [`ConnectionOptions`]: SDK clients from the standard AWS chain.
 //!
-//! Where SQL meets DynamoDB: `provider` plans a read, `exec` streams it,
+//! Where SQL meets DynamoDB: `plan` turns filters into the cheapest correct read
+//! (pure, unit-tested), `provider` wires it into DataFusion, `exec` streams it,
 //! `read` talks to DynamoDB, `decode` turns items into Arrow, `infer` and
 //! `schema` choose the Arrow types, `number` keeps numbers exact.
 
 mod catalog;
 mod client;
+mod config;
 mod decode;
 mod error;
 mod exec;
-mod expression;
 mod factory;
 mod infer;
 mod json;
 mod metadata;
 mod number;
 mod options;
+mod plan;
 mod provider;
 mod read;
 mod sample;
@@ -31,9 +33,10 @@ mod session;
 
 pub use catalog::{DynamoSchemaProvider, list_tables};
 pub use client::{ConnectionOptions, LOCAL_DEFAULT_REGION};
+pub use config::DynamoConfig;
 pub use decode::{Item, ItemDecoder};
 pub use error::{Error, Result};
-pub use exec::DynamoScanExec;
+pub use exec::DynamoExec;
 pub use factory::{DYNAMODB_FILE_TYPE, DynamoTableFactory};
 pub use infer::{ENCODING_METADATA_KEY, JSON_ENCODING, is_json_field, json_field};
 pub use json::to_json_text;
@@ -41,5 +44,6 @@ pub use metadata::{
     IndexKind, IndexMeta, IndexProjection, KeyAttribute, KeySchema, KeyType, TableMeta,
 };
 pub use options::{ColumnType, DEFAULT_SAMPLE_SIZE, OPTION_KEYS, TableOptions};
+pub use plan::{AccessPlan, IndexPolicy, Key, Operation, PlanOptions, SortCondition, plan_access};
 pub use provider::{DynamoTableProvider, DynamoTableProviderBuilder, describe_table};
 pub use session::{DEFAULT_CATALOG, DEFAULT_SCHEMA, dynamo_session};

@@ -157,6 +157,16 @@ impl ExactNumber {
         self.to_string().parse().unwrap_or(f64::NAN)
     }
 
+    /// True when DynamoDB can store the value: at most 38 significant digits,
+    /// magnitude between 1E-130 and 9.99…E+125 (or zero).
+    pub(crate) fn fits_dynamodb(&self) -> bool {
+        if self.digits.is_empty() {
+            return true;
+        }
+        let msd_exponent = self.digits.len() as i64 + i64::from(self.exponent) - 1;
+        self.digits.len() <= 38 && (-130..=125).contains(&msd_exponent)
+    }
+
     fn to_scaled_i128(&self, scale: i8) -> Option<i128> {
         let shift = i64::from(self.exponent) + i64::from(scale);
         if shift < 0 {
@@ -170,6 +180,37 @@ impl ExactNumber {
             v = v.checked_mul(10)?;
         }
         Some(if self.negative { -v } else { v })
+    }
+}
+
+impl Ord for ExactNumber {
+    /// Numeric order.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let sign = |n: &Self| match (n.digits.is_empty(), n.negative) {
+            (true, _) => 0,
+            (false, true) => -1,
+            (false, false) => 1,
+        };
+        let (a, b) = (sign(self), sign(other));
+        if a != b || a == 0 {
+            return a.cmp(&b);
+        }
+        // Same sign, both non-zero: compare magnitudes, then flip for negatives.
+        let magnitude = |n: &Self| n.digits.len() as i64 + i64::from(n.exponent);
+        let by_magnitude = magnitude(self)
+            .cmp(&magnitude(other))
+            .then_with(|| self.digits.cmp(&other.digits));
+        if a < 0 {
+            by_magnitude.reverse()
+        } else {
+            by_magnitude
+        }
+    }
+}
+
+impl PartialOrd for ExactNumber {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -268,6 +309,41 @@ mod tests {
         let v = x.to_decimal256(76, 2).expect("fits");
         assert_eq!(v.to_string(), format!("1{}", "0".repeat(62)));
         assert_eq!(n("-1E-2").to_decimal256(76, 2), Some(i256::from_i128(-1)));
+    }
+
+    #[test]
+    fn numeric_order() {
+        let mut v: Vec<ExactNumber> = [
+            "10", "-1E+2", "9.5", "0", "-0.001", "1E-130", "123", "12", "-99",
+        ]
+        .iter()
+        .map(|s| n(s))
+        .collect();
+        v.sort();
+        let sorted: Vec<String> = v.iter().map(|x| x.to_string()).collect();
+        assert_eq!(
+            sorted,
+            [
+                "-100",
+                "-99",
+                "-0.001",
+                "0",
+                &format!("0.{}1", "0".repeat(129)),
+                "9.5",
+                "10",
+                "12",
+                "123"
+            ]
+        );
+    }
+
+    #[test]
+    fn dynamodb_range() {
+        assert!(
+            n("1E-130").fits_dynamodb() && n("9.9E+125").fits_dynamodb() && n("0").fits_dynamodb()
+        );
+        assert!(!n("1E-131").fits_dynamodb() && !n("1E+126").fits_dynamodb());
+        assert!(!n(&"1".repeat(39)).fits_dynamodb());
     }
 
     #[test]

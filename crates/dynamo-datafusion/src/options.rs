@@ -6,6 +6,7 @@ use std::str::FromStr;
 use datafusion::arrow::datatypes::DataType;
 
 use crate::error::{Error, Result};
+use crate::plan::IndexPolicy;
 
 /// Default number of items sampled to infer a schema.
 ///
@@ -55,6 +56,10 @@ pub struct TableOptions {
     pub segments: Option<u32>,
     /// Column types that replace the inferred ones (and add unsampled attributes).
     pub column_types: Vec<(String, ColumnType)>,
+    /// Push filters, keys, indexes and limits into requests (see [`crate::PlanOptions`]).
+    pub pushdown: bool,
+    /// Which secondary indexes may be used.
+    pub index: IndexPolicy,
 }
 
 impl Default for TableOptions {
@@ -65,6 +70,8 @@ impl Default for TableOptions {
             page_size: None,
             segments: None,
             column_types: Vec::new(),
+            pushdown: true,
+            index: IndexPolicy::Auto,
         }
     }
 }
@@ -76,6 +83,8 @@ pub const OPTION_KEYS: &[&str] = &[
     "page_size",
     "segments",
     "column_types",
+    "pushdown",
+    "index",
 ];
 
 impl TableOptions {
@@ -109,11 +118,8 @@ impl TableOptions {
                             })?
                 }
                 "consistent_read" => {
-                    opts.consistent_read = match value.to_ascii_lowercase().as_str() {
-                        "true" => true,
-                        "false" => false,
-                        _ => return Err(invalid(format!("'{value}' is not true or false"))),
-                    }
+                    opts.consistent_read = parse_bool(value)
+                        .ok_or_else(|| invalid(format!("'{value}' is not true or false")))?
                 }
                 "page_size" => {
                     opts.page_size = Some(value.parse::<i32>().ok().filter(|n| *n > 0).ok_or_else(
@@ -132,6 +138,18 @@ impl TableOptions {
                     )
                 }
                 "column_types" => opts.column_types = parse_column_types(value).map_err(invalid)?,
+                "pushdown" => {
+                    opts.pushdown = parse_bool(value)
+                        .ok_or_else(|| invalid(format!("'{value}' is not true or false")))?
+                }
+                "index" => {
+                    opts.index = match value {
+                        "" => return Err(invalid("give 'auto', 'none' or an index name".into())),
+                        v if v.eq_ignore_ascii_case("auto") => IndexPolicy::Auto,
+                        v if v.eq_ignore_ascii_case("none") => IndexPolicy::Never,
+                        name => IndexPolicy::Only(name.to_string()),
+                    }
+                }
                 _ => {
                     return Err(invalid(format!(
                         "unknown option; accepted: {}",
@@ -141,6 +159,14 @@ impl TableOptions {
             }
         }
         Ok(opts)
+    }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
     }
 }
 
@@ -182,11 +208,15 @@ mod tests {
                 "format.column_types",
                 "Price: Decimal128(38, 4); raw: json;flag:boolean",
             ),
+            ("format.pushdown", "false"),
+            ("format.index", "byStatus"),
         ]))
         .expect("valid");
         assert_eq!(o.sample_size, 50);
         assert!(o.consistent_read);
         assert_eq!((o.page_size, o.segments), (Some(10), Some(4)));
+        assert!(!o.pushdown);
+        assert_eq!(o.index, IndexPolicy::Only("byStatus".into()));
         assert_eq!(
             o.column_types,
             vec![
@@ -209,6 +239,8 @@ mod tests {
             ("format.column_types", "price decimal"),
             ("format.column_types", "price: NotAType"),
             ("format.colour", "red"),
+            ("format.pushdown", "maybe"),
+            ("format.index", ""),
         ] {
             let err = TableOptions::from_map(&map(&[(k, v)])).expect_err("invalid");
             assert!(err.to_string().contains(k), "{err}");

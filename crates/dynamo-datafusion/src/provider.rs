@@ -6,16 +6,22 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::error::Result as DfResult;
-use datafusion::logical_expr::{Expr, TableType};
+use datafusion::common::DFSchema;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::expr_rewriter::unnormalize_col;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::filter::FilterExecBuilder;
 
+use crate::config::{DynamoConfig, ScanGuard};
 use crate::decode::ItemDecoder;
 use crate::error::{Error, Result, sdk_message};
-use crate::exec::{DynamoScanExec, ScanPlan};
-use crate::expression::ProjectionExpression;
+use crate::exec::DynamoExec;
 use crate::metadata::TableMeta;
 use crate::options::{ColumnType, TableOptions};
+use crate::plan::{AccessPlan, Operation, PlanOptions, ProjectionExpression, plan_access};
+use crate::read::ReadSpec;
 use crate::sample::sample_table;
 use crate::schema::build_schema;
 
@@ -217,6 +223,36 @@ impl DynamoTableProvider {
     }
 }
 
+impl DynamoTableProvider {
+    fn plan_options(&self, session_pushdown: bool) -> PlanOptions {
+        PlanOptions {
+            pushdown: self.options.pushdown && session_pushdown,
+            index: self.options.index.clone(),
+            consistent_read: self.options.consistent_read,
+        }
+    }
+
+    /// Plans the read for `filters` when the query needs `columns` (pure).
+    pub fn plan(&self, filters: &[Expr], columns: &[String], session_pushdown: bool) -> AccessPlan {
+        plan_access(
+            &self.meta,
+            &self.schema,
+            filters,
+            columns,
+            &self.plan_options(session_pushdown),
+        )
+    }
+}
+
+/// Top-level columns an expression reads.
+fn expr_columns(e: &Expr, out: &mut Vec<String>) {
+    for c in e.column_refs() {
+        if !out.contains(&c.name) {
+            out.push(c.name.clone());
+        }
+    }
+}
+
 #[async_trait]
 impl TableProvider for DynamoTableProvider {
     fn schema(&self) -> SchemaRef {
@@ -227,41 +263,144 @@ impl TableProvider for DynamoTableProvider {
         TableType::Base
     }
 
+    /// Exact for what a key enforces (GetItem, BatchGetItem keys, a Query's key
+    /// condition); Inexact for everything else, so DataFusion re-checks it.
+    /// Never Unsupported: `scan` then sees every filter and plans with all of them.
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        let owned: Vec<Expr> = filters.iter().map(|f| (*f).clone()).collect();
+        let mut columns = Vec::new();
+        owned.iter().for_each(|f| expr_columns(f, &mut columns));
+        let plan = self.plan(&owned, &columns, true);
+        Ok(plan
+            .exact
+            .iter()
+            .map(|exact| {
+                if *exact {
+                    TableProviderFilterPushDown::Exact
+                } else {
+                    TableProviderFilterPushDown::Inexact
+                }
+            })
+            .collect())
+    }
+
     async fn scan(
         &self,
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let schema = match projection {
-            Some(indices) => Arc::new(self.schema.project(indices)?),
-            None => Arc::clone(&self.schema),
+        let session = state
+            .config()
+            .options()
+            .extensions
+            .get::<DynamoConfig>()
+            .cloned()
+            .unwrap_or_default();
+        let output: Vec<String> = match projection {
+            Some(indices) => indices
+                .iter()
+                .map(|i| self.schema.field(*i).name().clone())
+                .collect(),
+            None => self
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect(),
         };
-        let attributes: Vec<String> = if schema.fields().is_empty() {
+        let mut needed = output.clone();
+        filters.iter().for_each(|f| expr_columns(f, &mut needed));
+        let plan = self.plan(filters, &needed, session.pushdown);
+        self.check_scan_guard(&plan, &session)?;
+
+        // Filters the read does not enforce exactly are re-applied here: DataFusion
+        // may have been told Exact for some of them when it saw fewer filters.
+        let residual: Vec<&Expr> = filters
+            .iter()
+            .zip(&plan.exact)
+            .filter(|(_, e)| !**e)
+            .map(|(f, _)| f)
+            .collect();
+        let mut read_columns = output.clone();
+        residual
+            .iter()
+            .for_each(|f| expr_columns(f, &mut read_columns));
+        let read_indices = read_columns
+            .iter()
+            .map(|c| self.schema.index_of(c))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let read_schema = Arc::new(self.schema.project(&read_indices)?);
+        let attributes = if read_columns.is_empty() {
             // Nothing needed but the row count: read the smallest thing there is.
             vec![self.meta.keys.partition_key.name.clone()]
         } else {
-            schema.fields().iter().map(|f| f.name().clone()).collect()
+            read_columns.clone()
         };
-        let decoder = ItemDecoder::try_new(&self.meta.name, schema)?;
-        // A limit is met fastest by one segment reading only that many items.
-        let segments = match limit {
-            Some(_) => 1,
-            None => self.scan_segments(state.config().target_partitions()),
+        let segments = match (&plan.operation, limit, residual.is_empty()) {
+            // A limit is met fastest by one segment reading only that many items.
+            (Operation::Scan, Some(_), true) => 1,
+            (Operation::Scan, _, _) => self.scan_segments(state.config().target_partitions()),
+            _ => 1,
         };
-        let plan = ScanPlan {
+        let partitions = plan.partitions(segments, state.config().target_partitions());
+        let spec = ReadSpec {
             table: self.meta.name.clone(),
-            segments,
             projection: ProjectionExpression::new(attributes),
             consistent_read: self.options.consistent_read,
             page_size: self.options.page_size,
-            limit,
-        };
-        Ok(Arc::new(DynamoScanExec::new(
-            self.client.clone(),
+            scan_forward: true,
             plan,
+        };
+        let decoder = ItemDecoder::try_new(&self.meta.name, Arc::clone(&read_schema))?;
+        let read_limit = if residual.is_empty() { limit } else { None };
+        let exec: Arc<dyn ExecutionPlan> = Arc::new(DynamoExec::new(
+            self.client.clone(),
+            spec,
+            partitions,
             decoder,
-        )))
+            read_limit,
+        ));
+        let Some(predicate) = conjunction(residual.into_iter().cloned()) else {
+            return Ok(exec);
+        };
+        let df_schema = DFSchema::try_from(read_schema.as_ref().clone())?;
+        let predicate = state.create_physical_expr(unnormalize_col(predicate), &df_schema)?;
+        let filter = FilterExecBuilder::new(predicate, exec)
+            .apply_projection(Some((0..output.len()).collect()))?
+            .with_fetch(limit)
+            .build()?;
+        Ok(Arc::new(filter))
+    }
+}
+
+impl DynamoTableProvider {
+    /// Refuses or warns about a full Scan of a large table, as the session asks.
+    fn check_scan_guard(&self, plan: &AccessPlan, session: &DynamoConfig) -> DfResult<()> {
+        if plan.operation != Operation::Scan || self.meta.size_bytes <= session.scan_guard_bytes {
+            return Ok(());
+        }
+        let message = format!(
+            "query would Scan all of table '{}' (~{} bytes, ~{} items): add a condition on its \
+             partition key '{}' (or an index key), or SET dynamodb.scan_guard = 'off' \
+             (threshold: dynamodb.scan_guard_bytes = {})",
+            self.meta.name,
+            self.meta.size_bytes,
+            self.meta.item_count,
+            self.meta.keys.partition_key.name,
+            session.scan_guard_bytes
+        );
+        match session.guard() {
+            ScanGuard::Off => Ok(()),
+            ScanGuard::Warn => {
+                log::warn!("{message}");
+                Ok(())
+            }
+            ScanGuard::Error => Err(DataFusionError::Plan(message)),
+        }
     }
 }

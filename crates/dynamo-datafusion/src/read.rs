@@ -1,25 +1,52 @@
 //! DynamoDB reads, one page at a time, resumable from `LastEvaluatedKey`.
+//!
+//! A partition of the plan is a list of [`ReadUnit`]s — scan segments, one
+//! Query per partition-key value, GetItem keys or BatchGetItem key chunks —
+//! read one after the other.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnConsumedCapacity};
 
 use crate::decode::Item;
 use crate::error::{Error, Result, sdk_message};
-use crate::expression::ProjectionExpression;
+use crate::plan::render::{ExpressionBuilder, ProjectionExpression};
+use crate::plan::{AccessPlan, Key, Operation, render_key_condition};
 
-/// What one Scan request asks for, apart from where to start.
+/// Keys per BatchGetItem request (DynamoDB's limit).
+pub(crate) const BATCH_GET_MAX_KEYS: usize = 100;
+/// Attempts to get every key of a BatchGetItem answered before giving up.
+const BATCH_GET_ATTEMPTS: u32 = 10;
+
+/// One independent piece of a read.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ScanRequest {
-    pub table: String,
-    /// `(Segment, TotalSegments)` of a parallel scan.
-    pub segment: Option<(i32, i32)>,
-    pub projection: Option<ProjectionExpression>,
-    pub consistent_read: bool,
+pub(crate) enum ReadUnit {
+    /// Scan segment `(segment, total)`; `total == 1` is a plain scan.
+    Segment(i32, i32),
+    /// Query for one partition-key value.
+    Query(AttributeValue),
+    /// GetItem.
+    Get(Key),
+    /// BatchGetItem of at most [`BATCH_GET_MAX_KEYS`] keys.
+    Batch(Vec<Key>),
 }
 
-/// One page of a Scan.
+/// Everything a request needs apart from its unit and start key.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadSpec {
+    pub table: String,
+    pub plan: AccessPlan,
+    pub projection: Option<ProjectionExpression>,
+    pub consistent_read: bool,
+    /// Items per request, if set (never sent together with a filter).
+    pub page_size: Option<i32>,
+    /// Query direction.
+    pub scan_forward: bool,
+}
+
+/// One page of a read.
 #[derive(Debug, Default)]
 pub(crate) struct Page {
     pub items: Vec<Item>,
@@ -29,55 +56,227 @@ pub(crate) struct Page {
     pub scanned_count: u64,
     /// Read capacity units consumed.
     pub consumed_capacity: f64,
+    /// Requests made for this page (BatchGetItem retries unprocessed keys).
+    pub requests: u64,
 }
 
-impl ScanRequest {
-    /// Reads one page starting at `start` (the previous page's `next`).
+fn key_map(key: &Key) -> HashMap<String, AttributeValue> {
+    key.iter().cloned().collect()
+}
+
+impl ReadSpec {
+    fn request_error<E: std::error::Error>(
+        &self,
+        operation: &'static str,
+        e: &E,
+        missing: bool,
+    ) -> Error {
+        if missing {
+            Error::TableNotFound {
+                table: self.table.clone(),
+            }
+        } else {
+            Error::Request {
+                operation,
+                table: self.table.clone(),
+                message: sdk_message(e),
+            }
+        }
+    }
+
+    /// `Limit` for a request: never with a FilterExpression, since DynamoDB
+    /// applies it to items evaluated, not items returned.
+    fn request_limit(&self, remaining: Option<usize>) -> Option<i32> {
+        if self.plan.has_filter() {
+            return None;
+        }
+        let remaining = remaining.map(|r| i32::try_from(r).unwrap_or(i32::MAX));
+        match (remaining, self.page_size) {
+            (Some(r), Some(p)) => Some(r.min(p)),
+            (r, p) => r.or(p),
+        }
+    }
+
+    /// Reads one page of `unit`, starting at `start` (the previous page's `next`).
     pub(crate) async fn page(
         &self,
         client: &Client,
+        unit: &ReadUnit,
         start: Option<HashMap<String, AttributeValue>>,
-        limit: Option<i32>,
+        remaining: Option<usize>,
     ) -> Result<Page> {
-        let mut req = client
-            .scan()
-            .table_name(&self.table)
-            .consistent_read(self.consistent_read)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .set_exclusive_start_key(start)
-            .set_limit(limit);
-        if let Some((segment, total)) = self.segment {
-            req = req.segment(segment).total_segments(total);
-        }
-        if let Some(p) = &self.projection {
-            req = req
-                .projection_expression(&p.expression)
-                .set_expression_attribute_names(Some(p.names.clone()));
-        }
-        let out = req.send().await.map_err(|e| {
-            let table_missing = e
-                .as_service_error()
-                .is_some_and(|s| s.is_resource_not_found_exception());
-            if table_missing {
-                Error::TableNotFound {
-                    table: self.table.clone(),
+        let mut b = ExpressionBuilder::default();
+        let projection = self.projection.as_ref().map(|p| p.render(&mut b));
+        match unit {
+            ReadUnit::Segment(segment, total) => {
+                let filter = self.plan.render_filter(&mut b);
+                let mut req = client
+                    .scan()
+                    .table_name(&self.table)
+                    .consistent_read(self.consistent_read)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .set_exclusive_start_key(start)
+                    .set_limit(self.request_limit(remaining))
+                    .set_projection_expression(projection)
+                    .set_filter_expression(filter)
+                    .set_expression_attribute_names(b.attribute_names())
+                    .set_expression_attribute_values(b.attribute_values());
+                if *total > 1 {
+                    req = req.segment(*segment).total_segments(*total);
                 }
-            } else {
-                Error::Request {
-                    operation: "Scan",
-                    table: self.table.clone(),
-                    message: sdk_message(&e),
-                }
+                let out = req.send().await.map_err(|e| {
+                    let missing = e
+                        .as_service_error()
+                        .is_some_and(|s| s.is_resource_not_found_exception());
+                    self.request_error("Scan", &e, missing)
+                })?;
+                Ok(Page {
+                    scanned_count: out.scanned_count().max(0) as u64,
+                    consumed_capacity: out
+                        .consumed_capacity()
+                        .and_then(|c| c.capacity_units())
+                        .unwrap_or(0.0),
+                    next: out.last_evaluated_key.filter(|k| !k.is_empty()),
+                    items: out.items.unwrap_or_default(),
+                    requests: 1,
+                })
             }
-        })?;
-        Ok(Page {
-            scanned_count: out.scanned_count().max(0) as u64,
-            consumed_capacity: out
+            ReadUnit::Query(value) => {
+                let Operation::Query {
+                    index, keys, sort, ..
+                } = &self.plan.operation
+                else {
+                    return Err(Error::Metadata {
+                        table: self.table.clone(),
+                        reason: "a Query unit in a plan that is not a Query".into(),
+                    });
+                };
+                let key_condition = render_key_condition(keys, value, sort.as_ref(), &mut b);
+                let filter = self.plan.render_filter(&mut b);
+                let out = client
+                    .query()
+                    .table_name(&self.table)
+                    .set_index_name(index.clone())
+                    .key_condition_expression(key_condition)
+                    .scan_index_forward(self.scan_forward)
+                    .consistent_read(self.consistent_read)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .set_exclusive_start_key(start)
+                    .set_limit(self.request_limit(remaining))
+                    .set_projection_expression(projection)
+                    .set_filter_expression(filter)
+                    .set_expression_attribute_names(b.attribute_names())
+                    .set_expression_attribute_values(b.attribute_values())
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        let missing = e
+                            .as_service_error()
+                            .is_some_and(|s| s.is_resource_not_found_exception());
+                        self.request_error("Query", &e, missing)
+                    })?;
+                Ok(Page {
+                    scanned_count: out.scanned_count().max(0) as u64,
+                    consumed_capacity: out
+                        .consumed_capacity()
+                        .and_then(|c| c.capacity_units())
+                        .unwrap_or(0.0),
+                    next: out.last_evaluated_key.filter(|k| !k.is_empty()),
+                    items: out.items.unwrap_or_default(),
+                    requests: 1,
+                })
+            }
+            ReadUnit::Get(key) => {
+                let out = client
+                    .get_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key_map(key)))
+                    .consistent_read(self.consistent_read)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .set_projection_expression(projection)
+                    .set_expression_attribute_names(b.attribute_names())
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        let missing = e
+                            .as_service_error()
+                            .is_some_and(|s| s.is_resource_not_found_exception());
+                        self.request_error("GetItem", &e, missing)
+                    })?;
+                let items: Vec<Item> = out.item.into_iter().collect();
+                Ok(Page {
+                    scanned_count: items.len() as u64,
+                    consumed_capacity: out
+                        .consumed_capacity
+                        .and_then(|c| c.capacity_units)
+                        .unwrap_or(0.0),
+                    next: None,
+                    items,
+                    requests: 1,
+                })
+            }
+            ReadUnit::Batch(keys) => self.batch_get(client, keys, projection, &b).await,
+        }
+    }
+
+    /// BatchGetItem, retrying `UnprocessedKeys` with backoff until every key is answered.
+    async fn batch_get(
+        &self,
+        client: &Client,
+        keys: &[Key],
+        projection: Option<String>,
+        b: &ExpressionBuilder,
+    ) -> Result<Page> {
+        let mut pending = KeysAndAttributes::builder()
+            .set_keys(Some(keys.iter().map(key_map).collect()))
+            .consistent_read(self.consistent_read)
+            .set_projection_expression(projection)
+            .set_expression_attribute_names(b.attribute_names())
+            .build()
+            .map_err(|e| Error::Request {
+                operation: "BatchGetItem",
+                table: self.table.clone(),
+                message: e.to_string(),
+            })?;
+        let mut page = Page::default();
+        for attempt in 0..BATCH_GET_ATTEMPTS {
+            let out = client
+                .batch_get_item()
+                .request_items(&self.table, pending.clone())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| {
+                    let missing = e
+                        .as_service_error()
+                        .is_some_and(|s| s.is_resource_not_found_exception());
+                    self.request_error("BatchGetItem", &e, missing)
+                })?;
+            page.requests += 1;
+            page.consumed_capacity += out
                 .consumed_capacity()
-                .and_then(|c| c.capacity_units())
-                .unwrap_or(0.0),
-            next: out.last_evaluated_key.filter(|k| !k.is_empty()),
-            items: out.items.unwrap_or_default(),
+                .iter()
+                .filter_map(|c| c.capacity_units())
+                .sum::<f64>();
+            let mut responses = out.responses.unwrap_or_default();
+            let got = responses.remove(&self.table).unwrap_or_default();
+            page.scanned_count += got.len() as u64;
+            page.items.extend(got);
+            match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
+                Some(rest) if !rest.keys().is_empty() => {
+                    pending = rest;
+                    tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
+                }
+                _ => return Ok(page),
+            }
+        }
+        Err(Error::Request {
+            operation: "BatchGetItem",
+            table: self.table.clone(),
+            message: format!(
+                "keys were still unprocessed after {BATCH_GET_ATTEMPTS} attempts (throttled): \
+                 lower the query's key count or raise the table's read capacity"
+            ),
         })
     }
 }

@@ -8,7 +8,8 @@ use futures::future::try_join_all;
 
 use crate::error::Result;
 use crate::infer::{Observed, merge_observations, observe_items};
-use crate::read::ScanRequest;
+use crate::plan::AccessPlan;
+use crate::read::{ReadSpec, ReadUnit};
 
 /// Items sampled per segment; more segments are used for larger samples.
 const ITEMS_PER_SEGMENT: usize = 250;
@@ -26,20 +27,23 @@ pub(crate) async fn sample_table(
         .div_ceil(ITEMS_PER_SEGMENT)
         .clamp(1, MAX_SAMPLE_SEGMENTS);
     let per_segment = sample_size.div_ceil(segments);
+    let spec = ReadSpec {
+        table: table.to_string(),
+        plan: AccessPlan::full_scan(0),
+        projection: None,
+        consistent_read,
+        page_size: None,
+        scan_forward: true,
+    };
+    let spec = &spec;
     let reads = (0..segments).map(|segment| {
-        let request = ScanRequest {
-            table: table.to_string(),
-            segment: (segments > 1).then_some((segment as i32, segments as i32)),
-            projection: None,
-            consistent_read,
-        };
+        let unit = ReadUnit::Segment(segment as i32, segments as i32);
         async move {
             let mut seen = BTreeMap::new();
             let mut remaining = per_segment;
             let mut start = None;
             loop {
-                let limit = i32::try_from(remaining).unwrap_or(i32::MAX);
-                let page = request.page(client, start, Some(limit)).await?;
+                let page = spec.page(client, &unit, start, Some(remaining)).await?;
                 remaining = remaining.saturating_sub(page.items.len());
                 merge_observations(&mut seen, observe_items(&page.items));
                 start = page.next;

@@ -1,0 +1,43 @@
+//! Session settings under the `dynamodb.` prefix: `SET dynamodb.pushdown = false`.
+
+use datafusion::common::config::ConfigExtension;
+use datafusion::common::extensions_options;
+
+extensions_options! {
+    /// Session-wide DynamoDB settings (register with
+    /// `SessionConfig::with_option_extension(DynamoConfig::default())`;
+    /// [`crate::dynamo_session`] does).
+    pub struct DynamoConfig {
+        /// Push filters, keys, indexes and limits into DynamoDB requests. When
+        /// false every read is a plain Scan and DataFusion evaluates every filter
+        /// (for comparisons and benchmarks; the answer is the same).
+        pub pushdown: bool, default = true
+        /// Full-scan guard: `off`, `warn` (log a warning) or `error` (refuse) when a
+        /// query would Scan a table larger than `scan_guard_bytes`.
+        pub scan_guard: String, default = "off".to_string()
+        /// Table size above which the full-scan guard acts.
+        pub scan_guard_bytes: u64, default = 1024 * 1024 * 1024
+    }
+}
+
+impl ConfigExtension for DynamoConfig {
+    const PREFIX: &'static str = "dynamodb";
+}
+
+/// What the full-scan guard does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ScanGuard {
+    Off,
+    Warn,
+    Error,
+}
+
+impl DynamoConfig {
+    pub(crate) fn guard(&self) -> ScanGuard {
+        match self.scan_guard.to_ascii_lowercase().as_str() {
+            "warn" => ScanGuard::Warn,
+            "error" | "refuse" => ScanGuard::Error,
+            _ => ScanGuard::Off,
+        }
+    }
+}

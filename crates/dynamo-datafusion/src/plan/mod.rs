@@ -1,0 +1,713 @@
+//! The pushdown planner: SQL filters, the columns a query needs, and the
+//! table's key and index metadata in; the cheapest correct DynamoDB read out.
+//!
+//! Pure: no I/O. `supports_filters_pushdown` and `scan` both call [`plan_access`],
+//! so what is declared Exact is what the read enforces. Each conjunct goes to
+//! one of three places: the key (GetItem, BatchGetItem keys or a Query's key
+//! condition — exact), the FilterExpression (always re-checked by DataFusion),
+//! or DataFusion alone.
+
+pub(crate) mod predicate;
+pub mod render;
+
+use std::collections::HashSet;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::utils::split_conjunction;
+
+use crate::metadata::{IndexKind, IndexMeta, IndexProjection, KeySchema, KeyType, TableMeta};
+use crate::read::{BATCH_GET_MAX_KEYS, ReadUnit};
+use predicate::{Atom, CmpOp, Cond, Translator, compare_values};
+use render::ExpressionBuilder;
+
+pub use render::ProjectionExpression;
+
+/// Most keys a planned BatchGetItem may have (100 per request).
+pub const MAX_BATCH_KEYS: usize = 1_000;
+/// DynamoDB's limit on one expression's length.
+pub const MAX_EXPRESSION_BYTES: usize = 4_096;
+/// DynamoDB's limit on operators and functions in one expression.
+pub const MAX_EXPRESSION_OPERATORS: usize = 300;
+
+/// Which secondary indexes the planner may use.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum IndexPolicy {
+    /// Any eligible index, when it reads less than the table.
+    #[default]
+    Auto,
+    /// Never an index.
+    Never,
+    /// Only this index, whenever it can answer the query.
+    Only(String),
+}
+
+/// Planner settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// When false, every read is a plain Scan and DataFusion evaluates every filter.
+    pub pushdown: bool,
+    /// Index use.
+    pub index: IndexPolicy,
+    /// Strongly consistent reads (rules out GSIs).
+    pub consistent_read: bool,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        Self {
+            pushdown: true,
+            index: IndexPolicy::Auto,
+            consistent_read: false,
+        }
+    }
+}
+
+/// A full primary key: partition key, then sort key if the table has one.
+pub type Key = Vec<(String, AttributeValue)>;
+
+/// The one condition a Query may put on the sort key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SortCondition {
+    /// `=`, `<`, `<=`, `>`, `>=`.
+    Compare(&'static str, AttributeValue),
+    /// `BETWEEN low AND high`.
+    Between(AttributeValue, AttributeValue),
+    /// `begins_with`.
+    BeginsWith(AttributeValue),
+}
+
+/// The DynamoDB operation a query becomes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operation {
+    /// One item by its full key.
+    GetItem {
+        /// The key.
+        key: Key,
+    },
+    /// Items by full keys, in requests of at most 100.
+    BatchGetItem {
+        /// Distinct keys.
+        keys: Vec<Key>,
+    },
+    /// One Query per partition-key value, on the table or an index.
+    Query {
+        /// Index name; `None` for the table.
+        index: Option<String>,
+        /// Keys of the table or index queried.
+        keys: KeySchema,
+        /// Distinct partition-key values (one Query each).
+        partition_values: Vec<AttributeValue>,
+        /// Condition on the sort key.
+        sort: Option<SortCondition>,
+    },
+    /// A (parallel) Scan.
+    Scan,
+}
+
+impl Operation {
+    /// `GetItem`, `BatchGetItem`, `Query` or `Scan`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Operation::GetItem { .. } => "GetItem",
+            Operation::BatchGetItem { .. } => "BatchGetItem",
+            Operation::Query { .. } => "Query",
+            Operation::Scan => "Scan",
+        }
+    }
+
+    /// Rank: higher reads fewer items (full key > keys > key + sort range > key > scan).
+    fn rank(&self) -> u8 {
+        match self {
+            Operation::GetItem { .. } => 6,
+            Operation::BatchGetItem { .. } => 5,
+            Operation::Query {
+                partition_values,
+                sort,
+                ..
+            } => match (partition_values.len() == 1, sort.is_some()) {
+                (true, true) => 4,
+                (true, false) => 3,
+                (false, true) => 2,
+                (false, false) => 1,
+            },
+            Operation::Scan => 0,
+        }
+    }
+}
+
+/// The planned read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessPlan {
+    /// What to call.
+    pub operation: Operation,
+    /// Sent as FilterExpression (Query and Scan only); DataFusion re-checks it.
+    pub(crate) filter: Option<Cond>,
+    /// Per input filter: true when the read enforces it exactly.
+    pub exact: Vec<bool>,
+}
+
+impl AccessPlan {
+    /// A plain Scan that enforces none of `filters` filters.
+    pub fn full_scan(filters: usize) -> Self {
+        Self {
+            operation: Operation::Scan,
+            filter: None,
+            exact: vec![false; filters],
+        }
+    }
+
+    /// The read units of this plan, spread over at most `max_partitions`
+    /// partitions (`segments` for a Scan). Every unit is in exactly one partition.
+    pub(crate) fn partitions(&self, segments: u32, max_partitions: usize) -> Vec<Vec<ReadUnit>> {
+        let units: Vec<ReadUnit> = match &self.operation {
+            Operation::Scan => {
+                let total = segments.max(1) as i32;
+                return (0..total)
+                    .map(|s| vec![ReadUnit::Segment(s, total)])
+                    .collect();
+            }
+            Operation::GetItem { key } => vec![ReadUnit::Get(key.clone())],
+            Operation::BatchGetItem { keys } => keys
+                .chunks(BATCH_GET_MAX_KEYS)
+                .map(|c| ReadUnit::Batch(c.to_vec()))
+                .collect(),
+            Operation::Query {
+                partition_values, ..
+            } => partition_values
+                .iter()
+                .cloned()
+                .map(ReadUnit::Query)
+                .collect(),
+        };
+        let n = units.len().min(max_partitions.max(1)).max(1);
+        let mut parts: Vec<Vec<ReadUnit>> = vec![Vec::new(); n];
+        for (i, u) in units.into_iter().enumerate() {
+            parts[i % n].push(u);
+        }
+        parts
+    }
+
+    /// True when the operation reads items in sort-key order (one Query).
+    pub fn ordered_by(&self) -> Option<&str> {
+        match &self.operation {
+            Operation::Query {
+                keys,
+                partition_values,
+                ..
+            } if partition_values.len() == 1 => keys.sort_key.as_ref().map(|k| k.name.as_str()),
+            _ => None,
+        }
+    }
+
+    /// True when a FilterExpression is sent.
+    pub fn has_filter(&self) -> bool {
+        self.filter.is_some()
+    }
+
+    /// Renders the FilterExpression into `b`, if any.
+    pub fn render_filter(&self, b: &mut ExpressionBuilder) -> Option<String> {
+        let mut ops = 0;
+        self.filter.as_ref().map(|f| b.condition(f, &mut ops))
+    }
+}
+
+/// Renders a Query's key condition into `b`.
+pub fn render_key_condition(
+    keys: &KeySchema,
+    partition_value: &AttributeValue,
+    sort: Option<&SortCondition>,
+    b: &mut ExpressionBuilder,
+) -> String {
+    let pk = b.name(&keys.partition_key.name);
+    let v = b.value(partition_value.clone());
+    let mut text = format!("{pk} = {v}");
+    if let (Some(sk), Some(cond)) = (&keys.sort_key, sort) {
+        let sk = b.name(&sk.name);
+        let part = match cond {
+            SortCondition::Compare(op, v) => format!("{sk} {op} {}", b.value(v.clone())),
+            SortCondition::Between(l, h) => {
+                let (l, h) = (b.value(l.clone()), b.value(h.clone()));
+                format!("{sk} BETWEEN {l} AND {h}")
+            }
+            SortCondition::BeginsWith(p) => format!("begins_with({sk}, {})", b.value(p.clone())),
+        };
+        text.push_str(" AND ");
+        text.push_str(&part);
+    }
+    text
+}
+
+/// One conjunct of an input filter, with what DynamoDB can do with it.
+struct Conjunct {
+    filter: usize,
+    cond: Option<Cond>,
+    exact: bool,
+}
+
+/// What one key attribute's conjuncts allow.
+#[derive(Default)]
+struct KeyUse {
+    /// Distinct values from `=` / `IN` / `OR` of `=`, with the conjunct used.
+    values: Option<(Vec<AttributeValue>, usize)>,
+}
+
+/// Plans the read for `filters` when the query needs `columns`.
+pub fn plan_access(
+    meta: &TableMeta,
+    schema: &SchemaRef,
+    filters: &[Expr],
+    columns: &[String],
+    options: &PlanOptions,
+) -> AccessPlan {
+    let scan = AccessPlan {
+        operation: Operation::Scan,
+        filter: None,
+        exact: vec![false; filters.len()],
+    };
+    if !options.pushdown {
+        return scan;
+    }
+    let translator = Translator { schema };
+    let conjuncts: Vec<Conjunct> = filters
+        .iter()
+        .enumerate()
+        .flat_map(|(i, f)| split_conjunction(f).into_iter().map(move |c| (i, c)))
+        .map(|(filter, c)| match translator.translate(c) {
+            Some(t) => Conjunct {
+                filter,
+                cond: Some(t.cond),
+                exact: t.exact,
+            },
+            None => Conjunct {
+                filter,
+                cond: None,
+                exact: false,
+            },
+        })
+        .collect();
+    let null_rejected: HashSet<&str> = conjuncts
+        .iter()
+        .filter_map(|c| match &c.cond {
+            Some(Cond::Atom(a)) if a.rejects_missing() && a.path().len() == 1 => {
+                Some(a.path()[0].as_str())
+            }
+            Some(Cond::Or(branches)) => or_of_equalities(branches).map(|(attr, _)| attr),
+            _ => None,
+        })
+        .collect();
+
+    // Candidates: the table first (ties go to it), then eligible indexes.
+    let mut candidates: Vec<(Operation, Vec<usize>)> = Vec::new();
+    candidates.extend(table_candidates(meta, &conjuncts));
+    for index in &meta.indexes {
+        if index_allowed(index, meta, columns, &null_rejected, options)
+            && let Some(q) = query_candidate(Some(index), &index.keys, meta, &conjuncts)
+        {
+            candidates.push(q);
+        }
+    }
+    let best =
+        candidates
+            .into_iter()
+            .fold(None::<(Operation, Vec<usize>)>, |best, c| match &best {
+                Some(b) if b.0.rank() >= c.0.rank() => best,
+                _ => Some(c),
+            });
+    let (operation, consumed) = best.unwrap_or((Operation::Scan, Vec::new()));
+
+    // What the key does not consume may go to the FilterExpression: never a key
+    // attribute of a Query (DynamoDB rejects it), never for GetItem/BatchGetItem.
+    let key_attrs: Vec<&str> = match &operation {
+        Operation::Query { keys, .. } => keys.attribute_names().collect(),
+        _ => Vec::new(),
+    };
+    let filter = match operation {
+        Operation::GetItem { .. } | Operation::BatchGetItem { .. } => None,
+        _ => {
+            let mut parts: Vec<Cond> = Vec::new();
+            for (i, c) in conjuncts.iter().enumerate() {
+                let Some(cond) = &c.cond else { continue };
+                if consumed.contains(&i) {
+                    continue;
+                }
+                let mut paths = Vec::new();
+                cond.paths(&mut paths);
+                if paths.iter().any(|p| key_attrs.contains(&p[0].as_str())) {
+                    continue;
+                }
+                parts.push(cond.clone());
+            }
+            fit_filter(parts)
+        }
+    };
+    let mut exact = vec![true; filters.len()];
+    for (i, c) in conjuncts.iter().enumerate() {
+        if !(consumed.contains(&i) && c.exact) {
+            exact[c.filter] = false;
+        }
+    }
+    AccessPlan {
+        operation,
+        filter,
+        exact,
+    }
+}
+
+/// Drops trailing conjuncts until the FilterExpression fits DynamoDB's limits.
+/// Dropping a conjunct only widens the filter, and DataFusion re-checks it.
+fn fit_filter(mut parts: Vec<Cond>) -> Option<Cond> {
+    while !parts.is_empty() {
+        let cond = if parts.len() == 1 {
+            parts[0].clone()
+        } else {
+            Cond::And(parts.clone())
+        };
+        let mut b = ExpressionBuilder::default();
+        let mut ops = 0;
+        let text = b.condition(&cond, &mut ops);
+        if text.len() <= MAX_EXPRESSION_BYTES && ops <= MAX_EXPRESSION_OPERATORS {
+            return Some(cond);
+        }
+        parts.pop();
+    }
+    None
+}
+
+/// `a = x OR a = y OR ...` → (`a`, distinct values).
+fn or_of_equalities(branches: &[Cond]) -> Option<(&str, Vec<AttributeValue>)> {
+    let mut attr: Option<&str> = None;
+    let mut values: Vec<AttributeValue> = Vec::new();
+    for b in branches {
+        match b {
+            Cond::Atom(Atom::Cmp {
+                path,
+                op: CmpOp::Eq,
+                value,
+            }) if path.len() == 1 => {
+                if attr.is_some_and(|a| a != path[0]) {
+                    return None;
+                }
+                attr = Some(&path[0]);
+                if !values.contains(value) {
+                    values.push(value.clone());
+                }
+            }
+            Cond::Atom(Atom::In { path, values: vs }) if path.len() == 1 => {
+                if attr.is_some_and(|a| a != path[0]) {
+                    return None;
+                }
+                attr = Some(&path[0]);
+                for v in vs {
+                    if !values.contains(v) {
+                        values.push(v.clone());
+                    }
+                }
+            }
+            _ => return None,
+        }
+    }
+    attr.map(|a| (a, values))
+}
+
+fn value_has_type(v: &AttributeValue, t: KeyType) -> bool {
+    matches!(
+        (v, t),
+        (AttributeValue::S(_), KeyType::S)
+            | (AttributeValue::N(_), KeyType::N)
+            | (AttributeValue::B(_), KeyType::B)
+    )
+}
+
+/// Equality values for a key attribute: the exact conjunct with the fewest values.
+fn key_values(attr: &str, key_type: KeyType, conjuncts: &[Conjunct]) -> KeyUse {
+    let mut best: Option<(Vec<AttributeValue>, usize)> = None;
+    for (i, c) in conjuncts.iter().enumerate() {
+        if !c.exact {
+            continue;
+        }
+        let values = match &c.cond {
+            Some(Cond::Atom(Atom::Cmp {
+                path,
+                op: CmpOp::Eq,
+                value,
+            })) if path.len() == 1 && path[0] == attr => {
+                vec![value.clone()]
+            }
+            Some(Cond::Atom(Atom::In { path, values })) if path.len() == 1 && path[0] == attr => {
+                values.clone()
+            }
+            Some(Cond::Or(branches)) => match or_of_equalities(branches) {
+                Some((a, values)) if a == attr => values,
+                _ => continue,
+            },
+            _ => continue,
+        };
+        if values.is_empty() || !values.iter().all(|v| value_has_type(v, key_type)) {
+            continue;
+        }
+        if best.as_ref().is_none_or(|(b, _)| values.len() < b.len()) {
+            best = Some((values, i));
+        }
+    }
+    KeyUse { values: best }
+}
+
+/// The best single sort-key condition and the conjuncts it consumes
+/// (conjunct, exactly enforced?).
+fn sort_condition(
+    attr: &str,
+    key_type: KeyType,
+    conjuncts: &[Conjunct],
+) -> Option<(SortCondition, Vec<(usize, bool)>)> {
+    let mut lower: Option<(usize, CmpOp, AttributeValue)> = None;
+    let mut upper: Option<(usize, CmpOp, AttributeValue)> = None;
+    let mut between = None;
+    let mut prefix = None;
+    for (i, c) in conjuncts.iter().enumerate() {
+        let Some(Cond::Atom(a)) = &c.cond else {
+            continue;
+        };
+        if !c.exact || a.path().len() != 1 || a.path()[0] != attr {
+            continue;
+        }
+        match a {
+            Atom::Cmp {
+                op: CmpOp::Eq,
+                value,
+                ..
+            } if value_has_type(value, key_type) => {
+                return Some((SortCondition::Compare("=", value.clone()), vec![(i, true)]));
+            }
+            Atom::Cmp { op, value, .. } if value_has_type(value, key_type) => {
+                let tighter = |cur: &Option<(usize, CmpOp, AttributeValue)>,
+                               want: std::cmp::Ordering| {
+                    cur.as_ref()
+                        .is_none_or(|(_, cop, cv)| match compare_values(value, cv) {
+                            Some(o) if o == want => true,
+                            Some(std::cmp::Ordering::Equal) => {
+                                matches!(op, CmpOp::Gt | CmpOp::Lt)
+                                    && !matches!(cop, CmpOp::Gt | CmpOp::Lt)
+                            }
+                            _ => false,
+                        })
+                };
+                match op {
+                    CmpOp::Gt | CmpOp::Ge if tighter(&lower, std::cmp::Ordering::Greater) => {
+                        lower = Some((i, *op, value.clone()))
+                    }
+                    CmpOp::Lt | CmpOp::Le if tighter(&upper, std::cmp::Ordering::Less) => {
+                        upper = Some((i, *op, value.clone()))
+                    }
+                    _ => {}
+                }
+            }
+            Atom::Between { low, high, .. }
+                if value_has_type(low, key_type) && between.is_none() =>
+            {
+                between = Some((i, low.clone(), high.clone()));
+            }
+            Atom::BeginsWith { prefix: p, .. }
+                if value_has_type(p, key_type) && prefix.is_none() =>
+            {
+                prefix = Some((i, p.clone()));
+            }
+            _ => {}
+        }
+    }
+    if let Some((i, low, high)) = between {
+        return Some((SortCondition::Between(low, high), vec![(i, true)]));
+    }
+    match (lower, upper) {
+        (Some((li, lop, lv)), Some((ui, uop, uv)))
+            if compare_values(&lv, &uv).is_some_and(|o| o != std::cmp::Ordering::Greater) =>
+        {
+            // BETWEEN is inclusive: a strict bound is only approximated.
+            Some((
+                SortCondition::Between(lv, uv),
+                vec![(li, lop == CmpOp::Ge), (ui, uop == CmpOp::Le)],
+            ))
+        }
+        (Some((i, op, v)), _) | (None, Some((i, op, v))) => {
+            Some((SortCondition::Compare(op.symbol(), v), vec![(i, true)]))
+        }
+        (None, None) => prefix.map(|(i, p)| (SortCondition::BeginsWith(p), vec![(i, true)])),
+    }
+}
+
+/// A Query on `keys` (the table's, or `index`'s), with the conjuncts it enforces
+/// exactly.
+fn query_candidate(
+    index: Option<&IndexMeta>,
+    keys: &KeySchema,
+    _meta: &TableMeta,
+    conjuncts: &[Conjunct],
+) -> Option<(Operation, Vec<usize>)> {
+    let pk = &keys.partition_key;
+    let (values, pk_conjunct) = key_values(&pk.name, pk.key_type, conjuncts).values?;
+    let mut consumed = vec![pk_conjunct];
+    let sort = keys.sort_key.as_ref().and_then(|sk| {
+        let (cond, used) = sort_condition(&sk.name, sk.key_type, conjuncts)?;
+        consumed.extend(used.iter().filter(|(_, exact)| *exact).map(|(i, _)| *i));
+        Some(cond)
+    });
+    Some((
+        Operation::Query {
+            index: index.map(|i| i.name.clone()),
+            keys: keys.clone(),
+            partition_values: values,
+            sort,
+        },
+        consumed,
+    ))
+}
+
+/// GetItem, BatchGetItem or Query on the table's own keys.
+fn table_candidates(meta: &TableMeta, conjuncts: &[Conjunct]) -> Vec<(Operation, Vec<usize>)> {
+    let mut out = Vec::new();
+    let pk = &meta.keys.partition_key;
+    let pk_use = key_values(&pk.name, pk.key_type, conjuncts).values;
+    let sk_use = meta
+        .keys
+        .sort_key
+        .as_ref()
+        .map(|sk| key_values(&sk.name, sk.key_type, conjuncts).values);
+    // Full keys from the cross product of key values (or one OR of full keys).
+    let keys: Option<(Vec<Key>, Vec<usize>)> = match (&pk_use, &sk_use) {
+        (Some((pks, pi)), None) => Some((
+            pks.iter()
+                .map(|v| vec![(pk.name.clone(), v.clone())])
+                .collect(),
+            vec![*pi],
+        )),
+        (Some((pks, pi)), Some(Some((sks, si)))) if pks.len() * sks.len() <= MAX_BATCH_KEYS => {
+            let sk_name = meta
+                .keys
+                .sort_key
+                .as_ref()
+                .map(|k| k.name.clone())
+                .unwrap_or_default();
+            Some((
+                pks.iter()
+                    .flat_map(|p| {
+                        sks.iter().map(|s| {
+                            vec![(pk.name.clone(), p.clone()), (sk_name.clone(), s.clone())]
+                        })
+                    })
+                    .collect(),
+                vec![*pi, *si],
+            ))
+        }
+        _ => full_key_disjunction(meta, conjuncts),
+    };
+    if let Some((keys, consumed)) = keys {
+        if keys.len() == 1 {
+            out.push((
+                Operation::GetItem {
+                    key: keys.into_iter().next().unwrap_or_default(),
+                },
+                consumed,
+            ));
+        } else if keys.len() <= MAX_BATCH_KEYS {
+            out.push((Operation::BatchGetItem { keys }, consumed));
+        }
+    }
+    if let Some(q) = query_candidate(None, &meta.keys, meta, conjuncts) {
+        out.push(q);
+    }
+    out
+}
+
+/// `(pk = a AND sk = 1) OR (pk = b AND sk = 2) ...` as a list of full keys.
+fn full_key_disjunction(
+    meta: &TableMeta,
+    conjuncts: &[Conjunct],
+) -> Option<(Vec<Key>, Vec<usize>)> {
+    let names: Vec<&str> = meta.keys.attribute_names().collect();
+    for (i, c) in conjuncts.iter().enumerate() {
+        let Some(Cond::Or(branches)) = &c.cond else {
+            continue;
+        };
+        if !c.exact {
+            continue;
+        }
+        let mut keys: Vec<Key> = Vec::new();
+        let ok = branches.iter().all(|b| {
+            let atoms: Vec<&Cond> = match b {
+                Cond::And(parts) => parts.iter().collect(),
+                other => vec![other],
+            };
+            let mut key: Key = Vec::new();
+            for name in &names {
+                let kt = meta.key_type_of(name);
+                let found = atoms.iter().find_map(|a| match a {
+                    Cond::Atom(Atom::Cmp {
+                        path,
+                        op: CmpOp::Eq,
+                        value,
+                    }) if path.len() == 1
+                        && path[0] == *name
+                        && kt.is_some_and(|t| value_has_type(value, t)) =>
+                    {
+                        Some(value.clone())
+                    }
+                    _ => None,
+                });
+                match found {
+                    Some(v) => key.push((name.to_string(), v)),
+                    None => return false,
+                }
+            }
+            if atoms.len() != names.len() {
+                return false;
+            }
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+            true
+        });
+        if ok && !keys.is_empty() && keys.len() <= MAX_BATCH_KEYS {
+            return Some((keys, vec![i]));
+        }
+    }
+    None
+}
+
+/// An index may answer the query only if every item of the answer is in it and
+/// it holds every column the query needs.
+fn index_allowed(
+    index: &IndexMeta,
+    meta: &TableMeta,
+    columns: &[String],
+    null_rejected: &HashSet<&str>,
+    options: &PlanOptions,
+) -> bool {
+    match &options.index {
+        IndexPolicy::Never => return false,
+        IndexPolicy::Only(name) if name != &index.name => return false,
+        _ => {}
+    }
+    if index.kind == IndexKind::Global && options.consistent_read {
+        return false;
+    }
+    // A sparse index lacks items without its keys: the predicate must reject those rows.
+    if !index
+        .keys
+        .attribute_names()
+        .all(|k| null_rejected.contains(k))
+    {
+        return false;
+    }
+    match &index.projection {
+        IndexProjection::All => true,
+        projection => columns.iter().all(|c| {
+            index.keys.attribute_names().any(|k| k == c)
+                || meta.keys.attribute_names().any(|k| k == c)
+                || matches!(projection, IndexProjection::Include(attrs) if attrs.contains(c))
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

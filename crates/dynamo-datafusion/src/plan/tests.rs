@@ -1,0 +1,517 @@
+//! Unit tests of the pushdown planner: every rule and its refusals.
+
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::AttributeValue as AV;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::logical_expr::{Expr, col, ident, lit};
+
+use super::*;
+use crate::metadata::{KeyAttribute, TableMeta};
+
+fn key(name: &str, t: KeyType) -> KeyAttribute {
+    KeyAttribute {
+        name: name.into(),
+        key_type: t,
+    }
+}
+
+/// Orders: pk `customer` (S), sk `orderId` (N); GSI `byStatus` (status S, total N, INCLUDE note);
+/// GSI `byRegion` (region S, no sort key, KEYS_ONLY); LSI `byDate` (customer, placed S, ALL).
+fn meta() -> TableMeta {
+    let customer = key("customer", KeyType::S);
+    let order = key("orderId", KeyType::N);
+    TableMeta {
+        name: "Orders".into(),
+        keys: KeySchema {
+            partition_key: customer.clone(),
+            sort_key: Some(order.clone()),
+        },
+        indexes: vec![
+            IndexMeta {
+                name: "byStatus".into(),
+                kind: IndexKind::Global,
+                keys: KeySchema {
+                    partition_key: key("status", KeyType::S),
+                    sort_key: Some(key("total", KeyType::N)),
+                },
+                projection: IndexProjection::Include(vec!["note".into()]),
+            },
+            IndexMeta {
+                name: "byRegion".into(),
+                kind: IndexKind::Global,
+                keys: KeySchema {
+                    partition_key: key("region", KeyType::S),
+                    sort_key: None,
+                },
+                projection: IndexProjection::KeysOnly,
+            },
+            IndexMeta {
+                name: "byDate".into(),
+                kind: IndexKind::Local,
+                keys: KeySchema {
+                    partition_key: customer.clone(),
+                    sort_key: Some(key("placed", KeyType::S)),
+                },
+                projection: IndexProjection::All,
+            },
+        ],
+        item_count: 1000,
+        size_bytes: 100_000,
+        attribute_types: vec![
+            customer,
+            order,
+            key("status", KeyType::S),
+            key("total", KeyType::N),
+            key("region", KeyType::S),
+            key("placed", KeyType::S),
+        ],
+    }
+}
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("customer", DataType::Utf8, false),
+        Field::new("orderId", DataType::Int64, false),
+        Field::new("note", DataType::Utf8, true),
+        Field::new("placed", DataType::Utf8, true),
+        Field::new("region", DataType::Utf8, true),
+        Field::new("status", DataType::Utf8, true),
+        Field::new("total", DataType::Decimal128(38, 2), true),
+        Field::new("price", DataType::Float64, true),
+    ]))
+}
+
+fn plan_with(filters: &[Expr], columns: &[&str], options: &PlanOptions) -> AccessPlan {
+    let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+    plan_access(&meta(), &schema(), filters, &columns, options)
+}
+
+fn plan(filters: &[Expr], columns: &[&str]) -> AccessPlan {
+    plan_with(filters, columns, &PlanOptions::default())
+}
+
+fn s(v: &str) -> AV {
+    AV::S(v.into())
+}
+
+fn n(v: &str) -> AV {
+    AV::N(v.into())
+}
+
+fn key_text(p: &AccessPlan) -> String {
+    match &p.operation {
+        Operation::Query {
+            keys,
+            partition_values,
+            sort,
+            ..
+        } => {
+            let mut b = ExpressionBuilder::default();
+            render_key_condition(keys, &partition_values[0], sort.as_ref(), &mut b)
+        }
+        other => other.name().to_string(),
+    }
+}
+
+fn filter_text(p: &AccessPlan) -> Option<String> {
+    p.render_filter(&mut ExpressionBuilder::default())
+}
+
+#[test]
+fn partition_key_equality_is_an_exact_query() {
+    let p = plan(&[col("customer").eq(lit("c1"))], &["customer", "note"]);
+    assert_eq!(
+        p.operation,
+        Operation::Query {
+            index: None,
+            keys: meta().keys,
+            partition_values: vec![s("c1")],
+            sort: None
+        }
+    );
+    assert_eq!(p.exact, vec![true]);
+    assert_eq!(key_text(&p), "#n0 = :v0");
+    assert_eq!(p.ordered_by(), Some("orderId"));
+}
+
+#[test]
+fn full_key_is_get_item() {
+    let p = plan(
+        &[
+            col("customer").eq(lit("c1")),
+            ident("orderId").eq(lit(7i64)),
+        ],
+        &["note"],
+    );
+    assert_eq!(
+        p.operation,
+        Operation::GetItem {
+            key: vec![("customer".into(), s("c1")), ("orderId".into(), n("7"))]
+        }
+    );
+    assert_eq!(p.exact, vec![true, true]);
+    assert!(!p.has_filter(), "GetItem has no FilterExpression");
+}
+
+#[test]
+fn lists_of_full_keys_are_batch_get_item() {
+    let p = plan(
+        &[
+            col("customer").in_list(vec![lit("a"), lit("b"), lit("a")], false),
+            ident("orderId").in_list(vec![lit(1i64), lit(2i64)], false),
+        ],
+        &["note"],
+    );
+    let Operation::BatchGetItem { keys } = &p.operation else {
+        panic!("{p:?}")
+    };
+    assert_eq!(keys.len(), 4, "duplicates removed, cross product of 2 x 2");
+    assert_eq!(p.exact, vec![true, true]);
+
+    let either = (col("customer")
+        .eq(lit("a"))
+        .and(ident("orderId").eq(lit(1i64))))
+    .or(col("customer")
+        .eq(lit("b"))
+        .and(ident("orderId").eq(lit(2i64))));
+    let p = plan(&[either], &["note"]);
+    assert!(
+        matches!(&p.operation, Operation::BatchGetItem { keys } if keys.len() == 2),
+        "{p:?}"
+    );
+    assert_eq!(p.exact, vec![true]);
+}
+
+#[test]
+fn partition_key_lists_become_one_query_each() {
+    let p = plan(
+        &[col("customer").in_list(vec![lit("a"), lit("b"), lit("b")], false)],
+        &["note"],
+    );
+    assert!(
+        matches!(&p.operation, Operation::Query { partition_values, .. } if partition_values.len() == 2)
+    );
+    assert_eq!(p.exact, vec![true]);
+    assert_eq!(p.ordered_by(), None, "a union of queries has no order");
+    let p = plan(
+        &[col("customer")
+            .eq(lit("a"))
+            .or(col("customer").eq(lit("b")))],
+        &["note"],
+    );
+    assert!(
+        matches!(&p.operation, Operation::Query { partition_values, .. } if partition_values.len() == 2)
+    );
+}
+
+#[test]
+fn sort_key_ranges() {
+    let pk = col("customer").eq(lit("c"));
+    for (cond, text) in [
+        (ident("orderId").gt(lit(5i64)), "#n0 = :v0 AND #n1 > :v1"),
+        (
+            ident("orderId").lt_eq(lit(5i64)),
+            "#n0 = :v0 AND #n1 <= :v1",
+        ),
+        (
+            ident("orderId").between(lit(1i64), lit(9i64)),
+            "#n0 = :v0 AND #n1 BETWEEN :v1 AND :v2",
+        ),
+    ] {
+        let p = plan(&[pk.clone(), cond], &["note"]);
+        assert_eq!(key_text(&p), text);
+        assert_eq!(p.exact, vec![true, true]);
+    }
+    // A two-sided range becomes BETWEEN; the strict side is re-checked by DataFusion.
+    let p = plan(
+        &[
+            pk.clone(),
+            ident("orderId").gt_eq(lit(3i64)),
+            ident("orderId").lt(lit(8i64)),
+        ],
+        &["note"],
+    );
+    assert_eq!(key_text(&p), "#n0 = :v0 AND #n1 BETWEEN :v1 AND :v2");
+    assert_eq!(p.exact, vec![true, true, false]);
+    // The tighter of two lower bounds is used.
+    let p = plan(
+        &[
+            pk.clone(),
+            ident("orderId").gt(lit(3i64)),
+            ident("orderId").gt(lit(6i64)),
+        ],
+        &["note"],
+    );
+    let Operation::Query { sort, .. } = &p.operation else {
+        panic!()
+    };
+    assert_eq!(sort, &Some(SortCondition::Compare(">", n("6"))));
+    assert_eq!(p.exact, vec![true, false, true]);
+    // Sort key equality wins over ranges (and makes a GetItem here).
+    let p = plan(
+        &[
+            pk,
+            ident("orderId").eq(lit(4i64)),
+            ident("orderId").gt(lit(1i64)),
+        ],
+        &["note"],
+    );
+    assert!(matches!(p.operation, Operation::GetItem { .. }));
+}
+
+#[test]
+fn like_prefix_on_a_string_sort_key_is_begins_with() {
+    let p = plan(
+        &[
+            col("customer").eq(lit("c")),
+            col("placed").like(lit("2026-01%")),
+        ],
+        &["customer", "placed"],
+    );
+    // The LSI on `placed` reads only the matching dates.
+    assert!(
+        matches!(&p.operation, Operation::Query { index: Some(i), .. } if i == "byDate"),
+        "{p:?}"
+    );
+    assert_eq!(key_text(&p), "#n0 = :v0 AND begins_with(#n1, :v1)");
+    assert_eq!(p.exact, vec![true, true]);
+}
+
+#[test]
+fn non_key_conditions_go_to_the_filter_and_stay_inexact() {
+    let p = plan(
+        &[
+            col("customer").eq(lit("c")),
+            col("note").eq(lit("x")),
+            col("price").gt(lit(1.0)),
+        ],
+        &["note"],
+    );
+    assert_eq!(filter_text(&p).as_deref(), Some("#n0 = :v0"));
+    assert_eq!(p.exact, vec![true, false, false]);
+}
+
+#[test]
+fn key_attributes_never_reach_a_query_filter() {
+    let p = plan(
+        &[
+            col("customer").eq(lit("c")),
+            ident("orderId").not_eq(lit(5i64)),
+        ],
+        &["note"],
+    );
+    assert!(matches!(p.operation, Operation::Query { .. }));
+    assert_eq!(
+        filter_text(&p),
+        None,
+        "orderId <> 5 cannot be a Query filter"
+    );
+    assert_eq!(p.exact, vec![true, false]);
+}
+
+#[test]
+fn scans_filter_on_anything_translatable() {
+    let p = plan(
+        &[
+            col("customer").gt(lit("m")),
+            col("note").like(lit("%urgent%")),
+        ],
+        &["note"],
+    );
+    assert_eq!(p.operation, Operation::Scan);
+    assert_eq!(
+        filter_text(&p).as_deref(),
+        Some("(#n0 > :v0 AND contains(#n1, :v1))")
+    );
+    assert_eq!(p.exact, vec![false, false]);
+}
+
+#[test]
+fn a_gsi_is_used_when_it_holds_every_answer_and_column() {
+    // status = 'open' AND total > 10: both GSI keys are constrained.
+    let filters = [
+        col("status").eq(lit("open")),
+        col("total").gt(lit(ScalarValue::Decimal128(Some(1000), 38, 2))),
+    ];
+    let p = plan(
+        &filters,
+        &["customer", "orderId", "note", "status", "total"],
+    );
+    assert!(
+        matches!(&p.operation, Operation::Query { index: Some(i), .. } if i == "byStatus"),
+        "{p:?}"
+    );
+    assert_eq!(key_text(&p), "#n0 = :v0 AND #n1 > :v1");
+    assert_eq!(p.exact, vec![true, true]);
+    assert_eq!(p.ordered_by(), Some("total"));
+
+    // The GSI has a sort key nothing constrains: items without `total` are not in it.
+    let p = plan(&[col("status").eq(lit("open"))], &["note"]);
+    assert_eq!(
+        p.operation,
+        Operation::Scan,
+        "a sparse index must never drop rows"
+    );
+    assert!(filter_text(&p).is_some());
+
+    // IS NULL does not reject missing values.
+    let p = plan(
+        &[col("status").eq(lit("open")), col("total").is_null()],
+        &["note"],
+    );
+    assert_eq!(p.operation, Operation::Scan);
+
+    // The GSI does not project `placed`.
+    let p = plan(&filters, &["placed"]);
+    assert_eq!(p.operation, Operation::Scan);
+
+    // KEYS_ONLY holds index and table keys only.
+    let p = plan(
+        &[col("region").eq(lit("eu"))],
+        &["customer", "orderId", "region"],
+    );
+    assert!(matches!(&p.operation, Operation::Query { index: Some(i), .. } if i == "byRegion"));
+    let p = plan(&[col("region").eq(lit("eu"))], &["note"]);
+    assert_eq!(p.operation, Operation::Scan);
+}
+
+#[test]
+fn ties_go_to_the_table_and_better_reads_win() {
+    // Both the table and byRegion answer with a key-only Query: the table wins.
+    let p = plan(
+        &[col("customer").eq(lit("c")), col("region").eq(lit("eu"))],
+        &["customer", "orderId", "region"],
+    );
+    assert!(matches!(&p.operation, Operation::Query { index: None, .. }));
+    assert_eq!(p.exact, vec![true, false]);
+    assert_eq!(filter_text(&p).as_deref(), Some("#n0 = :v0"));
+    // The LSI adds a sort condition the table cannot use: it wins.
+    let p = plan(
+        &[
+            col("customer").eq(lit("c")),
+            col("placed").gt_eq(lit("2026")),
+        ],
+        &["note"],
+    );
+    assert!(matches!(&p.operation, Operation::Query { index: Some(i), .. } if i == "byDate"));
+}
+
+#[test]
+fn index_policy_and_consistent_reads() {
+    let filters = [col("region").eq(lit("eu"))];
+    let cols = ["customer", "region"];
+    let never = PlanOptions {
+        index: IndexPolicy::Never,
+        ..PlanOptions::default()
+    };
+    assert_eq!(
+        plan_with(&filters, &cols, &never).operation,
+        Operation::Scan
+    );
+    let other = PlanOptions {
+        index: IndexPolicy::Only("byStatus".into()),
+        ..PlanOptions::default()
+    };
+    assert_eq!(
+        plan_with(&filters, &cols, &other).operation,
+        Operation::Scan
+    );
+    let only = PlanOptions {
+        index: IndexPolicy::Only("byRegion".into()),
+        ..PlanOptions::default()
+    };
+    assert!(matches!(
+        plan_with(&filters, &cols, &only).operation,
+        Operation::Query { .. }
+    ));
+    let consistent = PlanOptions {
+        consistent_read: true,
+        ..PlanOptions::default()
+    };
+    assert_eq!(
+        plan_with(&filters, &cols, &consistent).operation,
+        Operation::Scan,
+        "GSIs are eventually consistent"
+    );
+    // LSIs support consistent reads.
+    let p = plan_with(
+        &[col("customer").eq(lit("c")), col("placed").gt(lit("a"))],
+        &["note"],
+        &consistent,
+    );
+    assert!(matches!(&p.operation, Operation::Query { index: Some(i), .. } if i == "byDate"));
+}
+
+#[test]
+fn pushdown_off_scans_and_claims_nothing() {
+    let off = PlanOptions {
+        pushdown: false,
+        ..PlanOptions::default()
+    };
+    let p = plan_with(
+        &[col("customer").eq(lit("c")), col("note").eq(lit("x"))],
+        &["note"],
+        &off,
+    );
+    assert_eq!(p.operation, Operation::Scan);
+    assert!(!p.has_filter());
+    assert_eq!(p.exact, vec![false, false]);
+}
+
+#[test]
+fn literal_types_must_match_key_types() {
+    // orderId is N: a string literal cannot be part of its key condition.
+    let p = plan(
+        &[col("customer").eq(lit("c")), ident("orderId").eq(lit("7"))],
+        &["note"],
+    );
+    assert!(
+        matches!(&p.operation, Operation::Query { sort: None, .. }),
+        "{p:?}"
+    );
+    assert_eq!(p.exact, vec![true, false]);
+    // A float literal on a key stays with DataFusion.
+    let p = plan(
+        &[
+            col("customer").eq(lit("c")),
+            ident("orderId").gt(lit(1.5f64)),
+        ],
+        &["note"],
+    );
+    assert!(matches!(&p.operation, Operation::Query { sort: None, .. }));
+}
+
+#[test]
+fn filters_that_are_too_big_are_trimmed_not_failed() {
+    let long = "x".repeat(1_500);
+    let filters: Vec<Expr> = (0..5)
+        .map(|i| col("note").not_eq(lit(format!("{long}{i}"))))
+        .collect();
+    let p = plan(&filters, &["note"]);
+    let f = p.filter.clone().expect("some filter kept");
+    // Values are placeholders, so even huge literals fit; all 5 conjuncts stay.
+    assert!(matches!(f, Cond::And(ref v) if v.len() == 5));
+    // Operator budget: 110 IN lists of 2 values... each IS NOT NULL costs 3 operators.
+    let many: Vec<Expr> = (0..120)
+        .map(|i| {
+            col("note")
+                .is_not_null()
+                .and(col("region").not_eq(lit(format!("r{i}"))))
+        })
+        .collect();
+    let p = plan(&many, &["note"]);
+    let mut ops = 0;
+    let text = p
+        .render_filter(&mut ExpressionBuilder::default())
+        .expect("filter");
+    let _ = ExpressionBuilder::default().condition(p.filter.as_ref().expect("filter"), &mut ops);
+    assert!(
+        ops <= MAX_EXPRESSION_OPERATORS && text.len() <= MAX_EXPRESSION_BYTES,
+        "{ops} ops, {} bytes",
+        text.len()
+    );
+    assert!(p.exact.iter().all(|e| !e));
+}
+
+use datafusion::common::ScalarValue;
