@@ -2,7 +2,9 @@
 //! One binary, many modules: linking DataFusion once keeps the suite fast.
 
 mod common;
+mod equivalence;
 mod errors;
+mod pushdown;
 mod scan;
 mod sql;
 mod types;

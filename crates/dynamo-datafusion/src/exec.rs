@@ -161,7 +161,11 @@ impl DynamoExec {
 
     fn write_description(&self, f: &mut dyn fmt::Write) -> fmt::Result {
         let spec = &self.spec;
+        // Render in the order the request does, so placeholders match what is sent.
         let mut b = ExpressionBuilder::default();
+        if let Some(p) = &spec.projection {
+            p.render(&mut b);
+        }
         write!(
             f,
             "operation={}, table={}",

@@ -8,6 +8,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::catalog::DynamoSchemaProvider;
+use crate::config::DynamoConfig;
 use crate::factory::{DYNAMODB_FILE_TYPE, DynamoTableFactory};
 use crate::options::TableOptions;
 
@@ -21,6 +22,9 @@ pub const DEFAULT_SCHEMA: &str = "public";
 /// - DynamoDB names are case-sensitive, so identifier normalisation is off in
 ///   `config`: `SELECT userId FROM UserEngagement` means exactly those names
 ///   (keywords and function names stay case-insensitive);
+/// - numeric literals with a fraction are exact decimals, as DynamoDB numbers are;
+/// - `SET dynamodb.pushdown = false` and the full-scan guard settings of
+///   [`DynamoConfig`] are available;
 /// - the default schema lists the tables with ListTables (now) and describes each
 ///   when first used, with `options`;
 /// - `CREATE EXTERNAL TABLE t STORED AS DYNAMODB LOCATION 'Table'` is registered.
@@ -40,6 +44,11 @@ pub async fn dynamo_session(
     options: TableOptions,
 ) -> DfResult<SessionContext> {
     config.options_mut().sql_parser.enable_ident_normalization = false;
+    // `price > 12.34` compares exact decimals (and can be pushed down), not floats.
+    config.options_mut().sql_parser.parse_float_as_decimal = true;
+    if config.options().extensions.get::<DynamoConfig>().is_none() {
+        config = config.with_option_extension(DynamoConfig::default());
+    }
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()

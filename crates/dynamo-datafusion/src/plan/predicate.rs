@@ -383,7 +383,7 @@ impl Translator<'_> {
             }
             Expr::Cast(c) => {
                 let (path, field) = self.field_path(&c.expr)?;
-                lossless_cast(field.data_type(), &c.field.data_type()).then_some((path, field))
+                lossless_cast(field.data_type(), c.field.data_type()).then_some((path, field))
             }
             Expr::ScalarFunction(f) if f.name() == "get_field" && f.args.len() == 2 => {
                 let (mut path, field) = self.field_path(&f.args[0])?;

@@ -1,0 +1,354 @@
+//! Pushdown against DynamoDB Local: for a fixed dataset, each canonical query's
+//! operation and items scanned, and every answer equal to the unpushed answer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType as T};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use dynamo_datafusion::{DynamoConfig, DynamoTableProvider, TableOptions};
+use dynamo_testkit::{IndexSpec, TableSpec, create_table, put_items, unique_name};
+
+use crate::common::{client, rows, run_with_plan, scan_metric, sorted_rows};
+
+const USERS: usize = 20;
+const EVENTS: usize = 25;
+
+/// `Events`: user (S) + ts (N); GSI byKind (kind S, score N); LSI byAmount (amount N).
+/// `score` is missing on every 4th item and `amount` on every 5th (sparse indexes).
+async fn events() -> (String, aws_sdk_dynamodb::Client) {
+    let client = client().await;
+    let table = unique_name("Events");
+    let spec = TableSpec::new(&table, "user", T::S)
+        .sort_key("ts", T::N)
+        .index(IndexSpec {
+            name: "byKind".into(),
+            local: false,
+            partition_key: ("kind".into(), T::S),
+            sort_key: Some(("score".into(), T::N)),
+            projection: None,
+        })
+        .index(IndexSpec {
+            name: "byAmount".into(),
+            local: true,
+            partition_key: ("user".into(), T::S),
+            sort_key: Some(("amount".into(), T::N)),
+            projection: None,
+        });
+    create_table(&client, &spec).await.expect("create");
+    let kinds = ["click", "view", "buy"];
+    let mut items = Vec::new();
+    for u in 0..USERS {
+        for t in 0..EVENTS {
+            let i = u * EVENTS + t;
+            let mut item = HashMap::from([
+                ("user".to_string(), AV::S(format!("u{u:02}"))),
+                ("ts".to_string(), AV::N(t.to_string())),
+                ("kind".to_string(), AV::S(kinds[i % 3].to_string())),
+                (
+                    "status".to_string(),
+                    AV::S(
+                        if i.is_multiple_of(7) {
+                            "active"
+                        } else {
+                            "idle"
+                        }
+                        .to_string(),
+                    ),
+                ),
+                ("name".to_string(), AV::S(format!("event {i}"))),
+            ]);
+            if !i.is_multiple_of(4) {
+                item.insert("score".to_string(), AV::N((i % 100).to_string()));
+            }
+            if !i.is_multiple_of(5) {
+                item.insert(
+                    "amount".to_string(),
+                    AV::N(format!("{}.{:02}", i % 40, i % 100)),
+                );
+            }
+            items.push(item);
+        }
+    }
+    put_items(&client, &table, items).await.expect("put");
+    (table, client)
+}
+
+fn session() -> SessionContext {
+    let mut config = SessionConfig::new()
+        .with_target_partitions(4)
+        .with_option_extension(DynamoConfig::default());
+    config.options_mut().sql_parser.enable_ident_normalization = false;
+    config.options_mut().sql_parser.parse_float_as_decimal = true;
+    SessionContext::new_with_config(config)
+}
+
+async fn contexts(
+    table: &str,
+    client: &aws_sdk_dynamodb::Client,
+) -> (SessionContext, SessionContext) {
+    let on = DynamoTableProvider::try_new(client.clone(), table)
+        .await
+        .expect("provider");
+    let off = DynamoTableProvider::builder(client.clone(), table)
+        .options(TableOptions {
+            pushdown: false,
+            ..TableOptions::default()
+        })
+        .build()
+        .await
+        .expect("provider");
+    let (a, b) = (session(), session());
+    a.register_table("t", Arc::new(on)).expect("register");
+    b.register_table("t", Arc::new(off)).expect("register");
+    (a, b)
+}
+
+struct Expect {
+    sql: &'static str,
+    operation: &'static str,
+    index: Option<&'static str>,
+    scanned: usize,
+    rows: usize,
+}
+
+#[tokio::test]
+async fn canonical_queries_read_only_what_they_need() {
+    let (table, client) = events().await;
+    let (on, off) = contexts(&table, &client).await;
+    let total = USERS * EVENTS;
+    // Counts computed from the generator, independently of the engine.
+    let click_over_50 = (0..total)
+        .filter(|i| i % 3 == 0 && i % 4 != 0 && i % 100 > 50)
+        .count();
+    let u03_amount_ge_10 = (75..100).filter(|i| i % 5 != 0 && i % 40 >= 10).count();
+    let active = (0..total).filter(|i| i % 7 == 0).count();
+    let cases = [
+        Expect {
+            sql: "SELECT ts, kind FROM t WHERE user = 'u03'",
+            operation: "Query",
+            index: None,
+            scanned: EVENTS,
+            rows: EVENTS,
+        },
+        Expect {
+            sql: "SELECT ts FROM t WHERE user = 'u03' AND ts BETWEEN 5 AND 9",
+            operation: "Query",
+            index: None,
+            scanned: 5,
+            rows: 5,
+        },
+        Expect {
+            sql: "SELECT ts FROM t WHERE user = 'u03' AND ts >= 5 AND ts < 9",
+            operation: "Query",
+            index: None,
+            scanned: 5,
+            rows: 4,
+        },
+        Expect {
+            sql: "SELECT name FROM t WHERE user = 'u03' AND ts = 7",
+            operation: "GetItem",
+            index: None,
+            scanned: 1,
+            rows: 1,
+        },
+        Expect {
+            sql: "SELECT name FROM t WHERE user IN ('u01', 'u02') AND ts IN (1, 2, 3)",
+            operation: "BatchGetItem",
+            index: None,
+            scanned: 6,
+            rows: 6,
+        },
+        Expect {
+            sql: "SELECT ts FROM t WHERE user IN ('u01', 'u02', 'u02')",
+            operation: "Query",
+            index: None,
+            scanned: 2 * EVENTS,
+            rows: 2 * EVENTS,
+        },
+        Expect {
+            sql: "SELECT user, ts FROM t WHERE kind = 'click' AND score > 50",
+            operation: "Query",
+            index: Some("byKind"),
+            scanned: click_over_50,
+            rows: click_over_50,
+        },
+        Expect {
+            sql: "SELECT ts FROM t WHERE user = 'u03' AND amount >= 10",
+            operation: "Query",
+            index: Some("byAmount"),
+            scanned: u03_amount_ge_10,
+            rows: u03_amount_ge_10,
+        },
+        Expect {
+            sql: "SELECT name FROM t WHERE status = 'active'",
+            operation: "Scan",
+            index: None,
+            scanned: total,
+            rows: active,
+        },
+        // byKind would miss items without `score`: a Scan is the only correct read.
+        Expect {
+            sql: "SELECT user, ts FROM t WHERE kind = 'click'",
+            operation: "Scan",
+            index: None,
+            scanned: total,
+            rows: total.div_ceil(3),
+        },
+    ];
+    for case in cases {
+        let (batches, plan) = run_with_plan(&on, case.sql).await;
+        let scan = crate::common::find_scan(&plan).expect("a DynamoExec");
+        assert_eq!(scan.operation(), case.operation, "{}", case.sql);
+        assert_eq!(scan.index(), case.index, "{}", case.sql);
+        assert_eq!(
+            scan_metric(&plan, "scanned_count"),
+            case.scanned,
+            "items scanned by {}",
+            case.sql
+        );
+        assert_eq!(rows(&batches).len(), case.rows, "{}", case.sql);
+        let (unpushed, off_plan) = run_with_plan(&off, case.sql).await;
+        assert_eq!(
+            crate::common::find_scan(&off_plan)
+                .expect("exec")
+                .operation(),
+            "Scan"
+        );
+        assert_eq!(scan_metric(&off_plan, "scanned_count"), total);
+        assert_eq!(
+            sorted_rows(&batches),
+            sorted_rows(&unpushed),
+            "pushdown changed the answer of {}",
+            case.sql
+        );
+    }
+}
+
+#[tokio::test]
+async fn order_by_sort_key_desc_limit_reads_only_n_items() {
+    let (table, client) = events().await;
+    let (on, off) = contexts(&table, &client).await;
+    let sql = "SELECT ts, kind FROM t WHERE user = 'u07' ORDER BY ts DESC LIMIT 3";
+    let (batches, plan) = run_with_plan(&on, sql).await;
+    assert_eq!(rows(&batches), vec!["24|view", "23|click", "22|buy"]);
+    let scan = crate::common::find_scan(&plan).expect("exec");
+    assert_eq!(
+        (scan.operation(), scan.scan_forward(), scan.limit()),
+        ("Query", false, Some(3))
+    );
+    assert_eq!(scan_metric(&plan, "scanned_count"), 3, "only 3 items read");
+    let (unpushed, _) = run_with_plan(&off, sql).await;
+    assert_eq!(rows(&batches), rows(&unpushed));
+
+    // Ascending order is the Query's natural order: no sort, 4 items read.
+    let sql = "SELECT ts FROM t WHERE user = 'u07' ORDER BY ts LIMIT 4";
+    let (batches, plan) = run_with_plan(&on, sql).await;
+    assert_eq!(rows(&batches), vec!["0", "1", "2", "3"]);
+    assert_eq!(scan_metric(&plan, "scanned_count"), 4);
+}
+
+#[tokio::test]
+async fn explain_shows_the_request_and_analyze_its_cost() {
+    let (table, client) = events().await;
+    let (on, _) = contexts(&table, &client).await;
+    let text = rows(
+        &crate::common::query(
+            &on,
+            "EXPLAIN SELECT name FROM t WHERE user = 'u01' AND ts > 20 AND status = 'idle'",
+        )
+        .await
+        .expect("explain"),
+    )
+    .join("\n");
+    assert!(text.contains("operation=Query"), "{text}");
+    // Placeholders are numbered as in the request: projection, key condition, filter.
+    assert!(
+        text.contains("key_condition=[#n2 = :v0 AND #n3 > :v1]"),
+        "{text}"
+    );
+    assert!(text.contains("filter=[#n1 = :v2]"), "{text}");
+    assert!(text.contains("projection=[name, status]"), "{text}");
+    assert!(
+        text.contains("names={#n0=name, #n1=status, #n2=user, #n3=ts}"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"values={:v0="u01", :v1=20, :v2="idle"}"#),
+        "{text}"
+    );
+    let text = rows(
+        &crate::common::query(&on, "EXPLAIN ANALYZE SELECT name FROM t WHERE user = 'u01'")
+            .await
+            .expect("analyze"),
+    )
+    .join("\n");
+    for metric in [
+        "requests=1",
+        "pages=1",
+        "output_rows=25",
+        "scanned_count=25",
+        "consumed_rcu_milli=",
+    ] {
+        assert!(text.contains(metric), "{metric} missing in {text}");
+    }
+}
+
+#[tokio::test]
+async fn session_switch_and_scan_guard() {
+    let (table, client) = events().await;
+    let (on, _) = contexts(&table, &client).await;
+    crate::common::query(&on, "SET dynamodb.pushdown = false")
+        .await
+        .expect("set");
+    let (batches, plan) =
+        run_with_plan(&on, "SELECT ts FROM t WHERE user = 'u03' AND ts = 7").await;
+    assert_eq!(
+        rows(&batches),
+        vec!["7"],
+        "exact filters are re-applied when pushdown is off"
+    );
+    assert_eq!(
+        crate::common::find_scan(&plan).expect("exec").operation(),
+        "Scan"
+    );
+    crate::common::query(&on, "SET dynamodb.pushdown = true")
+        .await
+        .expect("set");
+
+    crate::common::query(&on, "SET dynamodb.scan_guard = 'error'")
+        .await
+        .expect("set");
+    crate::common::query(&on, "SET dynamodb.scan_guard_bytes = 1000")
+        .await
+        .expect("set");
+    let err = crate::common::query(&on, "SELECT count(*) FROM t WHERE status = 'active'")
+        .await
+        .expect_err("guarded");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("would Scan all of table") && msg.contains("'user'"),
+        "{msg}"
+    );
+    let ok = crate::common::query(&on, "SELECT count(*) FROM t WHERE user = 'u01'")
+        .await
+        .expect("a Query is fine");
+    assert_eq!(rows(&ok), vec!["25"]);
+}
+
+#[tokio::test]
+async fn reserved_words_and_injection_attempts_are_plain_values() {
+    let (table, client) = events().await;
+    let (on, off) = contexts(&table, &client).await;
+    for sql in [
+        "SELECT name, status FROM t WHERE name = 'event 7' AND status = 'active'",
+        "SELECT name FROM t WHERE user = 'u00'' OR ''a''=''a' ",
+        "SELECT name FROM t WHERE name LIKE 'event 1%' AND status <> 'x) OR (#n0 = :v0'",
+    ] {
+        let (a, _) = run_with_plan(&on, sql).await;
+        let (b, _) = run_with_plan(&off, sql).await;
+        assert_eq!(sorted_rows(&a), sorted_rows(&b), "{sql}");
+    }
+    let (a, _) = run_with_plan(&on, "SELECT name FROM t WHERE name = 'event 7'").await;
+    assert_eq!(rows(&a), vec!["event 7"]);
+}
