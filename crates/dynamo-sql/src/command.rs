@@ -25,7 +25,11 @@ Commands:
 SQL statements end with ';' and may span lines. Names are case-sensitive:
 SELECT userId FROM UserEngagement; quoted names (\"my-table\") work as usual.
 CREATE EXTERNAL TABLE t STORED AS DYNAMODB LOCATION 'TableName' [OPTIONS (...)]
-registers a table under another name or with options.";
+registers a table under another name or with options.
+SET dynamodb.pushdown = false turns pushdown off (to compare);
+SET dynamodb.scan_guard = 'error' refuses full scans of tables above
+dynamodb.scan_guard_bytes. EXPLAIN shows the DynamoDB request; EXPLAIN ANALYZE
+and --stats show requests, items scanned and returned, and read capacity.";
 
 /// Runs one backslash command.
 pub async fn run(

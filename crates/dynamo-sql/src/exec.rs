@@ -9,7 +9,10 @@ use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::physical_plan::execute_stream;
+use dynamo_datafusion::ReadStats;
 use futures::StreamExt;
+use std::sync::Arc;
 
 use crate::print::{Format, Printer};
 
@@ -48,6 +51,8 @@ pub struct Outcome {
     pub rows: usize,
     /// Wall time from planning to the last row.
     pub elapsed: std::time::Duration,
+    /// DynamoDB requests, items scanned and returned, capacity consumed.
+    pub stats: ReadStats,
 }
 
 /// Runs every statement (or backslash command) in `text`, printing results to `out`.
@@ -80,7 +85,9 @@ async fn run_statement(
     let plan = ctx.state().statement_to_plan(statement).await?;
     let df = ctx.execute_logical_plan(plan).await?;
     let schema: SchemaRef = df.schema().as_arrow().clone().into();
-    let mut stream = df.execute_stream().await?;
+    let task = Arc::new(df.task_ctx());
+    let physical = df.create_physical_plan().await?;
+    let mut stream = execute_stream(Arc::clone(&physical), task)?;
     let mut printer = Printer::new(format, schema);
     let mut rows = 0;
     while let Some(batch) = stream.next().await {
@@ -92,5 +99,6 @@ async fn run_statement(
     Ok(Outcome {
         rows,
         elapsed: start.elapsed(),
+        stats: ReadStats::of_plan(&physical),
     })
 }

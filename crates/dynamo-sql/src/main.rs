@@ -1,7 +1,7 @@
 //! `dynamo-sql`: SQL over Amazon DynamoDB, as a REPL or a one-shot command.
 //!
 //! ```text
-//! dynamo-sql [--endpoint-url URL] [--region R] [--profile P] [-c SQL]... [-f FILE]... [--format table|csv|json|ndjson]
+//! dynamo-sql [--endpoint-url URL] [--region R] [--profile P] [-c SQL]... [-f FILE]... [--format table|csv|json|ndjson] [--stats]
 //! ```
 
 mod command;
@@ -48,6 +48,11 @@ struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+
+    /// After each statement, print what it cost in DynamoDB (requests, pages,
+    /// items scanned and returned, read capacity) — on stderr with -c/-f.
+    #[arg(long)]
+    stats: bool,
 }
 
 #[tokio::main]
@@ -70,18 +75,25 @@ async fn main_inner(args: Args) -> Result<(), exec::CliError> {
     };
     let ctx = session::build_context(&connection).await?;
     if args.commands.is_empty() && args.files.is_empty() {
-        return repl::run(&ctx, args.format).await;
+        return repl::run(&ctx, args.format, args.stats).await;
     }
     let mut out = std::io::stdout().lock();
+    let report = |outcomes: Vec<exec::Outcome>| {
+        if args.stats {
+            for o in outcomes {
+                eprintln!("{}", o.stats);
+            }
+        }
+    };
     for sql in &args.commands {
-        exec::run_text(&ctx, sql, args.format, &mut out).await?;
+        report(exec::run_text(&ctx, sql, args.format, &mut out).await?);
     }
     for file in &args.files {
         let sql = std::fs::read_to_string(file).map_err(|e| exec::CliError::Io {
             what: format!("reading {}", file.display()),
             source: e,
         })?;
-        exec::run_text(&ctx, &sql, args.format, &mut out).await?;
+        report(exec::run_text(&ctx, &sql, args.format, &mut out).await?);
     }
     Ok(())
 }

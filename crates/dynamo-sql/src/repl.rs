@@ -19,7 +19,7 @@ fn history_file() -> Option<PathBuf> {
 
 /// Reads statements until `\q` or end of input. Errors are printed and the
 /// loop goes on; Ctrl-C cancels the statement being typed or run.
-pub async fn run(ctx: &SessionContext, format: Format) -> Result<(), CliError> {
+pub async fn run(ctx: &SessionContext, format: Format, stats: bool) -> Result<(), CliError> {
     let mut editor = DefaultEditor::new().map_err(|e| CliError::Setup(e.to_string()))?;
     let history = history_file();
     if let Some(h) = &history {
@@ -44,7 +44,7 @@ pub async fn run(ctx: &SessionContext, format: Format) -> Result<(), CliError> {
                     if matches!(trimmed, "\\q" | "\\quit") {
                         break;
                     }
-                    execute(ctx, trimmed, format).await;
+                    execute(ctx, trimmed, format, stats).await;
                     continue;
                 }
                 if trimmed.is_empty() && buffer.is_empty() {
@@ -56,7 +56,7 @@ pub async fn run(ctx: &SessionContext, format: Format) -> Result<(), CliError> {
                 buffer.push_str(&line);
                 if trimmed.ends_with(';') {
                     let _ = editor.add_history_entry(buffer.as_str());
-                    execute(ctx, &buffer, format).await;
+                    execute(ctx, &buffer, format, stats).await;
                     buffer.clear();
                 }
             }
@@ -71,13 +71,16 @@ pub async fn run(ctx: &SessionContext, format: Format) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn execute(ctx: &SessionContext, text: &str, format: Format) {
+async fn execute(ctx: &SessionContext, text: &str, format: Format, stats: bool) {
     let mut out = std::io::stdout();
     let run = run_text(ctx, text, format, &mut out);
     tokio::select! {
         result = run => match result {
             Ok(outcomes) => {
                 for o in outcomes {
+                    if stats {
+                        println!("{}", o.stats);
+                    }
                     println!(
                         "{} row{} fetched. Elapsed {:.3} seconds.\n",
                         o.rows,

@@ -238,3 +238,24 @@ async fn repl_reads_multi_line_statements_and_commands() {
     assert!(out.contains("1 row fetched."), "{out}");
     assert!(out.contains(&table), "{out}");
 }
+
+#[tokio::test]
+async fn stats_report_what_dynamodb_did() {
+    let table = fixture().await;
+    let o = dynamo_sql(
+        &["--stats", "--format", "csv", "-c", &format!("SELECT price FROM {table} WHERE itemId = 'b'")],
+        None,
+    );
+    let out = ok_ref(&o);
+    assert_eq!(out, "price\n-0.500\n", "stats never go to stdout");
+    let err = stderr(&o);
+    assert!(
+        err.contains("DynamoDB: 1 request, 1 page, 1 items scanned, 1 returned"),
+        "GetItem reads one item: {err}"
+    );
+}
+
+fn ok_ref(o: &Output) -> String {
+    assert!(o.status.success(), "exit {:?}\nstderr: {}", o.status, stderr(o));
+    stdout(o)
+}

@@ -1,0 +1,63 @@
+//! What a query cost in DynamoDB, summed over every read in its plan.
+
+use std::sync::Arc;
+
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::exec::DynamoExec;
+
+/// DynamoDB work done by an executed plan.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ReadStats {
+    /// DynamoDB requests sent.
+    pub requests: usize,
+    /// Pages read.
+    pub pages: usize,
+    /// Items DynamoDB returned (after its filter).
+    pub items_returned: usize,
+    /// Items DynamoDB evaluated (`ScannedCount`).
+    pub items_scanned: usize,
+    /// Read capacity units consumed.
+    pub consumed_rcu: f64,
+}
+
+impl ReadStats {
+    /// Sums the metrics of every [`DynamoExec`] in an executed `plan`.
+    pub fn of_plan(plan: &Arc<dyn ExecutionPlan>) -> Self {
+        let mut stats = Self::default();
+        stats.add_plan(plan);
+        stats
+    }
+
+    fn add_plan(&mut self, plan: &Arc<dyn ExecutionPlan>) {
+        if (plan.as_ref() as &dyn std::any::Any).is::<DynamoExec>()
+            && let Some(m) = plan.metrics()
+        {
+            let count = |name: &str| m.sum_by_name(name).map(|v| v.as_usize()).unwrap_or(0);
+            self.requests += count("requests");
+            self.pages += count("pages");
+            self.items_scanned += count("scanned_count");
+            self.items_returned += m.output_rows().unwrap_or(0);
+            self.consumed_rcu += count("consumed_rcu_milli") as f64 / 1000.0;
+        }
+        for child in plan.children() {
+            self.add_plan(child);
+        }
+    }
+}
+
+impl std::fmt::Display for ReadStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "DynamoDB: {} request{}, {} page{}, {} items scanned, {} returned, {:.1} RCU",
+            self.requests,
+            if self.requests == 1 { "" } else { "s" },
+            self.pages,
+            if self.pages == 1 { "" } else { "s" },
+            self.items_scanned,
+            self.items_returned,
+            self.consumed_rcu
+        )
+    }
+}
