@@ -7,7 +7,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use dynamo_datafusion::{DynamoExec, DynamoTableProvider};
+use dynamo_datafusion::{DynamoConfig, DynamoExec, DynamoTableProvider, TableOptions};
 
 /// The shared test client; fails loudly when the suite runs without the server.
 pub async fn client() -> Client {
@@ -21,6 +21,43 @@ pub fn context() -> SessionContext {
     let mut config = SessionConfig::new().with_target_partitions(4);
     config.options_mut().sql_parser.enable_ident_normalization = false;
     SessionContext::new_with_config(config)
+}
+
+/// A session configured like `dynamo_session`: case-sensitive names, exact
+/// decimal literals, `SET dynamodb.*` settings.
+pub fn pushdown_session(target_partitions: usize) -> SessionContext {
+    let mut config = SessionConfig::new()
+        .with_target_partitions(target_partitions)
+        .with_option_extension(DynamoConfig::default());
+    config.options_mut().sql_parser.enable_ident_normalization = false;
+    config.options_mut().sql_parser.parse_float_as_decimal = true;
+    SessionContext::new_with_config(config)
+}
+
+/// `table` registered as `t` twice: with pushdown, and with pushdown disabled.
+pub async fn with_and_without_pushdown(
+    client: &Client,
+    table: &str,
+    target_partitions: usize,
+) -> (SessionContext, SessionContext) {
+    let on = DynamoTableProvider::try_new(client.clone(), table)
+        .await
+        .expect("provider");
+    let off = DynamoTableProvider::builder(client.clone(), table)
+        .options(TableOptions {
+            pushdown: false,
+            ..TableOptions::default()
+        })
+        .build()
+        .await
+        .expect("provider");
+    let (a, b) = (
+        pushdown_session(target_partitions),
+        pushdown_session(target_partitions),
+    );
+    a.register_table("t", Arc::new(on)).expect("register");
+    b.register_table("t", Arc::new(off)).expect("register");
+    (a, b)
 }
 
 /// Registers `provider` as `name` in a fresh case-sensitive session.

@@ -5,17 +5,14 @@
 //! sets the number of queries per table. A failure prints seed, query number and SQL.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType as T};
-use datafusion::prelude::{SessionConfig, SessionContext};
-use dynamo_datafusion::{DynamoConfig, DynamoTableProvider, TableOptions};
 use dynamo_testkit::{IndexSpec, TableSpec, create_table, put_items, unique_name};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::common::{client, query, rows, sorted_rows};
+use crate::common::{client, query, rows, sorted_rows, with_and_without_pushdown};
 
 const DEFAULT_QUERIES: usize = 700;
 
@@ -193,31 +190,8 @@ fn where_clause(shape: &Shape, rng: &mut StdRng) -> String {
     parts.join(" AND ")
 }
 
-fn session() -> SessionContext {
-    let mut config = SessionConfig::new()
-        .with_target_partitions(3)
-        .with_option_extension(DynamoConfig::default());
-    config.options_mut().sql_parser.enable_ident_normalization = false;
-    config.options_mut().sql_parser.parse_float_as_decimal = true;
-    SessionContext::new_with_config(config)
-}
-
 async fn check(table: &str, shape: &Shape, seed: u64) {
-    let client = client().await;
-    let on = DynamoTableProvider::try_new(client.clone(), table)
-        .await
-        .expect("provider");
-    let off = DynamoTableProvider::builder(client, table)
-        .options(TableOptions {
-            pushdown: false,
-            ..TableOptions::default()
-        })
-        .build()
-        .await
-        .expect("provider");
-    let (a, b) = (session(), session());
-    a.register_table("t", Arc::new(on)).expect("register");
-    b.register_table("t", Arc::new(off)).expect("register");
+    let (a, b) = with_and_without_pushdown(&client().await, table, 3).await;
     let mut rng = StdRng::seed_from_u64(seed);
     let n = queries();
     for i in 0..n {

@@ -2,14 +2,13 @@
 //! operation and items scanned, and every answer equal to the unpushed answer.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType as T};
-use datafusion::prelude::{SessionConfig, SessionContext};
-use dynamo_datafusion::{DynamoConfig, DynamoTableProvider, TableOptions};
 use dynamo_testkit::{IndexSpec, TableSpec, create_table, put_items, unique_name};
 
-use crate::common::{client, rows, run_with_plan, scan_metric, sorted_rows};
+use crate::common::{
+    client, rows, run_with_plan, scan_metric, sorted_rows, with_and_without_pushdown,
+};
 
 const USERS: usize = 20;
 const EVENTS: usize = 25;
@@ -74,36 +73,6 @@ async fn events() -> (String, aws_sdk_dynamodb::Client) {
     (table, client)
 }
 
-fn session() -> SessionContext {
-    let mut config = SessionConfig::new()
-        .with_target_partitions(4)
-        .with_option_extension(DynamoConfig::default());
-    config.options_mut().sql_parser.enable_ident_normalization = false;
-    config.options_mut().sql_parser.parse_float_as_decimal = true;
-    SessionContext::new_with_config(config)
-}
-
-async fn contexts(
-    table: &str,
-    client: &aws_sdk_dynamodb::Client,
-) -> (SessionContext, SessionContext) {
-    let on = DynamoTableProvider::try_new(client.clone(), table)
-        .await
-        .expect("provider");
-    let off = DynamoTableProvider::builder(client.clone(), table)
-        .options(TableOptions {
-            pushdown: false,
-            ..TableOptions::default()
-        })
-        .build()
-        .await
-        .expect("provider");
-    let (a, b) = (session(), session());
-    a.register_table("t", Arc::new(on)).expect("register");
-    b.register_table("t", Arc::new(off)).expect("register");
-    (a, b)
-}
-
 struct Expect {
     sql: &'static str,
     operation: &'static str,
@@ -115,7 +84,7 @@ struct Expect {
 #[tokio::test]
 async fn canonical_queries_read_only_what_they_need() {
     let (table, client) = events().await;
-    let (on, off) = contexts(&table, &client).await;
+    let (on, off) = with_and_without_pushdown(&client, &table, 4).await;
     let total = USERS * EVENTS;
     // Counts computed from the generator, independently of the engine.
     let click_over_50 = (0..total)
@@ -228,7 +197,7 @@ async fn canonical_queries_read_only_what_they_need() {
 #[tokio::test]
 async fn order_by_sort_key_desc_limit_reads_only_n_items() {
     let (table, client) = events().await;
-    let (on, off) = contexts(&table, &client).await;
+    let (on, off) = with_and_without_pushdown(&client, &table, 4).await;
     let sql = "SELECT ts, kind FROM t WHERE user = 'u07' ORDER BY ts DESC LIMIT 3";
     let (batches, plan) = run_with_plan(&on, sql).await;
     assert_eq!(rows(&batches), vec!["24|view", "23|click", "22|buy"]);
@@ -251,7 +220,7 @@ async fn order_by_sort_key_desc_limit_reads_only_n_items() {
 #[tokio::test]
 async fn explain_shows_the_request_and_analyze_its_cost() {
     let (table, client) = events().await;
-    let (on, _) = contexts(&table, &client).await;
+    let (on, _) = with_and_without_pushdown(&client, &table, 4).await;
     let text = rows(
         &crate::common::query(
             &on,
@@ -297,7 +266,7 @@ async fn explain_shows_the_request_and_analyze_its_cost() {
 #[tokio::test]
 async fn session_switch_and_scan_guard() {
     let (table, client) = events().await;
-    let (on, _) = contexts(&table, &client).await;
+    let (on, _) = with_and_without_pushdown(&client, &table, 4).await;
     crate::common::query(&on, "SET dynamodb.pushdown = false")
         .await
         .expect("set");
@@ -339,7 +308,7 @@ async fn session_switch_and_scan_guard() {
 #[tokio::test]
 async fn reserved_words_and_injection_attempts_are_plain_values() {
     let (table, client) = events().await;
-    let (on, off) = contexts(&table, &client).await;
+    let (on, off) = with_and_without_pushdown(&client, &table, 4).await;
     for sql in [
         "SELECT name, status FROM t WHERE name = 'event 7' AND status = 'active'",
         "SELECT name FROM t WHERE user = 'u00'' OR ''a''=''a' ",

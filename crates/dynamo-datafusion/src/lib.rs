@@ -47,5 +47,5 @@ pub use metadata::{
 pub use options::{ColumnType, DEFAULT_SAMPLE_SIZE, OPTION_KEYS, TableOptions};
 pub use plan::{AccessPlan, IndexPolicy, Key, Operation, PlanOptions, SortCondition, plan_access};
 pub use provider::{DynamoTableProvider, DynamoTableProviderBuilder, describe_table};
-pub use stats::ReadStats;
 pub use session::{DEFAULT_CATALOG, DEFAULT_SCHEMA, dynamo_session};
+pub use stats::ReadStats;

@@ -8,7 +8,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnConsumedCapacity};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConsumedCapacity, KeysAndAttributes, ReturnConsumedCapacity,
+};
 
 use crate::decode::Item;
 use crate::error::{Error, Result, sdk_message};
@@ -60,17 +63,39 @@ pub(crate) struct Page {
     pub requests: u64,
 }
 
+impl Page {
+    /// The page a Scan or Query answered.
+    fn of_response(
+        items: Option<Vec<Item>>,
+        last_evaluated_key: Option<HashMap<String, AttributeValue>>,
+        scanned_count: i32,
+        capacity: Option<&ConsumedCapacity>,
+    ) -> Self {
+        Self {
+            items: items.unwrap_or_default(),
+            next: last_evaluated_key.filter(|k| !k.is_empty()),
+            scanned_count: scanned_count.max(0) as u64,
+            consumed_capacity: capacity.and_then(|c| c.capacity_units()).unwrap_or(0.0),
+            requests: 1,
+        }
+    }
+}
+
 fn key_map(key: &Key) -> HashMap<String, AttributeValue> {
     key.iter().cloned().collect()
 }
 
 impl ReadSpec {
-    fn request_error<E: std::error::Error>(
-        &self,
-        operation: &'static str,
-        e: &E,
-        missing: bool,
-    ) -> Error {
+    /// Maps an SDK error: a missing table is [`Error::TableNotFound`], the rest
+    /// carry the operation and the SDK's full message.
+    fn request_error<E, R>(&self, operation: &'static str, e: &SdkError<E, R>) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let missing = e
+            .as_service_error()
+            .is_some_and(|s| s.code() == Some("ResourceNotFoundException"));
         if missing {
             Error::TableNotFound {
                 table: self.table.clone(),
@@ -124,22 +149,16 @@ impl ReadSpec {
                 if *total > 1 {
                     req = req.segment(*segment).total_segments(*total);
                 }
-                let out = req.send().await.map_err(|e| {
-                    let missing = e
-                        .as_service_error()
-                        .is_some_and(|s| s.is_resource_not_found_exception());
-                    self.request_error("Scan", &e, missing)
-                })?;
-                Ok(Page {
-                    scanned_count: out.scanned_count().max(0) as u64,
-                    consumed_capacity: out
-                        .consumed_capacity()
-                        .and_then(|c| c.capacity_units())
-                        .unwrap_or(0.0),
-                    next: out.last_evaluated_key.filter(|k| !k.is_empty()),
-                    items: out.items.unwrap_or_default(),
-                    requests: 1,
-                })
+                let out = req
+                    .send()
+                    .await
+                    .map_err(|e| self.request_error("Scan", &e))?;
+                Ok(Page::of_response(
+                    out.items,
+                    out.last_evaluated_key,
+                    out.scanned_count,
+                    out.consumed_capacity.as_ref(),
+                ))
             }
             ReadUnit::Query(value) => {
                 let Operation::Query {
@@ -169,22 +188,13 @@ impl ReadSpec {
                     .set_expression_attribute_values(b.attribute_values())
                     .send()
                     .await
-                    .map_err(|e| {
-                        let missing = e
-                            .as_service_error()
-                            .is_some_and(|s| s.is_resource_not_found_exception());
-                        self.request_error("Query", &e, missing)
-                    })?;
-                Ok(Page {
-                    scanned_count: out.scanned_count().max(0) as u64,
-                    consumed_capacity: out
-                        .consumed_capacity()
-                        .and_then(|c| c.capacity_units())
-                        .unwrap_or(0.0),
-                    next: out.last_evaluated_key.filter(|k| !k.is_empty()),
-                    items: out.items.unwrap_or_default(),
-                    requests: 1,
-                })
+                    .map_err(|e| self.request_error("Query", &e))?;
+                Ok(Page::of_response(
+                    out.items,
+                    out.last_evaluated_key,
+                    out.scanned_count,
+                    out.consumed_capacity.as_ref(),
+                ))
             }
             ReadUnit::Get(key) => {
                 let out = client
@@ -197,12 +207,7 @@ impl ReadSpec {
                     .set_expression_attribute_names(b.attribute_names())
                     .send()
                     .await
-                    .map_err(|e| {
-                        let missing = e
-                            .as_service_error()
-                            .is_some_and(|s| s.is_resource_not_found_exception());
-                        self.request_error("GetItem", &e, missing)
-                    })?;
+                    .map_err(|e| self.request_error("GetItem", &e))?;
                 let items: Vec<Item> = out.item.into_iter().collect();
                 Ok(Page {
                     scanned_count: items.len() as u64,
@@ -246,12 +251,7 @@ impl ReadSpec {
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await
-                .map_err(|e| {
-                    let missing = e
-                        .as_service_error()
-                        .is_some_and(|s| s.is_resource_not_found_exception());
-                    self.request_error("BatchGetItem", &e, missing)
-                })?;
+                .map_err(|e| self.request_error("BatchGetItem", &e))?;
             page.requests += 1;
             page.consumed_capacity += out
                 .consumed_capacity()

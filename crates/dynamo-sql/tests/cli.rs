@@ -243,7 +243,13 @@ async fn repl_reads_multi_line_statements_and_commands() {
 async fn stats_report_what_dynamodb_did() {
     let table = fixture().await;
     let o = dynamo_sql(
-        &["--stats", "--format", "csv", "-c", &format!("SELECT price FROM {table} WHERE itemId = 'b'")],
+        &[
+            "--stats",
+            "--format",
+            "csv",
+            "-c",
+            &format!("SELECT price FROM {table} WHERE itemId = 'b'"),
+        ],
         None,
     );
     let out = ok_ref(&o);
@@ -256,6 +262,11 @@ async fn stats_report_what_dynamodb_did() {
 }
 
 fn ok_ref(o: &Output) -> String {
-    assert!(o.status.success(), "exit {:?}\nstderr: {}", o.status, stderr(o));
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstderr: {}",
+        o.status,
+        stderr(o)
+    );
     stdout(o)
 }
