@@ -1,0 +1,357 @@
+//! `dynamo.connector`: authenticate the session, resolve the client's DynamoDB
+//! client, validate the request, run it, answer with items or a precise error.
+
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
+use base64::Engine as _;
+use datafusion::arrow::json::writer::{JsonArray, WriterBuilder};
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::SQLOptions;
+use datafusion::physical_plan::execute_stream;
+use datafusion::prelude::SessionConfig;
+use dynamo_datafusion::{ReadStats, TableOptions, dynamo_session};
+use futures::StreamExt;
+use serde_json::{Map, Value, json};
+
+use crate::dynamo_json::{from_dynamo_json, item_to_json};
+use crate::error::{ConnectorError, ErrorCode, Result};
+use crate::request::{ConnectorRequest, Inputs, Limits, ReadOperation, ReadRequest, parse_request};
+use crate::tenant::{ClientResolver, ResolvedClient};
+
+/// Runs connector requests for authenticated sessions.
+///
+/// ```no_run
+/// # async fn demo(store: std::sync::Arc<dynamo_connector::SqliteStore>, key: dynamo_connector::MasterKey) {
+/// use std::sync::Arc;
+/// use dynamo_connector::{Connector, MasterKeyCipher, TenantResolver};
+///
+/// let resolver = TenantResolver::new(store.clone(), store.clone(), store, Arc::new(MasterKeyCipher(key)));
+/// let connector = Connector::new(Arc::new(resolver));
+/// let body = br#"{"inputs": {"tableName": "UserEngagement", "operation": "scan"}, "config": {}}"#;
+/// match connector.handle(Some("session-token"), body).await {
+///     Ok(response) => println!("{response}"),
+///     Err(e) => println!("{}", e.to_json()),
+/// }
+/// # }
+/// ```
+pub struct Connector {
+    resolver: Arc<dyn ClientResolver>,
+}
+
+impl Connector {
+    /// A connector resolving clients with `resolver`.
+    pub fn new(resolver: Arc<dyn ClientResolver>) -> Self {
+        Self { resolver }
+    }
+
+    /// Handles one request: session first, then validation, then DynamoDB.
+    pub async fn handle(&self, session_token: Option<&str>, body: &[u8]) -> Result<Value> {
+        let resolved = self.resolver.resolve(session_token).await?;
+        let request = parse_request(body)?;
+        log::info!(
+            "client '{}'{}: {}",
+            resolved.client_id,
+            resolved
+                .user
+                .as_deref()
+                .map(|u| format!(" user '{u}'"))
+                .unwrap_or_default(),
+            match &request.inputs {
+                Inputs::Read(r) => format!(
+                    "{} on table '{}'{}",
+                    match r.operation {
+                        ReadOperation::Scan => "scan",
+                        ReadOperation::Query => "query",
+                    },
+                    r.table_name,
+                    r.index_name
+                        .as_deref()
+                        .map(|i| format!(" index '{i}'"))
+                        .unwrap_or_default()
+                ),
+                Inputs::Sql(_) => "sql".to_string(),
+            }
+        );
+        let result = run(&resolved, request).await;
+        if let Err(e) = &result {
+            log::warn!("client '{}': {}", resolved.client_id, e);
+        }
+        result
+    }
+}
+
+async fn run(resolved: &ResolvedClient, request: ConnectorRequest) -> Result<Value> {
+    match request.inputs {
+        Inputs::Read(read) => run_read(&resolved.client, &read, request.limits).await,
+        Inputs::Sql(sql) => run_sql(&resolved.client, &sql, request.limits).await,
+    }
+}
+
+/// Maps a DynamoDB error to its stable code, keeping DynamoDB's own message.
+pub(crate) fn classify<E, R>(operation: &str, table: &str, e: &SdkError<E, R>) -> ConnectorError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let (code, message) = match e.as_service_error() {
+        Some(s) => (
+            s.code().unwrap_or("Unknown").to_string(),
+            s.message().unwrap_or("").to_string(),
+        ),
+        None => (
+            String::new(),
+            aws_smithy_types::error::display::DisplayErrorContext(e).to_string(),
+        ),
+    };
+    let ec = match code.as_str() {
+        "ResourceNotFoundException" => ErrorCode::TableNotFound,
+        "AccessDeniedException"
+        | "UnrecognizedClientException"
+        | "InvalidSignatureException"
+        | "MissingAuthenticationTokenException"
+        | "ExpiredTokenException"
+        | "IncompleteSignature" => ErrorCode::AccessDenied,
+        "ProvisionedThroughputExceededException"
+        | "ThrottlingException"
+        | "RequestLimitExceeded" => ErrorCode::Throttled,
+        "ValidationException" => ErrorCode::InvalidRequest,
+        _ => ErrorCode::DynamodbError,
+    };
+    let detail = if code.is_empty() {
+        message
+    } else {
+        format!("{code}: {message}")
+    };
+    let message = match ec {
+        ErrorCode::TableNotFound => {
+            format!("table '{table}' does not exist for this client ({detail})")
+        }
+        ErrorCode::Throttled => format!(
+            "DynamoDB throttled {operation} on '{table}' beyond the retry budget ({detail}); retry later, lower \
+             config.maxItems, or raise the table's capacity"
+        ),
+        _ => format!("DynamoDB {operation} on '{table}' failed: {detail}"),
+    };
+    ConnectorError::new(ec, message)
+}
+
+/// `nextToken`: where to continue, bound to the table and index it came from.
+fn encode_token(
+    read: &ReadRequest,
+    key: &std::collections::HashMap<String, AttributeValue>,
+) -> String {
+    let token = json!({"v": 1, "table": read.table_name, "index": read.index_name, "key": item_to_json(key)});
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token.to_string())
+}
+
+fn decode_token(
+    read: &ReadRequest,
+    token: &str,
+) -> Result<std::collections::HashMap<String, AttributeValue>> {
+    let bad = || ConnectorError::invalid("inputs.nextToken is not a token this connector issued");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.trim())
+        .map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    if v["table"].as_str() != Some(read.table_name.as_str())
+        || v["index"].as_str() != read.index_name.as_deref()
+    {
+        return Err(ConnectorError::invalid(
+            "inputs.nextToken belongs to a read of another table or index: send the same tableName and indexName",
+        ));
+    }
+    let key = v["key"].as_object().ok_or_else(bad)?;
+    key.iter()
+        .map(|(k, e)| {
+            Ok((
+                k.clone(),
+                from_dynamo_json(e, "nextToken").map_err(|_| bad())?,
+            ))
+        })
+        .collect()
+}
+
+async fn run_read(client: &Client, read: &ReadRequest, limits: Limits) -> Result<Value> {
+    let mut start = read
+        .next_token
+        .as_deref()
+        .map(|t| decode_token(read, t))
+        .transpose()?;
+    let names = (!read.names.is_empty()).then(|| read.names.clone());
+    let values = (!read.values.is_empty()).then(|| read.values.clone());
+    let mut items: Vec<Value> = Vec::new();
+    let (mut bytes, mut scanned, mut capacity) = (0usize, 0i64, 0f64);
+    loop {
+        // `limit` is exact: DynamoDB evaluates at most the items still wanted, so the
+        // continuation key is exact too. The other caps are checked between pages.
+        let remaining = read
+            .limit
+            .map(|l| (l as usize).saturating_sub(items.len()) as i32);
+        let (page, next, page_scanned, page_capacity) = match read.operation {
+            ReadOperation::Scan => {
+                let out = client
+                    .scan()
+                    .table_name(&read.table_name)
+                    .set_index_name(read.index_name.clone())
+                    .set_filter_expression(read.filter_expression.clone())
+                    .set_projection_expression(read.projection.clone())
+                    .set_expression_attribute_names(names.clone())
+                    .set_expression_attribute_values(values.clone())
+                    .consistent_read(read.consistent_read)
+                    .set_limit(remaining)
+                    .set_exclusive_start_key(start.take())
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .await
+                    .map_err(|e| classify("Scan", &read.table_name, &e))?;
+                (
+                    out.items.unwrap_or_default(),
+                    out.last_evaluated_key,
+                    out.scanned_count,
+                    out.consumed_capacity,
+                )
+            }
+            ReadOperation::Query => {
+                let out = client
+                    .query()
+                    .table_name(&read.table_name)
+                    .set_index_name(read.index_name.clone())
+                    .set_key_condition_expression(read.key_condition.clone())
+                    .set_filter_expression(read.filter_expression.clone())
+                    .set_projection_expression(read.projection.clone())
+                    .set_expression_attribute_names(names.clone())
+                    .set_expression_attribute_values(values.clone())
+                    .consistent_read(read.consistent_read)
+                    .scan_index_forward(read.scan_index_forward)
+                    .set_limit(remaining)
+                    .set_exclusive_start_key(start.take())
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .await
+                    .map_err(|e| classify("Query", &read.table_name, &e))?;
+                (
+                    out.items.unwrap_or_default(),
+                    out.last_evaluated_key,
+                    out.scanned_count,
+                    out.consumed_capacity,
+                )
+            }
+        };
+        scanned += i64::from(page_scanned);
+        capacity += page_capacity.and_then(|c| c.capacity_units).unwrap_or(0.0);
+        for item in &page {
+            let v = Value::Object(item_to_json(item));
+            bytes += v.to_string().len();
+            items.push(v);
+        }
+        start = next.filter(|k| !k.is_empty());
+        let limit_met = read.limit.is_some_and(|l| items.len() >= l as usize);
+        if start.is_none()
+            || limit_met
+            || items.len() >= limits.max_items
+            || bytes >= limits.max_bytes
+        {
+            break;
+        }
+    }
+    Ok(json!({
+        "items": items,
+        "count": items.len(),
+        "scannedCount": scanned,
+        "consumedCapacity": capacity,
+        "nextToken": start.map(|k| encode_token(read, &k)),
+    }))
+}
+
+fn sql_error(e: DataFusionError) -> ConnectorError {
+    let text = e.to_string();
+    match e.find_root() {
+        DataFusionError::External(inner) => {
+            match inner.downcast_ref::<dynamo_datafusion::Error>() {
+                Some(dynamo_datafusion::Error::TableNotFound { .. }) => {
+                    ConnectorError::new(ErrorCode::TableNotFound, text)
+                }
+                Some(_) => ConnectorError::new(ErrorCode::DynamodbError, text),
+                None => ConnectorError::new(ErrorCode::Internal, text),
+            }
+        }
+        DataFusionError::Plan(m) if m.contains("not found") && m.contains("table") => {
+            ConnectorError::new(ErrorCode::TableNotFound, text)
+        }
+        DataFusionError::Plan(_)
+        | DataFusionError::SQL(..)
+        | DataFusionError::SchemaError(..)
+        | DataFusionError::NotImplemented(_) => ConnectorError::invalid(text),
+        _ => ConnectorError::new(ErrorCode::Internal, text),
+    }
+}
+
+async fn run_sql(client: &Client, sql: &str, limits: Limits) -> Result<Value> {
+    let ctx = dynamo_session(
+        client.clone(),
+        SessionConfig::new(),
+        TableOptions::default(),
+    )
+    .await
+    .map_err(sql_error)?;
+    // Reads only: no DDL, no DML, no SET.
+    let options = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    let df = ctx
+        .sql_with_options(sql, options)
+        .await
+        .map_err(sql_error)?;
+    let columns: Vec<Value> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| json!({"name": f.name(), "type": f.data_type().to_string()}))
+        .collect();
+    let task = Arc::new(df.task_ctx());
+    let plan = df.create_physical_plan().await.map_err(sql_error)?;
+    let mut stream = execute_stream(Arc::clone(&plan), task).map_err(sql_error)?;
+    let mut out = Vec::new();
+    let mut rows = 0usize;
+    let mut truncated = false;
+    {
+        let mut writer = WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, JsonArray>(&mut out);
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(sql_error)?;
+            let take = batch.num_rows().min(limits.max_items - rows);
+            writer
+                .write(&batch.slice(0, take))
+                .map_err(|e| ConnectorError::internal(e.to_string()))?;
+            rows += take;
+            if rows >= limits.max_items {
+                truncated = take < batch.num_rows() || stream.next().await.is_some();
+                break;
+            }
+        }
+        writer
+            .finish()
+            .map_err(|e| ConnectorError::internal(e.to_string()))?;
+    }
+    drop(stream);
+    // arbitrary_precision keeps every digit of decimals.
+    let items: Value = if out.is_empty() {
+        json!([])
+    } else {
+        serde_json::from_slice(&out).map_err(|e| ConnectorError::internal(e.to_string()))?
+    };
+    let stats = ReadStats::of_plan(&plan);
+    let mut response = Map::new();
+    response.insert("columns".into(), Value::Array(columns));
+    response.insert("items".into(), items);
+    response.insert("count".into(), json!(rows));
+    response.insert("scannedCount".into(), json!(stats.items_scanned));
+    response.insert("consumedCapacity".into(), json!(stats.consumed_rcu));
+    response.insert("truncated".into(), json!(truncated));
+    Ok(Value::Object(response))
+}

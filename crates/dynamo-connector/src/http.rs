@@ -1,0 +1,86 @@
+//! The HTTP service: `POST /v1/connectors/dynamo` with `Authorization: Bearer
+//! TOKEN` and the request as body; `GET /healthz`.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::Value;
+
+use crate::connector::Connector;
+use crate::error::{ConnectorError, ErrorCode};
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The service's routes.
+pub fn router(connector: Arc<Connector>) -> Router {
+    Router::new()
+        .route("/v1/connectors/dynamo", post(connect))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(connector)
+}
+
+fn json(status: u16, body: Value) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+async fn connect(
+    State(connector): State<Arc<Connector>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            let too_large = rejection.status() == StatusCode::PAYLOAD_TOO_LARGE;
+            let e = ConnectorError::invalid(if too_large {
+                format!("request body is larger than {MAX_BODY_BYTES} bytes")
+            } else {
+                format!("cannot read request body: {}", rejection.body_text())
+            });
+            return json(if too_large { 413 } else { 400 }, e.to_json());
+        }
+    };
+    match connector.handle(bearer(&headers), &body).await {
+        Ok(v) => json(200, v),
+        Err(e) => {
+            let status = if e.code == ErrorCode::Internal {
+                500
+            } else {
+                e.code.http_status()
+            };
+            json(status, e.to_json())
+        }
+    }
+}
+
+/// Serves until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    connector: Arc<Connector>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(connector))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
