@@ -521,7 +521,7 @@ fn start_server(f: &Fixture) -> (Child, String) {
         .expect("addr")
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let child = bin()
+    let mut child = bin()
         .env("DYNAMO_CONNECTOR_LOG", "debug")
         .arg("--master-key-file")
         .arg(&f.key_file)
@@ -539,6 +539,8 @@ fn start_server(f: &Fixture) -> (Child, String) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("server did not become healthy");
 }
 
