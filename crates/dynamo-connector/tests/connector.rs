@@ -625,3 +625,36 @@ async fn the_seed_example_through_serve() {
     );
     assert_no_secret(&f, &logs);
 }
+
+#[tokio::test]
+async fn cached_clients_follow_credential_changes() {
+    use dynamo_connector::{Connector, MasterKey, MasterKeyCipher, SqliteStore, TenantResolver};
+    use std::sync::Arc;
+    let f = fixture().await;
+    let key = MasterKey::load(Some(&f.key_file)).expect("key");
+    let store = Arc::new(SqliteStore::open(&f.store).expect("store"));
+    let resolver = TenantResolver::new(
+        store.clone(),
+        store.clone(),
+        store.clone(),
+        Arc::new(MasterKeyCipher(key.clone())),
+    );
+    let connector = Connector::new(Arc::new(resolver));
+    let req = seed_request().to_string();
+    let first = connector
+        .handle(Some(&f.acme_session), req.as_bytes())
+        .await
+        .expect("works");
+    assert_eq!(first["count"], 2);
+    // Same process, same cache: new credentials must take effect at once.
+    let rejected = dynamo_connector::Credentials::from_json(
+        br#"{"accessKeyId":"not_valid!","secretAccessKey":"x"}"#,
+    )
+    .expect("creds");
+    store.set_credentials(&key, "acme", &rejected).expect("set");
+    let err = connector
+        .handle(Some(&f.acme_session), req.as_bytes())
+        .await
+        .expect_err("stale client reused");
+    assert_eq!(err.code.as_str(), "access_denied");
+}
