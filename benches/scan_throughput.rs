@@ -5,9 +5,12 @@
 //! and runs this; `--smoke` is the seconds-long configuration CI runs.
 //! Reports medians and ratios to the baseline, since shared machines are noisy.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType};
@@ -17,37 +20,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use dynamo_datafusion::DynamoTableProvider;
 use dynamo_testkit::{TableSpec, create_table, put_items};
 use futures::StreamExt;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-struct Config {
-    items: usize,
-    runs: usize,
-}
-
-fn parse_args() -> Result<Config, BoxError> {
-    let mut cfg = Config {
-        items: 20_000,
-        runs: 3,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--smoke" => {
-                cfg = Config {
-                    items: 500,
-                    runs: 1,
-                }
-            }
-            "--items" => cfg.items = args.next().ok_or("--items needs a number")?.parse()?,
-            "--runs" => cfg.runs = args.next().ok_or("--runs needs a number")?.parse()?,
-            // Flags cargo passes to bench binaries.
-            "--bench" | "--nocapture" => {}
-            other => return Err(format!("unknown argument '{other}'").into()),
-        }
-    }
-    Ok(cfg)
-}
+use support::{Args, BoxError, median};
 
 /// ~200-byte items with a composite key, deterministic.
 async fn ensure_table(client: &Client, items: usize) -> Result<String, BoxError> {
@@ -127,16 +100,13 @@ async fn provider_query(ctx: &SessionContext, sql: &str) -> Result<usize, BoxErr
     Ok(counted.unwrap_or(rows))
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    let cfg = parse_args()?;
+    let args = Args::parse(&[20_000], 3, 500)?;
+    let (items, runs) = (args.items[0], args.runs);
     let client = dynamo_testkit::local_client().await?;
-    let table = ensure_table(&client, cfg.items).await?;
+    let table = ensure_table(&client, items).await?;
     let cases: Vec<(&str, u32, String)> = vec![
         ("raw SDK paginator, Scan (baseline)", 0, String::new()),
         (
@@ -149,25 +119,25 @@ async fn main() -> Result<(), BoxError> {
     ];
     println!(
         "| read ({} items, median of {} runs) | wall time | items/s | time vs baseline |",
-        cfg.items, cfg.runs
+        items, runs
     );
     println!("|---|---|---|---|");
     let mut baseline = None;
     for (label, segments, sql) in cases {
-        let mut times = Vec::with_capacity(cfg.runs);
+        let mut times = Vec::with_capacity(runs);
         let ctx = match segments {
             0 => None,
             n => Some(session(&client, &table, n).await?),
         };
-        for _ in 0..cfg.runs {
+        for _ in 0..runs {
             let start = Instant::now();
             let n = match &ctx {
                 Some(ctx) => provider_query(ctx, &sql).await?,
                 None => raw_sdk_scan(&client, &table).await?,
             };
             times.push(start.elapsed());
-            if n != cfg.items {
-                return Err(format!("{label}: read {n} items, expected {}", cfg.items).into());
+            if n != items {
+                return Err(format!("{label}: read {n} items, expected {}", items).into());
             }
         }
         let t = median(times);
@@ -175,7 +145,7 @@ async fn main() -> Result<(), BoxError> {
         println!(
             "| {label} | {:.3} s | {:.0} | {:.2}× |",
             t.as_secs_f64(),
-            cfg.items as f64 / t.as_secs_f64(),
+            items as f64 / t.as_secs_f64(),
             t.as_secs_f64() / base.as_secs_f64()
         );
     }

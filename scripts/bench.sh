@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs a benchmark against DynamoDB Local on 127.0.0.1:  scripts/bench.sh NAME [ARGS...]
-# e.g. scripts/bench.sh scan_throughput --items 20000 --runs 3
+# e.g. scripts/bench.sh pushdown --items 10000 --items 100000 --runs 5
+# Benches: pushdown, scan_throughput, decode (criterion), vs_python (boto3 + pandas).
 # PROFILE=release for optimised builds (slow to compile); the default is the test profile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,12 +9,14 @@ name="${1:?usage: scripts/bench.sh NAME [ARGS...]}"; shift
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/dynamo-connector/target}"
 export AWS_EC2_METADATA_DISABLED=true
 source scripts/lib/dynamodb-local.sh
+source scripts/lib/python-bench.sh
 ddb_local_install
+[ "$name" = "vs_python" ] && ensure_bench_python
 if [ "${PROFILE:-test}" = "release" ]; then
-  cargo build --locked --release --bench "$name"
+  cargo build --locked --release --bench "$name" --bin dynamo-sql
   runner=(cargo bench --locked --bench "$name" --)
 else
-  cargo build --locked --tests --bench "$name"
+  cargo build --locked --bench "$name" --bin dynamo-sql
   runner=(cargo test --locked --bench "$name" --)
 fi
 trap ddb_local_stop EXIT

@@ -11,7 +11,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/dynamo-connector/targe
 export AWS_EC2_METADATA_DISABLED=true
 
 source scripts/lib/dynamodb-local.sh
+source scripts/lib/python-bench.sh
 ddb_local_install
+ensure_bench_python
 
 # Build before starting the server so it does not sit idle through compilation.
 cargo build --workspace --all-targets --locked
@@ -19,10 +21,9 @@ cargo build --workspace --all-targets --locked
 trap ddb_local_stop EXIT
 ddb_local_start
 
-# Benchmarks measure, tests assert: CI only checks each bench still runs, in seconds.
-for bench in benches/*.rs; do
-  cargo test --locked --bench "$(basename "$bench" .rs)" -- --smoke
-done
+# Benchmarks measure, tests assert: CI only checks each bench still runs, in seconds
+# (test profile; BENCH_SMOKE=1 selects each bench's smallest configuration).
+BENCH_SMOKE=1 cargo test --locked --benches
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast

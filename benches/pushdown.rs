@@ -1,0 +1,249 @@
+//! Scan vs query pushdown against DynamoDB Local: a matrix of queries, each run
+//! with pushdown on and off, beside the best hand-written DynamoDB call.
+//! Records requests, items scanned and returned, consumed capacity and wall time
+//! (median); checks both answers agree; writes a Markdown table and an SVG chart
+//! to `benches/results/`.
+//!
+//! `scripts/bench.sh pushdown [--items N]... [--runs R]` (default 10,000 and
+//! 100,000 items, 5 runs); `--smoke` is the CI configuration.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue as AV, ReturnConsumedCapacity};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::physical_plan::collect;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use dynamo_datafusion::{DynamoConfig, DynamoTableProvider, ReadStats, TableOptions};
+use support::{Args, BoxError, bar_chart_svg, load_bench_table as load, median, pk, write_result};
+
+/// What a hand-written call cost.
+#[derive(Default)]
+struct Cost {
+    requests: usize,
+    scanned: usize,
+    returned: usize,
+    rcu: f64,
+}
+
+/// The best hand-written DynamoDB call for each query of the matrix.
+async fn hand_written(client: &Client, table: &str, case: usize, n: usize) -> Result<Cost, BoxError> {
+    let mut cost = Cost::default();
+    let p = pk(4200.min(n - 1));
+    let base = (4200.min(n - 1) / 100) * 100;
+    let s = |v: &str| AV::S(v.to_string());
+    let num = |v: usize| AV::N(v.to_string());
+    let queries: Vec<(Option<&str>, &str, Vec<(&str, AV)>, Option<i32>, bool)> = match case {
+        0 => vec![(None, "pk = :p", vec![(":p", s(&p))], None, true)],
+        1 => vec![(None, "pk = :p AND sk BETWEEN :a AND :b", vec![(":p", s(&p)), (":a", num(base + 10)), (":b", num(base + 19))], None, true)],
+        2 => vec![(None, "pk = :p", vec![(":p", s(&p))], Some(10), false)],
+        3 => vec![(Some("byCountry"), "country = :c AND score >= :s", vec![(":c", s("NO")), (":s", num(990))], None, true)],
+        4 => vec![(Some("byAmount"), "pk = :p AND amount >= :a", vec![(":p", s(&p)), (":a", num(90))], None, true)],
+        5 => (1..=5).map(|k| (None, "pk = :p", vec![(":p", s(&pk(k * 100)))], None, true)).collect(),
+        6 => {
+            let out = client
+                .get_item()
+                .table_name(table)
+                .key("pk", s(&p))
+                .key("sk", num(base + 42))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await?;
+            cost.requests = 1;
+            cost.scanned = usize::from(out.item.is_some());
+            cost.returned = cost.scanned;
+            cost.rcu = out.consumed_capacity.and_then(|c| c.capacity_units).unwrap_or(0.0);
+            return Ok(cost);
+        }
+        _ => {
+            // A filter or an aggregate over every item: a Scan is the best there is.
+            let filter = (case == 7).then_some("active = :t AND score > :s");
+            let mut start = None;
+            loop {
+                let mut req = client
+                    .scan()
+                    .table_name(table)
+                    .set_exclusive_start_key(start.take())
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total);
+                if let Some(f) = filter {
+                    req = req
+                        .filter_expression(f)
+                        .expression_attribute_values(":t", AV::Bool(true))
+                        .expression_attribute_values(":s", num(900));
+                } else {
+                    req = req.projection_expression("country, amount");
+                }
+                let out = req.send().await?;
+                cost.requests += 1;
+                cost.scanned += out.scanned_count as usize;
+                cost.returned += out.count as usize;
+                cost.rcu += out.consumed_capacity.and_then(|c| c.capacity_units).unwrap_or(0.0);
+                match out.last_evaluated_key {
+                    Some(k) if !k.is_empty() => start = Some(k),
+                    _ => return Ok(cost),
+                }
+            }
+        }
+    };
+    for (index, key, values, limit, forward) in queries {
+        let mut start = None;
+        loop {
+            let mut req = client
+                .query()
+                .table_name(table)
+                .set_index_name(index.map(str::to_string))
+                .key_condition_expression(key)
+                .scan_index_forward(forward)
+                .set_limit(limit)
+                .set_exclusive_start_key(start.take())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total);
+            for (k, v) in &values {
+                req = req.expression_attribute_values(*k, v.clone());
+            }
+            let out = req.send().await?;
+            cost.requests += 1;
+            cost.scanned += out.scanned_count as usize;
+            cost.returned += out.count as usize;
+            cost.rcu += out.consumed_capacity.and_then(|c| c.capacity_units).unwrap_or(0.0);
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() && limit.is_none() => start = Some(k),
+                _ => break,
+            }
+        }
+    }
+    Ok(cost)
+}
+
+fn queries(n: usize) -> Vec<(&'static str, String)> {
+    let p = pk(4200.min(n - 1));
+    let base = (4200.min(n - 1) / 100) * 100;
+    let in_list: Vec<String> = (1..=5).map(|k| format!("'{}'", pk(k * 100))).collect();
+    vec![
+        ("partition-key lookup", format!("SELECT sk, score FROM t WHERE pk = '{p}'")),
+        ("key + sort range", format!("SELECT sk FROM t WHERE pk = '{p}' AND sk BETWEEN {} AND {}", base + 10, base + 19)),
+        ("ORDER BY sk DESC LIMIT 10", format!("SELECT sk, score FROM t WHERE pk = '{p}' ORDER BY sk DESC LIMIT 10")),
+        ("GSI equality + range", "SELECT pk, sk FROM t WHERE country = 'NO' AND score >= 990".to_string()),
+        ("LSI range", format!("SELECT sk FROM t WHERE pk = '{p}' AND amount >= 90")),
+        ("IN of 5 partition keys", format!("SELECT count(*) FROM t WHERE pk IN ({})", in_list.join(", "))),
+        ("full-key lookup", format!("SELECT note FROM t WHERE pk = '{p}' AND sk = {}", base + 42)),
+        ("non-key filter", "SELECT count(*) FROM t WHERE active AND score > 900".to_string()),
+        ("aggregate with projection", "SELECT country, count(*), avg(amount) FROM t GROUP BY country".to_string()),
+    ]
+}
+
+fn session(provider: DynamoTableProvider) -> Result<SessionContext, BoxError> {
+    let mut config = SessionConfig::new().with_target_partitions(4).with_option_extension(DynamoConfig::default());
+    config.options_mut().sql_parser.enable_ident_normalization = false;
+    config.options_mut().sql_parser.parse_float_as_decimal = true;
+    let ctx = SessionContext::new_with_config(config);
+    ctx.register_table("t", Arc::new(provider))?;
+    Ok(ctx)
+}
+
+/// Runs `sql` `runs` times: median wall time, the last run's stats and sorted rows.
+async fn measure(ctx: &SessionContext, sql: &str, runs: usize) -> Result<(std::time::Duration, ReadStats, String, Vec<String>), BoxError> {
+    let mut times = Vec::new();
+    let mut last = None;
+    for _ in 0..runs {
+        let start = Instant::now();
+        let df = ctx.sql(sql).await?;
+        let plan = df.create_physical_plan().await?;
+        let batches = collect(Arc::clone(&plan), ctx.task_ctx()).await?;
+        times.push(start.elapsed());
+        last = Some((plan, batches));
+    }
+    let (plan, batches) = last.ok_or("no run")?;
+    let op = operation_of(&plan);
+    let mut rows = Vec::new();
+    for b in &batches {
+        let f: Vec<ArrayFormatter> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()))
+            .collect::<Result<_, _>>()?;
+        for r in 0..b.num_rows() {
+            rows.push(f.iter().map(|x| x.value(r).to_string()).collect::<Vec<_>>().join("|"));
+        }
+    }
+    rows.sort();
+    Ok((median(times), ReadStats::of_plan(&plan), op, rows))
+}
+
+fn operation_of(plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>) -> String {
+    if let Some(e) = (plan.as_ref() as &dyn std::any::Any).downcast_ref::<dynamo_datafusion::DynamoExec>() {
+        return match e.index() {
+            Some(ix) => format!("{} ({ix})", e.operation()),
+            None => e.operation().to_string(),
+        };
+    }
+    plan.children().into_iter().map(operation_of).find(|s| !s.is_empty()).unwrap_or_default()
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let args = Args::parse(&[10_000, 100_000], 5, 300)?;
+    let client = dynamo_testkit::local_client().await?;
+    for &n in &args.items {
+        let table = load(&client, n).await?;
+        let on = session(DynamoTableProvider::try_new(client.clone(), &table).await?)?;
+        let off = session(
+            DynamoTableProvider::builder(client.clone(), &table)
+                .options(TableOptions { pushdown: false, ..TableOptions::default() })
+                .build()
+                .await?,
+        )?;
+        let mut md = format!(
+            "### {n} items (median of {} runs; pushdown on / off; \"hand\" = best hand-written DynamoDB call)\n\n\
+             | query | read chosen | requests on / off | items scanned on / off / hand | items returned on / off | RCU on / off | time on / off | speed-up | scanned vs full scan |\n\
+             |---|---|---|---|---|---|---|---|---|\n",
+            args.runs
+        );
+        let mut chart = Vec::new();
+        for (case, (label, sql)) in queries(n).into_iter().enumerate() {
+            let (t_on, s_on, op, rows_on) = measure(&on, &sql, args.runs).await?;
+            let (t_off, s_off, _, rows_off) = measure(&off, &sql, args.runs).await?;
+            if rows_on != rows_off {
+                return Err(format!("pushdown changed the answer of {sql}").into());
+            }
+            let hand = hand_written(&client, &table, case, n).await?;
+            if s_on.items_scanned > hand.scanned {
+                eprintln!("WARNING: {label}: pushdown scanned {} items, hand-written {}", s_on.items_scanned, hand.scanned);
+            }
+            md += &format!(
+                "| {label} | {op} | {} / {} | {} / {} / {} | {} / {} | {:.1} / {:.1} | {:.1} ms / {:.1} ms | {:.1}× | {:.4} |\n",
+                s_on.requests,
+                s_off.requests,
+                s_on.items_scanned,
+                s_off.items_scanned,
+                hand.scanned,
+                s_on.items_returned,
+                s_off.items_returned,
+                s_on.consumed_rcu,
+                s_off.consumed_rcu,
+                t_on.as_secs_f64() * 1e3,
+                t_off.as_secs_f64() * 1e3,
+                t_off.as_secs_f64() / t_on.as_secs_f64().max(1e-9),
+                s_on.items_scanned as f64 / n as f64,
+            );
+            chart.push((
+                label.to_string(),
+                vec![s_on.items_scanned as f64, s_off.items_scanned as f64, hand.scanned as f64],
+            ));
+        }
+        println!("{md}");
+        if !args.smoke {
+            write_result(&format!("pushdown-{n}.md"), &md)?;
+            let svg = bar_chart_svg(
+                &format!("Items scanned per query, {n}-item table (log scale)"),
+                &["pushdown", "no pushdown", "hand-written"],
+                &chart,
+            );
+            write_result(&format!("pushdown-{n}.svg"), &svg)?;
+        }
+    }
+    Ok(())
+}
