@@ -13,10 +13,10 @@ source scripts/lib/python-bench.sh
 ddb_local_install
 [ "$name" = "vs_python" ] && ensure_bench_python
 if [ "${PROFILE:-test}" = "release" ]; then
-  cargo build --locked --release --bench "$name" --bin dynamo-sql
+  cargo build --locked --release --workspace --bench "$name" --bin dynamo-sql
   runner=(cargo bench --locked --bench "$name" --)
 else
-  cargo build --locked --bench "$name" --bin dynamo-sql
+  cargo build --locked --workspace --bench "$name" --bin dynamo-sql
   runner=(cargo test --locked --bench "$name" --)
 fi
 trap ddb_local_stop EXIT

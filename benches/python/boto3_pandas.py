@@ -13,12 +13,13 @@ import time
 from decimal import Decimal
 
 import boto3
+from boto3.dynamodb.types import TypeDeserializer
 import pandas as pd
 
 
 def run_once(client, table):
     # The usual code: the paginator, every attribute, then a DataFrame.
-    deserializer = boto3.dynamodb.types.TypeDeserializer()
+    deserializer = TypeDeserializer()
     rows = []
     for page in client.get_paginator("scan").paginate(TableName=table):
         for item in page["Items"]:
