@@ -25,16 +25,34 @@ fn items() -> Vec<HashMap<String, AV>> {
                 ("pk".to_string(), AV::S(format!("user#{:06}", i / 10))),
                 ("sk".to_string(), AV::N(i.to_string())),
                 ("name".to_string(), AV::S(format!("Customer number {i}"))),
-                ("email".to_string(), AV::S(format!("customer{i}@example.com"))),
+                (
+                    "email".to_string(),
+                    AV::S(format!("customer{i}@example.com")),
+                ),
                 ("score".to_string(), AV::N(((i * 7919) % 1000).to_string())),
-                ("big".to_string(), AV::N(format!("{}", 10u128.pow(19) + i as u128 * 7_777_777))),
-                ("price".to_string(), AV::N(format!("{}.{:02}", i % 500, i % 100))),
-                ("tags".to_string(), AV::Ss(vec!["alpha".into(), format!("t{}", i % 7), "beta".into()])),
-                ("history".to_string(), AV::L((0..5).map(|k| AV::N((i + k).to_string())).collect())),
+                (
+                    "big".to_string(),
+                    AV::N(format!("{}", 10u128.pow(19) + i as u128 * 7_777_777)),
+                ),
+                (
+                    "price".to_string(),
+                    AV::N(format!("{}.{:02}", i % 500, i % 100)),
+                ),
+                (
+                    "tags".to_string(),
+                    AV::Ss(vec!["alpha".into(), format!("t{}", i % 7), "beta".into()]),
+                ),
+                (
+                    "history".to_string(),
+                    AV::L((0..5).map(|k| AV::N((i + k).to_string())).collect()),
+                ),
                 (
                     "profile".to_string(),
                     AV::M(HashMap::from([
-                        ("city".to_string(), AV::S(["Oslo", "Lagos", "Lima"][i % 3].to_string())),
+                        (
+                            "city".to_string(),
+                            AV::S(["Oslo", "Lagos", "Lima"][i % 3].to_string()),
+                        ),
                         ("zip".to_string(), AV::N((1000 + i % 9000).to_string())),
                         ("verified".to_string(), AV::Bool(i % 2 == 0)),
                     ])),

@@ -30,20 +30,58 @@ struct Cost {
     rcu: f64,
 }
 
+/// A hand-written Query: index, key condition, values, Limit, ScanIndexForward.
+type HandQuery<'a> = (
+    Option<&'a str>,
+    &'a str,
+    Vec<(&'a str, AV)>,
+    Option<i32>,
+    bool,
+);
+
 /// The best hand-written DynamoDB call for each query of the matrix.
-async fn hand_written(client: &Client, table: &str, case: usize, n: usize) -> Result<Cost, BoxError> {
+async fn hand_written(
+    client: &Client,
+    table: &str,
+    case: usize,
+    n: usize,
+) -> Result<Cost, BoxError> {
     let mut cost = Cost::default();
     let p = pk(4200.min(n - 1));
     let base = (4200.min(n - 1) / 100) * 100;
     let s = |v: &str| AV::S(v.to_string());
     let num = |v: usize| AV::N(v.to_string());
-    let queries: Vec<(Option<&str>, &str, Vec<(&str, AV)>, Option<i32>, bool)> = match case {
+    let queries: Vec<HandQuery> = match case {
         0 => vec![(None, "pk = :p", vec![(":p", s(&p))], None, true)],
-        1 => vec![(None, "pk = :p AND sk BETWEEN :a AND :b", vec![(":p", s(&p)), (":a", num(base + 10)), (":b", num(base + 19))], None, true)],
+        1 => vec![(
+            None,
+            "pk = :p AND sk BETWEEN :a AND :b",
+            vec![
+                (":p", s(&p)),
+                (":a", num(base + 10)),
+                (":b", num(base + 19)),
+            ],
+            None,
+            true,
+        )],
         2 => vec![(None, "pk = :p", vec![(":p", s(&p))], Some(10), false)],
-        3 => vec![(Some("byCountry"), "country = :c AND score >= :s", vec![(":c", s("NO")), (":s", num(990))], None, true)],
-        4 => vec![(Some("byAmount"), "pk = :p AND amount >= :a", vec![(":p", s(&p)), (":a", num(90))], None, true)],
-        5 => (1..=5).map(|k| (None, "pk = :p", vec![(":p", s(&pk(k * 100)))], None, true)).collect(),
+        3 => vec![(
+            Some("byCountry"),
+            "country = :c AND score >= :s",
+            vec![(":c", s("NO")), (":s", num(990))],
+            None,
+            true,
+        )],
+        4 => vec![(
+            Some("byAmount"),
+            "pk = :p AND amount >= :a",
+            vec![(":p", s(&p)), (":a", num(90))],
+            None,
+            true,
+        )],
+        5 => (1..=5)
+            .map(|k| (None, "pk = :p", vec![(":p", s(&pk(k * 100)))], None, true))
+            .collect(),
         6 => {
             let out = client
                 .get_item()
@@ -56,7 +94,10 @@ async fn hand_written(client: &Client, table: &str, case: usize, n: usize) -> Re
             cost.requests = 1;
             cost.scanned = usize::from(out.item.is_some());
             cost.returned = cost.scanned;
-            cost.rcu = out.consumed_capacity.and_then(|c| c.capacity_units).unwrap_or(0.0);
+            cost.rcu = out
+                .consumed_capacity
+                .and_then(|c| c.capacity_units)
+                .unwrap_or(0.0);
             return Ok(cost);
         }
         _ => {
@@ -81,7 +122,10 @@ async fn hand_written(client: &Client, table: &str, case: usize, n: usize) -> Re
                 cost.requests += 1;
                 cost.scanned += out.scanned_count as usize;
                 cost.returned += out.count as usize;
-                cost.rcu += out.consumed_capacity.and_then(|c| c.capacity_units).unwrap_or(0.0);
+                cost.rcu += out
+                    .consumed_capacity
+                    .and_then(|c| c.capacity_units)
+                    .unwrap_or(0.0);
                 match out.last_evaluated_key {
                     Some(k) if !k.is_empty() => start = Some(k),
                     _ => return Ok(cost),
@@ -108,7 +152,10 @@ async fn hand_written(client: &Client, table: &str, case: usize, n: usize) -> Re
             cost.requests += 1;
             cost.scanned += out.scanned_count as usize;
             cost.returned += out.count as usize;
-            cost.rcu += out.consumed_capacity.and_then(|c| c.capacity_units).unwrap_or(0.0);
+            cost.rcu += out
+                .consumed_capacity
+                .and_then(|c| c.capacity_units)
+                .unwrap_or(0.0);
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() && limit.is_none() => start = Some(k),
                 _ => break,
@@ -123,20 +170,56 @@ fn queries(n: usize) -> Vec<(&'static str, String)> {
     let base = (4200.min(n - 1) / 100) * 100;
     let in_list: Vec<String> = (1..=5).map(|k| format!("'{}'", pk(k * 100))).collect();
     vec![
-        ("partition-key lookup", format!("SELECT sk, score FROM t WHERE pk = '{p}'")),
-        ("key + sort range", format!("SELECT sk FROM t WHERE pk = '{p}' AND sk BETWEEN {} AND {}", base + 10, base + 19)),
-        ("ORDER BY sk DESC LIMIT 10", format!("SELECT sk, score FROM t WHERE pk = '{p}' ORDER BY sk DESC LIMIT 10")),
-        ("GSI equality + range", "SELECT pk, sk FROM t WHERE country = 'NO' AND score >= 990".to_string()),
-        ("LSI range", format!("SELECT sk FROM t WHERE pk = '{p}' AND amount >= 90")),
-        ("IN of 5 partition keys", format!("SELECT count(*) FROM t WHERE pk IN ({})", in_list.join(", "))),
-        ("full-key lookup", format!("SELECT note FROM t WHERE pk = '{p}' AND sk = {}", base + 42)),
-        ("non-key filter", "SELECT count(*) FROM t WHERE active AND score > 900".to_string()),
-        ("aggregate with projection", "SELECT country, count(*), avg(amount) FROM t GROUP BY country".to_string()),
+        (
+            "partition-key lookup",
+            format!("SELECT sk, score FROM t WHERE pk = '{p}'"),
+        ),
+        (
+            "key + sort range",
+            format!(
+                "SELECT sk FROM t WHERE pk = '{p}' AND sk BETWEEN {} AND {}",
+                base + 10,
+                base + 19
+            ),
+        ),
+        (
+            "ORDER BY sk DESC LIMIT 10",
+            format!("SELECT sk, score FROM t WHERE pk = '{p}' ORDER BY sk DESC LIMIT 10"),
+        ),
+        (
+            "GSI equality + range",
+            "SELECT pk, sk FROM t WHERE country = 'NO' AND score >= 990".to_string(),
+        ),
+        (
+            "LSI range",
+            format!("SELECT sk FROM t WHERE pk = '{p}' AND amount >= 90"),
+        ),
+        (
+            "IN of 5 partition keys",
+            format!(
+                "SELECT count(*) FROM t WHERE pk IN ({})",
+                in_list.join(", ")
+            ),
+        ),
+        (
+            "full-key lookup",
+            format!("SELECT note FROM t WHERE pk = '{p}' AND sk = {}", base + 42),
+        ),
+        (
+            "non-key filter",
+            "SELECT count(*) FROM t WHERE active AND score > 900".to_string(),
+        ),
+        (
+            "aggregate with projection",
+            "SELECT country, count(*), avg(amount) FROM t GROUP BY country".to_string(),
+        ),
     ]
 }
 
 fn session(provider: DynamoTableProvider) -> Result<SessionContext, BoxError> {
-    let mut config = SessionConfig::new().with_target_partitions(4).with_option_extension(DynamoConfig::default());
+    let mut config = SessionConfig::new()
+        .with_target_partitions(4)
+        .with_option_extension(DynamoConfig::default());
     config.options_mut().sql_parser.enable_ident_normalization = false;
     config.options_mut().sql_parser.parse_float_as_decimal = true;
     let ctx = SessionContext::new_with_config(config);
@@ -145,7 +228,11 @@ fn session(provider: DynamoTableProvider) -> Result<SessionContext, BoxError> {
 }
 
 /// Runs `sql` `runs` times: median wall time, the last run's stats and sorted rows.
-async fn measure(ctx: &SessionContext, sql: &str, runs: usize) -> Result<(std::time::Duration, ReadStats, String, Vec<String>), BoxError> {
+async fn measure(
+    ctx: &SessionContext,
+    sql: &str,
+    runs: usize,
+) -> Result<(std::time::Duration, ReadStats, String, Vec<String>), BoxError> {
     let mut times = Vec::new();
     let mut last = None;
     for _ in 0..runs {
@@ -166,7 +253,12 @@ async fn measure(ctx: &SessionContext, sql: &str, runs: usize) -> Result<(std::t
             .map(|c| ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()))
             .collect::<Result<_, _>>()?;
         for r in 0..b.num_rows() {
-            rows.push(f.iter().map(|x| x.value(r).to_string()).collect::<Vec<_>>().join("|"));
+            rows.push(
+                f.iter()
+                    .map(|x| x.value(r).to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            );
         }
     }
     rows.sort();
@@ -174,13 +266,19 @@ async fn measure(ctx: &SessionContext, sql: &str, runs: usize) -> Result<(std::t
 }
 
 fn operation_of(plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>) -> String {
-    if let Some(e) = (plan.as_ref() as &dyn std::any::Any).downcast_ref::<dynamo_datafusion::DynamoExec>() {
+    if let Some(e) =
+        (plan.as_ref() as &dyn std::any::Any).downcast_ref::<dynamo_datafusion::DynamoExec>()
+    {
         return match e.index() {
             Some(ix) => format!("{} ({ix})", e.operation()),
             None => e.operation().to_string(),
         };
     }
-    plan.children().into_iter().map(operation_of).find(|s| !s.is_empty()).unwrap_or_default()
+    plan.children()
+        .into_iter()
+        .map(operation_of)
+        .find(|s| !s.is_empty())
+        .unwrap_or_default()
 }
 
 #[tokio::main]
@@ -192,7 +290,10 @@ async fn main() -> Result<(), BoxError> {
         let on = session(DynamoTableProvider::try_new(client.clone(), &table).await?)?;
         let off = session(
             DynamoTableProvider::builder(client.clone(), &table)
-                .options(TableOptions { pushdown: false, ..TableOptions::default() })
+                .options(TableOptions {
+                    pushdown: false,
+                    ..TableOptions::default()
+                })
                 .build()
                 .await?,
         )?;
@@ -211,7 +312,10 @@ async fn main() -> Result<(), BoxError> {
             }
             let hand = hand_written(&client, &table, case, n).await?;
             if s_on.items_scanned > hand.scanned {
-                eprintln!("WARNING: {label}: pushdown scanned {} items, hand-written {}", s_on.items_scanned, hand.scanned);
+                eprintln!(
+                    "WARNING: {label}: pushdown scanned {} items, hand-written {}",
+                    s_on.items_scanned, hand.scanned
+                );
             }
             md += &format!(
                 "| {label} | {op} | {} / {} | {} / {} / {} | {} / {} | {:.1} / {:.1} | {:.1} ms / {:.1} ms | {:.1}× | {:.4} |\n",
@@ -231,7 +335,11 @@ async fn main() -> Result<(), BoxError> {
             );
             chart.push((
                 label.to_string(),
-                vec![s_on.items_scanned as f64, s_off.items_scanned as f64, hand.scanned as f64],
+                vec![
+                    s_on.items_scanned as f64,
+                    s_off.items_scanned as f64,
+                    hand.scanned as f64,
+                ],
             ));
         }
         println!("{md}");

@@ -100,7 +100,6 @@ async fn provider_query(ctx: &SessionContext, sql: &str) -> Result<usize, BoxErr
     Ok(counted.unwrap_or(rows))
 }
 
-
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let args = Args::parse(&[20_000], 3, 500)?;

@@ -20,9 +20,16 @@ use support::{Args, BoxError, load_bench_table, median};
 /// The `dynamo-sql` binary built beside this bench.
 fn dynamo_sql() -> Result<PathBuf, BoxError> {
     let exe = std::env::current_exe()?;
-    let dir = exe.parent().and_then(|d| d.parent()).ok_or("no target directory")?;
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .ok_or("no target directory")?;
     let bin = dir.join("dynamo-sql");
-    if bin.exists() { Ok(bin) } else { Err(format!("{} not built: cargo build --bin dynamo-sql", bin.display()).into()) }
+    if bin.exists() {
+        Ok(bin)
+    } else {
+        Err(format!("{} not built: cargo build --bin dynamo-sql", bin.display()).into())
+    }
 }
 
 #[tokio::main]
@@ -32,7 +39,10 @@ async fn main() -> Result<(), BoxError> {
     let client = dynamo_testkit::local_client().await?;
     let python = std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/python/boto3_pandas.py");
-    println!("| items | dynamo-sql (median of {0}) | boto3 + pandas (median of {0}) | speed-up |\n|---|---|---|---|", args.runs);
+    println!(
+        "| items | dynamo-sql (median of {0}) | boto3 + pandas (median of {0}) | speed-up |\n|---|---|---|---|",
+        args.runs
+    );
     for &n in &args.items {
         let table = load_bench_table(&client, n).await?;
         let sql = "SELECT country, count(*) AS n, sum(amount) AS total FROM t GROUP BY country ORDER BY country";
@@ -50,34 +60,62 @@ async fn main() -> Result<(), BoxError> {
                 .output()?;
             times.push(start.elapsed());
             if !out.status.success() {
-                return Err(format!("dynamo-sql failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+                return Err(format!(
+                    "dynamo-sql failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+                .into());
             }
             ours = String::from_utf8(out.stdout)?
                 .lines()
                 .skip(1)
                 .filter_map(|l| {
                     let mut f = l.split(',');
-                    Some((f.next()?.to_string(), (f.next()?.parse::<u64>().ok()?, f.next()?.to_string())))
+                    Some((
+                        f.next()?.to_string(),
+                        (f.next()?.parse::<u64>().ok()?, f.next()?.to_string()),
+                    ))
                 })
                 .collect();
         }
         let ours_t = median(times);
         let out = Command::new(&python)
             .arg(&script)
-            .args(["--endpoint-url", &endpoint, "--table", &table, "--runs", &args.runs.to_string()])
+            .args([
+                "--endpoint-url",
+                &endpoint,
+                "--table",
+                &table,
+                "--runs",
+                &args.runs.to_string(),
+            ])
             .output()?;
         if !out.status.success() {
-            return Err(format!("boto3 + pandas failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+            return Err(format!(
+                "boto3 + pandas failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
         }
         let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
         let theirs: BTreeMap<String, (u64, String)> = v["result"]
             .as_object()
             .ok_or("no result")?
             .iter()
-            .map(|(k, r)| (k.clone(), (r[0].as_u64().unwrap_or(0), r[1].as_str().unwrap_or("").to_string())))
+            .map(|(k, r)| {
+                (
+                    k.clone(),
+                    (
+                        r[0].as_u64().unwrap_or(0),
+                        r[1].as_str().unwrap_or("").to_string(),
+                    ),
+                )
+            })
             .collect();
         if ours != theirs {
-            return Err(format!("answers differ:\n dynamo-sql: {ours:?}\n pandas: {theirs:?}").into());
+            return Err(
+                format!("answers differ:\n dynamo-sql: {ours:?}\n pandas: {theirs:?}").into(),
+            );
         }
         let theirs_t = v["median_s"].as_f64().ok_or("no time")?;
         println!(

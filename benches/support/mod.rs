@@ -22,7 +22,11 @@ pub struct Args {
 
 impl Args {
     /// Parses the process arguments with these defaults.
-    pub fn parse(default_items: &[usize], default_runs: usize, smoke_items: usize) -> Result<Self, BoxError> {
+    pub fn parse(
+        default_items: &[usize],
+        default_runs: usize,
+        smoke_items: usize,
+    ) -> Result<Self, BoxError> {
         let mut items = Vec::new();
         let mut runs = default_runs;
         let mut smoke = std::env::var("BENCH_SMOKE").is_ok_and(|v| v == "1");
@@ -38,12 +42,20 @@ impl Args {
             }
         }
         if smoke {
-            return Ok(Self { smoke, items: vec![smoke_items], runs: 1 });
+            return Ok(Self {
+                smoke,
+                items: vec![smoke_items],
+                runs: 1,
+            });
         }
         if items.is_empty() {
             items = default_items.to_vec();
         }
-        Ok(Self { smoke, items, runs: runs.max(1) })
+        Ok(Self {
+            smoke,
+            items,
+            runs: runs.max(1),
+        })
     }
 }
 
@@ -97,7 +109,11 @@ pub fn bar_chart_svg(title: &str, series: &[&str], rows: &[(String, Vec<f64>)]) 
     }
     for (r, (label, values)) in rows.iter().enumerate() {
         let y0 = 55.0 + group_h * r as f64;
-        s += &format!("<text x=\"10\" y=\"{}\">{}</text>\n", y0 + bar_h, escape(label));
+        s += &format!(
+            "<text x=\"10\" y=\"{}\">{}</text>\n",
+            y0 + bar_h,
+            escape(label)
+        );
         for (i, v) in values.iter().enumerate() {
             let y = y0 + bar_h * i as f64;
             s += &format!(
@@ -120,7 +136,9 @@ pub fn bar_chart_svg(title: &str, series: &[&str], rows: &[(String, Vec<f64>)]) 
 }
 
 fn escape(t: &str) -> String {
-    t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    t.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 pub const COUNTRIES: [&str; 8] = ["US", "DE", "IN", "BR", "JP", "NO", "FR", "KE"];
@@ -132,7 +150,12 @@ pub fn pk(i: usize) -> String {
 /// ~200-byte items, 100 per partition, a GSI (country, score) and an LSI (amount).
 pub async fn load_bench_table(client: &Client, n: usize) -> Result<String, BoxError> {
     let table = format!("bench_pushdown_{n}");
-    let existing = client.list_tables().send().await?.table_names.unwrap_or_default();
+    let existing = client
+        .list_tables()
+        .send()
+        .await?
+        .table_names
+        .unwrap_or_default();
     if existing.contains(&table) {
         return Ok(table);
     }
@@ -158,9 +181,15 @@ pub async fn load_bench_table(client: &Client, n: usize) -> Result<String, BoxEr
             HashMap::from([
                 ("pk".to_string(), AV::S(pk(i))),
                 ("sk".to_string(), AV::N(i.to_string())),
-                ("country".to_string(), AV::S(COUNTRIES[(i * 7) % COUNTRIES.len()].to_string())),
+                (
+                    "country".to_string(),
+                    AV::S(COUNTRIES[(i * 7) % COUNTRIES.len()].to_string()),
+                ),
                 ("score".to_string(), AV::N(((i * 7919) % 1000).to_string())),
-                ("amount".to_string(), AV::N(format!("{}.{:02}", (i * 31) % 100, i % 100))),
+                (
+                    "amount".to_string(),
+                    AV::N(format!("{}.{:02}", (i * 31) % 100, i % 100)),
+                ),
                 ("active".to_string(), AV::Bool(i % 3 == 0)),
                 ("note".to_string(), AV::S(format!("{i:0>120}"))),
             ])
@@ -171,4 +200,3 @@ pub async fn load_bench_table(client: &Client, n: usize) -> Result<String, BoxEr
     eprintln!("loaded {n} items in {:.1} s", start.elapsed().as_secs_f64());
     Ok(table)
 }
-

@@ -21,12 +21,66 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, SchemaRef}
 use datafusion::arrow::datatypes::{Decimal128Type, Decimal256Type, Float64Type, Int64Type};
 
 use crate::error::{Error, Result};
-use crate::infer::is_json_field;
+use crate::infer::{is_json_field, is_text_field};
 use crate::json::{describe_value, write_json};
-use crate::number::ExactNumber;
+use crate::number::{ExactNumber, fast_decimal128, fast_i64};
 
 /// One DynamoDB item as the SDK returns it.
 pub type Item = HashMap<String, AttributeValue>;
+
+/// A value being decoded: an attribute of an item, or a member of a set
+/// (borrowed, so sets decode without copying their members).
+#[derive(Debug, Clone, Copy)]
+enum Val<'a> {
+    Attr(&'a AttributeValue),
+    Str(&'a str),
+    Num(&'a str),
+    Bin(&'a [u8]),
+}
+
+impl<'a> Val<'a> {
+    fn s(self) -> Option<&'a str> {
+        match self {
+            Val::Attr(AttributeValue::S(s)) => Some(s),
+            Val::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn n(self) -> Option<&'a str> {
+        match self {
+            Val::Attr(AttributeValue::N(n)) => Some(n),
+            Val::Num(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    fn b(self) -> Option<&'a [u8]> {
+        match self {
+            Val::Attr(AttributeValue::B(b)) => Some(b.as_ref()),
+            Val::Bin(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The value as an owned attribute, for messages and JSON (cold paths).
+    fn to_attr(self) -> AttributeValue {
+        match self {
+            Val::Attr(a) => a.clone(),
+            Val::Str(s) => AttributeValue::S(s.to_string()),
+            Val::Num(n) => AttributeValue::N(n.to_string()),
+            Val::Bin(b) => AttributeValue::B(aws_smithy_types::Blob::new(b.to_vec())),
+        }
+    }
+}
+
+/// A value that is really there: NULL and absence are the same thing in SQL.
+fn present<'v>(v: &Option<Val<'v>>) -> Option<Val<'v>> {
+    match v {
+        Some(Val::Attr(AttributeValue::Null(_))) | None => None,
+        Some(v) => Some(*v),
+    }
+}
 
 /// Decodes pages of items into record batches of a fixed schema.
 #[derive(Debug, Clone)]
@@ -55,10 +109,14 @@ impl ItemDecoder {
     /// Decodes `items` into one batch.
     pub fn decode(&self, items: &[Item]) -> Result<RecordBatch> {
         let mut columns = Vec::with_capacity(self.schema.fields().len());
-        let mut values: Vec<Option<&AttributeValue>> = Vec::with_capacity(items.len());
+        let mut values: Vec<Option<Val>> = Vec::with_capacity(items.len());
         for field in self.schema.fields() {
             values.clear();
-            values.extend(items.iter().map(|item| item.get(field.name())));
+            values.extend(
+                items
+                    .iter()
+                    .map(|item| item.get(field.name()).map(Val::Attr)),
+            );
             let mut path = field.name().clone();
             columns.push(self.build(field, &values, &mut path)?);
         }
@@ -71,22 +129,17 @@ impl ItemDecoder {
         )
     }
 
-    fn misfit(&self, path: &str, value: &AttributeValue, expected: &DataType) -> Error {
+    fn misfit(&self, path: &str, value: Val, expected: &DataType) -> Error {
         Error::ValueDoesNotFit {
             table: self.table.to_string(),
             attribute: path.to_string(),
-            value: describe_value(value),
+            value: describe_value(&value.to_attr()),
             expected: expected.clone(),
         }
     }
 
     /// Builds the array of one column (or nested child) from its values.
-    fn build(
-        &self,
-        field: &Field,
-        values: &[Option<&AttributeValue>],
-        path: &mut String,
-    ) -> Result<ArrayRef> {
+    fn build(&self, field: &Field, values: &[Option<Val>], path: &mut String) -> Result<ArrayRef> {
         let dt = field.data_type();
         if !field.is_nullable()
             && let Some(pos) = values.iter().position(|v| present(v).is_none())
@@ -95,7 +148,7 @@ impl ItemDecoder {
                 table: self.table.to_string(),
                 attribute: path.clone(),
                 value: match values[pos] {
-                    Some(v) => describe_value(v),
+                    Some(v) => describe_value(&v.to_attr()),
                     None => "(missing)".to_string(),
                 },
                 expected: dt.clone(),
@@ -113,7 +166,10 @@ impl ItemDecoder {
                     match v {
                         Some(v) => {
                             buf.clear();
-                            write_json(v, &mut buf);
+                            match v {
+                                Val::Attr(a) => write_json(a, &mut buf),
+                                other => write_json(&other.to_attr(), &mut buf),
+                            }
                             b.append_value(&buf);
                         }
                         None => b.append_null(),
@@ -121,44 +177,59 @@ impl ItemDecoder {
                 }
                 Arc::new(b.finish())
             }
-            DataType::Utf8 => {
+            DataType::Utf8 if is_text_field(field) => {
+                // Asked for as text: strings, and numbers as their exact digits.
                 let mut b = StringBuilder::with_capacity(n, n * 16);
                 for v in values.iter().map(present) {
                     match v {
                         None => b.append_null(),
-                        Some(AttributeValue::S(s)) => b.append_value(s),
-                        Some(val @ AttributeValue::N(x)) => b.append_value(
-                            ExactNumber::parse(x)
-                                .map_err(|_| self.misfit(path, val, dt))?
-                                .to_string(),
-                        ),
-                        Some(other) => return Err(self.misfit(path, other, dt)),
+                        Some(v) => match (v.s(), v.n()) {
+                            (Some(s), _) => b.append_value(s),
+                            (_, Some(x)) => b.append_value(
+                                ExactNumber::parse(x)
+                                    .map_err(|_| self.misfit(path, v, dt))?
+                                    .to_string(),
+                            ),
+                            _ => return Err(self.misfit(path, v, dt)),
+                        },
                     }
                 }
                 Arc::new(b.finish())
             }
-            DataType::Int64 => {
-                Arc::new(self.numbers::<Int64Type>(values, path, dt, |n| n.to_i64())?)
+            DataType::Utf8 => {
+                // Strings only: the planner relies on a Utf8 column holding `S` values.
+                let mut b = StringBuilder::with_capacity(n, n * 16);
+                for v in values.iter().map(present) {
+                    match v {
+                        None => b.append_null(),
+                        Some(v) => b.append_value(v.s().ok_or_else(|| self.misfit(path, v, dt))?),
+                    }
+                }
+                Arc::new(b.finish())
             }
-            DataType::Float64 => {
-                Arc::new(self.numbers::<Float64Type>(values, path, dt, |n| Some(n.to_f64()))?)
-            }
+            DataType::Int64 => Arc::new(self.numbers::<Int64Type>(values, path, dt, |t| {
+                fast_i64(t).or_else(|| ExactNumber::parse(t).ok()?.to_i64())
+            })?),
+            DataType::Float64 => Arc::new(self.numbers::<Float64Type>(values, path, dt, |t| {
+                Some(ExactNumber::parse(t).ok()?.to_f64())
+            })?),
             DataType::Decimal128(p, s) => {
-                Arc::new(
-                    self.numbers::<Decimal128Type>(values, path, dt, |n| n.to_decimal128(*p, *s))?,
-                )
+                Arc::new(self.numbers::<Decimal128Type>(values, path, dt, |t| {
+                    fast_decimal128(t, *p, *s)
+                        .or_else(|| ExactNumber::parse(t).ok()?.to_decimal128(*p, *s))
+                })?)
             }
             DataType::Decimal256(p, s) => {
-                Arc::new(
-                    self.numbers::<Decimal256Type>(values, path, dt, |n| n.to_decimal256(*p, *s))?,
-                )
+                Arc::new(self.numbers::<Decimal256Type>(values, path, dt, |t| {
+                    ExactNumber::parse(t).ok()?.to_decimal256(*p, *s)
+                })?)
             }
             DataType::Boolean => {
                 let mut b = BooleanBuilder::with_capacity(n);
                 for v in values.iter().map(present) {
                     match v {
                         None => b.append_null(),
-                        Some(AttributeValue::Bool(x)) => b.append_value(*x),
+                        Some(Val::Attr(AttributeValue::Bool(x))) => b.append_value(*x),
                         Some(other) => return Err(self.misfit(path, other, dt)),
                     }
                 }
@@ -169,8 +240,7 @@ impl ItemDecoder {
                 for v in values.iter().map(present) {
                     match v {
                         None => b.append_null(),
-                        Some(AttributeValue::B(x)) => b.append_value(x.as_ref()),
-                        Some(other) => return Err(self.misfit(path, other, dt)),
+                        Some(v) => b.append_value(v.b().ok_or_else(|| self.misfit(path, v, dt))?),
                     }
                 }
                 Arc::new(b.finish())
@@ -187,26 +257,24 @@ impl ItemDecoder {
         Ok(array)
     }
 
-    /// Builds a numeric column: each `N` value converted exactly by `convert`,
-    /// which answers `None` when the value does not fit.
+    /// Builds a numeric column: each `N` value's text converted exactly by
+    /// `convert`, which answers `None` when the value does not fit.
     fn numbers<T: ArrowPrimitiveType>(
         &self,
-        values: &[Option<&AttributeValue>],
+        values: &[Option<Val>],
         path: &str,
         dt: &DataType,
-        convert: impl Fn(&ExactNumber) -> Option<T::Native>,
+        convert: impl Fn(&str) -> Option<T::Native>,
     ) -> Result<PrimitiveArray<T>> {
         let mut b = PrimitiveBuilder::<T>::with_capacity(values.len());
         for v in values.iter().map(present) {
             match v {
                 None => b.append_null(),
-                Some(val @ AttributeValue::N(x)) => b.append_value(
-                    ExactNumber::parse(x)
-                        .ok()
-                        .and_then(|num| convert(&num))
-                        .ok_or_else(|| self.misfit(path, val, dt))?,
+                Some(v) => b.append_value(
+                    v.n()
+                        .and_then(&convert)
+                        .ok_or_else(|| self.misfit(path, v, dt))?,
                 ),
-                Some(other) => return Err(self.misfit(path, other, dt)),
             }
         }
         // Carries precision and scale for decimals.
@@ -219,7 +287,7 @@ impl ItemDecoder {
         &self,
         field: &Field,
         base: DataType,
-        values: &[Option<&AttributeValue>],
+        values: &[Option<Val>],
         path: &mut String,
     ) -> Result<ArrayRef> {
         let dt = field.data_type();
@@ -245,62 +313,45 @@ impl ItemDecoder {
     fn build_list(
         &self,
         item: &FieldRef,
-        values: &[Option<&AttributeValue>],
+        values: &[Option<Val>],
         path: &mut String,
     ) -> Result<ArrayRef> {
-        // Set members are plain strings, numbers and blobs; turn them into values
-        // the element builder understands without copying the whole item.
-        let mut owned: Vec<AttributeValue> = Vec::new();
-        let mut spans: Vec<Option<(bool, usize, usize)>> = Vec::with_capacity(values.len());
-        for v in values {
-            spans.push(match v {
-                None | Some(AttributeValue::Null(_)) => None,
-                Some(AttributeValue::L(l)) => Some((false, 0, l.len())),
-                Some(AttributeValue::Ss(s)) => {
-                    let start = owned.len();
-                    owned.extend(s.iter().map(|x| AttributeValue::S(x.clone())));
-                    Some((true, start, owned.len()))
+        let mut children: Vec<Option<Val>> = Vec::new();
+        let mut lengths = Vec::with_capacity(values.len());
+        let mut valid = Vec::with_capacity(values.len());
+        for v in values.iter().map(present) {
+            let before = children.len();
+            match v {
+                None => {}
+                Some(Val::Attr(AttributeValue::L(l))) => {
+                    children.extend(l.iter().map(|e| Some(Val::Attr(e))))
                 }
-                Some(AttributeValue::Ns(s)) => {
-                    let start = owned.len();
-                    owned.extend(s.iter().map(|x| AttributeValue::N(x.clone())));
-                    Some((true, start, owned.len()))
+                // Set members are borrowed, never copied.
+                Some(Val::Attr(AttributeValue::Ss(m))) => {
+                    children.extend(m.iter().map(|e| Some(Val::Str(e))))
                 }
-                Some(AttributeValue::Bs(s)) => {
-                    let start = owned.len();
-                    owned.extend(s.iter().map(|x| AttributeValue::B(x.clone())));
-                    Some((true, start, owned.len()))
+                Some(Val::Attr(AttributeValue::Ns(m))) => {
+                    children.extend(m.iter().map(|e| Some(Val::Num(e))))
+                }
+                Some(Val::Attr(AttributeValue::Bs(m))) => {
+                    children.extend(m.iter().map(|e| Some(Val::Bin(e.as_ref()))))
                 }
                 Some(other) => {
                     return Err(self.misfit(path, other, &DataType::List(Arc::clone(item))));
                 }
-            });
-        }
-        let mut children: Vec<Option<&AttributeValue>> = Vec::new();
-        let mut lengths = Vec::with_capacity(values.len());
-        for (v, span) in values.iter().zip(&spans) {
-            match (v, span) {
-                (Some(AttributeValue::L(l)), Some(_)) => {
-                    children.extend(l.iter().map(Some));
-                    lengths.push(l.len());
-                }
-                (_, Some((true, start, end))) => {
-                    children.extend(owned[*start..*end].iter().map(Some));
-                    lengths.push(end - start);
-                }
-                _ => lengths.push(0),
             }
+            valid.push(v.is_some());
+            lengths.push(children.len() - before);
         }
         let base = path.len();
         path.push_str("[]");
         let child = self.build(item, &children, path)?;
         path.truncate(base);
-        let nulls = NullBuffer::from(spans.iter().map(Option::is_some).collect::<Vec<_>>());
         let list = ListArray::try_new(
             Arc::clone(item),
             OffsetBuffer::from_lengths(lengths),
             child,
-            Some(nulls),
+            Some(NullBuffer::from(valid)),
         )
         .map_err(|source| Error::Arrow {
             table: self.table.to_string(),
@@ -312,25 +363,25 @@ impl ItemDecoder {
     fn build_struct(
         &self,
         fields: &Fields,
-        values: &[Option<&AttributeValue>],
+        values: &[Option<Val>],
         path: &mut String,
     ) -> Result<ArrayRef> {
         let mut valid = Vec::with_capacity(values.len());
-        for v in values {
+        for v in values.iter().map(present) {
             match v {
-                None | Some(AttributeValue::Null(_)) => valid.push(false),
-                Some(AttributeValue::M(_)) => valid.push(true),
+                None => valid.push(false),
+                Some(Val::Attr(AttributeValue::M(_))) => valid.push(true),
                 Some(other) => {
                     return Err(self.misfit(path, other, &DataType::Struct(fields.clone())));
                 }
             }
         }
         let mut children = Vec::with_capacity(fields.len());
-        let mut child_values: Vec<Option<&AttributeValue>> = Vec::with_capacity(values.len());
+        let mut child_values: Vec<Option<Val>> = Vec::with_capacity(values.len());
         for field in fields {
             child_values.clear();
             child_values.extend(values.iter().map(|v| match v {
-                Some(AttributeValue::M(m)) => m.get(field.name()),
+                Some(Val::Attr(AttributeValue::M(m))) => m.get(field.name()).map(Val::Attr),
                 _ => None,
             }));
             let base = path.len();
@@ -350,14 +401,6 @@ impl ItemDecoder {
             )?
         };
         Ok(Arc::new(array))
-    }
-}
-
-/// A value that is really there: NULL and absence are the same thing in SQL.
-fn present<'v>(v: &Option<&'v AttributeValue>) -> Option<&'v AttributeValue> {
-    match v {
-        Some(AttributeValue::Null(_)) | None => None,
-        Some(v) => Some(*v),
     }
 }
 
@@ -414,7 +457,7 @@ fn check_supported(field: &Field, path: &str) -> Result<()> {
 mod tests {
     use super::*;
     use crate::infer::json_field;
-    use datafusion::arrow::array::Array;
+    use datafusion::arrow::array::{Array, AsArray};
     use datafusion::arrow::datatypes::Schema;
 
     fn item(pairs: &[(&str, AttributeValue)]) -> Item {
@@ -480,6 +523,19 @@ mod tests {
             d.decode(&[item(&[("s", AttributeValue::Bool(true))])])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn plain_strings_are_strict_and_text_columns_take_numbers() {
+        let strict = decoder(vec![Field::new("s", DataType::Utf8, true)]);
+        let number = item(&[("s", AttributeValue::N("1.50".into()))]);
+        assert!(
+            strict.decode(std::slice::from_ref(&number)).is_err(),
+            "the planner relies on Utf8 = S"
+        );
+        let text = decoder(vec![crate::infer::text_field("s", true)]);
+        let batch = text.decode(&[number]).expect("text takes numbers");
+        assert_eq!(batch.column(0).as_string::<i32>().value(0), "1.5");
     }
 
     #[test]

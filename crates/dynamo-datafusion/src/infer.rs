@@ -25,6 +25,9 @@ use crate::number::{DECIMAL128_MAX_PRECISION, DECIMAL256_MAX_PRECISION, ExactNum
 pub const ENCODING_METADATA_KEY: &str = "dynamodb.encoding";
 /// Value of [`ENCODING_METADATA_KEY`] for JSON text columns.
 pub const JSON_ENCODING: &str = "json";
+/// Value of [`ENCODING_METADATA_KEY`] for columns asked for as text: strings,
+/// and numbers as their exact digits.
+pub const TEXT_ENCODING: &str = "text";
 /// Maps with more distinct keys than this are treated as dictionaries (JSON text).
 pub const MAX_STRUCT_FIELDS: usize = 200;
 
@@ -207,6 +210,23 @@ pub fn json_field(name: &str, nullable: bool) -> Field {
         ENCODING_METADATA_KEY.to_string(),
         JSON_ENCODING.to_string(),
     )]))
+}
+
+/// A Utf8 field holding strings and numbers as exact text.
+pub fn text_field(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Utf8, nullable).with_metadata(HashMap::from([(
+        ENCODING_METADATA_KEY.to_string(),
+        TEXT_ENCODING.to_string(),
+    )]))
+}
+
+/// True when the field holds strings and numbers as text.
+pub fn is_text_field(field: &Field) -> bool {
+    field
+        .metadata()
+        .get(ENCODING_METADATA_KEY)
+        .map(String::as_str)
+        == Some(TEXT_ENCODING)
 }
 
 /// True when the field holds JSON text.

@@ -245,6 +245,44 @@ impl fmt::Display for ExactNumber {
     }
 }
 
+/// `text` as an `i64` without allocating, for the common plain-integer form;
+/// `None` means "use [`ExactNumber`]", never "not a number".
+pub(crate) fn fast_i64(text: &str) -> Option<i64> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// `text * 10^scale` as an `i128` within `precision` digits, without
+/// allocating, for plain decimals (`-12.50`); `None` means "use [`ExactNumber`]".
+pub(crate) fn fast_decimal128(text: &str, precision: u8, scale: i8) -> Option<i128> {
+    if scale < 0 {
+        return None;
+    }
+    let (negative, body) = match text.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, text),
+    };
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    if int.is_empty() || int.len() + frac.len() > 38 || frac.len() > scale as usize {
+        return None;
+    }
+    let mut v: i128 = 0;
+    for b in int.bytes().chain(frac.bytes()) {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + i128::from(b - b'0');
+    }
+    v = v.checked_mul(10i128.checked_pow((scale as usize - frac.len()) as u32)?)?;
+    if v >= 10i128.checked_pow(u32::from(precision))? {
+        return None;
+    }
+    Some(if negative { -v } else { v })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,6 +382,44 @@ mod tests {
         );
         assert!(!n("1E-131").fits_dynamodb() && !n("1E+126").fits_dynamodb());
         assert!(!n(&"1".repeat(39)).fits_dynamodb());
+    }
+
+    #[test]
+    fn fast_paths_agree_with_the_exact_parser() {
+        for text in [
+            "0",
+            "-7",
+            "123456789012345678",
+            "12.5",
+            "-0.05",
+            "99.99",
+            "1E+3",
+            "1.234",
+            "00012",
+            "-",
+            ".5",
+            "1234567890123456789012345678901234567",
+        ] {
+            let exact = ExactNumber::parse(text).ok();
+            if let Some(v) = fast_i64(text) {
+                assert_eq!(Some(v), exact.as_ref().and_then(|e| e.to_i64()), "{text}");
+            }
+            if let Some(v) = fast_decimal128(text, 38, 2) {
+                assert_eq!(
+                    Some(v),
+                    exact.as_ref().and_then(|e| e.to_decimal128(38, 2)),
+                    "{text}"
+                );
+            }
+        }
+        assert_eq!(fast_decimal128("12.5", 38, 2), Some(1250));
+        assert_eq!(
+            fast_decimal128("1.234", 38, 2),
+            None,
+            "not exact at scale 2: slow path decides"
+        );
+        assert_eq!(fast_decimal128("100", 3, 1), None, "1000 needs 4 digits");
+        assert_eq!(fast_i64("1E+3"), None);
     }
 
     #[test]

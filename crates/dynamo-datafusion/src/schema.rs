@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-use crate::infer::{Observed, json_field};
+use crate::infer::{Observed, json_field, text_field};
 use crate::metadata::TableMeta;
 use crate::options::ColumnType;
 
@@ -42,6 +42,8 @@ pub(crate) fn build_schema(
     for (name, ty) in overrides {
         let nullable = !table_keys.contains(&name.as_str());
         let field = match ty {
+            // Asked-for text takes numbers too; such a column is never pushed down.
+            ColumnType::Arrow(DataType::Utf8) => text_field(name, nullable),
             ColumnType::Arrow(dt) => Field::new(name, dt.clone(), nullable),
             ColumnType::Json => json_field(name, nullable),
         };
@@ -59,7 +61,6 @@ mod tests {
     use crate::infer::{is_json_field, observe_items};
     use crate::metadata::{KeyAttribute, KeySchema, KeyType};
     use aws_sdk_dynamodb::types::AttributeValue as AV;
-    use datafusion::arrow::datatypes::DataType;
     use std::collections::HashMap;
 
     fn meta() -> TableMeta {

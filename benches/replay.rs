@@ -1,0 +1,407 @@
+//! The client-side ceiling, measured against a replay server that answers
+//! DescribeTable and Scan from memory (optionally after a fixed latency), so
+//! DynamoDB Local is not the bottleneck:
+//!
+//! 1. raw SDK paginator vs `SELECT count(*)` / `SELECT *` through the provider (ratio);
+//! 2. parallel scan with 1, 2, 4, 8 segments at 5 ms per request (speed-up);
+//! 3. peak RSS of a process aggregating 100k vs 1M items (ratio: streaming).
+//!
+//! The server is this binary in `--serve` mode, in its own process, so its page
+//! cache never counts towards the client's memory. Pages are DynamoDB's wire
+//! format (`Items`, `Count`, `ScannedCount`, `LastEvaluatedKey`,
+//! `ConsumedCapacity`), ~1 MB each, built from the same item generator as the
+//! other benches; segment `s` of `t` holds the items with index ≡ s (mod t).
+//!
+//! `cargo bench --bench replay` (release) or `scripts/bench.sh replay`; `--smoke` for CI.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region};
+use aws_credential_types::Credentials;
+use aws_sdk_dynamodb::Client;
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use dynamo_datafusion::DynamoTableProvider;
+use serde_json::{Value, json};
+use support::{Args, BoxError, COUNTRIES, median, pk};
+
+const TABLE: &str = "replay";
+/// Items per page: about 1 MB of ~250-byte items, like DynamoDB's page limit.
+const PAGE_ITEMS: usize = 4_000;
+
+fn item_json(i: usize) -> String {
+    format!(
+        r#"{{"pk":{{"S":"{}"}},"sk":{{"N":"{i}"}},"country":{{"S":"{}"}},"score":{{"N":"{}"}},"amount":{{"N":"{}.{:02}"}},"active":{{"BOOL":{}}},"note":{{"S":"{i:0>120}"}}}}"#,
+        pk(i),
+        COUNTRIES[(i * 7) % COUNTRIES.len()],
+        (i * 7919) % 1000,
+        (i * 31) % 100,
+        i % 100,
+        i.is_multiple_of(3)
+    )
+}
+
+/// (segment, total segments, first item index, limit).
+type PageKey = (usize, usize, usize, usize);
+
+struct Server {
+    items: usize,
+    latency: Duration,
+    /// Rendered page bodies.
+    pages: Mutex<HashMap<PageKey, Arc<String>>>,
+}
+
+impl Server {
+    fn describe(&self) -> String {
+        json!({"Table": {
+            "TableName": TABLE, "TableStatus": "ACTIVE",
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "N"}],
+            "ItemCount": self.items, "TableSizeBytes": self.items * 250
+        }})
+        .to_string()
+    }
+
+    fn scan(&self, req: &Value) -> Arc<String> {
+        let total = req["TotalSegments"].as_u64().unwrap_or(1).max(1) as usize;
+        let segment = req["Segment"].as_u64().unwrap_or(0) as usize;
+        let limit = req["Limit"]
+            .as_u64()
+            .map(|l| l as usize)
+            .unwrap_or(PAGE_ITEMS)
+            .min(PAGE_ITEMS);
+        // Resume after the item the last page ended with.
+        let start = req["ExclusiveStartKey"]["sk"]["N"]
+            .as_str()
+            .and_then(|s| s.parse::<usize>().ok())
+            .map(|i| i + total)
+            .unwrap_or(segment);
+        let key = (segment, total, start, limit);
+        if let Some(p) = self
+            .pages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Arc::clone(p);
+        }
+        let indices: Vec<usize> = (start..self.items).step_by(total).take(limit).collect();
+        let mut body = String::with_capacity(indices.len() * 260 + 200);
+        body.push_str(r#"{"Items":["#);
+        for (n, i) in indices.iter().enumerate() {
+            if n > 0 {
+                body.push(',');
+            }
+            body.push_str(&item_json(*i));
+        }
+        body.push_str(&format!(
+            r#"],"Count":{0},"ScannedCount":{0},"ConsumedCapacity":{{"TableName":"{TABLE}","CapacityUnits":{1}}}"#,
+            indices.len(),
+            (indices.len() * 250).div_ceil(4096) as f64 / 2.0
+        ));
+        if let Some(last) = indices.last().filter(|l| *l + total < self.items) {
+            body.push_str(&format!(
+                r#","LastEvaluatedKey":{{"pk":{{"S":"{}"}},"sk":{{"N":"{last}"}}}}"#,
+                pk(*last)
+            ));
+        }
+        body.push('}');
+        let body = Arc::new(body);
+        self.pages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, Arc::clone(&body));
+        body
+    }
+}
+
+async fn handle(server: Arc<Server>, headers: HeaderMap, body: Bytes) -> Response {
+    if !server.latency.is_zero() {
+        tokio::time::sleep(server.latency).await;
+    }
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let body = match target.rsplit('.').next() {
+        Some("DescribeTable") => Arc::new(server.describe()),
+        Some("Scan") => server.scan(&req),
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("replay server does not answer {target}"),
+            )
+                .into_response();
+        }
+    };
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/x-amz-json-1.0")],
+        body.as_str().to_owned(),
+    )
+        .into_response()
+}
+
+/// `--serve ITEMS LATENCY_MS`: serve on a free loopback port, print it, run until killed.
+async fn serve(items: usize, latency_ms: u64) -> Result<(), BoxError> {
+    let server = Arc::new(Server {
+        items,
+        latency: Duration::from_millis(latency_ms),
+        pages: Mutex::new(HashMap::new()),
+    });
+    let app = Router::new().route(
+        "/",
+        post(move |headers: HeaderMap, body: Bytes| handle(Arc::clone(&server), headers, body)),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("{}", listener.local_addr()?.port());
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+/// A replay server child process, killed on drop.
+struct Replay {
+    child: Child,
+    endpoint: String,
+}
+
+impl Replay {
+    fn start(items: usize, latency_ms: u64) -> Result<Self, BoxError> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["--serve", &items.to_string(), &latency_ms.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
+        let port: u16 = line.trim().parse()?;
+        Ok(Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
+    async fn client(&self) -> Client {
+        client_for(&self.endpoint).await
+    }
+}
+
+async fn client_for(endpoint: &str) -> Client {
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("replay", "replay", None, None, "static"))
+        .load()
+        .await;
+    Client::new(&config)
+}
+
+impl Drop for Replay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn raw_sdk(client: &Client, segments: usize) -> Result<usize, BoxError> {
+    let reads = (0..segments).map(|s| {
+        let client = client.clone();
+        async move {
+            let mut req = client.scan().table_name(TABLE);
+            if segments > 1 {
+                req = req.segment(s as i32).total_segments(segments as i32);
+            }
+            let mut pages = req.into_paginator().send();
+            let mut n = 0;
+            while let Some(p) = pages.next().await {
+                n += p?.items().len();
+            }
+            Ok::<usize, BoxError>(n)
+        }
+    });
+    Ok(futures::future::try_join_all(reads)
+        .await?
+        .into_iter()
+        .sum())
+}
+
+async fn provider_session(client: &Client, segments: u32) -> Result<SessionContext, BoxError> {
+    let provider = DynamoTableProvider::builder(client.clone(), TABLE)
+        .segments(segments)
+        .build()
+        .await?;
+    let ctx = SessionContext::new_with_config(
+        SessionConfig::new().with_target_partitions(segments.max(1) as usize),
+    );
+    ctx.register_table("t", Arc::new(provider))?;
+    Ok(ctx)
+}
+
+/// Rows the query produced, or the count it computed.
+async fn run_sql(ctx: &SessionContext, sql: &str) -> Result<usize, BoxError> {
+    let batches = ctx.sql(sql).await?.collect().await?;
+    if sql.contains("count(*)") {
+        use datafusion::arrow::array::AsArray;
+        let b = batches.first().ok_or("no result")?;
+        return Ok(b
+            .column(0)
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+            .value(0) as usize);
+    }
+    Ok(batches.iter().map(|b| b.num_rows()).sum())
+}
+
+async fn timed<F, Fut>(runs: usize, expected: usize, mut f: F) -> Result<Duration, BoxError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<usize, BoxError>>,
+{
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        let n = f().await?;
+        times.push(start.elapsed());
+        if n != expected {
+            return Err(format!("read {n} items, expected {expected}").into());
+        }
+    }
+    Ok(median(times))
+}
+
+/// Peak resident set size of this process, in KiB (Linux).
+fn peak_rss_kib() -> Result<u64, BoxError> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .ok_or("no VmHWM")?;
+    Ok(line.split_whitespace().nth(1).ok_or("bad VmHWM")?.parse()?)
+}
+
+/// `--rss ENDPOINT ITEMS`: aggregate the whole table, print peak RSS.
+async fn rss_child(endpoint: &str, items: usize) -> Result<(), BoxError> {
+    let client = client_for(endpoint).await;
+    let ctx = provider_session(&client, 4).await?;
+    let n = run_sql(&ctx, "SELECT count(*), sum(score), max(note) FROM t").await?;
+    if n != items {
+        return Err(format!("aggregated {n} items, expected {items}").into());
+    }
+    println!("{}", peak_rss_kib()?);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let argv: Vec<String> = std::env::args().collect();
+    match argv.get(1).map(String::as_str) {
+        Some("--serve") => {
+            return serve(
+                argv.get(2).ok_or("items")?.parse()?,
+                argv.get(3).ok_or("latency")?.parse()?,
+            )
+            .await;
+        }
+        Some("--rss") => {
+            return rss_child(
+                argv.get(2).ok_or("endpoint")?,
+                argv.get(3).ok_or("items")?.parse()?,
+            )
+            .await;
+        }
+        _ => {}
+    }
+    let args = Args::parse(&[200_000], 5, 20_000)?;
+    let n = args.items[0];
+
+    // 1. The ceiling: no latency, one segment.
+    let replay = Replay::start(n, 0)?;
+    let client = replay.client().await;
+    let one = provider_session(&client, 1).await?;
+    raw_sdk(&client, 1).await?; // fill the server's page cache
+    let raw = timed(args.runs, n, || raw_sdk(&client, 1)).await?;
+    let count = timed(args.runs, n, || run_sql(&one, "SELECT count(*) FROM t")).await?;
+    let all = timed(args.runs, n, || run_sql(&one, "SELECT * FROM t")).await?;
+    println!(
+        "#### Client-side ceiling ({n} items, 1 segment, no latency, median of {} runs)\n",
+        args.runs
+    );
+    println!("| read | time | items/s | vs raw SDK |\n|---|---|---|---|");
+    for (label, t) in [
+        ("raw SDK paginator (baseline)", raw),
+        ("provider `SELECT count(*)`", count),
+        ("provider `SELECT *`", all),
+    ] {
+        println!(
+            "| {label} | {:.3} s | {:.0} | {:.2}× |",
+            t.as_secs_f64(),
+            n as f64 / t.as_secs_f64(),
+            t.as_secs_f64() / raw.as_secs_f64()
+        );
+    }
+    drop(replay);
+
+    // 2. Segment scaling at 5 ms per request.
+    let latency_items = if args.smoke { n } else { n / 4 };
+    let replay = Replay::start(latency_items, 5)?;
+    let client = replay.client().await;
+    println!(
+        "\n#### Parallel scan at 5 ms per request ({latency_items} items, `SELECT count(*)`, median of {} runs)\n",
+        args.runs
+    );
+    println!("| segments | time | speed-up vs 1 |\n|---|---|---|");
+    let mut base = None;
+    for segments in [1u32, 2, 4, 8] {
+        let ctx = provider_session(&client, segments).await?;
+        let t = timed(args.runs, latency_items, || {
+            run_sql(&ctx, "SELECT count(*) FROM t")
+        })
+        .await?;
+        let b = *base.get_or_insert(t);
+        println!(
+            "| {segments} | {:.3} s | {:.2}× |",
+            t.as_secs_f64(),
+            b.as_secs_f64() / t.as_secs_f64()
+        );
+    }
+    drop(replay);
+
+    // 3. Peak RSS: the same aggregate over n/2 and 5n items, each in a fresh process.
+    let sizes = if args.smoke {
+        [n / 2, n]
+    } else {
+        [100_000, 1_000_000]
+    };
+    println!("\n#### Peak RSS of `SELECT count(*), sum(score), max(note)` (4 segments)\n");
+    println!("| items | peak RSS | vs smallest |\n|---|---|---|");
+    let mut first = None;
+    for items in sizes {
+        let replay = Replay::start(items, 0)?;
+        let out = Command::new(std::env::current_exe()?)
+            .args(["--rss", &replay.endpoint, &items.to_string()])
+            .output()?;
+        if !out.status.success() {
+            return Err(
+                format!("rss child failed: {}", String::from_utf8_lossy(&out.stderr)).into(),
+            );
+        }
+        let kib: u64 = String::from_utf8(out.stdout)?.trim().parse()?;
+        let f = *first.get_or_insert(kib);
+        println!(
+            "| {items} | {:.1} MiB | {:.2}× |",
+            kib as f64 / 1024.0,
+            kib as f64 / f as f64
+        );
+    }
+    Ok(())
+}
