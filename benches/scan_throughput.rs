@@ -1,5 +1,6 @@
 //! Scan throughput against a local DynamoDB-API server: the raw SDK scan
-//! (baseline) against the provider, measured in the same run.
+//! (baseline) against the provider, measured in the same run, on the shared
+//! ~200-byte bench table.
 //!
 //! `scripts/bench.sh scan_throughput [--items N] [--runs R]` starts DynamoDB Local
 //! and runs this; `--smoke` is the seconds-long configuration CI runs.
@@ -8,58 +9,16 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType};
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use dynamo_datafusion::DynamoTableProvider;
-use dynamo_testkit::{TableSpec, create_table, put_items};
 use futures::StreamExt;
-use support::{Args, BoxError, median};
-
-/// ~200-byte items with a composite key, deterministic.
-async fn ensure_table(client: &Client, items: usize) -> Result<String, BoxError> {
-    let name = format!("bench_scan_{items}");
-    let existing = client
-        .list_tables()
-        .send()
-        .await?
-        .table_names
-        .unwrap_or_default();
-    if existing.contains(&name) {
-        return Ok(name);
-    }
-    create_table(
-        client,
-        &TableSpec::new(&name, "pk", ScalarAttributeType::S).sort_key("sk", ScalarAttributeType::N),
-    )
-    .await?;
-    let rows = (0..items)
-        .map(|i| {
-            HashMap::from([
-                ("pk".to_string(), AV::S(format!("user#{:05}", i % 1000))),
-                ("sk".to_string(), AV::N(i.to_string())),
-                (
-                    "score".to_string(),
-                    AV::N(format!("{}.{}", i % 997, i % 10)),
-                ),
-                (
-                    "country".to_string(),
-                    AV::S(["US", "DE", "IN", "BR"][i % 4].to_string()),
-                ),
-                ("active".to_string(), AV::Bool(i % 3 == 0)),
-                ("note".to_string(), AV::S(format!("{:0>120}", i))),
-            ])
-        })
-        .collect();
-    put_items(client, &name, rows).await?;
-    Ok(name)
-}
+use support::{Args, BoxError, load_bench_table, median};
 
 async fn raw_sdk_scan(client: &Client, table: &str) -> Result<usize, BoxError> {
     let mut pages = client.scan().table_name(table).into_paginator().send();
@@ -105,7 +64,7 @@ async fn main() -> Result<(), BoxError> {
     let args = Args::parse(&[20_000], 3, 500)?;
     let (items, runs) = (args.items[0], args.runs);
     let client = dynamo_testkit::local_client().await?;
-    let table = ensure_table(&client, items).await?;
+    let table = load_bench_table(&client, items).await?;
     let cases: Vec<(&str, u32, String)> = vec![
         ("raw SDK paginator, Scan (baseline)", 0, String::new()),
         (
