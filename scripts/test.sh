@@ -21,6 +21,9 @@ cargo build --workspace --all-targets --locked
 trap ddb_local_stop EXIT
 ddb_local_start
 
+# Doc tests first, so the run ends with the main suite's summary.
+cargo test --workspace --doc --locked
+
 # Benchmarks measure, tests assert: CI only checks each bench still runs, in seconds
 # (test profile; BENCH_SMOKE=1 selects each bench's smallest configuration).
 BENCH_SMOKE=1 cargo test --locked --benches
@@ -30,4 +33,3 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
-cargo test --workspace --doc --locked
