@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue as AV, ReturnConsumedCapacity};
+use aws_sdk_dynamodb::types::{AttributeValue as AV, ConsumedCapacity, ReturnConsumedCapacity};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::physical_plan::collect;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -28,6 +28,16 @@ struct Cost {
     scanned: usize,
     returned: usize,
     rcu: f64,
+}
+
+impl Cost {
+    /// Adds one Scan or Query page.
+    fn add_page(&mut self, scanned: i32, returned: i32, capacity: Option<&ConsumedCapacity>) {
+        self.requests += 1;
+        self.scanned += scanned.max(0) as usize;
+        self.returned += returned.max(0) as usize;
+        self.rcu += capacity.and_then(|c| c.capacity_units).unwrap_or(0.0);
+    }
 }
 
 /// A hand-written Query: index, key condition, values, Limit, ScanIndexForward.
@@ -119,13 +129,7 @@ async fn hand_written(
                     req = req.projection_expression("country, amount");
                 }
                 let out = req.send().await?;
-                cost.requests += 1;
-                cost.scanned += out.scanned_count as usize;
-                cost.returned += out.count as usize;
-                cost.rcu += out
-                    .consumed_capacity
-                    .and_then(|c| c.capacity_units)
-                    .unwrap_or(0.0);
+                cost.add_page(out.scanned_count, out.count, out.consumed_capacity.as_ref());
                 match out.last_evaluated_key {
                     Some(k) if !k.is_empty() => start = Some(k),
                     _ => return Ok(cost),
@@ -149,13 +153,7 @@ async fn hand_written(
                 req = req.expression_attribute_values(*k, v.clone());
             }
             let out = req.send().await?;
-            cost.requests += 1;
-            cost.scanned += out.scanned_count as usize;
-            cost.returned += out.count as usize;
-            cost.rcu += out
-                .consumed_capacity
-                .and_then(|c| c.capacity_units)
-                .unwrap_or(0.0);
+            cost.add_page(out.scanned_count, out.count, out.consumed_capacity.as_ref());
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() && limit.is_none() => start = Some(k),
                 _ => break,

@@ -14,9 +14,7 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::expressions::Column;
-use datafusion::physical_expr::{
-    EquivalenceProperties, LexOrdering, PhysicalExpr, PhysicalSortExpr,
-};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr, PhysicalSortExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{
     Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
@@ -74,40 +72,21 @@ impl DynamoExec {
             }),
             _ => None,
         };
-        let mut exec = Self {
+        let properties = Arc::new(plan_properties(
+            decoder.schema(),
+            partitions.len(),
+            ordering.as_ref(),
+        ));
+        Self {
             client,
             spec: Arc::new(spec),
             partitions: Arc::new(partitions),
             decoder,
             limit,
             ordering,
-            properties: Arc::new(PlanProperties::new(
-                EquivalenceProperties::new(Arc::new(datafusion::arrow::datatypes::Schema::empty())),
-                Partitioning::UnknownPartitioning(1),
-                EmissionType::Incremental,
-                Boundedness::Bounded,
-            )),
+            properties,
             metrics: ExecutionPlanMetricsSet::new(),
-        };
-        exec.properties = Arc::new(exec.compute_properties());
-        exec
-    }
-
-    fn compute_properties(&self) -> PlanProperties {
-        let schema = Arc::clone(self.decoder.schema());
-        let eq = match &self.ordering {
-            Some(o) => EquivalenceProperties::new_with_orderings(
-                schema,
-                [LexOrdering::new([o.clone()]).into_iter().flatten()],
-            ),
-            None => EquivalenceProperties::new(schema),
-        };
-        PlanProperties::new(
-            eq,
-            Partitioning::UnknownPartitioning(self.partitions.len().max(1)),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
-        )
+        }
     }
 
     /// The DynamoDB operation: `GetItem`, `BatchGetItem`, `Query` or `Scan`.
@@ -246,6 +225,25 @@ impl DynamoExec {
     }
 }
 
+/// Output schema, partitioning and (for one Query) sort order of a read.
+fn plan_properties(
+    schema: &SchemaRef,
+    partitions: usize,
+    ordering: Option<&PhysicalSortExpr>,
+) -> PlanProperties {
+    let schema = Arc::clone(schema);
+    let eq = match ordering {
+        Some(o) => EquivalenceProperties::new_with_orderings(schema, [[o.clone()]]),
+        None => EquivalenceProperties::new(schema),
+    };
+    PlanProperties::new(
+        eq,
+        Partitioning::UnknownPartitioning(partitions.max(1)),
+        EmissionType::Incremental,
+        Boundedness::Bounded,
+    )
+}
+
 impl DisplayAs for DynamoExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "DynamoExec: ")?;
@@ -356,7 +354,11 @@ impl ExecutionPlan for DynamoExec {
         new.spec = Arc::new(spec);
         // Sort keys are never NULL, so either NULL placement holds.
         new.ordering = Some(wanted.clone());
-        new.properties = Arc::new(new.compute_properties());
+        new.properties = Arc::new(plan_properties(
+            new.decoder.schema(),
+            new.partitions.len(),
+            new.ordering.as_ref(),
+        ));
         new.metrics = ExecutionPlanMetricsSet::new();
         Ok(SortOrderPushdownResult::Exact {
             inner: Arc::new(new),

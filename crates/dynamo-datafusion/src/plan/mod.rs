@@ -303,7 +303,7 @@ pub fn plan_access(
     candidates.extend(table_candidates(meta, &conjuncts));
     for index in &meta.indexes {
         if index_allowed(index, meta, columns, &null_rejected, options)
-            && let Some(q) = query_candidate(Some(index), &index.keys, meta, &conjuncts)
+            && let Some(q) = query_candidate(Some(index), &index.keys, &conjuncts)
         {
             candidates.push(q);
         }
@@ -541,7 +541,6 @@ fn sort_condition(
 fn query_candidate(
     index: Option<&IndexMeta>,
     keys: &KeySchema,
-    _meta: &TableMeta,
     conjuncts: &[Conjunct],
 ) -> Option<(Operation, Vec<usize>)> {
     let pk = &keys.partition_key;
@@ -613,7 +612,7 @@ fn table_candidates(meta: &TableMeta, conjuncts: &[Conjunct]) -> Vec<(Operation,
             out.push((Operation::BatchGetItem { keys }, consumed));
         }
     }
-    if let Some(q) = query_candidate(None, &meta.keys, meta, conjuncts) {
+    if let Some(q) = query_candidate(None, &meta.keys, conjuncts) {
         out.push(q);
     }
     out
