@@ -4,6 +4,7 @@
 mod common;
 mod equivalence;
 mod errors;
+mod faults;
 mod pushdown;
 mod scan;
 mod sql;

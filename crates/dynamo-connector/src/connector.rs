@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use base64::Engine as _;
@@ -12,7 +13,8 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
 use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::SessionConfig;
-use dynamo_datafusion::{ReadStats, TableOptions, dynamo_session};
+use dynamo_datafusion::retry::{GiveUp, classify as retry_class, no_sdk_retries};
+use dynamo_datafusion::{ReadStats, Retrier, RetryPolicy, TableOptions, dynamo_session};
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
@@ -91,20 +93,22 @@ async fn run(resolved: &ResolvedClient, request: ConnectorRequest) -> Result<Val
 }
 
 /// Maps a DynamoDB error to its stable code, keeping DynamoDB's own message.
-pub(crate) fn classify<E, R>(operation: &str, table: &str, e: &SdkError<E, R>) -> ConnectorError
+pub(crate) fn classify<E>(
+    operation: &str,
+    table: &str,
+    e: &SdkError<E, HttpResponse>,
+) -> ConnectorError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
-    let (code, message) = match e.as_service_error() {
-        Some(s) => (
-            s.code().unwrap_or("Unknown").to_string(),
-            s.message().unwrap_or("").to_string(),
-        ),
-        None => (
-            String::new(),
-            aws_smithy_types::error::display::DisplayErrorContext(e).to_string(),
-        ),
+    let code = e
+        .as_service_error()
+        .and_then(|s| s.code())
+        .unwrap_or_default()
+        .to_string();
+    let message = match e.as_service_error() {
+        Some(s) if s.code().is_some() => s.message().unwrap_or_default().to_string(),
+        _ => dynamo_datafusion::describe_sdk_error(e),
     };
     let ec = match code.as_str() {
         "ResourceNotFoundException" => ErrorCode::TableNotFound,
@@ -136,6 +140,20 @@ where
         _ => format!("DynamoDB {operation} on '{table}' failed: {detail}"),
     };
     ConnectorError::new(ec, message)
+}
+
+/// Maps a call the retrier gave up on; throttling beyond the budget is `throttled`.
+fn give_up<E>(operation: &str, table: &str, g: GiveUp<SdkError<E, HttpResponse>>) -> ConnectorError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let (last, attempts) = match g {
+        GiveUp::Final(e) => return classify(operation, table, &e),
+        GiveUp::Exhausted { last, attempts, .. } => (last, attempts),
+    };
+    let mut e = classify(operation, table, &last);
+    e.message = format!("{} (gave up after {attempts} attempts)", e.message);
+    e
 }
 
 /// `nextToken`: where to continue, bound to the table and index it came from.
@@ -184,6 +202,8 @@ async fn run_read(client: &Client, read: &ReadRequest, limits: Limits) -> Result
     let values = (!read.values.is_empty()).then(|| read.values.clone());
     let mut items: Vec<Value> = Vec::new();
     let (mut bytes, mut scanned, mut capacity) = (0usize, 0i64, 0f64);
+    // One budget for the whole request; each page is retried from its own start key.
+    let retrier = Retrier::new(RetryPolicy::default());
     loop {
         // `limit` is exact: DynamoDB evaluates at most the items still wanted, so the
         // continuation key is exact too. The other caps are checked between pages.
@@ -192,7 +212,7 @@ async fn run_read(client: &Client, read: &ReadRequest, limits: Limits) -> Result
             .map(|l| (l as usize).saturating_sub(items.len()) as i32);
         let (page, next, page_scanned, page_capacity) = match read.operation {
             ReadOperation::Scan => {
-                let out = client
+                let req = client
                     .scan()
                     .table_name(&read.table_name)
                     .set_index_name(read.index_name.clone())
@@ -203,10 +223,19 @@ async fn run_read(client: &Client, read: &ReadRequest, limits: Limits) -> Result
                     .consistent_read(read.consistent_read)
                     .set_limit(remaining)
                     .set_exclusive_start_key(start.take())
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                    .send()
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total);
+                let out = retrier
+                    .run(
+                        || {
+                            req.clone()
+                                .customize()
+                                .config_override(no_sdk_retries())
+                                .send()
+                        },
+                        retry_class,
+                    )
                     .await
-                    .map_err(|e| classify("Scan", &read.table_name, &e))?;
+                    .map_err(|g| give_up("Scan", &read.table_name, g))?;
                 (
                     out.items.unwrap_or_default(),
                     out.last_evaluated_key,
@@ -215,7 +244,7 @@ async fn run_read(client: &Client, read: &ReadRequest, limits: Limits) -> Result
                 )
             }
             ReadOperation::Query => {
-                let out = client
+                let req = client
                     .query()
                     .table_name(&read.table_name)
                     .set_index_name(read.index_name.clone())
@@ -228,10 +257,19 @@ async fn run_read(client: &Client, read: &ReadRequest, limits: Limits) -> Result
                     .scan_index_forward(read.scan_index_forward)
                     .set_limit(remaining)
                     .set_exclusive_start_key(start.take())
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                    .send()
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total);
+                let out = retrier
+                    .run(
+                        || {
+                            req.clone()
+                                .customize()
+                                .config_override(no_sdk_retries())
+                                .send()
+                        },
+                        retry_class,
+                    )
                     .await
-                    .map_err(|e| classify("Query", &read.table_name, &e))?;
+                    .map_err(|g| give_up("Query", &read.table_name, g))?;
                 (
                     out.items.unwrap_or_default(),
                     out.last_evaluated_key,
@@ -273,6 +311,9 @@ fn sql_error(e: DataFusionError) -> ConnectorError {
             match inner.downcast_ref::<dynamo_datafusion::Error>() {
                 Some(dynamo_datafusion::Error::TableNotFound { .. }) => {
                     ConnectorError::new(ErrorCode::TableNotFound, text)
+                }
+                Some(dynamo_datafusion::Error::Throttled { .. }) => {
+                    ConnectorError::new(ErrorCode::Throttled, text)
                 }
                 Some(_) => ConnectorError::new(ErrorCode::DynamodbError, text),
                 None => ConnectorError::new(ErrorCode::Internal, text),

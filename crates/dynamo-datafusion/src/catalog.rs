@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::Client;
 use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::error::{DataFusionError, Result as DfResult};
 
-use crate::error::{Error, Result, sdk_message};
+use crate::error::{Error, Result, describe_sdk_error};
 use crate::options::TableOptions;
 use crate::provider::DynamoTableProvider;
 
@@ -79,7 +79,7 @@ pub async fn list_tables(client: &Client) -> Result<Vec<String>> {
             .await
             .map_err(|e| Error::Service {
                 operation: "ListTables",
-                message: sdk_message(&e),
+                message: describe_sdk_error(&e),
             })?;
         names.extend(out.table_names().iter().cloned());
         match out.last_evaluated_table_name {

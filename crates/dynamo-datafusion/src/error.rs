@@ -1,5 +1,7 @@
 //! Errors of the DynamoDB table provider, converted to `DataFusionError` at one boundary.
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::error::DataFusionError;
 
@@ -27,6 +29,23 @@ pub enum Error {
         /// Table name.
         table: String,
         /// The SDK's error with its full cause chain.
+        message: String,
+    },
+
+    /// DynamoDB kept throttling a read until the retries ran out.
+    #[error(
+        "DynamoDB throttled {operation} on table '{table}' beyond the retry budget ({why}; last answer: {message}). \
+         Lower the read rate (table option read_capacity, or fewer segments), raise the table's read capacity, \
+         or allow more retries (table options max_attempts, retry_budget)"
+    )]
+    Throttled {
+        /// API operation, e.g. `Scan`.
+        operation: &'static str,
+        /// Table name.
+        table: String,
+        /// Which limit ran out.
+        why: String,
+        /// The last error DynamoDB answered with.
         message: String,
     },
 
@@ -99,11 +118,46 @@ impl From<Error> for DataFusionError {
     }
 }
 
-/// Renders an SDK error with its whole cause chain (the top-level `Display`
-/// of SDK errors is often just "service error").
-pub(crate) fn sdk_message<E>(err: &E) -> String
+/// Renders an SDK error for a person: DynamoDB's `code: message` for a service
+/// error, the cause chain for anything else (connection failures, unreadable
+/// answers), without the raw response dump of the SDK's `Debug`.
+///
+/// Answers are not credentials: nothing secret reaches the message.
+pub fn describe_sdk_error<E>(err: &SdkError<E, HttpResponse>) -> String
 where
-    E: std::error::Error,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    aws_smithy_types::error::display::DisplayErrorContext(err).to_string()
+    if let Some(service) = err.as_service_error() {
+        if let Some(code) = service.code() {
+            return match service.message() {
+                Some(m) if !m.is_empty() => format!("{code}: {m}"),
+                _ => code.to_string(),
+            };
+        }
+        let status = err
+            .raw_response()
+            .map(|r| r.status().as_u16().to_string())
+            .unwrap_or_else(|| "?".into());
+        return format!(
+            "unreadable answer (HTTP {status}): {}",
+            error_chain(service)
+        );
+    }
+    error_chain(err)
+}
+
+/// `Display` of an error and each of its sources, joined by `: `, skipping a
+/// source whose text is already included.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = c.source();
+    }
+    out
 }

@@ -255,6 +255,7 @@ impl DisplayAs for DynamoExec {
 #[derive(Clone)]
 struct ReadMetrics {
     requests: Count,
+    retries: Count,
     pages: Count,
     items: Count,
     scanned: Count,
@@ -266,6 +267,7 @@ impl ReadMetrics {
     fn new(set: &ExecutionPlanMetricsSet, partition: usize) -> Self {
         Self {
             requests: MetricBuilder::new(set).counter("requests", partition),
+            retries: MetricBuilder::new(set).counter("retries", partition),
             pages: MetricBuilder::new(set).counter("pages", partition),
             items: MetricBuilder::new(set).output_rows(partition),
             scanned: MetricBuilder::new(set).counter("scanned_count", partition),
@@ -406,6 +408,7 @@ impl ExecutionPlan for DynamoExec {
                         .page(&client, unit, cursor.start.take(), cursor.remaining)
                         .await?;
                     metrics.requests.add(page.requests as usize);
+                    metrics.retries.add(page.retries as usize);
                     metrics.pages.add(1);
                     metrics.scanned.add(page.scanned_count as usize);
                     metrics

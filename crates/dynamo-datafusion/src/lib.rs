@@ -10,8 +10,10 @@
 //! Where SQL meets DynamoDB: `plan` turns filters into the cheapest correct read
 //! (pure, unit-tested), `provider` wires it into DataFusion, `exec` streams it,
 //! `read` talks to DynamoDB, `decode` turns items into Arrow, `infer` and
-//! `schema` choose the Arrow types, `number` keeps numbers exact.
+//! `schema` choose the Arrow types, `number` keeps numbers exact, `retry` and
+//! `capacity` keep reads going through faults without overrunning a table.
 
+mod capacity;
 mod catalog;
 mod client;
 mod config;
@@ -27,16 +29,18 @@ mod options;
 mod plan;
 mod provider;
 mod read;
+pub mod retry;
 mod sample;
 mod schema;
 mod session;
 mod stats;
 
+pub use capacity::CapacityLimiter;
 pub use catalog::{DynamoSchemaProvider, list_tables};
 pub use client::{ConnectionOptions, LOCAL_DEFAULT_REGION};
 pub use config::DynamoConfig;
 pub use decode::{Item, ItemDecoder};
-pub use error::{Error, Result};
+pub use error::{Error, Result, describe_sdk_error};
 pub use exec::DynamoExec;
 pub use factory::{DYNAMODB_FILE_TYPE, DynamoTableFactory};
 pub use infer::{ENCODING_METADATA_KEY, JSON_ENCODING, is_json_field, json_field};
@@ -47,5 +51,6 @@ pub use metadata::{
 pub use options::{ColumnType, DEFAULT_SAMPLE_SIZE, OPTION_KEYS, TableOptions};
 pub use plan::{AccessPlan, IndexPolicy, Key, Operation, PlanOptions, SortCondition, plan_access};
 pub use provider::{DynamoTableProvider, DynamoTableProviderBuilder, describe_table};
+pub use retry::{Retrier, RetryPolicy};
 pub use session::{DEFAULT_CATALOG, DEFAULT_SCHEMA, dynamo_session};
 pub use stats::ReadStats;

@@ -1,8 +1,8 @@
 //! What DescribeTable tells: key schema, indexes and their projections, size.
 
 use aws_sdk_dynamodb::types::{
-    KeySchemaElement, KeyType as SdkKeyType, Projection, ProjectionType, ScalarAttributeType,
-    TableDescription,
+    BillingMode, KeySchemaElement, KeyType as SdkKeyType, Projection, ProjectionType,
+    ScalarAttributeType, TableDescription,
 };
 
 use crate::error::{Error, Result};
@@ -102,6 +102,8 @@ pub struct TableMeta {
     pub size_bytes: u64,
     /// Every attribute with a declared type: table and index keys.
     pub attribute_types: Vec<KeyAttribute>,
+    /// Provisioned read capacity units of the table; `None` for on-demand tables.
+    pub provisioned_read_capacity: Option<u64>,
 }
 
 impl TableMeta {
@@ -181,6 +183,7 @@ impl TableMeta {
             item_count: desc.item_count().unwrap_or(0).max(0) as u64,
             size_bytes: desc.table_size_bytes().unwrap_or(0).max(0) as u64,
             attribute_types,
+            provisioned_read_capacity: provisioned_read_capacity(desc),
             name,
         })
     }
@@ -197,6 +200,21 @@ impl TableMeta {
     pub fn is_table_key(&self, attribute: &str) -> bool {
         self.keys.attribute_names().any(|k| k == attribute)
     }
+}
+
+/// Provisioned RCU, unless the table bills per request (DynamoDB then reports 0).
+fn provisioned_read_capacity(desc: &TableDescription) -> Option<u64> {
+    let on_demand = desc
+        .billing_mode_summary()
+        .and_then(|b| b.billing_mode())
+        .is_some_and(|m| *m == BillingMode::PayPerRequest);
+    if on_demand {
+        return None;
+    }
+    desc.provisioned_throughput()
+        .and_then(|p| p.read_capacity_units())
+        .filter(|r| *r > 0)
+        .map(|r| r as u64)
 }
 
 fn scalar_type(t: &ScalarAttributeType) -> Option<KeyType> {

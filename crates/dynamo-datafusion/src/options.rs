@@ -5,8 +5,11 @@ use std::str::FromStr;
 
 use datafusion::arrow::datatypes::DataType;
 
+use std::time::Duration;
+
 use crate::error::{Error, Result};
 use crate::plan::IndexPolicy;
+use crate::retry::RetryPolicy;
 
 /// Default number of items sampled to infer a schema.
 ///
@@ -60,6 +63,13 @@ pub struct TableOptions {
     pub pushdown: bool,
     /// Which secondary indexes may be used.
     pub index: IndexPolicy,
+    /// Retries of throttled and failed requests.
+    pub retry: RetryPolicy,
+    /// Read-capacity limit of one query, in RCU per second, shared by its segments.
+    pub read_capacity: Option<f64>,
+    /// Read-capacity limit as a percentage of the table's provisioned RCU
+    /// (provisioned tables only; `read_capacity` wins when both are set).
+    pub read_capacity_percent: Option<f64>,
 }
 
 impl Default for TableOptions {
@@ -72,6 +82,9 @@ impl Default for TableOptions {
             column_types: Vec::new(),
             pushdown: true,
             index: IndexPolicy::Auto,
+            retry: RetryPolicy::default(),
+            read_capacity: None,
+            read_capacity_percent: None,
         }
     }
 }
@@ -85,6 +98,12 @@ pub const OPTION_KEYS: &[&str] = &[
     "column_types",
     "pushdown",
     "index",
+    "read_capacity",
+    "read_capacity_percent",
+    "max_attempts",
+    "retry_budget",
+    "retry_base_delay_ms",
+    "retry_max_delay_ms",
 ];
 
 impl TableOptions {
@@ -150,6 +169,47 @@ impl TableOptions {
                         name => IndexPolicy::Only(name.to_string()),
                     }
                 }
+                "read_capacity" => {
+                    opts.read_capacity = Some(positive_f64(value).ok_or_else(|| {
+                        invalid(format!(
+                            "'{value}' is not a positive number of RCU per second"
+                        ))
+                    })?)
+                }
+                "read_capacity_percent" => {
+                    opts.read_capacity_percent =
+                        Some(positive_f64(value).filter(|p| *p <= 100.0).ok_or_else(|| {
+                            invalid(format!("'{value}' is not a percentage in (0, 100]"))
+                        })?)
+                }
+                "max_attempts" => {
+                    opts.retry.max_attempts = value
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=100).contains(n))
+                        .ok_or_else(|| invalid(format!("'{value}' is not between 1 and 100")))?
+                }
+                "retry_budget" => {
+                    opts.retry.budget = value
+                        .parse::<u32>()
+                        .map_err(|_| invalid(format!("'{value}' is not a whole number")))?
+                }
+                "retry_base_delay_ms" | "retry_max_delay_ms" => {
+                    let ms = value
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|n| *n <= 600_000)
+                        .ok_or_else(|| {
+                            invalid(format!(
+                                "'{value}' is not a number of milliseconds up to 600000"
+                            ))
+                        })?;
+                    if key == "retry_base_delay_ms" {
+                        opts.retry.base_delay = Duration::from_millis(ms);
+                    } else {
+                        opts.retry.max_delay = Duration::from_millis(ms);
+                    }
+                }
                 _ => {
                     return Err(invalid(format!(
                         "unknown option; accepted: {}",
@@ -160,6 +220,10 @@ impl TableOptions {
         }
         Ok(opts)
     }
+}
+
+fn positive_f64(v: &str) -> Option<f64> {
+    v.parse::<f64>().ok().filter(|x| x.is_finite() && *x > 0.0)
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -210,6 +274,12 @@ mod tests {
             ),
             ("format.pushdown", "false"),
             ("format.index", "byStatus"),
+            ("format.read_capacity", "12.5"),
+            ("format.read_capacity_percent", "40"),
+            ("format.max_attempts", "4"),
+            ("format.retry_budget", "9"),
+            ("format.retry_base_delay_ms", "5"),
+            ("format.retry_max_delay_ms", "80"),
         ]))
         .expect("valid");
         assert_eq!(o.sample_size, 50);
@@ -217,6 +287,19 @@ mod tests {
         assert_eq!((o.page_size, o.segments), (Some(10), Some(4)));
         assert!(!o.pushdown);
         assert_eq!(o.index, IndexPolicy::Only("byStatus".into()));
+        assert_eq!(
+            (o.read_capacity, o.read_capacity_percent),
+            (Some(12.5), Some(40.0))
+        );
+        assert_eq!(
+            o.retry,
+            RetryPolicy {
+                max_attempts: 4,
+                budget: 9,
+                base_delay: Duration::from_millis(5),
+                max_delay: Duration::from_millis(80),
+            }
+        );
         assert_eq!(
             o.column_types,
             vec![
@@ -241,6 +324,12 @@ mod tests {
             ("format.colour", "red"),
             ("format.pushdown", "maybe"),
             ("format.index", ""),
+            ("format.read_capacity", "0"),
+            ("format.read_capacity", "NaN"),
+            ("format.read_capacity_percent", "150"),
+            ("format.max_attempts", "0"),
+            ("format.retry_budget", "-3"),
+            ("format.retry_max_delay_ms", "1e9"),
         ] {
             let err = TableOptions::from_map(&map(&[(k, v)])).expect_err("invalid");
             assert!(err.to_string().contains(k), "{err}");

@@ -14,14 +14,16 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::FilterExecBuilder;
 
+use crate::capacity::CapacityLimiter;
 use crate::config::{DynamoConfig, ScanGuard};
 use crate::decode::ItemDecoder;
-use crate::error::{Error, Result, sdk_message};
+use crate::error::{Error, Result, describe_sdk_error};
 use crate::exec::DynamoExec;
 use crate::metadata::TableMeta;
 use crate::options::{ColumnType, TableOptions};
 use crate::plan::{AccessPlan, Operation, PlanOptions, ProjectionExpression, plan_access};
 use crate::read::ReadSpec;
+use crate::retry::{Retrier, RetryPolicy};
 use crate::sample::sample_table;
 use crate::schema::build_schema;
 
@@ -124,6 +126,19 @@ impl DynamoTableProviderBuilder {
         self
     }
 
+    /// Limits each query's reads to `rcu_per_second` read capacity units per
+    /// second, shared by its segments.
+    pub fn read_capacity(mut self, rcu_per_second: f64) -> Self {
+        self.options.read_capacity = Some(rcu_per_second);
+        self
+    }
+
+    /// How throttled and failed requests are retried.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.options.retry = policy;
+        self
+    }
+
     /// Replaces all options at once.
     pub fn options(mut self, options: TableOptions) -> Self {
         self.options = options;
@@ -133,6 +148,19 @@ impl DynamoTableProviderBuilder {
     /// Describes the table, infers the schema if none was given, and builds the provider.
     pub async fn build(self) -> Result<DynamoTableProvider> {
         let meta = describe_table(&self.client, &self.table).await?;
+        if self.options.read_capacity.is_none()
+            && self.options.read_capacity_percent.is_some()
+            && meta.provisioned_read_capacity.is_none()
+        {
+            return Err(Error::InvalidOption {
+                key: "read_capacity_percent".into(),
+                reason: format!(
+                    "table '{}' is on-demand and has no provisioned read capacity; \
+                     set read_capacity (RCU per second) instead",
+                    meta.name
+                ),
+            });
+        }
         let schema = match self.schema {
             Some(schema) => schema,
             None => {
@@ -141,6 +169,7 @@ impl DynamoTableProviderBuilder {
                     &self.table,
                     self.options.sample_size,
                     self.options.consistent_read,
+                    Arc::new(Retrier::new(self.options.retry.clone())),
                 )
                 .await?;
                 build_schema(&meta, observed, &self.options.column_types)
@@ -175,7 +204,7 @@ pub async fn describe_table(client: &Client, table: &str) -> Result<TableMeta> {
                 Error::Request {
                     operation: "DescribeTable",
                     table: table.to_string(),
-                    message: sdk_message(&e),
+                    message: describe_sdk_error(&e),
                 }
             }
         })?;
@@ -214,6 +243,15 @@ impl DynamoTableProvider {
 
     /// Segments for a full scan: set by option, else one per [`BYTES_PER_SEGMENT`]
     /// of table, at most `target_partitions`.
+    /// The read-capacity limit of one query in RCU/s, if any.
+    pub fn read_capacity_limit(&self) -> Option<f64> {
+        self.options.read_capacity.or_else(|| {
+            let percent = self.options.read_capacity_percent?;
+            let provisioned = self.meta.provisioned_read_capacity?;
+            Some(provisioned as f64 * percent / 100.0)
+        })
+    }
+
     fn scan_segments(&self, target_partitions: usize) -> u32 {
         if let Some(n) = self.options.segments {
             return n;
@@ -355,6 +393,10 @@ impl TableProvider for DynamoTableProvider {
             page_size: self.options.page_size,
             scan_forward: true,
             plan,
+            retry: Arc::new(Retrier::new(self.options.retry.clone())),
+            capacity: self
+                .read_capacity_limit()
+                .map(|rate| Arc::new(CapacityLimiter::new(rate))),
         };
         let decoder = ItemDecoder::try_new(&self.meta.name, Arc::clone(&read_schema))?;
         let read_limit = if residual.is_empty() { limit } else { None };

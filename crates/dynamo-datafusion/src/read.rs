@@ -5,23 +5,25 @@
 //! read one after the other.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::future::Future;
+use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConsumedCapacity, KeysAndAttributes, ReturnConsumedCapacity,
 };
 
+use crate::capacity::CapacityLimiter;
 use crate::decode::Item;
-use crate::error::{Error, Result, sdk_message};
+use crate::error::{Error, Result, describe_sdk_error};
 use crate::plan::render::{ExpressionBuilder, ProjectionExpression};
 use crate::plan::{AccessPlan, Key, Operation, render_key_condition};
+use crate::retry::{GiveUp, Retrier, Retryable, classify, no_sdk_retries};
 
 /// Keys per BatchGetItem request (DynamoDB's limit).
 pub(crate) const BATCH_GET_MAX_KEYS: usize = 100;
-/// Attempts to get every key of a BatchGetItem answered before giving up.
-const BATCH_GET_ATTEMPTS: u32 = 10;
 
 /// One independent piece of a read.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +49,10 @@ pub(crate) struct ReadSpec {
     pub page_size: Option<i32>,
     /// Query direction.
     pub scan_forward: bool,
+    /// Retries, with the budget every partition of the query draws on.
+    pub retry: Arc<Retrier>,
+    /// Read-capacity limit shared by every partition, if any.
+    pub capacity: Option<Arc<CapacityLimiter>>,
 }
 
 /// One page of a read.
@@ -59,25 +65,25 @@ pub(crate) struct Page {
     pub scanned_count: u64,
     /// Read capacity units consumed.
     pub consumed_capacity: f64,
-    /// Requests made for this page (BatchGetItem retries unprocessed keys).
+    /// Requests made for this page, retries included.
     pub requests: u64,
+    /// Of these, retries (after throttling, faults or unprocessed keys).
+    pub retries: u64,
 }
 
 impl Page {
-    /// The page a Scan or Query answered.
-    fn of_response(
+    /// Takes what a Scan or Query answered.
+    fn fill(
+        &mut self,
         items: Option<Vec<Item>>,
         last_evaluated_key: Option<HashMap<String, AttributeValue>>,
         scanned_count: i32,
         capacity: Option<&ConsumedCapacity>,
-    ) -> Self {
-        Self {
-            items: items.unwrap_or_default(),
-            next: last_evaluated_key.filter(|k| !k.is_empty()),
-            scanned_count: scanned_count.max(0) as u64,
-            consumed_capacity: capacity.and_then(|c| c.capacity_units()).unwrap_or(0.0),
-            requests: 1,
-        }
+    ) {
+        self.items = items.unwrap_or_default();
+        self.next = last_evaluated_key.filter(|k| !k.is_empty());
+        self.scanned_count = scanned_count.max(0) as u64;
+        self.consumed_capacity = capacity.and_then(|c| c.capacity_units()).unwrap_or(0.0);
     }
 }
 
@@ -88,10 +94,9 @@ fn key_map(key: &Key) -> HashMap<String, AttributeValue> {
 impl ReadSpec {
     /// Maps an SDK error: a missing table is [`Error::TableNotFound`], the rest
     /// carry the operation and the SDK's full message.
-    fn request_error<E, R>(&self, operation: &'static str, e: &SdkError<E, R>) -> Error
+    fn request_error<E>(&self, operation: &'static str, e: &SdkError<E, HttpResponse>) -> Error
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
     {
         let missing = e
             .as_service_error()
@@ -104,22 +109,97 @@ impl ReadSpec {
             Error::Request {
                 operation,
                 table: self.table.clone(),
-                message: sdk_message(e),
+                message: describe_sdk_error(e),
             }
         }
     }
 
-    /// `Limit` for a request: never with a FilterExpression, since DynamoDB
-    /// applies it to items evaluated, not items returned.
+    /// Maps a call given up by the retrier.
+    fn give_up_error<E>(
+        &self,
+        operation: &'static str,
+        g: GiveUp<SdkError<E, HttpResponse>>,
+    ) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        match g {
+            GiveUp::Final(e) => self.request_error(operation, &e),
+            GiveUp::Exhausted {
+                last,
+                class,
+                attempts,
+                budget_spent,
+            } => {
+                let why = if budget_spent {
+                    format!(
+                        "the query's retry budget of {} retries is spent",
+                        self.retry.policy().budget
+                    )
+                } else {
+                    format!("{attempts} attempts failed")
+                };
+                if class == Retryable::Throttled {
+                    Error::Throttled {
+                        operation,
+                        table: self.table.clone(),
+                        why,
+                        message: describe_sdk_error(&last),
+                    }
+                } else {
+                    Error::Request {
+                        operation,
+                        table: self.table.clone(),
+                        message: format!("gave up, {why}: {}", describe_sdk_error(&last)),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends one request through the retrier; `page.requests` and
+    /// `page.retries` count the attempts.
+    async fn call<T, E, F, Fut>(
+        &self,
+        operation: &'static str,
+        page: &mut Page,
+        mut send: F,
+    ) -> Result<T>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
+    {
+        let mut attempts = 0u64;
+        let out = self
+            .retry
+            .run(
+                || {
+                    attempts += 1;
+                    send()
+                },
+                classify,
+            )
+            .await;
+        page.requests += attempts;
+        page.retries += attempts.saturating_sub(1);
+        out.map_err(|g| self.give_up_error(operation, g))
+    }
+
+    /// `Limit` for a request. With a FilterExpression DynamoDB applies `Limit`
+    /// to items evaluated, not returned, so the row limit is never sent then;
+    /// the capacity budget's page size is (it only makes pages smaller).
     fn request_limit(&self, remaining: Option<usize>) -> Option<i32> {
-        if self.plan.has_filter() {
-            return None;
-        }
-        let remaining = remaining.map(|r| i32::try_from(r).unwrap_or(i32::MAX));
-        match (remaining, self.page_size) {
-            (Some(r), Some(p)) => Some(r.min(p)),
-            (r, p) => r.or(p),
-        }
+        let pacing = self.capacity.as_ref().map(|c| c.page_items());
+        let remaining = if self.plan.has_filter() {
+            None
+        } else {
+            remaining.map(|r| i32::try_from(r).unwrap_or(i32::MAX))
+        };
+        [remaining, self.page_size, pacing]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Reads one page of `unit`, starting at `start` (the previous page's `next`).
@@ -132,6 +212,10 @@ impl ReadSpec {
     ) -> Result<Page> {
         let mut b = ExpressionBuilder::default();
         let projection = self.projection.as_ref().map(|p| p.render(&mut b));
+        if let Some(capacity) = &self.capacity {
+            capacity.acquire().await;
+        }
+        let mut page = Page::default();
         match unit {
             ReadUnit::Segment(segment, total) => {
                 let filter = self.plan.render_filter(&mut b);
@@ -149,16 +233,20 @@ impl ReadSpec {
                 if *total > 1 {
                     req = req.segment(*segment).total_segments(*total);
                 }
-                let out = req
-                    .send()
-                    .await
-                    .map_err(|e| self.request_error("Scan", &e))?;
-                Ok(Page::of_response(
+                let out = self
+                    .call("Scan", &mut page, || {
+                        req.clone()
+                            .customize()
+                            .config_override(no_sdk_retries())
+                            .send()
+                    })
+                    .await?;
+                page.fill(
                     out.items,
                     out.last_evaluated_key,
                     out.scanned_count,
                     out.consumed_capacity.as_ref(),
-                ))
+                );
             }
             ReadUnit::Query(value) => {
                 let Operation::Query {
@@ -172,7 +260,7 @@ impl ReadSpec {
                 };
                 let key_condition = render_key_condition(keys, value, sort.as_ref(), &mut b);
                 let filter = self.plan.render_filter(&mut b);
-                let out = client
+                let req = client
                     .query()
                     .table_name(&self.table)
                     .set_index_name(index.clone())
@@ -185,53 +273,67 @@ impl ReadSpec {
                     .set_projection_expression(projection)
                     .set_filter_expression(filter)
                     .set_expression_attribute_names(b.attribute_names())
-                    .set_expression_attribute_values(b.attribute_values())
-                    .send()
-                    .await
-                    .map_err(|e| self.request_error("Query", &e))?;
-                Ok(Page::of_response(
+                    .set_expression_attribute_values(b.attribute_values());
+                let out = self
+                    .call("Query", &mut page, || {
+                        req.clone()
+                            .customize()
+                            .config_override(no_sdk_retries())
+                            .send()
+                    })
+                    .await?;
+                page.fill(
                     out.items,
                     out.last_evaluated_key,
                     out.scanned_count,
                     out.consumed_capacity.as_ref(),
-                ))
+                );
             }
             ReadUnit::Get(key) => {
-                let out = client
+                let req = client
                     .get_item()
                     .table_name(&self.table)
                     .set_key(Some(key_map(key)))
                     .consistent_read(self.consistent_read)
                     .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .set_projection_expression(projection)
-                    .set_expression_attribute_names(b.attribute_names())
-                    .send()
-                    .await
-                    .map_err(|e| self.request_error("GetItem", &e))?;
-                let items: Vec<Item> = out.item.into_iter().collect();
-                Ok(Page {
-                    scanned_count: items.len() as u64,
-                    consumed_capacity: out
-                        .consumed_capacity
-                        .and_then(|c| c.capacity_units)
-                        .unwrap_or(0.0),
-                    next: None,
-                    items,
-                    requests: 1,
-                })
+                    .set_expression_attribute_names(b.attribute_names());
+                let out = self
+                    .call("GetItem", &mut page, || {
+                        req.clone()
+                            .customize()
+                            .config_override(no_sdk_retries())
+                            .send()
+                    })
+                    .await?;
+                page.items = out.item.into_iter().collect();
+                page.scanned_count = page.items.len() as u64;
+                page.consumed_capacity = out
+                    .consumed_capacity
+                    .and_then(|c| c.capacity_units)
+                    .unwrap_or(0.0);
             }
-            ReadUnit::Batch(keys) => self.batch_get(client, keys, projection, &b).await,
+            ReadUnit::Batch(keys) => {
+                self.batch_get(client, keys, projection, &b, &mut page)
+                    .await?
+            }
         }
+        if let Some(capacity) = &self.capacity {
+            capacity.charge(page.consumed_capacity, page.scanned_count);
+        }
+        Ok(page)
     }
 
-    /// BatchGetItem, retrying `UnprocessedKeys` with backoff until every key is answered.
+    /// BatchGetItem, retrying `UnprocessedKeys` with backoff until every key is
+    /// answered; each such round is a throttling retry drawn from the budget.
     async fn batch_get(
         &self,
         client: &Client,
         keys: &[Key],
         projection: Option<String>,
         b: &ExpressionBuilder,
-    ) -> Result<Page> {
+        page: &mut Page,
+    ) -> Result<()> {
         let mut pending = KeysAndAttributes::builder()
             .set_keys(Some(keys.iter().map(key_map).collect()))
             .consistent_read(self.consistent_read)
@@ -243,16 +345,22 @@ impl ReadSpec {
                 table: self.table.clone(),
                 message: e.to_string(),
             })?;
-        let mut page = Page::default();
-        for attempt in 0..BATCH_GET_ATTEMPTS {
-            let out = client
+        let policy = self.retry.policy();
+        let mut rounds = 0u32;
+        loop {
+            let req = client
                 .batch_get_item()
                 .request_items(&self.table, pending.clone())
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(|e| self.request_error("BatchGetItem", &e))?;
-            page.requests += 1;
+                .return_consumed_capacity(ReturnConsumedCapacity::Total);
+            let out = self
+                .call("BatchGetItem", page, || {
+                    req.clone()
+                        .customize()
+                        .config_override(no_sdk_retries())
+                        .send()
+                })
+                .await?;
+            rounds += 1;
             page.consumed_capacity += out
                 .consumed_capacity()
                 .iter()
@@ -262,21 +370,28 @@ impl ReadSpec {
             let got = responses.remove(&self.table).unwrap_or_default();
             page.scanned_count += got.len() as u64;
             page.items.extend(got);
-            match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
-                Some(rest) if !rest.keys().is_empty() => {
-                    pending = rest;
-                    tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
-                }
-                _ => return Ok(page),
+            let Some(rest) = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .filter(|rest| !rest.keys().is_empty())
+            else {
+                return Ok(());
+            };
+            if rounds >= policy.max_attempts || !self.retry.take() {
+                return Err(Error::Throttled {
+                    operation: "BatchGetItem",
+                    table: self.table.clone(),
+                    why: format!(
+                        "{} of {} keys were still unprocessed after {rounds} rounds",
+                        rest.keys().len(),
+                        keys.len()
+                    ),
+                    message: "DynamoDB returned UnprocessedKeys".into(),
+                });
             }
+            page.retries += 1;
+            pending = rest;
+            tokio::time::sleep(policy.backoff(rounds)).await;
         }
-        Err(Error::Request {
-            operation: "BatchGetItem",
-            table: self.table.clone(),
-            message: format!(
-                "keys were still unprocessed after {BATCH_GET_ATTEMPTS} attempts (throttled): \
-                 lower the query's key count or raise the table's read capacity"
-            ),
-        })
     }
 }

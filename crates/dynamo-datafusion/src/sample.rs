@@ -2,6 +2,7 @@
 //! sample spreads over the whole key space instead of one corner of it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
 use futures::future::try_join_all;
@@ -10,6 +11,7 @@ use crate::error::Result;
 use crate::infer::{Observed, merge_observations, observe_items};
 use crate::plan::AccessPlan;
 use crate::read::{ReadSpec, ReadUnit};
+use crate::retry::Retrier;
 
 /// Items sampled per segment; more segments are used for larger samples.
 const ITEMS_PER_SEGMENT: usize = 250;
@@ -22,6 +24,7 @@ pub(crate) async fn sample_table(
     table: &str,
     sample_size: usize,
     consistent_read: bool,
+    retry: Arc<Retrier>,
 ) -> Result<BTreeMap<String, Observed>> {
     let segments = sample_size
         .div_ceil(ITEMS_PER_SEGMENT)
@@ -34,6 +37,8 @@ pub(crate) async fn sample_table(
         consistent_read,
         page_size: None,
         scan_forward: true,
+        retry,
+        capacity: None,
     };
     let spec = &spec;
     let reads = (0..segments).map(|segment| {

@@ -82,6 +82,7 @@ mod tests {
             item_count: 0,
             size_bytes: 0,
             attribute_types: vec![pk, sk],
+            provisioned_read_capacity: None,
         }
     }
 

@@ -9,8 +9,10 @@ use crate::exec::DynamoExec;
 /// DynamoDB work done by an executed plan.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ReadStats {
-    /// DynamoDB requests sent.
+    /// DynamoDB requests sent, retries included.
     pub requests: usize,
+    /// Of these, retries after throttling or faults.
+    pub retries: usize,
     /// Pages read.
     pub pages: usize,
     /// Items DynamoDB returned (after its filter).
@@ -35,6 +37,7 @@ impl ReadStats {
         {
             let count = |name: &str| m.sum_by_name(name).map(|v| v.as_usize()).unwrap_or(0);
             self.requests += count("requests");
+            self.retries += count("retries");
             self.pages += count("pages");
             self.items_scanned += count("scanned_count");
             self.items_returned += m.output_rows().unwrap_or(0);
@@ -50,9 +53,13 @@ impl std::fmt::Display for ReadStats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "DynamoDB: {} request{}, {} page{}, {} items scanned, {} returned, {:.1} RCU",
+            "DynamoDB: {} request{}{}, {} page{}, {} items scanned, {} returned, {:.1} RCU",
             self.requests,
             if self.requests == 1 { "" } else { "s" },
+            match self.retries {
+                0 => String::new(),
+                n => format!(" ({n} retried)"),
+            },
             self.pages,
             if self.pages == 1 { "" } else { "s" },
             self.items_scanned,

@@ -8,8 +8,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, LocalSecondaryIndex, Projection, ProjectionType, PutRequest, ScalarAttributeType,
-    WriteRequest,
+    KeyType, LocalSecondaryIndex, Projection, ProjectionType, ProvisionedThroughput, PutRequest,
+    ScalarAttributeType, WriteRequest,
 };
 use futures::{StreamExt, TryStreamExt, stream};
 
@@ -52,6 +52,9 @@ pub struct TableSpec {
     pub sort_key: Option<(String, ScalarAttributeType)>,
     /// Secondary indexes.
     pub indexes: Vec<IndexSpec>,
+    /// Provisioned (read, write) capacity units of the table and its global
+    /// indexes; `None` bills per request.
+    pub provisioned: Option<(i64, i64)>,
 }
 
 impl TableSpec {
@@ -62,7 +65,14 @@ impl TableSpec {
             partition_key: (pk.to_string(), pk_type),
             sort_key: None,
             indexes: Vec::new(),
+            provisioned: None,
         }
+    }
+
+    /// Provisioned capacity instead of on-demand billing.
+    pub fn provisioned(mut self, read: i64, write: i64) -> Self {
+        self.provisioned = Some((read, write));
+        self
     }
 
     /// Adds a sort key.
@@ -121,10 +131,24 @@ pub async fn create_table(client: &Client, spec: &TableSpec) -> Result<(), BoxEr
     }
     let mut seen = std::collections::HashSet::new();
     defs.retain(|(n, _)| seen.insert(n.clone()));
+    let throughput = spec
+        .provisioned
+        .map(|(r, w)| {
+            ProvisionedThroughput::builder()
+                .read_capacity_units(r)
+                .write_capacity_units(w)
+                .build()
+        })
+        .transpose()?;
     let mut req = client
         .create_table()
         .table_name(&spec.name)
-        .billing_mode(BillingMode::PayPerRequest)
+        .billing_mode(if throughput.is_some() {
+            BillingMode::Provisioned
+        } else {
+            BillingMode::PayPerRequest
+        })
+        .set_provisioned_throughput(throughput.clone())
         .set_key_schema(Some(key_schema(
             &spec.partition_key.0,
             spec.sort_key.as_ref().map(|s| s.0.as_str()),
@@ -156,6 +180,7 @@ pub async fn create_table(client: &Client, spec: &TableSpec) -> Result<(), BoxEr
                     .index_name(&ix.name)
                     .set_key_schema(Some(ks))
                     .projection(projection(&ix.projection))
+                    .set_provisioned_throughput(throughput.clone())
                     .build()?,
             );
         }

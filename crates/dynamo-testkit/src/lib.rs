@@ -3,9 +3,11 @@
 //! and the demo tables.
 
 mod demo;
+mod fault;
 mod fixtures;
 mod local;
 
 pub use demo::{DEMO_TABLES, load_demo};
+pub use fault::{Fault, FaultConfig, FaultCounts, FaultProxy, ProxyError};
 pub use fixtures::{IndexSpec, TableSpec, create_table, delete_table, put_items, unique_name};
 pub use local::{ENDPOINT_ENV, LocalError, local_client, local_client_as, local_endpoint};

@@ -27,7 +27,7 @@ pub fn local_endpoint() -> Result<String, LocalError> {
     Ok(url)
 }
 
-fn check_loopback(url: &str) -> Result<(), LocalError> {
+pub(crate) fn check_loopback(url: &str) -> Result<(), LocalError> {
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| LocalError::NotLoopback(url.to_string()))?;

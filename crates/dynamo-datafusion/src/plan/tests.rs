@@ -66,6 +66,7 @@ fn meta() -> TableMeta {
             key("region", KeyType::S),
             key("placed", KeyType::S),
         ],
+        provisioned_read_capacity: None,
     }
 }
 

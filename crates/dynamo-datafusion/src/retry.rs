@@ -1,0 +1,419 @@
+//! Retries of DynamoDB calls: exponential backoff with full jitter, an attempt
+//! limit per call and a retry budget shared by every partition of a query.
+//!
+//! A read page is retried as the same request with the same
+//! `ExclusiveStartKey`, so a retry resumes exactly where the failed attempt
+//! started: no page is skipped and none is read twice. The SDK's own retries
+//! are switched off for these calls (see [`no_sdk_retries`]) so that this
+//! module is the only place that decides.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+/// How DynamoDB calls are retried.
+///
+/// ```
+/// use std::time::Duration;
+/// use dynamo_datafusion::RetryPolicy;
+///
+/// let patient = RetryPolicy { max_attempts: 20, budget: 1_000, ..RetryPolicy::default() };
+/// assert!(patient.backoff_cap(3) <= patient.max_delay);
+/// assert_eq!(RetryPolicy::default().base_delay, Duration::from_millis(25));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts per call, the first included (1 = never retry).
+    pub max_attempts: u32,
+    /// Retries per query, summed over all its partitions and calls; once spent,
+    /// the next retryable failure ends the query.
+    pub budget: u32,
+    /// Backoff cap of the first retry; it doubles with each further attempt.
+    pub base_delay: Duration,
+    /// Largest backoff cap.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 10,
+            budget: 200,
+            base_delay: Duration::from_millis(25),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Upper bound of the wait before attempt `attempt + 1` (`attempt` ≥ 1 failed
+    /// attempts so far): `base_delay · 2^(attempt-1)`, at most `max_delay`.
+    pub fn backoff_cap(&self, attempt: u32) -> Duration {
+        let factor = 1u32 << attempt.saturating_sub(1).min(20);
+        self.base_delay
+            .checked_mul(factor)
+            .unwrap_or(self.max_delay)
+            .min(self.max_delay)
+    }
+
+    /// A wait drawn uniformly from `[0, backoff_cap(attempt)]` ("full jitter"), so
+    /// that segments throttled together do not retry together.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let cap = self.backoff_cap(attempt).as_micros() as u64;
+        Duration::from_micros(fastrand::u64(0..=cap))
+    }
+}
+
+/// What a failed call is worth retrying as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retryable {
+    /// DynamoDB throttled the request (or left BatchGetItem keys unprocessed).
+    Throttled,
+    /// A 5xx, a connection that failed or broke, a response cut short or unreadable.
+    Transient,
+    /// Retrying cannot help (bad request, missing table, access denied, ...).
+    No,
+}
+
+/// How an SDK call failed, without the payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The request could not be built; nothing was sent.
+    Construction,
+    /// The call timed out.
+    Timeout,
+    /// No response arrived (connection refused, reset, closed).
+    Dispatch,
+    /// A response arrived but could not be read or parsed.
+    Response,
+    /// DynamoDB answered with an error.
+    Service,
+}
+
+/// Error codes DynamoDB uses for throttling.
+const THROTTLE_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "Throttling",
+    "TooManyRequestsException",
+];
+
+/// Classifies a failure from its parts. Pure, so the rules are unit-tested.
+///
+/// Reads are idempotent, so everything that may be a passing fault is retried:
+/// throttling codes (any status), any 5xx, timeouts, failed connections and
+/// unreadable responses (including a 2xx whose body did not parse, which the
+/// SDK reports as a service error without a code). Other service errors (4xx)
+/// are final.
+pub fn classify_parts(kind: FailureKind, code: Option<&str>, status: Option<u16>) -> Retryable {
+    if code.is_some_and(|c| THROTTLE_CODES.contains(&c)) || status == Some(429) {
+        return Retryable::Throttled;
+    }
+    match kind {
+        FailureKind::Construction => Retryable::No,
+        // A success status whose body did not parse: garbled on the way.
+        FailureKind::Service if status.is_some_and(|s| s < 300) => Retryable::Transient,
+        FailureKind::Timeout | FailureKind::Dispatch | FailureKind::Response => {
+            Retryable::Transient
+        }
+        FailureKind::Service if status.is_some_and(|s| s >= 500) => Retryable::Transient,
+        FailureKind::Service => Retryable::No,
+    }
+}
+
+/// Classifies an SDK error.
+pub fn classify<E>(e: &SdkError<E, HttpResponse>) -> Retryable
+where
+    E: ProvideErrorMetadata,
+{
+    let kind = match e {
+        SdkError::ConstructionFailure(_) => FailureKind::Construction,
+        SdkError::TimeoutError(_) => FailureKind::Timeout,
+        SdkError::DispatchFailure(_) => FailureKind::Dispatch,
+        SdkError::ResponseError(_) => FailureKind::Response,
+        SdkError::ServiceError(_) => FailureKind::Service,
+        _ => FailureKind::Response,
+    };
+    let code = e.as_service_error().and_then(|s| s.code());
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    classify_parts(kind, code, status)
+}
+
+/// Client configuration for one call with the SDK's own retries off: retries
+/// are [`Retrier`]'s, counted against the query's budget.
+pub fn no_sdk_retries() -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::config::Builder::default().retry_config(RetryConfig::disabled())
+}
+
+/// Why a call was given up.
+#[derive(Debug)]
+pub enum GiveUp<E> {
+    /// The failure is not retryable.
+    Final(E),
+    /// Retryable failures went on until the call's attempts or the query's budget ran out.
+    Exhausted {
+        /// The last failure.
+        last: E,
+        /// Its classification.
+        class: Retryable,
+        /// Attempts made for this call.
+        attempts: u32,
+        /// True when the query's budget (not the call's attempt limit) ran out.
+        budget_spent: bool,
+    },
+}
+
+impl<E> GiveUp<E> {
+    /// The error that ended the call.
+    pub fn error(&self) -> &E {
+        match self {
+            GiveUp::Final(e) | GiveUp::Exhausted { last: e, .. } => e,
+        }
+    }
+}
+
+/// Retries calls by a [`RetryPolicy`], drawing on one budget shared by every
+/// partition of a query.
+#[derive(Debug)]
+pub struct Retrier {
+    policy: RetryPolicy,
+    remaining: AtomicU32,
+    retries: AtomicU64,
+}
+
+impl Retrier {
+    /// A retrier with the policy's full budget.
+    pub fn new(policy: RetryPolicy) -> Self {
+        Self {
+            remaining: AtomicU32::new(policy.budget),
+            retries: AtomicU64::new(0),
+            policy,
+        }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// Retries made so far.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// Takes one retry from the budget; false when it is spent.
+    pub fn take(&self) -> bool {
+        let took = self
+            .remaining
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| r.checked_sub(1))
+            .is_ok();
+        if took {
+            self.retries.fetch_add(1, Ordering::Relaxed);
+        }
+        took
+    }
+
+    /// Runs `call` until it succeeds, fails finally, or retries run out. Each
+    /// retry waits a jittered backoff first.
+    pub async fn run<T, E, F, Fut>(
+        &self,
+        mut call: F,
+        classify: impl Fn(&E) -> Retryable,
+    ) -> Result<T, GiveUp<E>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let e = match call().await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let class = classify(&e);
+            if class == Retryable::No {
+                return Err(GiveUp::Final(e));
+            }
+            let out_of_attempts = attempts >= self.policy.max_attempts;
+            if out_of_attempts || !self.take() {
+                return Err(GiveUp::Exhausted {
+                    last: e,
+                    class,
+                    attempts,
+                    budget_spent: !out_of_attempts,
+                });
+            }
+            tokio::time::sleep(self.policy.backoff(attempts)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttling_codes_are_throttled_whatever_the_status() {
+        for code in [
+            "ProvisionedThroughputExceededException",
+            "ThrottlingException",
+            "RequestLimitExceeded",
+        ] {
+            assert_eq!(
+                classify_parts(FailureKind::Service, Some(code), Some(400)),
+                Retryable::Throttled
+            );
+        }
+        assert_eq!(
+            classify_parts(FailureKind::Service, None, Some(429)),
+            Retryable::Throttled
+        );
+    }
+
+    #[test]
+    fn server_and_network_faults_are_transient_client_errors_final() {
+        let t = Retryable::Transient;
+        assert_eq!(
+            classify_parts(FailureKind::Service, Some("InternalServerError"), Some(500)),
+            t
+        );
+        assert_eq!(classify_parts(FailureKind::Service, None, Some(503)), t);
+        assert_eq!(classify_parts(FailureKind::Dispatch, None, None), t);
+        assert_eq!(classify_parts(FailureKind::Timeout, None, None), t);
+        assert_eq!(classify_parts(FailureKind::Response, None, Some(200)), t);
+        // A 200 whose body is not DynamoDB's JSON reaches us as a code-less service error.
+        assert_eq!(classify_parts(FailureKind::Service, None, Some(200)), t);
+        for code in [
+            "ValidationException",
+            "ResourceNotFoundException",
+            "AccessDeniedException",
+            "UnrecognizedClientException",
+        ] {
+            assert_eq!(
+                classify_parts(FailureKind::Service, Some(code), Some(400)),
+                Retryable::No,
+                "{code}"
+            );
+        }
+        assert_eq!(
+            classify_parts(FailureKind::Construction, None, None),
+            Retryable::No
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_jitters_below_it() {
+        let p = RetryPolicy {
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(100),
+            ..RetryPolicy::default()
+        };
+        let caps: Vec<u64> = (1..=6)
+            .map(|a| p.backoff_cap(a).as_millis() as u64)
+            .collect();
+        assert_eq!(caps, [10, 20, 40, 80, 100, 100]);
+        assert_eq!(p.backoff_cap(u32::MAX), p.max_delay);
+        let draws: Vec<Duration> = (0..200).map(|_| p.backoff(3)).collect();
+        assert!(draws.iter().all(|d| *d <= Duration::from_millis(40)));
+        // Jitter: not all the same.
+        assert!(draws.iter().any(|d| *d != draws[0]));
+    }
+
+    fn fast(max_attempts: u32, budget: u32) -> Retrier {
+        Retrier::new(RetryPolicy {
+            max_attempts,
+            budget,
+            base_delay: Duration::from_micros(10),
+            max_delay: Duration::from_micros(50),
+        })
+    }
+
+    #[tokio::test]
+    async fn retries_until_success_and_counts_retries() {
+        let r = fast(5, 10);
+        let mut calls = 0;
+        let out: Result<u32, GiveUp<&str>> = r
+            .run(
+                || {
+                    calls += 1;
+                    let n = calls;
+                    async move { if n < 3 { Err("busy") } else { Ok(n) } }
+                },
+                |_| Retryable::Throttled,
+            )
+            .await;
+        assert_eq!(out.expect("third attempt succeeds"), 3);
+        assert_eq!(r.retries(), 2);
+    }
+
+    #[tokio::test]
+    async fn final_errors_are_not_retried() {
+        let r = fast(5, 10);
+        let mut calls = 0;
+        let out: Result<(), GiveUp<&str>> = r
+            .run(
+                || {
+                    calls += 1;
+                    async { Err("bad request") }
+                },
+                |_| Retryable::No,
+            )
+            .await;
+        assert!(matches!(out, Err(GiveUp::Final("bad request"))));
+        assert_eq!(calls, 1);
+        assert_eq!(r.retries(), 0);
+    }
+
+    #[tokio::test]
+    async fn attempts_then_budget_run_out() {
+        // Attempt limit first: 3 attempts, 2 retries spent.
+        let r = fast(3, 5);
+        let out: Result<(), GiveUp<&str>> = r
+            .run(|| async { Err("throttled") }, |_| Retryable::Throttled)
+            .await;
+        match out {
+            Err(GiveUp::Exhausted {
+                attempts,
+                budget_spent,
+                class,
+                ..
+            }) => {
+                assert_eq!((attempts, budget_spent), (3, false));
+                assert_eq!(class, Retryable::Throttled);
+            }
+            other => panic!("expected exhaustion, got {other:?}"),
+        }
+        // The budget is shared: 3 retries remain; this call again stops at its attempt limit.
+        let out: Result<(), GiveUp<&str>> = r
+            .run(|| async { Err("throttled") }, |_| Retryable::Throttled)
+            .await;
+        match out {
+            Err(GiveUp::Exhausted {
+                attempts,
+                budget_spent,
+                ..
+            }) => assert_eq!((attempts, budget_spent), (3, false)),
+            other => panic!("expected exhaustion, got {other:?}"),
+        }
+        // One retry remains: the third call stops when the budget, not its limit, runs out.
+        let out: Result<(), GiveUp<&str>> = r
+            .run(|| async { Err("reset") }, |_| Retryable::Transient)
+            .await;
+        match out {
+            Err(GiveUp::Exhausted {
+                attempts,
+                budget_spent,
+                ..
+            }) => assert_eq!((attempts, budget_spent), (2, true)),
+            other => panic!("expected exhaustion, got {other:?}"),
+        }
+        assert_eq!(r.retries(), 5);
+        assert!(!r.take());
+    }
+}

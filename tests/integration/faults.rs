@@ -1,0 +1,327 @@
+//! Reads through a fault-injecting proxy (throttling, 500s, dropped connections,
+//! slow answers, truncated bodies, garbage): every query returns exactly the
+//! fault-free result, or fails with a clear error when the retries run out.
+//! Never a partial result reported as complete.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType};
+use datafusion::physical_plan::collect;
+use datafusion::prelude::SessionContext;
+use dynamo_datafusion::{DynamoTableProvider, RetryPolicy, TableOptions};
+use dynamo_testkit::{
+    Fault, FaultConfig, FaultProxy, TableSpec, create_table, local_endpoint, put_items, unique_name,
+};
+
+use crate::common::{client, find_scan, pushdown_session, sorted_rows};
+
+const PARTITIONS: usize = 20;
+const PER_PARTITION: usize = 60;
+/// Items per page: small pages make many requests, so many chances for faults.
+const PAGE: i32 = 25;
+
+/// The queries, each with the DynamoDB operation its plan must use.
+const QUERIES: &[(&str, &str, &str)] = &[
+    ("scan", "Scan", "SELECT pk, sk, n, body FROM t1"),
+    ("parallel scan", "Scan", "SELECT pk, sk, n, body FROM t4"),
+    (
+        "scan with filter",
+        "Scan",
+        "SELECT pk, sk, n FROM t4 WHERE n % 7 = 3 AND body >= 'item-1'",
+    ),
+    (
+        "query",
+        "Query",
+        "SELECT pk, sk, n, body FROM t4 WHERE pk = 'p3'",
+    ),
+    (
+        "multi-query",
+        "Query",
+        "SELECT pk, sk, n FROM t4 WHERE pk IN ('p1', 'p5', 'p7', 'p11', 'p19') AND sk > 10",
+    ),
+    (
+        "batch get",
+        "BatchGetItem",
+        "SELECT pk, sk, n, body FROM t4 WHERE pk IN ('p0', 'p2', 'p4', 'p6', 'p8') \
+         AND sk IN (0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39)",
+    ),
+    (
+        "get item",
+        "GetItem",
+        "SELECT pk, sk, n, body FROM t4 WHERE pk = 'p9' AND sk = 17",
+    ),
+    (
+        "aggregate",
+        "Scan",
+        "SELECT pk, count(*), sum(n) FROM t4 GROUP BY pk",
+    ),
+];
+
+async fn fault_table(client: &Client) -> String {
+    let table = unique_name("faults");
+    create_table(
+        client,
+        &TableSpec::new(&table, "pk", ScalarAttributeType::S)
+            .sort_key("sk", ScalarAttributeType::N),
+    )
+    .await
+    .expect("create");
+    let items = (0..PARTITIONS * PER_PARTITION)
+        .map(|i| {
+            HashMap::from([
+                ("pk".to_string(), AV::S(format!("p{}", i % PARTITIONS))),
+                ("sk".to_string(), AV::N((i / PARTITIONS).to_string())),
+                ("n".to_string(), AV::N(i.to_string())),
+                (
+                    "body".to_string(),
+                    AV::S(format!("item-{i}-{}", "x".repeat(80))),
+                ),
+            ])
+        })
+        .collect();
+    put_items(client, &table, items).await.expect("put");
+    table
+}
+
+/// `t1` (one segment) and `t4` (four segments) over `client`, small pages.
+async fn session(client: &Client, table: &str, retry: RetryPolicy) -> SessionContext {
+    let ctx = pushdown_session(4);
+    for (name, segments) in [("t1", 1), ("t4", 4)] {
+        let provider = DynamoTableProvider::builder(client.clone(), table)
+            .options(TableOptions {
+                page_size: Some(PAGE),
+                segments: Some(segments),
+                retry: retry.clone(),
+                ..TableOptions::default()
+            })
+            .build()
+            .await
+            .expect("provider");
+        ctx.register_table(name, Arc::new(provider))
+            .expect("register");
+    }
+    ctx
+}
+
+/// Retries fast enough for a test: the backoff still doubles and jitters.
+fn quick_retries(max_attempts: u32, budget: u32) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts,
+        budget,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(20),
+    }
+}
+
+/// Runs `sql`; the operation of its read, and its rows sorted (a multiset).
+async fn run(ctx: &SessionContext, sql: &str) -> datafusion::error::Result<(String, Vec<String>)> {
+    let plan = ctx.sql(sql).await?.create_physical_plan().await?;
+    let batches = collect(Arc::clone(&plan), ctx.task_ctx()).await?;
+    let op = find_scan(&plan)
+        .map(|s| s.operation().to_string())
+        .unwrap_or_default();
+    Ok((op, sorted_rows(&batches)))
+}
+
+async fn truth(ctx: &SessionContext) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for (name, op, sql) in QUERIES {
+        let (got_op, rows) = run(ctx, sql).await.expect("fault-free run");
+        assert_eq!(got_op, *op, "{name}: plan uses {got_op}");
+        assert!(!rows.is_empty(), "{name}: the test needs rows");
+        out.push(rows);
+    }
+    out
+}
+
+fn seed() -> u64 {
+    std::env::var("FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_2026)
+}
+
+#[tokio::test]
+async fn ten_percent_faults_lose_and_duplicate_nothing() {
+    let direct = client().await;
+    let table = fault_table(&direct).await;
+    let expected = truth(&session(&direct, &table, quick_retries(10, 100_000)).await).await;
+
+    let seed = seed();
+    let proxy = FaultProxy::start(&local_endpoint().expect("endpoint"), FaultConfig::none())
+        .await
+        .expect("proxy");
+    let faulty = proxy.client().await;
+    // Table metadata is read before faults start; every read after goes through them.
+    let ctx = session(&faulty, &table, quick_retries(10, 100_000)).await;
+    proxy.set_config(FaultConfig::mixed(0.10, seed));
+    let before = proxy.counts();
+    let rounds: usize = std::env::var("FAULT_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12);
+    for round in 0..rounds {
+        for ((name, _, sql), want) in QUERIES.iter().zip(&expected) {
+            let (_, got) = run(&ctx, sql)
+                .await
+                .unwrap_or_else(|e| panic!("seed {seed}, round {round}, {name}: {e}"));
+            assert_eq!(
+                got.len(),
+                want.len(),
+                "seed {seed}, round {round}, {name}: row count"
+            );
+            assert_eq!(
+                &got, want,
+                "seed {seed}, round {round}, {name}: rows differ"
+            );
+        }
+    }
+    let c = proxy.counts();
+    let requests = c.requests - before.requests;
+    let faults = c.total_faults() - before.total_faults();
+    eprintln!(
+        "fault test: seed {seed}, {rounds} rounds, {requests} requests, {faults} faults {:?}",
+        c.faults
+    );
+    assert!(
+        requests >= 2_000,
+        "only {requests} requests: too few to mean much"
+    );
+    let rate = faults as f64 / requests as f64;
+    assert!(
+        (0.07..=0.13).contains(&rate),
+        "fault rate {rate:.3}, expected about 0.10"
+    );
+    assert!(
+        c.faults.iter().all(|n| *n > 0),
+        "every kind of fault happened: {:?}",
+        c.faults
+    );
+}
+
+#[tokio::test]
+async fn exhausted_retries_fail_the_query_instead_of_returning_part_of_it() {
+    let direct = client().await;
+    let table = fault_table(&direct).await;
+    let expected = truth(&session(&direct, &table, quick_retries(10, 100_000)).await).await;
+    let proxy = FaultProxy::start(&local_endpoint().expect("endpoint"), FaultConfig::none())
+        .await
+        .expect("proxy");
+    let faulty = proxy.client().await;
+
+    // Half the requests fail and the whole query may retry only 6 times: most
+    // queries fail, the ones that finish are complete.
+    let ctx = session(&faulty, &table, quick_retries(4, 6)).await;
+    proxy.set_config(FaultConfig::mixed(0.5, seed()));
+    let (mut complete, mut failed) = (0, 0);
+    for _ in 0..3 {
+        for ((name, _, sql), want) in QUERIES.iter().zip(&expected) {
+            match run(&ctx, sql).await {
+                Ok((_, got)) => {
+                    assert_eq!(&got, want, "{name}: a result must be complete");
+                    complete += 1;
+                }
+                Err(e) => {
+                    let m = e.to_string();
+                    assert!(
+                        m.contains(&table)
+                            && (m.contains("beyond the retry budget") || m.contains("gave up")),
+                        "{name}: unclear error: {m}"
+                    );
+                    failed += 1;
+                }
+            }
+        }
+    }
+    assert!(failed > 0, "the budget ran out at least once");
+    eprintln!("budget test: {complete} complete, {failed} failed with a clear error");
+}
+
+#[tokio::test]
+async fn throttling_beyond_the_budget_is_a_throttled_error_that_says_what_to_change() {
+    let direct = client().await;
+    let table = fault_table(&direct).await;
+    let proxy = FaultProxy::start(&local_endpoint().expect("endpoint"), FaultConfig::none())
+        .await
+        .expect("proxy");
+    let faulty = proxy.client().await;
+    let ctx = session(&faulty, &table, quick_retries(3, 1_000)).await;
+    proxy.set_config(FaultConfig::only(Fault::Throttle, 1.0));
+    for (name, _, sql) in QUERIES {
+        let e = run(&ctx, sql).await.expect_err("always throttled");
+        let m = e.to_string();
+        assert!(
+            m.contains("throttled")
+                && m.contains(&table)
+                && m.contains("3 attempts failed")
+                && m.contains("ProvisionedThroughputExceededException")
+                && m.contains("read_capacity"),
+            "{name}: {m}"
+        );
+    }
+    // Garbage answers are retried too, then reported as such.
+    proxy.set_config(FaultConfig::only(Fault::Garbage, 1.0));
+    let e = run(&ctx, QUERIES[3].2).await.expect_err("garbage");
+    let m = e.to_string();
+    assert!(
+        m.contains("gave up, 3 attempts failed") && m.contains("Query"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn dropping_a_query_stream_stops_its_requests() {
+    let direct = client().await;
+    let table = fault_table(&direct).await;
+    let proxy = FaultProxy::start(&local_endpoint().expect("endpoint"), FaultConfig::none())
+        .await
+        .expect("proxy");
+    let faulty = proxy.client().await;
+    let ctx = session(&faulty, &table, quick_retries(3, 100)).await;
+    // Every answer is slowed, so the scan is still running when it is dropped.
+    proxy.set_config(FaultConfig {
+        slow_delay: Duration::from_millis(40),
+        ..FaultConfig::only(Fault::Slow, 1.0)
+    });
+    let pages_in_full = (PARTITIONS * PER_PARTITION).div_ceil(PAGE as usize) as u64;
+    for table_name in ["t1", "t4"] {
+        let start = proxy.counts().requests;
+        let mut stream = ctx
+            .sql(&format!("SELECT pk, sk, n, body FROM {table_name}"))
+            .await
+            .expect("plan")
+            .execute_stream()
+            .await
+            .expect("stream");
+        let first = futures::StreamExt::next(&mut stream)
+            .await
+            .expect("a batch")
+            .expect("no error");
+        assert!(first.num_rows() > 0);
+        drop(stream);
+        let at_drop = proxy.counts().requests;
+        // Requests already on their way may still arrive within moments...
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let settled = proxy.counts().requests;
+        assert!(
+            settled - at_drop <= 4,
+            "{table_name}: {} requests arrived after the drop",
+            settled - at_drop
+        );
+        // ...then nothing more.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let later = proxy.counts().requests;
+        assert_eq!(
+            later, settled,
+            "{table_name}: requests went on after the stream was dropped"
+        );
+        assert!(
+            later - start < pages_in_full / 2,
+            "{table_name}: {} requests before the drop, the scan should have been far from done",
+            later - start
+        );
+    }
+}
