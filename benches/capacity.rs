@@ -66,7 +66,7 @@ async fn main() -> Result<(), BoxError> {
     let limits: Vec<f64> = if args.smoke {
         vec![10.0]
     } else {
-        vec![50.0, 100.0, 200.0]
+        vec![25.0, 50.0, 100.0]
     };
     let mut out = String::new();
     out.push_str(&format!(

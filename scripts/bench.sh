@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs a benchmark against DynamoDB Local on 127.0.0.1:  scripts/bench.sh NAME [ARGS...]
 # e.g. scripts/bench.sh pushdown --items 10000 --items 100000 --runs 5
-# Benches: pushdown, scan_throughput, decode (criterion), vs_python (boto3 + pandas).
+# Benches: pushdown, scan_throughput, decode (criterion), vs_python (boto3 + pandas),
+# replay (client-side ceiling), capacity (read-capacity budget).
 # PROFILE=release for optimised builds (slow to compile); the default is the test profile.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,6 +1,7 @@
 //! Integration tests against DynamoDB Local on 127.0.0.1 (started by `scripts/test.sh`).
 //! One binary, many modules: linking DataFusion once keeps the suite fast.
 
+mod catalogue;
 mod common;
 mod equivalence;
 mod errors;

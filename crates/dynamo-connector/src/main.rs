@@ -131,8 +131,8 @@ enum SessionAction {
         client: String,
         #[arg(long)]
         user: Option<String>,
-        /// Lifetime in seconds.
-        #[arg(long, default_value_t = 3600)]
+        /// Lifetime in seconds (at least 1).
+        #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(i64).range(1..))]
         ttl: i64,
     },
 }

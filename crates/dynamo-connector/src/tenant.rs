@@ -233,7 +233,7 @@ impl ClientResolver for TenantResolver {
         let token = token.filter(|t| !t.trim().is_empty()).ok_or_else(|| {
             ConnectorError::new(
                 ErrorCode::Unauthenticated,
-                "no session: send `Authorization: Bearer <session token>`",
+                "no session: send the header `Authorization: Bearer <session token>` with the request",
             )
         })?;
         let session = self.auth.authenticate(token).await?;

@@ -1,12 +1,14 @@
 //! A read-capacity budget: a token bucket in RCU, fed by the `ConsumedCapacity`
 //! each response reports and shared by every partition of a query.
 //!
-//! The cost of a request is known only from its response, so the bucket goes
-//! into debt: a request may start while the balance is not negative, its cost
-//! is charged when it returns, and the next request waits until the debt is
-//! paid back at the configured rate. Over a sustained read the consumed rate
-//! converges on the limit; pages are sized so that one page costs a fraction
-//! of a second of budget, which keeps the rate steady.
+//! The cost of a request is known only from its response, so a request may
+//! start while the balance is not negative; it reserves its estimated cost
+//! (what recent pages cost) when it starts, and the reservation is replaced by
+//! the reported cost when it returns. The bucket may so go into debt, and the
+//! next request waits until the debt is paid back at the configured rate.
+//! Reserving at the start keeps concurrent segments from all starting on the
+//! same positive balance. Pages are sized so that one page costs a fraction of
+//! a second of budget, which keeps the rate steady.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -17,6 +19,8 @@ const PAGE_SECONDS: f64 = 0.2;
 const FIRST_PAGE_ITEMS: i32 = 10;
 /// Largest `Limit` a limited read sets.
 const MAX_PAGE_ITEMS: i32 = 10_000;
+/// The least a read costs (an eventually consistent read of up to 4 KB).
+const MIN_REQUEST_RCU: f64 = 0.5;
 
 /// The pure token bucket, on a clock in seconds.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,20 +56,27 @@ impl TokenBucket {
         }
     }
 
-    /// Seconds to wait before the next request may start (0 when it may start now).
-    pub(crate) fn wait(&mut self, now: f64) -> f64 {
+    /// Starts a request if the balance allows: `Ok(reserved RCU)`, or
+    /// `Err(seconds to wait)`.
+    pub(crate) fn try_start(&mut self, now: f64) -> Result<f64, f64> {
         self.refill(now);
-        if self.tokens >= 0.0 {
-            0.0
-        } else {
-            -self.tokens / self.rate
+        // A debt that rounding left (1e-12 RCU) is no debt.
+        if self.tokens < -1e-9 {
+            return Err(-self.tokens / self.rate);
         }
+        let estimate = match self.per_item {
+            Some(p) => p * f64::from(self.page_items()),
+            None => MIN_REQUEST_RCU,
+        };
+        self.tokens -= estimate;
+        Ok(estimate)
     }
 
-    /// Charges a response's consumed capacity for `evaluated` items.
-    pub(crate) fn charge(&mut self, now: f64, units: f64, evaluated: u64) {
+    /// Replaces a request's reservation by the capacity its response reported
+    /// for `evaluated` items.
+    pub(crate) fn finish(&mut self, now: f64, reserved: f64, units: f64, evaluated: u64) {
         self.refill(now);
-        self.tokens -= units.max(0.0);
+        self.tokens += reserved - units.max(0.0);
         if evaluated > 0 && units > 0.0 {
             let sample = units / evaluated as f64;
             self.per_item = Some(match self.per_item {
@@ -117,24 +128,25 @@ impl CapacityLimiter {
         self.bucket.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Waits until a request may start.
-    pub async fn acquire(&self) {
+    /// Waits until a request may start; returns the RCU it reserved.
+    pub async fn acquire(&self) -> f64 {
         loop {
-            let wait = {
+            let start = {
                 let now = self.now();
-                self.lock().wait(now)
+                self.lock().try_start(now)
             };
-            if wait <= 0.0 {
-                return;
+            match start {
+                Ok(reserved) => return reserved,
+                Err(wait) => tokio::time::sleep(Duration::from_secs_f64(wait)).await,
             }
-            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
         }
     }
 
-    /// Charges what a response reported.
-    pub fn charge(&self, units: f64, evaluated: u64) {
+    /// Settles a request: its reservation is replaced by what the response
+    /// reported (`units` RCU for `evaluated` items).
+    pub fn settle(&self, reserved: f64, units: f64, evaluated: u64) {
         let now = self.now();
-        self.lock().charge(now, units, evaluated);
+        self.lock().finish(now, reserved, units, evaluated);
     }
 
     /// `Limit` for the next page.
@@ -150,18 +162,44 @@ mod tests {
     /// Simulates a sustained read against the bucket on a virtual clock:
     /// requests of `latency` seconds, each evaluating `Limit` items of
     /// `item_rcu` (rounded up to DynamoDB's 0.5 RCU steps).
-    fn sustained(rate: f64, item_rcu: f64, latency: f64, seconds: f64) -> f64 {
+    ///
+    /// `workers` concurrent segments share the bucket; the simulation steps
+    /// through events in time order.
+    fn sustained(rate: f64, item_rcu: f64, latency: f64, seconds: f64, workers: usize) -> f64 {
         let mut b = TokenBucket::new(rate, 0.0);
-        let (mut now, mut consumed) = (0.0, 0.0);
-        let mut last_end = 0.0;
-        while now < seconds {
-            now += b.wait(now);
-            let items = b.page_items();
-            let cost = ((items as f64 * item_rcu) * 2.0).ceil() / 2.0;
-            now += latency;
-            b.charge(now, cost, items as u64);
-            consumed += cost;
-            last_end = now;
+        let mut consumed = 0.0;
+        let mut last_end: f64 = 0.0;
+        /// A request in flight: reserved RCU, its cost, items it evaluates.
+        type InFlight = Option<(f64, f64, u64)>;
+        // (time the worker is next free, its request in flight)
+        let mut free: Vec<(f64, InFlight)> = vec![(0.0, None); workers];
+        loop {
+            let (i, _) = free
+                .iter()
+                .enumerate()
+                .min_by(|a, b| a.1.0.total_cmp(&b.1.0))
+                .expect("workers");
+            let now = free[i].0;
+            if let Some((reserved, cost, items)) = free[i].1.take() {
+                b.finish(now, reserved, cost, items);
+                consumed += cost;
+                last_end = last_end.max(now);
+            }
+            if now >= seconds {
+                if free.iter().all(|w| w.1.is_none()) {
+                    break;
+                }
+                free[i].0 = f64::INFINITY;
+                continue;
+            }
+            match b.try_start(now) {
+                Ok(reserved) => {
+                    let items = b.page_items();
+                    let cost = ((items as f64 * item_rcu) * 2.0).ceil() / 2.0;
+                    free[i] = (now + latency, Some((reserved, cost, items as u64)));
+                }
+                Err(wait) => free[i].0 = now + wait,
+            }
         }
         consumed / last_end
     }
@@ -175,38 +213,48 @@ mod tests {
             (5.0, 0.5, 0.020),
             (100.0, 2.0, 0.050),
         ] {
-            let measured = sustained(rate, item_rcu, latency, 30.0);
-            let ratio = measured / rate;
-            assert!(
-                (0.9..=1.1).contains(&ratio),
-                "rate {rate}, item {item_rcu} RCU: measured {measured:.2} RCU/s ({ratio:.3}x)"
-            );
+            for workers in [1, 4, 16] {
+                let measured = sustained(rate, item_rcu, latency, 30.0, workers);
+                let ratio = measured / rate;
+                assert!(
+                    (0.9..=1.1).contains(&ratio),
+                    "rate {rate}, item {item_rcu} RCU, {workers} segments: \
+                     measured {measured:.2} RCU/s ({ratio:.3}x)"
+                );
+            }
         }
     }
 
     #[test]
-    fn debt_makes_the_next_request_wait() {
+    fn reservations_and_debt_make_the_next_request_wait() {
         let mut b = TokenBucket::new(10.0, 0.0);
-        assert_eq!(b.wait(0.0), 0.0);
-        b.charge(0.0, 5.0, 100);
-        assert!((b.wait(0.0) - 0.5).abs() < 1e-9);
-        assert!((b.wait(0.25) - 0.25).abs() < 1e-9);
-        assert_eq!(b.wait(0.5), 0.0);
-        // Idle time earns at most the burst.
-        assert_eq!(b.wait(100.0), 0.0);
-        b.charge(100.0, 2.0 + 2.0, 1);
-        assert!(b.wait(100.0) > 0.0);
+        let first = b
+            .try_start(0.0)
+            .expect("an empty bucket lets one request start");
+        assert_eq!(first, MIN_REQUEST_RCU);
+        // A second segment cannot start on the same balance.
+        let wait = b.try_start(0.0).expect_err("reserved");
+        assert!((wait - 0.05).abs() < 1e-9, "{wait}");
+        // The response cost 5 RCU: 0.5 s of debt from then.
+        b.finish(0.0, first, 5.0, 100);
+        assert!((b.try_start(0.25).expect_err("in debt") - 0.25).abs() < 1e-9);
+        assert!(b.try_start(0.5).is_ok());
+        // Idle time earns at most the burst (0.2 s of budget).
+        let mut idle = TokenBucket::new(10.0, 0.0);
+        assert!(idle.try_start(100.0).is_ok());
+        idle.finish(100.0, MIN_REQUEST_RCU, 4.0, 1);
+        assert!(idle.try_start(100.0).is_err());
     }
 
     #[test]
     fn pages_are_sized_from_the_observed_cost_per_item() {
         let mut b = TokenBucket::new(100.0, 0.0);
         assert_eq!(b.page_items(), FIRST_PAGE_ITEMS);
-        b.charge(0.0, 0.5, 10);
+        b.finish(0.0, 0.0, 0.5, 10);
         // 100 RCU/s · 0.2 s / 0.05 RCU per item.
         assert_eq!(b.page_items(), 400);
         let mut slow = TokenBucket::new(1.0, 0.0);
-        slow.charge(0.0, 4.0, 1);
+        slow.finish(0.0, 0.0, 4.0, 1);
         assert_eq!(slow.page_items(), 1);
     }
 }

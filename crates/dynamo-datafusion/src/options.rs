@@ -121,8 +121,9 @@ impl TableOptions {
                 .strip_prefix("format.")
                 .or_else(|| full_key.strip_prefix("dynamodb."))
                 .unwrap_or(full_key);
+            // Name the key as the user wrote it, without DataFusion's `format.` prefix.
             let invalid = |reason: String| Error::InvalidOption {
-                key: full_key.clone(),
+                key: key.to_string(),
                 reason,
             };
             match key {
@@ -332,7 +333,11 @@ mod tests {
             ("format.retry_max_delay_ms", "1e9"),
         ] {
             let err = TableOptions::from_map(&map(&[(k, v)])).expect_err("invalid");
-            assert!(err.to_string().contains(k), "{err}");
+            let bare = k.trim_start_matches("format.");
+            assert!(
+                err.to_string().contains(&format!("option '{bare}'")),
+                "{err}"
+            );
         }
     }
 }

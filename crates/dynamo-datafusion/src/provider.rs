@@ -8,6 +8,7 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::DFSchema;
 use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::expr_rewriter::unnormalize_col;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
@@ -295,6 +296,20 @@ fn expr_columns(e: &Expr, out: &mut Vec<String>) {
 impl TableProvider for DynamoTableProvider {
     fn schema(&self) -> SchemaRef {
         Arc::clone(&self.schema)
+    }
+
+    /// DynamoDB tables are read here, never written: say so plainly.
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        _input: Arc<dyn ExecutionPlan>,
+        _insert_op: InsertOp,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Err(DataFusionError::Plan(format!(
+            "table '{}' is read-only: this connector reads DynamoDB and never writes it \
+             (write with the AWS SDK or CLI)",
+            self.meta.name
+        )))
     }
 
     fn table_type(&self) -> TableType {

@@ -212,9 +212,10 @@ impl ReadSpec {
     ) -> Result<Page> {
         let mut b = ExpressionBuilder::default();
         let projection = self.projection.as_ref().map(|p| p.render(&mut b));
-        if let Some(capacity) = &self.capacity {
-            capacity.acquire().await;
-        }
+        let reserved = match &self.capacity {
+            Some(capacity) => capacity.acquire().await,
+            None => 0.0,
+        };
         let mut page = Page::default();
         match unit {
             ReadUnit::Segment(segment, total) => {
@@ -319,7 +320,7 @@ impl ReadSpec {
             }
         }
         if let Some(capacity) = &self.capacity {
-            capacity.charge(page.consumed_capacity, page.scanned_count);
+            capacity.settle(reserved, page.consumed_capacity, page.scanned_count);
         }
         Ok(page)
     }
