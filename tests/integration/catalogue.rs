@@ -78,6 +78,12 @@ const CASES: &[Case] = &[
         error: "answer: 0 rows",
     },
     Case {
+        id: "sql-empty-key",
+        via: Via::Direct,
+        sql: &["SELECT * FROM {t} WHERE pk = '' OR pk IN ('', 'nope')"],
+        error: "answer: 0 rows",
+    },
+    Case {
         id: "sql-unsupported-type",
         via: Via::Direct,
         sql: &[

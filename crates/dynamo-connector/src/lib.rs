@@ -18,6 +18,8 @@ mod connector;
 mod crypto;
 mod dynamo_json;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 mod request;
 mod secret;

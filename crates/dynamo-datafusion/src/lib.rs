@@ -21,6 +21,8 @@ mod decode;
 mod error;
 mod exec;
 mod factory;
+#[doc(hidden)]
+pub mod fuzzing;
 mod infer;
 mod json;
 mod metadata;

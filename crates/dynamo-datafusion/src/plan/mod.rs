@@ -420,7 +420,20 @@ fn value_has_type(v: &AttributeValue, t: KeyType) -> bool {
     )
 }
 
+/// A value DynamoDB accepts for a key attribute: the key's type, and not an
+/// empty string or binary (DynamoDB rejects those in keys and key conditions;
+/// no item, and no index entry, has one).
+fn usable_key_value(v: &AttributeValue, t: KeyType) -> bool {
+    value_has_type(v, t)
+        && match v {
+            AttributeValue::S(s) => !s.is_empty(),
+            AttributeValue::B(b) => !b.as_ref().is_empty(),
+            _ => true,
+        }
+}
+
 /// Equality values for a key attribute: the exact conjunct with the fewest values.
+/// Empty strings and binaries are left out: no key holds one.
 fn key_values(attr: &str, key_type: KeyType, conjuncts: &[Conjunct]) -> KeyUse {
     let mut best: Option<(Vec<AttributeValue>, usize)> = None;
     for (i, c) in conjuncts.iter().enumerate() {
@@ -444,7 +457,14 @@ fn key_values(attr: &str, key_type: KeyType, conjuncts: &[Conjunct]) -> KeyUse {
             },
             _ => continue,
         };
-        if values.is_empty() || !values.iter().all(|v| value_has_type(v, key_type)) {
+        if !values.iter().all(|v| value_has_type(v, key_type)) {
+            continue;
+        }
+        let values: Vec<AttributeValue> = values
+            .into_iter()
+            .filter(|v| usable_key_value(v, key_type))
+            .collect();
+        if values.is_empty() {
             continue;
         }
         if best.as_ref().is_none_or(|(b, _)| values.len() < b.len()) {
@@ -477,10 +497,10 @@ fn sort_condition(
                 op: CmpOp::Eq,
                 value,
                 ..
-            } if value_has_type(value, key_type) => {
+            } if usable_key_value(value, key_type) => {
                 return Some((SortCondition::Compare("=", value.clone()), vec![(i, true)]));
             }
-            Atom::Cmp { op, value, .. } if value_has_type(value, key_type) => {
+            Atom::Cmp { op, value, .. } if usable_key_value(value, key_type) => {
                 let tighter = |cur: &Option<(usize, CmpOp, AttributeValue)>,
                                want: std::cmp::Ordering| {
                     cur.as_ref()
@@ -504,12 +524,14 @@ fn sort_condition(
                 }
             }
             Atom::Between { low, high, .. }
-                if value_has_type(low, key_type) && between.is_none() =>
+                if usable_key_value(low, key_type)
+                    && usable_key_value(high, key_type)
+                    && between.is_none() =>
             {
                 between = Some((i, low.clone(), high.clone()));
             }
             Atom::BeginsWith { prefix: p, .. }
-                if value_has_type(p, key_type) && prefix.is_none() =>
+                if usable_key_value(p, key_type) && prefix.is_none() =>
             {
                 prefix = Some((i, p.clone()));
             }
@@ -661,7 +683,12 @@ fn full_key_disjunction(
             if atoms.len() != names.len() {
                 return false;
             }
-            if !keys.contains(&key) {
+            // A branch with an empty string or binary key matches no item.
+            let possible = key.iter().all(|(name, v)| {
+                meta.key_type_of(name)
+                    .is_some_and(|t| usable_key_value(v, t))
+            });
+            if possible && !keys.contains(&key) {
                 keys.push(key);
             }
             true

@@ -516,3 +516,63 @@ fn filters_that_are_too_big_are_trimmed_not_failed() {
 }
 
 use datafusion::common::ScalarValue;
+
+#[test]
+fn empty_strings_never_become_key_values() {
+    // DynamoDB rejects an empty string in a key or key condition, and no item has one.
+    let p = plan(&[col("customer").eq(lit(""))], &["customer"]);
+    assert_eq!(p.operation, Operation::Scan);
+    let p = plan(
+        &[col("customer").in_list(vec![lit(""), lit("c1")], false)],
+        &["customer"],
+    );
+    match &p.operation {
+        Operation::Query {
+            partition_values, ..
+        } => assert_eq!(partition_values, &vec![s("c1")]),
+        other => panic!("expected a Query, got {other:?}"),
+    }
+    let p = plan(
+        &[
+            col("customer").eq(lit("c1")),
+            col("placed").gt(lit("")),
+            col("status").eq(lit("")),
+        ],
+        &["customer", "placed", "status"],
+    );
+    let mut b = ExpressionBuilder::default();
+    if let Operation::Query {
+        keys,
+        partition_values,
+        sort,
+        ..
+    } = &p.operation
+    {
+        render_key_condition(keys, &partition_values[0], sort.as_ref(), &mut b);
+    } else {
+        panic!("expected a Query, got {:?}", p.operation);
+    }
+    assert!(
+        b.values().iter().all(|v| v != &s("")),
+        "an empty string in a key condition: {:?}",
+        b.values()
+    );
+    let p = plan(
+        &[col("customer")
+            .eq(lit(""))
+            .and(ident("orderId").eq(lit(1i64)))
+            .or(col("customer")
+                .eq(lit("c2"))
+                .and(ident("orderId").eq(lit(2i64))))],
+        &["customer"],
+    );
+    assert_eq!(
+        p.operation,
+        Operation::GetItem {
+            key: vec![
+                ("customer".to_string(), s("c2")),
+                ("orderId".to_string(), n("2"))
+            ]
+        }
+    );
+}

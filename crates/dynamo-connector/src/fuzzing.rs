@@ -1,0 +1,47 @@
+//! Checks the fuzz targets run (`fuzz/`) and the corpus replay in the test
+//! suite: each takes arbitrary bytes and panics only when an invariant breaks.
+//! Not part of the supported API.
+
+use std::collections::HashMap;
+
+use crate::dynamo_json::{from_dynamo_json, item_to_json};
+use crate::error::ErrorCode;
+use crate::request::parse_request;
+
+pub use dynamo_datafusion::fuzzing::check_render;
+
+/// A request body: parsed and validated, or refused as `invalid_request` with a
+/// message; never a panic.
+pub fn check_request(data: &[u8]) {
+    if let Err(e) = parse_request(data) {
+        assert_eq!(e.code, ErrorCode::InvalidRequest, "{e}");
+        assert!(!e.message.is_empty());
+    }
+}
+
+/// A DynamoDB-JSON item: converted to SDK values (or refused), written back to
+/// the same JSON, and decoded into Arrow under several schemas.
+pub fn check_decode(data: &[u8]) {
+    let Ok(serde_json::Value::Object(object)) = serde_json::from_slice(data) else {
+        return;
+    };
+    let mut item = HashMap::new();
+    for (name, value) in &object {
+        match from_dynamo_json(value, name) {
+            Ok(v) => {
+                item.insert(name.clone(), v);
+            }
+            Err(message) => {
+                assert!(!message.is_empty());
+                return;
+            }
+        }
+    }
+    // Writing the item back gives values that read back to the same item.
+    let written = item_to_json(&item);
+    for (name, value) in &written {
+        let again = from_dynamo_json(value, name).expect("written values read back");
+        assert_eq!(Some(&again), item.get(name), "round trip of {name}");
+    }
+    dynamo_datafusion::fuzzing::check_decode(&item);
+}

@@ -1,0 +1,778 @@
+//! Checks the fuzz targets run (`fuzz/`), and the corpus replay in the test
+//! suite: each takes arbitrary bytes and panics only when an invariant breaks.
+//! Not part of the supported API.
+//!
+//! - [`check_render`]: bytes → SQL filters → planned read → the DynamoDB
+//!   expressions of every request, which must follow DynamoDB's expression
+//!   grammar, define exactly the placeholders they use, hold only values
+//!   DynamoDB accepts, and stay within its size limits.
+//! - [`check_decode`]: any item → Arrow, for several schemas: a batch or a
+//!   clear error, never a panic.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::AttributeValue as AV;
+use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use datafusion::common::Column;
+use datafusion::logical_expr::{Expr, lit};
+use datafusion::scalar::ScalarValue;
+
+use crate::decode::{Item, ItemDecoder};
+use crate::metadata::{
+    IndexKind, IndexMeta, IndexProjection, KeyAttribute, KeySchema, KeyType, TableMeta,
+};
+use crate::number::ExactNumber;
+use crate::plan::render::{ExpressionBuilder, ProjectionExpression};
+use crate::plan::{
+    MAX_EXPRESSION_BYTES, Operation, PlanOptions, plan_access, render_key_condition,
+};
+use crate::read::ReadUnit;
+
+/// Reads choices from the fuzzer's bytes; zeros once they run out.
+pub struct Bytes<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Bytes<'a> {
+    /// A reader over `data`.
+    pub fn new(data: &'a [u8]) -> Self {
+        Self { data, pos: 0 }
+    }
+
+    /// The next byte.
+    pub fn byte(&mut self) -> u8 {
+        let b = self.data.get(self.pos).copied().unwrap_or(0);
+        self.pos += 1;
+        b
+    }
+
+    /// A choice in `0..n`.
+    pub fn pick(&mut self, n: usize) -> usize {
+        (self.byte() as usize) % n.max(1)
+    }
+
+    /// True when the bytes are used up.
+    pub fn done(&self) -> bool {
+        self.pos >= self.data.len()
+    }
+
+    fn string(&mut self) -> String {
+        const PIECES: &[&str] = &[
+            "", "a", "Z", "#n0", ":v0", "'", "\"", " ", "%", "_", "\\", "é", "😀", "AND", "size",
+            "x.y", "[0]", "\u{0}",
+        ];
+        let n = self.pick(4);
+        (0..n).map(|_| PIECES[self.pick(PIECES.len())]).collect()
+    }
+}
+
+/// Orders: pk `customer` (S), sk `orderId` (N); GSI `byStatus` (`status` S,
+/// `total` N, INCLUDE `note`); LSI `byPlaced` (`customer`, `placed` S).
+fn meta() -> TableMeta {
+    let attr = |name: &str, key_type| KeyAttribute {
+        name: name.into(),
+        key_type,
+    };
+    TableMeta {
+        name: "Orders".into(),
+        keys: KeySchema {
+            partition_key: attr("customer", KeyType::S),
+            sort_key: Some(attr("orderId", KeyType::N)),
+        },
+        indexes: vec![
+            IndexMeta {
+                name: "byStatus".into(),
+                kind: IndexKind::Global,
+                keys: KeySchema {
+                    partition_key: attr("status", KeyType::S),
+                    sort_key: Some(attr("total", KeyType::N)),
+                },
+                projection: IndexProjection::Include(vec!["note".into()]),
+            },
+            IndexMeta {
+                name: "byPlaced".into(),
+                kind: IndexKind::Local,
+                keys: KeySchema {
+                    partition_key: attr("customer", KeyType::S),
+                    sort_key: Some(attr("placed", KeyType::S)),
+                },
+                projection: IndexProjection::All,
+            },
+        ],
+        item_count: 1000,
+        size_bytes: 100_000,
+        attribute_types: vec![
+            attr("customer", KeyType::S),
+            attr("orderId", KeyType::N),
+            attr("status", KeyType::S),
+            attr("total", KeyType::N),
+            attr("placed", KeyType::S),
+        ],
+        provisioned_read_capacity: None,
+    }
+}
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("customer", DataType::Utf8, false),
+        Field::new("orderId", DataType::Int64, false),
+        Field::new("status", DataType::Utf8, true),
+        Field::new("total", DataType::Decimal128(38, 2), true),
+        Field::new("placed", DataType::Utf8, true),
+        Field::new("note", DataType::Utf8, true),
+        Field::new("price", DataType::Float64, true),
+        Field::new("size", DataType::Int64, true),
+        Field::new("a.b", DataType::Utf8, true),
+        Field::new("flag", DataType::Boolean, true),
+        Field::new("raw", DataType::Binary, true),
+    ]))
+}
+
+fn literal(bytes: &mut Bytes, t: &DataType) -> Expr {
+    if bytes.pick(16) == 0 {
+        return lit(ScalarValue::try_from(t).unwrap_or(ScalarValue::Null));
+    }
+    match t {
+        DataType::Utf8 => lit(bytes.string()),
+        DataType::Int64 => {
+            const EDGES: &[i64] = &[0, 1, -1, 7, 100, i64::MAX, i64::MIN, 999_999];
+            lit(EDGES[bytes.pick(EDGES.len())])
+        }
+        DataType::Decimal128(p, s) => {
+            let digits = bytes.pick(20) as u32;
+            let v = (bytes.byte() as i128 - 128) * 10i128.pow(digits);
+            lit(ScalarValue::Decimal128(Some(v), *p, *s))
+        }
+        DataType::Float64 => {
+            const EDGES: &[f64] = &[
+                0.0,
+                -0.0,
+                1.5,
+                -2.25,
+                1e300,
+                1e-300,
+                f64::NAN,
+                f64::INFINITY,
+                1e126,
+                1e-131,
+            ];
+            lit(EDGES[bytes.pick(EDGES.len())])
+        }
+        DataType::Boolean => lit(bytes.pick(2) == 0),
+        DataType::Binary => lit(ScalarValue::Binary(Some(
+            (0..bytes.pick(3)).map(|_| bytes.byte()).collect(),
+        ))),
+        _ => lit(ScalarValue::Null),
+    }
+}
+
+fn predicate(bytes: &mut Bytes, schema: &Schema, depth: usize) -> Expr {
+    let choice = if depth >= 3 {
+        bytes.pick(8)
+    } else {
+        bytes.pick(11)
+    };
+    // Top-level conditions favour key attributes (the first five), so keys,
+    // indexes, GetItem and BatchGetItem are planned often.
+    let fields = if depth == 0 && bytes.pick(3) > 0 {
+        5
+    } else {
+        schema.fields().len()
+    };
+    let field = schema.field(bytes.pick(fields));
+    let column = Expr::Column(Column::from_name(field.name()));
+    let t = field.data_type();
+    match choice {
+        0..=2 => {
+            let v = literal(bytes, t);
+            match bytes.pick(if depth == 0 { 12 } else { 6 }) {
+                0 => column.eq(v),
+                1 => column.not_eq(v),
+                2 => column.lt(v),
+                3 => column.lt_eq(v),
+                4 => column.gt(v),
+                5 => column.gt_eq(v),
+                _ => column.eq(v),
+            }
+        }
+        3 => {
+            let (lo, hi) = (literal(bytes, t), literal(bytes, t));
+            if bytes.pick(4) == 0 {
+                column.not_between(lo, hi)
+            } else {
+                column.between(lo, hi)
+            }
+        }
+        4 => {
+            let n = match bytes.pick(4) {
+                0 => 101 + bytes.pick(30),
+                _ => 1 + bytes.pick(6),
+            };
+            let list = (0..n).map(|_| literal(bytes, t)).collect();
+            column.in_list(list, bytes.pick(4) == 0)
+        }
+        5 => column.is_null(),
+        6 => column.is_not_null(),
+        7 if *t == DataType::Utf8 => {
+            let mut pattern = bytes.string();
+            if bytes.pick(2) == 0 {
+                pattern.push('%');
+            }
+            column.like(lit(pattern))
+        }
+        7 => column.is_not_null(),
+        8 => Expr::Not(Box::new(predicate(bytes, schema, depth + 1))),
+        9 => predicate(bytes, schema, depth + 1).and(predicate(bytes, schema, depth + 1)),
+        _ => predicate(bytes, schema, depth + 1).or(predicate(bytes, schema, depth + 1)),
+    }
+}
+
+/// Plans a read for filters made from `data`, checks every request it would
+/// send, and returns the operation planned.
+pub fn check_render(data: &[u8]) -> &'static str {
+    let mut bytes = Bytes::new(data);
+    let (meta, schema) = (meta(), schema());
+    let filters: Vec<Expr> = (0..1 + bytes.pick(4))
+        .map(|_| predicate(&mut bytes, &schema, 0))
+        .collect();
+    let columns: Vec<String> = schema
+        .fields()
+        .iter()
+        .filter(|_| bytes.pick(2) == 0)
+        .map(|f| f.name().clone())
+        .collect();
+    let options = PlanOptions {
+        consistent_read: bytes.pick(2) == 0,
+        ..PlanOptions::default()
+    };
+    let plan = plan_access(&meta, &schema, &filters, &columns, &options);
+    assert_eq!(plan.exact.len(), filters.len(), "one exactness per filter");
+    let projection = ProjectionExpression::new(columns.clone());
+    for unit in plan.partitions(4, 4).into_iter().flatten() {
+        let mut b = ExpressionBuilder::default();
+        let mut expressions = Vec::new();
+        if let Some(p) = &projection {
+            let text = p.render(&mut b);
+            check_projection(&text);
+            expressions.push(text);
+        }
+        match (&unit, &plan.operation) {
+            (ReadUnit::Query(value), Operation::Query { keys, sort, .. }) => {
+                let text = render_key_condition(keys, value, sort.as_ref(), &mut b);
+                check_key_condition(&text);
+                expressions.push(text);
+                if let Some(f) = plan.render_filter(&mut b) {
+                    check_condition(&f);
+                    expressions.push(f);
+                }
+            }
+            (ReadUnit::Segment(..), Operation::Scan) => {
+                if let Some(f) = plan.render_filter(&mut b) {
+                    check_condition(&f);
+                    expressions.push(f);
+                }
+            }
+            (ReadUnit::Get(key), _) => check_key(&meta, key),
+            (ReadUnit::Batch(keys), _) => {
+                assert!(
+                    !keys.is_empty() && keys.len() <= 100,
+                    "batch of {}",
+                    keys.len()
+                );
+                keys.iter().for_each(|k| check_key(&meta, k));
+            }
+            (u, op) => panic!("unit {u:?} in a {op:?} plan"),
+        }
+        for e in &expressions {
+            assert!(
+                e.len() <= MAX_EXPRESSION_BYTES,
+                "expression of {} bytes",
+                e.len()
+            );
+        }
+        check_placeholders(&expressions, &b);
+    }
+    plan.operation.name()
+}
+
+fn check_key(meta: &TableMeta, key: &[(String, AV)]) {
+    let names: Vec<&str> = key.iter().map(|(n, _)| n.as_str()).collect();
+    let expected: Vec<&str> = meta.keys.attribute_names().collect();
+    assert_eq!(
+        names, expected,
+        "a key names exactly the table's key attributes"
+    );
+    for (_, v) in key {
+        check_key_value(v);
+    }
+}
+
+fn check_key_value(v: &AV) {
+    match v {
+        AV::S(s) => assert!(!s.is_empty(), "empty string as a key value"),
+        AV::B(b) => assert!(!b.as_ref().is_empty(), "empty binary as a key value"),
+        AV::N(n) => check_number(n),
+        other => panic!("key value of type {other:?}"),
+    }
+}
+
+fn check_number(n: &str) {
+    let parsed = ExactNumber::parse(n).unwrap_or_else(|e| panic!("'{n}' is not a number: {e:?}"));
+    assert!(parsed.fits_dynamodb(), "'{n}' is out of DynamoDB's range");
+}
+
+fn check_value(v: &AV) {
+    match v {
+        AV::N(n) => check_number(n),
+        AV::Ns(ns) => {
+            assert!(!ns.is_empty(), "empty number set");
+            ns.iter().for_each(|n| check_number(n));
+        }
+        AV::Ss(ss) => assert!(!ss.is_empty(), "empty string set"),
+        AV::Bs(bs) => assert!(!bs.is_empty(), "empty binary set"),
+        AV::L(l) => l.iter().for_each(check_value),
+        AV::M(m) => m.values().for_each(check_value),
+        _ => {}
+    }
+}
+
+/// Every placeholder used is defined and every defined one used (DynamoDB
+/// rejects both), and every value is one DynamoDB accepts.
+fn check_placeholders(expressions: &[String], b: &ExpressionBuilder) {
+    let mut used_names = BTreeSet::new();
+    let mut used_values = BTreeSet::new();
+    for e in expressions {
+        for token in tokens(e) {
+            match token {
+                Token::Name(n) => {
+                    used_names.insert(n);
+                }
+                Token::Value(v) => {
+                    used_values.insert(v);
+                }
+                _ => {}
+            }
+        }
+    }
+    let defined_names: BTreeSet<String> = b
+        .attribute_names()
+        .map(|m| m.into_keys().collect())
+        .unwrap_or_default();
+    let defined_values: BTreeSet<String> = b
+        .attribute_values()
+        .map(|m| m.into_keys().collect())
+        .unwrap_or_default();
+    assert_eq!(used_names, defined_names, "names in {expressions:?}");
+    assert_eq!(used_values, defined_values, "values in {expressions:?}");
+    for v in b.values() {
+        check_value(v);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Name(String),
+    Value(String),
+    Word(String),
+    Number(String),
+    Sym(String),
+}
+
+fn tokens(text: &str) -> Vec<Token> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let word_end = |from: usize| {
+            let mut j = from;
+            while j < chars.len() && (chars[j].is_ascii_alphanumeric() || chars[j] == '_') {
+                j += 1;
+            }
+            j
+        };
+        match c {
+            ' ' => i += 1,
+            '#' | ':' => {
+                let j = word_end(i + 1);
+                assert!(j > i + 1, "bare '{c}' in {text:?}");
+                let t: String = chars[i..j].iter().collect();
+                out.push(if c == '#' {
+                    Token::Name(t)
+                } else {
+                    Token::Value(t)
+                });
+                i = j;
+            }
+            '0'..='9' => {
+                let j = word_end(i);
+                out.push(Token::Number(chars[i..j].iter().collect()));
+                i = j;
+            }
+            c if c.is_ascii_alphabetic() || c == '_' => {
+                let j = word_end(i);
+                out.push(Token::Word(chars[i..j].iter().collect()));
+                i = j;
+            }
+            '<' | '>' if chars.get(i + 1) == Some(&'=') => {
+                out.push(Token::Sym(format!("{c}=")));
+                i += 2;
+            }
+            '<' if chars.get(i + 1) == Some(&'>') => {
+                out.push(Token::Sym("<>".into()));
+                i += 2;
+            }
+            '=' | '<' | '>' | '(' | ')' | ',' | '.' | '[' | ']' => {
+                out.push(Token::Sym(c.to_string()));
+                i += 1;
+            }
+            other => panic!("character {other:?} in expression {text:?}"),
+        }
+    }
+    out
+}
+
+/// A recursive-descent parser of DynamoDB's condition-expression grammar.
+struct Parser<'a> {
+    toks: &'a [Token],
+    pos: usize,
+    text: &'a str,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<&Token> {
+        self.toks.get(self.pos)
+    }
+
+    fn fail(&self, what: &str) -> ! {
+        panic!(
+            "expected {what} at token {} of {:?}: {:?}",
+            self.pos,
+            self.text,
+            self.peek()
+        )
+    }
+
+    fn next(&mut self) -> Token {
+        let t = self.peek().cloned().unwrap_or_else(|| self.fail("more"));
+        self.pos += 1;
+        t
+    }
+
+    fn sym(&mut self, s: &str) {
+        if self.next() != Token::Sym(s.into()) {
+            self.fail(s)
+        }
+    }
+
+    fn is_word(&self, w: &str) -> bool {
+        matches!(self.peek(), Some(Token::Word(x)) if x.eq_ignore_ascii_case(w))
+    }
+
+    fn is_sym(&self, s: &str) -> bool {
+        matches!(self.peek(), Some(Token::Sym(x)) if x == s)
+    }
+
+    /// condition := and (OR and)*
+    fn condition(&mut self) {
+        self.and();
+        while self.is_word("OR") {
+            self.pos += 1;
+            self.and();
+        }
+    }
+
+    fn and(&mut self) {
+        self.not();
+        while self.is_word("AND") {
+            self.pos += 1;
+            self.not();
+        }
+    }
+
+    fn not(&mut self) {
+        if self.is_word("NOT") {
+            self.pos += 1;
+            self.not();
+        } else {
+            self.primary();
+        }
+    }
+
+    fn primary(&mut self) {
+        if self.is_sym("(") {
+            self.pos += 1;
+            self.condition();
+            self.sym(")");
+            return;
+        }
+        for f in [
+            "attribute_exists",
+            "attribute_not_exists",
+            "attribute_type",
+            "begins_with",
+            "contains",
+        ] {
+            if self.is_word(f) {
+                self.pos += 1;
+                self.sym("(");
+                self.path();
+                if !f.starts_with("attribute_") || f == "attribute_type" {
+                    self.sym(",");
+                    self.operand();
+                }
+                self.sym(")");
+                return;
+            }
+        }
+        self.operand();
+        if self.is_word("BETWEEN") {
+            self.pos += 1;
+            self.operand();
+            if !self.is_word("AND") {
+                self.fail("AND of BETWEEN");
+            }
+            self.pos += 1;
+            self.operand();
+        } else if self.is_word("IN") {
+            self.pos += 1;
+            self.sym("(");
+            let mut n = 1;
+            self.operand();
+            while self.is_sym(",") {
+                self.pos += 1;
+                self.operand();
+                n += 1;
+            }
+            self.sym(")");
+            assert!(n <= 100, "IN with {n} operands in {:?}", self.text);
+        } else {
+            match self.next() {
+                Token::Sym(s) if ["=", "<>", "<", "<=", ">", ">="].contains(&s.as_str()) => {}
+                _ => self.fail("a comparator"),
+            }
+            self.operand();
+        }
+    }
+
+    fn operand(&mut self) {
+        match self.peek() {
+            Some(Token::Value(_)) => self.pos += 1,
+            _ if self.is_word("size") => {
+                self.pos += 1;
+                self.sym("(");
+                self.path();
+                self.sym(")");
+            }
+            _ => self.path(),
+        }
+    }
+
+    /// path := name ('.' name | '[' number ']')*; names are placeholders.
+    fn path(&mut self) {
+        match self.next() {
+            Token::Name(_) => {}
+            _ => self.fail("an attribute name placeholder"),
+        }
+        loop {
+            if self.is_sym(".") {
+                self.pos += 1;
+                match self.next() {
+                    Token::Name(_) => {}
+                    _ => self.fail("a name after '.'"),
+                }
+            } else if self.is_sym("[") {
+                self.pos += 1;
+                match self.next() {
+                    Token::Number(_) => {}
+                    _ => self.fail("a list index"),
+                }
+                self.sym("]");
+            } else {
+                return;
+            }
+        }
+    }
+
+    fn end(&self) {
+        if self.pos != self.toks.len() {
+            self.fail("the end");
+        }
+    }
+}
+
+fn parser<'a>(text: &'a str, toks: &'a [Token]) -> Parser<'a> {
+    Parser { toks, pos: 0, text }
+}
+
+/// A condition (FilterExpression) in DynamoDB's grammar.
+pub fn check_condition(text: &str) {
+    let toks = tokens(text);
+    let mut p = parser(text, &toks);
+    p.condition();
+    p.end();
+}
+
+/// A KeyConditionExpression: `pk = :v [AND sort-key condition]`.
+pub fn check_key_condition(text: &str) {
+    let toks = tokens(text);
+    let mut p = parser(text, &toks);
+    p.path();
+    p.sym("=");
+    match p.next() {
+        Token::Value(_) => {}
+        _ => p.fail("the partition key's value"),
+    }
+    if p.is_word("AND") {
+        p.pos += 1;
+        if p.is_word("begins_with") {
+            p.pos += 1;
+            p.sym("(");
+            p.path();
+            p.sym(",");
+            if !matches!(p.next(), Token::Value(_)) {
+                p.fail("a prefix value");
+            }
+            p.sym(")");
+        } else {
+            p.path();
+            if p.is_word("BETWEEN") {
+                p.pos += 1;
+                p.next();
+                if !p.is_word("AND") {
+                    p.fail("AND of BETWEEN");
+                }
+                p.pos += 1;
+                p.next();
+            } else {
+                match p.next() {
+                    Token::Sym(s) if ["=", "<", "<=", ">", ">="].contains(&s.as_str()) => {}
+                    _ => p.fail("a sort-key comparator (not <>)"),
+                }
+                if !matches!(p.next(), Token::Value(_)) {
+                    p.fail("a value");
+                }
+            }
+        }
+    }
+    p.end();
+}
+
+/// A ProjectionExpression: paths separated by commas.
+pub fn check_projection(text: &str) {
+    let toks = tokens(text);
+    let mut p = parser(text, &toks);
+    p.path();
+    while p.is_sym(",") {
+        p.pos += 1;
+        p.path();
+    }
+    p.end();
+}
+
+/// Decodes `item` into Arrow under several schemas; any outcome but a panic is fine,
+/// and a batch has exactly one row.
+pub fn check_decode(item: &Item) {
+    let names: Vec<String> = {
+        let mut n: Vec<String> = item.keys().take(6).cloned().collect();
+        n.push("absent".into());
+        n
+    };
+    let types = [
+        DataType::Utf8,
+        DataType::Int64,
+        DataType::Float64,
+        DataType::Boolean,
+        DataType::Binary,
+        DataType::Decimal128(38, 10),
+        DataType::Decimal256(76, 20),
+        DataType::List(Arc::new(Field::new("item", DataType::Int64, true))),
+        DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+        DataType::Struct(Fields::from(vec![
+            Field::new("a", DataType::Utf8, true),
+            Field::new("b", DataType::Decimal128(20, 2), true),
+        ])),
+    ];
+    let mut schemas: Vec<Vec<Field>> = types
+        .iter()
+        .map(|t| {
+            names
+                .iter()
+                .map(|n| Field::new(n, t.clone(), true))
+                .collect()
+        })
+        .collect();
+    schemas.push(
+        names
+            .iter()
+            .map(|n| crate::infer::json_field(n, true))
+            .collect(),
+    );
+    schemas.push(
+        names
+            .iter()
+            .map(|n| crate::infer::text_field(n, true))
+            .collect(),
+    );
+    for fields in schemas {
+        let schema = Arc::new(Schema::new(fields));
+        let Ok(decoder) = ItemDecoder::try_new("fuzz", schema) else {
+            continue;
+        };
+        if let Ok(batch) = decoder.decode(std::slice::from_ref(item)) {
+            assert_eq!(batch.num_rows(), 1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_grammar_accepts_what_dynamodb_accepts_and_refuses_the_rest() {
+        check_condition("#n0 = :v0 AND (NOT #n1.#n2[3] BETWEEN :v1 AND :v2 OR #n3 IN (:v3, :v4))");
+        check_condition("attribute_not_exists(#n0) OR begins_with(#n1, :v0) AND size(#n2) > :v1");
+        check_key_condition("#n0 = :v0 AND #n1 BETWEEN :v1 AND :v2");
+        check_key_condition("#n0 = :v0 AND begins_with(#n1, :v1)");
+        check_projection("#n0, #n1.#n2, #n3[0]");
+        for bad in [
+            "#n0 = ",
+            "#n0 == :v0",
+            "(#n0 = :v0",
+            "#n0 = :v0 AND",
+            "name = :v0 :v1",
+        ] {
+            assert!(
+                std::panic::catch_unwind(|| check_condition(bad)).is_err(),
+                "{bad}"
+            );
+        }
+        for bad in [
+            "#n0 <> :v0",
+            "#n0 = :v0 OR #n1 = :v1",
+            "#n0 = :v0 AND #n1 <> :v1",
+        ] {
+            assert!(
+                std::panic::catch_unwind(|| check_key_condition(bad)).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_few_thousand_generated_plans_pass() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut seen = std::collections::BTreeMap::new();
+        for _ in 0..3_000 {
+            let data: Vec<u8> = (0..rng.usize(0..64)).map(|_| rng.u8(..)).collect();
+            *seen.entry(check_render(&data)).or_insert(0) += 1;
+        }
+        // The generator reaches every kind of read.
+        for op in ["Scan", "Query", "GetItem", "BatchGetItem"] {
+            assert!(seen.get(op).is_some_and(|n| *n > 0), "{seen:?}");
+        }
+    }
+}
