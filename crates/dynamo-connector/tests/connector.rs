@@ -923,3 +923,75 @@ fn the_readme_catalogue_matches_the_cases() {
         assert_eq!(error, case.error, "{id}: README shows another error");
     }
 }
+
+// Multi-threaded: the proxy serves while this thread waits on sockets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_http_client_stops_the_read() {
+    let f = fixture().await;
+    // A table of five 1 MB pages in acme's database.
+    let acme_key = f.secrets[1].clone();
+    let client = local_client_as(&acme_key, "us-east-1")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    create_table(&client, &TableSpec::new("Wide", "id", T::S))
+        .await
+        .expect("create");
+    let pad = "x".repeat(30_000);
+    let items = (0..150)
+        .map(|i| {
+            HashMap::from([
+                ("id".to_string(), AV::S(format!("i{i}"))),
+                ("pad".to_string(), AV::S(pad.clone())),
+            ])
+        })
+        .collect();
+    put_items(&client, "Wide", items).await.expect("put");
+    let proxy = FaultProxy::start(
+        &local_endpoint().unwrap_or_else(|e| panic!("{e}")),
+        FaultConfig {
+            slow_delay: Duration::from_millis(600),
+            ..FaultConfig::only(Fault::Slow, 1.0)
+        },
+    )
+    .await
+    .expect("proxy");
+    set_endpoint(&f, "acme", &proxy.endpoint());
+    let (mut child, addr) = start_server(&f);
+    let body = json!({"inputs": {"tableName": "Wide", "operation": "scan"}}).to_string();
+
+    // A client that waits reads every page.
+    let before = proxy.counts().requests;
+    let (status, _) = http(
+        &addr,
+        "POST",
+        "/v1/connectors/dynamo",
+        Some(&f.acme_session),
+        body.as_bytes(),
+    );
+    assert_eq!(status, 200);
+    let full = proxy.counts().requests - before;
+    assert!(full >= 4, "a full read takes {full} requests");
+
+    // A client that hangs up during the first page.
+    let before = proxy.counts().requests;
+    {
+        let mut s = TcpStream::connect(&addr).expect("connect");
+        let head = format!(
+            "POST /v1/connectors/dynamo HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            f.acme_session,
+            body.len()
+        );
+        s.write_all(head.as_bytes()).expect("write");
+        s.write_all(body.as_bytes()).expect("write");
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    std::thread::sleep(Duration::from_millis(3_000));
+    let after_close = proxy.counts().requests - before;
+    let _ = child.kill();
+    let _ = child.wait();
+    eprintln!("full read: {full} requests; after a hang-up: {after_close}");
+    assert!(
+        after_close <= 2,
+        "{after_close} requests after the client hung up (a full read is {full})"
+    );
+}
