@@ -82,6 +82,48 @@ fn present<'v>(v: &Option<Val<'v>>) -> Option<Val<'v>> {
     }
 }
 
+/// Finds the column of an attribute name: a linear scan for the few columns a
+/// query reads (comparing lengths first), a hash map beyond that.
+enum ColumnIndex<'s> {
+    Few(Vec<&'s str>),
+    Many(HashMap<&'s str, usize>),
+}
+
+impl<'s> ColumnIndex<'s> {
+    const LINEAR_MAX: usize = 16;
+
+    fn new(names: impl Iterator<Item = &'s str>) -> Self {
+        let names: Vec<&str> = names.collect();
+        if names.len() <= Self::LINEAR_MAX {
+            ColumnIndex::Few(names)
+        } else {
+            ColumnIndex::Many(names.into_iter().enumerate().map(|(i, n)| (n, i)).collect())
+        }
+    }
+
+    fn find(&self, name: &str) -> Option<usize> {
+        match self {
+            ColumnIndex::Few(names) => names
+                .iter()
+                .position(|c| c.len() == name.len() && *c == name),
+            ColumnIndex::Many(map) => map.get(name).copied(),
+        }
+    }
+
+    /// Calls `put(column, value)` for each attribute of `item` that is a column.
+    fn gather<'v>(
+        &self,
+        item: &'v HashMap<String, AttributeValue>,
+        mut put: impl FnMut(usize, &'v AttributeValue),
+    ) {
+        for (name, value) in item {
+            if let Some(c) = self.find(name) {
+                put(c, value);
+            }
+        }
+    }
+}
+
 /// Decodes pages of items into record batches of a fixed schema.
 #[derive(Debug, Clone)]
 pub struct ItemDecoder {
@@ -107,20 +149,25 @@ impl ItemDecoder {
     }
 
     /// Decodes `items` into one batch.
+    ///
+    /// One pass over each item's attributes gathers the values of every column
+    /// while the item is in cache (no hashing of column names); the columns are
+    /// then built from the gathered values.
     pub fn decode(&self, items: &[Item]) -> Result<RecordBatch> {
-        let mut columns = Vec::with_capacity(self.schema.fields().len());
-        let mut values: Vec<Option<Val>> = Vec::with_capacity(items.len());
-        for field in self.schema.fields() {
-            values.clear();
-            values.extend(
-                items
-                    .iter()
-                    .map(|item| item.get(field.name()).map(Val::Attr)),
-            );
-            let mut path = field.name().clone();
-            columns.push(self.build(field, &values, &mut path)?);
+        let fields = self.schema.fields();
+        let n = items.len();
+        let index = ColumnIndex::new(fields.iter().map(|f| f.name().as_str()));
+        // Column-major: column c's values are gathered[c * n .. (c + 1) * n].
+        let mut gathered: Vec<Option<Val>> = vec![None; n * fields.len()];
+        for (row, item) in items.iter().enumerate() {
+            index.gather(item, |c, v| gathered[c * n + row] = Some(Val::Attr(v)));
         }
-        let options = RecordBatchOptions::new().with_row_count(Some(items.len()));
+        let mut columns = Vec::with_capacity(fields.len());
+        for (c, field) in fields.iter().enumerate() {
+            let mut path = field.name().clone();
+            columns.push(self.build(field, &gathered[c * n..(c + 1) * n], &mut path)?);
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(n));
         RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options).map_err(
             |source| Error::Arrow {
                 table: self.table.to_string(),
@@ -376,18 +423,20 @@ impl ItemDecoder {
                 }
             }
         }
+        let n = values.len();
+        let index = ColumnIndex::new(fields.iter().map(|f| f.name().as_str()));
+        let mut gathered: Vec<Option<Val>> = vec![None; n * fields.len()];
+        for (row, v) in values.iter().enumerate() {
+            if let Some(Val::Attr(AttributeValue::M(m))) = v {
+                index.gather(m, |c, v| gathered[c * n + row] = Some(Val::Attr(v)));
+            }
+        }
         let mut children = Vec::with_capacity(fields.len());
-        let mut child_values: Vec<Option<Val>> = Vec::with_capacity(values.len());
-        for field in fields {
-            child_values.clear();
-            child_values.extend(values.iter().map(|v| match v {
-                Some(Val::Attr(AttributeValue::M(m))) => m.get(field.name()).map(Val::Attr),
-                _ => None,
-            }));
+        for (c, field) in fields.iter().enumerate() {
             let base = path.len();
             path.push('.');
             path.push_str(field.name());
-            children.push(self.build(field, &child_values, path)?);
+            children.push(self.build(field, &gathered[c * n..(c + 1) * n], path)?);
             path.truncate(base);
         }
         let array = if fields.is_empty() {
