@@ -9,12 +9,12 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use dynamo_datafusion::{ConnectionOptions, TableOptions, dynamo_session};
+use dynamo_datafusion::{TableOptions, dynamo_session};
 use dynamo_testkit::{
     Fault, FaultConfig, FaultProxy, TableSpec, create_table, local_endpoint, put_items, unique_name,
 };
 
-use crate::common::client;
+use crate::common::{client, dead_endpoint_client};
 
 /// Where the case's statements run.
 #[derive(Clone, Copy, PartialEq)]
@@ -198,24 +198,8 @@ async fn run_case(case: &Case, table: &str) -> String {
     let ctx = match case.via {
         Via::Direct => session(direct).await,
         Via::Down => {
-            let port = {
-                let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-                l.local_addr().expect("addr").port()
-            };
-            let options = ConnectionOptions {
-                endpoint_url: Some(format!("http://127.0.0.1:{port}")),
-                region: Some("us-east-1".into()),
-                profile: None,
-            };
-            let config = options
-                .sdk_config()
-                .await
-                .into_builder()
-                .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
-                    aws_sdk_dynamodb::config::Credentials::new("test", "x", None, None, "static"),
-                ));
             match dynamo_session(
-                aws_sdk_dynamodb::Client::new(&config.build()),
+                dead_endpoint_client().await,
                 SessionConfig::new(),
                 TableOptions::default(),
             )

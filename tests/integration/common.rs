@@ -133,3 +133,31 @@ pub fn scan_metric(plan: &Arc<dyn ExecutionPlan>, name: &str) -> usize {
     }
     metrics.sum_by_name(name).map(|v| v.as_usize()).unwrap_or(0)
 }
+
+/// A client for a loopback port nothing listens on (static test credentials,
+/// so the credential chain stays local).
+pub async fn dead_endpoint_client() -> Client {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let options = dynamo_datafusion::ConnectionOptions {
+        endpoint_url: Some(format!("http://127.0.0.1:{port}")),
+        region: Some("us-east-1".into()),
+        profile: None,
+    };
+    let config = options
+        .sdk_config()
+        .await
+        .into_builder()
+        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+            aws_sdk_dynamodb::config::Credentials::new(
+                "test",
+                "local-secret",
+                None,
+                None,
+                "static",
+            ),
+        ));
+    Client::new(&config.build())
+}

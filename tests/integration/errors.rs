@@ -3,10 +3,10 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType};
-use dynamo_datafusion::{ConnectionOptions, DynamoTableProvider, Error};
+use dynamo_datafusion::{DynamoTableProvider, Error};
 use dynamo_testkit::{TableSpec, create_table, put_items, unique_name};
 
-use crate::common::{client, context_with, query};
+use crate::common::{client, context_with, dead_endpoint_client, query};
 
 #[tokio::test]
 async fn unknown_table_is_named() {
@@ -51,31 +51,7 @@ async fn unknown_column_and_bad_sql() {
 
 #[tokio::test]
 async fn unreachable_endpoint_is_a_clear_error() {
-    // A loopback port nothing listens on.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
-    // SAFETY-free: only this test reads these; static credentials keep the chain local.
-    let options = ConnectionOptions {
-        endpoint_url: Some(format!("http://127.0.0.1:{port}")),
-        region: Some("us-east-1".into()),
-        profile: None,
-    };
-    let config = options
-        .sdk_config()
-        .await
-        .into_builder()
-        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
-            aws_sdk_dynamodb::config::Credentials::new(
-                "test",
-                "local-secret",
-                None,
-                None,
-                "static",
-            ),
-        ));
-    let client = aws_sdk_dynamodb::Client::new(&config.build());
+    let client = dead_endpoint_client().await;
     let err = DynamoTableProvider::try_new(client, "Anything")
         .await
         .expect_err("nothing listens there");

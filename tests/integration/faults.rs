@@ -137,6 +137,17 @@ async fn truth(ctx: &SessionContext) -> Vec<Vec<String>> {
     out
 }
 
+/// A fresh fault table, and a session reading it through a proxy that injects
+/// nothing yet (set its faults after planning).
+async fn through_proxy(retry: RetryPolicy) -> (String, FaultProxy, SessionContext) {
+    let table = fault_table(&client().await).await;
+    let proxy = FaultProxy::start(&local_endpoint().expect("endpoint"), FaultConfig::none())
+        .await
+        .expect("proxy");
+    let ctx = session(&proxy.client().await, &table, retry).await;
+    (table, proxy, ctx)
+}
+
 fn seed() -> u64 {
     std::env::var("FAULT_SEED")
         .ok()
@@ -242,13 +253,7 @@ async fn exhausted_retries_fail_the_query_instead_of_returning_part_of_it() {
 
 #[tokio::test]
 async fn throttling_beyond_the_budget_is_a_throttled_error_that_says_what_to_change() {
-    let direct = client().await;
-    let table = fault_table(&direct).await;
-    let proxy = FaultProxy::start(&local_endpoint().expect("endpoint"), FaultConfig::none())
-        .await
-        .expect("proxy");
-    let faulty = proxy.client().await;
-    let ctx = session(&faulty, &table, quick_retries(3, 1_000)).await;
+    let (table, proxy, ctx) = through_proxy(quick_retries(3, 1_000)).await;
     proxy.set_config(FaultConfig::only(Fault::Throttle, 1.0));
     for (name, _, sql) in QUERIES {
         let e = run(&ctx, sql).await.expect_err("always throttled");
@@ -274,13 +279,7 @@ async fn throttling_beyond_the_budget_is_a_throttled_error_that_says_what_to_cha
 
 #[tokio::test]
 async fn dropping_a_query_stream_stops_its_requests() {
-    let direct = client().await;
-    let table = fault_table(&direct).await;
-    let proxy = FaultProxy::start(&local_endpoint().expect("endpoint"), FaultConfig::none())
-        .await
-        .expect("proxy");
-    let faulty = proxy.client().await;
-    let ctx = session(&faulty, &table, quick_retries(3, 100)).await;
+    let (_, proxy, ctx) = through_proxy(quick_retries(3, 100)).await;
     // Every answer is slowed, so the scan is still running when it is dropped.
     proxy.set_config(FaultConfig {
         slow_delay: Duration::from_millis(40),

@@ -156,20 +156,7 @@ async fn fixture() -> Fixture {
         ("globex", &globex_key, &globex_secret),
     ] {
         assert!(admin(&f, &["client", "add", client], None).status.success());
-        let o = admin(
-            &f,
-            &[
-                "service",
-                "set",
-                client,
-                "--region",
-                "us-east-1",
-                "--endpoint-url",
-                &endpoint,
-            ],
-            None,
-        );
-        assert!(o.status.success(), "{}", text(&o));
+        set_endpoint(&f, client, &endpoint);
         let creds = json!({"accessKeyId": key, "secretAccessKey": secret}).to_string();
         let o = admin(&f, &["credentials", "set", client], Some(&creds));
         assert!(o.status.success(), "{}", text(&o));

@@ -370,49 +370,32 @@ mod tests {
         assert_eq!(r.retries(), 0);
     }
 
-    #[tokio::test]
-    async fn attempts_then_budget_run_out() {
-        // Attempt limit first: 3 attempts, 2 retries spent.
-        let r = fast(3, 5);
-        let out: Result<(), GiveUp<&str>> = r
-            .run(|| async { Err("throttled") }, |_| Retryable::Throttled)
-            .await;
+    /// Runs a call that always fails as `class`: (attempts, budget spent?).
+    async fn exhaust(r: &Retrier, class: Retryable) -> (u32, bool) {
+        let out: Result<(), GiveUp<&str>> = r.run(|| async { Err("busy") }, |_| class).await;
         match out {
             Err(GiveUp::Exhausted {
                 attempts,
                 budget_spent,
-                class,
+                class: got,
                 ..
             }) => {
-                assert_eq!((attempts, budget_spent), (3, false));
-                assert_eq!(class, Retryable::Throttled);
+                assert_eq!(got, class);
+                (attempts, budget_spent)
             }
             other => panic!("expected exhaustion, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn attempts_then_budget_run_out() {
+        let r = fast(3, 5);
+        // Attempt limit first: 3 attempts, 2 retries spent.
+        assert_eq!(exhaust(&r, Retryable::Throttled).await, (3, false));
         // The budget is shared: 3 retries remain; this call again stops at its attempt limit.
-        let out: Result<(), GiveUp<&str>> = r
-            .run(|| async { Err("throttled") }, |_| Retryable::Throttled)
-            .await;
-        match out {
-            Err(GiveUp::Exhausted {
-                attempts,
-                budget_spent,
-                ..
-            }) => assert_eq!((attempts, budget_spent), (3, false)),
-            other => panic!("expected exhaustion, got {other:?}"),
-        }
+        assert_eq!(exhaust(&r, Retryable::Throttled).await, (3, false));
         // One retry remains: the third call stops when the budget, not its limit, runs out.
-        let out: Result<(), GiveUp<&str>> = r
-            .run(|| async { Err("reset") }, |_| Retryable::Transient)
-            .await;
-        match out {
-            Err(GiveUp::Exhausted {
-                attempts,
-                budget_spent,
-                ..
-            }) => assert_eq!((attempts, budget_spent), (2, true)),
-            other => panic!("expected exhaustion, got {other:?}"),
-        }
+        assert_eq!(exhaust(&r, Retryable::Transient).await, (2, true));
         assert_eq!(r.retries(), 5);
         assert!(!r.take());
     }

@@ -11,8 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region};
-use aws_credential_types::Credentials;
 use aws_sdk_dynamodb::Client;
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -27,7 +25,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::local::{LocalError, check_loopback};
+use crate::local::{LocalError, check_loopback, client_at};
 
 type Body = BoxBody<Bytes, std::io::Error>;
 
@@ -224,19 +222,7 @@ impl FaultProxy {
     /// An SDK client that talks to DynamoDB Local through the proxy, with the
     /// shared test credentials.
     pub async fn client(&self) -> Client {
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(self.endpoint())
-            .credentials_provider(Credentials::new(
-                "test",
-                "local-secret",
-                None,
-                None,
-                "static",
-            ))
-            .load()
-            .await;
-        Client::new(&config)
+        client_at(&self.endpoint(), "test", "us-east-1").await
     }
 }
 

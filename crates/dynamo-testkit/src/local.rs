@@ -56,7 +56,11 @@ pub async fn local_client() -> Result<Client, LocalError> {
 /// A client for the local server as `access_key` in `region`. DynamoDB Local
 /// keeps a separate database per access key and region (unless `-sharedDb`).
 pub async fn local_client_as(access_key: &str, region: &str) -> Result<Client, LocalError> {
-    let endpoint = local_endpoint()?;
+    Ok(client_at(&local_endpoint()?, access_key, region).await)
+}
+
+/// A client for `endpoint` (already checked to be loopback) with the test credentials.
+pub(crate) async fn client_at(endpoint: &str, access_key: &str, region: &str) -> Client {
     let config = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))
         .endpoint_url(endpoint)
@@ -69,7 +73,7 @@ pub async fn local_client_as(access_key: &str, region: &str) -> Result<Client, L
         ))
         .load()
         .await;
-    Ok(Client::new(&config))
+    Client::new(&config)
 }
 
 #[cfg(test)]
