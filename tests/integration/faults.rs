@@ -267,6 +267,10 @@ async fn throttling_beyond_the_budget_is_a_throttled_error_that_says_what_to_cha
             "{name}: {m}"
         );
     }
+    // One request per attempt: the SDK's own retries are off, the Retrier decides.
+    let before = proxy.counts().requests;
+    run(&ctx, QUERIES[3].2).await.expect_err("always throttled");
+    assert_eq!(proxy.counts().requests - before, 3);
     // Garbage answers are retried too, then reported as such.
     proxy.set_config(FaultConfig::only(Fault::Garbage, 1.0));
     let e = run(&ctx, QUERIES[3].2).await.expect_err("garbage");

@@ -13,7 +13,7 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
 use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::SessionConfig;
-use dynamo_datafusion::retry::{GiveUp, classify as retry_class, no_sdk_retries};
+use dynamo_datafusion::retry::{GiveUp, classify as retry_class, without_sdk_retries};
 use dynamo_datafusion::{ReadStats, Retrier, RetryPolicy, TableOptions, dynamo_session};
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
@@ -204,6 +204,7 @@ async fn run_read(client: &Client, read: &ReadRequest, limits: Limits) -> Result
     let (mut bytes, mut scanned, mut capacity) = (0usize, 0i64, 0f64);
     // One budget for the whole request; each page is retried from its own start key.
     let retrier = Retrier::new(RetryPolicy::default());
+    let client = &without_sdk_retries(client);
     loop {
         // `limit` is exact: DynamoDB evaluates at most the items still wanted, so the
         // continuation key is exact too. The other caps are checked between pages.
@@ -225,15 +226,7 @@ async fn run_read(client: &Client, read: &ReadRequest, limits: Limits) -> Result
                     .set_exclusive_start_key(start.take())
                     .return_consumed_capacity(ReturnConsumedCapacity::Total);
                 let out = retrier
-                    .run(
-                        || {
-                            req.clone()
-                                .customize()
-                                .config_override(no_sdk_retries())
-                                .send()
-                        },
-                        retry_class,
-                    )
+                    .run(|| req.clone().send(), retry_class)
                     .await
                     .map_err(|g| give_up("Scan", &read.table_name, g))?;
                 (
@@ -259,15 +252,7 @@ async fn run_read(client: &Client, read: &ReadRequest, limits: Limits) -> Result
                     .set_exclusive_start_key(start.take())
                     .return_consumed_capacity(ReturnConsumedCapacity::Total);
                 let out = retrier
-                    .run(
-                        || {
-                            req.clone()
-                                .customize()
-                                .config_override(no_sdk_retries())
-                                .send()
-                        },
-                        retry_class,
-                    )
+                    .run(|| req.clone().send(), retry_class)
                     .await
                     .map_err(|g| give_up("Query", &read.table_name, g))?;
                 (

@@ -853,6 +853,10 @@ async fn run_catalogue_case(f: &Fixture, case: &Case) -> (String, String) {
         }
     };
     let (ok, v, all) = run_bytes(f, &key, &session, &body);
+    if let (Setup::Fault(Fault::Throttle), Some(proxy)) = (case.setup, &_proxy) {
+        // One request per attempt: the SDK's own retries are off, the Retrier decides.
+        assert_eq!(proxy.counts().requests, 10, "{}", case.id);
+    }
     if matches!(case.setup, Setup::Fault(_) | Setup::EndpointDown) {
         set_endpoint(f, "acme", &endpoint);
     }

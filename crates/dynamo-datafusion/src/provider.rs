@@ -24,7 +24,7 @@ use crate::metadata::TableMeta;
 use crate::options::{ColumnType, TableOptions};
 use crate::plan::{AccessPlan, Operation, PlanOptions, ProjectionExpression, plan_access};
 use crate::read::ReadSpec;
-use crate::retry::{Retrier, RetryPolicy};
+use crate::retry::{Retrier, RetryPolicy, without_sdk_retries};
 use crate::sample::sample_table;
 use crate::schema::build_schema;
 
@@ -51,7 +51,8 @@ const BYTES_PER_SEGMENT: u64 = 4 * 1024 * 1024;
 /// ```
 #[derive(Debug, Clone)]
 pub struct DynamoTableProvider {
-    client: Client,
+    /// The caller's client with the SDK's retries off: reads retry by `options.retry`.
+    read_client: Client,
     meta: Arc<TableMeta>,
     schema: SchemaRef,
     options: Arc<TableOptions>,
@@ -162,11 +163,12 @@ impl DynamoTableProviderBuilder {
                 ),
             });
         }
+        let read_client = without_sdk_retries(&self.client);
         let schema = match self.schema {
             Some(schema) => schema,
             None => {
                 let observed = sample_table(
-                    &self.client,
+                    &read_client,
                     &self.table,
                     self.options.sample_size,
                     self.options.consistent_read,
@@ -179,7 +181,7 @@ impl DynamoTableProviderBuilder {
         // Fail now, not at the first query, if a column type cannot be decoded.
         ItemDecoder::try_new(&meta.name, Arc::clone(&schema))?;
         Ok(DynamoTableProvider {
-            client: self.client,
+            read_client,
             meta: Arc::new(meta),
             schema,
             options: Arc::new(self.options),
@@ -416,7 +418,7 @@ impl TableProvider for DynamoTableProvider {
         let decoder = ItemDecoder::try_new(&self.meta.name, Arc::clone(&read_schema))?;
         let read_limit = if residual.is_empty() { limit } else { None };
         let exec: Arc<dyn ExecutionPlan> = Arc::new(DynamoExec::new(
-            self.client.clone(),
+            self.read_client.clone(),
             spec,
             partitions,
             decoder,

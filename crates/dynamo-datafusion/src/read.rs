@@ -20,7 +20,7 @@ use crate::decode::Item;
 use crate::error::{Error, Result, describe_sdk_error};
 use crate::plan::render::{ExpressionBuilder, ProjectionExpression};
 use crate::plan::{AccessPlan, Key, Operation, render_key_condition};
-use crate::retry::{GiveUp, Retrier, Retryable, classify, no_sdk_retries};
+use crate::retry::{GiveUp, Retrier, Retryable, classify};
 
 /// Keys per BatchGetItem request (DynamoDB's limit).
 pub(crate) const BATCH_GET_MAX_KEYS: usize = 100;
@@ -234,14 +234,7 @@ impl ReadSpec {
                 if *total > 1 {
                     req = req.segment(*segment).total_segments(*total);
                 }
-                let out = self
-                    .call("Scan", &mut page, || {
-                        req.clone()
-                            .customize()
-                            .config_override(no_sdk_retries())
-                            .send()
-                    })
-                    .await?;
+                let out = self.call("Scan", &mut page, || req.clone().send()).await?;
                 page.fill(
                     out.items,
                     out.last_evaluated_key,
@@ -275,14 +268,7 @@ impl ReadSpec {
                     .set_filter_expression(filter)
                     .set_expression_attribute_names(b.attribute_names())
                     .set_expression_attribute_values(b.attribute_values());
-                let out = self
-                    .call("Query", &mut page, || {
-                        req.clone()
-                            .customize()
-                            .config_override(no_sdk_retries())
-                            .send()
-                    })
-                    .await?;
+                let out = self.call("Query", &mut page, || req.clone().send()).await?;
                 page.fill(
                     out.items,
                     out.last_evaluated_key,
@@ -300,12 +286,7 @@ impl ReadSpec {
                     .set_projection_expression(projection)
                     .set_expression_attribute_names(b.attribute_names());
                 let out = self
-                    .call("GetItem", &mut page, || {
-                        req.clone()
-                            .customize()
-                            .config_override(no_sdk_retries())
-                            .send()
-                    })
+                    .call("GetItem", &mut page, || req.clone().send())
                     .await?;
                 page.items = out.item.into_iter().collect();
                 page.scanned_count = page.items.len() as u64;
@@ -354,12 +335,7 @@ impl ReadSpec {
                 .request_items(&self.table, pending.clone())
                 .return_consumed_capacity(ReturnConsumedCapacity::Total);
             let out = self
-                .call("BatchGetItem", page, || {
-                    req.clone()
-                        .customize()
-                        .config_override(no_sdk_retries())
-                        .send()
-                })
+                .call("BatchGetItem", page, || req.clone().send())
                 .await?;
             rounds += 1;
             page.consumed_capacity += out

@@ -4,13 +4,14 @@
 //! A read page is retried as the same request with the same
 //! `ExclusiveStartKey`, so a retry resumes exactly where the failed attempt
 //! started: no page is skipped and none is read twice. The SDK's own retries
-//! are switched off for these calls (see [`no_sdk_retries`]) so that this
+//! are switched off for these calls (see [`without_sdk_retries`]) so that this
 //! module is the only place that decides.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
+use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -144,10 +145,17 @@ where
     classify_parts(kind, code, status)
 }
 
-/// Client configuration for one call with the SDK's own retries off: retries
-/// are [`Retrier`]'s, counted against the query's budget.
-pub fn no_sdk_retries() -> aws_sdk_dynamodb::config::Builder {
-    aws_sdk_dynamodb::config::Builder::default().retry_config(RetryConfig::disabled())
+/// A client like `client` (same endpoint, credentials, HTTP connections) with
+/// the SDK's own retries off, for reads: their retries are [`Retrier`]'s,
+/// counted against the query's budget. Made once per table or request, not per call.
+pub fn without_sdk_retries(client: &Client) -> Client {
+    Client::from_conf(
+        client
+            .config()
+            .to_builder()
+            .retry_config(RetryConfig::disabled())
+            .build(),
+    )
 }
 
 /// Why a call was given up.
