@@ -1,7 +1,12 @@
-//! Decoding speed: DynamoDB items → Arrow record batches, against a baseline in
-//! the same run (the same items through `serde_dynamo` into `serde_json::Value`,
-//! what code without a schema-driven decoder does). Single-threaded, so
-//! items/s is per core.
+//! Decoding speed: DynamoDB items → Arrow record batches, against baselines in
+//! the same run. Single-threaded, so items/s is per core.
+//!
+//! - Scan and Query answers are decoded from DynamoDB's JSON text
+//!   (`ItemDecoder::decode_json`); baseline: parsing the same text into
+//!   `serde_json::Value`, a generic JSON parse that builds no Arrow at all.
+//! - GetItem/BatchGetItem items arrive as SDK values (`ItemDecoder::decode`);
+//!   baseline: the same items through `serde_dynamo` into `serde_json::Value`,
+//!   what code without a schema-driven decoder does.
 //!
 //! `cargo bench --bench decode` (release); CI runs it once in the test profile.
 
@@ -88,21 +93,48 @@ fn schema() -> Arc<Schema> {
 
 fn decode(c: &mut Criterion) {
     let items = items();
+    let json = serde_json::Value::Array(
+        items
+            .iter()
+            .map(|item| {
+                serde_json::Value::Object(dynamo_datafusion::dynamo_json::item_to_json(item))
+            })
+            .collect(),
+    )
+    .to_string();
     let decoder = ItemDecoder::try_new("bench", schema()).expect("supported schema");
     let mut group = c.benchmark_group("decode 10k items");
     group.throughput(Throughput::Elements(ITEMS as u64));
-    group.bench_function("ItemDecoder → Arrow RecordBatch", |b| {
-        b.iter(|| black_box(decoder.decode(black_box(&items)).expect("decodes")))
-    });
-    group.bench_function("baseline: serde_dynamo → serde_json::Value", |b| {
+    group.bench_function("ItemDecoder::decode_json: answer JSON → Arrow", |b| {
         b.iter(|| {
-            let values: Vec<serde_json::Value> = black_box(&items)
-                .iter()
-                .map(|item| serde_dynamo::from_item(item.clone()).expect("converts"))
-                .collect();
-            black_box(values)
+            black_box(
+                decoder
+                    .decode_json(black_box(&json), None)
+                    .expect("decodes"),
+            )
         })
     });
+    group.bench_function("baseline: answer JSON → serde_json::Value", |b| {
+        b.iter(|| {
+            let value: serde_json::Value = serde_json::from_str(black_box(&json)).expect("JSON");
+            black_box(value)
+        })
+    });
+    group.bench_function("ItemDecoder::decode: SDK values → Arrow", |b| {
+        b.iter(|| black_box(decoder.decode(black_box(&items)).expect("decodes")))
+    });
+    group.bench_function(
+        "baseline: SDK values → serde_dynamo → serde_json::Value",
+        |b| {
+            b.iter(|| {
+                let values: Vec<serde_json::Value> = black_box(&items)
+                    .iter()
+                    .map(|item| serde_dynamo::from_item(item.clone()).expect("converts"))
+                    .collect();
+                black_box(values)
+            })
+        },
+    );
     // serde_dynamo consumes its input, so the baseline pays for a clone; this
     // line shows how much of its time that is.
     group.bench_function("clone only (part of the baseline)", |b| {

@@ -22,6 +22,10 @@ pub fn check_request(data: &[u8]) {
 /// A DynamoDB-JSON item: converted to SDK values (or refused), written back to
 /// the same JSON, and decoded into Arrow under several schemas.
 pub fn check_decode(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        dynamo_datafusion::fuzzing::check_decode_json(text);
+        dynamo_datafusion::fuzzing::check_decode_json(&format!("[{text}]"));
+    }
     let Ok(serde_json::Value::Object(object)) = serde_json::from_slice(data) else {
         return;
     };

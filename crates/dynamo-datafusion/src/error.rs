@@ -101,6 +101,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A Scan or Query answer whose items are not DynamoDB JSON.
+    #[error("DynamoDB's answer for table '{table}' cannot be read: {reason}")]
+    BadAnswer {
+        /// Table name.
+        table: String,
+        /// What is wrong, and where.
+        reason: String,
+    },
+
     /// Building an Arrow batch failed.
     #[error("building Arrow data for table '{table}': {source}")]
     Arrow {

@@ -419,16 +419,22 @@ impl ExecutionPlan for DynamoExec {
                         Some(next) => cursor.start = Some(next),
                         None => cursor.unit += 1,
                     }
-                    let mut items = page.items;
-                    if let Some(remaining) = cursor.remaining.as_mut() {
-                        items.truncate(*remaining);
-                        *remaining -= items.len();
+                    let batch = match page.items_json {
+                        Some(json) => decoder.decode_json(json.as_str(), cursor.remaining),
+                        None => {
+                            let mut items = page.items;
+                            items.truncate(cursor.remaining.unwrap_or(usize::MAX));
+                            decoder.decode(&items)
+                        }
                     }
-                    if items.is_empty() {
+                    .map_err(DataFusionError::from)?;
+                    if let Some(remaining) = cursor.remaining.as_mut() {
+                        *remaining -= batch.num_rows();
+                    }
+                    if batch.num_rows() == 0 {
                         continue;
                     }
-                    metrics.items.add(items.len());
-                    let batch = decoder.decode(&items).map_err(DataFusionError::from)?;
+                    metrics.items.add(batch.num_rows());
                     return Ok(Some((batch, cursor)));
                 }
             }

@@ -716,15 +716,60 @@ pub fn check_decode(item: &Item) {
             .map(|n| crate::infer::text_field(n, true))
             .collect(),
     );
+    let json = format!(
+        "[{}]",
+        serde_json::Value::Object(crate::dynamo_json::item_to_json(item))
+    );
     for fields in schemas {
         let schema = Arc::new(Schema::new(fields));
         let Ok(decoder) = ItemDecoder::try_new("fuzz", schema) else {
             continue;
         };
-        if let Ok(batch) = decoder.decode(std::slice::from_ref(item)) {
+        let from_values = decoder.decode(std::slice::from_ref(item));
+        if let Ok(batch) = &from_values {
             assert_eq!(batch.num_rows(), 1);
         }
+        // The same item as DynamoDB's JSON, decoded directly: the same batch,
+        // or an error where the SDK values gave one.
+        let from_json = decoder.decode_json(&json, None);
+        match (&from_values, &from_json) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "JSON and SDK decoding differ for {json}"),
+            // Which misfit is met first depends on attribute order, which
+            // differs (hash map vs. JSON order); the kind of error does not.
+            (Err(a), Err(b)) => assert_eq!(
+                std::mem::discriminant(a),
+                std::mem::discriminant(b),
+                "{a} vs {b}"
+            ),
+            _ => panic!(
+                "JSON and SDK decoding disagree for {json}: {from_values:?} vs {from_json:?}"
+            ),
+        }
+        assert!(
+            decoder
+                .decode_json(&json, Some(0))
+                .is_ok_and(|b| b.num_rows() == 0)
+        );
     }
+}
+
+/// Decodes arbitrary text as an answer's `Items` array under a few schemas;
+/// any outcome but a panic is fine.
+pub fn check_decode_json(text: &str) {
+    for data_type in [
+        DataType::Utf8,
+        DataType::Int64,
+        DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+    ] {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", data_type.clone(), true),
+            Field::new("b", data_type, false),
+        ]));
+        if let Ok(decoder) = ItemDecoder::try_new("fuzz", schema) {
+            let _ = decoder.decode_json(text, None);
+        }
+    }
+    let _ = crate::decode::items_span(text);
 }
 
 #[cfg(test)]

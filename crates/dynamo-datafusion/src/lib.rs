@@ -14,10 +14,12 @@
 //! `capacity` keep reads going through faults without overrunning a table.
 
 mod capacity;
+mod capture;
 mod catalog;
 mod client;
 mod config;
 mod decode;
+pub mod dynamo_json;
 mod error;
 mod exec;
 mod factory;

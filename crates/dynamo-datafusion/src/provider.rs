@@ -414,6 +414,7 @@ impl TableProvider for DynamoTableProvider {
             capacity: self
                 .read_capacity_limit()
                 .map(|rate| Arc::new(CapacityLimiter::new(rate))),
+            items_as_json: true,
         };
         let decoder = ItemDecoder::try_new(&self.meta.name, Arc::clone(&read_schema))?;
         let read_limit = if residual.is_empty() { limit } else { None };

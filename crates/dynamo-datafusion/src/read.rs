@@ -16,6 +16,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use crate::capacity::CapacityLimiter;
+use crate::capture::{ItemsCapture, ItemsJson};
 use crate::decode::Item;
 use crate::error::{Error, Result, describe_sdk_error};
 use crate::plan::render::{ExpressionBuilder, ProjectionExpression};
@@ -53,12 +54,19 @@ pub(crate) struct ReadSpec {
     pub retry: Arc<Retrier>,
     /// Read-capacity limit shared by every partition, if any.
     pub capacity: Option<Arc<CapacityLimiter>>,
+    /// Keep Scan and Query items as the JSON text DynamoDB sent
+    /// ([`Page::items_json`]) instead of SDK values, for decoding straight to Arrow.
+    pub items_as_json: bool,
 }
 
 /// One page of a read.
 #[derive(Debug, Default)]
 pub(crate) struct Page {
+    /// The items as SDK values (empty when they are in `items_json`).
     pub items: Vec<Item>,
+    /// A Scan or Query answer's items as DynamoDB's JSON text, when
+    /// [`ReadSpec::items_as_json`] is set.
+    pub items_json: Option<ItemsJson>,
     /// Where the next page starts; `None` after the last page.
     pub next: Option<HashMap<String, AttributeValue>>,
     /// Items DynamoDB evaluated (before any filter).
@@ -234,7 +242,14 @@ impl ReadSpec {
                 if *total > 1 {
                     req = req.segment(*segment).total_segments(*total);
                 }
-                let out = self.call("Scan", &mut page, || req.clone().send()).await?;
+                let capture = self.items_as_json.then(ItemsCapture::default);
+                let out = self
+                    .call("Scan", &mut page, || match &capture {
+                        Some(c) => req.clone().customize().interceptor(c.clone()).send(),
+                        None => req.clone().customize().send(),
+                    })
+                    .await?;
+                page.items_json = capture.and_then(|c| c.take());
                 page.fill(
                     out.items,
                     out.last_evaluated_key,
@@ -268,7 +283,14 @@ impl ReadSpec {
                     .set_filter_expression(filter)
                     .set_expression_attribute_names(b.attribute_names())
                     .set_expression_attribute_values(b.attribute_values());
-                let out = self.call("Query", &mut page, || req.clone().send()).await?;
+                let capture = self.items_as_json.then(ItemsCapture::default);
+                let out = self
+                    .call("Query", &mut page, || match &capture {
+                        Some(c) => req.clone().customize().interceptor(c.clone()).send(),
+                        None => req.clone().customize().send(),
+                    })
+                    .await?;
+                page.items_json = capture.and_then(|c| c.take());
                 page.fill(
                     out.items,
                     out.last_evaluated_key,

@@ -39,6 +39,7 @@ pub(crate) async fn sample_table(
         scan_forward: true,
         retry,
         capacity: None,
+        items_as_json: false,
     };
     let spec = &spec;
     let reads = (0..segments).map(|segment| {

@@ -1,0 +1,509 @@
+//! Column builders: one per column (and per nested child), fed item by item.
+//!
+//! Each item is visited once, while it is in cache: its attributes are matched
+//! to columns and appended to that column's builder straight away. Columns an
+//! item lacks get a NULL. Lists and maps feed child builders the same way.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use datafusion::arrow::array::builder::NullBufferBuilder;
+use datafusion::arrow::array::{
+    ArrayRef, ArrowPrimitiveType, BinaryBuilder, BooleanBuilder, ListArray, PrimitiveBuilder,
+    StringBuilder, StructArray,
+};
+use datafusion::arrow::buffer::{OffsetBuffer, ScalarBuffer};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields};
+use datafusion::arrow::datatypes::{Decimal128Type, Decimal256Type, Float64Type, Int64Type};
+use datafusion::arrow::error::ArrowError;
+
+use crate::infer::{is_json_field, is_text_field};
+use crate::json::{describe_value, write_json};
+use crate::number::{ExactNumber, fast_decimal128, fast_i64};
+
+/// A value that does not fit its column.
+#[derive(Debug)]
+pub(super) struct Misfit {
+    /// Attribute path, e.g. `info.tags[]`.
+    pub attribute: String,
+    /// The value rendered for the message, or `(missing)`.
+    pub value: String,
+    /// The column's declared type.
+    pub expected: DataType,
+}
+
+/// A value being decoded: an attribute of an item, or a member of a set
+/// (borrowed, so sets decode without copying their members).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Val<'a> {
+    Attr(&'a AttributeValue),
+    Str(&'a str),
+    Num(&'a str),
+    Bin(&'a [u8]),
+}
+
+impl<'a> Val<'a> {
+    pub(super) fn s(self) -> Option<&'a str> {
+        match self {
+            Val::Attr(AttributeValue::S(s)) => Some(s),
+            Val::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub(super) fn n(self) -> Option<&'a str> {
+        match self {
+            Val::Attr(AttributeValue::N(n)) => Some(n),
+            Val::Num(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    fn b(self) -> Option<&'a [u8]> {
+        match self {
+            Val::Attr(AttributeValue::B(b)) => Some(b.as_ref()),
+            Val::Bin(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The value as an owned attribute, for messages and JSON (cold paths).
+    pub(super) fn to_attr(self) -> AttributeValue {
+        match self {
+            Val::Attr(a) => a.clone(),
+            Val::Str(s) => AttributeValue::S(s.to_string()),
+            Val::Num(n) => AttributeValue::N(n.to_string()),
+            Val::Bin(b) => AttributeValue::B(aws_smithy_types::Blob::new(b.to_vec())),
+        }
+    }
+
+    /// The value unless it is DynamoDB's NULL: NULL and absence are the same in SQL.
+    pub(super) fn present(self) -> Option<Self> {
+        match self {
+            Val::Attr(AttributeValue::Null(_)) => None,
+            v => Some(v),
+        }
+    }
+}
+
+/// Finds the column of an attribute name: a linear scan for the few columns a
+/// query reads (comparing lengths first), a hash map beyond that.
+pub(super) enum ColumnIndex<'s> {
+    Few(Vec<&'s str>),
+    Many(HashMap<&'s str, usize>),
+}
+
+impl<'s> ColumnIndex<'s> {
+    const LINEAR_MAX: usize = 16;
+
+    fn new(names: impl Iterator<Item = &'s str>) -> Self {
+        let names: Vec<&str> = names.collect();
+        if names.len() <= Self::LINEAR_MAX {
+            ColumnIndex::Few(names)
+        } else {
+            ColumnIndex::Many(names.into_iter().enumerate().map(|(i, n)| (n, i)).collect())
+        }
+    }
+
+    pub(super) fn find(&self, name: &str) -> Option<usize> {
+        match self {
+            ColumnIndex::Few(names) => names
+                .iter()
+                .position(|c| c.len() == name.len() && *c == name),
+            ColumnIndex::Many(map) => map.get(name).copied(),
+        }
+    }
+}
+
+/// The columns of an item, or the fields of a map decoded as a struct.
+pub(super) struct Record<'s> {
+    pub(super) index: ColumnIndex<'s>,
+    pub(super) columns: Vec<Column<'s>>,
+    /// For each column, the last row (counted from 1) that gave it a value.
+    pub(super) filled: Vec<usize>,
+    pub(super) rows: usize,
+}
+
+impl<'s> Record<'s> {
+    /// Builders for `fields`, nested under `path` (empty at the top level).
+    pub fn new(fields: &'s Fields, path: &str, capacity: usize) -> Self {
+        let columns: Vec<Column> = fields
+            .iter()
+            .map(|f| {
+                let child = if path.is_empty() {
+                    f.name().clone()
+                } else {
+                    format!("{path}.{}", f.name())
+                };
+                Column::new(f, child, capacity)
+            })
+            .collect();
+        Self {
+            index: ColumnIndex::new(fields.iter().map(|f| f.name().as_str())),
+            filled: vec![0; columns.len()],
+            columns,
+            rows: 0,
+        }
+    }
+
+    /// Appends one row from an item's (or a map's) attributes.
+    pub fn append(&mut self, map: &HashMap<String, AttributeValue>) -> Result<(), Misfit> {
+        self.rows += 1;
+        for (name, value) in map {
+            if let Some(c) = self.index.find(name) {
+                self.columns[c].append(Val::Attr(value).present(), Some(value))?;
+                self.filled[c] = self.rows;
+            }
+        }
+        for (column, filled) in self.columns.iter_mut().zip(&self.filled) {
+            if *filled != self.rows {
+                column.append(None, None)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends a row in which every column is missing (under a NULL struct).
+    fn append_absent(&mut self) -> Result<(), Misfit> {
+        self.rows += 1;
+        self.columns
+            .iter_mut()
+            .try_for_each(|column| column.append(None, None))
+    }
+
+    /// The finished arrays, one per column.
+    pub fn finish(self) -> Result<Vec<ArrayRef>, ArrowError> {
+        self.columns.into_iter().map(Column::finish).collect()
+    }
+}
+
+/// The builder of one column or nested child.
+pub(super) struct Column<'s> {
+    pub(super) field: &'s Field,
+    /// Attribute path for messages, e.g. `profile.tags[]`.
+    pub(super) path: String,
+    pub(super) kind: Kind<'s>,
+}
+
+/// How a column's values are appended; types DynamoDB has no direct
+/// counterpart for (`Int32`, `Utf8View`, ...) build their base type and are
+/// cast when finished.
+pub(super) enum Kind<'s> {
+    /// `S` values only: the planner relies on a Utf8 column holding strings.
+    Strings(StringBuilder),
+    /// Strings, and numbers as their exact digits.
+    Text(StringBuilder),
+    /// Any value, as JSON text.
+    Json(StringBuilder, String),
+    /// Integers, checked against the declared type's range.
+    Int(PrimitiveBuilder<Int64Type>, Option<(i64, i64)>),
+    Float(PrimitiveBuilder<Float64Type>),
+    Decimal128(PrimitiveBuilder<Decimal128Type>, u8, i8),
+    Decimal256(PrimitiveBuilder<Decimal256Type>, u8, i8),
+    Bool(BooleanBuilder),
+    Binary(BinaryBuilder),
+    List {
+        item: &'s FieldRef,
+        offsets: Vec<i32>,
+        validity: NullBufferBuilder,
+        child: Box<Column<'s>>,
+    },
+    Struct {
+        fields: &'s Fields,
+        validity: NullBufferBuilder,
+        record: Record<'s>,
+    },
+}
+
+impl<'s> Column<'s> {
+    fn new(field: &'s Field, path: String, n: usize) -> Self {
+        let strings = || StringBuilder::with_capacity(n, n * 16);
+        let kind = match field.data_type() {
+            DataType::Utf8 if is_json_field(field) => Kind::Json(strings(), String::new()),
+            DataType::Utf8 if is_text_field(field) => Kind::Text(strings()),
+            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => Kind::Strings(strings()),
+            DataType::Int64 => Kind::Int(PrimitiveBuilder::with_capacity(n), None),
+            dt @ (DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32) => Kind::Int(PrimitiveBuilder::with_capacity(n), integer_range(dt)),
+            DataType::Float64 | DataType::Float32 => {
+                Kind::Float(PrimitiveBuilder::with_capacity(n))
+            }
+            DataType::Decimal128(p, s) => {
+                Kind::Decimal128(PrimitiveBuilder::with_capacity(n), *p, *s)
+            }
+            DataType::Decimal256(p, s) => {
+                Kind::Decimal256(PrimitiveBuilder::with_capacity(n), *p, *s)
+            }
+            DataType::Boolean => Kind::Bool(BooleanBuilder::with_capacity(n)),
+            DataType::Binary | DataType::BinaryView | DataType::LargeBinary => {
+                Kind::Binary(BinaryBuilder::with_capacity(n, n * 16))
+            }
+            DataType::List(item) => {
+                let mut offsets = Vec::with_capacity(n + 1);
+                offsets.push(0);
+                Kind::List {
+                    item,
+                    offsets,
+                    validity: NullBufferBuilder::new(n),
+                    child: Box::new(Column::new(item, format!("{path}[]"), n)),
+                }
+            }
+            DataType::Struct(fields) => Kind::Struct {
+                fields,
+                validity: NullBufferBuilder::new(n),
+                record: Record::new(fields, &path, n),
+            },
+            // `check_supported` refused every other type before any item was read.
+            _ => Kind::Json(strings(), String::new()),
+        };
+        Self { field, path, kind }
+    }
+
+    /// Appends a value (`None` when missing or NULL; `raw` is the attribute
+    /// as it came, for the message when a required column has none).
+    pub(super) fn append(
+        &mut self,
+        value: Option<Val>,
+        raw: Option<&AttributeValue>,
+    ) -> Result<(), Misfit> {
+        let Some(v) = value else {
+            if !self.field.is_nullable() {
+                let value = raw.map_or_else(|| "(missing)".to_string(), describe_value);
+                return Err(misfit(self.field, &self.path, value));
+            }
+            return self.append_null();
+        };
+        let Column { field, path, kind } = self;
+        let fits = match kind {
+            Kind::Strings(b) => match v.s() {
+                Some(s) => {
+                    b.append_value(s);
+                    true
+                }
+                None => false,
+            },
+            Kind::Text(b) => match (v.s(), v.n()) {
+                (Some(s), _) => {
+                    b.append_value(s);
+                    true
+                }
+                (_, Some(x)) => match ExactNumber::parse(x) {
+                    Ok(x) => {
+                        b.append_value(x.to_string());
+                        true
+                    }
+                    Err(_) => false,
+                },
+                _ => false,
+            },
+            Kind::Json(b, buf) => {
+                buf.clear();
+                match v {
+                    Val::Attr(a) => write_json(a, buf),
+                    other => write_json(&other.to_attr(), buf),
+                }
+                b.append_value(&*buf);
+                true
+            }
+            Kind::Int(b, range) => append_number(b, v, |t| {
+                fast_i64(t)
+                    .or_else(|| ExactNumber::parse(t).ok()?.to_i64())
+                    .filter(|x| range.is_none_or(|(min, max)| (min..=max).contains(x)))
+            }),
+            Kind::Float(b) => append_number(b, v, |t| Some(ExactNumber::parse(t).ok()?.to_f64())),
+            Kind::Decimal128(b, p, s) => append_number(b, v, |t| {
+                fast_decimal128(t, *p, *s)
+                    .or_else(|| ExactNumber::parse(t).ok()?.to_decimal128(*p, *s))
+            }),
+            Kind::Decimal256(b, p, s) => {
+                append_number(b, v, |t| ExactNumber::parse(t).ok()?.to_decimal256(*p, *s))
+            }
+            Kind::Bool(b) => match v {
+                Val::Attr(AttributeValue::Bool(x)) => {
+                    b.append_value(*x);
+                    true
+                }
+                _ => false,
+            },
+            Kind::Binary(b) => match v.b() {
+                Some(x) => {
+                    b.append_value(x);
+                    true
+                }
+                None => false,
+            },
+            Kind::List {
+                offsets,
+                validity,
+                child,
+                ..
+            } => {
+                let before = *offsets.last().unwrap_or(&0);
+                let members = match v {
+                    Val::Attr(AttributeValue::L(l)) => {
+                        for e in l {
+                            child.append(Val::Attr(e).present(), Some(e))?;
+                        }
+                        l.len()
+                    }
+                    // Set members are borrowed, never copied.
+                    Val::Attr(AttributeValue::Ss(m)) => {
+                        for e in m {
+                            child.append(Some(Val::Str(e)), None)?;
+                        }
+                        m.len()
+                    }
+                    Val::Attr(AttributeValue::Ns(m)) => {
+                        for e in m {
+                            child.append(Some(Val::Num(e)), None)?;
+                        }
+                        m.len()
+                    }
+                    Val::Attr(AttributeValue::Bs(m)) => {
+                        for e in m {
+                            child.append(Some(Val::Bin(e.as_ref())), None)?;
+                        }
+                        m.len()
+                    }
+                    _ => return Err(misfit(field, path, describe_value(&v.to_attr()))),
+                };
+                let end = i32::try_from(members)
+                    .ok()
+                    .and_then(|m| before.checked_add(m))
+                    .ok_or_else(|| {
+                        let too_many = format!("a list taking the page past {} members", i32::MAX);
+                        misfit(field, path, too_many)
+                    })?;
+                offsets.push(end);
+                validity.append_non_null();
+                true
+            }
+            Kind::Struct {
+                validity, record, ..
+            } => match v {
+                Val::Attr(AttributeValue::M(m)) => {
+                    record.append(m)?;
+                    validity.append_non_null();
+                    true
+                }
+                _ => false,
+            },
+        };
+        if fits {
+            Ok(())
+        } else {
+            Err(misfit(field, path, describe_value(&v.to_attr())))
+        }
+    }
+
+    pub(super) fn append_null(&mut self) -> Result<(), Misfit> {
+        match &mut self.kind {
+            Kind::Strings(b) | Kind::Text(b) | Kind::Json(b, _) => b.append_null(),
+            Kind::Int(b, _) => b.append_null(),
+            Kind::Float(b) => b.append_null(),
+            Kind::Decimal128(b, ..) => b.append_null(),
+            Kind::Decimal256(b, ..) => b.append_null(),
+            Kind::Bool(b) => b.append_null(),
+            Kind::Binary(b) => b.append_null(),
+            Kind::List {
+                offsets, validity, ..
+            } => {
+                offsets.push(*offsets.last().unwrap_or(&0));
+                validity.append_null();
+            }
+            Kind::Struct {
+                validity, record, ..
+            } => {
+                validity.append_null();
+                record.append_absent()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The finished array, in the column's declared type.
+    fn finish(self) -> Result<ArrayRef, ArrowError> {
+        let array: ArrayRef = match self.kind {
+            Kind::Strings(mut b) | Kind::Text(mut b) | Kind::Json(mut b, _) => Arc::new(b.finish()),
+            Kind::Int(mut b, _) => Arc::new(b.finish()),
+            Kind::Float(mut b) => Arc::new(b.finish()),
+            Kind::Decimal128(mut b, p, s) => Arc::new(b.finish().with_precision_and_scale(p, s)?),
+            Kind::Decimal256(mut b, p, s) => Arc::new(b.finish().with_precision_and_scale(p, s)?),
+            Kind::Bool(mut b) => Arc::new(b.finish()),
+            Kind::Binary(mut b) => Arc::new(b.finish()),
+            Kind::List {
+                item,
+                offsets,
+                mut validity,
+                child,
+            } => Arc::new(ListArray::try_new(
+                Arc::clone(item),
+                OffsetBuffer::new(ScalarBuffer::from(offsets)),
+                child.finish()?,
+                validity.finish(),
+            )?),
+            Kind::Struct {
+                fields,
+                mut validity,
+                record,
+            } => {
+                let rows = record.rows;
+                let children = record.finish()?;
+                Arc::new(if fields.is_empty() {
+                    StructArray::new_empty_fields(rows, validity.finish())
+                } else {
+                    StructArray::try_new(fields.clone(), children, validity.finish())?
+                })
+            }
+        };
+        let declared = self.field.data_type();
+        if array.data_type() == declared {
+            Ok(array)
+        } else {
+            cast(&array, declared)
+        }
+    }
+}
+
+/// Appends the number `convert` makes of an `N` value; `false` when the value
+/// is not a number or does not fit.
+fn append_number<T: ArrowPrimitiveType>(
+    b: &mut PrimitiveBuilder<T>,
+    v: Val,
+    convert: impl FnOnce(&str) -> Option<T::Native>,
+) -> bool {
+    match v.n().and_then(convert) {
+        Some(x) => {
+            b.append_value(x);
+            true
+        }
+        None => false,
+    }
+}
+
+fn misfit(field: &Field, path: &str, value: String) -> Misfit {
+    Misfit {
+        attribute: path.to_string(),
+        value,
+        expected: field.data_type().clone(),
+    }
+}
+
+/// The range of the integer types that are decoded through `Int64`.
+fn integer_range(dt: &DataType) -> Option<(i64, i64)> {
+    Some(match dt {
+        DataType::Int8 => (i8::MIN.into(), i8::MAX.into()),
+        DataType::Int16 => (i16::MIN.into(), i16::MAX.into()),
+        DataType::Int32 => (i32::MIN.into(), i32::MAX.into()),
+        DataType::UInt8 => (0, u8::MAX.into()),
+        DataType::UInt16 => (0, u16::MAX.into()),
+        DataType::UInt32 => (0, u32::MAX.into()),
+        _ => return None,
+    })
+}

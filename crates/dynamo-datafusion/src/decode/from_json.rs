@@ -1,0 +1,167 @@
+//! The `Items` of a Scan or Query answer, from their JSON text straight into
+//! the column builders: no `HashMap` or `String` per attribute on the way.
+//!
+//! Scalars go through the same [`Column::append`] as SDK items, so both paths
+//! accept and convert exactly the same values. Whatever this walk does not
+//! expect — a value that does not fit, a malformed answer — makes it give up
+//! (`None`); the caller then decodes the page the slow way, which either
+//! succeeds identically or names the problem.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::Engine as _;
+
+use super::builder::{Column, Kind, Record, Val};
+use super::cursor::Cursor;
+use crate::dynamo_json::from_dynamo_json;
+
+impl Record<'_> {
+    /// Appends every item of a JSON array, at most `max` of them; the rows appended.
+    pub(super) fn append_json_items(&mut self, text: &str, max: Option<usize>) -> Option<usize> {
+        let mut cur = Cursor::new(text);
+        cur.expect(b'[')?;
+        let mut rows = 0;
+        if cur.eat(b']') {
+            return cur.at_end().then_some(0);
+        }
+        loop {
+            if max == Some(rows) {
+                return Some(rows);
+            }
+            self.append_json(&mut cur)?;
+            rows += 1;
+            if !cur.eat(b',') {
+                cur.expect(b']')?;
+                return cur.at_end().then_some(rows);
+            }
+        }
+    }
+
+    /// Appends one row from a JSON object of DynamoDB JSON values.
+    fn append_json(&mut self, cur: &mut Cursor) -> Option<()> {
+        cur.expect(b'{')?;
+        self.rows += 1;
+        if !cur.eat(b'}') {
+            loop {
+                let name = cur.string()?;
+                cur.expect(b':')?;
+                match self.index.find(&name) {
+                    // The same attribute twice: let the full parse decide.
+                    Some(c) if self.filled[c] == self.rows => return None,
+                    Some(c) => {
+                        self.columns[c].append_json(cur)?;
+                        self.filled[c] = self.rows;
+                    }
+                    None => cur.skip_value()?,
+                }
+                if !cur.eat(b',') {
+                    cur.expect(b'}')?;
+                    break;
+                }
+            }
+        }
+        for (column, filled) in self.columns.iter_mut().zip(&self.filled) {
+            if *filled != self.rows {
+                column.append(None, None).ok()?;
+            }
+        }
+        Some(())
+    }
+}
+
+impl Column<'_> {
+    /// Appends one DynamoDB JSON value (`{"S": "x"}`, `{"L": [...]}`, ...).
+    fn append_json(&mut self, cur: &mut Cursor) -> Option<()> {
+        let start = cur.position();
+        cur.expect(b'{')?;
+        let tag = cur.string()?;
+        cur.expect(b':')?;
+        match &*tag {
+            "S" => {
+                let s = cur.string()?;
+                self.append(Some(Val::Str(&s)), None).ok()?;
+            }
+            "N" => {
+                let n = cur.string()?;
+                self.append(Some(Val::Num(&n)), None).ok()?;
+            }
+            "B" => {
+                let text = cur.string()?;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(text.as_bytes())
+                    .ok()?;
+                self.append(Some(Val::Bin(&bytes)), None).ok()?;
+            }
+            "BOOL" => {
+                let b = AttributeValue::Bool(cur.boolean()?);
+                self.append(Some(Val::Attr(&b)), None).ok()?;
+            }
+            "NULL" => {
+                cur.boolean()?;
+                self.append(None, None).ok()?;
+            }
+            "L" if matches!(self.kind, Kind::List { .. }) => self.append_list(cur, None)?,
+            "SS" | "NS" | "BS" if matches!(self.kind, Kind::List { .. }) => {
+                self.append_list(cur, Some(tag.as_bytes()[0]))?
+            }
+            "M" if matches!(self.kind, Kind::Struct { .. }) => {
+                let Kind::Struct {
+                    validity, record, ..
+                } = &mut self.kind
+                else {
+                    return None;
+                };
+                record.append_json(cur)?;
+                validity.append_non_null();
+            }
+            _ => {
+                // Documents in JSON columns, and values that do not fit (for
+                // the message): through an SDK value.
+                cur.skip_value()?;
+                cur.expect(b'}')?;
+                let json: serde_json::Value = serde_json::from_str(cur.since(start)).ok()?;
+                let attr = from_dynamo_json(&json, "value").ok()?;
+                return self.append(Val::Attr(&attr).present(), Some(&attr)).ok();
+            }
+        }
+        cur.expect(b'}')
+    }
+
+    /// Appends a list (`set` = `b'S'`, `b'N'` or `b'B'` for a set's plain members).
+    fn append_list(&mut self, cur: &mut Cursor, set: Option<u8>) -> Option<()> {
+        let Kind::List {
+            offsets,
+            validity,
+            child,
+            ..
+        } = &mut self.kind
+        else {
+            return None;
+        };
+        cur.expect(b'[')?;
+        let mut members = 0usize;
+        if !cur.eat(b']') {
+            loop {
+                match set {
+                    None => child.append_json(cur)?,
+                    Some(b'S') => child.append(Some(Val::Str(&cur.string()?)), None).ok()?,
+                    Some(b'N') => child.append(Some(Val::Num(&cur.string()?)), None).ok()?,
+                    Some(_) => {
+                        let bytes = base64::engine::general_purpose::STANDARD
+                            .decode(cur.string()?.as_bytes())
+                            .ok()?;
+                        child.append(Some(Val::Bin(&bytes)), None).ok()?
+                    }
+                }
+                members += 1;
+                if !cur.eat(b',') {
+                    cur.expect(b']')?;
+                    break;
+                }
+            }
+        }
+        let end = offsets.last()?.checked_add(i32::try_from(members).ok()?)?;
+        offsets.push(end);
+        validity.append_non_null();
+        Some(())
+    }
+}
