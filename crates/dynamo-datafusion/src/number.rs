@@ -303,21 +303,29 @@ pub(crate) fn fast_decimal128(text: &str, precision: u8, scale: i8) -> Option<i1
     let mut v: i128 = 0;
     let mut chunk: u64 = 0;
     let mut chunk_len = 0;
-    for &b in int.iter().chain(frac) {
-        let d = b.wrapping_sub(b'0');
-        if d > 9 {
-            return None;
-        }
-        chunk = chunk * 10 + u64::from(d);
-        chunk_len += 1;
-        if chunk_len == 18 {
-            v = v * POW10_I128[18] + i128::from(chunk);
-            (chunk, chunk_len) = (0, 0);
+    for part in [int, frac] {
+        for &b in part {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            chunk = chunk * 10 + u64::from(d);
+            chunk_len += 1;
+            if chunk_len == 18 {
+                v = v * POW10_I128[18] + i128::from(chunk);
+                (chunk, chunk_len) = (0, 0);
+            }
         }
     }
-    // At most 38 digits in all, so these cannot overflow.
+    // At most 38 digits in all, so this cannot overflow.
     v = v * POW10_I128[chunk_len] + i128::from(chunk);
-    v = v.checked_mul(*POW10_I128.get(scale as usize - frac.len())?)?;
+    let shift = POW10_I128[scale as usize - frac.len()];
+    v = if int.len() + scale as usize <= 38 {
+        // v < 10^(int + frac), so v * 10^(scale - frac) < 10^(int + scale).
+        v * shift
+    } else {
+        v.checked_mul(shift)?
+    };
     if v >= POW10_I128[usize::from(precision)] {
         return None;
     }

@@ -124,7 +124,16 @@ pub(super) struct Record<'s> {
     /// For each column, the last row (counted from 1) that gave it a value.
     pub(super) filled: Vec<usize>,
     pub(super) rows: usize,
+    /// Column names, by column.
+    pub(super) names: Vec<&'s str>,
+    /// The column of each attribute position of the previous JSON item
+    /// ([`NOT_A_COLUMN`] for others): answers tend to list attributes in the
+    /// same order, so one comparison usually finds the column.
+    pub(super) order: Vec<usize>,
 }
+
+/// An attribute no column asks for.
+pub(super) const NOT_A_COLUMN: usize = usize::MAX;
 
 impl<'s> Record<'s> {
     /// Builders for `fields`, nested under `path` (empty at the top level).
@@ -145,6 +154,8 @@ impl<'s> Record<'s> {
             filled: vec![0; columns.len()],
             columns,
             rows: 0,
+            names: fields.iter().map(|f| f.name().as_str()).collect(),
+            order: Vec::new(),
         }
     }
 

@@ -84,25 +84,23 @@ impl<'a> Cursor<'a> {
 
     /// Consumes a string, borrowed unless it holds escapes.
     pub fn string(&mut self) -> Option<Cow<'a, str>> {
-        self.expect(b'"')?;
+        // Answers are compact: the quote is usually right here.
+        if self.bytes().get(self.pos) == Some(&b'"') {
+            self.pos += 1;
+        } else {
+            self.expect(b'"')?;
+        }
         let b = self.bytes();
         let start = self.pos;
-        let mut i = start;
-        loop {
-            match *b.get(i)? {
-                b'"' => {
-                    self.pos = i + 1;
-                    return Some(Cow::Borrowed(&self.text[start..i]));
-                }
-                b'\\' => break,
-                c if c < 0x20 => return None,
-                _ => i += 1,
-            }
+        let mut i = start + plain_run(&b[start..])?;
+        if b[i] == b'"' {
+            self.pos = i + 1;
+            return Some(Cow::Borrowed(&self.text[start..i]));
         }
         let mut out = String::with_capacity(i - start + 16);
         out.push_str(&self.text[start..i]);
         loop {
-            match *b.get(i)? {
+            match b[i] {
                 b'"' => {
                     self.pos = i + 1;
                     return Some(Cow::Owned(out));
@@ -112,18 +110,24 @@ impl<'a> Cursor<'a> {
                     out.push(c);
                     i += 1 + used;
                 }
-                c if c < 0x20 => return None,
-                _ => {
-                    // Copy the run up to the next quote or escape (UTF-8 safe:
-                    // both are ASCII and never inside a multi-byte character).
-                    let run = b[i..]
-                        .iter()
-                        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-                    out.push_str(&self.text[i..i + run]);
-                    i += run;
-                }
+                _ => return None, // a raw control character
             }
+            // Quotes, backslashes and control characters are ASCII, never
+            // inside a multi-byte character: the run is whole UTF-8.
+            let run = plain_run(&b[i..])?;
+            out.push_str(&self.text[i..i + run]);
+            i += run;
         }
+    }
+
+    /// Consumes a short string without escapes: a type tag such as `"SS"`.
+    pub fn tag(&mut self) -> Option<&'a [u8]> {
+        self.expect(b'"')?;
+        let b = self.bytes();
+        let start = self.pos;
+        let len = b.get(start..)?.iter().take(5).position(|&c| c == b'"')?;
+        self.pos = start + len + 1;
+        Some(&b[start..start + len])
     }
 
     /// Skips one value of any kind, checking that it is well formed.
@@ -207,6 +211,33 @@ impl<'a> Cursor<'a> {
         self.pos = i;
         Some(())
     }
+}
+
+/// Length of the run of plain string bytes at the start of `b`, up to the
+/// first quote, backslash or control character (`None` when there is none:
+/// the string is not closed). Eight bytes at a time.
+fn plain_run(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // High bit of each byte of `v` that is below `n` (`n` <= 0x80); only
+    // bytes above the first such byte can be flagged wrongly, so the lowest
+    // flag is always right.
+    let below = |v: u64, n: u8| v.wrapping_sub(ONES * u64::from(n)) & !v & HIGH;
+    let mut i = 0;
+    for chunk in b.chunks_exact(8) {
+        let x = u64::from_le_bytes(chunk.try_into().ok()?);
+        let hits = below(x ^ (ONES * u64::from(b'"')), 1)
+            | below(x ^ (ONES * u64::from(b'\\')), 1)
+            | below(x, 0x20);
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    b[i..]
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|p| i + p)
 }
 
 /// The character of the escape after a backslash, and the bytes it used.
@@ -296,6 +327,20 @@ mod tests {
             r#""\u12""#,
         ] {
             assert_eq!(Cursor::new(bad).string(), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn plain_runs_stop_at_the_first_special_byte_wherever_it_is() {
+        for len in 0..20 {
+            for special in [b'"', b'\\', b'\n', 0x00] {
+                let mut text = "é".repeat(len).into_bytes();
+                let at = text.len();
+                text.push(special);
+                text.extend_from_slice(b"x\"\\\t");
+                assert_eq!(plain_run(&text), Some(at), "{len} {special}");
+            }
+            assert_eq!(plain_run("a".repeat(len).as_bytes()), None);
         }
     }
 

@@ -10,9 +10,10 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine as _;
 
-use super::builder::{Column, Kind, Record, Val};
+use super::builder::{Column, Kind, NOT_A_COLUMN, Record, Val};
 use super::cursor::Cursor;
 use crate::dynamo_json::from_dynamo_json;
+use crate::number::{fast_decimal128, fast_i64};
 
 impl Record<'_> {
     /// Appends every item of a JSON array, at most `max` of them; the rows appended.
@@ -41,10 +42,20 @@ impl Record<'_> {
         cur.expect(b'{')?;
         self.rows += 1;
         if !cur.eat(b'}') {
+            let mut position = 0;
             loop {
                 let name = cur.string()?;
                 cur.expect(b':')?;
-                match self.index.find(&name) {
+                let column = match self.order.get(position) {
+                    Some(&c) if c != NOT_A_COLUMN && self.names[c] == name => Some(c),
+                    _ => self.index.find(&name),
+                };
+                match self.order.get_mut(position) {
+                    Some(seen) => *seen = column.unwrap_or(NOT_A_COLUMN),
+                    None => self.order.push(column.unwrap_or(NOT_A_COLUMN)),
+                }
+                position += 1;
+                match column {
                     // The same attribute twice: let the full parse decide.
                     Some(c) if self.filled[c] == self.rows => return None,
                     Some(c) => {
@@ -73,43 +84,57 @@ impl Column<'_> {
     fn append_json(&mut self, cur: &mut Cursor) -> Option<()> {
         let start = cur.position();
         cur.expect(b'{')?;
-        let tag = cur.string()?;
+        let tag = cur.tag()?;
         cur.expect(b':')?;
-        match &*tag {
-            "S" => {
+        match (tag, &mut self.kind) {
+            // The common cases, straight into the builder; the same
+            // conversions as `Column::append`, which handles the rest.
+            (b"S", Kind::Strings(b)) => b.append_value(&*cur.string()?),
+            (b"N", Kind::Int(b, None)) => {
+                let n = cur.string()?;
+                match fast_i64(&n) {
+                    Some(x) => b.append_value(x),
+                    None => self.append(Some(Val::Num(&n)), None).ok()?,
+                }
+            }
+            (b"N", Kind::Decimal128(b, p, s)) => {
+                let n = cur.string()?;
+                match fast_decimal128(&n, *p, *s) {
+                    Some(x) => b.append_value(x),
+                    None => self.append(Some(Val::Num(&n)), None).ok()?,
+                }
+            }
+            (b"S", _) => {
                 let s = cur.string()?;
                 self.append(Some(Val::Str(&s)), None).ok()?;
             }
-            "N" => {
+            (b"N", _) => {
                 let n = cur.string()?;
                 self.append(Some(Val::Num(&n)), None).ok()?;
             }
-            "B" => {
+            (b"B", _) => {
                 let text = cur.string()?;
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(text.as_bytes())
                     .ok()?;
                 self.append(Some(Val::Bin(&bytes)), None).ok()?;
             }
-            "BOOL" => {
+            (b"BOOL", _) => {
                 let b = AttributeValue::Bool(cur.boolean()?);
                 self.append(Some(Val::Attr(&b)), None).ok()?;
             }
-            "NULL" => {
+            (b"NULL", _) => {
                 cur.boolean()?;
                 self.append(None, None).ok()?;
             }
-            "L" if matches!(self.kind, Kind::List { .. }) => self.append_list(cur, None)?,
-            "SS" | "NS" | "BS" if matches!(self.kind, Kind::List { .. }) => {
-                self.append_list(cur, Some(tag.as_bytes()[0]))?
-            }
-            "M" if matches!(self.kind, Kind::Struct { .. }) => {
-                let Kind::Struct {
+            (b"L", Kind::List { .. }) => self.append_list(cur, None)?,
+            (b"SS" | b"NS" | b"BS", Kind::List { .. }) => self.append_list(cur, Some(tag[0]))?,
+            (
+                b"M",
+                Kind::Struct {
                     validity, record, ..
-                } = &mut self.kind
-                else {
-                    return None;
-                };
+                },
+            ) => {
                 record.append_json(cur)?;
                 validity.append_non_null();
             }
