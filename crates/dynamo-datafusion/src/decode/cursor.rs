@@ -175,6 +175,49 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Skips a value nothing reads (an attribute no column asks for): arrays
+    /// and objects by their strings and nesting only.
+    pub fn skip_unread(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'{' | b'[' => self.skip_nested(),
+            _ => self.skip_value(),
+        }
+    }
+
+    /// Skips an array or object quickly, following only strings and nesting:
+    /// for the `Items` of an answer, which the decoder then reads in full
+    /// (and refuses if malformed).
+    pub fn skip_nested(&mut self) -> Option<()> {
+        let b = self.bytes();
+        let mut i = self.pos;
+        let mut depth = 0usize;
+        loop {
+            match *b.get(i)? {
+                b'"' => {
+                    i += 1;
+                    loop {
+                        i += plain_run(&b[i..])?;
+                        match b[i] {
+                            b'"' => break,
+                            b'\\' => i += 2,
+                            _ => i += 1,
+                        }
+                    }
+                }
+                b'[' | b'{' => depth += 1,
+                b']' | b'}' => {
+                    depth = depth.checked_sub(1)?;
+                    if depth == 0 {
+                        self.pos = i + 1;
+                        return Some(());
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+    }
+
     /// Skips a JSON number (DynamoDB sends counts and capacity as numbers).
     fn number(&mut self) -> Option<()> {
         let b = self.bytes();
@@ -295,7 +338,7 @@ pub(crate) fn items_span(body: &str) -> Option<Range<usize>> {
                     return None;
                 }
                 let start = cur.pos;
-                cur.skip_value()?;
+                cur.skip_nested()?;
                 found = Some(start..cur.pos);
             } else {
                 cur.skip_value()?;
@@ -373,8 +416,14 @@ mod tests {
         let span = items_span(body).expect("has items");
         assert_eq!(&body[span], r#"[{"pk":{"S":"a"}},{"pk":{"S":"b"}}]"#);
         assert_eq!(items_span(r#"{"Count":0,"ScannedCount":0}"#), None);
+        let tricky = r#"{"Items":[{"s":{"S":"]}\\\"[{"}}],"Count":1}"#;
+        assert_eq!(
+            &tricky[items_span(tricky).expect("has items")],
+            r#"[{"s":{"S":"]}\\\"[{"}}]"#
+        );
         for bad in [
             r#"{"Items":[],"Items":[]}"#,
+            r#"{"Items":[{"a":"]"#,
             r#"{"Items":{}}"#,
             r#"{"Items":[]"#,
             r#"{"Items":[]} trailing"#,

@@ -62,7 +62,7 @@ impl Record<'_> {
                         self.columns[c].append_json(cur)?;
                         self.filled[c] = self.rows;
                     }
-                    None => cur.skip_value()?,
+                    None => cur.skip_unread()?,
                 }
                 if !cur.eat(b',') {
                     cur.expect(b'}')?;
