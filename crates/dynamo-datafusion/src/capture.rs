@@ -17,6 +17,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 
+use aws_sdk_dynamodb::client::customize::CustomizableOperation;
 use aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextMut;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
@@ -45,6 +46,17 @@ pub(crate) struct ItemsCapture {
 }
 
 impl ItemsCapture {
+    /// `operation` with `capture` attached, if any.
+    pub(crate) fn attach<T, E, B>(
+        capture: &Option<Self>,
+        operation: CustomizableOperation<T, E, B>,
+    ) -> CustomizableOperation<T, E, B> {
+        match capture {
+            Some(c) => operation.interceptor(c.clone()),
+            None => operation,
+        }
+    }
+
     /// The items of the last answer, if they were captured (the SDK's `items`
     /// are then empty); `None` when the SDK parsed them itself.
     pub(crate) fn take(&self) -> Option<ItemsJson> {

@@ -9,7 +9,8 @@
 //!
 //! Where SQL meets DynamoDB: `plan` turns filters into the cheapest correct read
 //! (pure, unit-tested), `provider` wires it into DataFusion, `exec` streams it,
-//! `read` talks to DynamoDB, `decode` turns items into Arrow, `infer` and
+//! `read` talks to DynamoDB, `capture` takes Scan and Query items out of the
+//! SDK's hands as DynamoDB's JSON, `decode` turns items into Arrow, `infer` and
 //! `schema` choose the Arrow types, `number` keeps numbers exact, `retry` and
 //! `capacity` keep reads going through faults without overrunning a table.
 

@@ -244,9 +244,8 @@ impl ReadSpec {
                 }
                 let capture = self.items_as_json.then(ItemsCapture::default);
                 let out = self
-                    .call("Scan", &mut page, || match &capture {
-                        Some(c) => req.clone().customize().interceptor(c.clone()).send(),
-                        None => req.clone().customize().send(),
+                    .call("Scan", &mut page, || {
+                        ItemsCapture::attach(&capture, req.clone().customize()).send()
                     })
                     .await?;
                 page.items_json = capture.and_then(|c| c.take());
@@ -285,9 +284,8 @@ impl ReadSpec {
                     .set_expression_attribute_values(b.attribute_values());
                 let capture = self.items_as_json.then(ItemsCapture::default);
                 let out = self
-                    .call("Query", &mut page, || match &capture {
-                        Some(c) => req.clone().customize().interceptor(c.clone()).send(),
-                        None => req.clone().customize().send(),
+                    .call("Query", &mut page, || {
+                        ItemsCapture::attach(&capture, req.clone().customize()).send()
                     })
                     .await?;
                 page.items_json = capture.and_then(|c| c.take());
