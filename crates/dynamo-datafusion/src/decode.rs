@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
-use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
 
 use crate::dynamo_json::from_dynamo_json;
 use crate::error::{Error, Result};
@@ -56,12 +56,19 @@ pub struct ItemDecoder {
 impl ItemDecoder {
     /// A decoder for `schema`; fails when a column type cannot hold DynamoDB values.
     pub fn try_new(table: &str, schema: SchemaRef) -> Result<Self> {
-        for field in schema.fields() {
-            check_supported(field, field.name())?;
-        }
-        Ok(Self {
+        let decoder = Self {
             table: table.into(),
             schema,
+        };
+        decoder.record(0)?;
+        Ok(decoder)
+    }
+
+    /// Empty builders for the schema, room for `rows` rows.
+    fn record(&self, rows: usize) -> Result<Record<'_>> {
+        Record::new(self.schema.fields(), "", rows).map_err(|u| Error::UnsupportedType {
+            column: u.path,
+            data_type: u.data_type,
         })
     }
 
@@ -72,7 +79,7 @@ impl ItemDecoder {
 
     /// Decodes `items` into one batch.
     pub fn decode(&self, items: &[Item]) -> Result<RecordBatch> {
-        let mut record = Record::new(self.schema.fields(), "", items.len());
+        let mut record = self.record(items.len())?;
         for item in items {
             record.append(item).map_err(|m| self.misfit(m))?;
         }
@@ -103,7 +110,7 @@ impl ItemDecoder {
     pub fn decode_json(&self, items: &str, max: Option<usize>) -> Result<RecordBatch> {
         // A guess at the rows, for the builders' first allocation.
         let guess = max.unwrap_or(usize::MAX).min(items.len() / 128 + 1);
-        let mut record = Record::new(self.schema.fields(), "", guess);
+        let mut record = self.record(guess)?;
         match record.append_json_items(items, max) {
             Some(rows) => self.finish(record, rows),
             None => self.decode_json_slowly(items, max),
@@ -154,44 +161,14 @@ impl ItemDecoder {
     }
 }
 
-/// Checks, before any item is read, that a column's type can hold DynamoDB values.
-fn check_supported(field: &Field, path: &str) -> Result<()> {
-    match field.data_type() {
-        DataType::Utf8
-        | DataType::Utf8View
-        | DataType::LargeUtf8
-        | DataType::Int8
-        | DataType::Int16
-        | DataType::Int32
-        | DataType::Int64
-        | DataType::UInt8
-        | DataType::UInt16
-        | DataType::UInt32
-        | DataType::Float32
-        | DataType::Float64
-        | DataType::Decimal128(_, _)
-        | DataType::Decimal256(_, _)
-        | DataType::Boolean
-        | DataType::Binary
-        | DataType::BinaryView
-        | DataType::LargeBinary => Ok(()),
-        DataType::List(item) => check_supported(item, &format!("{path}[]")),
-        DataType::Struct(fields) => fields
-            .iter()
-            .try_for_each(|f| check_supported(f, &format!("{path}.{}", f.name()))),
-        other => Err(Error::UnsupportedType {
-            column: path.to_string(),
-            data_type: other.clone(),
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::infer::json_field;
     use datafusion::arrow::array::{Array, AsArray};
-    use datafusion::arrow::datatypes::{Decimal128Type, Fields, Int64Type, Schema};
+    use datafusion::arrow::datatypes::{
+        DataType, Decimal128Type, Field, Fields, Int64Type, Schema,
+    };
 
     fn item(pairs: &[(&str, AttributeValue)]) -> Item {
         pairs
@@ -394,8 +371,7 @@ mod tests {
              "doc":{"M":{"k":{"NS":["1","2"]}}},"ignored":{"SS":["z"]}},
             {"id":{"S":"b"},"n":{"NULL":true},"nums":{"NS":["7"]},"addr":{"NULL":true}}
         ]"#;
-        let schema = Arc::clone(d.schema());
-        let mut record = Record::new(schema.fields(), "", 2);
+        let mut record = d.record(2).expect("supported");
         assert_eq!(
             record.append_json_items(json, None),
             Some(2),

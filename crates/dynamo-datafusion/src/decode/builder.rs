@@ -90,9 +90,9 @@ impl<'a> Val<'a> {
 
 /// Finds the column of an attribute name: a linear scan for the few columns a
 /// query reads (comparing lengths first), a hash map beyond that.
-pub(super) enum ColumnIndex<'s> {
-    Few(Vec<&'s str>),
-    Many(HashMap<&'s str, usize>),
+pub(super) struct ColumnIndex<'s> {
+    names: Vec<&'s str>,
+    many: Option<HashMap<&'s str, usize>>,
 }
 
 impl<'s> ColumnIndex<'s> {
@@ -100,21 +100,33 @@ impl<'s> ColumnIndex<'s> {
 
     fn new(names: impl Iterator<Item = &'s str>) -> Self {
         let names: Vec<&str> = names.collect();
-        if names.len() <= Self::LINEAR_MAX {
-            ColumnIndex::Few(names)
-        } else {
-            ColumnIndex::Many(names.into_iter().enumerate().map(|(i, n)| (n, i)).collect())
-        }
+        let many = (names.len() > Self::LINEAR_MAX)
+            .then(|| names.iter().enumerate().map(|(i, n)| (*n, i)).collect());
+        Self { names, many }
     }
 
     pub(super) fn find(&self, name: &str) -> Option<usize> {
-        match self {
-            ColumnIndex::Few(names) => names
+        match &self.many {
+            Some(map) => map.get(name).copied(),
+            None => self
+                .names
                 .iter()
                 .position(|c| c.len() == name.len() && *c == name),
-            ColumnIndex::Many(map) => map.get(name).copied(),
         }
     }
+
+    /// The name of column `c`.
+    pub(super) fn name(&self, c: usize) -> &'s str {
+        self.names[c]
+    }
+}
+
+/// A column type no DynamoDB value can be decoded into.
+#[derive(Debug)]
+pub(super) struct Unsupported {
+    /// Column path, e.g. `info.tags[]`.
+    pub path: String,
+    pub data_type: DataType,
 }
 
 /// The columns of an item, or the fields of a map decoded as a struct.
@@ -124,8 +136,6 @@ pub(super) struct Record<'s> {
     /// For each column, the last row (counted from 1) that gave it a value.
     pub(super) filled: Vec<usize>,
     pub(super) rows: usize,
-    /// Column names, by column.
-    pub(super) names: Vec<&'s str>,
     /// The column of each attribute position of the previous JSON item
     /// ([`NOT_A_COLUMN`] for others): answers tend to list attributes in the
     /// same order, so one comparison usually finds the column.
@@ -136,9 +146,10 @@ pub(super) struct Record<'s> {
 pub(super) const NOT_A_COLUMN: usize = usize::MAX;
 
 impl<'s> Record<'s> {
-    /// Builders for `fields`, nested under `path` (empty at the top level).
-    pub fn new(fields: &'s Fields, path: &str, capacity: usize) -> Self {
-        let columns: Vec<Column> = fields
+    /// Builders for `fields`, nested under `path` (empty at the top level);
+    /// fails on the first column type no DynamoDB value can be decoded into.
+    pub fn new(fields: &'s Fields, path: &str, capacity: usize) -> Result<Self, Unsupported> {
+        let columns = fields
             .iter()
             .map(|f| {
                 let child = if path.is_empty() {
@@ -148,15 +159,14 @@ impl<'s> Record<'s> {
                 };
                 Column::new(f, child, capacity)
             })
-            .collect();
-        Self {
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
             index: ColumnIndex::new(fields.iter().map(|f| f.name().as_str())),
             filled: vec![0; columns.len()],
             columns,
             rows: 0,
-            names: fields.iter().map(|f| f.name().as_str()).collect(),
             order: Vec::new(),
-        }
+        })
     }
 
     /// Appends one row from an item's (or a map's) attributes.
@@ -229,7 +239,7 @@ pub(super) enum Kind<'s> {
 }
 
 impl<'s> Column<'s> {
-    fn new(field: &'s Field, path: String, n: usize) -> Self {
+    fn new(field: &'s Field, path: String, n: usize) -> Result<Self, Unsupported> {
         let strings = || StringBuilder::with_capacity(n, n * 16);
         let kind = match field.data_type() {
             DataType::Utf8 if is_json_field(field) => Kind::Json(strings(), String::new()),
@@ -262,18 +272,22 @@ impl<'s> Column<'s> {
                     item,
                     offsets,
                     validity: NullBufferBuilder::new(n),
-                    child: Box::new(Column::new(item, format!("{path}[]"), n)),
+                    child: Box::new(Column::new(item, format!("{path}[]"), n)?),
                 }
             }
             DataType::Struct(fields) => Kind::Struct {
                 fields,
                 validity: NullBufferBuilder::new(n),
-                record: Record::new(fields, &path, n),
+                record: Record::new(fields, &path, n)?,
             },
-            // `check_supported` refused every other type before any item was read.
-            _ => Kind::Json(strings(), String::new()),
+            other => {
+                return Err(Unsupported {
+                    path,
+                    data_type: other.clone(),
+                });
+            }
         };
-        Self { field, path, kind }
+        Ok(Self { field, path, kind })
     }
 
     /// Appends a value (`None` when missing or NULL; `raw` is the attribute

@@ -47,7 +47,7 @@ impl Record<'_> {
                 let name = cur.string()?;
                 cur.expect(b':')?;
                 let column = match self.order.get(position) {
-                    Some(&c) if c != NOT_A_COLUMN && self.names[c] == name => Some(c),
+                    Some(&c) if c != NOT_A_COLUMN && self.index.name(c) == name => Some(c),
                     _ => self.index.find(&name),
                 };
                 match self.order.get_mut(position) {
