@@ -18,7 +18,7 @@ use dynamo_datafusion::{ReadStats, Retrier, RetryPolicy, TableOptions, dynamo_se
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
-use crate::dynamo_json::{from_dynamo_json, item_to_json};
+use crate::dynamo_json::{item_from_json, item_to_json};
 use crate::error::{ConnectorError, ErrorCode, Result};
 use crate::request::{ConnectorRequest, Inputs, Limits, ReadOperation, ReadRequest, parse_request};
 use crate::tenant::{ClientResolver, ResolvedClient};
@@ -182,14 +182,7 @@ fn decode_token(
         ));
     }
     let key = v["key"].as_object().ok_or_else(bad)?;
-    key.iter()
-        .map(|(k, e)| {
-            Ok((
-                k.clone(),
-                from_dynamo_json(e, "nextToken").map_err(|_| bad())?,
-            ))
-        })
-        .collect()
+    item_from_json(key).map_err(|_| bad())
 }
 
 async fn run_read(client: &Client, read: &ReadRequest, limits: Limits) -> Result<Value> {

@@ -28,7 +28,7 @@ mod tenant;
 
 pub use connector::Connector;
 pub use crypto::{Sealed, open as open_sealed, seal};
-pub use dynamo_json::{from_dynamo_json, item_to_json, to_dynamo_json};
+pub use dynamo_json::{from_dynamo_json, item_from_json, item_to_json, to_dynamo_json};
 pub use error::{ConnectorError, ErrorCode, Result};
 pub use request::{
     CONFIG_FIELDS, ConnectorRequest, INPUT_FIELDS, Inputs, Limits, ReadOperation, ReadRequest,

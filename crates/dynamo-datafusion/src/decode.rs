@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::SchemaRef;
 
-use crate::dynamo_json::from_dynamo_json;
+use crate::dynamo_json::item_from_json;
 use crate::error::{Error, Result};
 use builder::{Misfit, Record};
 
@@ -131,11 +131,7 @@ impl ItemDecoder {
             let object = value
                 .as_object()
                 .ok_or_else(|| bad(format!("item {i} is not a JSON object")))?;
-            let item = object
-                .iter()
-                .map(|(name, v)| Ok((name.clone(), from_dynamo_json(v, name).map_err(bad)?)))
-                .collect::<Result<Item>>()?;
-            parsed.push(item);
+            parsed.push(item_from_json(object).map_err(bad)?);
         }
         self.decode(&parsed)
     }
@@ -381,13 +377,7 @@ mod tests {
         let values: Vec<serde_json::Value> = serde_json::from_str(json).expect("JSON");
         let items: Vec<Item> = values
             .iter()
-            .map(|v| {
-                let object = v.as_object().expect("object");
-                object
-                    .iter()
-                    .map(|(k, v)| (k.clone(), from_dynamo_json(v, k).expect("valid")))
-                    .collect()
-            })
+            .map(|v| item_from_json(v.as_object().expect("object")).expect("valid"))
             .collect();
         assert_eq!(direct, d.decode(&items).expect("decodes"));
         assert_eq!(direct.column(0).as_string::<i32>().value(0), "a\"é");

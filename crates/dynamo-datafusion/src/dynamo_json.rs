@@ -41,6 +41,17 @@ pub fn item_to_json(item: &HashMap<String, AttributeValue>) -> Map<String, Value
         .collect()
 }
 
+/// Parses an item, a JSON object of DynamoDB JSON values (the inverse of
+/// [`item_to_json`]); errors name the attribute.
+pub fn item_from_json(
+    object: &Map<String, Value>,
+) -> Result<HashMap<String, AttributeValue>, String> {
+    object
+        .iter()
+        .map(|(name, v)| Ok((name.clone(), from_dynamo_json(v, name)?)))
+        .collect()
+}
+
 /// Parses DynamoDB JSON; errors say where (`at`) and why.
 pub fn from_dynamo_json(v: &Value, at: &str) -> Result<AttributeValue, String> {
     let obj = v
