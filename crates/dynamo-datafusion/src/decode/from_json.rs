@@ -113,10 +113,7 @@ impl Column<'_> {
                 self.append(Some(Val::Num(&n)), None).ok()?;
             }
             (b"B", _) => {
-                let text = cur.string()?;
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(text.as_bytes())
-                    .ok()?;
+                let bytes = base64(cur)?;
                 self.append(Some(Val::Bin(&bytes)), None).ok()?;
             }
             (b"BOOL", _) => {
@@ -170,12 +167,7 @@ impl Column<'_> {
                     None => child.append_json(cur)?,
                     Some(b'S') => child.append(Some(Val::Str(&cur.string()?)), None).ok()?,
                     Some(b'N') => child.append(Some(Val::Num(&cur.string()?)), None).ok()?,
-                    Some(_) => {
-                        let bytes = base64::engine::general_purpose::STANDARD
-                            .decode(cur.string()?.as_bytes())
-                            .ok()?;
-                        child.append(Some(Val::Bin(&bytes)), None).ok()?
-                    }
+                    Some(_) => child.append(Some(Val::Bin(&base64(cur)?)), None).ok()?,
                 }
                 members += 1;
                 if !cur.eat(b',') {
@@ -189,4 +181,11 @@ impl Column<'_> {
         validity.append_non_null();
         Some(())
     }
+}
+
+/// A `B` value: its base64 text, decoded.
+fn base64(cur: &mut Cursor) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD
+        .decode(cur.string()?.as_bytes())
+        .ok()
 }
