@@ -7,14 +7,12 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType};
+use aws_sdk_dynamodb::types::AttributeValue as AV;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use dynamo_datafusion::{TableOptions, dynamo_session};
-use dynamo_testkit::{
-    Fault, FaultConfig, FaultProxy, TableSpec, create_table, local_endpoint, put_items, unique_name,
-};
+use dynamo_testkit::{Fault, FaultConfig, FaultProxy, local_endpoint};
 
-use crate::common::{client, dead_endpoint_client};
+use crate::common::{client, dead_endpoint_client, pk_sk_table};
 
 /// Where the case's statements run.
 #[derive(Clone, Copy, PartialEq)]
@@ -156,14 +154,6 @@ const CASES: &[Case] = &[
 ];
 
 async fn catalogue_table(client: &Client) -> String {
-    let table = unique_name("catalogue");
-    create_table(
-        client,
-        &TableSpec::new(&table, "pk", ScalarAttributeType::S)
-            .sort_key("sk", ScalarAttributeType::N),
-    )
-    .await
-    .expect("create");
     let items = (0..20)
         .map(|i| {
             HashMap::from([
@@ -181,8 +171,7 @@ async fn catalogue_table(client: &Client) -> String {
             ])
         })
         .collect();
-    put_items(client, &table, items).await.expect("put");
-    table
+    pk_sk_table(client, "catalogue", items).await
 }
 
 async fn session(client: Client) -> SessionContext {

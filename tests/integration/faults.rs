@@ -8,15 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType};
+use aws_sdk_dynamodb::types::AttributeValue as AV;
 use datafusion::physical_plan::collect;
 use datafusion::prelude::SessionContext;
 use dynamo_datafusion::{DynamoTableProvider, RetryPolicy, TableOptions};
-use dynamo_testkit::{
-    Fault, FaultConfig, FaultProxy, TableSpec, create_table, local_endpoint, put_items, unique_name,
-};
+use dynamo_testkit::{Fault, FaultConfig, FaultProxy, local_endpoint};
 
-use crate::common::{client, find_scan, pushdown_session, sorted_rows};
+use crate::common::{client, find_scan, pk_sk_table, pushdown_session, sorted_rows};
 
 const PARTITIONS: usize = 20;
 const PER_PARTITION: usize = 60;
@@ -61,14 +59,6 @@ const QUERIES: &[(&str, &str, &str)] = &[
 ];
 
 async fn fault_table(client: &Client) -> String {
-    let table = unique_name("faults");
-    create_table(
-        client,
-        &TableSpec::new(&table, "pk", ScalarAttributeType::S)
-            .sort_key("sk", ScalarAttributeType::N),
-    )
-    .await
-    .expect("create");
     let items = (0..PARTITIONS * PER_PARTITION)
         .map(|i| {
             HashMap::from([
@@ -82,8 +72,7 @@ async fn fault_table(client: &Client) -> String {
             ])
         })
         .collect();
-    put_items(client, &table, items).await.expect("put");
-    table
+    pk_sk_table(client, "faults", items).await
 }
 
 /// `t1` (one segment) and `t4` (four segments) over `client`, small pages.

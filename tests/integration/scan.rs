@@ -6,21 +6,15 @@ use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType};
 use dynamo_datafusion::DynamoTableProvider;
 use dynamo_testkit::{TableSpec, create_table, put_items, unique_name};
 
-use crate::common::{client, context_with, query, rows, run_with_plan, scan_metric, sorted_rows};
+use crate::common::{
+    client, context_with, pk_sk_table, query, rows, run_with_plan, scan_metric, sorted_rows,
+};
 
 const BIG_ITEMS: usize = 3_000;
 
 /// 3,000 items of ~1.6 KB: about 5 MB, so a scan needs several 1 MB pages.
 async fn big_table() -> (String, aws_sdk_dynamodb::Client) {
     let client = client().await;
-    let table = unique_name("big");
-    create_table(
-        &client,
-        &TableSpec::new(&table, "pk", ScalarAttributeType::S)
-            .sort_key("sk", ScalarAttributeType::N),
-    )
-    .await
-    .expect("create");
     let pad = "x".repeat(1_500);
     let items = (0..BIG_ITEMS)
         .map(|i| {
@@ -32,7 +26,7 @@ async fn big_table() -> (String, aws_sdk_dynamodb::Client) {
             ])
         })
         .collect();
-    put_items(&client, &table, items).await.expect("put");
+    let table = pk_sk_table(&client, "big", items).await;
     (table, client)
 }
 
