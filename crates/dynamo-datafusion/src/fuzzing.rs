@@ -19,9 +19,7 @@ use datafusion::logical_expr::{Expr, lit};
 use datafusion::scalar::ScalarValue;
 
 use crate::decode::{Item, ItemDecoder};
-use crate::metadata::{
-    IndexKind, IndexMeta, IndexProjection, KeyAttribute, KeySchema, KeyType, TableMeta,
-};
+use crate::metadata::TableMeta;
 use crate::number::ExactNumber;
 use crate::plan::render::{ExpressionBuilder, ProjectionExpression};
 use crate::plan::{
@@ -65,52 +63,6 @@ impl<'a> Bytes<'a> {
         ];
         let n = self.pick(4);
         (0..n).map(|_| PIECES[self.pick(PIECES.len())]).collect()
-    }
-}
-
-/// Orders: pk `customer` (S), sk `orderId` (N); GSI `byStatus` (`status` S,
-/// `total` N, INCLUDE `note`); LSI `byPlaced` (`customer`, `placed` S).
-fn meta() -> TableMeta {
-    let attr = |name: &str, key_type| KeyAttribute {
-        name: name.into(),
-        key_type,
-    };
-    TableMeta {
-        name: "Orders".into(),
-        keys: KeySchema {
-            partition_key: attr("customer", KeyType::S),
-            sort_key: Some(attr("orderId", KeyType::N)),
-        },
-        indexes: vec![
-            IndexMeta {
-                name: "byStatus".into(),
-                kind: IndexKind::Global,
-                keys: KeySchema {
-                    partition_key: attr("status", KeyType::S),
-                    sort_key: Some(attr("total", KeyType::N)),
-                },
-                projection: IndexProjection::Include(vec!["note".into()]),
-            },
-            IndexMeta {
-                name: "byPlaced".into(),
-                kind: IndexKind::Local,
-                keys: KeySchema {
-                    partition_key: attr("customer", KeyType::S),
-                    sort_key: Some(attr("placed", KeyType::S)),
-                },
-                projection: IndexProjection::All,
-            },
-        ],
-        item_count: 1000,
-        size_bytes: 100_000,
-        attribute_types: vec![
-            attr("customer", KeyType::S),
-            attr("orderId", KeyType::N),
-            attr("status", KeyType::S),
-            attr("total", KeyType::N),
-            attr("placed", KeyType::S),
-        ],
-        provisioned_read_capacity: None,
     }
 }
 
@@ -233,7 +185,7 @@ fn predicate(bytes: &mut Bytes, schema: &Schema, depth: usize) -> Expr {
 /// send, and returns the operation planned.
 pub fn check_render(data: &[u8]) -> &'static str {
     let mut bytes = Bytes::new(data);
-    let (meta, schema) = (meta(), schema());
+    let (meta, schema) = (crate::plan::fixture::orders(), schema());
     let filters: Vec<Expr> = (0..1 + bytes.pick(4))
         .map(|_| predicate(&mut bytes, &schema, 0))
         .collect();

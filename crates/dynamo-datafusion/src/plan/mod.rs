@@ -7,6 +7,8 @@
 //! condition — exact), the FilterExpression (always re-checked by DataFusion),
 //! or DataFusion alone.
 
+#[doc(hidden)]
+pub(crate) mod fixture;
 pub(crate) mod predicate;
 pub mod render;
 

@@ -1,0 +1,66 @@
+//! The table the planner's unit tests and the `render` fuzz check plan against.
+
+use crate::metadata::{
+    IndexKind, IndexMeta, IndexProjection, KeyAttribute, KeySchema, KeyType, TableMeta,
+};
+
+fn key(name: &str, t: KeyType) -> KeyAttribute {
+    KeyAttribute {
+        name: name.into(),
+        key_type: t,
+    }
+}
+
+/// Orders: pk `customer` (S), sk `orderId` (N); GSI `byStatus` (status S, total N, INCLUDE note);
+/// GSI `byRegion` (region S, no sort key, KEYS_ONLY); LSI `byDate` (customer, placed S, ALL).
+pub(crate) fn orders() -> TableMeta {
+    let customer = key("customer", KeyType::S);
+    let order = key("orderId", KeyType::N);
+    TableMeta {
+        name: "Orders".into(),
+        keys: KeySchema {
+            partition_key: customer.clone(),
+            sort_key: Some(order.clone()),
+        },
+        indexes: vec![
+            IndexMeta {
+                name: "byStatus".into(),
+                kind: IndexKind::Global,
+                keys: KeySchema {
+                    partition_key: key("status", KeyType::S),
+                    sort_key: Some(key("total", KeyType::N)),
+                },
+                projection: IndexProjection::Include(vec!["note".into()]),
+            },
+            IndexMeta {
+                name: "byRegion".into(),
+                kind: IndexKind::Global,
+                keys: KeySchema {
+                    partition_key: key("region", KeyType::S),
+                    sort_key: None,
+                },
+                projection: IndexProjection::KeysOnly,
+            },
+            IndexMeta {
+                name: "byDate".into(),
+                kind: IndexKind::Local,
+                keys: KeySchema {
+                    partition_key: customer.clone(),
+                    sort_key: Some(key("placed", KeyType::S)),
+                },
+                projection: IndexProjection::All,
+            },
+        ],
+        item_count: 1000,
+        size_bytes: 100_000,
+        attribute_types: vec![
+            customer,
+            order,
+            key("status", KeyType::S),
+            key("total", KeyType::N),
+            key("region", KeyType::S),
+            key("placed", KeyType::S),
+        ],
+        provisioned_read_capacity: None,
+    }
+}
