@@ -481,13 +481,7 @@ impl Parser<'_> {
         }
         self.operand();
         if self.is_word("BETWEEN") {
-            self.pos += 1;
-            self.operand();
-            if !self.is_word("AND") {
-                self.fail("AND of BETWEEN");
-            }
-            self.pos += 1;
-            self.operand();
+            self.between(Self::operand);
         } else if self.is_word("IN") {
             self.pos += 1;
             self.sym("(");
@@ -506,6 +500,24 @@ impl Parser<'_> {
                 _ => self.fail("a comparator"),
             }
             self.operand();
+        }
+    }
+
+    /// `BETWEEN a AND b` after its left side, each bound read by `bound`.
+    fn between(&mut self, bound: fn(&mut Self)) {
+        self.pos += 1;
+        bound(self);
+        if !self.is_word("AND") {
+            self.fail("AND of BETWEEN");
+        }
+        self.pos += 1;
+        bound(self);
+    }
+
+    /// A value placeholder (`:v0`).
+    fn value(&mut self) {
+        if !matches!(self.next(), Token::Value(_)) {
+            self.fail("a value placeholder");
         }
     }
 
@@ -573,10 +585,7 @@ pub fn check_key_condition(text: &str) {
     let mut p = parser(text, &toks);
     p.path();
     p.sym("=");
-    match p.next() {
-        Token::Value(_) => {}
-        _ => p.fail("the partition key's value"),
-    }
+    p.value();
     if p.is_word("AND") {
         p.pos += 1;
         if p.is_word("begins_with") {
@@ -584,28 +593,19 @@ pub fn check_key_condition(text: &str) {
             p.sym("(");
             p.path();
             p.sym(",");
-            if !matches!(p.next(), Token::Value(_)) {
-                p.fail("a prefix value");
-            }
+            p.value();
             p.sym(")");
         } else {
             p.path();
             if p.is_word("BETWEEN") {
-                p.pos += 1;
-                p.next();
-                if !p.is_word("AND") {
-                    p.fail("AND of BETWEEN");
-                }
-                p.pos += 1;
-                p.next();
+                // Key conditions compare with values only.
+                p.between(Parser::value);
             } else {
                 match p.next() {
                     Token::Sym(s) if ["=", "<", "<=", ">", ">="].contains(&s.as_str()) => {}
                     _ => p.fail("a sort-key comparator (not <>)"),
                 }
-                if !matches!(p.next(), Token::Value(_)) {
-                    p.fail("a value");
-                }
+                p.value();
             }
         }
     }
@@ -751,6 +751,8 @@ mod tests {
             "#n0 <> :v0",
             "#n0 = :v0 OR #n1 = :v1",
             "#n0 = :v0 AND #n1 <> :v1",
+            "#n0 = :v0 AND #n1 BETWEEN #n2 AND :v1",
+            "#n0 = #n1",
         ] {
             assert!(
                 std::panic::catch_unwind(|| check_key_condition(bad)).is_err(),
