@@ -417,6 +417,11 @@ async fn key_rotation_keeps_credentials_readable_only_with_the_new_key() {
     );
 }
 
+/// POSTs a request to the connector's endpoint: (status, body).
+fn post_connector(addr: &str, token: Option<&str>, body: &[u8]) -> (u16, String) {
+    http(addr, "POST", "/v1/connectors/dynamo", token, body)
+}
+
 /// A minimal HTTP/1.1 exchange: (status, body).
 fn http(addr: &str, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> (u16, String) {
     let Ok(mut s) = TcpStream::connect(addr) else {
@@ -482,13 +487,7 @@ async fn the_seed_example_through_serve() {
     let f = fixture().await;
     let (mut server, addr) = start_server(&f);
     let req = seed_request().to_string();
-    let (status, body) = http(
-        &addr,
-        "POST",
-        "/v1/connectors/dynamo",
-        Some(&f.acme_session),
-        req.as_bytes(),
-    );
+    let (status, body) = post_connector(&addr, Some(&f.acme_session), req.as_bytes());
     assert_eq!(status, 200, "{body}");
     let v: Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(v["count"], 2);
@@ -509,25 +508,13 @@ async fn the_seed_example_through_serve() {
             "table_not_found",
         ),
     ] {
-        let (status, text) = http(
-            &addr,
-            "POST",
-            "/v1/connectors/dynamo",
-            token,
-            body.as_bytes(),
-        );
+        let (status, text) = post_connector(&addr, token, body.as_bytes());
         assert_eq!(status, wanted_status, "{text}");
         let v: Value = serde_json::from_str(&text).expect("error JSON");
         assert_eq!(code(&v), wanted_code);
     }
     let huge = vec![b' '; 2 * 1024 * 1024];
-    let (status, _) = http(
-        &addr,
-        "POST",
-        "/v1/connectors/dynamo",
-        Some(&f.acme_session),
-        &huge,
-    );
+    let (status, _) = post_connector(&addr, Some(&f.acme_session), &huge);
     assert_eq!(status, 413, "request body limit");
 
     // Graceful shutdown on SIGTERM; then nothing it logged holds a secret.
@@ -838,7 +825,7 @@ async fn run_catalogue_case(f: &Fixture, case: &Case) -> (String, String) {
         }
         Setup::Http => {
             let (mut child, addr) = start_server(f);
-            let (status, text) = http(&addr, "POST", "/v1/connectors/dynamo", Some(&acme), &body);
+            let (status, text) = post_connector(&addr, Some(&acme), &body);
             let _ = child.kill();
             let _ = child.wait();
             let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
@@ -952,13 +939,7 @@ async fn a_closed_http_client_stops_the_read() {
 
     // A client that waits reads every page.
     let before = proxy.counts().requests;
-    let (status, _) = http(
-        &addr,
-        "POST",
-        "/v1/connectors/dynamo",
-        Some(&f.acme_session),
-        body.as_bytes(),
-    );
+    let (status, _) = post_connector(&addr, Some(&f.acme_session), body.as_bytes());
     assert_eq!(status, 200);
     let full = proxy.counts().requests - before;
     assert!(full >= 4, "a full read takes {full} requests");
