@@ -178,6 +178,11 @@ impl<'s> Record<'s> {
                 self.filled[c] = self.rows;
             }
         }
+        self.fill_missing()
+    }
+
+    /// Appends NULL to each column the current row gave no value.
+    pub(super) fn fill_missing(&mut self) -> Result<(), Misfit> {
         for (column, filled) in self.columns.iter_mut().zip(&self.filled) {
             if *filled != self.rows {
                 column.append(None, None)?;

@@ -70,12 +70,7 @@ impl Record<'_> {
                 }
             }
         }
-        for (column, filled) in self.columns.iter_mut().zip(&self.filled) {
-            if *filled != self.rows {
-                column.append(None, None).ok()?;
-            }
-        }
-        Some(())
+        self.fill_missing().ok()
     }
 }
 
