@@ -567,22 +567,29 @@ impl Parser<'_> {
     }
 }
 
-fn parser<'a>(text: &'a str, toks: &'a [Token]) -> Parser<'a> {
-    Parser { toks, pos: 0, text }
+/// Parses all of `text` by `rule`; panics where it breaks DynamoDB's grammar.
+fn check_with(text: &str, rule: impl FnOnce(&mut Parser)) {
+    let toks = tokens(text);
+    let mut p = Parser {
+        toks: &toks,
+        pos: 0,
+        text,
+    };
+    rule(&mut p);
+    p.end();
 }
 
 /// A condition (FilterExpression) in DynamoDB's grammar.
 pub fn check_condition(text: &str) {
-    let toks = tokens(text);
-    let mut p = parser(text, &toks);
-    p.condition();
-    p.end();
+    check_with(text, |p| p.condition());
 }
 
 /// A KeyConditionExpression: `pk = :v [AND sort-key condition]`.
 pub fn check_key_condition(text: &str) {
-    let toks = tokens(text);
-    let mut p = parser(text, &toks);
+    check_with(text, key_condition);
+}
+
+fn key_condition(p: &mut Parser) {
     p.path();
     p.sym("=");
     p.value();
@@ -609,19 +616,17 @@ pub fn check_key_condition(text: &str) {
             }
         }
     }
-    p.end();
 }
 
 /// A ProjectionExpression: paths separated by commas.
 pub fn check_projection(text: &str) {
-    let toks = tokens(text);
-    let mut p = parser(text, &toks);
-    p.path();
-    while p.is_sym(",") {
-        p.pos += 1;
+    check_with(text, |p| {
         p.path();
-    }
-    p.end();
+        while p.is_sym(",") {
+            p.pos += 1;
+            p.path();
+        }
+    });
 }
 
 /// Decodes `item` into Arrow under several schemas; any outcome but a panic is fine,
