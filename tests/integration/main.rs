@@ -10,3 +10,4 @@ mod pushdown;
 mod scan;
 mod sql;
 mod types;
+mod widening;

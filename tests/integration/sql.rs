@@ -81,7 +81,8 @@ async fn join_and_aggregate_across_two_tables() {
     }
     let expected: Vec<String> = expected
         .into_iter()
-        .map(|(r, n, cents)| format!("{r}|{n}|{}.{:02}", cents / 100, cents % 100))
+        // Prices have two decimals; the inferred column keeps four.
+        .map(|(r, n, cents)| format!("{r}|{n}|{}.{:02}00", cents / 100, cents % 100))
         .collect();
     assert_eq!(got, expected);
 }

@@ -110,7 +110,7 @@ async fn every_type_round_trips_exactly() {
     assert_eq!(ty("bin"), DataType::Binary);
     assert_eq!(ty("flag"), DataType::Boolean);
     assert!(matches!(ty("ss"), DataType::List(f) if f.data_type() == &DataType::Utf8));
-    assert!(matches!(ty("ns"), DataType::List(f) if f.data_type() == &DataType::Decimal128(38, 2)));
+    assert!(matches!(ty("ns"), DataType::List(f) if f.data_type() == &DataType::Decimal128(38, 4)));
     assert!(matches!(ty("bs"), DataType::List(f) if f.data_type() == &DataType::Binary));
     assert!(matches!(ty("m"), DataType::Struct(_)));
 
@@ -133,11 +133,11 @@ async fn every_type_round_trips_exactly() {
             format!(
                 "a|1234567890123456789012345678.9012345678|12345678901234567890123456789012345678|\
                  -9223372036854775808|{tiny_a}|100000000000000000000000000000.00000000000000000000|\
-                 true|NULL|[x, y]|[-2.00, 1.50]|[\"s\",1,false]||[]|reserved-name|active|3|lower|upper|\"text\""
+                 true|NULL|[x, y]|[-2.0000, 1.5000]|[\"s\",1,false]||[]|reserved-name|active|3|lower|upper|\"text\""
             ),
             format!(
                 "b|-0.0000000001|-1|9223372036854775807|{tiny_b}|0.00000000000000000001|\
-                 NULL|NULL|NULL|[0.25]|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|42"
+                 NULL|NULL|NULL|[0.2500]|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|42"
             ),
         ]
     );

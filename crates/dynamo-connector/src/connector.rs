@@ -8,14 +8,19 @@ use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use base64::Engine as _;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::json::writer::{JsonArray, WriterBuilder};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::config::Dialect;
 use datafusion::error::DataFusionError;
+use datafusion::error::Result as DfResult;
 use datafusion::execution::context::SQLOptions;
-use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::SessionConfig;
 use dynamo_datafusion::retry::{GiveUp, classify as retry_class, without_sdk_retries};
-use dynamo_datafusion::{ReadStats, Retrier, RetryPolicy, TableOptions, dynamo_session};
-use futures::StreamExt;
+use dynamo_datafusion::{
+    ReadStats, ResultSink, Retrier, RetryPolicy, RunOptions, TableOptions, dynamo_session,
+    run_statement,
+};
 use serde_json::{Map, Value, json};
 
 use crate::dynamo_json::{item_from_json, item_to_json};
@@ -284,19 +289,18 @@ async fn run_read(client: &Client, read: &ReadRequest, limits: Limits) -> Result
 
 fn sql_error(e: DataFusionError) -> ConnectorError {
     let text = e.to_string();
-    match e.find_root() {
-        DataFusionError::External(inner) => {
-            match inner.downcast_ref::<dynamo_datafusion::Error>() {
-                Some(dynamo_datafusion::Error::TableNotFound { .. }) => {
-                    ConnectorError::new(ErrorCode::TableNotFound, text)
-                }
-                Some(dynamo_datafusion::Error::Throttled { .. }) => {
-                    ConnectorError::new(ErrorCode::Throttled, text)
-                }
-                Some(_) => ConnectorError::new(ErrorCode::DynamodbError, text),
-                None => ConnectorError::new(ErrorCode::Internal, text),
-            }
+    match dynamo_datafusion::Error::find_in(&e) {
+        Some(dynamo_datafusion::Error::TableNotFound { .. }) => {
+            return ConnectorError::new(ErrorCode::TableNotFound, text);
         }
+        Some(dynamo_datafusion::Error::Throttled { .. }) => {
+            return ConnectorError::new(ErrorCode::Throttled, text);
+        }
+        Some(_) => return ConnectorError::new(ErrorCode::DynamodbError, text),
+        None => {}
+    }
+    match e.find_root() {
+        DataFusionError::External(_) => ConnectorError::new(ErrorCode::Internal, text),
         DataFusionError::Plan(m) if m.contains("not found") && m.contains("table") => {
             ConnectorError::new(ErrorCode::TableNotFound, text)
         }
@@ -316,61 +320,106 @@ async fn run_sql(client: &Client, sql: &str, limits: Limits) -> Result<Value> {
     )
     .await
     .map_err(sql_error)?;
-    // Reads only: no DDL, no DML, no SET.
-    let options = SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false);
-    let df = ctx
-        .sql_with_options(sql, options)
+    let statement = ctx
+        .state()
+        .sql_to_statement(sql, &Dialect::Generic)
+        .map_err(sql_error)?;
+    let options = RunOptions {
+        // Reads only: no DDL, no DML, no SET.
+        sql_options: Some(
+            SQLOptions::new()
+                .with_allow_ddl(false)
+                .with_allow_dml(false)
+                .with_allow_statements(false),
+        ),
+        ..RunOptions::default()
+    };
+    let mut sink = JsonSink {
+        max_items: limits.max_items,
+        columns: Vec::new(),
+        out: Vec::new(),
+        rows: 0,
+        truncated: false,
+    };
+    let outcome = run_statement(&ctx, &statement, &options, &mut sink)
         .await
         .map_err(sql_error)?;
-    let columns: Vec<Value> = df
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| json!({"name": f.name(), "type": f.data_type().to_string()}))
-        .collect();
-    let task = Arc::new(df.task_ctx());
-    let plan = df.create_physical_plan().await.map_err(sql_error)?;
-    let mut stream = execute_stream(Arc::clone(&plan), task).map_err(sql_error)?;
-    let mut out = Vec::new();
-    let mut rows = 0usize;
-    let mut truncated = false;
-    {
-        let mut writer = WriterBuilder::new()
-            .with_explicit_nulls(true)
-            .build::<_, JsonArray>(&mut out);
-        while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(sql_error)?;
-            let take = batch.num_rows().min(limits.max_items - rows);
-            writer
-                .write(&batch.slice(0, take))
-                .map_err(|e| ConnectorError::internal(e.to_string()))?;
-            rows += take;
-            if rows >= limits.max_items {
-                truncated = take < batch.num_rows() || stream.next().await.is_some();
-                break;
-            }
-        }
-        writer
-            .finish()
-            .map_err(|e| ConnectorError::internal(e.to_string()))?;
-    }
-    drop(stream);
     // arbitrary_precision keeps every digit of decimals.
-    let items: Value = if out.is_empty() {
+    let items: Value = if sink.out.is_empty() {
         json!([])
     } else {
-        serde_json::from_slice(&out).map_err(|e| ConnectorError::internal(e.to_string()))?
+        let mut text = sink.out;
+        text.push(b']');
+        serde_json::from_slice(&text).map_err(|e| ConnectorError::internal(e.to_string()))?
     };
-    let stats = ReadStats::of_plan(&plan);
+    let stats = ReadStats::of_plan(&outcome.plan);
     let mut response = Map::new();
-    response.insert("columns".into(), Value::Array(columns));
+    response.insert("columns".into(), Value::Array(sink.columns));
     response.insert("items".into(), items);
-    response.insert("count".into(), json!(rows));
+    response.insert("count".into(), json!(sink.rows));
     response.insert("scannedCount".into(), json!(stats.items_scanned));
     response.insert("consumedCapacity".into(), json!(stats.consumed_rcu));
-    response.insert("truncated".into(), json!(truncated));
+    response.insert("truncated".into(), json!(sink.truncated));
+    if !outcome.notices.is_empty() {
+        response.insert("notices".into(), json!(outcome.notices));
+    }
     Ok(Value::Object(response))
+}
+
+/// Collects an `sql` result as a JSON array of row objects, at most
+/// `max_items` rows; `truncated` when the result had more.
+struct JsonSink {
+    max_items: usize,
+    columns: Vec<Value>,
+    /// `[` and the rows so far, comma-separated (the closing `]` comes last).
+    out: Vec<u8>,
+    rows: usize,
+    truncated: bool,
+}
+
+impl ResultSink for JsonSink {
+    fn start(&mut self, schema: SchemaRef) -> DfResult<()> {
+        self.columns = schema
+            .fields()
+            .iter()
+            .map(|f| json!({"name": f.name(), "type": f.data_type().to_string()}))
+            .collect();
+        Ok(())
+    }
+
+    fn batch(&mut self, batch: RecordBatch) -> DfResult<bool> {
+        if batch.num_rows() == 0 {
+            return Ok(true);
+        }
+        if self.rows >= self.max_items {
+            // One more row exists than the answer may hold.
+            self.truncated = true;
+            return Ok(false);
+        }
+        let take = batch.num_rows().min(self.max_items - self.rows);
+        let mut array = Vec::new();
+        {
+            let mut writer = WriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, JsonArray>(&mut array);
+            writer.write(&batch.slice(0, take))?;
+            writer.finish()?;
+        }
+        // `[{...},{...}]` → `{...},{...}` appended after `[` or `,`.
+        let body = array
+            .get(1..array.len().saturating_sub(1))
+            .unwrap_or_default();
+        self.out.push(if self.out.is_empty() { b'[' } else { b',' });
+        self.out.extend_from_slice(body);
+        self.rows += take;
+        if take < batch.num_rows() {
+            self.truncated = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn row_bound(&self) -> Option<usize> {
+        Some(self.max_items)
+    }
 }

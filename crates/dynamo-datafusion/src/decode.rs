@@ -19,7 +19,6 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::SchemaRef;
 
-use crate::dynamo_json::item_from_json;
 use crate::error::{Error, Result};
 use builder::{Misfit, Record};
 
@@ -47,26 +46,47 @@ pub type Item = HashMap<String, AttributeValue>;
 /// let batch = decoder.decode(&[item]).unwrap();
 /// assert_eq!(batch.num_rows(), 1);
 /// ```
+///
+/// A map decoded into a struct column may hold keys the struct has no field
+/// for: they are not read. Columns whose type is inferred (and so can widen)
+/// are decoded with closed maps instead, where such a key does not fit.
 #[derive(Debug, Clone)]
 pub struct ItemDecoder {
     table: Arc<str>,
     schema: SchemaRef,
+    /// Per column: its maps hold only the keys its struct type names.
+    closed_maps: Arc<[bool]>,
 }
 
 impl ItemDecoder {
     /// A decoder for `schema`; fails when a column type cannot hold DynamoDB values.
     pub fn try_new(table: &str, schema: SchemaRef) -> Result<Self> {
+        let closed_maps = vec![false; schema.fields().len()].into();
         let decoder = Self {
             table: table.into(),
             schema,
+            closed_maps,
         };
         decoder.record(0)?;
         Ok(decoder)
     }
 
+    /// The same decoder, where a map with a key its column's struct type
+    /// lacks does not fit, for each column `closed` names.
+    pub(crate) fn closing_maps(mut self, closed: impl Fn(&str) -> bool) -> Self {
+        self.closed_maps = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| closed(f.name()))
+            .collect();
+        self
+    }
+
     /// Empty builders for the schema, room for `rows` rows.
     fn record(&self, rows: usize) -> Result<Record<'_>> {
-        Record::new(self.schema.fields(), "", rows).map_err(|u| Error::UnsupportedType {
+        let closed = |i: usize| self.closed_maps.get(i).copied().unwrap_or(false);
+        Record::new(self.schema.fields(), rows, closed).map_err(|u| Error::UnsupportedType {
             column: u.path,
             data_type: u.data_type,
         })
@@ -124,15 +144,8 @@ impl ItemDecoder {
             table: self.table.to_string(),
             reason,
         };
-        let values: Vec<serde_json::Value> = serde_json::from_str(items)
-            .map_err(|e| bad(format!("the items are not a JSON array: {e}")))?;
-        let mut parsed = Vec::with_capacity(values.len());
-        for (i, value) in values.iter().take(max.unwrap_or(usize::MAX)).enumerate() {
-            let object = value
-                .as_object()
-                .ok_or_else(|| bad(format!("item {i} is not a JSON object")))?;
-            parsed.push(item_from_json(object).map_err(bad)?);
-        }
+        let mut parsed = crate::dynamo_json::items_from_json_text(items).map_err(bad)?;
+        parsed.truncate(max.unwrap_or(usize::MAX));
         self.decode(&parsed)
     }
 
@@ -160,6 +173,7 @@ impl ItemDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dynamo_json::item_from_json;
     use crate::infer::json_field;
     use datafusion::arrow::array::{Array, AsArray};
     use datafusion::arrow::datatypes::{

@@ -52,6 +52,23 @@ pub fn item_from_json(
         .collect()
 }
 
+/// Parses the text of a JSON array of items (the `Items` of a Scan or Query
+/// answer); errors say which item and why.
+pub fn items_from_json_text(text: &str) -> Result<Vec<HashMap<String, AttributeValue>>, String> {
+    let values: Vec<Value> =
+        serde_json::from_str(text).map_err(|e| format!("the items are not a JSON array: {e}"))?;
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let object = value
+                .as_object()
+                .ok_or_else(|| format!("item {i} is not a JSON object"))?;
+            item_from_json(object)
+        })
+        .collect()
+}
+
 /// Parses DynamoDB JSON; errors say where (`at`) and why.
 pub fn from_dynamo_json(v: &Value, at: &str) -> Result<AttributeValue, String> {
     let obj = v

@@ -67,10 +67,11 @@ pub enum Error {
         reason: String,
     },
 
-    /// An item value does not fit the Arrow type of its column.
+    /// An item value does not fit the Arrow type its column was given
+    /// explicitly (inferred columns widen instead: [`Error::SchemaWidened`]).
     #[error(
         "table '{table}', attribute '{attribute}': value {value} does not fit column type {expected} \
-         (set an explicit column type, e.g. Utf8 or a wider Decimal, or raise the schema sample size)"
+         (the type was set explicitly: choose one that holds this value, e.g. json, Utf8 or a wider Decimal)"
     )]
     ValueDoesNotFit {
         /// Table name.
@@ -81,6 +82,27 @@ pub enum Error {
         value: String,
         /// The column's Arrow type.
         expected: DataType,
+    },
+
+    /// A read met a value its inferred column could not hold, and the column
+    /// widened to a type that holds it (and every value it held before).
+    /// The statement must be planned again to use the widened schema:
+    /// [`crate::run_statement`] does that by itself.
+    #[error(
+        "table '{table}': {changes}, to hold {value} at '{attribute}', a value the schema sample had \
+         not seen; run the statement again to read with the widened schema"
+    )]
+    SchemaWidened {
+        /// Table name.
+        table: String,
+        /// What widened, e.g. `column 'info.rating' widened from Decimal128(38, 4) to Decimal128(38, 6)`.
+        changes: String,
+        /// The columns that changed.
+        widenings: Vec<crate::widen::Widening>,
+        /// Attribute path of the value that did not fit.
+        attribute: String,
+        /// That value, as DynamoDB JSON.
+        value: String,
     },
 
     /// An Arrow type that DynamoDB values cannot be decoded into.
@@ -119,6 +141,21 @@ pub enum Error {
         #[source]
         source: datafusion::arrow::error::ArrowError,
     },
+}
+
+impl Error {
+    /// The provider error inside a DataFusion error, however deeply wrapped
+    /// (contexts, shared errors from other partitions, Arrow errors).
+    pub fn find_in(e: &DataFusionError) -> Option<&Error> {
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(err) = cur {
+            if let Some(found) = err.downcast_ref::<Error>() {
+                return Some(found);
+            }
+            cur = err.source();
+        }
+        None
+    }
 }
 
 impl From<Error> for DataFusionError {

@@ -26,10 +26,12 @@ use datafusion::physical_plan::{
 };
 use futures::stream;
 
-use crate::decode::ItemDecoder;
+use crate::decode::{Item, ItemDecoder};
+use crate::error::Error;
 use crate::plan::render::{ExpressionBuilder, display_value};
 use crate::plan::{Operation, render_key_condition};
 use crate::read::{ReadSpec, ReadUnit};
+use crate::widen::{SchemaState, schema_changes};
 
 /// Reads a DynamoDB table (or index) as a stream of record batches.
 ///
@@ -48,6 +50,9 @@ pub struct DynamoExec {
     ordering: Option<PhysicalSortExpr>,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
+    /// The table's live schema, widened when an item does not fit the
+    /// decoder's (`None`: the schema was given and never widens).
+    schema_state: Option<Arc<SchemaState>>,
 }
 
 impl DynamoExec {
@@ -57,6 +62,7 @@ impl DynamoExec {
         partitions: Vec<Vec<ReadUnit>>,
         decoder: ItemDecoder,
         limit: Option<usize>,
+        schema_state: Option<Arc<SchemaState>>,
     ) -> Self {
         // One Query returns items in sort-key order: declare it, so DataFusion can
         // drop a sort (and `try_pushdown_sort` can flip the direction).
@@ -86,6 +92,7 @@ impl DynamoExec {
             ordering,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
+            schema_state,
         }
     }
 
@@ -222,6 +229,40 @@ impl DynamoExec {
             write!(f, ", consistent_read=true")?;
         }
         write!(f, ", partitions={}", self.partitions.len())
+    }
+}
+
+/// A value that did not fit its inferred column widens the table's schema
+/// (by what the whole page shows, so one page's surprises cost one re-plan):
+/// the error then says the statement must be planned again. A misfit the
+/// schema cannot widen for (a column the user typed) stays as it was.
+fn widen_on_misfit(e: Error, state: &SchemaState, decoder: &ItemDecoder, page: &[Item]) -> Error {
+    let Error::ValueDoesNotFit {
+        table,
+        attribute,
+        value,
+        ..
+    } = &e
+    else {
+        return e;
+    };
+    state.widen(page);
+    // Against what this read decoded with: another query may have widened
+    // the schema since this plan was made.
+    let changes = schema_changes(decoder.schema(), &state.schema());
+    if changes.is_empty() {
+        return e;
+    }
+    Error::SchemaWidened {
+        table: table.clone(),
+        changes: changes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "),
+        widenings: changes,
+        attribute: attribute.clone(),
+        value: value.clone(),
     }
 }
 
@@ -382,6 +423,7 @@ impl ExecutionPlan for DynamoExec {
         let client = self.client.clone();
         let spec = Arc::clone(&self.spec);
         let decoder = self.decoder.clone();
+        let schema_state = self.schema_state.clone();
         let metrics = ReadMetrics::new(&self.metrics, partition);
         let cursor = Cursor {
             unit: 0,
@@ -389,12 +431,13 @@ impl ExecutionPlan for DynamoExec {
             remaining: self.limit,
         };
         let batches = stream::try_unfold(cursor, move |mut cursor| {
-            let (client, spec, decoder, metrics, units) = (
+            let (client, spec, decoder, metrics, units, schema_state) = (
                 client.clone(),
                 Arc::clone(&spec),
                 decoder.clone(),
                 metrics.clone(),
                 Arc::clone(&units),
+                schema_state.clone(),
             );
             async move {
                 loop {
@@ -419,15 +462,25 @@ impl ExecutionPlan for DynamoExec {
                         Some(next) => cursor.start = Some(next),
                         None => cursor.unit += 1,
                     }
-                    let batch = match page.items_json {
+                    let mut items = page.items;
+                    let decoded = match &page.items_json {
                         Some(json) => decoder.decode_json(json.as_str(), cursor.remaining),
                         None => {
-                            let mut items = page.items;
                             items.truncate(cursor.remaining.unwrap_or(usize::MAX));
                             decoder.decode(&items)
                         }
-                    }
-                    .map_err(DataFusionError::from)?;
+                    };
+                    let batch = decoded.map_err(|e| {
+                        let Some(state) = &schema_state else {
+                            return DataFusionError::from(e);
+                        };
+                        let items = match &page.items_json {
+                            Some(json) => crate::dynamo_json::items_from_json_text(json.as_str())
+                                .unwrap_or_default(),
+                            None => items,
+                        };
+                        DataFusionError::from(widen_on_misfit(e, state, &decoder, &items))
+                    })?;
                     if let Some(remaining) = cursor.remaining.as_mut() {
                         *remaining -= batch.num_rows();
                     }

@@ -30,6 +30,11 @@ pub const JSON_ENCODING: &str = "json";
 pub const TEXT_ENCODING: &str = "text";
 /// Maps with more distinct keys than this are treated as dictionaries (JSON text).
 pub const MAX_STRUCT_FIELDS: usize = 200;
+/// A number column where the sample saw a fraction keeps at least this many
+/// decimal places (when the integer digits leave room): a later value with
+/// one more decimal than the sample showed (`6.18` after `6.1`) still fits,
+/// exactly, without widening the column.
+pub const MIN_FRACTION_SCALE: u32 = 4;
 
 /// What is known about the numbers seen in one place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -73,8 +78,16 @@ impl NumberStats {
             return DataType::Int64;
         }
         let digits = self.max_integer_digits + self.max_scale;
+        // Headroom for fractions: free as long as the integer digits still fit.
+        let roomy = if self.max_scale > 0 {
+            self.max_scale.max(MIN_FRACTION_SCALE)
+        } else {
+            0
+        };
         // Scale is at most 130 for DynamoDB numbers, so the casts below are lossless.
-        if digits <= u32::from(DECIMAL128_MAX_PRECISION) {
+        if self.max_integer_digits + roomy <= u32::from(DECIMAL128_MAX_PRECISION) {
+            DataType::Decimal128(DECIMAL128_MAX_PRECISION, roomy as i8)
+        } else if digits <= u32::from(DECIMAL128_MAX_PRECISION) {
             DataType::Decimal128(DECIMAL128_MAX_PRECISION, self.max_scale as i8)
         } else if digits <= u32::from(DECIMAL256_MAX_PRECISION) {
             DataType::Decimal256(DECIMAL256_MAX_PRECISION, self.max_scale as i8)
@@ -304,7 +317,17 @@ mod tests {
         );
         assert_eq!(
             field_of(&[AV::N("1".into()), AV::N("2.25".into())]).data_type(),
-            &DataType::Decimal128(38, 2)
+            &DataType::Decimal128(38, 4),
+            "fractions get headroom"
+        );
+        assert_eq!(
+            field_of(&[AV::N("1.123456".into())]).data_type(),
+            &DataType::Decimal128(38, 6)
+        );
+        // 36 integer digits leave no room for four decimals: the sampled scale.
+        assert_eq!(
+            field_of(&[AV::N(format!("{}.5", "9".repeat(36)))]).data_type(),
+            &DataType::Decimal128(38, 1)
         );
         assert_eq!(
             field_of(&[AV::N("99999999999999999999".into())]).data_type(),
@@ -343,7 +366,7 @@ mod tests {
         let f = field_of(&[AV::Ns(vec!["1".into(), "1.5".into()])]);
         assert_eq!(
             f.data_type(),
-            &DataType::List(Field::new("item", DataType::Decimal128(38, 1), true).into())
+            &DataType::List(Field::new("item", DataType::Decimal128(38, 4), true).into())
         );
     }
 

@@ -95,22 +95,15 @@ pub(crate) fn write_json_string(s: &str, out: &mut String) {
     out.push('"');
 }
 
-/// A short DynamoDB-JSON rendering of a value for error messages.
+/// A short DynamoDB-JSON rendering of a value for error messages, valid
+/// DynamoDB JSON unless shortened: `{"N": "6.18"}`, `{"S": "text"}`.
 pub(crate) fn describe_value(value: &AttributeValue) -> String {
-    let tag = match value {
-        AttributeValue::S(_) => "S",
-        AttributeValue::N(_) => "N",
-        AttributeValue::B(_) => "B",
-        AttributeValue::Bool(_) => "BOOL",
-        AttributeValue::Null(_) => "NULL",
-        AttributeValue::Ss(_) => "SS",
-        AttributeValue::Ns(_) => "NS",
-        AttributeValue::Bs(_) => "BS",
-        AttributeValue::L(_) => "L",
-        AttributeValue::M(_) => "M",
-        _ => "?",
+    let rendered = crate::dynamo_json::to_dynamo_json(value);
+    let (tag, inner) = match rendered.as_object().and_then(|o| o.iter().next()) {
+        Some((tag, inner)) => (tag.clone(), inner.to_string()),
+        None => ("NULL".to_string(), "true".to_string()),
     };
-    let mut body = to_json_text(value);
+    let mut body = inner;
     const MAX: usize = 80;
     if body.len() > MAX {
         let cut = (0..=MAX)
@@ -151,6 +144,24 @@ mod tests {
             to_json_text(&m),
             r#"{"a":"q\"uote\n","l":[null,false,"AP8="],"ns":[12345678901234567890123456789012345678],"z":1.5}"#
         );
+    }
+
+    #[test]
+    fn messages_show_dynamodb_json() {
+        assert_eq!(
+            describe_value(&AttributeValue::N("6.18".into())),
+            r#"{"N": "6.18"}"#
+        );
+        assert_eq!(
+            describe_value(&AttributeValue::Ns(vec!["1".into()])),
+            r#"{"NS": ["1"]}"#
+        );
+        assert_eq!(
+            describe_value(&AttributeValue::Bool(true)),
+            r#"{"BOOL": true}"#
+        );
+        let m = AttributeValue::M(HashMap::from([("k".into(), AttributeValue::S("v".into()))]));
+        assert_eq!(describe_value(&m), r#"{"M": {"k":{"S":"v"}}}"#);
     }
 
     #[test]

@@ -11,8 +11,10 @@
 //! (pure, unit-tested), `provider` wires it into DataFusion, `exec` streams it,
 //! `read` talks to DynamoDB, `capture` takes Scan and Query items out of the
 //! SDK's hands as DynamoDB's JSON, `decode` turns items into Arrow, `infer` and
-//! `schema` choose the Arrow types, `number` keeps numbers exact, `retry` and
-//! `capacity` keep reads going through faults without overrunning a table.
+//! `schema` choose the Arrow types, `widen` widens them when a read meets a
+//! value the sample did not show and `run` re-plans the statement then,
+//! `number` keeps numbers exact, `retry` and `capacity` keep reads going
+//! through faults without overrunning a table.
 
 mod capacity;
 mod capture;
@@ -35,10 +37,12 @@ mod plan;
 mod provider;
 mod read;
 pub mod retry;
+mod run;
 mod sample;
 mod schema;
 mod session;
 mod stats;
+mod widen;
 
 pub use capacity::CapacityLimiter;
 pub use catalog::{DynamoSchemaProvider, list_tables};
@@ -57,5 +61,7 @@ pub use options::{ColumnType, DEFAULT_SAMPLE_SIZE, OPTION_KEYS, TableOptions};
 pub use plan::{AccessPlan, IndexPolicy, Key, Operation, PlanOptions, SortCondition, plan_access};
 pub use provider::{DynamoTableProvider, DynamoTableProviderBuilder, describe_table};
 pub use retry::{Retrier, RetryPolicy};
+pub use run::{ResultSink, RunOptions, RunOutcome, run_statement};
 pub use session::{DEFAULT_CATALOG, DEFAULT_SCHEMA, dynamo_session};
 pub use stats::ReadStats;
+pub use widen::{SchemaHistory, SchemaOrigin, Widening};

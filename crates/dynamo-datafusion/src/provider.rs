@@ -1,6 +1,7 @@
 //! `DynamoTableProvider`: a DynamoDB table as a DataFusion table.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -26,7 +27,7 @@ use crate::plan::{AccessPlan, Operation, PlanOptions, ProjectionExpression, plan
 use crate::read::ReadSpec;
 use crate::retry::{Retrier, RetryPolicy, without_sdk_retries};
 use crate::sample::sample_table;
-use crate::schema::build_schema;
+use crate::widen::{SchemaHistory, SchemaOrigin, SchemaState};
 
 /// Bytes of table per parallel-scan segment when the count is chosen automatically:
 /// a segment should have several 1 MB pages to read before parallelism pays.
@@ -54,7 +55,8 @@ pub struct DynamoTableProvider {
     /// The caller's client with the SDK's retries off: reads retry by `options.retry`.
     read_client: Client,
     meta: Arc<TableMeta>,
-    schema: SchemaRef,
+    /// The live schema: widens when a read meets a value it cannot hold.
+    state: Arc<SchemaState>,
     options: Arc<TableOptions>,
 }
 
@@ -164,10 +166,12 @@ impl DynamoTableProviderBuilder {
             });
         }
         let read_client = without_sdk_retries(&self.client);
-        let schema = match self.schema {
-            Some(schema) => schema,
+        let meta = Arc::new(meta);
+        let state = match self.schema {
+            Some(schema) => SchemaState::given(Arc::clone(&meta), schema),
             None => {
-                let observed = sample_table(
+                let at = SystemTime::now();
+                let sample = sample_table(
                     &read_client,
                     &self.table,
                     self.options.sample_size,
@@ -175,15 +179,23 @@ impl DynamoTableProviderBuilder {
                     Arc::new(Retrier::new(self.options.retry.clone())),
                 )
                 .await?;
-                build_schema(&meta, observed, &self.options.column_types)
+                SchemaState::inferred(
+                    Arc::clone(&meta),
+                    sample.observed,
+                    self.options.column_types.clone(),
+                    SchemaOrigin::Sampled {
+                        items: sample.items,
+                        at,
+                    },
+                )
             }
         };
         // Fail now, not at the first query, if a column type cannot be decoded.
-        ItemDecoder::try_new(&meta.name, Arc::clone(&schema))?;
+        ItemDecoder::try_new(&meta.name, state.schema())?;
         Ok(DynamoTableProvider {
             read_client,
-            meta: Arc::new(meta),
-            schema,
+            meta,
+            state: Arc::new(state),
             options: Arc::new(self.options),
         })
     }
@@ -244,6 +256,12 @@ impl DynamoTableProvider {
         &self.options
     }
 
+    /// Where the schema came from (given, or sampled: how many items, when)
+    /// and every column that has widened since.
+    pub fn schema_history(&self) -> SchemaHistory {
+        self.state.history()
+    }
+
     /// Segments for a full scan: set by option, else one per [`BYTES_PER_SEGMENT`]
     /// of table, at most `target_partitions`.
     /// The read-capacity limit of one query in RCU/s, if any.
@@ -277,7 +295,7 @@ impl DynamoTableProvider {
     pub fn plan(&self, filters: &[Expr], columns: &[String], session_pushdown: bool) -> AccessPlan {
         plan_access(
             &self.meta,
-            &self.schema,
+            &self.state.schema(),
             filters,
             columns,
             &self.plan_options(session_pushdown),
@@ -297,7 +315,7 @@ fn expr_columns(e: &Expr, out: &mut Vec<String>) {
 #[async_trait]
 impl TableProvider for DynamoTableProvider {
     fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
+        self.state.schema()
     }
 
     /// DynamoDB tables are read here, never written: say so plainly.
@@ -356,21 +374,24 @@ impl TableProvider for DynamoTableProvider {
             .get::<DynamoConfig>()
             .cloned()
             .unwrap_or_default();
+        // One snapshot for the whole plan: the schema may widen meanwhile.
+        let schema = self.state.schema();
         let output: Vec<String> = match projection {
             Some(indices) => indices
                 .iter()
-                .map(|i| self.schema.field(*i).name().clone())
+                .map(|i| schema.field(*i).name().clone())
                 .collect(),
-            None => self
-                .schema
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect(),
+            None => schema.fields().iter().map(|f| f.name().clone()).collect(),
         };
         let mut needed = output.clone();
         filters.iter().for_each(|f| expr_columns(f, &mut needed));
-        let plan = self.plan(filters, &needed, session.pushdown);
+        let plan = plan_access(
+            &self.meta,
+            &schema,
+            filters,
+            &needed,
+            &self.plan_options(session.pushdown),
+        );
         self.check_scan_guard(&plan, &session)?;
 
         // Filters the read does not enforce exactly are re-applied here: DataFusion
@@ -387,9 +408,9 @@ impl TableProvider for DynamoTableProvider {
             .for_each(|f| expr_columns(f, &mut read_columns));
         let read_indices = read_columns
             .iter()
-            .map(|c| self.schema.index_of(c))
+            .map(|c| schema.index_of(c))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let read_schema = Arc::new(self.schema.project(&read_indices)?);
+        let read_schema = Arc::new(schema.project(&read_indices)?);
         let attributes = if read_columns.is_empty() {
             // Nothing needed but the row count: read the smallest thing there is.
             vec![self.meta.keys.partition_key.name.clone()]
@@ -416,7 +437,8 @@ impl TableProvider for DynamoTableProvider {
                 .map(|rate| Arc::new(CapacityLimiter::new(rate))),
             items_as_json: true,
         };
-        let decoder = ItemDecoder::try_new(&self.meta.name, Arc::clone(&read_schema))?;
+        let decoder = ItemDecoder::try_new(&self.meta.name, Arc::clone(&read_schema))?
+            .closing_maps(|column| self.state.can_widen(column));
         let read_limit = if residual.is_empty() { limit } else { None };
         let exec: Arc<dyn ExecutionPlan> = Arc::new(DynamoExec::new(
             self.read_client.clone(),
@@ -424,6 +446,7 @@ impl TableProvider for DynamoTableProvider {
             partitions,
             decoder,
             read_limit,
+            Some(Arc::clone(&self.state)),
         ));
         let Some(predicate) = conjunction(residual.into_iter().cloned()) else {
             return Ok(exec);

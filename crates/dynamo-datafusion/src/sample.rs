@@ -18,6 +18,15 @@ const ITEMS_PER_SEGMENT: usize = 250;
 /// At most this many segments (and concurrent requests) while sampling.
 const MAX_SAMPLE_SEGMENTS: usize = 8;
 
+/// What a sample showed.
+#[derive(Debug)]
+pub(crate) struct Sample {
+    /// Every attribute seen, unified across the items.
+    pub observed: BTreeMap<String, Observed>,
+    /// Items read.
+    pub items: usize,
+}
+
 /// Observes up to `sample_size` items of `table`.
 pub(crate) async fn sample_table(
     client: &Client,
@@ -25,7 +34,7 @@ pub(crate) async fn sample_table(
     sample_size: usize,
     consistent_read: bool,
     retry: Arc<Retrier>,
-) -> Result<BTreeMap<String, Observed>> {
+) -> Result<Sample> {
     let segments = sample_size
         .div_ceil(ITEMS_PER_SEGMENT)
         .clamp(1, MAX_SAMPLE_SEGMENTS);
@@ -46,22 +55,26 @@ pub(crate) async fn sample_table(
         let unit = ReadUnit::Segment(segment as i32, segments as i32);
         async move {
             let mut seen = BTreeMap::new();
+            let mut read = 0;
             let mut remaining = per_segment;
             let mut start = None;
             loop {
                 let page = spec.page(client, &unit, start, Some(remaining)).await?;
                 remaining = remaining.saturating_sub(page.items.len());
+                read += page.items.len();
                 merge_observations(&mut seen, observe_items(&page.items));
                 start = page.next;
                 if remaining == 0 || start.is_none() {
-                    return Result::Ok(seen);
+                    return Result::Ok((seen, read));
                 }
             }
         }
     });
-    let mut all = BTreeMap::new();
-    for seen in try_join_all(reads).await? {
-        merge_observations(&mut all, seen);
+    let mut observed = BTreeMap::new();
+    let mut items = 0;
+    for (seen, read) in try_join_all(reads).await? {
+        merge_observations(&mut observed, seen);
+        items += read;
     }
-    Ok(all)
+    Ok(Sample { observed, items })
 }

@@ -99,7 +99,7 @@ mod tests {
         assert_eq!(names, ["userId", "ts", "alpha", "zeta"]);
         assert!(!schema.field(0).is_nullable() && !schema.field(1).is_nullable());
         assert!(schema.field(2).is_nullable());
-        assert_eq!(schema.field(1).data_type(), &DataType::Decimal128(38, 1));
+        assert_eq!(schema.field(1).data_type(), &DataType::Decimal128(38, 4));
     }
 
     #[test]

@@ -6,13 +6,10 @@ use std::time::Instant;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
-use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
-use dynamo_datafusion::ReadStats;
-use futures::StreamExt;
-use std::sync::Arc;
+use dynamo_datafusion::{ReadStats, ResultSink, RunOptions};
 
 use crate::print::{Format, Printer};
 
@@ -82,23 +79,56 @@ async fn run_statement(
     out: &mut impl Write,
 ) -> Result<Outcome, CliError> {
     let start = Instant::now();
-    let plan = ctx.state().statement_to_plan(statement).await?;
-    let df = ctx.execute_logical_plan(plan).await?;
-    let schema: SchemaRef = df.schema().as_arrow().clone().into();
-    let task = Arc::new(df.task_ctx());
-    let physical = df.create_physical_plan().await?;
-    let mut stream = execute_stream(Arc::clone(&physical), task)?;
-    let mut printer = Printer::new(format, schema);
-    let mut rows = 0;
-    while let Some(batch) = stream.next().await {
-        let batch: RecordBatch = batch?;
-        rows += batch.num_rows();
-        printer.push(batch, out)?;
+    let options = RunOptions {
+        // Table and JSON output is printed once every row is in: a re-run
+        // after a widened column is always invisible there.
+        hold_back_bytes: match format {
+            Format::Table | Format::Json => usize::MAX,
+            Format::Csv | Format::Ndjson => RunOptions::default().hold_back_bytes,
+        },
+        ..RunOptions::default()
+    };
+    let mut sink = PrintSink {
+        format,
+        printer: None,
+        out,
+        rows: 0,
+    };
+    let outcome = dynamo_datafusion::run_statement(ctx, &statement, &options, &mut sink).await?;
+    for notice in &outcome.notices {
+        eprintln!("Notice: {notice}");
     }
-    printer.finish(out)?;
+    if let Some(printer) = sink.printer {
+        printer.finish(sink.out)?;
+    }
     Ok(Outcome {
-        rows,
+        rows: sink.rows,
         elapsed: start.elapsed(),
-        stats: ReadStats::of_plan(&physical),
+        stats: ReadStats::of_plan(&outcome.plan),
     })
+}
+
+/// Prints a statement's result as it is delivered.
+struct PrintSink<'a, W: Write> {
+    format: Format,
+    printer: Option<Printer>,
+    out: &'a mut W,
+    rows: usize,
+}
+
+impl<W: Write> ResultSink for PrintSink<'_, W> {
+    fn start(&mut self, schema: SchemaRef) -> datafusion::error::Result<()> {
+        self.printer = Some(Printer::new(self.format, schema));
+        Ok(())
+    }
+
+    fn batch(&mut self, batch: RecordBatch) -> datafusion::error::Result<bool> {
+        self.rows += batch.num_rows();
+        if let Some(printer) = self.printer.as_mut() {
+            printer
+                .push(batch, self.out)
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        }
+        Ok(true)
+    }
 }

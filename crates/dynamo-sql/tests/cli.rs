@@ -99,30 +99,30 @@ async fn every_output_format() {
     assert_eq!(
         csv,
         "itemId,price,inStock,note\n\
-         a,12345678901234567890123456.789,true,\"has, comma\"\n\
-         b,-0.500,false,\n\
-         c,7.000,,\n"
+         a,12345678901234567890123456.7890,true,\"has, comma\"\n\
+         b,-0.5000,false,\n\
+         c,7.0000,,\n"
     );
 
     let json = ok(dynamo_sql(&["--format", "json", "-c", &sql], None));
     assert_eq!(
         json,
-        "[{\"itemId\":\"a\",\"price\":12345678901234567890123456.789,\"inStock\":true,\"note\":\"has, comma\"},\
-         {\"itemId\":\"b\",\"price\":-0.500,\"inStock\":false,\"note\":null},\
-         {\"itemId\":\"c\",\"price\":7.000,\"inStock\":null,\"note\":null}]\n"
+        "[{\"itemId\":\"a\",\"price\":12345678901234567890123456.7890,\"inStock\":true,\"note\":\"has, comma\"},\
+         {\"itemId\":\"b\",\"price\":-0.5000,\"inStock\":false,\"note\":null},\
+         {\"itemId\":\"c\",\"price\":7.0000,\"inStock\":null,\"note\":null}]\n"
     );
 
     let ndjson = ok(dynamo_sql(&["--format", "ndjson", "-c", &sql], None));
     assert_eq!(ndjson.lines().count(), 3);
     assert_eq!(
         ndjson.lines().nth(1),
-        Some("{\"itemId\":\"b\",\"price\":-0.500,\"inStock\":false,\"note\":null}")
+        Some("{\"itemId\":\"b\",\"price\":-0.5000,\"inStock\":false,\"note\":null}")
     );
 
     let table_out = ok(dynamo_sql(&["-c", &sql], None));
     assert!(table_out.contains("| itemId | price"), "{table_out}");
     assert!(
-        table_out.contains("| a      | 12345678901234567890123456.789 | true    | has, comma |"),
+        table_out.contains("| a      | 12345678901234567890123456.7890 | true    | has, comma |"),
         "{table_out}"
     );
     assert_eq!(table_out.lines().count(), 7, "{table_out}");
@@ -165,7 +165,7 @@ async fn commands_and_files_run_in_order() {
 
     let described = ok(dynamo_sql(&["-c", &format!("\\d {table}")], None));
     assert!(described.contains("partition key (S)"), "{described}");
-    assert!(described.contains("Decimal128(38, 3)"), "{described}");
+    assert!(described.contains("Decimal128(38, 4)"), "{described}");
     let listed = ok(dynamo_sql(&["--format", "csv", "-c", "\\dt"], None));
     assert!(listed.lines().any(|l| l == table), "{listed}");
 }
@@ -253,7 +253,7 @@ async fn stats_report_what_dynamodb_did() {
         None,
     );
     let out = ok_ref(&o);
-    assert_eq!(out, "price\n-0.500\n", "stats never go to stdout");
+    assert_eq!(out, "price\n-0.5000\n", "stats never go to stdout");
     let err = stderr(&o);
     assert!(
         err.contains("DynamoDB: 1 request, 1 page, 1 items scanned, 1 returned"),

@@ -1,13 +1,15 @@
 //! Support for tests, examples, benchmarks and the demo: SDK clients for a
 //! local DynamoDB-API server (loopback only), table fixtures, bulk loading,
-//! and the demo tables.
+//! the demo tables, and a table whose rare items defeat a schema sample.
 
 mod demo;
 mod fault;
 mod fixtures;
 mod local;
+mod traps;
 
 pub use demo::{DEMO_TABLES, load_demo};
 pub use fault::{Fault, FaultConfig, FaultCounts, FaultProxy, ProxyError};
 pub use fixtures::{IndexSpec, TableSpec, create_table, delete_table, put_items, unique_name};
 pub use local::{ENDPOINT_ENV, LocalError, local_client, local_client_as, local_endpoint};
+pub use traps::{TRAP_TABLE_ITEMS, TrapTable, Traps, trap_table};

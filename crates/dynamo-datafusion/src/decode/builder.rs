@@ -140,32 +140,75 @@ pub(super) struct Record<'s> {
     /// ([`NOT_A_COLUMN`] for others): answers tend to list attributes in the
     /// same order, so one comparison usually finds the column.
     pub(super) order: Vec<usize>,
+    /// The struct type of a map column, when this record decodes one: a key
+    /// that is not one of its fields does not fit (the column must widen to
+    /// show it). `None` at the top level, where attributes no column asks
+    /// for are simply not read.
+    pub(super) map_of: Option<(&'s Field, String)>,
 }
 
 /// An attribute no column asks for.
 pub(super) const NOT_A_COLUMN: usize = usize::MAX;
 
 impl<'s> Record<'s> {
-    /// Builders for `fields`, nested under `path` (empty at the top level);
-    /// fails on the first column type no DynamoDB value can be decoded into.
-    pub fn new(fields: &'s Fields, path: &str, capacity: usize) -> Result<Self, Unsupported> {
+    /// Builders for the top-level `fields`; `closed(i)` tells whether the
+    /// maps of column `i` must hold only keys its struct type has (columns
+    /// whose type can widen) or may hold others, unread (types the user chose).
+    /// Fails on the first column type no DynamoDB value can be decoded into.
+    pub fn new(
+        fields: &'s Fields,
+        capacity: usize,
+        closed: impl Fn(usize) -> bool,
+    ) -> Result<Self, Unsupported> {
+        let columns = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| Column::new(f, f.name().clone(), capacity, closed(i)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::of(fields, columns, None))
+    }
+
+    /// Builders for the fields of a map column, `map_of` when its maps are
+    /// closed (see [`Record::map_of`]).
+    fn nested(
+        fields: &'s Fields,
+        path: &str,
+        capacity: usize,
+        map_of: Option<&'s Field>,
+    ) -> Result<Self, Unsupported> {
         let columns = fields
             .iter()
             .map(|f| {
-                let child = if path.is_empty() {
-                    f.name().clone()
-                } else {
-                    format!("{path}.{}", f.name())
-                };
-                Column::new(f, child, capacity)
+                let child = format!("{path}.{}", f.name());
+                Column::new(f, child, capacity, map_of.is_some())
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self {
+        let map_of = map_of.map(|f| (f, path.to_string()));
+        Ok(Self::of(fields, columns, map_of))
+    }
+
+    fn of(
+        fields: &'s Fields,
+        columns: Vec<Column<'s>>,
+        map_of: Option<(&'s Field, String)>,
+    ) -> Self {
+        Self {
             index: ColumnIndex::new(fields.iter().map(|f| f.name().as_str())),
             filled: vec![0; columns.len()],
             columns,
             rows: 0,
             order: Vec::new(),
+            map_of,
+        }
+    }
+
+    /// The misfit of a map key that is not a field of the struct column.
+    pub(super) fn unknown_key(&self, key: &str, value: String) -> Option<Misfit> {
+        let (field, path) = self.map_of.as_ref()?;
+        Some(Misfit {
+            attribute: format!("{path}.{key}"),
+            value: format!("{value} (a map key the column type has no field for)"),
+            expected: field.data_type().clone(),
         })
     }
 
@@ -173,9 +216,16 @@ impl<'s> Record<'s> {
     pub fn append(&mut self, map: &HashMap<String, AttributeValue>) -> Result<(), Misfit> {
         self.rows += 1;
         for (name, value) in map {
-            if let Some(c) = self.index.find(name) {
-                self.columns[c].append(Val::Attr(value).present(), Some(value))?;
-                self.filled[c] = self.rows;
+            match self.index.find(name) {
+                Some(c) => {
+                    self.columns[c].append(Val::Attr(value).present(), Some(value))?;
+                    self.filled[c] = self.rows;
+                }
+                None => {
+                    if let Some(m) = self.unknown_key(name, describe_value(value)) {
+                        return Err(m);
+                    }
+                }
             }
         }
         self.fill_missing()
@@ -244,7 +294,7 @@ pub(super) enum Kind<'s> {
 }
 
 impl<'s> Column<'s> {
-    fn new(field: &'s Field, path: String, n: usize) -> Result<Self, Unsupported> {
+    fn new(field: &'s Field, path: String, n: usize, closed: bool) -> Result<Self, Unsupported> {
         let strings = || StringBuilder::with_capacity(n, n * 16);
         let kind = match field.data_type() {
             DataType::Utf8 if is_json_field(field) => Kind::Json(strings(), String::new()),
@@ -277,13 +327,13 @@ impl<'s> Column<'s> {
                     item,
                     offsets,
                     validity: NullBufferBuilder::new(n),
-                    child: Box::new(Column::new(item, format!("{path}[]"), n)?),
+                    child: Box::new(Column::new(item, format!("{path}[]"), n, closed)?),
                 }
             }
             DataType::Struct(fields) => Kind::Struct {
                 fields,
                 validity: NullBufferBuilder::new(n),
-                record: Record::new(fields, &path, n)?,
+                record: Record::nested(fields, &path, n, closed.then_some(field))?,
             },
             other => {
                 return Err(Unsupported {

@@ -62,6 +62,9 @@ impl Record<'_> {
                         self.columns[c].append_json(cur)?;
                         self.filled[c] = self.rows;
                     }
+                    // A key a struct column has no field for: the full
+                    // parse names it (the column must widen).
+                    None if self.map_of.is_some() => return None,
                     None => cur.skip_unread()?,
                 }
                 if !cur.eat(b',') {

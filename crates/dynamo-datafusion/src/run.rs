@@ -1,0 +1,217 @@
+//! Running a statement so that a value the schema sample missed never fails it.
+//!
+//! A read that meets a value its inferred column cannot hold widens the
+//! column and fails with [`Error::SchemaWidened`] (see [`crate::widen`]).
+//! [`run_statement`] then plans the statement again — the tables now answer
+//! with the widened schema — and runs it again, saying so in a notice.
+//!
+//! A re-run is only invisible while nothing has been handed on: results are
+//! held back until the statement ends, or until `hold_back_bytes` of batches
+//! (or more rows than the sink will take) have arrived. A column that widens
+//! after results started flowing still fails the statement, with the same
+//! error; the widened schema is kept, so running it again succeeds.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::context::SQLOptions;
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::Statement;
+use futures::StreamExt;
+
+use crate::error::Error;
+
+/// Where [`run_statement`] delivers a result.
+pub trait ResultSink {
+    /// Called once, before any batch, with the result's schema.
+    fn start(&mut self, schema: SchemaRef) -> DfResult<()>;
+    /// Called for each batch, in order; `Ok(false)` stops the statement.
+    fn batch(&mut self, batch: RecordBatch) -> DfResult<bool>;
+    /// The sink stops after this many rows at most: holding back more is pointless.
+    fn row_bound(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// How [`run_statement`] runs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Batches are held back up to this many bytes, so that a re-run after a
+    /// widened column is invisible to the sink.
+    pub hold_back_bytes: usize,
+    /// At most this many re-runs per statement (each one follows a widening,
+    /// and the schema only widens, so this is a safety net).
+    pub max_reruns: usize,
+    /// What the statement may do (e.g. reads only); `None` allows everything.
+    pub sql_options: Option<SQLOptions>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            hold_back_bytes: 64 * 1024 * 1024,
+            max_reruns: 8,
+            sql_options: None,
+        }
+    }
+}
+
+/// What running a statement did besides its result.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The physical plan of the last run (read statistics come from it).
+    pub plan: Arc<dyn ExecutionPlan>,
+    /// One line per widened column that made the statement run again.
+    pub notices: Vec<String>,
+    /// How often the statement was planned and run again.
+    pub reruns: usize,
+}
+
+/// Plans and runs `statement`, delivering its result to `sink`, and runs it
+/// again when a column widens before any result was delivered.
+///
+/// ```no_run
+/// # async fn demo(ctx: datafusion::prelude::SessionContext) -> datafusion::error::Result<()> {
+/// use datafusion::arrow::{datatypes::SchemaRef, record_batch::RecordBatch};
+/// use dynamo_datafusion::{ResultSink, RunOptions, run_statement};
+///
+/// struct Collect(Vec<RecordBatch>);
+/// impl ResultSink for Collect {
+///     fn start(&mut self, _schema: SchemaRef) -> datafusion::error::Result<()> { Ok(()) }
+///     fn batch(&mut self, b: RecordBatch) -> datafusion::error::Result<bool> { self.0.push(b); Ok(true) }
+/// }
+///
+/// let statement = ctx.state().sql_to_statement("SELECT count(*) FROM Movies", &datafusion::config::Dialect::Generic)?;
+/// let mut sink = Collect(Vec::new());
+/// let outcome = run_statement(&ctx, &statement, &RunOptions::default(), &mut sink).await?;
+/// for notice in outcome.notices {
+///     eprintln!("Notice: {notice}");
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn run_statement<S: ResultSink + ?Sized>(
+    ctx: &SessionContext,
+    statement: &Statement,
+    options: &RunOptions,
+    sink: &mut S,
+) -> DfResult<RunOutcome> {
+    let mut notices = Vec::new();
+    loop {
+        let reruns = notices.len();
+        match run_once(ctx, statement, options, sink).await {
+            Ok(plan) => {
+                return Ok(RunOutcome {
+                    plan,
+                    notices,
+                    reruns,
+                });
+            }
+            Err(Failure::Widened(e)) if reruns < options.max_reruns => {
+                notices.push(widening_notice(&e));
+            }
+            Err(Failure::Widened(e) | Failure::Other(e)) => return Err(e),
+        }
+    }
+}
+
+/// Why one run ended without a result.
+enum Failure {
+    /// A column widened before anything reached the sink: run again.
+    Widened(DataFusionError),
+    Other(DataFusionError),
+}
+
+impl Failure {
+    fn of(e: DataFusionError, delivered: bool) -> Self {
+        let widened = matches!(Error::find_in(&e), Some(Error::SchemaWidened { .. }));
+        if widened && !delivered {
+            Failure::Widened(e)
+        } else {
+            Failure::Other(e)
+        }
+    }
+}
+
+async fn run_once<S: ResultSink + ?Sized>(
+    ctx: &SessionContext,
+    statement: &Statement,
+    options: &RunOptions,
+    sink: &mut S,
+) -> Result<Arc<dyn ExecutionPlan>, Failure> {
+    let early = |e| Failure::of(e, false);
+    let state = ctx.state();
+    let plan = state
+        .statement_to_plan(statement.clone())
+        .await
+        .map_err(early)?;
+    if let Some(allowed) = &options.sql_options {
+        allowed.verify_plan(&plan).map_err(early)?;
+    }
+    // DDL and `SET` take effect here; queries only build their plan.
+    let df = ctx.execute_logical_plan(plan).await.map_err(early)?;
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let task = Arc::new(df.task_ctx());
+    let physical = df.create_physical_plan().await.map_err(early)?;
+    let mut stream = execute_stream(Arc::clone(&physical), task).map_err(early)?;
+
+    let mut held: Vec<RecordBatch> = Vec::new();
+    let (mut held_bytes, mut held_rows) = (0usize, 0usize);
+    let mut delivering = false;
+    while let Some(next) = stream.next().await {
+        let batch = next.map_err(|e| Failure::of(e, delivering))?;
+        if delivering {
+            if !sink.batch(batch).map_err(Failure::Other)? {
+                return Ok(physical);
+            }
+            continue;
+        }
+        held_bytes += batch.get_array_memory_size();
+        held_rows += batch.num_rows();
+        held.push(batch);
+        let enough_rows = sink.row_bound().is_some_and(|bound| held_rows > bound);
+        if held_bytes > options.hold_back_bytes || enough_rows {
+            delivering = true;
+            if !deliver(sink, &schema, std::mem::take(&mut held))? {
+                return Ok(physical);
+            }
+        }
+    }
+    if !delivering {
+        deliver(sink, &schema, held)?;
+    }
+    Ok(physical)
+}
+
+/// Starts the sink and hands it the held batches; false when it stopped.
+fn deliver<S: ResultSink + ?Sized>(
+    sink: &mut S,
+    schema: &SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<bool, Failure> {
+    sink.start(Arc::clone(schema)).map_err(Failure::Other)?;
+    for batch in batches {
+        if !sink.batch(batch).map_err(Failure::Other)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn widening_notice(e: &DataFusionError) -> String {
+    match Error::find_in(e) {
+        Some(Error::SchemaWidened {
+            table,
+            changes,
+            attribute,
+            value,
+            ..
+        }) => format!(
+            "table '{table}': {changes}, to hold {value} at '{attribute}' (not in the schema \
+             sample); the statement ran again"
+        ),
+        _ => e.to_string(),
+    }
+}

@@ -1,0 +1,377 @@
+//! A table's schema as it lives: inferred from a sample, and widened when a
+//! read meets a value the sample did not show.
+//!
+//! The schema is a pure function of the table's metadata, what has been
+//! observed of its items, and the column types the user fixed
+//! ([`build_schema`]). Widening adds observations — those of the page whose
+//! value did not fit — and builds the schema again: unification only ever
+//! widens (`Int64` → `Decimal128` → `Decimal256` → exact text; conflicting
+//! types → JSON text; a struct gains the map keys it lacked), so the new
+//! schema holds every value the old one held, and the value that did not
+//! fit. Columns whose type the user fixed never change: a value that does
+//! not fit them stays an error.
+//!
+//! Every clone of a provider shares one [`SchemaState`], so the next plan of
+//! any query sees the widened schema.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
+
+use crate::decode::Item;
+use crate::infer::{Observed, is_json_field, merge_observations, observe_items};
+use crate::metadata::TableMeta;
+use crate::options::ColumnType;
+use crate::schema::build_schema;
+
+/// One column (or nested field) whose type changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Widening {
+    /// Column path, e.g. `info.rating` (`[]` marks list members).
+    pub column: String,
+    /// The type before.
+    pub from: DataType,
+    /// The type after: it holds every value `from` held, and the new one.
+    pub to: DataType,
+    /// True when `to` is `Utf8` holding each value's lossless JSON text.
+    pub to_json: bool,
+}
+
+impl fmt::Display for Widening {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "column '{}' widened from {} to {}",
+            self.column,
+            type_name(&self.from),
+            if self.to_json {
+                "JSON text".to_string()
+            } else {
+                type_name(&self.to)
+            }
+        )
+    }
+}
+
+/// How a table's schema came to be, for `\d` and notices.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SchemaOrigin {
+    /// Given whole by the caller (a column list or a builder schema).
+    Given,
+    /// Inferred from a sample of this many items, at this time.
+    Sampled {
+        /// Items read to infer it.
+        items: usize,
+        /// When the sample was read.
+        at: SystemTime,
+    },
+}
+
+/// What is known about a table's schema: where it came from and how it widened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchemaHistory {
+    /// How the schema was first made.
+    pub origin: SchemaOrigin,
+    /// Every widening since, oldest first.
+    pub widened: Vec<(SystemTime, Widening)>,
+}
+
+#[derive(Debug)]
+struct Current {
+    observed: BTreeMap<String, Observed>,
+    schema: SchemaRef,
+    history: SchemaHistory,
+}
+
+/// The live schema of one table, shared by a provider and its scans.
+#[derive(Debug)]
+pub(crate) struct SchemaState {
+    meta: Arc<TableMeta>,
+    overrides: Vec<(String, ColumnType)>,
+    /// False when the caller gave the schema: nothing widens.
+    widens: bool,
+    current: RwLock<Current>,
+}
+
+impl SchemaState {
+    /// A schema inferred from `observed`, widening as reads require.
+    pub(crate) fn inferred(
+        meta: Arc<TableMeta>,
+        observed: BTreeMap<String, Observed>,
+        overrides: Vec<(String, ColumnType)>,
+        origin: SchemaOrigin,
+    ) -> Self {
+        let schema = build_schema(&meta, observed.clone(), &overrides);
+        Self {
+            meta,
+            overrides,
+            widens: true,
+            current: RwLock::new(Current {
+                observed,
+                schema,
+                history: SchemaHistory {
+                    origin,
+                    widened: Vec::new(),
+                },
+            }),
+        }
+    }
+
+    /// A schema the caller fixed: it never widens.
+    pub(crate) fn given(meta: Arc<TableMeta>, schema: SchemaRef) -> Self {
+        Self {
+            meta,
+            overrides: Vec::new(),
+            widens: false,
+            current: RwLock::new(Current {
+                observed: BTreeMap::new(),
+                schema,
+                history: SchemaHistory {
+                    origin: SchemaOrigin::Given,
+                    widened: Vec::new(),
+                },
+            }),
+        }
+    }
+
+    /// True when `column`'s type is inferred and so can widen (not given,
+    /// not fixed by the user).
+    pub(crate) fn can_widen(&self, column: &str) -> bool {
+        self.widens && !self.overrides.iter().any(|(name, _)| name == column)
+    }
+
+    /// The schema now.
+    pub(crate) fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.read().schema)
+    }
+
+    /// Where the schema came from and how it widened.
+    pub(crate) fn history(&self) -> SchemaHistory {
+        self.read().history.clone()
+    }
+
+    /// Adds what `items` show to the observations and rebuilds the schema:
+    /// the columns that changed (empty when nothing did, or the schema was
+    /// given). Only columns already in the schema are observed; attributes it
+    /// lacks stay out (they are not a misfit).
+    pub(crate) fn widen(&self, items: &[Item]) -> Vec<Widening> {
+        if !self.widens {
+            return Vec::new();
+        }
+        let mut current = self
+            .current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut seen = observe_items(items);
+        seen.retain(|name, _| current.schema.field_with_name(name).is_ok());
+        let mut observed = current.observed.clone();
+        merge_observations(&mut observed, seen);
+        let schema = build_schema(&self.meta, observed.clone(), &self.overrides);
+        let changes = schema_changes(&current.schema, &schema);
+        if !changes.is_empty() {
+            let now = SystemTime::now();
+            current
+                .history
+                .widened
+                .extend(changes.iter().map(|w| (now, w.clone())));
+            current.observed = observed;
+            current.schema = schema;
+        }
+        changes
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Current> {
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The fields whose types differ between `old` and `new`, named by path and
+/// followed into structs and lists, so `info.rating` is named rather than
+/// the whole `info` struct.
+pub(crate) fn schema_changes(old: &SchemaRef, new: &SchemaRef) -> Vec<Widening> {
+    let mut out = Vec::new();
+    for field in old.fields() {
+        if let Ok(after) = new.field_with_name(field.name()) {
+            field_changes(field.name(), field, after, &mut out);
+        }
+    }
+    out
+}
+
+fn field_changes(path: &str, old: &Field, new: &Field, out: &mut Vec<Widening>) {
+    if old.data_type() == new.data_type() && old.metadata() == new.metadata() {
+        return;
+    }
+    match (old.data_type(), new.data_type()) {
+        (DataType::Struct(a), DataType::Struct(b)) => {
+            for f in a {
+                if let Some((_, g)) = b.find(f.name()) {
+                    field_changes(&format!("{path}.{}", f.name()), f, g, out);
+                }
+            }
+            let added: Vec<&str> = b
+                .iter()
+                .filter(|g| a.find(g.name()).is_none())
+                .map(|g| g.name().as_str())
+                .collect();
+            if !added.is_empty() {
+                out.push(widening(path, old, new));
+            }
+        }
+        (DataType::List(a), DataType::List(b)) => field_changes(&format!("{path}[]"), a, b, out),
+        _ => out.push(widening(path, old, new)),
+    }
+}
+
+fn widening(path: &str, old: &Field, new: &Field) -> Widening {
+    Widening {
+        column: path.to_string(),
+        from: old.data_type().clone(),
+        to: new.data_type().clone(),
+        to_json: is_json_field(new),
+    }
+}
+
+/// A short type name for messages: structs list their field names only.
+fn type_name(t: &DataType) -> String {
+    match t {
+        DataType::Struct(fields) => {
+            let names: Vec<&str> = fields.iter().map(|f| f.name().as_str()).collect();
+            format!("Struct({})", names.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::{KeyAttribute, KeySchema, KeyType};
+    use aws_sdk_dynamodb::types::AttributeValue as AV;
+    use std::collections::HashMap;
+
+    fn meta() -> Arc<TableMeta> {
+        let pk = KeyAttribute {
+            name: "id".into(),
+            key_type: KeyType::S,
+        };
+        Arc::new(TableMeta {
+            name: "T".into(),
+            keys: KeySchema {
+                partition_key: pk.clone(),
+                sort_key: None,
+            },
+            indexes: vec![],
+            item_count: 0,
+            size_bytes: 0,
+            attribute_types: vec![pk],
+            provisioned_read_capacity: None,
+        })
+    }
+
+    fn item(pairs: &[(&str, AV)]) -> Item {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    fn state(items: &[Item], overrides: Vec<(String, ColumnType)>) -> SchemaState {
+        SchemaState::inferred(
+            meta(),
+            observe_items(items),
+            overrides,
+            SchemaOrigin::Sampled {
+                items: items.len(),
+                at: SystemTime::now(),
+            },
+        )
+    }
+
+    fn ty(s: &SchemaState, c: &str) -> DataType {
+        s.schema().field_with_name(c).expect(c).data_type().clone()
+    }
+
+    #[test]
+    fn numbers_widen_and_nested_changes_are_named_by_path() {
+        let info = |r: &str| AV::M(HashMap::from([("rating".to_string(), AV::N(r.into()))]));
+        let s = state(
+            &[item(&[
+                ("id", AV::S("a".into())),
+                ("n", AV::N("1".into())),
+                ("info", info("6.1")),
+            ])],
+            vec![],
+        );
+        assert_eq!(ty(&s, "n"), DataType::Int64);
+        let changes = s.widen(&[item(&[
+            ("id", AV::S("b".into())),
+            ("n", AV::N("123456789012345678901234".into())),
+            ("info", info("6.123456")),
+            ("other", AV::S("not a column".into())),
+        ])]);
+        let names: Vec<&str> = changes.iter().map(|w| w.column.as_str()).collect();
+        assert_eq!(names, ["info.rating", "n"]);
+        assert_eq!(ty(&s, "n"), DataType::Decimal128(38, 0));
+        assert!(s.schema().field_with_name("other").is_err());
+        assert_eq!(s.history().widened.len(), 2);
+        assert_eq!(
+            changes[0].to_string(),
+            "column 'info.rating' widened from Decimal128(38, 4) to Decimal128(38, 6)"
+        );
+        // The same page again changes nothing.
+        assert!(
+            s.widen(&[item(&[("n", AV::N("123456789012345678901234".into()))])])
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn conflicts_become_json_and_maps_gain_keys() {
+        let s = state(
+            &[item(&[
+                ("id", AV::S("a".into())),
+                ("n", AV::N("1".into())),
+                (
+                    "m",
+                    AV::M(HashMap::from([("x".to_string(), AV::N("1".into()))])),
+                ),
+            ])],
+            vec![],
+        );
+        let changes = s.widen(&[item(&[
+            ("n", AV::S("one".into())),
+            (
+                "m",
+                AV::M(HashMap::from([("y".to_string(), AV::Bool(true))])),
+            ),
+        ])]);
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        assert!(is_json_field(s.schema().field_with_name("n").expect("n")));
+        let n = changes.iter().find(|w| w.column == "n").expect("n changed");
+        assert_eq!(n.to_string(), "column 'n' widened from Int64 to JSON text");
+        let DataType::Struct(fields) = ty(&s, "m") else {
+            panic!("struct")
+        };
+        assert_eq!(fields.len(), 2);
+    }
+
+    #[test]
+    fn fixed_columns_and_given_schemas_never_widen() {
+        let s = state(
+            &[item(&[("id", AV::S("a".into())), ("n", AV::N("1".into()))])],
+            vec![("n".into(), ColumnType::Arrow(DataType::Int64))],
+        );
+        assert!(s.widen(&[item(&[("n", AV::N("1.5".into()))])]).is_empty());
+        assert_eq!(ty(&s, "n"), DataType::Int64);
+
+        let given = SchemaState::given(meta(), s.schema());
+        assert!(given.widen(&[item(&[("n", AV::S("x".into()))])]).is_empty());
+        assert_eq!(given.history().origin, SchemaOrigin::Given);
+    }
+}

@@ -1,0 +1,319 @@
+//! A value the schema sample never saw must not fail a query: the column
+//! widens and the statement runs again, answering exactly.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue as AV;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::config::Dialect;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use dynamo_datafusion::{
+    Error, ResultSink, RunOptions, TableOptions, dynamo_session, is_json_field, run_statement,
+};
+use dynamo_testkit::{TRAP_TABLE_ITEMS, TrapTable, trap_table};
+
+use crate::common::{client, query, rows};
+
+/// Collects a statement's batches.
+#[derive(Default)]
+struct Collect(Vec<RecordBatch>);
+
+impl ResultSink for Collect {
+    fn start(&mut self, _schema: SchemaRef) -> datafusion::error::Result<()> {
+        Ok(())
+    }
+
+    fn batch(&mut self, batch: RecordBatch) -> datafusion::error::Result<bool> {
+        self.0.push(batch);
+        Ok(true)
+    }
+}
+
+/// Runs `sql` as `dynamo-sql` and the connector do: rows and notices.
+async fn run(ctx: &SessionContext, sql: &str) -> (Vec<String>, Vec<String>) {
+    let statement = ctx
+        .state()
+        .sql_to_statement(sql, &Dialect::Generic)
+        .expect("parses");
+    let mut sink = Collect::default();
+    let outcome = run_statement(ctx, &statement, &RunOptions::default(), &mut sink)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    assert_eq!(outcome.reruns, outcome.notices.len());
+    (rows(&sink.0), outcome.notices)
+}
+
+async fn session() -> SessionContext {
+    dynamo_session(
+        client().await,
+        SessionConfig::new(),
+        TableOptions::default(),
+    )
+    .await
+    .expect("session")
+}
+
+fn s(item: &HashMap<String, AV>, name: &str) -> String {
+    match item.get(name) {
+        Some(AV::S(v) | AV::N(v)) => v.clone(),
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+fn info<'a>(item: &'a HashMap<String, AV>, key: &str) -> Option<&'a AV> {
+    match item.get("info") {
+        Some(AV::M(m)) => m.get(key),
+        _ => None,
+    }
+}
+
+/// `d.ddd` as millionths.
+fn micros(n: &str) -> i64 {
+    let (int, frac) = n.split_once('.').unwrap_or((n, ""));
+    let frac = format!("{frac:0<6}");
+    int.parse::<i64>().expect("int") * 1_000_000 + frac.parse::<i64>().expect("frac")
+}
+
+#[tokio::test]
+async fn values_the_sample_missed_widen_their_columns_and_queries_answer_exactly() {
+    let TrapTable { name, items, traps } = trap_table(&client().await, "traps")
+        .await
+        .expect("trap table");
+    let ctx = session().await;
+
+    // The sample (2,000 items, default) missed every trap.
+    let schema = ctx
+        .table_provider(name.as_str())
+        .await
+        .expect("table")
+        .schema();
+    let ty = |c: &str| schema.field_with_name(c).expect(c).data_type().clone();
+    assert_eq!(ty("votes"), DataType::Int64);
+    assert_eq!(ty("code"), DataType::Int64);
+    let DataType::Struct(info_fields) = ty("info") else {
+        panic!("info is a struct")
+    };
+    assert_eq!(
+        info_fields
+            .find("rating")
+            .map(|(_, f)| f.data_type().clone()),
+        Some(DataType::Decimal128(38, 4)),
+        "a one-decimal sample, with headroom"
+    );
+    assert!(info_fields.find("trivia").is_none());
+
+    let mut reruns = 0;
+    let t = format!("\"{name}\"");
+
+    // Queries that touch no trap column never re-run.
+    let (got, notices) = run(&ctx, &format!("SELECT count(*) FROM {t}")).await;
+    assert_eq!(
+        (got, notices.len()),
+        (vec![TRAP_TABLE_ITEMS.to_string()], 0)
+    );
+    let (got, notices) = run(
+        &ctx,
+        &format!("SELECT title FROM {t} WHERE \"year\" = 2001 ORDER BY title"),
+    )
+    .await;
+    assert_eq!(notices.len(), 0);
+    assert_eq!(
+        got.len(),
+        items.iter().filter(|i| s(i, "year") == "2001").count()
+    );
+
+    // array_has over info: the six-decimal rating and the new map key are met.
+    let (got, notices) = run(
+        &ctx,
+        &format!("SELECT title FROM {t} WHERE array_has(info['genres'], 'Sci-Fi') ORDER BY title"),
+    )
+    .await;
+    reruns += notices.len();
+    let mut expected: Vec<String> = items
+        .iter()
+        .filter(
+            |i| matches!(info(i, "genres"), Some(AV::L(g)) if g.contains(&AV::S("Sci-Fi".into()))),
+        )
+        .map(|i| s(i, "title"))
+        .collect();
+    expected.sort();
+    assert_eq!(got, expected);
+    assert!(!notices.is_empty(), "info widened");
+    let all = notices.join("\n");
+    assert!(
+        all.contains("'info.rating' widened from Decimal128(38, 4) to Decimal128(38, 6)"),
+        "{all}"
+    );
+    assert!(
+        all.contains("{\"N\": \"7.123456\"}") || all.contains("trivia"),
+        "{all}"
+    );
+
+    // sum over a field of info: exact, and info is already wide.
+    let (got, notices) = run(
+        &ctx,
+        &format!("SELECT sum(info['running_time_secs']) FROM {t}"),
+    )
+    .await;
+    reruns += notices.len();
+    let total: i64 = items
+        .iter()
+        .map(|i| match info(i, "running_time_secs") {
+            Some(AV::N(n)) => n.parse::<i64>().expect("int"),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(got, vec![total.to_string()]);
+
+    // count and sum of ratings in the year of the six-decimal one.
+    let year = traps.rating.0;
+    let (got, notices) = run(
+        &ctx,
+        &format!("SELECT count(*), sum(info['rating']) FROM {t} WHERE \"year\" = {year}"),
+    )
+    .await;
+    reruns += notices.len();
+    let of_year: Vec<&HashMap<String, AV>> = items
+        .iter()
+        .filter(|i| s(i, "year") == year.to_string())
+        .collect();
+    let sum: i64 = of_year
+        .iter()
+        .map(|i| match info(i, "rating") {
+            Some(AV::N(n)) => micros(n),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(
+        got,
+        vec![format!(
+            "{}|{}.{:06}",
+            of_year.len(),
+            sum / 1_000_000,
+            sum % 1_000_000
+        )]
+    );
+
+    // A number beyond Int64.
+    let (got, notices) = run(
+        &ctx,
+        &format!("SELECT title, votes FROM {t} WHERE votes > 1000000"),
+    )
+    .await;
+    reruns += notices.len();
+    assert_eq!(
+        got,
+        vec![format!("{}|123456789012345678901234", traps.huge_votes.1)]
+    );
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.contains("'votes' widened from Int64 to Decimal128(38, 0)")),
+        "{notices:?}"
+    );
+
+    // An S among numbers: the column becomes JSON text, every value kept.
+    let (got, notices) = run(
+        &ctx,
+        &format!(
+            "SELECT code FROM {t} WHERE \"year\" = {} AND title = '{}'",
+            traps.text_code.0, traps.text_code.1
+        ),
+    )
+    .await;
+    reruns += notices.len();
+    // A key read (GetItem) meets only the trap item itself.
+    assert_eq!(got, vec!["\"A-17\"".to_string()]);
+    let (got, notices) = run(&ctx, &format!("SELECT count(code) FROM {t}")).await;
+    reruns += notices.len();
+    assert_eq!(got, vec![TRAP_TABLE_ITEMS.to_string()]);
+    let schema = ctx
+        .table_provider(name.as_str())
+        .await
+        .expect("table")
+        .schema();
+    assert!(is_json_field(schema.field_with_name("code").expect("code")));
+
+    // The map key no other item has is now a field.
+    let (got, _) = run(
+        &ctx,
+        &format!(
+            "SELECT info['trivia'] FROM {t} WHERE \"year\" = {} AND title = '{}'",
+            traps.new_key.0, traps.new_key.1
+        ),
+    )
+    .await;
+    assert_eq!(got, vec!["filmed twice".to_string()]);
+
+    // The two-decimal rating fit the headroom: exact, no widening for it.
+    let (got, _) = run(
+        &ctx,
+        &format!(
+            "SELECT info['rating'] FROM {t} WHERE \"year\" = {} AND title = '{}'",
+            traps.two_decimals.0, traps.two_decimals.1
+        ),
+    )
+    .await;
+    assert_eq!(got, vec!["6.180000".to_string()]);
+
+    // Every query above ran again at most once per widened column.
+    assert!((1..=5).contains(&reruns), "{reruns} re-runs");
+    eprintln!("re-runs caused by widening on the trap table: {reruns}");
+}
+
+#[tokio::test]
+async fn without_the_runner_the_error_names_the_widening_and_the_next_run_succeeds() {
+    let table = trap_table(&client().await, "traps_plain")
+        .await
+        .expect("trap table");
+    let ctx = session().await;
+    let sql = format!("SELECT max(votes) FROM \"{}\"", table.name);
+    let err = query(&ctx, &sql)
+        .await
+        .expect_err("votes meets a wider value");
+    assert!(
+        matches!(Error::find_in(&err), Some(Error::SchemaWidened { .. })),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("column 'votes' widened from Int64 to Decimal128(38, 0)")
+            && msg.contains("{\"N\": \"123456789012345678901234\"}")
+            && msg.contains("run the statement again"),
+        "{msg}"
+    );
+    let got = rows(&query(&ctx, &sql).await.expect("widened schema"));
+    assert_eq!(got, vec!["123456789012345678901234".to_string()]);
+}
+
+#[tokio::test]
+async fn a_column_type_the_user_fixed_never_widens() {
+    let table = trap_table(&client().await, "traps_fixed")
+        .await
+        .expect("trap table");
+    let ctx = session().await;
+    ctx.sql(&format!(
+        "CREATE EXTERNAL TABLE fixed STORED AS DYNAMODB LOCATION '{}' OPTIONS ('column_types' 'votes: bigint')",
+        table.name
+    ))
+    .await
+    .expect("create");
+    let statement = ctx
+        .state()
+        .sql_to_statement("SELECT max(votes) FROM fixed", &Dialect::Generic)
+        .expect("parses");
+    let err = run_statement(
+        &ctx,
+        &statement,
+        &RunOptions::default(),
+        &mut Collect::default(),
+    )
+    .await
+    .expect_err("votes is fixed to Int64");
+    assert!(
+        err.to_string()
+            .contains("value {\"N\": \"123456789012345678901234\"} does not fit column type Int64 (the type was set explicitly"),
+        "{err}"
+    );
+}
