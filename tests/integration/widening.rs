@@ -263,11 +263,33 @@ async fn values_the_sample_missed_widen_their_columns_and_queries_answer_exactly
 }
 
 #[tokio::test]
-async fn without_the_runner_the_error_names_the_widening_and_the_next_run_succeeds() {
+async fn unread_fields_never_fail_and_without_the_runner_a_widening_is_a_clear_error() {
     let table = trap_table(&client().await, "traps_plain")
         .await
         .expect("trap table");
     let ctx = session().await;
+
+    // Fields of info the query does not read are never decoded: the
+    // six-decimal rating and the new map key cannot fail this one.
+    let sum = format!(
+        "SELECT sum(info['running_time_secs']) FROM \"{}\"",
+        table.name
+    );
+    let total: i64 = table
+        .items
+        .iter()
+        .map(|i| match info(i, "running_time_secs") {
+            Some(AV::N(n)) => n.parse::<i64>().expect("int"),
+            _ => 0,
+        })
+        .sum();
+    let got = rows(
+        &query(&ctx, &sum)
+            .await
+            .expect("reads only running_time_secs"),
+    );
+    assert_eq!(got, vec![total.to_string()]);
+
     let sql = format!("SELECT max(votes) FROM \"{}\"", table.name);
     let err = query(&ctx, &sql)
         .await

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType as T};
 use dynamo_testkit::{
-    Fault, FaultConfig, FaultProxy, TableSpec, create_table, local_client_as, local_endpoint,
-    put_items,
+    Fault, FaultConfig, FaultProxy, TRAP_TABLE_ITEMS, TableSpec, create_table, local_client_as,
+    local_endpoint, put_items, trap_table,
 };
 use serde_json::{Value, json};
 
@@ -35,6 +35,8 @@ struct Fixture {
     secrets: Vec<String>,
     acme_session: String,
     globex_session: String,
+    /// Acme's access key id: its DynamoDB Local database, for extra tables.
+    acme_key: String,
 }
 
 fn admin(f: &Fixture, args: &[&str], stdin: Option<&str>) -> Output {
@@ -149,6 +151,7 @@ async fn fixture() -> Fixture {
         ],
         acme_session: String::new(),
         globex_session: String::new(),
+        acme_key: acme_key.clone(),
     };
     let endpoint = local_endpoint().unwrap_or_else(|e| panic!("{e}"));
     for (client, key, secret) in [
@@ -351,6 +354,40 @@ async fn tenants_see_only_their_own_data() {
         (b["items"][0]["n"].clone(), b["items"][0]["top"].clone()),
         (json!(1), json!(99))
     );
+}
+
+#[tokio::test]
+async fn sql_over_values_the_sample_missed_answers_exactly_with_notices() {
+    let f = fixture().await;
+    let client = local_client_as(&f.acme_key, "us-east-1")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let table = trap_table(&client, "traps").await.expect("trap table");
+    let (year, title) = &table.traps.rating;
+    let sql = format!(
+        "SELECT max(votes) AS v, count(code) AS c, \
+         sum(CASE WHEN \"year\" = {year} AND title = '{title}' THEN info['rating'] END) AS r \
+         FROM \"{}\"",
+        table.name
+    );
+    let request = json!({"inputs": {"operation": "sql", "sql": sql}}).to_string();
+    let (ok, v, all) = run(&f, &f.acme_session, &request);
+    assert!(ok, "{all}");
+    let row = &v["items"][0];
+    assert_eq!(row["v"].to_string(), "123456789012345678901234", "{v}");
+    assert_eq!(row["c"], json!(TRAP_TABLE_ITEMS), "{v}");
+    assert_eq!(row["r"].to_string(), "7.123456", "{v}");
+    let notices: Vec<&str> = v["notices"]
+        .as_array()
+        .unwrap_or_else(|| panic!("notices: {v}"))
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let all_notices = notices.join("\n");
+    for column in ["'votes'", "'code'", "'info.rating'"] {
+        assert!(all_notices.contains(column), "{column}: {all_notices}");
+    }
+    assert_no_secret(&f, &all);
 }
 
 #[tokio::test]

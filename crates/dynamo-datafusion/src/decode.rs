@@ -83,6 +83,19 @@ impl ItemDecoder {
         self
     }
 
+    /// A decoder of the same table for another schema (a projection of this
+    /// one's columns), keeping each column's closed maps.
+    pub(crate) fn reshaped(&self, schema: SchemaRef) -> Result<Self> {
+        let closed = |name: &str| {
+            self.schema
+                .index_of(name)
+                .ok()
+                .and_then(|i| self.closed_maps.get(i).copied())
+                .unwrap_or(false)
+        };
+        Ok(Self::try_new(&self.table, schema)?.closing_maps(closed))
+    }
+
     /// Empty builders for the schema, room for `rows` rows.
     fn record(&self, rows: usize) -> Result<Record<'_>> {
         let closed = |i: usize| self.closed_maps.get(i).copied().unwrap_or(false);

@@ -19,6 +19,7 @@ use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{
     Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
 };
+use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
@@ -28,6 +29,8 @@ use futures::stream;
 
 use crate::decode::{Item, ItemDecoder};
 use crate::error::Error;
+use crate::nested::{NestedProjection, uses_of};
+use crate::plan::ProjectionExpression;
 use crate::plan::render::{ExpressionBuilder, display_value};
 use crate::plan::{Operation, render_key_condition};
 use crate::read::{ReadSpec, ReadUnit};
@@ -53,6 +56,9 @@ pub struct DynamoExec {
     /// The table's live schema, widened when an item does not fit the
     /// decoder's (`None`: the schema was given and never widens).
     schema_state: Option<Arc<SchemaState>>,
+    /// A projection of columns and map fields absorbed into the read: what
+    /// the decoder produces is cut down to it.
+    nested: Option<Arc<NestedProjection>>,
 }
 
 impl DynamoExec {
@@ -93,6 +99,21 @@ impl DynamoExec {
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
             schema_state,
+            nested: None,
+        }
+    }
+
+    /// The schema of the batches handed on.
+    fn output_schema(&self) -> &SchemaRef {
+        self.properties.eq_properties.schema()
+    }
+
+    /// The output column holding the sort key, whole, if any.
+    fn sort_key_output(&self) -> Option<usize> {
+        let sk = self.spec.plan.ordered_by()?;
+        match &self.nested {
+            Some(n) => n.output_of_whole(sk),
+            None => self.decoder.schema().index_of(sk).ok(),
         }
     }
 
@@ -119,7 +140,7 @@ impl DynamoExec {
         self.spec
             .projection
             .as_ref()
-            .map(|p| p.attributes.clone())
+            .map(|p| p.attributes())
             .unwrap_or_default()
     }
 
@@ -201,7 +222,7 @@ impl DynamoExec {
             write!(f, ", filter=[{filter}]")?;
         }
         match &spec.projection {
-            Some(p) => write!(f, ", projection=[{}]", p.attributes.join(", "))?,
+            Some(p) => write!(f, ", projection=[{}]", p.attributes().join(", "))?,
             None => write!(f, ", projection=ALL")?,
         }
         if let Some(names) = b.attribute_names() {
@@ -385,9 +406,11 @@ impl ExecutionPlan for DynamoExec {
         let (Some(sk), [wanted]) = (self.spec.plan.ordered_by(), order) else {
             return Ok(SortOrderPushdownResult::Unsupported);
         };
-        let on_sort_key = wanted.expr.downcast_ref::<Column>().is_some_and(|c| {
-            c.name() == sk && self.decoder.schema().index_of(sk).ok() == Some(c.index())
-        });
+        let _ = sk;
+        let on_sort_key = wanted
+            .expr
+            .downcast_ref::<Column>()
+            .is_some_and(|c| self.sort_key_output() == Some(c.index()));
         if self.partitions.len() != 1 || !on_sort_key {
             return Ok(SortOrderPushdownResult::Unsupported);
         }
@@ -398,7 +421,7 @@ impl ExecutionPlan for DynamoExec {
         // Sort keys are never NULL, so either NULL placement holds.
         new.ordering = Some(wanted.clone());
         new.properties = Arc::new(plan_properties(
-            new.decoder.schema(),
+            self.output_schema(),
             new.partitions.len(),
             new.ordering.as_ref(),
         ));
@@ -406,6 +429,49 @@ impl ExecutionPlan for DynamoExec {
         Ok(SortOrderPushdownResult::Exact {
             inner: Arc::new(new),
         })
+    }
+
+    /// Absorbs a projection of columns and struct fields (`info['rating']`):
+    /// only those document paths are read and decoded.
+    fn try_swapping_with_projection(
+        &self,
+        projection: &ProjectionExec,
+    ) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
+        if self.nested.is_some() {
+            return Ok(None);
+        }
+        let input = self.decoder.schema();
+        let Some(uses) = uses_of(projection.expr(), input) else {
+            return Ok(None);
+        };
+        let nested = NestedProjection::new(input, uses, projection.schema());
+        let mut new = self.clone();
+        new.decoder = self
+            .decoder
+            .reshaped(Arc::clone(&nested.read_schema))
+            .map_err(DataFusionError::from)?;
+        let mut spec = (*self.spec).clone();
+        spec.projection = match ProjectionExpression::of_paths(nested.paths.clone()) {
+            Some(p) => Some(p),
+            // Nothing but the row count: keep reading the smallest thing there is.
+            None => spec.projection,
+        };
+        new.spec = Arc::new(spec);
+        new.nested = Some(Arc::new(nested));
+        new.ordering = match (&self.ordering, new.sort_key_output()) {
+            (Some(o), Some(i)) => Some(PhysicalSortExpr::new(
+                Arc::new(Column::new(projection.schema().field(i).name(), i)),
+                o.options,
+            )),
+            _ => None,
+        };
+        new.properties = Arc::new(plan_properties(
+            &projection.schema(),
+            new.partitions.len(),
+            new.ordering.as_ref(),
+        ));
+        new.metrics = ExecutionPlanMetricsSet::new();
+        Ok(Some(Arc::new(new)))
     }
 
     fn execute(
@@ -424,6 +490,7 @@ impl ExecutionPlan for DynamoExec {
         let spec = Arc::clone(&self.spec);
         let decoder = self.decoder.clone();
         let schema_state = self.schema_state.clone();
+        let nested = self.nested.clone();
         let metrics = ReadMetrics::new(&self.metrics, partition);
         let cursor = Cursor {
             unit: 0,
@@ -431,13 +498,14 @@ impl ExecutionPlan for DynamoExec {
             remaining: self.limit,
         };
         let batches = stream::try_unfold(cursor, move |mut cursor| {
-            let (client, spec, decoder, metrics, units, schema_state) = (
+            let (client, spec, decoder, metrics, units, schema_state, nested) = (
                 client.clone(),
                 Arc::clone(&spec),
                 decoder.clone(),
                 metrics.clone(),
                 Arc::clone(&units),
                 schema_state.clone(),
+                nested.clone(),
             );
             async move {
                 loop {
@@ -487,12 +555,16 @@ impl ExecutionPlan for DynamoExec {
                     if batch.num_rows() == 0 {
                         continue;
                     }
+                    let batch = match &nested {
+                        Some(n) => n.project(&batch)?,
+                        None => batch,
+                    };
                     metrics.items.add(batch.num_rows());
                     return Ok(Some((batch, cursor)));
                 }
             }
         });
-        let schema: SchemaRef = Arc::clone(self.decoder.schema());
+        let schema: SchemaRef = Arc::clone(self.output_schema());
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
     }
 }

@@ -31,6 +31,7 @@ pub mod fuzzing;
 mod infer;
 mod json;
 mod metadata;
+mod nested;
 mod number;
 mod options;
 mod plan;

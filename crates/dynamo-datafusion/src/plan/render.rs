@@ -157,21 +157,32 @@ impl ExpressionBuilder {
 /// A `ProjectionExpression` with its placeholders.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectionExpression {
-    /// The attributes read, in order.
-    pub attributes: Vec<String>,
+    /// The document paths read, in order: a top-level attribute, or a path
+    /// into maps (`info`, `rating` for `info.rating`). None overlaps another.
+    pub paths: Vec<Path>,
 }
 
 impl ProjectionExpression {
     /// Projects `attributes` (top-level names); `None` when there are none.
     pub fn new(attributes: Vec<String>) -> Option<Self> {
-        (!attributes.is_empty()).then_some(Self { attributes })
+        Self::of_paths(attributes.into_iter().map(|a| vec![a]).collect())
+    }
+
+    /// Projects document `paths`; `None` when there are none.
+    pub fn of_paths(paths: Vec<Path>) -> Option<Self> {
+        (!paths.is_empty()).then_some(Self { paths })
+    }
+
+    /// The paths as text (`info.rating`), for `EXPLAIN`.
+    pub fn attributes(&self) -> Vec<String> {
+        self.paths.iter().map(|p| p.join(".")).collect()
     }
 
     /// Renders into `builder`, returning the expression text.
     pub fn render(&self, builder: &mut ExpressionBuilder) -> String {
-        self.attributes
+        self.paths
             .iter()
-            .map(|a| builder.name(a))
+            .map(|p| builder.path(p))
             .collect::<Vec<_>>()
             .join(", ")
     }
