@@ -18,15 +18,15 @@ use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionConfig;
 use dynamo_datafusion::retry::{GiveUp, classify as retry_class, without_sdk_retries};
 use dynamo_datafusion::{
-    ReadStats, ResultSink, Retrier, RetryPolicy, RunOptions, TableOptions, dynamo_session,
-    run_statement,
+    ReadStats, ResultSink, Retrier, RetryPolicy, RunOptions, SchemaCache, TableOptions,
+    dynamo_session_with_cache, run_statement,
 };
 use serde_json::{Map, Value, json};
 
 use crate::dynamo_json::{item_from_json, item_to_json};
 use crate::error::{ConnectorError, ErrorCode, Result};
 use crate::request::{ConnectorRequest, Inputs, Limits, ReadOperation, ReadRequest, parse_request};
-use crate::tenant::{ClientResolver, ResolvedClient};
+use crate::tenant::{ClientResolver, ResolvedClient, SchemaStore};
 
 /// Runs connector requests for authenticated sessions.
 ///
@@ -46,12 +46,25 @@ use crate::tenant::{ClientResolver, ResolvedClient};
 /// ```
 pub struct Connector {
     resolver: Arc<dyn ClientResolver>,
+    schemas: Option<Arc<dyn SchemaStore>>,
 }
 
 impl Connector {
-    /// A connector resolving clients with `resolver`.
+    /// A connector resolving clients with `resolver`; `sql` requests sample
+    /// every table they read (see [`Connector::with_schema_store`]).
     pub fn new(resolver: Arc<dyn ClientResolver>) -> Self {
-        Self { resolver }
+        Self {
+            resolver,
+            schemas: None,
+        }
+    }
+
+    /// Keeps each client's inferred table schemas in `schemas`: a later
+    /// `sql` request over the same table samples nothing, and a column that
+    /// widened stays widened.
+    pub fn with_schema_store(mut self, schemas: Arc<dyn SchemaStore>) -> Self {
+        self.schemas = Some(schemas);
+        self
     }
 
     /// Handles one request: session first, then validation, then DynamoDB.
@@ -82,7 +95,11 @@ impl Connector {
                 Inputs::Sql(_) => "sql".to_string(),
             }
         );
-        let result = run(&resolved, request).await;
+        let cache = self
+            .schemas
+            .as_ref()
+            .map(|s| s.schema_cache(&resolved.client_id));
+        let result = run(&resolved, request, cache).await;
         if let Err(e) = &result {
             log::warn!("client '{}': {}", resolved.client_id, e);
         }
@@ -90,10 +107,14 @@ impl Connector {
     }
 }
 
-async fn run(resolved: &ResolvedClient, request: ConnectorRequest) -> Result<Value> {
+async fn run(
+    resolved: &ResolvedClient,
+    request: ConnectorRequest,
+    cache: Option<Arc<dyn SchemaCache>>,
+) -> Result<Value> {
     match request.inputs {
         Inputs::Read(read) => run_read(&resolved.client, &read, request.limits).await,
-        Inputs::Sql(sql) => run_sql(&resolved.client, &sql, request.limits).await,
+        Inputs::Sql(sql) => run_sql(&resolved.client, &sql, request.limits, cache).await,
     }
 }
 
@@ -312,11 +333,17 @@ fn sql_error(e: DataFusionError) -> ConnectorError {
     }
 }
 
-async fn run_sql(client: &Client, sql: &str, limits: Limits) -> Result<Value> {
-    let ctx = dynamo_session(
+async fn run_sql(
+    client: &Client,
+    sql: &str,
+    limits: Limits,
+    cache: Option<Arc<dyn SchemaCache>>,
+) -> Result<Value> {
+    let ctx = dynamo_session_with_cache(
         client.clone(),
         SessionConfig::new(),
         TableOptions::default(),
+        cache,
     )
     .await
     .map_err(sql_error)?;

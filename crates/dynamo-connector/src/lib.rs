@@ -38,6 +38,6 @@ pub use secret::{MASTER_KEY_ENV, MasterKey, Secret};
 pub use store::SqliteStore;
 pub use tenant::{
     ChainResolver, ClientResolver, CredentialCipher, CredentialStore, Credentials,
-    DYNAMODB_SERVICE, DynamoService, MasterKeyCipher, ResolvedClient, ServiceDirectory, Session,
-    SessionAuthenticator, TenantResolver, build_client,
+    DYNAMODB_SERVICE, DynamoService, MasterKeyCipher, ResolvedClient, SchemaStore,
+    ServiceDirectory, Session, SessionAuthenticator, TenantResolver, build_client,
 };

@@ -173,10 +173,10 @@ fn connector(store: &Path, key_file: Option<&Path>) -> Result<Connector, Connect
     let resolver = TenantResolver::new(
         store.clone(),
         store.clone(),
-        store,
+        store.clone(),
         Arc::new(MasterKeyCipher(key)),
     );
-    Ok(Connector::new(Arc::new(resolver)))
+    Ok(Connector::new(Arc::new(resolver)).with_schema_store(store))
 }
 
 fn admin(store: &Path, key_file: Option<&Path>, action: Admin) -> Result<(), ConnectorError> {

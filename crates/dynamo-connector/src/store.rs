@@ -3,7 +3,7 @@
 //! with AES-256-GCM under a master key.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -15,9 +15,10 @@ use crate::crypto::{NONCE_LEN, Sealed, open, seal};
 use crate::error::{ConnectorError, ErrorCode, Result};
 use crate::secret::{MasterKey, Secret};
 use crate::tenant::{
-    CredentialStore, Credentials, DYNAMODB_SERVICE, DynamoService, ServiceDirectory, Session,
-    SessionAuthenticator,
+    CredentialStore, Credentials, DYNAMODB_SERVICE, DynamoService, SchemaStore, ServiceDirectory,
+    Session, SessionAuthenticator,
 };
+use dynamo_datafusion::SchemaCache;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS clients (
@@ -37,6 +38,13 @@ CREATE TABLE IF NOT EXISTS services (
     endpoint_url TEXT,
     role_arn TEXT,
     PRIMARY KEY (client_id, service)
+);
+CREATE TABLE IF NOT EXISTS schemas (
+    client_id TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+    id TEXT NOT NULL,
+    entry TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (client_id, id)
 );
 CREATE TABLE IF NOT EXISTS credentials (
     client_id TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
@@ -64,7 +72,7 @@ fn token_hash(token: &str) -> Vec<u8> {
 
 /// The SQLite store. Implements the session, service and credential steps.
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -82,7 +90,7 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL;")?;
         conn.execute_batch(SCHEMA)?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            conn: Arc::new(Mutex::new(conn)),
         })
     }
 
@@ -210,6 +218,51 @@ fn sealed_from(nonce: Vec<u8>, ciphertext: Vec<u8>) -> Result<Sealed> {
         )
     })?;
     Ok(Sealed { nonce, ciphertext })
+}
+
+impl SchemaStore for SqliteStore {
+    fn schema_cache(&self, client_id: &str) -> Arc<dyn SchemaCache> {
+        Arc::new(ClientSchemas {
+            conn: Arc::clone(&self.conn),
+            client_id: client_id.to_string(),
+        })
+    }
+}
+
+/// One client's cached table schemas, in the store's `schemas` table.
+struct ClientSchemas {
+    conn: Arc<Mutex<Connection>>,
+    client_id: String,
+}
+
+impl std::fmt::Debug for ClientSchemas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClientSchemas({})", self.client_id)
+    }
+}
+
+impl SchemaCache for ClientSchemas {
+    fn load(&self, id: &str) -> std::result::Result<Option<String>, String> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        conn.query_row(
+            "SELECT entry FROM schemas WHERE client_id = ?1 AND id = ?2",
+            params![self.client_id, id],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| e.to_string())
+    }
+
+    fn store(&self, id: &str, entry: &str) -> std::result::Result<(), String> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        conn.execute(
+            "INSERT INTO schemas (client_id, id, entry, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (client_id, id) DO UPDATE SET entry = excluded.entry, updated_at = excluded.updated_at",
+            params![self.client_id, id, entry, now()],
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    }
 }
 
 #[async_trait]

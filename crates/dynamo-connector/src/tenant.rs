@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials as SdkCredentials;
 use aws_sdk_dynamodb::Client;
+use dynamo_datafusion::SchemaCache;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -167,6 +168,14 @@ pub struct ResolvedClient {
 pub trait ClientResolver: Send + Sync {
     /// Resolves `token` (`None` when the caller sent none).
     async fn resolve(&self, token: Option<&str>) -> Result<ResolvedClient>;
+}
+
+/// Where each client's inferred table schemas are kept between requests,
+/// so an `sql` request reads no items to sample a table it read before.
+pub trait SchemaStore: Send + Sync {
+    /// The schema cache of `client_id` (entries of one client are never
+    /// seen by another).
+    fn schema_cache(&self, client_id: &str) -> Arc<dyn SchemaCache>;
 }
 
 struct CachedClient {

@@ -356,13 +356,22 @@ async fn tenants_see_only_their_own_data() {
     );
 }
 
-#[tokio::test]
-async fn sql_over_values_the_sample_missed_answers_exactly_with_notices() {
+// Multi-threaded: `run` blocks one thread while the proxy serves on another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_over_values_the_sample_missed_answers_exactly_with_notices_and_caches_schemas() {
     let f = fixture().await;
     let client = local_client_as(&f.acme_key, "us-east-1")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let table = trap_table(&client, "traps").await.expect("trap table");
+    // Through a proxy that counts the Scans (samples among them).
+    let proxy = FaultProxy::start(
+        &local_endpoint().unwrap_or_else(|e| panic!("{e}")),
+        FaultConfig::none(),
+    )
+    .await
+    .expect("proxy");
+    set_endpoint(&f, "acme", &proxy.endpoint());
     let (year, title) = &table.traps.rating;
     let sql = format!(
         "SELECT max(votes) AS v, count(code) AS c, \
@@ -388,6 +397,42 @@ async fn sql_over_values_the_sample_missed_answers_exactly_with_notices() {
         assert!(all_notices.contains(column), "{column}: {all_notices}");
     }
     assert_no_secret(&f, &all);
+
+    // The next request reads the widened schema from the store: same
+    // answer, nothing to widen.
+    let (ok, again, all) = run(&f, &f.acme_session, &request);
+    assert!(ok, "{all}");
+    assert_eq!(again["items"], v["items"]);
+    assert!(again.get("notices").is_none(), "{again}");
+
+    // A key read samples nothing: the only reads are the GetItem.
+    let get = format!(
+        "SELECT info['rating'] AS r FROM \"{}\" WHERE \"year\" = {year} AND title = '{title}'",
+        table.name
+    );
+    let before = proxy.counts();
+    let (ok, got, all) = run(
+        &f,
+        &f.acme_session,
+        &json!({"inputs": {"operation": "sql", "sql": get}}).to_string(),
+    );
+    assert!(ok, "{all}");
+    assert_eq!(got["items"][0]["r"].to_string(), "7.123456", "{got}");
+    let after = proxy.counts();
+    assert_eq!(after.scans, before.scans, "no sample: {after:?}");
+    assert_eq!(
+        after.requests - before.requests,
+        3,
+        "ListTables, DescribeTable, GetItem"
+    );
+
+    // Another tenant's store entries are its own: globex has no such table.
+    let (_, other, _) = run(
+        &f,
+        &f.globex_session,
+        &json!({"inputs": {"operation": "sql", "sql": get}}).to_string(),
+    );
+    assert_eq!(code(&other), "table_not_found", "{other}");
 }
 
 #[tokio::test]

@@ -11,7 +11,8 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 
 use crate::error::{Error, Result, describe_sdk_error};
 use crate::options::TableOptions;
-use crate::provider::DynamoTableProvider;
+use crate::provider::{DynamoTableProvider, DynamoTableProviderBuilder};
+use crate::schema_cache::SchemaCache;
 
 /// A DataFusion schema whose tables are the DynamoDB tables of one client.
 ///
@@ -34,6 +35,7 @@ use crate::provider::DynamoTableProvider;
 pub struct DynamoSchemaProvider {
     client: Client,
     options: TableOptions,
+    cache: Option<Arc<dyn SchemaCache>>,
     names: RwLock<Vec<String>>,
     described: RwLock<HashMap<String, Arc<dyn TableProvider>>>,
     registered: RwLock<HashMap<String, Arc<dyn TableProvider>>>,
@@ -47,6 +49,7 @@ impl DynamoSchemaProvider {
         Ok(Self {
             client,
             options,
+            cache: None,
             names: RwLock::new(names),
             described: RwLock::new(HashMap::new()),
             registered: RwLock::new(HashMap::new()),
@@ -64,6 +67,44 @@ impl DynamoSchemaProvider {
     /// The SDK client this schema reads with.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Keeps inferred schemas in `cache` (see
+    /// [`DynamoTableProviderBuilder::schema_cache`](crate::DynamoTableProviderBuilder::schema_cache)).
+    pub fn with_schema_cache(mut self, cache: Arc<dyn SchemaCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Describes and samples table `name` again (`ANALYZE TABLE`), replacing
+    /// its schema here and in the schema cache. A table registered with
+    /// `CREATE EXTERNAL TABLE` is sampled again with its own options.
+    pub async fn resample(&self, name: &str) -> Result<Arc<dyn TableProvider>> {
+        let registered = read(&self.registered).get(name).cloned();
+        if let Some(table) = registered {
+            let Some(dynamo) = table.downcast_ref::<DynamoTableProvider>() else {
+                return Err(Error::InvalidOption {
+                    key: "table".into(),
+                    reason: format!("table '{name}' is not a DynamoDB table"),
+                });
+            };
+            let fresh: Arc<dyn TableProvider> = Arc::new(dynamo.resampled().await?);
+            write(&self.registered).insert(name.to_string(), Arc::clone(&fresh));
+            return Ok(fresh);
+        }
+        let fresh: Arc<dyn TableProvider> =
+            Arc::new(self.builder(name).resample(true).build().await?);
+        write(&self.described).insert(name.to_string(), Arc::clone(&fresh));
+        Ok(fresh)
+    }
+
+    fn builder(&self, name: &str) -> DynamoTableProviderBuilder {
+        let builder =
+            DynamoTableProvider::builder(self.client.clone(), name).options(self.options.clone());
+        match &self.cache {
+            Some(cache) => builder.schema_cache(Arc::clone(cache)),
+            None => builder,
+        }
     }
 }
 
@@ -127,10 +168,7 @@ impl SchemaProvider for DynamoSchemaProvider {
             // DynamoDB could not have such a table; don't ask it.
             return Ok(None);
         }
-        let built = DynamoTableProvider::builder(self.client.clone(), name)
-            .options(self.options.clone())
-            .build()
-            .await;
+        let built = self.builder(name).build().await;
         match built {
             Ok(provider) => {
                 let provider: Arc<dyn TableProvider> = Arc::new(provider);

@@ -17,6 +17,10 @@ extensions_options! {
         pub scan_guard: String, default = "off".to_string()
         /// Table size above which the full-scan guard acts.
         pub scan_guard_bytes: u64, default = 1024 * 1024 * 1024
+        /// Seconds a cached schema is used before the table is sampled again,
+        /// for tables described after it is set (unset: the table option
+        /// `schema_ttl`, default one day).
+        pub schema_ttl: Option<u64>, default = None
     }
 }
 

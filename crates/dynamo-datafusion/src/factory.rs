@@ -9,8 +9,10 @@ use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::CreateExternalTable;
 
+use crate::config::DynamoConfig;
 use crate::options::TableOptions;
 use crate::provider::DynamoTableProvider;
+use crate::schema_cache::SchemaCache;
 
 /// The file type name to register the factory under.
 pub const DYNAMODB_FILE_TYPE: &str = "DYNAMODB";
@@ -36,12 +38,22 @@ pub const DYNAMODB_FILE_TYPE: &str = "DYNAMODB";
 #[derive(Debug, Clone)]
 pub struct DynamoTableFactory {
     client: Client,
+    cache: Option<Arc<dyn SchemaCache>>,
 }
 
 impl DynamoTableFactory {
     /// A factory whose tables read with `client`.
     pub fn new(client: Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            cache: None,
+        }
+    }
+
+    /// Keeps the inferred schemas of the tables it creates in `cache`.
+    pub fn with_schema_cache(mut self, cache: Arc<dyn SchemaCache>) -> Self {
+        self.cache = Some(cache);
+        self
     }
 }
 
@@ -49,7 +61,7 @@ impl DynamoTableFactory {
 impl TableProviderFactory for DynamoTableFactory {
     async fn create(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         cmd: &CreateExternalTable,
     ) -> DfResult<Arc<dyn TableProvider>> {
         let table = match cmd.locations.as_slice() {
@@ -62,8 +74,23 @@ impl TableProviderFactory for DynamoTableFactory {
                 )));
             }
         };
-        let options = TableOptions::from_map(&cmd.options)?;
+        let mut options = TableOptions::from_map(&cmd.options)?;
+        let session_ttl = state
+            .config()
+            .options()
+            .extensions
+            .get::<DynamoConfig>()
+            .and_then(|c| c.schema_ttl);
+        let table_ttl = ["schema_ttl", "format.schema_ttl", "dynamodb.schema_ttl"]
+            .iter()
+            .any(|k| cmd.options.contains_key(*k));
+        if let (Some(secs), false) = (session_ttl, table_ttl) {
+            options.schema_ttl = std::time::Duration::from_secs(secs);
+        }
         let mut builder = DynamoTableProvider::builder(self.client.clone(), table).options(options);
+        if let Some(cache) = &self.cache {
+            builder = builder.schema_cache(Arc::clone(cache));
+        }
         let declared: Schema = cmd.schema.as_arrow().clone();
         if !declared.fields().is_empty() {
             builder = builder.schema(Arc::new(declared));

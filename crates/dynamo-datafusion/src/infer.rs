@@ -37,7 +37,7 @@ pub const MAX_STRUCT_FIELDS: usize = 200;
 pub const MIN_FRACTION_SCALE: u32 = 4;
 
 /// What is known about the numbers seen in one place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct NumberStats {
     all_fit_i64: bool,
     max_integer_digits: u32,
@@ -98,7 +98,7 @@ impl NumberStats {
 }
 
 /// The unified observation of one attribute (or nested value) across items.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Observed {
     /// Only `NULL` or nothing seen.
     Unknown,

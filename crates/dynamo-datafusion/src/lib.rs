@@ -41,6 +41,7 @@ pub mod retry;
 mod run;
 mod sample;
 mod schema;
+mod schema_cache;
 mod session;
 mod stats;
 mod widen;
@@ -63,6 +64,7 @@ pub use plan::{AccessPlan, IndexPolicy, Key, Operation, PlanOptions, SortConditi
 pub use provider::{DynamoTableProvider, DynamoTableProviderBuilder, describe_table};
 pub use retry::{Retrier, RetryPolicy};
 pub use run::{ResultSink, RunOptions, RunOutcome, run_statement};
-pub use session::{DEFAULT_CATALOG, DEFAULT_SCHEMA, dynamo_session};
+pub use schema_cache::{DEFAULT_SCHEMA_TTL, FileSchemaCache, SchemaCache, SchemaKey};
+pub use session::{DEFAULT_CATALOG, DEFAULT_SCHEMA, dynamo_session, dynamo_session_with_cache};
 pub use stats::ReadStats;
 pub use widen::{SchemaHistory, SchemaOrigin, Widening};

@@ -104,6 +104,11 @@ pub struct TableMeta {
     pub attribute_types: Vec<KeyAttribute>,
     /// Provisioned read capacity units of the table; `None` for on-demand tables.
     pub provisioned_read_capacity: Option<u64>,
+    /// The table's ARN (region, account and name), when DescribeTable gives it.
+    pub arn: Option<String>,
+    /// When the table was created, in milliseconds since the Unix epoch: a
+    /// table deleted and created again under the same name differs here.
+    pub created_millis: Option<i64>,
 }
 
 impl TableMeta {
@@ -184,6 +189,8 @@ impl TableMeta {
             size_bytes: desc.table_size_bytes().unwrap_or(0).max(0) as u64,
             attribute_types,
             provisioned_read_capacity: provisioned_read_capacity(desc),
+            arn: desc.table_arn().map(str::to_string),
+            created_millis: desc.creation_date_time().and_then(|t| t.to_millis().ok()),
             name,
         })
     }

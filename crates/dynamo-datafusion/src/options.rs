@@ -70,6 +70,9 @@ pub struct TableOptions {
     /// Read-capacity limit as a percentage of the table's provisioned RCU
     /// (provisioned tables only; `read_capacity` wins when both are set).
     pub read_capacity_percent: Option<f64>,
+    /// How long a cached schema is used before the table is sampled again
+    /// (when a schema cache is set; zero: always sample).
+    pub schema_ttl: Duration,
 }
 
 impl Default for TableOptions {
@@ -85,6 +88,7 @@ impl Default for TableOptions {
             retry: RetryPolicy::default(),
             read_capacity: None,
             read_capacity_percent: None,
+            schema_ttl: crate::schema_cache::DEFAULT_SCHEMA_TTL,
         }
     }
 }
@@ -104,6 +108,7 @@ pub const OPTION_KEYS: &[&str] = &[
     "retry_budget",
     "retry_base_delay_ms",
     "retry_max_delay_ms",
+    "schema_ttl",
 ];
 
 impl TableOptions {
@@ -211,6 +216,9 @@ impl TableOptions {
                         opts.retry.max_delay = Duration::from_millis(ms);
                     }
                 }
+                "schema_ttl" => {
+                    opts.schema_ttl = parse_ttl(value).map_err(invalid)?;
+                }
                 _ => {
                     return Err(invalid(format!(
                         "unknown option; accepted: {}",
@@ -221,6 +229,14 @@ impl TableOptions {
         }
         Ok(opts)
     }
+}
+
+/// A time to live in whole seconds (`0`: none).
+pub(crate) fn parse_ttl(value: &str) -> std::result::Result<Duration, String> {
+    value
+        .parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|_| format!("'{value}' is not a whole number of seconds"))
 }
 
 fn positive_f64(v: &str) -> Option<f64> {
@@ -281,6 +297,7 @@ mod tests {
             ("format.retry_budget", "9"),
             ("format.retry_base_delay_ms", "5"),
             ("format.retry_max_delay_ms", "80"),
+            ("format.schema_ttl", "600"),
         ]))
         .expect("valid");
         assert_eq!(o.sample_size, 50);
@@ -292,6 +309,7 @@ mod tests {
             (o.read_capacity, o.read_capacity_percent),
             (Some(12.5), Some(40.0))
         );
+        assert_eq!(o.schema_ttl, Duration::from_secs(600));
         assert_eq!(
             o.retry,
             RetryPolicy {
@@ -331,6 +349,7 @@ mod tests {
             ("format.max_attempts", "0"),
             ("format.retry_budget", "-3"),
             ("format.retry_max_delay_ms", "1e9"),
+            ("format.schema_ttl", "-1"),
         ] {
             let err = TableOptions::from_map(&map(&[(k, v)])).expect_err("invalid");
             let bare = k.trim_start_matches("format.");

@@ -27,6 +27,7 @@ use crate::plan::{AccessPlan, Operation, PlanOptions, ProjectionExpression, plan
 use crate::read::ReadSpec;
 use crate::retry::{Retrier, RetryPolicy, without_sdk_retries};
 use crate::sample::sample_table;
+use crate::schema_cache::{CacheSlot, SchemaCache, SchemaKey, SigningKey};
 use crate::widen::{SchemaHistory, SchemaOrigin, SchemaState};
 
 /// Bytes of table per parallel-scan segment when the count is chosen automatically:
@@ -52,8 +53,12 @@ const BYTES_PER_SEGMENT: u64 = 4 * 1024 * 1024;
 /// ```
 #[derive(Debug, Clone)]
 pub struct DynamoTableProvider {
+    /// The caller's client, as given (for describing and sampling again).
+    client: Client,
     /// The caller's client with the SDK's retries off: reads retry by `options.retry`.
     read_client: Client,
+    /// Where the inferred schema is cached, if anywhere.
+    cache: Option<Arc<dyn SchemaCache>>,
     meta: Arc<TableMeta>,
     /// The live schema: widens when a read meets a value it cannot hold.
     state: Arc<SchemaState>,
@@ -81,6 +86,8 @@ pub struct DynamoTableProviderBuilder {
     table: String,
     schema: Option<SchemaRef>,
     options: TableOptions,
+    cache: Option<Arc<dyn SchemaCache>>,
+    resample: bool,
 }
 
 impl DynamoTableProviderBuilder {
@@ -149,9 +156,39 @@ impl DynamoTableProviderBuilder {
         self
     }
 
-    /// Describes the table, infers the schema if none was given, and builds the provider.
+    /// Keeps the inferred schema in `cache`: a later build of the same table
+    /// (same endpoint, region, account, name and creation time) within the
+    /// option `schema_ttl` reads it from there and samples nothing; columns
+    /// that widen are saved there too.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: aws_sdk_dynamodb::Client) -> dynamo_datafusion::Result<()> {
+    /// use std::sync::Arc;
+    /// use dynamo_datafusion::{DynamoTableProvider, FileSchemaCache};
+    ///
+    /// let cache = Arc::new(FileSchemaCache::new("/var/cache/my-app/schemas"));
+    /// let provider = DynamoTableProvider::builder(client, "Movies")
+    ///     .schema_cache(cache)
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn schema_cache(mut self, cache: Arc<dyn SchemaCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Samples the table even when a cached schema is fresh (and replaces it).
+    pub fn resample(mut self, yes: bool) -> Self {
+        self.resample = yes;
+        self
+    }
+
+    /// Describes the table, infers the schema if none was given (or reads it
+    /// from the schema cache), and builds the provider.
     pub async fn build(self) -> Result<DynamoTableProvider> {
-        let meta = describe_table(&self.client, &self.table).await?;
+        let signing = SigningKey::default();
+        let meta = describe(&self.client, &self.table, Some(&signing)).await?;
         if self.options.read_capacity.is_none()
             && self.options.read_capacity_percent.is_some()
             && meta.provisioned_read_capacity.is_none()
@@ -167,33 +204,64 @@ impl DynamoTableProviderBuilder {
         }
         let read_client = without_sdk_retries(&self.client);
         let meta = Arc::new(meta);
+        let cache = self.cache.clone();
+        let slot = self.cache.map(|cache| CacheSlot {
+            key: SchemaKey::new(
+                signing.endpoint().as_deref(),
+                self.client.config().region().map(|r| r.as_ref()),
+                signing.get().as_deref(),
+                &meta,
+            ),
+            cache,
+        });
         let state = match self.schema {
             Some(schema) => SchemaState::given(Arc::clone(&meta), schema),
             None => {
-                let at = SystemTime::now();
-                let sample = sample_table(
-                    &read_client,
-                    &self.table,
-                    self.options.sample_size,
-                    self.options.consistent_read,
-                    Arc::new(Retrier::new(self.options.retry.clone())),
-                )
-                .await?;
-                SchemaState::inferred(
-                    Arc::clone(&meta),
-                    sample.observed,
-                    self.options.column_types.clone(),
-                    SchemaOrigin::Sampled {
-                        items: sample.items,
-                        at,
-                    },
-                )
+                let cached = match (&slot, self.resample) {
+                    (Some(slot), false) => slot.load(self.options.schema_ttl),
+                    _ => None,
+                };
+                match (cached, slot) {
+                    (Some(entry), Some(slot)) => SchemaState::with_history(
+                        Arc::clone(&meta),
+                        entry.observed.clone(),
+                        self.options.column_types.clone(),
+                        entry.history(),
+                    )
+                    .cached_in(slot, false),
+                    (_, slot) => {
+                        let at = SystemTime::now();
+                        let sample = sample_table(
+                            &read_client,
+                            &self.table,
+                            self.options.sample_size,
+                            self.options.consistent_read,
+                            Arc::new(Retrier::new(self.options.retry.clone())),
+                        )
+                        .await?;
+                        let state = SchemaState::inferred(
+                            Arc::clone(&meta),
+                            sample.observed,
+                            self.options.column_types.clone(),
+                            SchemaOrigin::Sampled {
+                                items: sample.items,
+                                at,
+                            },
+                        );
+                        match slot {
+                            Some(slot) => state.cached_in(slot, true),
+                            None => state,
+                        }
+                    }
+                }
             }
         };
         // Fail now, not at the first query, if a column type cannot be decoded.
         ItemDecoder::try_new(&meta.name, state.schema())?;
         Ok(DynamoTableProvider {
+            client: self.client,
             read_client,
+            cache,
             meta,
             state: Arc::new(state),
             options: Arc::new(self.options),
@@ -203,26 +271,31 @@ impl DynamoTableProviderBuilder {
 
 /// Calls DescribeTable and turns the answer into [`TableMeta`].
 pub async fn describe_table(client: &Client, table: &str) -> Result<TableMeta> {
-    let out = client
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .map_err(|e| {
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_not_found_exception())
-            {
-                Error::TableNotFound {
-                    table: table.to_string(),
-                }
-            } else {
-                Error::Request {
-                    operation: "DescribeTable",
-                    table: table.to_string(),
-                    message: describe_sdk_error(&e),
-                }
+    describe(client, table, None).await
+}
+
+/// DescribeTable, noting the endpoint and signing key it used in `signing`.
+async fn describe(client: &Client, table: &str, signing: Option<&SigningKey>) -> Result<TableMeta> {
+    let request = client.describe_table().table_name(table).customize();
+    let request = match signing {
+        Some(s) => request.interceptor(s.clone()),
+        None => request,
+    };
+    let out = request.send().await.map_err(|e| {
+        if e.as_service_error()
+            .is_some_and(|s| s.is_resource_not_found_exception())
+        {
+            Error::TableNotFound {
+                table: table.to_string(),
             }
-        })?;
+        } else {
+            Error::Request {
+                operation: "DescribeTable",
+                table: table.to_string(),
+                message: describe_sdk_error(&e),
+            }
+        }
+    })?;
     let desc = out.table().ok_or_else(|| Error::Metadata {
         table: table.to_string(),
         reason: "DescribeTable returned no table description".to_string(),
@@ -243,6 +316,8 @@ impl DynamoTableProvider {
             table: table.into(),
             schema: None,
             options: TableOptions::default(),
+            cache: None,
+            resample: false,
         }
     }
 
@@ -256,10 +331,32 @@ impl DynamoTableProvider {
         &self.options
     }
 
-    /// Where the schema came from (given, or sampled: how many items, when)
-    /// and every column that has widened since.
+    /// Where the schema came from (given, or sampled: how many items, when;
+    /// read from a schema cache) and every column that has widened since.
     pub fn schema_history(&self) -> SchemaHistory {
         self.state.history()
+    }
+
+    /// The same table described and sampled again (`ANALYZE TABLE`): a new
+    /// schema, which replaces the cached one. A schema that was given (a
+    /// column list) has nothing to sample: an error says so.
+    pub async fn resampled(&self) -> Result<Self> {
+        if self.state.history().origin == SchemaOrigin::Given {
+            return Err(Error::InvalidOption {
+                key: "schema".into(),
+                reason: format!(
+                    "the schema of table '{}' was given (a column list), so there is nothing to sample",
+                    self.meta.name
+                ),
+            });
+        }
+        let mut builder = DynamoTableProvider::builder(self.client.clone(), self.meta.name.clone())
+            .options((*self.options).clone())
+            .resample(true);
+        if let Some(cache) = &self.cache {
+            builder = builder.schema_cache(Arc::clone(cache));
+        }
+        builder.build().await
     }
 
     /// Segments for a full scan: set by option, else one per [`BYTES_PER_SEGMENT`]

@@ -83,6 +83,8 @@ mod tests {
             size_bytes: 0,
             attribute_types: vec![pk, sk],
             provisioned_read_capacity: None,
+            arn: None,
+            created_millis: None,
         }
     }
 

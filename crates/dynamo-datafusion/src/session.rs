@@ -11,6 +11,7 @@ use crate::catalog::DynamoSchemaProvider;
 use crate::config::DynamoConfig;
 use crate::factory::{DYNAMODB_FILE_TYPE, DynamoTableFactory};
 use crate::options::TableOptions;
+use crate::schema_cache::SchemaCache;
 
 /// Catalog the DynamoDB tables are registered in (DataFusion's default).
 pub const DEFAULT_CATALOG: &str = "datafusion";
@@ -40,25 +41,58 @@ pub const DEFAULT_SCHEMA: &str = "public";
 /// ```
 pub async fn dynamo_session(
     client: Client,
-    mut config: SessionConfig,
+    config: SessionConfig,
     options: TableOptions,
+) -> DfResult<SessionContext> {
+    dynamo_session_with_cache(client, config, options, None).await
+}
+
+/// [`dynamo_session`], keeping inferred schemas in `cache` when given: a
+/// later session (another run of a one-shot command, another request) reads
+/// them instead of sampling. `SET dynamodb.schema_ttl` in `config` sets how
+/// long they are used.
+///
+/// ```no_run
+/// # async fn demo(client: aws_sdk_dynamodb::Client) -> datafusion::error::Result<()> {
+/// use std::sync::Arc;
+/// use datafusion::prelude::SessionConfig;
+/// use dynamo_datafusion::{FileSchemaCache, TableOptions, dynamo_session_with_cache};
+///
+/// let cache = FileSchemaCache::in_user_cache("my-app").map(|c| Arc::new(c) as _);
+/// let ctx = dynamo_session_with_cache(client, SessionConfig::new(), TableOptions::default(), cache).await?;
+/// # Ok(()) }
+/// ```
+pub async fn dynamo_session_with_cache(
+    client: Client,
+    mut config: SessionConfig,
+    mut options: TableOptions,
+    cache: Option<Arc<dyn SchemaCache>>,
 ) -> DfResult<SessionContext> {
     config.options_mut().sql_parser.enable_ident_normalization = false;
     // `price > 12.34` compares exact decimals (and can be pushed down), not floats.
     config.options_mut().sql_parser.parse_float_as_decimal = true;
-    if config.options().extensions.get::<DynamoConfig>().is_none() {
-        config = config.with_option_extension(DynamoConfig::default());
+    match config.options().extensions.get::<DynamoConfig>() {
+        None => config = config.with_option_extension(DynamoConfig::default()),
+        Some(settings) => {
+            if let Some(secs) = settings.schema_ttl {
+                options.schema_ttl = std::time::Duration::from_secs(secs);
+            }
+        }
+    }
+    let mut factory = DynamoTableFactory::new(client.clone());
+    if let Some(cache) = &cache {
+        factory = factory.with_schema_cache(Arc::clone(cache));
     }
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
-        .with_table_factory(
-            DYNAMODB_FILE_TYPE.to_string(),
-            Arc::new(DynamoTableFactory::new(client.clone())),
-        )
+        .with_table_factory(DYNAMODB_FILE_TYPE.to_string(), Arc::new(factory))
         .build();
     let ctx = SessionContext::new_with_state(state);
-    let tables = DynamoSchemaProvider::try_new(client, options).await?;
+    let mut tables = DynamoSchemaProvider::try_new(client, options).await?;
+    if let Some(cache) = cache {
+        tables = tables.with_schema_cache(cache);
+    }
     ctx.catalog(DEFAULT_CATALOG)
         .ok_or_else(|| DataFusionError::Internal(format!("catalog '{DEFAULT_CATALOG}' missing")))?
         .register_schema(DEFAULT_SCHEMA, Arc::new(tables))?;

@@ -26,6 +26,7 @@ use crate::infer::{Observed, is_json_field, merge_observations, observe_items};
 use crate::metadata::TableMeta;
 use crate::options::ColumnType;
 use crate::schema::build_schema;
+use crate::schema_cache::{CacheSlot, Entry};
 
 /// One column (or nested field) whose type changed.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +76,8 @@ pub enum SchemaOrigin {
 pub struct SchemaHistory {
     /// How the schema was first made.
     pub origin: SchemaOrigin,
+    /// When it was read from a schema cache: the time the entry was saved.
+    pub cached: Option<SystemTime>,
     /// Every widening since, oldest first.
     pub widened: Vec<(SystemTime, Widening)>,
 }
@@ -94,6 +97,8 @@ pub(crate) struct SchemaState {
     /// False when the caller gave the schema: nothing widens.
     widens: bool,
     current: RwLock<Current>,
+    /// Where the schema is cached, if it is: widenings are saved there too.
+    cache: Option<CacheSlot>,
 }
 
 impl SchemaState {
@@ -104,6 +109,21 @@ impl SchemaState {
         overrides: Vec<(String, ColumnType)>,
         origin: SchemaOrigin,
     ) -> Self {
+        let history = SchemaHistory {
+            origin,
+            cached: None,
+            widened: Vec::new(),
+        };
+        Self::with_history(meta, observed, overrides, history)
+    }
+
+    /// A schema inferred earlier, with its history (from a schema cache).
+    pub(crate) fn with_history(
+        meta: Arc<TableMeta>,
+        observed: BTreeMap<String, Observed>,
+        overrides: Vec<(String, ColumnType)>,
+        history: SchemaHistory,
+    ) -> Self {
         let schema = build_schema(&meta, observed.clone(), &overrides);
         Self {
             meta,
@@ -112,12 +132,24 @@ impl SchemaState {
             current: RwLock::new(Current {
                 observed,
                 schema,
-                history: SchemaHistory {
-                    origin,
-                    widened: Vec::new(),
-                },
+                history,
             }),
+            cache: None,
         }
+    }
+
+    /// Keeps the schema in `slot` after every widening, and now when
+    /// `store_now` (a new sample; not a schema just read from there).
+    pub(crate) fn cached_in(mut self, slot: CacheSlot, store_now: bool) -> Self {
+        if store_now {
+            let entry = {
+                let current = self.read();
+                Entry::new(&slot.key, current.observed.clone(), &current.history)
+            };
+            slot.store(&entry);
+        }
+        self.cache = Some(slot);
+        self
     }
 
     /// A schema the caller fixed: it never widens.
@@ -131,9 +163,11 @@ impl SchemaState {
                 schema,
                 history: SchemaHistory {
                     origin: SchemaOrigin::Given,
+                    cached: None,
                     widened: Vec::new(),
                 },
             }),
+            cache: None,
         }
     }
 
@@ -179,6 +213,13 @@ impl SchemaState {
                 .extend(changes.iter().map(|w| (now, w.clone())));
             current.observed = observed;
             current.schema = schema;
+            if let Some(slot) = &self.cache {
+                slot.store(&Entry::new(
+                    &slot.key,
+                    current.observed.clone(),
+                    &current.history,
+                ));
+            }
         }
         changes
     }
@@ -271,6 +312,8 @@ mod tests {
             size_bytes: 0,
             attribute_types: vec![pk],
             provisioned_read_capacity: None,
+            arn: None,
+            created_millis: None,
         })
     }
 

@@ -1,4 +1,4 @@
-//! Backslash commands: `\dt`, `\d TABLE`, `\?`, `\q`.
+//! Backslash commands: `\dt`, `\d TABLE`, `\refresh TABLE`, `\?`, `\q`.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -7,8 +7,12 @@ use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::TableReference;
 use datafusion::prelude::SessionContext;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use datafusion::arrow::temporal_conversions::timestamp_s_to_datetime;
 use dynamo_datafusion::{
-    DynamoTableProvider, IndexKind, IndexProjection, TableMeta, is_json_field,
+    DynamoSchemaProvider, DynamoTableProvider, IndexKind, IndexProjection, SchemaHistory,
+    SchemaOrigin, TableMeta, is_json_field,
 };
 
 use crate::exec::CliError;
@@ -19,7 +23,9 @@ use crate::session::{CATALOG, SCHEMA};
 pub const HELP: &str = "\
 Commands:
   \\dt            list tables
-  \\d TABLE       columns and types of TABLE, with its DynamoDB keys and indexes
+  \\d TABLE       columns and types of TABLE, with its DynamoDB keys and indexes,
+                 and where its schema came from
+  \\refresh TABLE sample TABLE again for its schema (as ANALYZE TABLE TABLE;)
   \\?             this help
   \\q             quit
 SQL statements end with ';' and may span lines. Names are case-sensitive:
@@ -52,6 +58,10 @@ pub async fn run(
         "\\dt" => list_tables(ctx, format, out),
         "\\d" if arg.is_empty() => list_tables(ctx, format, out),
         "\\d" => describe(ctx, unquote(arg), format, out).await,
+        "\\refresh" if arg.is_empty() => Err(CliError::Command(
+            "\\refresh needs a table name: \\refresh TABLE".to_string(),
+        )),
+        "\\refresh" => refresh(ctx, unquote(arg), out).await,
         other => Err(CliError::Command(format!(
             "unknown command '{other}'; \\? lists the commands"
         ))),
@@ -147,6 +157,11 @@ async fn describe(
                 m.name, m.item_count, m.size_bytes
             )
             .map_err(io)?;
+            if let Some(d) = dynamo {
+                for line in provenance(&d.schema_history()) {
+                    writeln!(out, "{line}").map_err(io)?;
+                }
+            }
         }
         if !m.indexes.is_empty() {
             let rows = m
@@ -189,6 +204,61 @@ async fn describe(
         }
     }
     Ok(())
+}
+
+/// Samples `table` again (`\refresh`, `ANALYZE TABLE`) and says what it found.
+pub async fn refresh(
+    ctx: &SessionContext,
+    table: &str,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let schema = ctx
+        .catalog(CATALOG)
+        .and_then(|c| c.schema(SCHEMA))
+        .ok_or_else(|| CliError::Setup(format!("schema {CATALOG}.{SCHEMA} missing")))?;
+    let dynamo = schema
+        .downcast_ref::<DynamoSchemaProvider>()
+        .ok_or_else(|| CliError::Setup("the default schema is not DynamoDB's".to_string()))?;
+    let provider = dynamo.resample(table).await?;
+    let columns = provider.schema().fields().len();
+    let items = provider
+        .downcast_ref::<DynamoTableProvider>()
+        .and_then(|p| match p.schema_history().origin {
+            SchemaOrigin::Sampled { items, .. } => Some(items),
+            SchemaOrigin::Given => None,
+        })
+        .unwrap_or(0);
+    writeln!(
+        out,
+        "Table {table}: sampled {items} items, {columns} columns."
+    )
+    .map_err(io)
+}
+
+/// Where a schema came from, for `\d`.
+fn provenance(history: &SchemaHistory) -> Vec<String> {
+    let mut lines = vec![match &history.origin {
+        SchemaOrigin::Given => "schema: given (a column list)".to_string(),
+        SchemaOrigin::Sampled { items, at } => format!(
+            "schema: sampled {items} items at {}{}",
+            utc(*at),
+            history
+                .cached
+                .map(|saved| format!(" (read from the schema cache, saved at {})", utc(saved)))
+                .unwrap_or_default()
+        ),
+    }];
+    for (at, w) in &history.widened {
+        lines.push(format!("widened at {}: {w}", utc(*at)));
+    }
+    lines
+}
+
+fn utc(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    timestamp_s_to_datetime(secs as i64)
+        .map(|d| format!("{d} UTC"))
+        .unwrap_or_else(|| format!("{secs} s after the epoch"))
 }
 
 fn key_role(meta: &TableMeta, column: &str) -> String {

@@ -8,6 +8,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement};
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use dynamo_datafusion::{ReadStats, ResultSink, RunOptions};
 
@@ -67,9 +68,34 @@ pub async fn run_text(
     let statements = DFParser::parse_sql_with_dialect(text, &GenericDialect {})?;
     let mut outcomes = Vec::with_capacity(statements.len());
     for statement in statements {
+        if let Some(table) = analyzed_table(&statement) {
+            let start = Instant::now();
+            crate::command::refresh(ctx, &table, out).await?;
+            outcomes.push(Outcome {
+                rows: 0,
+                elapsed: start.elapsed(),
+                stats: ReadStats::default(),
+            });
+            continue;
+        }
         outcomes.push(run_statement(ctx, statement, format, out).await?);
     }
     Ok(outcomes)
+}
+
+/// The table of `ANALYZE TABLE t`: sampled again for its schema.
+fn analyzed_table(statement: &Statement) -> Option<String> {
+    let Statement::Statement(inner) = statement else {
+        return None;
+    };
+    let SqlStatement::Analyze(analyze) = inner.as_ref() else {
+        return None;
+    };
+    let name = analyze.table_name.as_ref()?;
+    name.0
+        .last()
+        .and_then(|part| part.as_ident())
+        .map(|ident| ident.value.clone())
 }
 
 async fn run_statement(

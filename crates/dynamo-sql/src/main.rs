@@ -1,7 +1,9 @@
 //! `dynamo-sql`: SQL over Amazon DynamoDB, as a REPL or a one-shot command.
 //!
 //! ```text
-//! dynamo-sql [--endpoint-url URL] [--region R] [--profile P] [-c SQL]... [-f FILE]... [--format table|csv|json|ndjson] [--stats]
+//! dynamo-sql [--endpoint-url URL] [--region R] [--profile P] [-c SQL]... [-f FILE]...
+//!            [--format table|csv|json|ndjson] [--stats]
+//!            [--schema-cache DIR | --no-schema-cache] [--schema-ttl SECONDS]
 //! ```
 
 mod command;
@@ -53,6 +55,20 @@ struct Args {
     /// items scanned and returned, read capacity) — on stderr with -c/-f.
     #[arg(long)]
     stats: bool,
+
+    /// Directory of cached table schemas (default: the user's cache
+    /// directory, dynamo-sql/schemas). A cached schema is used instead of
+    /// sampling the table again.
+    #[arg(long, value_name = "DIR", env = "DYNAMO_SQL_SCHEMA_CACHE")]
+    schema_cache: Option<PathBuf>,
+
+    /// Sample every table afresh; read and write no cached schema.
+    #[arg(long, conflicts_with = "schema_cache")]
+    no_schema_cache: bool,
+
+    /// Seconds a cached schema is used before the table is sampled again.
+    #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
+    schema_ttl: u64,
 }
 
 #[tokio::main]
@@ -73,7 +89,12 @@ async fn main_inner(args: Args) -> Result<(), exec::CliError> {
         region: args.region,
         profile: args.profile,
     };
-    let ctx = session::build_context(&connection).await?;
+    let cache = if args.no_schema_cache {
+        session::SchemaCacheChoice::Off
+    } else {
+        session::SchemaCacheChoice::Dir(args.schema_cache)
+    };
+    let ctx = session::build_context(&connection, cache, args.schema_ttl).await?;
     if args.commands.is_empty() && args.files.is_empty() {
         return repl::run(&ctx, args.format, args.stats).await;
     }

@@ -1,16 +1,47 @@
 //! The DataFusion session of `dynamo-sql`.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
 use datafusion::prelude::{SessionConfig, SessionContext};
-use dynamo_datafusion::{ConnectionOptions, TableOptions, dynamo_session};
+use dynamo_datafusion::{
+    ConnectionOptions, FileSchemaCache, SchemaCache, TableOptions, dynamo_session_with_cache,
+};
 
 use crate::exec::CliError;
 
 pub use dynamo_datafusion::{DEFAULT_CATALOG as CATALOG, DEFAULT_SCHEMA as SCHEMA};
 
+/// Where inferred schemas are kept between runs.
+#[derive(Debug)]
+pub enum SchemaCacheChoice {
+    /// Nowhere: every run samples.
+    Off,
+    /// In this directory, or the user's cache directory when `None`.
+    Dir(Option<PathBuf>),
+}
+
 /// A session where every DynamoDB table is queryable by its exact name, with
-/// `information_schema` for `SHOW TABLES` and `SHOW COLUMNS`.
-pub async fn build_context(connection: &ConnectionOptions) -> Result<SessionContext, CliError> {
+/// `information_schema` for `SHOW TABLES` and `SHOW COLUMNS`, and inferred
+/// schemas read from and kept in the schema cache.
+pub async fn build_context(
+    connection: &ConnectionOptions,
+    cache: SchemaCacheChoice,
+    schema_ttl_secs: u64,
+) -> Result<SessionContext, CliError> {
     let client = connection.client().await;
     let config = SessionConfig::new().with_information_schema(true);
-    Ok(dynamo_session(client, config, TableOptions::default()).await?)
+    let cache: Option<Arc<dyn SchemaCache>> = match cache {
+        SchemaCacheChoice::Off => None,
+        SchemaCacheChoice::Dir(Some(dir)) => Some(Arc::new(FileSchemaCache::new(dir))),
+        SchemaCacheChoice::Dir(None) => {
+            FileSchemaCache::in_user_cache("dynamo-sql").map(|c| Arc::new(c) as _)
+        }
+    };
+    let options = TableOptions {
+        schema_ttl: Duration::from_secs(schema_ttl_secs),
+        ..TableOptions::default()
+    };
+    Ok(dynamo_session_with_cache(client, config, options, cache).await?)
 }

@@ -6,7 +6,10 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType};
-use dynamo_testkit::{TableSpec, create_table, local_endpoint, put_items, unique_name};
+use dynamo_testkit::{
+    FaultConfig, FaultProxy, TableSpec, create_table, delete_table, local_endpoint, put_items,
+    unique_name,
+};
 
 /// A table named in mixed case with three known items.
 async fn fixture() -> String {
@@ -46,6 +49,11 @@ async fn fixture() -> String {
 
 fn dynamo_sql(args: &[&str], stdin: Option<&str>) -> Output {
     let endpoint = local_endpoint().unwrap_or_else(|e| panic!("{e}"));
+    dynamo_sql_via(&endpoint, args, stdin)
+}
+
+/// `dynamo-sql` against `endpoint` (DynamoDB Local, or a proxy in front of it).
+fn dynamo_sql_via(endpoint: &str, args: &[&str], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dynamo-sql"));
     cmd.arg("--endpoint-url")
         .arg(endpoint)
@@ -59,6 +67,8 @@ fn dynamo_sql(args: &[&str], stdin: Option<&str>) -> Output {
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .env("HOME", std::env::temp_dir())
         .env_remove("AWS_PROFILE")
+        .env_remove("XDG_CACHE_HOME")
+        .env_remove("DYNAMO_SQL_SCHEMA_CACHE")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -269,4 +279,148 @@ fn ok_ref(o: &Output) -> String {
         stderr(o)
     );
     stdout(o)
+}
+
+/// A hash-only table `id` (S) of `n` items: `n` (N, whole) and `note` (S).
+async fn numbered_table(client: &aws_sdk_dynamodb::Client, table: &str, items: usize) {
+    create_table(client, &TableSpec::new(table, "id", ScalarAttributeType::S))
+        .await
+        .expect("create");
+    let items = (0..items)
+        .map(|i| {
+            HashMap::from([
+                ("id".to_string(), AV::S(format!("i{i}"))),
+                ("n".to_string(), AV::N(i.to_string())),
+                ("note".to_string(), AV::S(format!("note {i}"))),
+            ])
+        })
+        .collect();
+    put_items(client, table, items).await.expect("put");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemas_are_cached_between_runs_and_sampled_again_when_asked_or_new() {
+    let client = dynamo_testkit::local_client()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let table = unique_name("Cached");
+    numbered_table(&client, &table, 300).await;
+    let upstream = local_endpoint().unwrap_or_else(|e| panic!("{e}"));
+    let proxy = FaultProxy::start(&upstream, FaultConfig::none())
+        .await
+        .expect("proxy");
+    let dir = std::env::temp_dir().join(unique_name("schema-cache"));
+    let dir_arg = dir.to_str().expect("utf-8 path").to_string();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--schema-cache", dir_arg.as_str()];
+        all.extend_from_slice(args);
+        dynamo_sql_via(&proxy.endpoint(), &all, None)
+    };
+    let get = format!("SELECT n, note FROM {table} WHERE id = 'i7'");
+
+    // The first run samples the table (smaller than the sample: all of it).
+    let before = proxy.counts();
+    assert_eq!(
+        ok(run(&["--format", "csv", "-c", &get])),
+        "n,note\n7,note 7\n"
+    );
+    let first = proxy.counts();
+    assert!(first.scans > before.scans, "{first:?}");
+    assert_eq!(first.scanned_by_scans - before.scanned_by_scans, 300);
+
+    // Later runs read the cached schema: no Scan at all for a GetItem.
+    for _ in 0..3 {
+        assert_eq!(
+            ok(run(&["--format", "csv", "-c", &get])),
+            "n,note\n7,note 7\n"
+        );
+    }
+    let cached = proxy.counts();
+    assert_eq!(
+        (cached.scans, cached.scanned_by_scans),
+        (first.scans, first.scanned_by_scans),
+        "cached runs sample nothing"
+    );
+    let described = ok(run(&["-c", &format!("\\d {table}")]));
+    assert!(
+        described.contains("schema: sampled 300 items at")
+            && described.contains("read from the schema cache"),
+        "{described}"
+    );
+
+    // ANALYZE TABLE samples again (and \refresh is the same).
+    let analyzed = ok(run(&["-c", &format!("ANALYZE TABLE {table}")]));
+    assert!(analyzed.contains("sampled 300 items"), "{analyzed}");
+    let after_analyze = proxy.counts();
+    assert_eq!(
+        after_analyze.scanned_by_scans - cached.scanned_by_scans,
+        300
+    );
+    let refreshed = ok(run(&["-c", &format!("\\refresh {table}")]));
+    assert!(refreshed.contains("sampled 300 items"), "{refreshed}");
+
+    // A widening is kept: the next run plans with the widened column.
+    put_items(
+        &client,
+        &table,
+        vec![HashMap::from([
+            ("id".to_string(), AV::S("frac".into())),
+            ("n".to_string(), AV::N("0.123456".into())),
+        ])],
+    )
+    .await
+    .expect("put");
+    let sum = format!("SELECT sum(n) AS s FROM {table}");
+    let widened = run(&["--format", "csv", "-c", &sum]);
+    assert_eq!(stdout(&widened), "s\n44850.123456\n");
+    assert!(
+        stderr(&widened).contains("Notice: table '")
+            && stderr(&widened).contains("'n' widened from Int64 to Decimal128(38, 6)"),
+        "{}",
+        stderr(&widened)
+    );
+    let again = run(&["--format", "csv", "-c", &sum]);
+    assert_eq!(stdout(&again), "s\n44850.123456\n");
+    assert!(!stderr(&again).contains("Notice"), "{}", stderr(&again));
+    let described = ok(run(&["-c", &format!("\\d {table}")]));
+    assert!(described.contains("widened at"), "{described}");
+
+    // The same name, created again: a new table, sampled again.
+    delete_table(&client, &table).await.expect("delete");
+    create_table(
+        &client,
+        &TableSpec::new(&table, "id", ScalarAttributeType::S),
+    )
+    .await
+    .expect("create again");
+    put_items(
+        &client,
+        &table,
+        vec![HashMap::from([
+            ("id".to_string(), AV::S("i7".into())),
+            ("n".to_string(), AV::S("seven".into())),
+            ("note".to_string(), AV::S("new".into())),
+        ])],
+    )
+    .await
+    .expect("put");
+    let before = proxy.counts();
+    assert_eq!(
+        ok(run(&["--format", "csv", "-c", &get])),
+        "n,note\nseven,new\n"
+    );
+    assert!(
+        proxy.counts().scans > before.scans,
+        "re-created table sampled"
+    );
+
+    // --no-schema-cache samples every time.
+    let before = proxy.counts();
+    ok(dynamo_sql_via(
+        &proxy.endpoint(),
+        &["--no-schema-cache", "-c", &get],
+        None,
+    ));
+    assert!(proxy.counts().scans > before.scans);
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -119,6 +119,10 @@ pub struct FaultCounts {
     pub passed: u64,
     /// Faults injected, in [`Fault::ALL`] order.
     pub faults: [u64; 6],
+    /// Scan requests DynamoDB answered (schema samples and scans).
+    pub scans: u64,
+    /// Items those Scans evaluated (their `ScannedCount`, added up).
+    pub scanned_by_scans: u64,
 }
 
 impl FaultCounts {
@@ -135,6 +139,8 @@ struct State {
     requests: AtomicU64,
     passed: AtomicU64,
     faults: [AtomicU64; 6],
+    scans: AtomicU64,
+    scanned_by_scans: AtomicU64,
 }
 
 /// A running proxy; stops when dropped.
@@ -181,6 +187,8 @@ impl FaultProxy {
             requests: AtomicU64::new(0),
             passed: AtomicU64::new(0),
             faults: Default::default(),
+            scans: AtomicU64::new(0),
+            scanned_by_scans: AtomicU64::new(0),
         });
         let accept_state = Arc::clone(&state);
         let task = tokio::spawn(async move {
@@ -216,6 +224,8 @@ impl FaultProxy {
             requests: s.requests.load(Ordering::Relaxed),
             passed: s.passed.load(Ordering::Relaxed),
             faults: std::array::from_fn(|i| s.faults[i].load(Ordering::Relaxed)),
+            scans: s.scans.load(Ordering::Relaxed),
+            scanned_by_scans: s.scanned_by_scans.load(Ordering::Relaxed),
         }
     }
 
@@ -283,6 +293,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
 
     // Forward to DynamoDB.
     let (parts, body) = req.into_parts();
+    let is_scan = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|t| t.to_str().ok())
+        .is_some_and(|t| t.ends_with(".Scan"));
     let body = body.collect().await?.to_bytes();
     let path = parts
         .uri
@@ -304,6 +319,12 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     let answer = state.http.request(forward).await?;
     let (parts, body) = answer.into_parts();
     let body = body.collect().await?.to_bytes();
+    if is_scan && parts.status.is_success() {
+        state.scans.fetch_add(1, Ordering::Relaxed);
+        state
+            .scanned_by_scans
+            .fetch_add(scanned_count(&body), Ordering::Relaxed);
+    }
 
     match fault {
         Some(Fault::Drop) => Err("connection dropped (injected)".into()),
@@ -336,9 +357,33 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     }
 }
 
+/// The `ScannedCount` of a Scan answer (0 when absent).
+fn scanned_count(body: &[u8]) -> u64 {
+    let text = String::from_utf8_lossy(body);
+    text.split("\"ScannedCount\":")
+        .nth(1)
+        .map(|rest| {
+            rest.trim_start()
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_scanned_count_of_an_answer() {
+        assert_eq!(
+            scanned_count(br#"{"Count":2,"Items":[],"ScannedCount":17}"#),
+            17
+        );
+        assert_eq!(scanned_count(br#"{"Count":2}"#), 0);
+    }
 
     #[test]
     fn draws_follow_the_rates() {

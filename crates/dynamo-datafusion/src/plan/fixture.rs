@@ -62,5 +62,7 @@ pub(crate) fn orders() -> TableMeta {
             key("placed", KeyType::S),
         ],
         provisioned_read_capacity: None,
+        arn: None,
+        created_millis: None,
     }
 }
