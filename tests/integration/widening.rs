@@ -339,3 +339,65 @@ async fn a_column_type_the_user_fixed_never_widens() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn the_extra_attributes_column_shows_what_no_column_holds() {
+    let table = trap_table(&client().await, "traps_extra")
+        .await
+        .expect("trap table");
+    let ctx = session().await;
+    ctx.sql(&format!(
+        "CREATE EXTERNAL TABLE t STORED AS DYNAMODB LOCATION '{}' OPTIONS ('extra_attributes' 'true')",
+        table.name
+    ))
+    .await
+    .expect("create");
+    let schema = ctx.table_provider("t").await.expect("t").schema();
+    assert!(
+        schema.field_with_name("premiere").is_err(),
+        "the sample missed it"
+    );
+    let last = schema.fields().last().expect("columns");
+    assert_eq!(last.name(), "_extra");
+
+    let (year, title) = &table.traps.rare;
+    let got = rows(
+        &query(
+            &ctx,
+            "SELECT \"year\", title, _extra FROM t WHERE _extra IS NOT NULL",
+        )
+        .await
+        .expect("query"),
+    );
+    assert_eq!(
+        got,
+        vec![format!(
+            "{year}|{title}|{{\"premiere\":{{\"S\":\"Cannes\"}}}}"
+        )]
+    );
+    let got = rows(
+        &query(&ctx, "SELECT count(*) FROM t WHERE _extra LIKE '%Cannes%'")
+            .await
+            .expect("query"),
+    );
+    assert_eq!(got, vec!["1".to_string()]);
+    // A key read of that item shows it too; SELECT * ends with the column.
+    let batches = query(
+        &ctx,
+        &format!("SELECT * FROM t WHERE \"year\" = {year} AND title = '{title}'"),
+    )
+    .await
+    .expect("query");
+    let row = rows(&batches);
+    assert!(
+        row[0].ends_with("|{\"premiere\":{\"S\":\"Cannes\"}}"),
+        "{row:?}"
+    );
+    // Items without extra attributes have NULL there.
+    let got = rows(
+        &query(&ctx, "SELECT count(*) FROM t WHERE _extra IS NULL")
+            .await
+            .expect("query"),
+    );
+    assert_eq!(got, vec![(TRAP_TABLE_ITEMS - 1).to_string()]);
+}

@@ -21,6 +21,10 @@ extensions_options! {
         /// for tables described after it is set (unset: the table option
         /// `schema_ttl`, default one day).
         pub schema_ttl: Option<u64>, default = None
+        /// Adds the column `_extra` (every attribute without a column of its
+        /// own, as DynamoDB JSON) to tables described after it is set
+        /// (unset: the table option `extra_attributes`, default false).
+        pub extra_attributes: Option<bool>, default = None
     }
 }
 

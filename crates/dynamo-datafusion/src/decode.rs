@@ -12,7 +12,7 @@ mod from_json;
 
 pub(crate) use cursor::items_span;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -20,6 +20,7 @@ use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::SchemaRef;
 
 use crate::error::{Error, Result};
+use crate::infer::is_extra_field;
 use builder::{Misfit, Record};
 
 /// One DynamoDB item as the SDK returns it.
@@ -56,16 +57,21 @@ pub struct ItemDecoder {
     schema: SchemaRef,
     /// Per column: its maps hold only the keys its struct type names.
     closed_maps: Arc<[bool]>,
+    /// Attributes that have a column in the table (read or not): the others
+    /// go to the extra-attributes column, when the schema has one.
+    known: Arc<HashSet<String>>,
 }
 
 impl ItemDecoder {
     /// A decoder for `schema`; fails when a column type cannot hold DynamoDB values.
     pub fn try_new(table: &str, schema: SchemaRef) -> Result<Self> {
         let closed_maps = vec![false; schema.fields().len()].into();
+        let known = Arc::new(column_names(&schema));
         let decoder = Self {
             table: table.into(),
             schema,
             closed_maps,
+            known,
         };
         decoder.record(0)?;
         Ok(decoder)
@@ -83,6 +89,14 @@ impl ItemDecoder {
         self
     }
 
+    /// The same decoder, knowing that the attributes of `table_schema` have
+    /// columns even where this decoder does not read them: only the others
+    /// belong in the extra-attributes column.
+    pub(crate) fn knowing_columns(mut self, table_schema: &SchemaRef) -> Self {
+        self.known = Arc::new(column_names(table_schema));
+        self
+    }
+
     /// A decoder of the same table for another schema (a projection of this
     /// one's columns), keeping each column's closed maps.
     pub(crate) fn reshaped(&self, schema: SchemaRef) -> Result<Self> {
@@ -93,15 +107,19 @@ impl ItemDecoder {
                 .and_then(|i| self.closed_maps.get(i).copied())
                 .unwrap_or(false)
         };
-        Ok(Self::try_new(&self.table, schema)?.closing_maps(closed))
+        let mut decoder = Self::try_new(&self.table, schema)?.closing_maps(closed);
+        decoder.known = Arc::clone(&self.known);
+        Ok(decoder)
     }
 
     /// Empty builders for the schema, room for `rows` rows.
     fn record(&self, rows: usize) -> Result<Record<'_>> {
         let closed = |i: usize| self.closed_maps.get(i).copied().unwrap_or(false);
-        Record::new(self.schema.fields(), rows, closed).map_err(|u| Error::UnsupportedType {
-            column: u.path,
-            data_type: u.data_type,
+        Record::new(self.schema.fields(), rows, closed, &self.known).map_err(|u| {
+            Error::UnsupportedType {
+                column: u.path,
+                data_type: u.data_type,
+            }
         })
     }
 
@@ -181,6 +199,16 @@ impl ItemDecoder {
             expected: m.expected,
         }
     }
+}
+
+/// The names of a schema's columns, but for the extra-attributes column.
+fn column_names(schema: &SchemaRef) -> HashSet<String> {
+    schema
+        .fields()
+        .iter()
+        .filter(|f| !is_extra_field(f))
+        .map(|f| f.name().clone())
+        .collect()
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ use futures::stream;
 
 use crate::decode::{Item, ItemDecoder};
 use crate::error::Error;
+use crate::infer::is_extra_field;
 use crate::nested::{NestedProjection, uses_of};
 use crate::plan::ProjectionExpression;
 use crate::plan::render::{ExpressionBuilder, display_value};
@@ -441,6 +442,10 @@ impl ExecutionPlan for DynamoExec {
             return Ok(None);
         }
         let input = self.decoder.schema();
+        // The extra-attributes column needs every attribute of the item.
+        if input.fields().iter().any(|f| is_extra_field(f)) {
+            return Ok(None);
+        }
         let Some(uses) = uses_of(projection.expr(), input) else {
             return Ok(None);
         };

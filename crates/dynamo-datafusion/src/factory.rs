@@ -75,17 +75,28 @@ impl TableProviderFactory for DynamoTableFactory {
             }
         };
         let mut options = TableOptions::from_map(&cmd.options)?;
-        let session_ttl = state
+        // Session settings apply where the table's options are silent.
+        let settings = state
             .config()
             .options()
             .extensions
             .get::<DynamoConfig>()
-            .and_then(|c| c.schema_ttl);
-        let table_ttl = ["schema_ttl", "format.schema_ttl", "dynamodb.schema_ttl"]
+            .cloned()
+            .unwrap_or_default();
+        let given = |key: &str| {
+            [
+                key.to_string(),
+                format!("format.{key}"),
+                format!("dynamodb.{key}"),
+            ]
             .iter()
-            .any(|k| cmd.options.contains_key(*k));
-        if let (Some(secs), false) = (session_ttl, table_ttl) {
+            .any(|k| cmd.options.contains_key(k))
+        };
+        if let (Some(secs), false) = (settings.schema_ttl, given("schema_ttl")) {
             options.schema_ttl = std::time::Duration::from_secs(secs);
+        }
+        if let (Some(extra), false) = (settings.extra_attributes, given("extra_attributes")) {
+            options.extra_attributes = extra;
         }
         let mut builder = DynamoTableProvider::builder(self.client.clone(), table).options(options);
         if let Some(cache) = &self.cache {

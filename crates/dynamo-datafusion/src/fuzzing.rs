@@ -673,14 +673,30 @@ pub fn check_decode(item: &Item) {
             .map(|n| crate::infer::text_field(n, true))
             .collect(),
     );
+    // Two columns and every other attribute in the extra-attributes column.
+    let mut with_extra: Vec<Field> = names
+        .iter()
+        .take(2)
+        .map(|n| crate::infer::json_field(n, true))
+        .collect();
+    with_extra.push(crate::infer::extra_field());
+    schemas.push(with_extra);
     let json = format!(
         "[{}]",
         serde_json::Value::Object(crate::dynamo_json::item_to_json(item))
     );
-    for fields in schemas {
+    let struct_schema = types.len() - 1;
+    for (i, fields) in schemas.into_iter().enumerate() {
         let schema = Arc::new(Schema::new(fields));
         let Ok(decoder) = ItemDecoder::try_new("fuzz", schema) else {
             continue;
+        };
+        // Maps of inferred struct columns are closed: a key the struct lacks
+        // does not fit (the column widens); the same on both paths.
+        let decoder = if i == struct_schema {
+            decoder.closing_maps(|_| true)
+        } else {
+            decoder
         };
         let from_values = decoder.decode(std::slice::from_ref(item));
         if let Ok(batch) = &from_values {

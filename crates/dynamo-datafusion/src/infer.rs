@@ -225,6 +225,27 @@ pub fn json_field(name: &str, nullable: bool) -> Field {
     )]))
 }
 
+/// Field metadata key marking the column that holds every attribute the
+/// schema has no column for.
+pub const EXTRA_METADATA_KEY: &str = "dynamodb.extra_attributes";
+/// Name of that column (table option `extra_attributes`).
+pub const EXTRA_COLUMN: &str = "_extra";
+
+/// The column of attributes the schema has no column for: a JSON object of
+/// their DynamoDB JSON values (`{"rare":{"S":"x"}}`), NULL when there are none.
+pub fn extra_field() -> Field {
+    let mut field = json_field(EXTRA_COLUMN, true);
+    let mut metadata = field.metadata().clone();
+    metadata.insert(EXTRA_METADATA_KEY.to_string(), "true".to_string());
+    field.set_metadata(metadata);
+    field
+}
+
+/// True for the column of attributes the schema has no column for.
+pub fn is_extra_field(field: &Field) -> bool {
+    field.metadata().contains_key(EXTRA_METADATA_KEY)
+}
+
 /// A Utf8 field holding strings and numbers as exact text.
 pub fn text_field(name: &str, nullable: bool) -> Field {
     Field::new(name, DataType::Utf8, nullable).with_metadata(HashMap::from([(

@@ -73,6 +73,9 @@ pub struct TableOptions {
     /// How long a cached schema is used before the table is sampled again
     /// (when a schema cache is set; zero: always sample).
     pub schema_ttl: Duration,
+    /// Adds the column `_extra`: every attribute of an item that the schema
+    /// has no column for, as a JSON object of DynamoDB JSON values.
+    pub extra_attributes: bool,
 }
 
 impl Default for TableOptions {
@@ -89,6 +92,7 @@ impl Default for TableOptions {
             read_capacity: None,
             read_capacity_percent: None,
             schema_ttl: crate::schema_cache::DEFAULT_SCHEMA_TTL,
+            extra_attributes: false,
         }
     }
 }
@@ -109,6 +113,7 @@ pub const OPTION_KEYS: &[&str] = &[
     "retry_base_delay_ms",
     "retry_max_delay_ms",
     "schema_ttl",
+    "extra_attributes",
 ];
 
 impl TableOptions {
@@ -216,6 +221,10 @@ impl TableOptions {
                         opts.retry.max_delay = Duration::from_millis(ms);
                     }
                 }
+                "extra_attributes" => {
+                    opts.extra_attributes = parse_bool(value)
+                        .ok_or_else(|| invalid(format!("'{value}' is not true or false")))?
+                }
                 "schema_ttl" => {
                     opts.schema_ttl = parse_ttl(value).map_err(invalid)?;
                 }
@@ -298,6 +307,7 @@ mod tests {
             ("format.retry_base_delay_ms", "5"),
             ("format.retry_max_delay_ms", "80"),
             ("format.schema_ttl", "600"),
+            ("format.extra_attributes", "true"),
         ]))
         .expect("valid");
         assert_eq!(o.sample_size, 50);
@@ -310,6 +320,7 @@ mod tests {
             (Some(12.5), Some(40.0))
         );
         assert_eq!(o.schema_ttl, Duration::from_secs(600));
+        assert!(o.extra_attributes);
         assert_eq!(
             o.retry,
             RetryPolicy {
@@ -350,6 +361,7 @@ mod tests {
             ("format.retry_budget", "-3"),
             ("format.retry_max_delay_ms", "1e9"),
             ("format.schema_ttl", "-1"),
+            ("format.extra_attributes", "yes"),
         ] {
             let err = TableOptions::from_map(&map(&[(k, v)])).expect_err("invalid");
             let bare = k.trim_start_matches("format.");

@@ -21,6 +21,7 @@ use crate::config::{DynamoConfig, ScanGuard};
 use crate::decode::ItemDecoder;
 use crate::error::{Error, Result, describe_sdk_error};
 use crate::exec::DynamoExec;
+use crate::infer::is_extra_field;
 use crate::metadata::TableMeta;
 use crate::options::{ColumnType, TableOptions};
 use crate::plan::{AccessPlan, Operation, PlanOptions, ProjectionExpression, plan_access};
@@ -256,6 +257,7 @@ impl DynamoTableProviderBuilder {
                 }
             }
         };
+        let state = state.with_extra_column(self.options.extra_attributes)?;
         // Fail now, not at the first query, if a column type cannot be decoded.
         ItemDecoder::try_new(&meta.name, state.schema())?;
         Ok(DynamoTableProvider {
@@ -508,9 +510,13 @@ impl TableProvider for DynamoTableProvider {
             .map(|c| schema.index_of(c))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let read_schema = Arc::new(schema.project(&read_indices)?);
+        let reads_extra = read_schema.fields().iter().any(|f| is_extra_field(f));
         let attributes = if read_columns.is_empty() {
             // Nothing needed but the row count: read the smallest thing there is.
             vec![self.meta.keys.partition_key.name.clone()]
+        } else if reads_extra {
+            // Every attribute, to find those the schema has no column for.
+            vec![]
         } else {
             read_columns.clone()
         };
@@ -535,7 +541,8 @@ impl TableProvider for DynamoTableProvider {
             items_as_json: true,
         };
         let decoder = ItemDecoder::try_new(&self.meta.name, Arc::clone(&read_schema))?
-            .closing_maps(|column| self.state.can_widen(column));
+            .closing_maps(|column| self.state.can_widen(column))
+            .knowing_columns(&schema);
         let read_limit = if residual.is_empty() { limit } else { None };
         let exec: Arc<dyn ExecutionPlan> = Arc::new(DynamoExec::new(
             self.read_client.clone(),

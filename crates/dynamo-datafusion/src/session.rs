@@ -77,6 +77,9 @@ pub async fn dynamo_session_with_cache(
             if let Some(secs) = settings.schema_ttl {
                 options.schema_ttl = std::time::Duration::from_secs(secs);
             }
+            if let Some(extra) = settings.extra_attributes {
+                options.extra_attributes = extra;
+            }
         }
     }
     let mut factory = DynamoTableFactory::new(client.clone());

@@ -19,10 +19,12 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
-use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::decode::Item;
-use crate::infer::{Observed, is_json_field, merge_observations, observe_items};
+use crate::infer::{
+    EXTRA_COLUMN, Observed, extra_field, is_json_field, merge_observations, observe_items,
+};
 use crate::metadata::TableMeta;
 use crate::options::ColumnType;
 use crate::schema::build_schema;
@@ -94,6 +96,8 @@ struct Current {
 pub(crate) struct SchemaState {
     meta: Arc<TableMeta>,
     overrides: Vec<(String, ColumnType)>,
+    /// The schema ends with the column of attributes it has no column for.
+    extra: bool,
     /// False when the caller gave the schema: nothing widens.
     widens: bool,
     current: RwLock<Current>,
@@ -128,6 +132,7 @@ impl SchemaState {
         Self {
             meta,
             overrides,
+            extra: false,
             widens: true,
             current: RwLock::new(Current {
                 observed,
@@ -136,6 +141,31 @@ impl SchemaState {
             }),
             cache: None,
         }
+    }
+
+    /// Adds the column of attributes the schema has no column for
+    /// ([`crate::infer::EXTRA_COLUMN`]) when `yes`; an attribute of that name
+    /// is an error.
+    pub(crate) fn with_extra_column(mut self, yes: bool) -> crate::error::Result<Self> {
+        if !yes {
+            return Ok(self);
+        }
+        let current = self
+            .current
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if current.schema.field_with_name(EXTRA_COLUMN).is_ok() {
+            return Err(crate::error::Error::InvalidOption {
+                key: "extra_attributes".into(),
+                reason: format!(
+                    "table '{}' has an attribute named '{EXTRA_COLUMN}', the name of the extra-attributes column",
+                    self.meta.name
+                ),
+            });
+        }
+        current.schema = with_extra(&current.schema);
+        self.extra = true;
+        Ok(self)
     }
 
     /// Keeps the schema in `slot` after every widening, and now when
@@ -157,6 +187,7 @@ impl SchemaState {
         Self {
             meta,
             overrides: Vec::new(),
+            extra: false,
             widens: false,
             current: RwLock::new(Current {
                 observed: BTreeMap::new(),
@@ -203,7 +234,10 @@ impl SchemaState {
         seen.retain(|name, _| current.schema.field_with_name(name).is_ok());
         let mut observed = current.observed.clone();
         merge_observations(&mut observed, seen);
-        let schema = build_schema(&self.meta, observed.clone(), &self.overrides);
+        let mut schema = build_schema(&self.meta, observed.clone(), &self.overrides);
+        if self.extra {
+            schema = with_extra(&schema);
+        }
         let changes = schema_changes(&current.schema, &schema);
         if !changes.is_empty() {
             let now = SystemTime::now();
@@ -229,6 +263,13 @@ impl SchemaState {
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// `schema` with the extra-attributes column at the end.
+fn with_extra(schema: &SchemaRef) -> SchemaRef {
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(extra_field());
+    Arc::new(Schema::new(fields))
 }
 
 /// The fields whose types differ between `old` and `new`, named by path and

@@ -35,7 +35,12 @@ registers a table under another name or with options.
 SET dynamodb.pushdown = false turns pushdown off (to compare);
 SET dynamodb.scan_guard = 'error' refuses full scans of tables above
 dynamodb.scan_guard_bytes. EXPLAIN shows the DynamoDB request; EXPLAIN ANALYZE
-and --stats show requests, items scanned and returned, and read capacity.";
+and --stats show requests, items scanned and returned, and read capacity.
+Schemas are sampled once and cached (--schema-cache, --schema-ttl);
+ANALYZE TABLE t; samples t again. A value the sample never saw widens its
+column and the statement runs again (a Notice says so). Option
+'extra_attributes' 'true' (or --extra-attributes) adds a column _extra with
+every attribute that has no column of its own.";
 
 /// Runs one backslash command.
 pub async fn run(

@@ -3,7 +3,7 @@
 //! ```text
 //! dynamo-sql [--endpoint-url URL] [--region R] [--profile P] [-c SQL]... [-f FILE]...
 //!            [--format table|csv|json|ndjson] [--stats]
-//!            [--schema-cache DIR | --no-schema-cache] [--schema-ttl SECONDS]
+//!            [--schema-cache DIR | --no-schema-cache] [--schema-ttl SECONDS] [--extra-attributes]
 //! ```
 
 mod command;
@@ -69,6 +69,11 @@ struct Args {
     /// Seconds a cached schema is used before the table is sampled again.
     #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
     schema_ttl: u64,
+
+    /// Give every table a column `_extra`: each item's attributes that have
+    /// no column of their own, as a JSON object of DynamoDB JSON values.
+    #[arg(long)]
+    extra_attributes: bool,
 }
 
 #[tokio::main]
@@ -94,7 +99,11 @@ async fn main_inner(args: Args) -> Result<(), exec::CliError> {
     } else {
         session::SchemaCacheChoice::Dir(args.schema_cache)
     };
-    let ctx = session::build_context(&connection, cache, args.schema_ttl).await?;
+    let tables = session::TableSettings {
+        schema_ttl_secs: args.schema_ttl,
+        extra_attributes: args.extra_attributes,
+    };
+    let ctx = session::build_context(&connection, cache, tables).await?;
     if args.commands.is_empty() && args.files.is_empty() {
         return repl::run(&ctx, args.format, args.stats).await;
     }

@@ -22,13 +22,22 @@ pub enum SchemaCacheChoice {
     Dir(Option<PathBuf>),
 }
 
+/// How tables of the catalogue are read.
+#[derive(Debug, Clone, Copy)]
+pub struct TableSettings {
+    /// Seconds a cached schema is used.
+    pub schema_ttl_secs: u64,
+    /// Add the `_extra` column.
+    pub extra_attributes: bool,
+}
+
 /// A session where every DynamoDB table is queryable by its exact name, with
 /// `information_schema` for `SHOW TABLES` and `SHOW COLUMNS`, and inferred
 /// schemas read from and kept in the schema cache.
 pub async fn build_context(
     connection: &ConnectionOptions,
     cache: SchemaCacheChoice,
-    schema_ttl_secs: u64,
+    tables: TableSettings,
 ) -> Result<SessionContext, CliError> {
     let client = connection.client().await;
     let config = SessionConfig::new().with_information_schema(true);
@@ -40,7 +49,8 @@ pub async fn build_context(
         }
     };
     let options = TableOptions {
-        schema_ttl: Duration::from_secs(schema_ttl_secs),
+        schema_ttl: Duration::from_secs(tables.schema_ttl_secs),
+        extra_attributes: tables.extra_attributes,
         ..TableOptions::default()
     };
     Ok(dynamo_session_with_cache(client, config, options, cache).await?)

@@ -13,7 +13,9 @@
 //! - [`Traps::new_key`]: `info.trivia`, a map key no other item has.
 //!
 //! A fifth, [`Traps::two_decimals`], has a two-decimal `info.rating` (the
-//! inferred type's headroom holds it). [`trap_table`] returns every item as
+//! inferred type's headroom holds it), and a sixth, [`Traps::rare`], an
+//! attribute `premiere` no other item has (no column unless the schema has
+//! an extra-attributes column). [`trap_table`] returns every item as
 //! written, so tests compute the exact answers from them.
 
 use std::collections::HashMap;
@@ -47,6 +49,8 @@ pub struct Traps {
     pub new_key: (i64, String),
     /// `info.rating` = `6.18` (two decimals where the sample saw one).
     pub two_decimals: (i64, String),
+    /// `premiere` = `{"S": "Cannes"}`, an attribute no other item has.
+    pub rare: (i64, String),
 }
 
 /// A trap table: its name, every item as written, and where the traps are.
@@ -161,7 +165,7 @@ pub async fn trap_table(client: &Client, prefix: &str) -> Result<TrapTable, BoxE
     // One trap per segment where possible, each deep in its segment.
     let deep = deep_keys(client, &name).await?;
     let pick = |n: usize| -> Result<(i64, String), BoxError> {
-        deep.get(n * deep.len() / 5)
+        deep.get(n * deep.len() / 6)
             .cloned()
             .ok_or_else(|| "the table has too few items deep in its scan segments".into())
     };
@@ -171,6 +175,7 @@ pub async fn trap_table(client: &Client, prefix: &str) -> Result<TrapTable, BoxE
         text_code: pick(2)?,
         new_key: pick(3)?,
         two_decimals: pick(4)?,
+        rare: pick(5)?,
     };
     let mut rewritten = Vec::new();
     for item in items.iter_mut() {
@@ -191,6 +196,8 @@ pub async fn trap_table(client: &Client, prefix: &str) -> Result<TrapTable, BoxE
             if let Some(m) = info(item) {
                 m.insert("rating".into(), AV::N("6.18".into()));
             }
+        } else if key == traps.rare {
+            item.insert("premiere".into(), AV::S("Cannes".into()));
         } else {
             continue;
         }

@@ -4,7 +4,7 @@
 //! to columns and appended to that column's builder straight away. Columns an
 //! item lacks get a NULL. Lists and maps feed child builders the same way.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -19,7 +19,8 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields};
 use datafusion::arrow::datatypes::{Decimal128Type, Decimal256Type, Float64Type, Int64Type};
 use datafusion::arrow::error::ArrowError;
 
-use crate::infer::{is_json_field, is_text_field};
+use crate::dynamo_json::to_dynamo_json;
+use crate::infer::{is_extra_field, is_json_field, is_text_field};
 use crate::json::{describe_value, write_json};
 use crate::number::{ExactNumber, fast_decimal128, fast_i64};
 
@@ -145,6 +146,30 @@ pub(super) struct Record<'s> {
     /// show it). `None` at the top level, where attributes no column asks
     /// for are simply not read.
     pub(super) map_of: Option<(&'s Field, String)>,
+    /// The extra-attributes column, at the top level of a schema that has one.
+    pub(super) extra: Option<Extra<'s>>,
+}
+
+/// Collects, per item, the attributes the table has no column for.
+pub(super) struct Extra<'s> {
+    /// Its column.
+    column: usize,
+    /// Attributes that have a column (read by this query or not).
+    known: &'s HashSet<String>,
+    /// This item's attributes without a column, so far.
+    pending: Vec<(String, AttributeValue)>,
+    text: String,
+}
+
+impl Extra<'_> {
+    /// True when `name` belongs in the extra column.
+    pub(super) fn takes(&self, name: &str) -> bool {
+        !self.known.contains(name)
+    }
+
+    pub(super) fn push(&mut self, name: &str, value: AttributeValue) {
+        self.pending.push((name.to_string(), value));
+    }
 }
 
 /// An attribute no column asks for.
@@ -159,13 +184,24 @@ impl<'s> Record<'s> {
         fields: &'s Fields,
         capacity: usize,
         closed: impl Fn(usize) -> bool,
+        known: &'s HashSet<String>,
     ) -> Result<Self, Unsupported> {
         let columns = fields
             .iter()
             .enumerate()
             .map(|(i, f)| Column::new(f, f.name().clone(), capacity, closed(i)))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self::of(fields, columns, None))
+        let mut record = Self::of(fields, columns, None);
+        record.extra = fields
+            .iter()
+            .position(|f| is_extra_field(f))
+            .map(|column| Extra {
+                column,
+                known,
+                pending: Vec::new(),
+                text: String::new(),
+            });
+        Ok(record)
     }
 
     /// Builders for the fields of a map column, `map_of` when its maps are
@@ -199,6 +235,7 @@ impl<'s> Record<'s> {
             rows: 0,
             order: Vec::new(),
             map_of,
+            extra: None,
         }
     }
 
@@ -216,13 +253,15 @@ impl<'s> Record<'s> {
     pub fn append(&mut self, map: &HashMap<String, AttributeValue>) -> Result<(), Misfit> {
         self.rows += 1;
         for (name, value) in map {
-            match self.index.find(name) {
+            match self.column_of(name) {
                 Some(c) => {
                     self.columns[c].append(Val::Attr(value).present(), Some(value))?;
                     self.filled[c] = self.rows;
                 }
                 None => {
-                    if let Some(m) = self.unknown_key(name, describe_value(value)) {
+                    if let Some(extra) = self.extra.as_mut().filter(|e| e.takes(name)) {
+                        extra.push(name, value.clone());
+                    } else if let Some(m) = self.unknown_key(name, describe_value(value)) {
                         return Err(m);
                     }
                 }
@@ -231,8 +270,35 @@ impl<'s> Record<'s> {
         self.fill_missing()
     }
 
-    /// Appends NULL to each column the current row gave no value.
+    /// The column of attribute `name`, never the extra-attributes column
+    /// (an attribute of that name is an extra attribute itself).
+    pub(super) fn column_of(&self, name: &str) -> Option<usize> {
+        self.index
+            .find(name)
+            .filter(|c| self.extra.as_ref().is_none_or(|e| e.column != *c))
+    }
+
+    /// Appends NULL to each column the current row gave no value (and the
+    /// row's extra attributes, if any, to their column).
     pub(super) fn fill_missing(&mut self) -> Result<(), Misfit> {
+        if let Some(extra) = self.extra.as_mut()
+            && !extra.pending.is_empty()
+        {
+            extra.pending.sort_by(|a, b| a.0.cmp(&b.0));
+            let object: serde_json::Map<String, serde_json::Value> = extra
+                .pending
+                .drain(..)
+                .map(|(name, value)| (name, to_dynamo_json(&value)))
+                .collect();
+            extra.text.clear();
+            extra
+                .text
+                .push_str(&serde_json::Value::Object(object).to_string());
+            if let Kind::Json(b, _) = &mut self.columns[extra.column].kind {
+                b.append_value(&extra.text);
+                self.filled[extra.column] = self.rows;
+            }
+        }
         for (column, filled) in self.columns.iter_mut().zip(&self.filled) {
             if *filled != self.rows {
                 column.append(None, None)?;

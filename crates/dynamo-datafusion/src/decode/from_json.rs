@@ -48,7 +48,7 @@ impl Record<'_> {
                 cur.expect(b':')?;
                 let column = match self.order.get(position) {
                     Some(&c) if c != NOT_A_COLUMN && self.index.name(c) == name => Some(c),
-                    _ => self.index.find(&name),
+                    _ => self.column_of(&name),
                 };
                 match self.order.get_mut(position) {
                     Some(seen) => *seen = column.unwrap_or(NOT_A_COLUMN),
@@ -65,7 +65,16 @@ impl Record<'_> {
                     // A key a struct column has no field for: the full
                     // parse names it (the column must widen).
                     None if self.map_of.is_some() => return None,
-                    None => cur.skip_unread()?,
+                    None => match self.extra.as_mut().filter(|e| e.takes(&name)) {
+                        Some(extra) => {
+                            let start = cur.position();
+                            cur.skip_value()?;
+                            let json: serde_json::Value =
+                                serde_json::from_str(cur.since(start)).ok()?;
+                            extra.push(&name, from_dynamo_json(&json, &name).ok()?);
+                        }
+                        None => cur.skip_unread()?,
+                    },
                 }
                 if !cur.eat(b',') {
                     cur.expect(b'}')?;

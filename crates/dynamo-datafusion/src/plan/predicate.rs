@@ -379,6 +379,10 @@ impl Translator<'_> {
         match e {
             Expr::Column(c) => {
                 let field = self.schema.field_with_name(&c.name).ok()?.clone();
+                // The extra-attributes column is no attribute DynamoDB knows.
+                if crate::infer::is_extra_field(&field) {
+                    return None;
+                }
                 Some((vec![c.name.clone()], field))
             }
             Expr::Cast(c) => {

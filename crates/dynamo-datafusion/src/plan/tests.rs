@@ -519,3 +519,31 @@ fn empty_strings_never_become_key_values() {
         }
     );
 }
+
+#[test]
+fn the_extra_attributes_column_is_never_pushed() {
+    let mut fields: Vec<Field> = schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(crate::infer::extra_field());
+    let schema = Arc::new(Schema::new(fields));
+    let columns = vec!["_extra".to_string()];
+    for f in [
+        col("_extra").is_not_null(),
+        col("_extra").is_null(),
+        col("_extra").eq(lit("{}")),
+    ] {
+        let p = plan_access(
+            &meta(),
+            &schema,
+            std::slice::from_ref(&f),
+            &columns,
+            &PlanOptions::default(),
+        );
+        assert!(p.filter.is_none(), "{f}");
+        assert_eq!(p.exact, vec![false], "{f}");
+        assert_eq!(p.operation, Operation::Scan);
+    }
+}
