@@ -11,27 +11,11 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use dynamo_testkit::{FaultConfig, FaultProxy, TRAP_TABLE_ITEMS, local_endpoint, trap_table};
-use support::{Args, BoxError, median, write_result};
-
-/// The `dynamo-sql` binary built beside this bench.
-fn dynamo_sql() -> Result<PathBuf, BoxError> {
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .ok_or("no target directory")?;
-    let bin = dir.join("dynamo-sql");
-    if bin.exists() {
-        Ok(bin)
-    } else {
-        Err(format!("{} not built: cargo build --bin dynamo-sql", bin.display()).into())
-    }
-}
+use support::{Args, BoxError, dynamo_sql_binary, median, write_result};
 
 /// What a series of runs read.
 struct Series {
@@ -52,7 +36,7 @@ fn series(
     let mut times = Vec::new();
     for _ in 0..runs {
         let start = Instant::now();
-        let out = Command::new(dynamo_sql()?)
+        let out = Command::new(dynamo_sql_binary()?)
             .args(["--endpoint-url", &proxy.endpoint(), "--format", "csv"])
             .args(cache)
             .args(["-c", sql])

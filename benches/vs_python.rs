@@ -15,20 +15,21 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use support::{Args, BoxError, load_bench_table, median};
+use support::{Args, BoxError, dynamo_sql_binary, load_bench_table, median};
 
-/// The `dynamo-sql` binary built beside this bench.
-fn dynamo_sql() -> Result<PathBuf, BoxError> {
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .ok_or("no target directory")?;
-    let bin = dir.join("dynamo-sql");
-    if bin.exists() {
-        Ok(bin)
-    } else {
-        Err(format!("{} not built: cargo build --bin dynamo-sql", bin.display()).into())
+/// A decimal's digits without trailing fraction zeros: `3308.3800` and
+/// `3308.38` are the same value (the inferred column keeps four decimals).
+fn decimal(text: &str) -> String {
+    match text.split_once('.') {
+        Some((int, frac)) => {
+            let frac = frac.trim_end_matches('0');
+            if frac.is_empty() {
+                int.to_string()
+            } else {
+                format!("{int}.{frac}")
+            }
+        }
+        None => text.to_string(),
     }
 }
 
@@ -61,7 +62,7 @@ async fn main() -> Result<(), BoxError> {
         let mut ours = BTreeMap::new();
         for _ in 0..args.runs {
             let start = Instant::now();
-            let out = Command::new(dynamo_sql()?)
+            let out = Command::new(dynamo_sql_binary()?)
                 .args(["--endpoint-url", &endpoint, "--format", "csv", "-c", &sql])
                 .env("AWS_ACCESS_KEY_ID", "test")
                 .env("AWS_SECRET_ACCESS_KEY", "local-secret")
@@ -83,7 +84,7 @@ async fn main() -> Result<(), BoxError> {
                     let mut f = l.split(',');
                     Some((
                         f.next()?.to_string(),
-                        (f.next()?.parse::<u64>().ok()?, f.next()?.to_string()),
+                        (f.next()?.parse::<u64>().ok()?, decimal(f.next()?)),
                     ))
                 })
                 .collect();
@@ -117,7 +118,7 @@ async fn main() -> Result<(), BoxError> {
                     k.clone(),
                     (
                         r[0].as_u64().unwrap_or(0),
-                        r[1].as_str().unwrap_or("").to_string(),
+                        decimal(r[1].as_str().unwrap_or("")),
                     ),
                 )
             })

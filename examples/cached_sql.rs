@@ -10,30 +10,13 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::config::Dialect;
 use datafusion::prelude::SessionConfig;
 use dynamo_datafusion::{
-    FileSchemaCache, ReadStats, ResultSink, RunOptions, TableOptions, dynamo_session_with_cache,
+    CollectSink, FileSchemaCache, ReadStats, RunOptions, TableOptions, dynamo_session_with_cache,
     run_statement,
 };
-
-/// Collects the result for printing.
-#[derive(Default)]
-struct Collect(Vec<RecordBatch>);
-
-impl ResultSink for Collect {
-    fn start(&mut self, _schema: SchemaRef) -> datafusion::error::Result<()> {
-        Ok(())
-    }
-
-    fn batch(&mut self, batch: RecordBatch) -> datafusion::error::Result<bool> {
-        self.0.push(batch);
-        Ok(true)
-    }
-}
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -50,9 +33,9 @@ async fn run(sql: &str) -> Result<(), BoxError> {
     )
     .await?;
     let statement = ctx.state().sql_to_statement(sql, &Dialect::Generic)?;
-    let mut result = Collect::default();
+    let mut result = CollectSink::default();
     let outcome = run_statement(&ctx, &statement, &RunOptions::default(), &mut result).await?;
-    println!("{}", pretty_format_batches(&result.0)?);
+    println!("{}", pretty_format_batches(&result.batches)?);
     for notice in &outcome.notices {
         eprintln!("Notice: {notice}");
     }

@@ -59,6 +59,21 @@ impl Args {
     }
 }
 
+/// The `dynamo-sql` binary built beside the bench binaries.
+pub fn dynamo_sql_binary() -> Result<std::path::PathBuf, BoxError> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .ok_or("no target directory")?;
+    let bin = dir.join("dynamo-sql");
+    if bin.exists() {
+        Ok(bin)
+    } else {
+        Err(format!("{} not built: cargo build --bin dynamo-sql", bin.display()).into())
+    }
+}
+
 /// Median of measured durations.
 pub fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();

@@ -4,31 +4,15 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue as AV;
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::config::Dialect;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use dynamo_datafusion::{
-    Error, ResultSink, RunOptions, TableOptions, dynamo_session, is_json_field, run_statement,
+    CollectSink, Error, RunOptions, TableOptions, dynamo_session, is_json_field, run_statement,
 };
 use dynamo_testkit::{TRAP_TABLE_ITEMS, TrapTable, trap_table};
 
 use crate::common::{client, query, rows};
-
-/// Collects a statement's batches.
-#[derive(Default)]
-struct Collect(Vec<RecordBatch>);
-
-impl ResultSink for Collect {
-    fn start(&mut self, _schema: SchemaRef) -> datafusion::error::Result<()> {
-        Ok(())
-    }
-
-    fn batch(&mut self, batch: RecordBatch) -> datafusion::error::Result<bool> {
-        self.0.push(batch);
-        Ok(true)
-    }
-}
 
 /// Runs `sql` as `dynamo-sql` and the connector do: rows and notices.
 async fn run(ctx: &SessionContext, sql: &str) -> (Vec<String>, Vec<String>) {
@@ -36,12 +20,12 @@ async fn run(ctx: &SessionContext, sql: &str) -> (Vec<String>, Vec<String>) {
         .state()
         .sql_to_statement(sql, &Dialect::Generic)
         .expect("parses");
-    let mut sink = Collect::default();
+    let mut sink = CollectSink::default();
     let outcome = run_statement(ctx, &statement, &RunOptions::default(), &mut sink)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
     assert_eq!(outcome.reruns, outcome.notices.len());
-    (rows(&sink.0), outcome.notices)
+    (rows(&sink.batches), outcome.notices)
 }
 
 async fn session() -> SessionContext {
@@ -329,7 +313,7 @@ async fn a_column_type_the_user_fixed_never_widens() {
         &ctx,
         &statement,
         &RunOptions::default(),
-        &mut Collect::default(),
+        &mut CollectSink::default(),
     )
     .await
     .expect_err("votes is fixed to Int64");

@@ -41,6 +41,17 @@ pub(crate) enum ScanGuard {
 }
 
 impl DynamoConfig {
+    /// The settings of `session` (the defaults when it has none).
+    pub(crate) fn of(session: &dyn datafusion::catalog::Session) -> Self {
+        session
+            .config()
+            .options()
+            .extensions
+            .get::<DynamoConfig>()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     pub(crate) fn guard(&self) -> ScanGuard {
         match self.scan_guard.to_ascii_lowercase().as_str() {
             "warn" => ScanGuard::Warn,

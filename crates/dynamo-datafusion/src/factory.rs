@@ -76,13 +76,7 @@ impl TableProviderFactory for DynamoTableFactory {
         };
         let mut options = TableOptions::from_map(&cmd.options)?;
         // Session settings apply where the table's options are silent.
-        let settings = state
-            .config()
-            .options()
-            .extensions
-            .get::<DynamoConfig>()
-            .cloned()
-            .unwrap_or_default();
+        let settings = DynamoConfig::of(state);
         let given = |key: &str| {
             [
                 key.to_string(),

@@ -63,7 +63,7 @@ pub use options::{ColumnType, DEFAULT_SAMPLE_SIZE, OPTION_KEYS, TableOptions};
 pub use plan::{AccessPlan, IndexPolicy, Key, Operation, PlanOptions, SortCondition, plan_access};
 pub use provider::{DynamoTableProvider, DynamoTableProviderBuilder, describe_table};
 pub use retry::{Retrier, RetryPolicy};
-pub use run::{ResultSink, RunOptions, RunOutcome, run_statement};
+pub use run::{CollectSink, ResultSink, RunOptions, RunOutcome, run_statement};
 pub use schema_cache::{DEFAULT_SCHEMA_TTL, FileSchemaCache, SchemaCache, SchemaKey};
 pub use session::{DEFAULT_CATALOG, DEFAULT_SCHEMA, dynamo_session, dynamo_session_with_cache};
 pub use stats::ReadStats;

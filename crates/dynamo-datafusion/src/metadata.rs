@@ -111,6 +111,31 @@ pub struct TableMeta {
     pub created_millis: Option<i64>,
 }
 
+#[cfg(test)]
+impl TableMeta {
+    /// A table keyed by one `S` attribute, with no index, for unit tests.
+    pub(crate) fn hash_only(name: &str, partition_key: &str) -> Self {
+        let pk = KeyAttribute {
+            name: partition_key.into(),
+            key_type: KeyType::S,
+        };
+        TableMeta {
+            name: name.into(),
+            keys: KeySchema {
+                partition_key: pk.clone(),
+                sort_key: None,
+            },
+            indexes: vec![],
+            item_count: 0,
+            size_bytes: 0,
+            attribute_types: vec![pk],
+            provisioned_read_capacity: None,
+            arn: None,
+            created_millis: None,
+        }
+    }
+}
+
 impl TableMeta {
     /// Builds the metadata from a DescribeTable answer. Pure: no I/O.
     pub fn from_description(desc: &TableDescription) -> Result<Self> {

@@ -466,13 +466,7 @@ impl TableProvider for DynamoTableProvider {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let session = state
-            .config()
-            .options()
-            .extensions
-            .get::<DynamoConfig>()
-            .cloned()
-            .unwrap_or_default();
+        let session = DynamoConfig::of(state);
         // One snapshot for the whole plan: the schema may widen meanwhile.
         let schema = self.state.schema();
         let output: Vec<String> = match projection {

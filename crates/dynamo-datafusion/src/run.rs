@@ -36,6 +36,27 @@ pub trait ResultSink {
     }
 }
 
+/// A [`ResultSink`] that keeps every batch (and the schema).
+#[derive(Debug, Default)]
+pub struct CollectSink {
+    /// The result's schema, once started.
+    pub schema: Option<SchemaRef>,
+    /// The batches, in order.
+    pub batches: Vec<RecordBatch>,
+}
+
+impl ResultSink for CollectSink {
+    fn start(&mut self, schema: SchemaRef) -> DfResult<()> {
+        self.schema = Some(schema);
+        Ok(())
+    }
+
+    fn batch(&mut self, batch: RecordBatch) -> DfResult<bool> {
+        self.batches.push(batch);
+        Ok(true)
+    }
+}
+
 /// How [`run_statement`] runs.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -75,17 +96,10 @@ pub struct RunOutcome {
 ///
 /// ```no_run
 /// # async fn demo(ctx: datafusion::prelude::SessionContext) -> datafusion::error::Result<()> {
-/// use datafusion::arrow::{datatypes::SchemaRef, record_batch::RecordBatch};
-/// use dynamo_datafusion::{ResultSink, RunOptions, run_statement};
-///
-/// struct Collect(Vec<RecordBatch>);
-/// impl ResultSink for Collect {
-///     fn start(&mut self, _schema: SchemaRef) -> datafusion::error::Result<()> { Ok(()) }
-///     fn batch(&mut self, b: RecordBatch) -> datafusion::error::Result<bool> { self.0.push(b); Ok(true) }
-/// }
+/// use dynamo_datafusion::{CollectSink, RunOptions, run_statement};
 ///
 /// let statement = ctx.state().sql_to_statement("SELECT count(*) FROM Movies", &datafusion::config::Dialect::Generic)?;
-/// let mut sink = Collect(Vec::new());
+/// let mut sink = CollectSink::default();
 /// let outcome = run_statement(&ctx, &statement, &RunOptions::default(), &mut sink).await?;
 /// for notice in outcome.notices {
 ///     eprintln!("Notice: {notice}");

@@ -369,28 +369,14 @@ impl Intercept for SigningKey {
 mod tests {
     use super::*;
     use crate::infer::observe_items;
-    use crate::metadata::{KeyAttribute, KeySchema, KeyType};
     use aws_sdk_dynamodb::types::AttributeValue as AV;
     use std::collections::HashMap;
 
     fn meta(arn: Option<&str>, created: i64) -> TableMeta {
-        let pk = KeyAttribute {
-            name: "id".into(),
-            key_type: KeyType::S,
-        };
         TableMeta {
-            name: "Movies".into(),
-            keys: KeySchema {
-                partition_key: pk.clone(),
-                sort_key: None,
-            },
-            indexes: vec![],
-            item_count: 0,
-            size_bytes: 0,
-            attribute_types: vec![pk],
-            provisioned_read_capacity: None,
             arn: arn.map(str::to_string),
             created_millis: Some(created),
+            ..TableMeta::hash_only("Movies", "id")
         }
     }
 

@@ -333,29 +333,11 @@ fn type_name(t: &DataType) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::{KeyAttribute, KeySchema, KeyType};
     use aws_sdk_dynamodb::types::AttributeValue as AV;
     use std::collections::HashMap;
 
     fn meta() -> Arc<TableMeta> {
-        let pk = KeyAttribute {
-            name: "id".into(),
-            key_type: KeyType::S,
-        };
-        Arc::new(TableMeta {
-            name: "T".into(),
-            keys: KeySchema {
-                partition_key: pk.clone(),
-                sort_key: None,
-            },
-            indexes: vec![],
-            item_count: 0,
-            size_bytes: 0,
-            attribute_types: vec![pk],
-            provisioned_read_capacity: None,
-            arn: None,
-            created_millis: None,
-        })
+        Arc::new(TableMeta::hash_only("T", "id"))
     }
 
     fn item(pairs: &[(&str, AV)]) -> Item {
