@@ -16,7 +16,8 @@ use datafusion::error::DataFusionError;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionConfig;
-use dynamo_datafusion::retry::{GiveUp, classify as retry_class, without_sdk_retries};
+use dynamo_datafusion::ErrorKind;
+use dynamo_datafusion::retry::{GiveUp, classify as retry_class, error_kind, without_sdk_retries};
 use dynamo_datafusion::{
     ReadStats, ResultSink, Retrier, RetryPolicy, RunOptions, SchemaCache, TableOptions,
     dynamo_session_with_cache, run_statement,
@@ -136,20 +137,7 @@ where
         Some(s) if s.code().is_some() => s.message().unwrap_or_default().to_string(),
         _ => dynamo_datafusion::describe_sdk_error(e),
     };
-    let ec = match code.as_str() {
-        "ResourceNotFoundException" => ErrorCode::TableNotFound,
-        "AccessDeniedException"
-        | "UnrecognizedClientException"
-        | "InvalidSignatureException"
-        | "MissingAuthenticationTokenException"
-        | "ExpiredTokenException"
-        | "IncompleteSignature" => ErrorCode::AccessDenied,
-        "ProvisionedThroughputExceededException"
-        | "ThrottlingException"
-        | "RequestLimitExceeded" => ErrorCode::Throttled,
-        "ValidationException" => ErrorCode::InvalidRequest,
-        _ => ErrorCode::DynamodbError,
-    };
+    let ec = code_of(error_kind(e));
     let detail = if code.is_empty() {
         message
     } else {
@@ -166,6 +154,18 @@ where
         _ => format!("DynamoDB {operation} on '{table}' failed: {detail}"),
     };
     ConnectorError::new(ec, message)
+}
+
+/// The connector's code for a kind of DynamoDB failure: one vocabulary for
+/// `scan`, `query` and `sql`.
+fn code_of(kind: ErrorKind) -> ErrorCode {
+    match kind {
+        ErrorKind::NotFound => ErrorCode::TableNotFound,
+        ErrorKind::AccessDenied => ErrorCode::AccessDenied,
+        ErrorKind::Throttled => ErrorCode::Throttled,
+        ErrorKind::Validation => ErrorCode::InvalidRequest,
+        ErrorKind::Transient | ErrorKind::Other => ErrorCode::DynamodbError,
+    }
 }
 
 /// Maps a call the retrier gave up on; throttling beyond the budget is `throttled`.
@@ -311,13 +311,14 @@ async fn run_read(client: &Client, read: &ReadRequest, limits: Limits) -> Result
 fn sql_error(e: DataFusionError) -> ConnectorError {
     let text = e.to_string();
     match dynamo_datafusion::Error::find_in(&e) {
-        Some(dynamo_datafusion::Error::TableNotFound { .. }) => {
-            return ConnectorError::new(ErrorCode::TableNotFound, text);
+        // The provider's own message, without DataFusion's wrapping.
+        Some(found @ dynamo_datafusion::Error::InvalidOption { .. }) => {
+            return ConnectorError::invalid(found.to_string());
         }
-        Some(dynamo_datafusion::Error::Throttled { .. }) => {
-            return ConnectorError::new(ErrorCode::Throttled, text);
+        Some(found) => {
+            let code = found.kind().map_or(ErrorCode::DynamodbError, code_of);
+            return ConnectorError::new(code, found.to_string());
         }
-        Some(_) => return ConnectorError::new(ErrorCode::DynamodbError, text),
         None => {}
     }
     match e.find_root() {

@@ -797,6 +797,18 @@ const CASES: &[Case] = &[
         error: "access_denied: DynamoDB Query on 'UserEngagement' failed: UnrecognizedClientException: The Access Key ID or security token is invalid.",
     },
     Case {
+        id: "conn-sql-wrong-credentials",
+        setup: Setup::RejectedCredentials,
+        body: br#"{"inputs": {"operation": "sql", "sql": "SELECT count(*) FROM UserEngagement"}}"#,
+        error: "access_denied: DynamoDB ListTables failed: UnrecognizedClientException: The Access Key ID or security token is invalid.",
+    },
+    Case {
+        id: "conn-sql-validation",
+        setup: Setup::Acme,
+        body: b"{long-key-sql}",
+        error: "invalid_request: DynamoDB GetItem on table 'UserEngagement' failed: ValidationException: Hash primary key values must be under 2048 bytes",
+    },
+    Case {
         id: "conn-undecryptable",
         setup: Setup::WrongMasterKey,
         body: SEED_QUERY,
@@ -833,6 +845,14 @@ async fn run_catalogue_case(f: &Fixture, case: &Case) -> (String, String) {
     let seed = seed_request().to_string();
     let body: Vec<u8> = match case.body {
         b"{seed}" => seed.into_bytes(),
+        b"{long-key-sql}" => {
+            let key = "x".repeat(3_000);
+            let sql =
+                format!("SELECT * FROM UserEngagement WHERE userId = '{key}' AND eventTime = 1");
+            json!({"inputs": {"operation": "sql", "sql": sql}})
+                .to_string()
+                .into_bytes()
+        }
         b"{big}" => {
             let pad = "x".repeat(1_100_000);
             format!(r#"{{"inputs": {{"tableName": "UserEngagement", "operation": "scan", "filterExpression": "{pad}"}}}}"#).into_bytes()

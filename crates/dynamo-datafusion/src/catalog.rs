@@ -120,6 +120,7 @@ pub async fn list_tables(client: &Client) -> Result<Vec<String>> {
             .await
             .map_err(|e| Error::Service {
                 operation: "ListTables",
+                kind: crate::retry::error_kind(&e),
                 message: describe_sdk_error(&e),
             })?;
         names.extend(out.table_names().iter().cloned());

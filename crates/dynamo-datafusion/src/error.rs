@@ -5,6 +5,8 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::error::DataFusionError;
 
+pub use crate::retry::ErrorKind;
+
 /// Result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -28,6 +30,8 @@ pub enum Error {
         operation: &'static str,
         /// Table name.
         table: String,
+        /// What kind of failure (decided once, from the SDK error).
+        kind: ErrorKind,
         /// The SDK's error with its full cause chain.
         message: String,
     },
@@ -54,6 +58,8 @@ pub enum Error {
     Service {
         /// API operation, e.g. `ListTables`.
         operation: &'static str,
+        /// What kind of failure (decided once, from the SDK error).
+        kind: ErrorKind,
         /// The SDK's error with its full cause chain.
         message: String,
     },
@@ -144,6 +150,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// What kind of DynamoDB failure this is; `None` for errors that are not
+    /// DynamoDB's (a value that does not fit, a bad option, ...).
+    pub fn kind(&self) -> Option<ErrorKind> {
+        match self {
+            Error::TableNotFound { .. } => Some(ErrorKind::NotFound),
+            Error::Request { kind, .. } | Error::Service { kind, .. } => Some(*kind),
+            Error::Throttled { .. } => Some(ErrorKind::Throttled),
+            _ => None,
+        }
+    }
+
     /// The provider error inside a DataFusion error, however deeply wrapped
     /// (contexts, shared errors from other partitions, Arrow errors).
     pub fn find_in(e: &DataFusionError) -> Option<&Error> {

@@ -51,7 +51,7 @@ pub use catalog::{DynamoSchemaProvider, list_tables};
 pub use client::{ConnectionOptions, LOCAL_DEFAULT_REGION};
 pub use config::DynamoConfig;
 pub use decode::{Item, ItemDecoder};
-pub use error::{Error, Result, describe_sdk_error};
+pub use error::{Error, ErrorKind, Result, describe_sdk_error};
 pub use exec::DynamoExec;
 pub use factory::{DYNAMODB_FILE_TYPE, DynamoTableFactory};
 pub use infer::{ENCODING_METADATA_KEY, JSON_ENCODING, is_json_field, json_field};

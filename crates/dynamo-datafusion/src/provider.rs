@@ -26,7 +26,7 @@ use crate::metadata::TableMeta;
 use crate::options::{ColumnType, TableOptions};
 use crate::plan::{AccessPlan, Operation, PlanOptions, ProjectionExpression, plan_access};
 use crate::read::ReadSpec;
-use crate::retry::{Retrier, RetryPolicy, without_sdk_retries};
+use crate::retry::{ErrorKind, Retrier, RetryPolicy, error_kind, without_sdk_retries};
 use crate::sample::sample_table;
 use crate::schema_cache::{CacheSlot, SchemaCache, SchemaKey, SigningKey};
 use crate::widen::{SchemaHistory, SchemaOrigin, SchemaState};
@@ -283,20 +283,16 @@ async fn describe(client: &Client, table: &str, signing: Option<&SigningKey>) ->
         Some(s) => request.interceptor(s.clone()),
         None => request,
     };
-    let out = request.send().await.map_err(|e| {
-        if e.as_service_error()
-            .is_some_and(|s| s.is_resource_not_found_exception())
-        {
-            Error::TableNotFound {
-                table: table.to_string(),
-            }
-        } else {
-            Error::Request {
-                operation: "DescribeTable",
-                table: table.to_string(),
-                message: describe_sdk_error(&e),
-            }
-        }
+    let out = request.send().await.map_err(|e| match error_kind(&e) {
+        ErrorKind::NotFound => Error::TableNotFound {
+            table: table.to_string(),
+        },
+        kind => Error::Request {
+            operation: "DescribeTable",
+            table: table.to_string(),
+            kind,
+            message: describe_sdk_error(&e),
+        },
     })?;
     let desc = out.table().ok_or_else(|| Error::Metadata {
         table: table.to_string(),

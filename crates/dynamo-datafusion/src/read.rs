@@ -21,7 +21,7 @@ use crate::decode::Item;
 use crate::error::{Error, Result, describe_sdk_error};
 use crate::plan::render::{ExpressionBuilder, ProjectionExpression};
 use crate::plan::{AccessPlan, Key, Operation, render_key_condition};
-use crate::retry::{GiveUp, Retrier, Retryable, classify};
+use crate::retry::{ErrorKind, GiveUp, Retrier, Retryable, classify, error_kind};
 
 /// Keys per BatchGetItem request (DynamoDB's limit).
 pub(crate) const BATCH_GET_MAX_KEYS: usize = 100;
@@ -106,19 +106,16 @@ impl ReadSpec {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let missing = e
-            .as_service_error()
-            .is_some_and(|s| s.code() == Some("ResourceNotFoundException"));
-        if missing {
-            Error::TableNotFound {
+        match error_kind(e) {
+            ErrorKind::NotFound => Error::TableNotFound {
                 table: self.table.clone(),
-            }
-        } else {
-            Error::Request {
+            },
+            kind => Error::Request {
                 operation,
                 table: self.table.clone(),
+                kind,
                 message: describe_sdk_error(e),
-            }
+            },
         }
     }
 
@@ -158,6 +155,7 @@ impl ReadSpec {
                     Error::Request {
                         operation,
                         table: self.table.clone(),
+                        kind: error_kind(&last),
                         message: format!("gave up, {why}: {}", describe_sdk_error(&last)),
                     }
                 }
@@ -345,6 +343,7 @@ impl ReadSpec {
             .map_err(|e| Error::Request {
                 operation: "BatchGetItem",
                 table: self.table.clone(),
+                kind: ErrorKind::Other,
                 message: e.to_string(),
             })?;
         let policy = self.retry.policy();

@@ -95,6 +95,36 @@ pub enum FailureKind {
     Service,
 }
 
+/// What kind of failure a DynamoDB call met, decided once from the SDK error
+/// ([`error_kind`]) and carried by [`crate::Error`]: retries, the provider
+/// and the connector all act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The table or index does not exist.
+    NotFound,
+    /// DynamoDB refused the credentials or the caller's permissions.
+    AccessDenied,
+    /// DynamoDB throttled the call.
+    Throttled,
+    /// DynamoDB refused the request as invalid (`ValidationException`).
+    Validation,
+    /// A passing fault: 5xx, timeout, connection failure, unreadable answer.
+    Transient,
+    /// Anything else.
+    Other,
+}
+
+/// Error codes DynamoDB uses for credentials and permissions it refuses.
+const ACCESS_CODES: &[&str] = &[
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "MissingAuthenticationTokenException",
+    "ExpiredTokenException",
+    "IncompleteSignature",
+    "InvalidClientTokenId",
+];
+
 /// Error codes DynamoDB uses for throttling.
 const THROTTLE_CODES: &[&str] = &[
     "ProvisionedThroughputExceededException",
@@ -104,31 +134,56 @@ const THROTTLE_CODES: &[&str] = &[
     "TooManyRequestsException",
 ];
 
-/// Classifies a failure from its parts. Pure, so the rules are unit-tested.
+/// The kind of a failure, from its parts. Pure, so the rules are unit-tested.
 ///
-/// Reads are idempotent, so everything that may be a passing fault is retried:
-/// throttling codes (any status), any 5xx, timeouts, failed connections and
-/// unreadable responses (including a 2xx whose body did not parse, which the
-/// SDK reports as a service error without a code). Other service errors (4xx)
-/// are final.
-pub fn classify_parts(kind: FailureKind, code: Option<&str>, status: Option<u16>) -> Retryable {
+/// Throttling codes (any status) and 429 are [`ErrorKind::Throttled`]; any
+/// 5xx, timeouts, failed connections and unreadable responses (including a
+/// 2xx whose body did not parse, which the SDK reports as a service error
+/// without a code) are [`ErrorKind::Transient`]; DynamoDB's codes name the
+/// rest.
+pub fn kind_of(failure: FailureKind, code: Option<&str>, status: Option<u16>) -> ErrorKind {
     if code.is_some_and(|c| THROTTLE_CODES.contains(&c)) || status == Some(429) {
-        return Retryable::Throttled;
+        return ErrorKind::Throttled;
     }
-    match kind {
-        FailureKind::Construction => Retryable::No,
+    match failure {
+        FailureKind::Construction => return ErrorKind::Other,
         // A success status whose body did not parse: garbled on the way.
-        FailureKind::Service if status.is_some_and(|s| s < 300) => Retryable::Transient,
+        FailureKind::Service if status.is_some_and(|s| s < 300) => return ErrorKind::Transient,
         FailureKind::Timeout | FailureKind::Dispatch | FailureKind::Response => {
-            Retryable::Transient
+            return ErrorKind::Transient;
         }
-        FailureKind::Service if status.is_some_and(|s| s >= 500) => Retryable::Transient,
-        FailureKind::Service => Retryable::No,
+        FailureKind::Service if status.is_some_and(|s| s >= 500) => return ErrorKind::Transient,
+        FailureKind::Service => {}
+    }
+    match code {
+        Some("ResourceNotFoundException") => ErrorKind::NotFound,
+        Some(c) if ACCESS_CODES.contains(&c) => ErrorKind::AccessDenied,
+        Some("ValidationException") => ErrorKind::Validation,
+        _ => ErrorKind::Other,
     }
 }
 
-/// Classifies an SDK error.
-pub fn classify<E>(e: &SdkError<E, HttpResponse>) -> Retryable
+/// Classifies a failure from its parts for retrying. Reads are idempotent,
+/// so everything that may be a passing fault is retried; other service errors
+/// (4xx) are final.
+pub fn classify_parts(kind: FailureKind, code: Option<&str>, status: Option<u16>) -> Retryable {
+    match kind_of(kind, code, status) {
+        ErrorKind::Throttled => Retryable::Throttled,
+        ErrorKind::Transient => Retryable::Transient,
+        _ => Retryable::No,
+    }
+}
+
+/// The kind of an SDK error (see [`kind_of`]).
+pub fn error_kind<E>(e: &SdkError<E, HttpResponse>) -> ErrorKind
+where
+    E: ProvideErrorMetadata,
+{
+    let (failure, code, status) = parts(e);
+    kind_of(failure, code, status)
+}
+
+fn parts<E>(e: &SdkError<E, HttpResponse>) -> (FailureKind, Option<&str>, Option<u16>)
 where
     E: ProvideErrorMetadata,
 {
@@ -142,6 +197,15 @@ where
     };
     let code = e.as_service_error().and_then(|s| s.code());
     let status = e.raw_response().map(|r| r.status().as_u16());
+    (kind, code, status)
+}
+
+/// Classifies an SDK error for retrying.
+pub fn classify<E>(e: &SdkError<E, HttpResponse>) -> Retryable
+where
+    E: ProvideErrorMetadata,
+{
+    let (kind, code, status) = parts(e);
     classify_parts(kind, code, status)
 }
 
@@ -313,6 +377,37 @@ mod tests {
             classify_parts(FailureKind::Construction, None, None),
             Retryable::No
         );
+    }
+
+    #[test]
+    fn kinds_are_decided_once_from_code_status_and_failure() {
+        use FailureKind::*;
+        let service = |code: &str, status: u16| kind_of(Service, Some(code), Some(status));
+        assert_eq!(
+            service("ResourceNotFoundException", 400),
+            ErrorKind::NotFound
+        );
+        for code in [
+            "UnrecognizedClientException",
+            "AccessDeniedException",
+            "InvalidSignatureException",
+        ] {
+            assert_eq!(service(code, 400), ErrorKind::AccessDenied, "{code}");
+        }
+        assert_eq!(service("ValidationException", 400), ErrorKind::Validation);
+        assert_eq!(service("ThrottlingException", 400), ErrorKind::Throttled);
+        assert_eq!(service("InternalServerError", 500), ErrorKind::Transient);
+        assert_eq!(
+            service("ConditionalCheckFailedException", 400),
+            ErrorKind::Other
+        );
+        assert_eq!(kind_of(Dispatch, None, None), ErrorKind::Transient);
+        assert_eq!(
+            kind_of(Service, None, Some(200)),
+            ErrorKind::Transient,
+            "garbage 200"
+        );
+        assert_eq!(kind_of(Construction, None, None), ErrorKind::Other);
     }
 
     #[test]
