@@ -321,3 +321,192 @@ async fn reserved_words_and_injection_attempts_are_plain_values() {
     let (a, _) = run_with_plan(&on, "SELECT name FROM t WHERE name = 'event 7'").await;
     assert_eq!(rows(&a), vec!["event 7"]);
 }
+
+/// Checks one query: its operation and index, items scanned and returned,
+/// and the same rows with pushdown off.
+async fn expect_read(
+    on: &datafusion::prelude::SessionContext,
+    off: &datafusion::prelude::SessionContext,
+    case: Expect,
+    returned: usize,
+) {
+    let (batches, plan) = run_with_plan(on, case.sql).await;
+    let scan = crate::common::find_scan(&plan).expect("a DynamoExec");
+    assert_eq!(
+        (scan.operation(), scan.index()),
+        (case.operation, case.index),
+        "{}",
+        case.sql
+    );
+    assert_eq!(
+        scan_metric(&plan, "scanned_count"),
+        case.scanned,
+        "items scanned by {}",
+        case.sql
+    );
+    assert_eq!(
+        scan_metric(&plan, "output_rows"),
+        returned,
+        "items DynamoDB returned for {}",
+        case.sql
+    );
+    assert_eq!(rows(&batches).len(), case.rows, "{}", case.sql);
+    let (unpushed, _) = run_with_plan(off, case.sql).await;
+    assert_eq!(
+        sorted_rows(&batches),
+        sorted_rows(&unpushed),
+        "pushdown changed the answer of {}",
+        case.sql
+    );
+}
+
+/// The shapes a held-out workload found read in full: each is now a key read
+/// (or a filter that returns only what matches).
+#[tokio::test]
+async fn held_out_shapes_read_by_key() {
+    let client = client().await;
+
+    // Orders: customer (S) + ts (N); GSI byStatus (status, ts) where ts is the
+    // table's sort key: every item with a status is in it.
+    let orders = unique_name("HeldOrders");
+    let spec = TableSpec::new(&orders, "customer", T::S)
+        .sort_key("ts", T::N)
+        .index(IndexSpec {
+            name: "byStatus".into(),
+            local: false,
+            partition_key: ("status".into(), T::S),
+            sort_key: Some(("ts".into(), T::N)),
+            projection: None,
+        });
+    create_table(&client, &spec).await.expect("create");
+    let total = 600;
+    let items = (0..total)
+        .map(|i| {
+            let mut item = HashMap::from([
+                ("customer".to_string(), AV::S(format!("c{:02}", i % 30))),
+                ("ts".to_string(), AV::N(i.to_string())),
+                ("amount".to_string(), AV::N(format!("{}.5", i % 70))),
+            ]);
+            if i % 9 == 0 {
+                item.insert("status".into(), AV::S("CANCELLED".into()));
+            } else if i % 4 == 0 {
+                item.insert("status".into(), AV::S("SHIPPED".into()));
+            }
+            let tags = if i % 11 == 0 {
+                vec!["vip", "new"]
+            } else {
+                vec!["new"]
+            };
+            item.insert(
+                "tags".into(),
+                AV::Ss(tags.into_iter().map(str::to_string).collect()),
+            );
+            item
+        })
+        .collect();
+    put_items(&client, &orders, items).await.expect("put");
+    let (on, off) = with_and_without_pushdown(&client, &orders, 4).await;
+    let cancelled = (0..total).filter(|i| i % 9 == 0).count();
+    expect_read(
+        &on,
+        &off,
+        Expect {
+            sql: "SELECT customer, ts, amount FROM t WHERE status = 'CANCELLED'",
+            operation: "Query",
+            index: Some("byStatus"),
+            scanned: cancelled,
+            rows: cancelled,
+        },
+        cancelled,
+    )
+    .await;
+    let vip = (0..total).filter(|i| i % 11 == 0).count();
+    expect_read(
+        &on,
+        &off,
+        Expect {
+            sql: "SELECT customer, ts FROM t WHERE array_has(tags, 'vip')",
+            operation: "Scan",
+            index: None,
+            scanned: total,
+            rows: vip,
+        },
+        vip,
+    )
+    .await;
+
+    // Devices: hash-only; 150 keys in one IN list are BatchGetItem requests.
+    let devices = unique_name("HeldDevices");
+    create_table(&client, &TableSpec::new(&devices, "device_id", T::S))
+        .await
+        .expect("create");
+    let items = (0..400)
+        .map(|i| {
+            HashMap::from([
+                ("device_id".to_string(), AV::S(format!("d{i:03}"))),
+                ("model".to_string(), AV::S(format!("m{}", i % 7))),
+            ])
+        })
+        .collect();
+    put_items(&client, &devices, items).await.expect("put");
+    let (on, off) = with_and_without_pushdown(&client, &devices, 4).await;
+    let list: Vec<String> = (0..150).map(|i| format!("'d{:03}'", i * 2)).collect();
+    let sql = format!(
+        "SELECT device_id, model FROM t WHERE device_id IN ({})",
+        list.join(", ")
+    );
+    expect_read(
+        &on,
+        &off,
+        Expect {
+            sql: Box::leak(sql.into_boxed_str()),
+            operation: "BatchGetItem",
+            index: None,
+            scanned: 150,
+            rows: 150,
+        },
+        150,
+    )
+    .await;
+
+    // Titles: year (N) + title (S); LIKE 'A_%' bounds the sort key by its prefix.
+    let titles = unique_name("HeldTitles");
+    create_table(
+        &client,
+        &TableSpec::new(&titles, "year", T::N).sort_key("title", T::S),
+    )
+    .await
+    .expect("create");
+    let letters = ["A", "B", "C", "Ab", "Ax", "a"];
+    let items = (0..180)
+        .map(|i| {
+            HashMap::from([
+                ("year".to_string(), AV::N((2012 + i % 3).to_string())),
+                (
+                    "title".to_string(),
+                    AV::S(format!("{}{i:03}", letters[i % letters.len()])),
+                ),
+            ])
+        })
+        .collect();
+    put_items(&client, &titles, items).await.expect("put");
+    let (on, off) = with_and_without_pushdown(&client, &titles, 4).await;
+    let in_2013 = |i: &usize| 2012 + i % 3 == 2013;
+    let starts_a = (0..180)
+        .filter(in_2013)
+        .filter(|i| letters[i % letters.len()].starts_with('A'))
+        .count();
+    expect_read(
+        &on,
+        &off,
+        Expect {
+            sql: "SELECT title FROM t WHERE \"year\" = 2013 AND title LIKE 'A_%'",
+            operation: "Query",
+            index: None,
+            scanned: starts_a,
+            rows: starts_a,
+        },
+        starts_a,
+    )
+    .await;
+}

@@ -21,7 +21,7 @@ use datafusion::logical_expr::utils::split_conjunction;
 
 use crate::metadata::{IndexKind, IndexMeta, IndexProjection, KeySchema, KeyType, TableMeta};
 use crate::read::{BATCH_GET_MAX_KEYS, ReadUnit};
-use predicate::{Atom, CmpOp, Cond, Translator, compare_values};
+use predicate::{Atom, CmpOp, Cond, MAX_IN_VALUES, Translator, compare_values};
 use render::ExpressionBuilder;
 
 pub use render::ProjectionExpression;
@@ -339,6 +339,10 @@ pub fn plan_access(
                 if paths.iter().any(|p| key_attrs.contains(&p[0].as_str())) {
                     continue;
                 }
+                // A longer IN list serves keys only: DynamoDB's IN takes 100.
+                if !in_lists_fit(cond) {
+                    continue;
+                }
                 parts.push(cond.clone());
             }
             fit_filter(parts)
@@ -354,6 +358,16 @@ pub fn plan_access(
         operation,
         filter,
         exact,
+    }
+}
+
+/// True when every `IN` in `cond` has at most [`MAX_IN_VALUES`] values.
+fn in_lists_fit(cond: &Cond) -> bool {
+    match cond {
+        Cond::Atom(Atom::In { values, .. }) => values.len() <= MAX_IN_VALUES,
+        Cond::Atom(_) => true,
+        Cond::Not(inner) => in_lists_fit(inner),
+        Cond::And(parts) | Cond::Or(parts) => parts.iter().all(in_lists_fit),
     }
 }
 
@@ -491,7 +505,12 @@ fn sort_condition(
         let Some(Cond::Atom(a)) = &c.cond else {
             continue;
         };
-        if !c.exact || a.path().len() != 1 || a.path()[0] != attr {
+        if a.path().len() != 1 || a.path()[0] != attr {
+            continue;
+        }
+        // A prefix may come from a LIKE it only implies (re-checked); every
+        // other condition must be exact to be a key condition.
+        if !c.exact && !matches!(a, Atom::BeginsWith { .. }) {
             continue;
         }
         match a {
@@ -533,9 +552,12 @@ fn sort_condition(
                 between = Some((i, low.clone(), high.clone()));
             }
             Atom::BeginsWith { prefix: p, .. }
-                if usable_key_value(p, key_type) && prefix.is_none() =>
+                if usable_key_value(p, key_type)
+                    && prefix
+                        .as_ref()
+                        .is_none_or(|(_, _, exact)| !exact && c.exact) =>
             {
-                prefix = Some((i, p.clone()));
+                prefix = Some((i, p.clone(), c.exact));
             }
             _ => {}
         }
@@ -556,7 +578,9 @@ fn sort_condition(
         (Some((i, op, v)), _) | (None, Some((i, op, v))) => {
             Some((SortCondition::Compare(op.symbol(), v), vec![(i, true)]))
         }
-        (None, None) => prefix.map(|(i, p)| (SortCondition::BeginsWith(p), vec![(i, true)])),
+        (None, None) => {
+            prefix.map(|(i, p, exact)| (SortCondition::BeginsWith(p), vec![(i, exact)]))
+        }
     }
 }
 
@@ -719,11 +743,13 @@ fn index_allowed(
     if index.kind == IndexKind::Global && options.consistent_read {
         return false;
     }
-    // A sparse index lacks items without its keys: the predicate must reject those rows.
+    // A sparse index lacks items without its keys: the predicate must reject
+    // those rows. A table key attribute is in every item, so only the index's
+    // other key attributes need such a predicate.
     if !index
         .keys
         .attribute_names()
-        .all(|k| null_rejected.contains(k))
+        .all(|k| null_rejected.contains(k) || meta.keys.attribute_names().any(|t| t == k))
     {
         return false;
     }

@@ -12,6 +12,7 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
 use datafusion::common::ScalarValue;
+use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{BinaryExpr, Expr, Like, Operator};
 
 use crate::infer::ENCODING_METADATA_KEY;
@@ -78,7 +79,8 @@ pub(crate) enum Atom {
         low: AttributeValue,
         high: AttributeValue,
     },
-    /// At most [`MAX_IN_VALUES`] distinct values.
+    /// At most [`super::MAX_BATCH_KEYS`] distinct values; only lists of at most
+    /// [`MAX_IN_VALUES`] go to a FilterExpression (longer ones serve keys).
     In {
         path: Path,
         values: Vec<AttributeValue>,
@@ -253,7 +255,7 @@ impl Translator<'_> {
                         values.push(v);
                     }
                 }
-                if values.is_empty() || values.len() > MAX_IN_VALUES {
+                if values.is_empty() || values.len() > super::MAX_BATCH_KEYS {
                     return None;
                 }
                 let cond = Cond::Atom(Atom::In { path, values });
@@ -275,6 +277,7 @@ impl Translator<'_> {
                 atom(Atom::IsNotNull { path })
             }
             Expr::Like(like) => self.like(like),
+            Expr::ScalarFunction(f) if f.name() == "array_has" => self.array_has(f),
             e => {
                 let path = self.bool_column(e)?;
                 atom(Atom::Cmp {
@@ -320,37 +323,80 @@ impl Translator<'_> {
             Expr::Literal(v, _) => string_literal(v)?,
             _ => return None,
         };
-        let plain = |s: &str| {
-            !s.is_empty()
-                && !s.contains(['%', '_'])
-                && like.escape_char.is_none_or(|c| !s.contains(c))
-                && !s.contains('\\')
-        };
-        let cond = if let Some(prefix) = pattern.strip_suffix('%').filter(|p| plain(p)) {
-            Atom::BeginsWith {
-                path,
-                prefix: AttributeValue::S(prefix.to_string()),
+        let cond = if let Some((prefix, rest)) = literal_prefix(&pattern, like.escape_char) {
+            // `p%` is exactly `begins_with(p)`; `p_x%` and the like only imply
+            // it (a superset, re-checked), which NOT cannot be applied to.
+            let exact = rest == "%";
+            if like.negated && !exact {
+                return None;
+            }
+            Translated {
+                cond: Cond::Atom(Atom::BeginsWith {
+                    path,
+                    prefix: AttributeValue::S(prefix),
+                }),
+                exact,
             }
         } else if let Some(inner) = pattern
             .strip_prefix('%')
             .and_then(|p| p.strip_suffix('%'))
-            .filter(|p| plain(p))
+            .filter(|p| {
+                !p.is_empty()
+                    && !p.contains(['%', '_', '\\'])
+                    && like.escape_char.is_none_or(|c| !p.contains(c))
+            })
         {
-            Atom::Contains {
-                path,
-                substring: AttributeValue::S(inner.to_string()),
+            Translated {
+                cond: Cond::Atom(Atom::Contains {
+                    path,
+                    substring: AttributeValue::S(inner.to_string()),
+                }),
+                exact: true,
             }
         } else {
             return None;
         };
-        let cond = Cond::Atom(cond);
         Some(Translated {
             cond: if like.negated {
-                Cond::Not(Box::new(cond))
+                Cond::Not(Box::new(cond.cond))
             } else {
-                cond
+                cond.cond
             },
-            exact: true,
+            exact: cond.exact,
+        })
+    }
+
+    /// `array_has(list, 'x')` over a list or set of strings: DynamoDB's
+    /// `contains(list, :x)` holds for every item where it is true (a superset,
+    /// re-checked: never exact).
+    fn array_has(&self, f: &ScalarFunction) -> Option<Translated> {
+        let [list, element] = f.args.as_slice() else {
+            return None;
+        };
+        let (path, field) = self.field_path(list)?;
+        let DataType::List(item) = field.data_type() else {
+            return None;
+        };
+        if !matches!(
+            item.data_type(),
+            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+        ) || field.metadata().contains_key(ENCODING_METADATA_KEY)
+        {
+            return None;
+        }
+        let value = match element {
+            Expr::Literal(v, _) => string_literal(v)?,
+            _ => return None,
+        };
+        if value.is_empty() {
+            return None;
+        }
+        Some(Translated {
+            cond: Cond::Atom(Atom::Contains {
+                path,
+                substring: AttributeValue::S(value),
+            }),
+            exact: false,
         })
     }
 
@@ -405,6 +451,27 @@ impl Translator<'_> {
             _ => None,
         }
     }
+}
+
+/// The literal text a `LIKE` pattern starts with, up to its first unescaped
+/// wildcard, and the rest of the pattern from that wildcard; `None` when it
+/// starts with a wildcard or ends in a lone escape. The escape is the
+/// statement's `ESCAPE` character, or backslash.
+fn literal_prefix(pattern: &str, escape: Option<char>) -> Option<(String, &str)> {
+    let escape = escape.unwrap_or('\\');
+    let mut prefix = String::new();
+    let mut chars = pattern.char_indices();
+    while let Some((i, c)) = chars.next() {
+        if c == escape {
+            prefix.push(chars.next()?.1);
+        } else if c == '%' || c == '_' {
+            return (!prefix.is_empty()).then(|| (prefix, &pattern[i..]));
+        } else {
+            prefix.push(c);
+        }
+    }
+    // No wildcard at all: an equality, which the comparison rules handle.
+    None
 }
 
 fn atom(a: Atom) -> Option<Translated> {
@@ -625,8 +692,10 @@ mod tests {
         );
         // BETWEEN with low > high is left to SQL (DynamoDB would reject it).
         assert!(tr(col("n").between(lit(5i64), lit(1i64))).is_none());
-        // Too many IN values.
-        assert!(tr(col("n").in_list((0..101i64).map(lit).collect(), false)).is_none());
+        // More IN values than any key read could use. (Lists beyond DynamoDB's
+        // 100 translate, for keys; the planner keeps them out of filters.)
+        assert!(tr(col("n").in_list((0..1001i64).map(lit).collect(), false)).is_none());
+        assert!(tr(col("n").in_list((0..101i64).map(lit).collect(), false)).is_some());
     }
 
     #[test]
@@ -660,7 +729,36 @@ mod tests {
             tr(col("s").like(lit("%ab%"))).map(|t| t.cond),
             Some(Cond::Atom(Atom::Contains { .. }))
         ));
-        assert!(tr(col("s").like(lit("a_b%"))).is_none());
+        // A literal prefix before other wildcards: begins_with, re-checked.
+        let t = tr(col("s").like(lit("a_b%"))).expect("prefix");
+        assert_eq!(
+            (t.cond, t.exact),
+            (
+                Cond::Atom(Atom::BeginsWith {
+                    path: vec!["s".into()],
+                    prefix: AttributeValue::S("a".into())
+                }),
+                false
+            )
+        );
+        assert!(
+            tr(col("s").not_like(lit("a_b%"))).is_none(),
+            "NOT of a superset"
+        );
+        assert!(tr(col("s").not_like(lit("ab%"))).is_some_and(|t| t.exact));
+        // Escapes: `a\%b%` starts with the literal text `a%b`.
+        let t = tr(col("s").like(lit("a\\%b%"))).expect("escaped");
+        assert_eq!(
+            (t.cond, t.exact),
+            (
+                Cond::Atom(Atom::BeginsWith {
+                    path: vec!["s".into()],
+                    prefix: AttributeValue::S("a%b".into())
+                }),
+                true
+            )
+        );
+        assert!(tr(col("s").like(lit("_ab%"))).is_none());
         assert!(tr(col("s").like(lit("%ab"))).is_none());
         assert!(tr(col("s").ilike(lit("ab%"))).is_none());
         assert!(tr(col("n").like(lit("1%"))).is_none());

@@ -547,3 +547,162 @@ fn the_extra_attributes_column_is_never_pushed() {
         assert_eq!(p.operation, Operation::Scan);
     }
 }
+
+#[test]
+fn an_index_key_that_is_a_table_key_needs_no_null_rejecting_predicate() {
+    let mut meta = meta();
+    meta.indexes.push(IndexMeta {
+        name: "byStatusOrder".into(),
+        kind: IndexKind::Global,
+        keys: KeySchema {
+            partition_key: crate::metadata::KeyAttribute {
+                name: "status".into(),
+                key_type: KeyType::S,
+            },
+            sort_key: Some(meta.keys.sort_key.clone().expect("orderId")),
+        },
+        projection: IndexProjection::All,
+    });
+    let columns: Vec<String> = ["customer", "orderId", "total"]
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    let p = plan_access(
+        &meta,
+        &schema(),
+        &[col("status").eq(lit("CANCELLED"))],
+        &columns,
+        &PlanOptions::default(),
+    );
+    assert!(
+        matches!(&p.operation, Operation::Query { index: Some(i), .. } if i == "byStatusOrder"),
+        "{:?}",
+        p.operation
+    );
+    assert_eq!(p.exact, vec![true]);
+    // byStatus's sort key `total` is no table key: it still needs one.
+    let p = plan(&[col("status").eq(lit("CANCELLED"))], &["status"]);
+    assert_eq!(p.operation, Operation::Scan);
+}
+
+#[test]
+fn in_lists_beyond_a_hundred_values_become_batches_of_keys_never_filters() {
+    let ids: Vec<Expr> = (0..150).map(|i| lit(format!("d{i}"))).collect();
+    let meta = TableMeta::hash_only("Devices", "id");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("note", DataType::Utf8, true),
+    ]));
+    let columns = vec!["id".to_string(), "note".to_string()];
+    let p = plan_access(
+        &meta,
+        &schema,
+        &[col("id").in_list(ids.clone(), false)],
+        &columns,
+        &PlanOptions::default(),
+    );
+    let Operation::BatchGetItem { keys } = &p.operation else {
+        panic!("{:?}", p.operation)
+    };
+    assert_eq!((keys.len(), p.exact.clone()), (150, vec![true]));
+    let parts = p.partitions(1, 4);
+    let units: usize = parts.iter().map(Vec::len).sum();
+    assert_eq!(units, 2, "two requests of at most 100 keys: {parts:?}");
+
+    // Full keys from pk IN (...) AND sk IN (...), up to the key limit.
+    let customers: Vec<Expr> = (0..150).map(|i| lit(format!("c{i}"))).collect();
+    let p = plan(
+        &[
+            col("customer").in_list(customers, false),
+            ident("orderId").in_list(vec![lit(1i64), lit(2i64)], false),
+        ],
+        &["customer", "orderId"],
+    );
+    assert!(
+        matches!(&p.operation, Operation::BatchGetItem { keys } if keys.len() == 300),
+        "{:?}",
+        p.operation
+    );
+
+    // On another attribute a long list stays with DataFusion.
+    let notes: Vec<Expr> = (0..150).map(|i| lit(format!("n{i}"))).collect();
+    let p = plan(&[col("note").in_list(notes, false)], &["note"]);
+    assert_eq!((p.filter.is_none(), p.exact.clone()), (true, vec![false]));
+}
+
+#[test]
+fn like_with_a_literal_prefix_gives_begins_with_to_the_key_and_rechecks() {
+    let p = plan(
+        &[
+            col("customer").eq(lit("c1")),
+            col("placed").like(lit("2026-1_%")),
+        ],
+        &["customer", "placed"],
+    );
+    let Operation::Query { index, sort, .. } = &p.operation else {
+        panic!("{:?}", p.operation)
+    };
+    assert_eq!(index.as_deref(), Some("byDate"));
+    assert_eq!(
+        sort,
+        &Some(SortCondition::BeginsWith(s("2026-1"))),
+        "the prefix bounds the key"
+    );
+    assert_eq!(p.exact, vec![true, false], "the LIKE is re-checked");
+    // Elsewhere the prefix is a FilterExpression, re-checked.
+    let p = plan(&[col("note").like(lit("ab_c%"))], &["note"]);
+    let mut b = ExpressionBuilder::default();
+    assert_eq!(
+        p.render_filter(&mut b).as_deref(),
+        Some("begins_with(#n0, :v0)")
+    );
+    assert_eq!(p.exact, vec![false]);
+}
+
+#[test]
+fn array_has_on_a_string_list_is_a_contains_filter_rechecked() {
+    use datafusion::functions_nested::expr_fn::array_has;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("customer", DataType::Utf8, false),
+        Field::new("orderId", DataType::Int64, false),
+        Field::new(
+            "tags",
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            true,
+        ),
+        Field::new(
+            "nums",
+            DataType::List(Arc::new(Field::new("item", DataType::Int64, true))),
+            true,
+        ),
+    ]));
+    let columns = vec!["tags".to_string()];
+    let p = plan_access(
+        &meta(),
+        &schema,
+        &[array_has(col("tags"), lit("vip"))],
+        &columns,
+        &PlanOptions::default(),
+    );
+    let mut b = ExpressionBuilder::default();
+    assert_eq!(
+        p.render_filter(&mut b).as_deref(),
+        Some("contains(#n0, :v0)")
+    );
+    assert_eq!(b.values(), &[s("vip")]);
+    assert_eq!(p.exact, vec![false]);
+    // Not for numbers, not negated.
+    for f in [
+        array_has(col("nums"), lit(1i64)),
+        Expr::Not(Box::new(array_has(col("tags"), lit("vip")))),
+    ] {
+        let p = plan_access(
+            &meta(),
+            &schema,
+            &[f.clone()],
+            &columns,
+            &PlanOptions::default(),
+        );
+        assert!(p.filter.is_none(), "{f}");
+    }
+}
