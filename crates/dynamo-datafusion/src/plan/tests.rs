@@ -699,7 +699,7 @@ fn array_has_on_a_string_list_is_a_contains_filter_rechecked() {
         let p = plan_access(
             &meta(),
             &schema,
-            &[f.clone()],
+            std::slice::from_ref(&f),
             &columns,
             &PlanOptions::default(),
         );
