@@ -6,8 +6,6 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
-use base64::Engine as _;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::json::writer::{JsonArray, WriterBuilder};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -17,16 +15,15 @@ use datafusion::error::Result as DfResult;
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionConfig;
 use dynamo_datafusion::ErrorKind;
-use dynamo_datafusion::retry::{GiveUp, classify as retry_class, error_kind, without_sdk_retries};
+use dynamo_datafusion::retry::{GiveUp, error_kind};
 use dynamo_datafusion::{
-    ReadStats, ResultSink, Retrier, RetryPolicy, RunOptions, SchemaCache, TableOptions,
-    dynamo_session_with_cache, run_statement,
+    ReadStats, ResultSink, RunOptions, SchemaCache, TableOptions, dynamo_session_with_cache,
+    run_statement,
 };
 use serde_json::{Map, Value, json};
 
-use crate::dynamo_json::{item_from_json, item_to_json};
 use crate::error::{ConnectorError, ErrorCode, Result};
-use crate::request::{ConnectorRequest, Inputs, Limits, ReadOperation, ReadRequest, parse_request};
+use crate::request::{ConnectorRequest, Inputs, Limits, ReadOperation, parse_request};
 use crate::tenant::{ClientResolver, ResolvedClient, SchemaStore};
 
 /// Runs connector requests for authenticated sessions.
@@ -114,7 +111,7 @@ async fn run(
     cache: Option<Arc<dyn SchemaCache>>,
 ) -> Result<Value> {
     match request.inputs {
-        Inputs::Read(read) => run_read(&resolved.client, &read, request.limits).await,
+        Inputs::Read(read) => crate::read::run_read(&resolved.client, &read, request.limits).await,
         Inputs::Sql(sql) => run_sql(&resolved.client, &sql, request.limits, cache).await,
     }
 }
@@ -169,7 +166,11 @@ fn code_of(kind: ErrorKind) -> ErrorCode {
 }
 
 /// Maps a call the retrier gave up on; throttling beyond the budget is `throttled`.
-fn give_up<E>(operation: &str, table: &str, g: GiveUp<SdkError<E, HttpResponse>>) -> ConnectorError
+pub(crate) fn give_up<E>(
+    operation: &str,
+    table: &str,
+    g: GiveUp<SdkError<E, HttpResponse>>,
+) -> ConnectorError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -182,130 +183,16 @@ where
     e
 }
 
-/// `nextToken`: where to continue, bound to the table and index it came from.
-fn encode_token(
-    read: &ReadRequest,
-    key: &std::collections::HashMap<String, AttributeValue>,
-) -> String {
-    let token = json!({"v": 1, "table": read.table_name, "index": read.index_name, "key": item_to_json(key)});
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token.to_string())
-}
-
-fn decode_token(
-    read: &ReadRequest,
-    token: &str,
-) -> Result<std::collections::HashMap<String, AttributeValue>> {
-    let bad = || ConnectorError::invalid("inputs.nextToken is not a token this connector issued");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token.trim())
-        .map_err(|_| bad())?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    if v["table"].as_str() != Some(read.table_name.as_str())
-        || v["index"].as_str() != read.index_name.as_deref()
-    {
-        return Err(ConnectorError::invalid(
-            "inputs.nextToken belongs to a read of another table or index: send the same tableName and indexName",
-        ));
+/// A provider error met while serving a read of `table` (DescribeTable).
+pub(crate) fn table_error(table: &str, e: dynamo_datafusion::Error) -> ConnectorError {
+    let code = e.kind().map_or(ErrorCode::DynamodbError, code_of);
+    match code {
+        ErrorCode::TableNotFound => ConnectorError::new(
+            code,
+            format!("table '{table}' does not exist for this client ({e})"),
+        ),
+        _ => ConnectorError::new(code, e.to_string()),
     }
-    let key = v["key"].as_object().ok_or_else(bad)?;
-    item_from_json(key).map_err(|_| bad())
-}
-
-async fn run_read(client: &Client, read: &ReadRequest, limits: Limits) -> Result<Value> {
-    let mut start = read
-        .next_token
-        .as_deref()
-        .map(|t| decode_token(read, t))
-        .transpose()?;
-    let names = (!read.names.is_empty()).then(|| read.names.clone());
-    let values = (!read.values.is_empty()).then(|| read.values.clone());
-    let mut items: Vec<Value> = Vec::new();
-    let (mut bytes, mut scanned, mut capacity) = (0usize, 0i64, 0f64);
-    // One budget for the whole request; each page is retried from its own start key.
-    let retrier = Retrier::new(RetryPolicy::default());
-    let client = &without_sdk_retries(client);
-    loop {
-        // `limit` is exact: DynamoDB evaluates at most the items still wanted, so the
-        // continuation key is exact too. The other caps are checked between pages.
-        let remaining = read
-            .limit
-            .map(|l| (l as usize).saturating_sub(items.len()) as i32);
-        let (page, next, page_scanned, page_capacity) = match read.operation {
-            ReadOperation::Scan => {
-                let req = client
-                    .scan()
-                    .table_name(&read.table_name)
-                    .set_index_name(read.index_name.clone())
-                    .set_filter_expression(read.filter_expression.clone())
-                    .set_projection_expression(read.projection.clone())
-                    .set_expression_attribute_names(names.clone())
-                    .set_expression_attribute_values(values.clone())
-                    .consistent_read(read.consistent_read)
-                    .set_limit(remaining)
-                    .set_exclusive_start_key(start.take())
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total);
-                let out = retrier
-                    .run(|| req.clone().send(), retry_class)
-                    .await
-                    .map_err(|g| give_up("Scan", &read.table_name, g))?;
-                (
-                    out.items.unwrap_or_default(),
-                    out.last_evaluated_key,
-                    out.scanned_count,
-                    out.consumed_capacity,
-                )
-            }
-            ReadOperation::Query => {
-                let req = client
-                    .query()
-                    .table_name(&read.table_name)
-                    .set_index_name(read.index_name.clone())
-                    .set_key_condition_expression(read.key_condition.clone())
-                    .set_filter_expression(read.filter_expression.clone())
-                    .set_projection_expression(read.projection.clone())
-                    .set_expression_attribute_names(names.clone())
-                    .set_expression_attribute_values(values.clone())
-                    .consistent_read(read.consistent_read)
-                    .scan_index_forward(read.scan_index_forward)
-                    .set_limit(remaining)
-                    .set_exclusive_start_key(start.take())
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total);
-                let out = retrier
-                    .run(|| req.clone().send(), retry_class)
-                    .await
-                    .map_err(|g| give_up("Query", &read.table_name, g))?;
-                (
-                    out.items.unwrap_or_default(),
-                    out.last_evaluated_key,
-                    out.scanned_count,
-                    out.consumed_capacity,
-                )
-            }
-        };
-        scanned += i64::from(page_scanned);
-        capacity += page_capacity.and_then(|c| c.capacity_units).unwrap_or(0.0);
-        for item in &page {
-            let v = Value::Object(item_to_json(item));
-            bytes += v.to_string().len();
-            items.push(v);
-        }
-        start = next.filter(|k| !k.is_empty());
-        let limit_met = read.limit.is_some_and(|l| items.len() >= l as usize);
-        if start.is_none()
-            || limit_met
-            || items.len() >= limits.max_items
-            || bytes >= limits.max_bytes
-        {
-            break;
-        }
-    }
-    Ok(json!({
-        "items": items,
-        "count": items.len(),
-        "scannedCount": scanned,
-        "consumedCapacity": capacity,
-        "nextToken": start.map(|k| encode_token(read, &k)),
-    }))
 }
 
 fn sql_error(e: DataFusionError) -> ConnectorError {

@@ -21,6 +21,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+mod read;
 mod request;
 mod secret;
 mod store;

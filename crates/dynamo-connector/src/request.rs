@@ -34,12 +34,14 @@ pub const INPUT_FIELDS: &[&str] = &[
 ];
 
 /// Fields accepted in `config`.
-pub const CONFIG_FIELDS: &[&str] = &["maxItems", "maxBytes"];
+pub const CONFIG_FIELDS: &[&str] = &["maxItems", "maxBytes", "maxScanned", "maxCapacity"];
 
 /// Default cap on items per response.
 pub const DEFAULT_MAX_ITEMS: usize = 1_000;
 /// Default cap on item bytes (as JSON) per response.
 pub const DEFAULT_MAX_BYTES: usize = 4 * 1024 * 1024;
+/// Default cap on items DynamoDB evaluates for one `scan` or `query` response.
+pub const DEFAULT_MAX_SCANNED: usize = 10_000;
 
 /// A DynamoDB read operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +71,8 @@ pub struct ReadRequest {
     pub projection: Option<String>,
     /// Index to read.
     pub index_name: Option<String>,
-    /// At most this many items in the response (also sent as `Limit`).
+    /// DynamoDB's `Limit`: items the one request of the response may
+    /// evaluate (a filter applies after it).
     pub limit: Option<u32>,
     /// Strongly consistent reads.
     pub consistent_read: bool,
@@ -88,13 +91,17 @@ pub enum Inputs {
     Sql(String),
 }
 
-/// Response caps from `config`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Response caps from `config`: exact bounds on one response.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
     /// Items per response.
     pub max_items: usize,
-    /// Item bytes (as JSON) per response.
+    /// Item bytes (as JSON) per response (at least one item is returned).
     pub max_bytes: usize,
+    /// Items DynamoDB evaluates for one `scan` or `query` response.
+    pub max_scanned: usize,
+    /// Read capacity units one `scan` or `query` response may consume.
+    pub max_capacity: Option<f64>,
 }
 
 impl Default for Limits {
@@ -102,6 +109,8 @@ impl Default for Limits {
         Self {
             max_items: DEFAULT_MAX_ITEMS,
             max_bytes: DEFAULT_MAX_BYTES,
+            max_scanned: DEFAULT_MAX_SCANNED,
+            max_capacity: None,
         }
     }
 }
@@ -253,6 +262,17 @@ pub fn parse_request(body: &[u8]) -> Result<ConnectorRequest> {
                     "inputs.{key} does not apply to operation 'sql': put everything in the SQL"
                 )));
             }
+            // Caps on what DynamoDB evaluates are for scan and query; say so
+            // rather than ignore them.
+            let config = root.get("config").and_then(Value::as_object);
+            if let Some(key) = ["maxScanned", "maxCapacity"]
+                .into_iter()
+                .find(|k| config.is_some_and(|c| c.contains_key(*k)))
+            {
+                return Err(invalid(format!(
+                    "config.{key} applies to operations 'scan' and 'query'; for 'sql' use config.maxItems"
+                )));
+            }
             Inputs::Sql(
                 opt_string(inputs, "sql")?
                     .ok_or_else(|| invalid("operation 'sql' needs inputs.sql"))?,
@@ -286,6 +306,20 @@ fn parse_config(config: Option<&Value>) -> Result<Limits> {
     }
     if let Some(v) = obj.get("maxBytes") {
         limits.max_bytes = positive(v, "config.maxBytes", 16 * 1024 * 1024)? as usize;
+    }
+    if let Some(v) = obj.get("maxScanned") {
+        limits.max_scanned = positive(v, "config.maxScanned", 1_000_000)? as usize;
+    }
+    if let Some(v) = obj.get("maxCapacity") {
+        limits.max_capacity = Some(
+            v.as_f64()
+                .filter(|x| x.is_finite() && *x > 0.0 && *x <= 1_000_000.0)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "config.maxCapacity must be a number of read capacity units above 0 and up to 1000000, not {v}"
+                    ))
+                })?,
+        );
     }
     Ok(limits)
 }
@@ -543,6 +577,31 @@ mod tests {
         assert!(
             err(json!({"inputs": {"operation": "sql", "sql": "SELECT 1", "tableName": "T"}}))
                 .contains("does not apply to operation 'sql'")
+        );
+        assert!(
+            err(json!({"inputs": {"operation": "sql", "sql": "SELECT 1"}, "config": {"maxScanned": 5}}))
+                .contains("config.maxScanned applies to operations 'scan' and 'query'")
+        );
+        for bad in [json!(0), json!(-1), json!("10"), json!(f64::MAX)] {
+            assert!(
+                err(json!({"inputs": {"operation": "scan", "tableName": "T_1"}, "config": {"maxCapacity": bad}}))
+                    .contains("config.maxCapacity must be a number"),
+                "{bad}"
+            );
+        }
+        assert!(
+            err(json!({"inputs": {"operation": "scan", "tableName": "T_1"}, "config": {"maxScanned": 0}}))
+                .contains("config.maxScanned must be a whole number from 1 to 1000000")
+        );
+        let ok = parse_request(
+            json!({"inputs": {"operation": "scan", "tableName": "T_1"}, "config": {"maxScanned": 50, "maxCapacity": 2.5}})
+                .to_string()
+                .as_bytes(),
+        )
+        .expect("valid caps");
+        assert_eq!(
+            (ok.limits.max_scanned, ok.limits.max_capacity),
+            (50, Some(2.5))
         );
         assert!(err(json!({"inputs": {"operation": "scan", "tableName": "T_1"}, "config": {"maxItem": 5}})).contains("did you mean 'maxItems'?"));
         assert!(err(json!({"inputs": {"operation": "scan", "tableName": "T_1"}, "config": {"maxItems": 0}})).contains("config.maxItems"));

@@ -1069,3 +1069,187 @@ async fn a_closed_http_client_stops_the_read() {
         "{after_close} requests after the client hung up (a full read is {full})"
     );
 }
+
+/// Pages through one read with `nextToken` under `config`, checking every
+/// answer's caps; returns every item's `id` in the order returned.
+async fn page_through(
+    connector: &dynamo_connector::Connector,
+    session: &str,
+    inputs: &Value,
+    config: &Value,
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    for _ in 0..500 {
+        let mut request = json!({"inputs": inputs, "config": config});
+        if let Some(t) = &token {
+            request["inputs"]["nextToken"] = json!(t);
+        }
+        let v = connector
+            .handle(Some(session), request.to_string().as_bytes())
+            .await
+            .unwrap_or_else(|e| panic!("{request}: {}", e.to_json()));
+        let items = v["items"].as_array().expect("items");
+        if let Some(max) = config["maxItems"].as_u64() {
+            assert!(items.len() as u64 <= max, "{v}");
+        }
+        if let Some(max) = config["maxScanned"].as_u64() {
+            assert!(v["scannedCount"].as_u64().expect("scanned") <= max, "{v}");
+        }
+        if let Some(limit) = inputs["limit"].as_u64() {
+            assert!(v["scannedCount"].as_u64().expect("scanned") <= limit, "{v}");
+        }
+        for item in items {
+            assert!(
+                inputs.get("projection").is_none() || item.get("pk").is_none(),
+                "an added key attribute was returned: {item}"
+            );
+            seen.push(item["id"]["S"].as_str().expect("id").to_string());
+        }
+        token = v["nextToken"].as_str().map(str::to_string);
+        assert_eq!(v["complete"], json!(token.is_none()), "{v}");
+        if token.is_none() {
+            assert!(v["stoppedBy"].is_null(), "{v}");
+            return seen;
+        }
+        assert!(
+            v["stoppedBy"].is_string(),
+            "an early stop names its cap: {v}"
+        );
+    }
+    panic!("paging did not end");
+}
+
+#[tokio::test]
+async fn caps_are_exact_and_paging_under_any_of_them_returns_every_item_once() {
+    use dynamo_connector::{Connector, MasterKey, MasterKeyCipher, SqliteStore, TenantResolver};
+    use std::sync::Arc;
+    let f = fixture().await;
+    let client = local_client_as(&f.acme_key, "us-east-1")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // 150 items in 3 partitions; GSI byGroup (group, n); score 0..149.
+    let table = dynamo_testkit::unique_name("Paging");
+    create_table(
+        &client,
+        &TableSpec::new(&table, "pk", T::S)
+            .sort_key("n", T::N)
+            .index(dynamo_testkit::IndexSpec {
+                name: "byGroup".into(),
+                local: false,
+                partition_key: ("group".into(), T::S),
+                sort_key: Some(("n".into(), T::N)),
+                projection: None,
+            }),
+    )
+    .await
+    .expect("create");
+    let total = 150;
+    let items = (0..total)
+        .map(|i| {
+            HashMap::from([
+                ("pk".to_string(), AV::S(format!("p{}", i % 3))),
+                ("n".to_string(), AV::N(i.to_string())),
+                ("id".to_string(), AV::S(format!("i{i:03}"))),
+                ("group".to_string(), AV::S(format!("g{}", i % 2))),
+                ("score".to_string(), AV::N(i.to_string())),
+                ("pad".to_string(), AV::S("x".repeat(100))),
+            ])
+        })
+        .collect();
+    put_items(&client, &table, items).await.expect("put");
+
+    let key = MasterKey::load(Some(&f.key_file)).expect("key");
+    let store = Arc::new(SqliteStore::open(&f.store).expect("store"));
+    let resolver = TenantResolver::new(
+        store.clone(),
+        store.clone(),
+        store,
+        Arc::new(MasterKeyCipher(key)),
+    );
+    let connector = Connector::new(Arc::new(resolver));
+
+    let filters = [
+        ("nothing", "score > :v", 1_000, 0),
+        ("some", "score >= :v", 100, total - 100),
+        ("all", "score >= :v", 0, total),
+    ];
+    let configs = [
+        json!({"maxItems": 7}),
+        json!({"maxScanned": 13}),
+        json!({"maxCapacity": 1}),
+        json!({"maxBytes": 700}),
+        json!({"maxItems": 4, "maxScanned": 9}),
+    ];
+    for (what, filter, v, expected) in filters {
+        for config in &configs {
+            for limit in [None, Some(11)] {
+                let mut inputs = json!({"tableName": table, "operation": "scan",
+                    "filterExpression": filter, "expressionAttributeValues": {":v": {"N": v.to_string()}}});
+                if let Some(l) = limit {
+                    inputs["limit"] = json!(l);
+                }
+                let mut seen = page_through(&connector, &f.acme_session, &inputs, config).await;
+                let n = seen.len();
+                seen.sort();
+                seen.dedup();
+                assert_eq!(
+                    (n, seen.len()),
+                    (expected, expected),
+                    "filter matching {what}, config {config}, limit {limit:?}: lost or repeated items"
+                );
+            }
+        }
+    }
+
+    // An index Query with a projection that leaves the keys out: answers are
+    // cut after any item, keys are not returned, nothing lost or repeated.
+    let inputs = json!({"tableName": table, "operation": "query", "indexName": "byGroup",
+        "keyCondition": "#g = :g", "filterExpression": "score >= :s",
+        "expressionAttributeNames": {"#g": "group"},
+        "expressionAttributeValues": {":g": {"S": "g1"}, ":s": {"N": "20"}},
+        "projection": "id, score"});
+    let mut seen = page_through(
+        &connector,
+        &f.acme_session,
+        &inputs,
+        &json!({"maxItems": 6}),
+    )
+    .await;
+    let expected = (0..total).filter(|i| i % 2 == 1 && *i >= 20).count();
+    let n = seen.len();
+    seen.sort();
+    seen.dedup();
+    assert_eq!((n, seen.len()), (expected, expected));
+
+    // DynamoDB's Limit: one request evaluating 6 items, whatever matches.
+    let one = json!({"inputs": {"tableName": table, "operation": "scan", "limit": 6,
+        "filterExpression": "score > :v", "expressionAttributeValues": {":v": {"N": "1000"}}}});
+    let v = connector
+        .handle(Some(&f.acme_session), one.to_string().as_bytes())
+        .await
+        .expect("scan");
+    assert_eq!(
+        (
+            v["scannedCount"].clone(),
+            v["count"].clone(),
+            v["stoppedBy"].clone()
+        ),
+        (json!(6), json!(0), json!("limit")),
+        "{v}"
+    );
+    assert!(v["nextToken"].is_string());
+
+    // maxItems cuts inside a page: exactly that many items.
+    let capped =
+        json!({"inputs": {"tableName": table, "operation": "scan"}, "config": {"maxItems": 5}});
+    let v = connector
+        .handle(Some(&f.acme_session), capped.to_string().as_bytes())
+        .await
+        .expect("scan");
+    assert_eq!(
+        (v["count"].clone(), v["stoppedBy"].clone()),
+        (json!(5), json!("maxItems")),
+        "{v}"
+    );
+}
