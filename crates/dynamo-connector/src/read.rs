@@ -11,7 +11,8 @@
 //!   the last item returned (its table key, and the index key for an index
 //!   read). At least one item is returned, so paging always advances.
 //! - `config.maxScanned` bounds the items evaluated exactly: each request's
-//!   `Limit` is at most what is left of it.
+//!   `Limit` is at most what is left of it (and, without a filter, at most
+//!   the items still wanted).
 //! - `config.maxCapacity` bounds the read capacity: checked before each
 //!   request, and each request's `Limit` sized from what the items read so
 //!   far cost (the first from one RCU per 8 items, 4 with strong reads), so
@@ -178,6 +179,11 @@ pub(crate) async fn run_read(client: &Client, read: &ReadRequest, limits: Limits
         let mut limit = read.limit.map(|l| l as u64);
         let scanned_left = (limits.max_scanned as u64).saturating_sub(scanned);
         limit = Some(limit.map_or(scanned_left, |l| l.min(scanned_left)));
+        if read.filter_expression.is_none() {
+            // Every item evaluated is returned: read no more than fit.
+            let items_left = (limits.max_items.saturating_sub(items.len())).max(1) as u64;
+            limit = limit.map(|l| l.min(items_left));
+        }
         if let Some(max) = limits.max_capacity {
             let left = max - capacity;
             let per_item = if scanned > 0 && capacity > 0.0 {
