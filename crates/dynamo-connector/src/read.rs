@@ -26,7 +26,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
+use aws_sdk_dynamodb::types::{AttributeValue, ConsumedCapacity, ReturnConsumedCapacity};
 use base64::Engine as _;
 use dynamo_datafusion::retry::{classify as retry_class, without_sdk_retries};
 use dynamo_datafusion::{Retrier, RetryPolicy, TableMeta, describe_table};
@@ -71,6 +71,23 @@ struct Page {
     next: Option<Item>,
     scanned: u64,
     capacity: f64,
+}
+
+impl Page {
+    /// A Scan or Query answer's parts (the two outputs are different types).
+    fn of(
+        items: Option<Vec<Item>>,
+        next: Option<Item>,
+        scanned: i32,
+        capacity: Option<ConsumedCapacity>,
+    ) -> Self {
+        Self {
+            items: items.unwrap_or_default(),
+            next,
+            scanned: u64::try_from(scanned).unwrap_or(0),
+            capacity: capacity.and_then(|c| c.capacity_units).unwrap_or(0.0),
+        }
+    }
 }
 
 /// The key attributes that identify an item of the read: the table's, and
@@ -304,16 +321,12 @@ async fn send(
                 .run(|| req.clone().send(), retry_class)
                 .await
                 .map_err(|g| give_up("Scan", &read.table_name, g))?;
-            Page {
-                scanned: u64::try_from(out.scanned_count).unwrap_or(0),
-                capacity: out
-                    .consumed_capacity
-                    .as_ref()
-                    .and_then(|c| c.capacity_units)
-                    .unwrap_or(0.0),
-                next: out.last_evaluated_key,
-                items: out.items.unwrap_or_default(),
-            }
+            Page::of(
+                out.items,
+                out.last_evaluated_key,
+                out.scanned_count,
+                out.consumed_capacity,
+            )
         }
         ReadOperation::Query => {
             let req = client
@@ -334,16 +347,12 @@ async fn send(
                 .run(|| req.clone().send(), retry_class)
                 .await
                 .map_err(|g| give_up("Query", &read.table_name, g))?;
-            Page {
-                scanned: u64::try_from(out.scanned_count).unwrap_or(0),
-                capacity: out
-                    .consumed_capacity
-                    .as_ref()
-                    .and_then(|c| c.capacity_units)
-                    .unwrap_or(0.0),
-                next: out.last_evaluated_key,
-                items: out.items.unwrap_or_default(),
-            }
+            Page::of(
+                out.items,
+                out.last_evaluated_key,
+                out.scanned_count,
+                out.consumed_capacity,
+            )
         }
     })
 }
