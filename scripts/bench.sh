@@ -16,10 +16,10 @@ ddb_local_install
 [ "$name" = "vs_python" ] && ensure_bench_python
 if [ "${PROFILE:-test}" = "release" ]; then
   cargo build --locked --release --workspace --bench "$name" --bin dynamo-sql
-  runner=(cargo bench --locked --bench "$name" --)
+  runner=(cargo bench --workspace --locked --bench "$name" --)
 else
   cargo build --locked --workspace --bench "$name" --bin dynamo-sql
-  runner=(cargo test --locked --bench "$name" --)
+  runner=(cargo test --workspace --locked --bench "$name" --)
 fi
 trap ddb_local_stop EXIT
 ddb_local_start

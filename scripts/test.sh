@@ -26,7 +26,9 @@ cargo test --workspace --doc --locked
 
 # Benchmarks measure, tests assert: CI only checks each bench still runs, in seconds
 # (test profile; BENCH_SMOKE=1 selects each bench's smallest configuration).
-BENCH_SMOKE=1 cargo test --locked --benches
+# Every cargo call names the whole workspace, so features unify the same way
+# and dependencies compile once.
+BENCH_SMOKE=1 cargo test --workspace --locked --benches
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
