@@ -404,10 +404,10 @@ impl ExecutionPlan for DynamoExec {
         &self,
         order: &[PhysicalSortExpr],
     ) -> DfResult<SortOrderPushdownResult<Arc<dyn ExecutionPlan>>> {
-        let (Some(sk), [wanted]) = (self.spec.plan.ordered_by(), order) else {
+        // `sort_key_output` is `None` unless one Query reads in sort-key order.
+        let [wanted] = order else {
             return Ok(SortOrderPushdownResult::Unsupported);
         };
-        let _ = sk;
         let on_sort_key = wanted
             .expr
             .downcast_ref::<Column>()
