@@ -15,7 +15,7 @@ use dynamo_datafusion::{
     SchemaOrigin, TableMeta, is_json_field,
 };
 
-use crate::exec::CliError;
+use crate::error::CliError;
 use crate::print::{Format, Printer};
 use crate::session::{CATALOG, SCHEMA};
 

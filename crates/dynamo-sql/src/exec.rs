@@ -12,36 +12,8 @@ use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use dynamo_datafusion::{ReadStats, ResultSink, RunOptions};
 
+use crate::error::CliError;
 use crate::print::{Format, Printer};
-
-/// Errors of the command line.
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    /// From DataFusion (planning, execution) or the provider.
-    #[error("{0}")]
-    DataFusion(#[from] DataFusionError),
-    /// From the provider, before a query ran.
-    #[error("{0}")]
-    Dynamo(#[from] dynamo_datafusion::Error),
-    /// Reading input or writing output.
-    #[error("{what}: {source}")]
-    Io {
-        /// What was being done.
-        what: String,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// Producing output.
-    #[error("formatting output: {0}")]
-    Arrow(#[from] datafusion::arrow::error::ArrowError),
-    /// Session set-up.
-    #[error("{0}")]
-    Setup(String),
-    /// A backslash command that does not exist or lacks an argument.
-    #[error("{0}")]
-    Command(String),
-}
 
 /// What one statement produced.
 pub struct Outcome {

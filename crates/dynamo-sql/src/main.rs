@@ -7,6 +7,7 @@
 //! ```
 
 mod command;
+mod error;
 mod exec;
 mod print;
 mod repl;
@@ -88,7 +89,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn main_inner(args: Args) -> Result<(), exec::CliError> {
+async fn main_inner(args: Args) -> Result<(), error::CliError> {
     let connection = ConnectionOptions {
         endpoint_url: args.endpoint_url,
         region: args.region,
@@ -119,7 +120,7 @@ async fn main_inner(args: Args) -> Result<(), exec::CliError> {
         report(exec::run_text(&ctx, sql, args.format, &mut out).await?);
     }
     for file in &args.files {
-        let sql = std::fs::read_to_string(file).map_err(|e| exec::CliError::Io {
+        let sql = std::fs::read_to_string(file).map_err(|e| error::CliError::Io {
             what: format!("reading {}", file.display()),
             source: e,
         })?;

@@ -18,7 +18,7 @@ use datafusion::arrow::json::writer::{
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::arrow::util::pretty::pretty_format_batches;
 
-use crate::exec::CliError;
+use crate::error::CliError;
 
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

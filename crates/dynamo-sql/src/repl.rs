@@ -7,7 +7,8 @@ use datafusion::prelude::SessionContext;
 use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
 
-use crate::exec::{CliError, run_text};
+use crate::error::CliError;
+use crate::exec::run_text;
 use crate::print::Format;
 
 const PROMPT: &str = "dynamo-sql> ";

@@ -9,7 +9,7 @@ use dynamo_datafusion::{
     ConnectionOptions, FileSchemaCache, SchemaCache, TableOptions, dynamo_session_with_cache,
 };
 
-use crate::exec::CliError;
+use crate::error::CliError;
 
 pub use dynamo_datafusion::{DEFAULT_CATALOG as CATALOG, DEFAULT_SCHEMA as SCHEMA};
 
