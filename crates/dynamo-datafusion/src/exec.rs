@@ -32,9 +32,10 @@ use crate::error::Error;
 use crate::infer::is_extra_field;
 use crate::nested::{NestedProjection, uses_of};
 use crate::plan::ProjectionExpression;
+use crate::plan::ReadUnit;
 use crate::plan::render::{ExpressionBuilder, display_value};
 use crate::plan::{Operation, render_key_condition};
-use crate::read::{ReadSpec, ReadUnit};
+use crate::read::ReadSpec;
 use crate::widen::{SchemaState, schema_changes};
 
 /// Reads a DynamoDB table (or index) as a stream of record batches.

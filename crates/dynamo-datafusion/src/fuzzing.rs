@@ -21,11 +21,11 @@ use datafusion::scalar::ScalarValue;
 use crate::decode::{Item, ItemDecoder};
 use crate::metadata::TableMeta;
 use crate::number::ExactNumber;
+use crate::plan::ReadUnit;
 use crate::plan::render::{ExpressionBuilder, ProjectionExpression};
 use crate::plan::{
     MAX_EXPRESSION_BYTES, Operation, PlanOptions, plan_access, render_key_condition,
 };
-use crate::read::ReadUnit;
 
 /// Reads choices from the fuzzer's bytes; zeros once they run out.
 pub struct Bytes<'a> {

@@ -20,24 +20,8 @@ use crate::capture::{ItemsCapture, ItemsJson};
 use crate::decode::Item;
 use crate::error::{Error, Result, describe_sdk_error};
 use crate::plan::render::{ExpressionBuilder, ProjectionExpression};
-use crate::plan::{AccessPlan, Key, Operation, render_key_condition};
+use crate::plan::{AccessPlan, Key, Operation, ReadUnit, render_key_condition};
 use crate::retry::{ErrorKind, GiveUp, Retrier, Retryable, classify, error_kind};
-
-/// Keys per BatchGetItem request (DynamoDB's limit).
-pub(crate) const BATCH_GET_MAX_KEYS: usize = 100;
-
-/// One independent piece of a read.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum ReadUnit {
-    /// Scan segment `(segment, total)`; `total == 1` is a plain scan.
-    Segment(i32, i32),
-    /// Query for one partition-key value.
-    Query(AttributeValue),
-    /// GetItem.
-    Get(Key),
-    /// BatchGetItem of at most [`BATCH_GET_MAX_KEYS`] keys.
-    Batch(Vec<Key>),
-}
 
 /// Everything a request needs apart from its unit and start key.
 #[derive(Debug, Clone)]

@@ -10,7 +10,8 @@ use futures::future::try_join_all;
 use crate::error::Result;
 use crate::infer::{Observed, merge_observations, observe_items};
 use crate::plan::AccessPlan;
-use crate::read::{ReadSpec, ReadUnit};
+use crate::plan::ReadUnit;
+use crate::read::ReadSpec;
 use crate::retry::Retrier;
 
 /// Items sampled per segment; more segments are used for larger samples.

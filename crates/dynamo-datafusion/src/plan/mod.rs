@@ -11,6 +11,7 @@
 pub(crate) mod fixture;
 pub(crate) mod predicate;
 pub mod render;
+mod units;
 
 use std::collections::HashSet;
 
@@ -20,11 +21,11 @@ use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::utils::split_conjunction;
 
 use crate::metadata::{IndexKind, IndexMeta, IndexProjection, KeySchema, KeyType, TableMeta};
-use crate::read::{BATCH_GET_MAX_KEYS, ReadUnit};
 use predicate::{Atom, CmpOp, Cond, MAX_IN_VALUES, Translator, compare_values};
 use render::ExpressionBuilder;
 
 pub use render::ProjectionExpression;
+pub(crate) use units::{BATCH_GET_MAX_KEYS, ReadUnit};
 
 /// Most keys a planned BatchGetItem may have (100 per request).
 pub const MAX_BATCH_KEYS: usize = 1_000;
