@@ -15,7 +15,7 @@ unset AWS_PROFILE AWS_SESSION_TOKEN
 
 source scripts/lib/dynamodb-local.sh
 ddb_local_install
-cargo build --locked --workspace --bin dynamo-sql --example load_demo
+cargo build --locked --workspace --all-features --bin dynamo-sql --example load_demo
 
 trap ddb_local_stop EXIT
 ddb_local_start

@@ -16,22 +16,23 @@ ddb_local_install
 ensure_bench_python
 
 # Build before starting the server so it does not sit idle through compilation.
-cargo build --workspace --all-targets --locked
+cargo build --workspace --all-features --all-targets --locked
 
 trap ddb_local_stop EXIT
 ddb_local_start
 
 # Doc tests first, so the run ends with the main suite's summary.
-cargo test --workspace --doc --locked
+cargo test --workspace --all-features --doc --locked
 
 # Benchmarks measure, tests assert: CI only checks each bench still runs, in seconds
 # (test profile; BENCH_SMOKE=1 selects each bench's smallest configuration).
-# Every cargo call names the whole workspace, so features unify the same way
-# and dependencies compile once.
-BENCH_SMOKE=1 cargo test --workspace --locked --benches
+# Every cargo call names the whole workspace with all its features (the fuzz
+# checks' corpus replay needs `fuzzing`), so features unify the same way and
+# dependencies compile once.
+BENCH_SMOKE=1 cargo test --workspace --all-features --locked --benches
 
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
+  cargo nextest run --workspace --all-features --locked --no-fail-fast
 else
-  cargo test --workspace --locked --no-fail-fast
+  cargo test --workspace --all-features --locked --no-fail-fast
 fi

@@ -18,6 +18,7 @@ mod connector;
 mod crypto;
 mod dynamo_json;
 mod error;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;

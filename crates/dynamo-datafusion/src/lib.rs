@@ -26,6 +26,7 @@ pub mod dynamo_json;
 mod error;
 mod exec;
 mod factory;
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 mod infer;

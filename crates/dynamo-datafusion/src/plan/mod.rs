@@ -8,6 +8,7 @@
 //! or DataFusion alone.
 
 #[doc(hidden)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod fixture;
 pub(crate) mod predicate;
 pub mod render;
