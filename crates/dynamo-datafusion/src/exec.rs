@@ -31,10 +31,8 @@ use crate::decode::{Item, ItemDecoder};
 use crate::error::Error;
 use crate::infer::is_extra_field;
 use crate::nested::{NestedProjection, uses_of};
-use crate::plan::ProjectionExpression;
-use crate::plan::ReadUnit;
-use crate::plan::render::{ExpressionBuilder, display_value};
-use crate::plan::{Operation, render_key_condition};
+use crate::plan::render::display_value;
+use crate::plan::{Operation, ProjectionExpression, ReadUnit};
 use crate::read::ReadSpec;
 use crate::widen::{SchemaState, schema_changes};
 
@@ -170,11 +168,15 @@ impl DynamoExec {
 
     fn write_description(&self, f: &mut dyn fmt::Write) -> fmt::Result {
         let spec = &self.spec;
-        // Render in the order the request does, so placeholders match what is sent.
-        let mut b = ExpressionBuilder::default();
-        if let Some(p) = &spec.projection {
-            p.render(&mut b);
-        }
+        // The first unit's request, rendered as `read` renders it.
+        let unit = self
+            .partitions
+            .iter()
+            .flatten()
+            .next()
+            .cloned()
+            .unwrap_or(ReadUnit::Segment(0, 1));
+        let r = spec.plan.render(&unit, spec.projection.as_ref());
         write!(
             f,
             "operation={}, table={}",
@@ -184,19 +186,15 @@ impl DynamoExec {
         match &spec.plan.operation {
             Operation::Query {
                 index,
-                keys,
                 partition_values,
-                sort,
+                ..
             } => {
                 if let Some(ix) = index {
                     write!(f, ", index={ix}")?;
                 }
-                let first = partition_values
-                    .first()
-                    .cloned()
-                    .unwrap_or(AttributeValue::Null(true));
-                let key = render_key_condition(keys, &first, sort.as_ref(), &mut b);
-                write!(f, ", key_condition=[{key}]")?;
+                if let Some(key) = &r.key_condition {
+                    write!(f, ", key_condition=[{key}]")?;
+                }
                 if partition_values.len() > 1 {
                     let all: Vec<String> = partition_values.iter().map(display_value).collect();
                     write!(
@@ -220,25 +218,26 @@ impl DynamoExec {
             Operation::BatchGetItem { keys } => write!(f, ", keys={}", keys.len())?,
             Operation::Scan => {}
         }
-        if let Some(filter) = spec.plan.render_filter(&mut b) {
+        if let Some(filter) = &r.filter {
             write!(f, ", filter=[{filter}]")?;
         }
         match &spec.projection {
             Some(p) => write!(f, ", projection=[{}]", p.attributes().join(", "))?,
             None => write!(f, ", projection=ALL")?,
         }
-        if let Some(names) = b.attribute_names() {
+        let numbered = |k: &str| k[2..].parse::<usize>().unwrap_or(usize::MAX);
+        if let Some(names) = r.names {
             let mut names: Vec<(String, String)> = names.into_iter().collect();
-            names.sort_by_key(|(k, _)| k[2..].parse::<usize>().unwrap_or(usize::MAX));
+            names.sort_by_key(|(k, _)| numbered(k));
             let names: Vec<String> = names.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
             write!(f, ", names={{{}}}", names.join(", "))?;
         }
-        if !b.values().is_empty() {
-            let values: Vec<String> = b
-                .values()
+        if let Some(values) = r.values {
+            let mut values: Vec<(String, AttributeValue)> = values.into_iter().collect();
+            values.sort_by_key(|(k, _)| numbered(k));
+            let values: Vec<String> = values
                 .iter()
-                .enumerate()
-                .map(|(i, v)| format!(":v{i}={}", display_value(v)))
+                .map(|(k, v)| format!("{k}={}", display_value(v)))
                 .collect();
             write!(f, ", values={{{}}}", values.join(", "))?;
         }

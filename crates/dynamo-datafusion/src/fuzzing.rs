@@ -21,10 +21,9 @@ use datafusion::scalar::ScalarValue;
 use crate::decode::{Item, ItemDecoder};
 use crate::metadata::TableMeta;
 use crate::number::ExactNumber;
-use crate::plan::ReadUnit;
-use crate::plan::render::{ExpressionBuilder, ProjectionExpression};
+use crate::plan::render::ProjectionExpression;
 use crate::plan::{
-    MAX_EXPRESSION_BYTES, Operation, PlanOptions, plan_access, render_key_condition,
+    MAX_EXPRESSION_BYTES, Operation, PlanOptions, ReadUnit, RenderedRequest, plan_access,
 };
 
 /// Reads choices from the fuzzer's bytes; zeros once they run out.
@@ -203,27 +202,31 @@ pub fn check_render(data: &[u8]) -> &'static str {
     assert_eq!(plan.exact.len(), filters.len(), "one exactness per filter");
     let projection = ProjectionExpression::new(columns.clone());
     for unit in plan.partitions(4, 4).into_iter().flatten() {
-        let mut b = ExpressionBuilder::default();
+        // Exactly what `read` sends for this unit.
+        let r = plan.render(&unit, projection.as_ref());
         let mut expressions = Vec::new();
-        if let Some(p) = &projection {
-            let text = p.render(&mut b);
-            check_projection(&text);
-            expressions.push(text);
+        if let Some(text) = &r.projection {
+            check_projection(text);
+            expressions.push(text.clone());
         }
         match (&unit, &plan.operation) {
-            (ReadUnit::Query(value), Operation::Query { keys, sort, .. }) => {
-                let text = render_key_condition(keys, value, sort.as_ref(), &mut b);
+            (ReadUnit::Query(_), Operation::Query { .. }) => {
+                let text = r
+                    .key_condition
+                    .clone()
+                    .expect("a Query has a key condition");
                 check_key_condition(&text);
                 expressions.push(text);
-                if let Some(f) = plan.render_filter(&mut b) {
-                    check_condition(&f);
-                    expressions.push(f);
+                if let Some(f) = &r.filter {
+                    check_condition(f);
+                    expressions.push(f.clone());
                 }
             }
             (ReadUnit::Segment(..), Operation::Scan) => {
-                if let Some(f) = plan.render_filter(&mut b) {
-                    check_condition(&f);
-                    expressions.push(f);
+                assert!(r.key_condition.is_none());
+                if let Some(f) = &r.filter {
+                    check_condition(f);
+                    expressions.push(f.clone());
                 }
             }
             (ReadUnit::Get(key), _) => check_key(&meta, key),
@@ -244,7 +247,7 @@ pub fn check_render(data: &[u8]) -> &'static str {
                 e.len()
             );
         }
-        check_placeholders(&expressions, &b);
+        check_placeholders(&expressions, &r);
     }
     plan.operation.name()
 }
@@ -292,7 +295,7 @@ fn check_value(v: &AV) {
 
 /// Every placeholder used is defined and every defined one used (DynamoDB
 /// rejects both), and every value is one DynamoDB accepts.
-fn check_placeholders(expressions: &[String], b: &ExpressionBuilder) {
+fn check_placeholders(expressions: &[String], r: &RenderedRequest) {
     let mut used_names = BTreeSet::new();
     let mut used_values = BTreeSet::new();
     for e in expressions {
@@ -308,17 +311,19 @@ fn check_placeholders(expressions: &[String], b: &ExpressionBuilder) {
             }
         }
     }
-    let defined_names: BTreeSet<String> = b
-        .attribute_names()
-        .map(|m| m.into_keys().collect())
+    let defined_names: BTreeSet<String> = r
+        .names
+        .as_ref()
+        .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
-    let defined_values: BTreeSet<String> = b
-        .attribute_values()
-        .map(|m| m.into_keys().collect())
+    let defined_values: BTreeSet<String> = r
+        .values
+        .as_ref()
+        .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
     assert_eq!(used_names, defined_names, "names in {expressions:?}");
     assert_eq!(used_values, defined_values, "values in {expressions:?}");
-    for v in b.values() {
+    for v in r.values.iter().flat_map(|m| m.values()) {
         check_value(v);
     }
 }

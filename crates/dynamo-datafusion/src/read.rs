@@ -19,8 +19,8 @@ use crate::capacity::CapacityLimiter;
 use crate::capture::{ItemsCapture, ItemsJson};
 use crate::decode::Item;
 use crate::error::{Error, Result, describe_sdk_error};
-use crate::plan::render::{ExpressionBuilder, ProjectionExpression};
-use crate::plan::{AccessPlan, Key, Operation, ReadUnit, render_key_condition};
+use crate::plan::render::ProjectionExpression;
+use crate::plan::{AccessPlan, Key, Operation, ReadUnit};
 use crate::retry::{ErrorKind, GiveUp, Retrier, Retryable, classify, error_kind};
 
 /// Everything a request needs apart from its unit and start key.
@@ -200,8 +200,15 @@ impl ReadSpec {
         start: Option<HashMap<String, AttributeValue>>,
         remaining: Option<usize>,
     ) -> Result<Page> {
-        let mut b = ExpressionBuilder::default();
-        let projection = self.projection.as_ref().map(|p| p.render(&mut b));
+        if matches!(unit, ReadUnit::Query(_))
+            && !matches!(self.plan.operation, Operation::Query { .. })
+        {
+            return Err(Error::Metadata {
+                table: self.table.clone(),
+                reason: "a Query unit in a plan that is not a Query".into(),
+            });
+        }
+        let r = self.plan.render(unit, self.projection.as_ref());
         let reserved = match &self.capacity {
             Some(capacity) => capacity.acquire().await,
             None => 0.0,
@@ -209,7 +216,6 @@ impl ReadSpec {
         let mut page = Page::default();
         match unit {
             ReadUnit::Segment(segment, total) => {
-                let filter = self.plan.render_filter(&mut b);
                 let mut req = client
                     .scan()
                     .table_name(&self.table)
@@ -217,10 +223,10 @@ impl ReadSpec {
                     .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .set_exclusive_start_key(start)
                     .set_limit(self.request_limit(remaining))
-                    .set_projection_expression(projection)
-                    .set_filter_expression(filter)
-                    .set_expression_attribute_names(b.attribute_names())
-                    .set_expression_attribute_values(b.attribute_values());
+                    .set_projection_expression(r.projection)
+                    .set_filter_expression(r.filter)
+                    .set_expression_attribute_names(r.names)
+                    .set_expression_attribute_values(r.values);
                 if *total > 1 {
                     req = req.segment(*segment).total_segments(*total);
                 }
@@ -238,32 +244,25 @@ impl ReadSpec {
                     out.consumed_capacity.as_ref(),
                 );
             }
-            ReadUnit::Query(value) => {
-                let Operation::Query {
-                    index, keys, sort, ..
-                } = &self.plan.operation
-                else {
-                    return Err(Error::Metadata {
-                        table: self.table.clone(),
-                        reason: "a Query unit in a plan that is not a Query".into(),
-                    });
+            ReadUnit::Query(_) => {
+                let index = match &self.plan.operation {
+                    Operation::Query { index, .. } => index.clone(),
+                    _ => None,
                 };
-                let key_condition = render_key_condition(keys, value, sort.as_ref(), &mut b);
-                let filter = self.plan.render_filter(&mut b);
                 let req = client
                     .query()
                     .table_name(&self.table)
-                    .set_index_name(index.clone())
-                    .key_condition_expression(key_condition)
+                    .set_index_name(index)
+                    .set_key_condition_expression(r.key_condition)
                     .scan_index_forward(self.scan_forward)
                     .consistent_read(self.consistent_read)
                     .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .set_exclusive_start_key(start)
                     .set_limit(self.request_limit(remaining))
-                    .set_projection_expression(projection)
-                    .set_filter_expression(filter)
-                    .set_expression_attribute_names(b.attribute_names())
-                    .set_expression_attribute_values(b.attribute_values());
+                    .set_projection_expression(r.projection)
+                    .set_filter_expression(r.filter)
+                    .set_expression_attribute_names(r.names)
+                    .set_expression_attribute_values(r.values);
                 let capture = self.items_as_json.then(ItemsCapture::default);
                 let out = self
                     .call("Query", &mut page, || {
@@ -285,8 +284,8 @@ impl ReadSpec {
                     .set_key(Some(key_map(key)))
                     .consistent_read(self.consistent_read)
                     .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                    .set_projection_expression(projection)
-                    .set_expression_attribute_names(b.attribute_names());
+                    .set_projection_expression(r.projection)
+                    .set_expression_attribute_names(r.names);
                 let out = self
                     .call("GetItem", &mut page, || req.clone().send())
                     .await?;
@@ -298,7 +297,7 @@ impl ReadSpec {
                     .unwrap_or(0.0);
             }
             ReadUnit::Batch(keys) => {
-                self.batch_get(client, keys, projection, &b, &mut page)
+                self.batch_get(client, keys, r.projection, r.names, &mut page)
                     .await?
             }
         }
@@ -315,14 +314,14 @@ impl ReadSpec {
         client: &Client,
         keys: &[Key],
         projection: Option<String>,
-        b: &ExpressionBuilder,
+        names: Option<HashMap<String, String>>,
         page: &mut Page,
     ) -> Result<()> {
         let mut pending = KeysAndAttributes::builder()
             .set_keys(Some(keys.iter().map(key_map).collect()))
             .consistent_read(self.consistent_read)
             .set_projection_expression(projection)
-            .set_expression_attribute_names(b.attribute_names())
+            .set_expression_attribute_names(names)
             .build()
             .map_err(|e| Error::Request {
                 operation: "BatchGetItem",

@@ -14,7 +14,7 @@ pub(crate) mod predicate;
 pub mod render;
 mod units;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -141,6 +141,21 @@ impl Operation {
     }
 }
 
+/// One request's expressions with their placeholders ([`AccessPlan::render`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct RenderedRequest {
+    /// `ProjectionExpression`.
+    pub projection: Option<String>,
+    /// `KeyConditionExpression` (Query).
+    pub key_condition: Option<String>,
+    /// `FilterExpression` (Scan and Query).
+    pub filter: Option<String>,
+    /// `ExpressionAttributeNames`.
+    pub names: Option<HashMap<String, String>>,
+    /// `ExpressionAttributeValues`.
+    pub values: Option<HashMap<String, AttributeValue>>,
+}
+
 /// The planned read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccessPlan {
@@ -191,6 +206,34 @@ impl AccessPlan {
             parts[i % n].push(u);
         }
         parts
+    }
+
+    /// One request's expressions for `unit`, rendered once: what `read`
+    /// sends, what `EXPLAIN` shows, what the fuzz check parses. The
+    /// projection comes first, then the key condition, then the filter, so
+    /// placeholders number the same wherever the request is shown.
+    pub(crate) fn render(
+        &self,
+        unit: &ReadUnit,
+        projection: Option<&ProjectionExpression>,
+    ) -> RenderedRequest {
+        let mut b = ExpressionBuilder::default();
+        let projection = projection.map(|p| p.render(&mut b));
+        let (key_condition, filter) = match (unit, &self.operation) {
+            (ReadUnit::Query(value), Operation::Query { keys, sort, .. }) => {
+                let key = render_key_condition(keys, value, sort.as_ref(), &mut b);
+                (Some(key), self.render_filter(&mut b))
+            }
+            (ReadUnit::Segment(..), _) => (None, self.render_filter(&mut b)),
+            _ => (None, None),
+        };
+        RenderedRequest {
+            projection,
+            key_condition,
+            filter,
+            names: b.attribute_names(),
+            values: b.attribute_values(),
+        }
     }
 
     /// True when the operation reads items in sort-key order (one Query).
