@@ -303,57 +303,45 @@ async fn send(
 ) -> Result<Page> {
     let names = (!shape.names.is_empty()).then(|| shape.names.clone());
     let limit = limit.map(|l| l.clamp(1, i32::MAX as u64) as i32);
+    // Scan and Query builders share these setters but not a type.
+    macro_rules! common {
+        ($builder:expr) => {
+            $builder
+                .table_name(&read.table_name)
+                .set_index_name(read.index_name.clone())
+                .set_filter_expression(read.filter_expression.clone())
+                .set_projection_expression(shape.projection.clone())
+                .set_expression_attribute_names(names)
+                .set_expression_attribute_values(values)
+                .consistent_read(read.consistent_read)
+                .set_limit(limit)
+                .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+        };
+    }
+    macro_rules! page {
+        ($operation:literal, $req:expr) => {{
+            let req = $req;
+            let out = retrier
+                .run(|| req.clone().send(), retry_class)
+                .await
+                .map_err(|g| give_up($operation, &read.table_name, g))?;
+            Page::of(
+                out.items,
+                out.last_evaluated_key,
+                out.scanned_count,
+                out.consumed_capacity,
+            )
+        }};
+    }
     Ok(match read.operation {
-        ReadOperation::Scan => {
-            let req = client
-                .scan()
-                .table_name(&read.table_name)
-                .set_index_name(read.index_name.clone())
-                .set_filter_expression(read.filter_expression.clone())
-                .set_projection_expression(shape.projection.clone())
-                .set_expression_attribute_names(names)
-                .set_expression_attribute_values(values)
-                .consistent_read(read.consistent_read)
-                .set_limit(limit)
-                .set_exclusive_start_key(start)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total);
-            let out = retrier
-                .run(|| req.clone().send(), retry_class)
-                .await
-                .map_err(|g| give_up("Scan", &read.table_name, g))?;
-            Page::of(
-                out.items,
-                out.last_evaluated_key,
-                out.scanned_count,
-                out.consumed_capacity,
-            )
-        }
-        ReadOperation::Query => {
-            let req = client
-                .query()
-                .table_name(&read.table_name)
-                .set_index_name(read.index_name.clone())
+        ReadOperation::Scan => page!("Scan", common!(client.scan())),
+        ReadOperation::Query => page!(
+            "Query",
+            common!(client.query())
                 .set_key_condition_expression(read.key_condition.clone())
-                .set_filter_expression(read.filter_expression.clone())
-                .set_projection_expression(shape.projection.clone())
-                .set_expression_attribute_names(names)
-                .set_expression_attribute_values(values)
-                .consistent_read(read.consistent_read)
                 .scan_index_forward(read.scan_index_forward)
-                .set_limit(limit)
-                .set_exclusive_start_key(start)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total);
-            let out = retrier
-                .run(|| req.clone().send(), retry_class)
-                .await
-                .map_err(|g| give_up("Query", &read.table_name, g))?;
-            Page::of(
-                out.items,
-                out.last_evaluated_key,
-                out.scanned_count,
-                out.consumed_capacity,
-            )
-        }
+        ),
     })
 }
 
