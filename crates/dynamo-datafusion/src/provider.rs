@@ -21,10 +21,11 @@ use crate::config::{DynamoConfig, ScanGuard};
 use crate::decode::ItemDecoder;
 use crate::error::{Error, Result, describe_sdk_error};
 use crate::exec::DynamoExec;
-use crate::infer::is_extra_field;
 use crate::metadata::TableMeta;
 use crate::options::{ColumnType, TableOptions};
-use crate::plan::{AccessPlan, Operation, PlanOptions, ProjectionExpression, plan_access};
+use crate::plan::{
+    AccessPlan, Operation, PlanOptions, ScanShape, expr_columns, plan_access, query_columns,
+};
 use crate::read::ReadSpec;
 use crate::retry::{ErrorKind, Retrier, RetryPolicy, error_kind, without_sdk_retries};
 use crate::sample::sample_table;
@@ -398,15 +399,6 @@ impl DynamoTableProvider {
     }
 }
 
-/// Top-level columns an expression reads.
-fn expr_columns(e: &Expr, out: &mut Vec<String>) {
-    for c in e.column_refs() {
-        if !out.contains(&c.name) {
-            out.push(c.name.clone());
-        }
-    }
-}
-
 #[async_trait]
 impl TableProvider for DynamoTableProvider {
     fn schema(&self) -> SchemaRef {
@@ -463,17 +455,10 @@ impl TableProvider for DynamoTableProvider {
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let session = DynamoConfig::of(state);
+        let target_partitions = state.config().target_partitions();
         // One snapshot for the whole plan: the schema may widen meanwhile.
         let schema = self.state.schema();
-        let output: Vec<String> = match projection {
-            Some(indices) => indices
-                .iter()
-                .map(|i| schema.field(*i).name().clone())
-                .collect(),
-            None => schema.fields().iter().map(|f| f.name().clone()).collect(),
-        };
-        let mut needed = output.clone();
-        filters.iter().for_each(|f| expr_columns(f, &mut needed));
+        let (output, needed) = query_columns(&schema, projection.map(Vec::as_slice), filters);
         let plan = plan_access(
             &self.meta,
             &schema,
@@ -482,44 +467,19 @@ impl TableProvider for DynamoTableProvider {
             &self.plan_options(session.pushdown),
         );
         self.check_scan_guard(&plan, &session)?;
-
-        // Filters the read does not enforce exactly are re-applied here: DataFusion
-        // may have been told Exact for some of them when it saw fewer filters.
-        let residual: Vec<&Expr> = filters
-            .iter()
-            .zip(&plan.exact)
-            .filter(|(_, e)| !**e)
-            .map(|(f, _)| f)
-            .collect();
-        let mut read_columns = output.clone();
-        residual
-            .iter()
-            .for_each(|f| expr_columns(f, &mut read_columns));
-        let read_indices = read_columns
-            .iter()
-            .map(|c| schema.index_of(c))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        let read_schema = Arc::new(schema.project(&read_indices)?);
-        let reads_extra = read_schema.fields().iter().any(|f| is_extra_field(f));
-        let attributes = if read_columns.is_empty() {
-            // Nothing needed but the row count: read the smallest thing there is.
-            vec![self.meta.keys.partition_key.name.clone()]
-        } else if reads_extra {
-            // Every attribute, to find those the schema has no column for.
-            vec![]
-        } else {
-            read_columns.clone()
-        };
-        let segments = match (&plan.operation, limit, residual.is_empty()) {
-            // A limit is met fastest by one segment reading only that many items.
-            (Operation::Scan, Some(_), true) => 1,
-            (Operation::Scan, _, _) => self.scan_segments(state.config().target_partitions()),
-            _ => 1,
-        };
-        let partitions = plan.partitions(segments, state.config().target_partitions());
+        let shape = ScanShape::of(
+            &self.meta,
+            &schema,
+            output,
+            filters,
+            &plan,
+            limit,
+            self.scan_segments(target_partitions),
+        )?;
+        let partitions = plan.partitions(shape.segments, target_partitions);
         let spec = ReadSpec {
             table: self.meta.name.clone(),
-            projection: ProjectionExpression::new(attributes),
+            projection: shape.projection.clone(),
             consistent_read: self.options.consistent_read,
             page_size: self.options.page_size,
             scan_forward: true,
@@ -530,25 +490,25 @@ impl TableProvider for DynamoTableProvider {
                 .map(|rate| Arc::new(CapacityLimiter::new(rate))),
             items_as_json: true,
         };
-        let decoder = ItemDecoder::try_new(&self.meta.name, Arc::clone(&read_schema))?
+        let decoder = ItemDecoder::try_new(&self.meta.name, Arc::clone(&shape.read_schema))?
             .closing_maps(|column| self.state.can_widen(column))
             .knowing_columns(&schema);
-        let read_limit = if residual.is_empty() { limit } else { None };
         let exec: Arc<dyn ExecutionPlan> = Arc::new(DynamoExec::new(
             self.read_client.clone(),
             spec,
             partitions,
             decoder,
-            read_limit,
+            shape.read_limit,
             Some(Arc::clone(&self.state)),
         ));
-        let Some(predicate) = conjunction(residual.into_iter().cloned()) else {
+        let residual = shape.residual.iter().filter_map(|i| filters.get(*i));
+        let Some(predicate) = conjunction(residual.cloned()) else {
             return Ok(exec);
         };
-        let df_schema = DFSchema::try_from(read_schema.as_ref().clone())?;
+        let df_schema = DFSchema::try_from(shape.read_schema.as_ref().clone())?;
         let predicate = state.create_physical_expr(unnormalize_col(predicate), &df_schema)?;
         let filter = FilterExecBuilder::new(predicate, exec)
-            .apply_projection(Some((0..output.len()).collect()))?
+            .apply_projection(Some((0..shape.output.len()).collect()))?
             .with_fetch(limit)
             .build()?;
         Ok(Arc::new(filter))

@@ -12,6 +12,7 @@
 pub(crate) mod fixture;
 pub(crate) mod predicate;
 pub mod render;
+mod scan;
 mod units;
 
 use std::collections::{HashMap, HashSet};
@@ -26,6 +27,7 @@ use predicate::{Atom, CmpOp, Cond, MAX_IN_VALUES, Translator, compare_values};
 use render::ExpressionBuilder;
 
 pub use render::ProjectionExpression;
+pub(crate) use scan::{ScanShape, expr_columns, query_columns};
 pub(crate) use units::{BATCH_GET_MAX_KEYS, ReadUnit};
 
 /// Most keys a planned BatchGetItem may have (100 per request).
