@@ -1,0 +1,87 @@
+//! The `sql` operation over values the schema sample missed, and its schema cache.
+
+use dynamo_testkit::{
+    FaultConfig, FaultProxy, TRAP_TABLE_ITEMS, local_client_as, local_endpoint, trap_table,
+};
+use serde_json::{Value, json};
+
+use crate::fixture::*;
+
+// Multi-threaded: `run` blocks one thread while the proxy serves on another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_over_values_the_sample_missed_answers_exactly_with_notices_and_caches_schemas() {
+    let f = fixture().await;
+    let client = local_client_as(&f.acme_key, "us-east-1")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let table = trap_table(&client, "traps").await.expect("trap table");
+    // Through a proxy that counts the Scans (samples among them).
+    let proxy = FaultProxy::start(
+        &local_endpoint().unwrap_or_else(|e| panic!("{e}")),
+        FaultConfig::none(),
+    )
+    .await
+    .expect("proxy");
+    set_endpoint(&f, "acme", &proxy.endpoint());
+    let (year, title) = &table.traps.rating;
+    let sql = format!(
+        "SELECT max(votes) AS v, count(code) AS c, \
+         sum(CASE WHEN \"year\" = {year} AND title = '{title}' THEN info['rating'] END) AS r \
+         FROM \"{}\"",
+        table.name
+    );
+    let request = json!({"inputs": {"operation": "sql", "sql": sql}}).to_string();
+    let (ok, v, all) = run(&f, &f.acme_session, &request);
+    assert!(ok, "{all}");
+    let row = &v["items"][0];
+    assert_eq!(row["v"].to_string(), "123456789012345678901234", "{v}");
+    assert_eq!(row["c"], json!(TRAP_TABLE_ITEMS), "{v}");
+    assert_eq!(row["r"].to_string(), "7.123456", "{v}");
+    let notices: Vec<&str> = v["notices"]
+        .as_array()
+        .unwrap_or_else(|| panic!("notices: {v}"))
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let all_notices = notices.join("\n");
+    for column in ["'votes'", "'code'", "'info.rating'"] {
+        assert!(all_notices.contains(column), "{column}: {all_notices}");
+    }
+    assert_no_secret(&f, &all);
+
+    // The next request reads the widened schema from the store: same
+    // answer, nothing to widen.
+    let (ok, again, all) = run(&f, &f.acme_session, &request);
+    assert!(ok, "{all}");
+    assert_eq!(again["items"], v["items"]);
+    assert!(again.get("notices").is_none(), "{again}");
+
+    // A key read samples nothing: the only reads are the GetItem.
+    let get = format!(
+        "SELECT info['rating'] AS r FROM \"{}\" WHERE \"year\" = {year} AND title = '{title}'",
+        table.name
+    );
+    let before = proxy.counts();
+    let (ok, got, all) = run(
+        &f,
+        &f.acme_session,
+        &json!({"inputs": {"operation": "sql", "sql": get}}).to_string(),
+    );
+    assert!(ok, "{all}");
+    assert_eq!(got["items"][0]["r"].to_string(), "7.123456", "{got}");
+    let after = proxy.counts();
+    assert_eq!(after.scans, before.scans, "no sample: {after:?}");
+    assert_eq!(
+        after.requests - before.requests,
+        3,
+        "ListTables, DescribeTable, GetItem"
+    );
+
+    // Another tenant's store entries are its own: globex has no such table.
+    let (_, other, _) = run(
+        &f,
+        &f.globex_session,
+        &json!({"inputs": {"operation": "sql", "sql": get}}).to_string(),
+    );
+    assert_eq!(code(&other), "table_not_found", "{other}");
+}
