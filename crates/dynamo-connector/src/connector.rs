@@ -183,31 +183,35 @@ where
     e
 }
 
+/// A provider error as the connector answers it: its code from the kind of
+/// DynamoDB failure, its message the provider's own.
+fn provider_error(e: &dynamo_datafusion::Error) -> ConnectorError {
+    match e {
+        dynamo_datafusion::Error::InvalidOption { .. } => ConnectorError::invalid(e.to_string()),
+        _ => ConnectorError::new(
+            e.kind().map_or(ErrorCode::DynamodbError, code_of),
+            e.to_string(),
+        ),
+    }
+}
+
 /// A provider error met while serving a read of `table` (DescribeTable).
 pub(crate) fn table_error(table: &str, e: dynamo_datafusion::Error) -> ConnectorError {
-    let code = e.kind().map_or(ErrorCode::DynamodbError, code_of);
-    match code {
-        ErrorCode::TableNotFound => ConnectorError::new(
-            code,
+    match e.kind() {
+        Some(ErrorKind::NotFound) => ConnectorError::new(
+            ErrorCode::TableNotFound,
             format!("table '{table}' does not exist for this client ({e})"),
         ),
-        _ => ConnectorError::new(code, e.to_string()),
+        _ => provider_error(&e),
     }
 }
 
 fn sql_error(e: DataFusionError) -> ConnectorError {
-    let text = e.to_string();
-    match dynamo_datafusion::Error::find_in(&e) {
-        // The provider's own message, without DataFusion's wrapping.
-        Some(found @ dynamo_datafusion::Error::InvalidOption { .. }) => {
-            return ConnectorError::invalid(found.to_string());
-        }
-        Some(found) => {
-            let code = found.kind().map_or(ErrorCode::DynamodbError, code_of);
-            return ConnectorError::new(code, found.to_string());
-        }
-        None => {}
+    // The provider's own message, without DataFusion's wrapping.
+    if let Some(found) = dynamo_datafusion::Error::find_in(&e) {
+        return provider_error(found);
     }
+    let text = e.to_string();
     match e.find_root() {
         DataFusionError::External(_) => ConnectorError::new(ErrorCode::Internal, text),
         DataFusionError::Plan(m) if m.contains("not found") && m.contains("table") => {

@@ -184,7 +184,7 @@ pub(crate) async fn run_read(client: &Client, read: &ReadRequest, limits: Limits
         .map(|t| decode_token(read, t))
         .transpose()?;
     let client = &without_sdk_retries(client);
-    let mut shape = shape(client, read).await?;
+    let shape = shape(client, read).await?;
     let values = (!read.values.is_empty()).then(|| read.values.clone());
     // One budget for the whole answer; each page is retried from its own start key.
     let retrier = Retrier::new(RetryPolicy::default());
@@ -231,11 +231,11 @@ pub(crate) async fn run_read(client: &Client, read: &ReadRequest, limits: Limits
                 cut = Some(Stop::MaxItems);
                 break;
             }
-            let mut shown = item.clone();
+            let mut shown = item_to_json(&item);
             for added in &shape.added {
                 shown.remove(added);
             }
-            let v = Value::Object(item_to_json(&shown));
+            let v = Value::Object(shown);
             let size = v.to_string().len();
             if !items.is_empty() && bytes + size > limits.max_bytes {
                 cut = Some(Stop::MaxBytes);
@@ -247,15 +247,18 @@ pub(crate) async fn run_read(client: &Client, read: &ReadRequest, limits: Limits
         }
         if let Some(why) = cut {
             // Resume right after the last item returned.
+            let fetched;
             let keys = match &shape.keys {
-                Some(k) => k.clone(),
-                None => key_names(client, read).await?,
+                Some(k) => k,
+                None => {
+                    fetched = key_names(client, read).await?;
+                    &fetched
+                }
             };
-            shape.keys = Some(keys.clone());
             let last = last_item.as_ref().ok_or_else(|| {
                 ConnectorError::internal("an answer was cut before its first item")
             })?;
-            start = Some(key_of(last, &keys)?);
+            start = Some(key_of(last, keys)?);
             stop = Some(why);
             break;
         }

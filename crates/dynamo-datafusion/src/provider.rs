@@ -59,8 +59,6 @@ pub struct DynamoTableProvider {
     client: Client,
     /// The caller's client with the SDK's retries off: reads retry by `options.retry`.
     read_client: Client,
-    /// Where the inferred schema is cached, if anywhere.
-    cache: Option<Arc<dyn SchemaCache>>,
     meta: Arc<TableMeta>,
     /// The live schema: widens when a read meets a value it cannot hold.
     state: Arc<SchemaState>,
@@ -206,7 +204,6 @@ impl DynamoTableProviderBuilder {
         }
         let read_client = without_sdk_retries(&self.client);
         let meta = Arc::new(meta);
-        let cache = self.cache.clone();
         let slot = self.cache.map(|cache| CacheSlot {
             key: SchemaKey::new(
                 signing.endpoint().as_deref(),
@@ -219,19 +216,23 @@ impl DynamoTableProviderBuilder {
         let state = match self.schema {
             Some(schema) => SchemaState::given(Arc::clone(&meta), schema),
             None => {
-                let cached = match (&slot, self.resample) {
-                    (Some(slot), false) => slot.load(self.options.schema_ttl),
-                    _ => None,
-                };
-                match (cached, slot) {
-                    (Some(entry), Some(slot)) => SchemaState::with_history(
-                        Arc::clone(&meta),
-                        entry.observed.clone(),
-                        self.options.column_types.clone(),
-                        entry.history(),
-                    )
-                    .cached_in(slot, false),
-                    (_, slot) => {
+                let overrides = self.options.column_types.clone();
+                let cached = slot
+                    .as_ref()
+                    .filter(|_| !self.resample)
+                    .and_then(|slot| slot.load(self.options.schema_ttl));
+                let sampled = cached.is_none();
+                let state = match cached {
+                    Some(entry) => {
+                        let history = entry.history();
+                        SchemaState::with_history(
+                            Arc::clone(&meta),
+                            entry.observed,
+                            overrides,
+                            history,
+                        )
+                    }
+                    None => {
                         let at = SystemTime::now();
                         let sample = sample_table(
                             &read_client,
@@ -241,20 +242,17 @@ impl DynamoTableProviderBuilder {
                             Arc::new(Retrier::new(self.options.retry.clone())),
                         )
                         .await?;
-                        let state = SchemaState::inferred(
-                            Arc::clone(&meta),
-                            sample.observed,
-                            self.options.column_types.clone(),
-                            SchemaOrigin::Sampled {
-                                items: sample.items,
-                                at,
-                            },
-                        );
-                        match slot {
-                            Some(slot) => state.cached_in(slot, true),
-                            None => state,
-                        }
+                        let origin = SchemaOrigin::Sampled {
+                            items: sample.items,
+                            at,
+                        };
+                        SchemaState::inferred(Arc::clone(&meta), sample.observed, overrides, origin)
                     }
+                };
+                match slot {
+                    // A new sample is stored now; a cached one is already there.
+                    Some(slot) => state.cached_in(slot, sampled),
+                    None => state,
                 }
             }
         };
@@ -264,7 +262,6 @@ impl DynamoTableProviderBuilder {
         Ok(DynamoTableProvider {
             client: self.client,
             read_client,
-            cache,
             meta,
             state: Arc::new(state),
             options: Arc::new(self.options),
@@ -352,7 +349,7 @@ impl DynamoTableProvider {
         let mut builder = DynamoTableProvider::builder(self.client.clone(), self.meta.name.clone())
             .options((*self.options).clone())
             .resample(true);
-        if let Some(cache) = &self.cache {
+        if let Some(cache) = self.state.cache() {
             builder = builder.schema_cache(Arc::clone(cache));
         }
         builder.build().await

@@ -28,7 +28,7 @@ use crate::infer::{
 use crate::metadata::TableMeta;
 use crate::options::ColumnType;
 use crate::schema::build_schema;
-use crate::schema_cache::{CacheSlot, Entry};
+use crate::schema_cache::{CacheSlot, Entry, SchemaCache};
 
 /// One column (or nested field) whose type changed.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,14 +172,15 @@ impl SchemaState {
     /// `store_now` (a new sample; not a schema just read from there).
     pub(crate) fn cached_in(mut self, slot: CacheSlot, store_now: bool) -> Self {
         if store_now {
-            let entry = {
-                let current = self.read();
-                Entry::new(&slot.key, current.observed.clone(), &current.history)
-            };
-            slot.store(&entry);
+            save(&slot, &self.read());
         }
         self.cache = Some(slot);
         self
+    }
+
+    /// The cache the schema is kept in, if any.
+    pub(crate) fn cache(&self) -> Option<&Arc<dyn SchemaCache>> {
+        self.cache.as_ref().map(|slot| &slot.cache)
     }
 
     /// A schema the caller fixed: it never widens.
@@ -248,11 +249,7 @@ impl SchemaState {
             current.observed = observed;
             current.schema = schema;
             if let Some(slot) = &self.cache {
-                slot.store(&Entry::new(
-                    &slot.key,
-                    current.observed.clone(),
-                    &current.history,
-                ));
+                save(slot, &current);
             }
         }
         changes
@@ -263,6 +260,15 @@ impl SchemaState {
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// Stores what `current` holds in `slot`.
+fn save(slot: &CacheSlot, current: &Current) {
+    slot.store(&Entry::new(
+        &slot.key,
+        current.observed.clone(),
+        &current.history,
+    ));
 }
 
 /// `schema` with the extra-attributes column at the end.

@@ -19,7 +19,7 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields};
 use datafusion::arrow::datatypes::{Decimal128Type, Decimal256Type, Float64Type, Int64Type};
 use datafusion::arrow::error::ArrowError;
 
-use crate::dynamo_json::to_dynamo_json;
+use crate::dynamo_json::item_to_json;
 use crate::infer::{is_extra_field, is_json_field, is_text_field};
 use crate::json::{describe_value, write_json};
 use crate::number::{ExactNumber, fast_decimal128, fast_i64};
@@ -157,8 +157,7 @@ pub(super) struct Extra<'s> {
     /// Attributes that have a column (read by this query or not).
     known: &'s HashSet<String>,
     /// This item's attributes without a column, so far.
-    pending: Vec<(String, AttributeValue)>,
-    text: String,
+    pending: HashMap<String, AttributeValue>,
 }
 
 impl Extra<'_> {
@@ -168,7 +167,7 @@ impl Extra<'_> {
     }
 
     pub(super) fn push(&mut self, name: &str, value: AttributeValue) {
-        self.pending.push((name.to_string(), value));
+        self.pending.insert(name.to_string(), value);
     }
 }
 
@@ -198,8 +197,7 @@ impl<'s> Record<'s> {
             .map(|column| Extra {
                 column,
                 known,
-                pending: Vec::new(),
-                text: String::new(),
+                pending: HashMap::new(),
             });
         Ok(record)
     }
@@ -284,18 +282,11 @@ impl<'s> Record<'s> {
         if let Some(extra) = self.extra.as_mut()
             && !extra.pending.is_empty()
         {
-            extra.pending.sort_by(|a, b| a.0.cmp(&b.0));
-            let object: serde_json::Map<String, serde_json::Value> = extra
-                .pending
-                .drain(..)
-                .map(|(name, value)| (name, to_dynamo_json(&value)))
-                .collect();
-            extra.text.clear();
-            extra
-                .text
-                .push_str(&serde_json::Value::Object(object).to_string());
+            // Keys sorted, values lossless DynamoDB JSON: as item_to_json renders items.
+            let text = serde_json::Value::Object(item_to_json(&extra.pending)).to_string();
+            extra.pending.clear();
             if let Kind::Json(b, _) = &mut self.columns[extra.column].kind {
-                b.append_value(&extra.text);
+                b.append_value(&text);
                 self.filled[extra.column] = self.rows;
             }
         }
