@@ -12,7 +12,7 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 use crate::error::{Error, Result, describe_sdk_error};
 use crate::options::TableOptions;
 use crate::provider::{DynamoTableProvider, DynamoTableProviderBuilder};
-use crate::schema_cache::SchemaCache;
+use crate::schema::cache::SchemaCache;
 
 /// A DataFusion schema whose tables are the DynamoDB tables of one client.
 ///
@@ -120,7 +120,7 @@ pub async fn list_tables(client: &Client) -> Result<Vec<String>> {
             .await
             .map_err(|e| Error::Service {
                 operation: "ListTables",
-                kind: crate::retry::error_kind(&e),
+                kind: crate::read::retry::error_kind(&e),
                 message: describe_sdk_error(&e),
             })?;
         names.extend(out.table_names().iter().cloned());

@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::error::DataFusionError;
 
-pub use crate::retry::ErrorKind;
+pub use crate::read::retry::ErrorKind;
 
 /// Result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -104,7 +104,7 @@ pub enum Error {
         /// What widened, e.g. `column 'info.rating' widened from Decimal128(38, 4) to Decimal128(38, 6)`.
         changes: String,
         /// The columns that changed.
-        widenings: Vec<crate::widen::Widening>,
+        widenings: Vec<crate::schema::widen::Widening>,
         /// Attribute path of the value that did not fit.
         attribute: String,
         /// That value, as DynamoDB JSON.

@@ -12,7 +12,7 @@ use datafusion::logical_expr::CreateExternalTable;
 use crate::config::DynamoConfig;
 use crate::options::TableOptions;
 use crate::provider::DynamoTableProvider;
-use crate::schema_cache::SchemaCache;
+use crate::schema::cache::SchemaCache;
 
 /// The file type name to register the factory under.
 pub const DYNAMODB_FILE_TYPE: &str = "DYNAMODB";

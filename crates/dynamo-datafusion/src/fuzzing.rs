@@ -20,11 +20,11 @@ use datafusion::scalar::ScalarValue;
 
 use crate::decode::{Item, ItemDecoder};
 use crate::metadata::TableMeta;
-use crate::number::ExactNumber;
 use crate::plan::render::ProjectionExpression;
 use crate::plan::{
     MAX_EXPRESSION_BYTES, Operation, PlanOptions, ReadUnit, RenderedRequest, plan_access,
 };
+use crate::value::number::ExactNumber;
 
 /// Reads choices from the fuzzer's bytes; zeros once they run out.
 pub struct Bytes<'a> {
@@ -669,26 +669,26 @@ pub fn check_decode(item: &Item) {
     schemas.push(
         names
             .iter()
-            .map(|n| crate::infer::json_field(n, true))
+            .map(|n| crate::schema::infer::json_field(n, true))
             .collect(),
     );
     schemas.push(
         names
             .iter()
-            .map(|n| crate::infer::text_field(n, true))
+            .map(|n| crate::schema::infer::text_field(n, true))
             .collect(),
     );
     // Two columns and every other attribute in the extra-attributes column.
     let mut with_extra: Vec<Field> = names
         .iter()
         .take(2)
-        .map(|n| crate::infer::json_field(n, true))
+        .map(|n| crate::schema::infer::json_field(n, true))
         .collect();
-    with_extra.push(crate::infer::extra_field());
+    with_extra.push(crate::schema::infer::extra_field());
     schemas.push(with_extra);
     let json = format!(
         "[{}]",
-        serde_json::Value::Object(crate::dynamo_json::item_to_json(item))
+        serde_json::Value::Object(crate::value::dynamo_json::item_to_json(item))
     );
     let struct_schema = types.len() - 1;
     for (i, fields) in schemas.into_iter().enumerate() {

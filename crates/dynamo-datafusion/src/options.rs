@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::plan::IndexPolicy;
-use crate::retry::RetryPolicy;
+use crate::read::retry::RetryPolicy;
 
 /// Default number of items sampled to infer a schema.
 ///
@@ -91,7 +91,7 @@ impl Default for TableOptions {
             retry: RetryPolicy::default(),
             read_capacity: None,
             read_capacity_percent: None,
-            schema_ttl: crate::schema_cache::DEFAULT_SCHEMA_TTL,
+            schema_ttl: crate::schema::cache::DEFAULT_SCHEMA_TTL,
             extra_attributes: false,
         }
     }

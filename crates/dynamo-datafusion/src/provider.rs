@@ -16,7 +16,6 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::FilterExecBuilder;
 
-use crate::capacity::CapacityLimiter;
 use crate::config::{DynamoConfig, ScanGuard};
 use crate::decode::ItemDecoder;
 use crate::error::{Error, Result, describe_sdk_error};
@@ -27,10 +26,11 @@ use crate::plan::{
     AccessPlan, Operation, PlanOptions, ScanShape, expr_columns, plan_access, query_columns,
 };
 use crate::read::ReadSpec;
-use crate::retry::{ErrorKind, Retrier, RetryPolicy, error_kind, without_sdk_retries};
-use crate::sample::sample_table;
-use crate::schema_cache::{CacheSlot, SchemaCache, SchemaKey, SigningKey};
-use crate::widen::{SchemaHistory, SchemaOrigin, SchemaState};
+use crate::read::capacity::CapacityLimiter;
+use crate::read::retry::{ErrorKind, Retrier, RetryPolicy, error_kind, without_sdk_retries};
+use crate::schema::cache::{CacheSlot, SchemaCache, SchemaKey, SigningKey};
+use crate::schema::sample::sample_table;
+use crate::schema::widen::{SchemaHistory, SchemaOrigin, SchemaState};
 
 /// Bytes of table per parallel-scan segment when the count is chosen automatically:
 /// a segment should have several 1 MB pages to read before parallelism pays.

@@ -1,7 +1,7 @@
 //! Running a statement so that a value the schema sample missed never fails it.
 //!
 //! A read that meets a value its inferred column cannot hold widens the
-//! column and fails with [`Error::SchemaWidened`] (see [`crate::widen`]).
+//! column and fails with [`Error::SchemaWidened`] (see [`crate::schema::widen`]).
 //! [`run_statement`] then plans the statement again — the tables now answer
 //! with the widened schema — and runs it again, saying so in a notice.
 //!

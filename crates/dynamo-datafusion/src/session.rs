@@ -11,7 +11,7 @@ use crate::catalog::DynamoSchemaProvider;
 use crate::config::DynamoConfig;
 use crate::factory::{DYNAMODB_FILE_TYPE, DynamoTableFactory};
 use crate::options::TableOptions;
-use crate::schema_cache::SchemaCache;
+use crate::schema::cache::SchemaCache;
 
 /// Catalog the DynamoDB tables are registered in (DataFusion's default).
 pub const DEFAULT_CATALOG: &str = "datafusion";

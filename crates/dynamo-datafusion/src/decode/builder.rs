@@ -19,10 +19,10 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields};
 use datafusion::arrow::datatypes::{Decimal128Type, Decimal256Type, Float64Type, Int64Type};
 use datafusion::arrow::error::ArrowError;
 
-use crate::dynamo_json::item_to_json;
-use crate::infer::{is_extra_field, is_json_field, is_text_field};
-use crate::json::{describe_value, write_json};
-use crate::number::{ExactNumber, fast_decimal128, fast_i64};
+use crate::schema::infer::{is_extra_field, is_json_field, is_text_field};
+use crate::value::dynamo_json::item_to_json;
+use crate::value::json::{describe_value, write_json};
+use crate::value::number::{ExactNumber, fast_decimal128, fast_i64};
 
 /// A value that does not fit its column.
 #[derive(Debug)]

@@ -12,8 +12,8 @@ use base64::Engine as _;
 
 use super::builder::{Column, Kind, NOT_A_COLUMN, Record, Val};
 use super::cursor::Cursor;
-use crate::dynamo_json::from_dynamo_json;
-use crate::number::{fast_decimal128, fast_i64};
+use crate::value::dynamo_json::from_dynamo_json;
+use crate::value::number::{fast_decimal128, fast_i64};
 
 impl Record<'_> {
     /// Appends every item of a JSON array, at most `max` of them; the rows appended.

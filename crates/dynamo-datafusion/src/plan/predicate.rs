@@ -15,8 +15,8 @@ use datafusion::common::ScalarValue;
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{BinaryExpr, Expr, Like, Operator};
 
-use crate::infer::ENCODING_METADATA_KEY;
-use crate::number::ExactNumber;
+use crate::schema::infer::ENCODING_METADATA_KEY;
+use crate::value::number::ExactNumber;
 
 /// The one DynamoDB scalar type a column's values have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -426,7 +426,7 @@ impl Translator<'_> {
             Expr::Column(c) => {
                 let field = self.schema.field_with_name(&c.name).ok()?.clone();
                 // The extra-attributes column is no attribute DynamoDB knows.
-                if crate::infer::is_extra_field(&field) {
+                if crate::schema::infer::is_extra_field(&field) {
                     return None;
                 }
                 Some((vec![c.name.clone()], field))
@@ -623,7 +623,7 @@ mod tests {
             Field::new("f", DataType::Float64, true),
             Field::new("b", DataType::Boolean, true),
             Field::new("bin", DataType::Binary, true),
-            crate::infer::json_field("j", true),
+            crate::schema::infer::json_field("j", true),
             Field::new(
                 "m",
                 DataType::Struct(Fields::from(vec![Field::new("city", DataType::Utf8, true)])),

@@ -201,7 +201,7 @@ pub fn display_value(v: &AttributeValue) -> String {
                 .map(|x| format!("{x:02x}"))
                 .collect::<String>()
         ),
-        other => crate::json::to_json_text(other),
+        other => crate::value::json::to_json_text(other),
     }
 }
 

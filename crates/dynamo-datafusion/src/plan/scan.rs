@@ -9,8 +9,8 @@ use datafusion::arrow::error::ArrowError;
 use datafusion::logical_expr::Expr;
 
 use super::{AccessPlan, Operation, ProjectionExpression};
-use crate::infer::is_extra_field;
 use crate::metadata::TableMeta;
+use crate::schema::infer::is_extra_field;
 
 /// Top-level columns an expression reads, added to `out` once each.
 pub(crate) fn expr_columns(e: &Expr, out: &mut Vec<String>) {
@@ -132,7 +132,7 @@ mod tests {
             Field::new("id", DataType::Utf8, false),
             Field::new("a", DataType::Int64, true),
             Field::new("b", DataType::Utf8, true),
-            crate::infer::extra_field(),
+            crate::schema::infer::extra_field(),
         ]))
     }
 

@@ -527,7 +527,7 @@ fn the_extra_attributes_column_is_never_pushed() {
         .iter()
         .map(|f| f.as_ref().clone())
         .collect();
-    fields.push(crate::infer::extra_field());
+    fields.push(crate::schema::infer::extra_field());
     let schema = Arc::new(Schema::new(fields));
     let columns = vec!["_extra".to_string()];
     for f in [

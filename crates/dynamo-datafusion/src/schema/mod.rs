@@ -1,13 +1,18 @@
 //! The Arrow schema of a table: key attributes first, then every sampled attribute.
 
+pub(crate) mod cache;
+pub(crate) mod infer;
+pub(crate) mod sample;
+pub(crate) mod widen;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-use crate::infer::{Observed, json_field, text_field};
 use crate::metadata::TableMeta;
 use crate::options::ColumnType;
+use crate::schema::infer::{Observed, json_field, text_field};
 
 /// Builds the schema from the table's metadata and what sampling observed.
 ///
@@ -58,8 +63,8 @@ pub(crate) fn build_schema(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::infer::{is_json_field, observe_items};
     use crate::metadata::{KeyAttribute, KeySchema, KeyType};
+    use crate::schema::infer::{is_json_field, observe_items};
     use aws_sdk_dynamodb::types::AttributeValue as AV;
     use std::collections::HashMap;
 

@@ -2,6 +2,9 @@
 //! time. Partitions are scan segments, groups of Queries, or groups of
 //! BatchGetItem requests; each item belongs to exactly one partition.
 
+pub(crate) mod nested;
+pub(crate) mod stats;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -29,12 +32,12 @@ use futures::stream;
 
 use crate::decode::{Item, ItemDecoder};
 use crate::error::Error;
-use crate::infer::is_extra_field;
-use crate::nested::{NestedProjection, uses_of};
+use crate::exec::nested::{NestedProjection, uses_of};
 use crate::plan::render::display_value;
 use crate::plan::{Operation, ProjectionExpression, ReadUnit};
 use crate::read::ReadSpec;
-use crate::widen::{SchemaState, schema_changes};
+use crate::schema::infer::is_extra_field;
+use crate::schema::widen::{SchemaState, schema_changes};
 
 /// Reads a DynamoDB table (or index) as a stream of record batches.
 ///
@@ -548,8 +551,10 @@ impl ExecutionPlan for DynamoExec {
                             return DataFusionError::from(e);
                         };
                         let items = match &page.items_json {
-                            Some(json) => crate::dynamo_json::items_from_json_text(json.as_str())
-                                .unwrap_or_default(),
+                            Some(json) => {
+                                crate::value::dynamo_json::items_from_json_text(json.as_str())
+                                    .unwrap_or_default()
+                            }
                             None => items,
                         };
                         DataFusionError::from(widen_on_misfit(e, state, &decoder, &items))

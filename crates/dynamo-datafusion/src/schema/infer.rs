@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use datafusion::arrow::datatypes::{DataType, Field, Fields};
 
 use crate::metadata::KeyType;
-use crate::number::{DECIMAL128_MAX_PRECISION, DECIMAL256_MAX_PRECISION, ExactNumber};
+use crate::value::number::{DECIMAL128_MAX_PRECISION, DECIMAL256_MAX_PRECISION, ExactNumber};
 
 /// Field metadata key that marks a Utf8 column holding JSON text.
 pub const ENCODING_METADATA_KEY: &str = "dynamodb.encoding";

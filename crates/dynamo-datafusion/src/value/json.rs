@@ -8,7 +8,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine as _;
 
-use crate::number::ExactNumber;
+use crate::value::number::ExactNumber;
 
 /// Renders `value` as JSON text.
 pub fn to_json_text(value: &AttributeValue) -> String {
@@ -98,7 +98,7 @@ pub(crate) fn write_json_string(s: &str, out: &mut String) {
 /// A short DynamoDB-JSON rendering of a value for error messages, valid
 /// DynamoDB JSON unless shortened: `{"N": "6.18"}`, `{"S": "text"}`.
 pub(crate) fn describe_value(value: &AttributeValue) -> String {
-    let rendered = crate::dynamo_json::to_dynamo_json(value);
+    let rendered = crate::value::dynamo_json::to_dynamo_json(value);
     let (tag, inner) = match rendered.as_object().and_then(|o| o.iter().next()) {
         Some((tag, inner)) => (tag.clone(), inner.to_string()),
         None => ("NULL".to_string(), "true".to_string()),

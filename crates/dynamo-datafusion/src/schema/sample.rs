@@ -8,11 +8,11 @@ use aws_sdk_dynamodb::Client;
 use futures::future::try_join_all;
 
 use crate::error::Result;
-use crate::infer::{Observed, merge_observations, observe_items};
 use crate::plan::AccessPlan;
 use crate::plan::ReadUnit;
 use crate::read::ReadSpec;
-use crate::retry::Retrier;
+use crate::read::retry::Retrier;
+use crate::schema::infer::{Observed, merge_observations, observe_items};
 
 /// Items sampled per segment; more segments are used for larger samples.
 const ITEMS_PER_SEGMENT: usize = 250;

@@ -20,7 +20,7 @@ use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::SchemaRef;
 
 use crate::error::{Error, Result};
-use crate::infer::is_extra_field;
+use crate::schema::infer::is_extra_field;
 use builder::{Misfit, Record};
 
 /// One DynamoDB item as the SDK returns it.
@@ -175,7 +175,7 @@ impl ItemDecoder {
             table: self.table.to_string(),
             reason,
         };
-        let mut parsed = crate::dynamo_json::items_from_json_text(items).map_err(bad)?;
+        let mut parsed = crate::value::dynamo_json::items_from_json_text(items).map_err(bad)?;
         parsed.truncate(max.unwrap_or(usize::MAX));
         self.decode(&parsed)
     }
@@ -214,8 +214,8 @@ fn column_names(schema: &SchemaRef) -> HashSet<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dynamo_json::item_from_json;
-    use crate::infer::json_field;
+    use crate::schema::infer::json_field;
+    use crate::value::dynamo_json::item_from_json;
     use datafusion::arrow::array::{Array, AsArray};
     use datafusion::arrow::datatypes::{
         DataType, Decimal128Type, Field, Fields, Int64Type, Schema,
@@ -294,7 +294,7 @@ mod tests {
             strict.decode(std::slice::from_ref(&number)).is_err(),
             "the planner relies on Utf8 = S"
         );
-        let text = decoder(vec![crate::infer::text_field("s", true)]);
+        let text = decoder(vec![crate::schema::infer::text_field("s", true)]);
         let batch = text.decode(&[number]).expect("text takes numbers");
         assert_eq!(batch.column(0).as_string::<i32>().value(0), "1.5");
     }

@@ -4,6 +4,10 @@
 //! Query per partition-key value, GetItem keys or BatchGetItem key chunks —
 //! read one after the other.
 
+pub(crate) mod capacity;
+pub(crate) mod capture;
+pub mod retry;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -15,13 +19,13 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ConsumedCapacity, KeysAndAttributes, ReturnConsumedCapacity,
 };
 
-use crate::capacity::CapacityLimiter;
-use crate::capture::{ItemsCapture, ItemsJson};
 use crate::decode::Item;
 use crate::error::{Error, Result, describe_sdk_error};
 use crate::plan::render::ProjectionExpression;
 use crate::plan::{AccessPlan, Key, Operation, ReadUnit};
-use crate::retry::{ErrorKind, GiveUp, Retrier, Retryable, classify, error_kind};
+use crate::read::capacity::CapacityLimiter;
+use crate::read::capture::{ItemsCapture, ItemsJson};
+use crate::read::retry::{ErrorKind, GiveUp, Retrier, Retryable, classify, error_kind};
 
 /// Everything a request needs apart from its unit and start key.
 #[derive(Debug, Clone)]

@@ -33,9 +33,9 @@ use datafusion::arrow::datatypes::DataType;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::infer::Observed;
 use crate::metadata::TableMeta;
-use crate::widen::{SchemaHistory, SchemaOrigin, Widening};
+use crate::schema::infer::Observed;
+use crate::schema::widen::{SchemaHistory, SchemaOrigin, Widening};
 
 /// How long a cached schema is used before the table is sampled again.
 pub const DEFAULT_SCHEMA_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -368,7 +368,7 @@ impl Intercept for SigningKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::infer::observe_items;
+    use crate::schema::infer::observe_items;
     use aws_sdk_dynamodb::types::AttributeValue as AV;
     use std::collections::HashMap;
 

@@ -22,13 +22,13 @@ use std::time::SystemTime;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::decode::Item;
-use crate::infer::{
-    EXTRA_COLUMN, Observed, extra_field, is_json_field, merge_observations, observe_items,
-};
 use crate::metadata::TableMeta;
 use crate::options::ColumnType;
 use crate::schema::build_schema;
-use crate::schema_cache::{CacheSlot, Entry, SchemaCache};
+use crate::schema::cache::{CacheSlot, Entry, SchemaCache};
+use crate::schema::infer::{
+    EXTRA_COLUMN, Observed, extra_field, is_json_field, merge_observations, observe_items,
+};
 
 /// One column (or nested field) whose type changed.
 #[derive(Debug, Clone, PartialEq)]
@@ -144,7 +144,7 @@ impl SchemaState {
     }
 
     /// Adds the column of attributes the schema has no column for
-    /// ([`crate::infer::EXTRA_COLUMN`]) when `yes`; an attribute of that name
+    /// ([`crate::schema::infer::EXTRA_COLUMN`]) when `yes`; an attribute of that name
     /// is an error.
     pub(crate) fn with_extra_column(mut self, yes: bool) -> crate::error::Result<Self> {
         if !yes {
