@@ -4,8 +4,6 @@
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::json::writer::{JsonArray, WriterBuilder};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -15,7 +13,6 @@ use datafusion::error::Result as DfResult;
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionConfig;
 use dynamo_datafusion::ErrorKind;
-use dynamo_datafusion::retry::{GiveUp, error_kind};
 use dynamo_datafusion::{
     ReadStats, ResultSink, RunOptions, SchemaCache, TableOptions, dynamo_session_with_cache,
     run_statement,
@@ -116,43 +113,6 @@ async fn run(
     }
 }
 
-/// Maps a DynamoDB error to its stable code, keeping DynamoDB's own message.
-pub(crate) fn classify<E>(
-    operation: &str,
-    table: &str,
-    e: &SdkError<E, HttpResponse>,
-) -> ConnectorError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let code = e
-        .as_service_error()
-        .and_then(|s| s.code())
-        .unwrap_or_default()
-        .to_string();
-    let message = match e.as_service_error() {
-        Some(s) if s.code().is_some() => s.message().unwrap_or_default().to_string(),
-        _ => dynamo_datafusion::describe_sdk_error(e),
-    };
-    let ec = code_of(error_kind(e));
-    let detail = if code.is_empty() {
-        message
-    } else {
-        format!("{code}: {message}")
-    };
-    let message = match ec {
-        ErrorCode::TableNotFound => {
-            format!("table '{table}' does not exist for this client ({detail})")
-        }
-        ErrorCode::Throttled => format!(
-            "DynamoDB throttled {operation} on '{table}' beyond the retry budget ({detail}); retry later, lower \
-             config.maxItems, or raise the table's capacity"
-        ),
-        _ => format!("DynamoDB {operation} on '{table}' failed: {detail}"),
-    };
-    ConnectorError::new(ec, message)
-}
-
 /// The connector's code for a kind of DynamoDB failure: one vocabulary for
 /// `scan`, `query` and `sql`.
 fn code_of(kind: ErrorKind) -> ErrorCode {
@@ -165,22 +125,48 @@ fn code_of(kind: ErrorKind) -> ErrorCode {
     }
 }
 
-/// Maps a call the retrier gave up on; throttling beyond the budget is `throttled`.
-pub(crate) fn give_up<E>(
-    operation: &str,
-    table: &str,
-    g: GiveUp<SdkError<E, HttpResponse>>,
-) -> ConnectorError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let (last, attempts) = match g {
-        GiveUp::Final(e) => return classify(operation, table, &e),
-        GiveUp::Exhausted { last, attempts, .. } => (last, attempts),
-    };
-    let mut e = classify(operation, table, &last);
-    e.message = format!("{} (gave up after {attempts} attempts)", e.message);
-    e
+/// A failed raw read (`scan`, `query`) as the connector answers it:
+/// DynamoDB's own words, the operation and table, and the attempts made
+/// when the retries ran out.
+pub(crate) fn read_error(e: dynamo_datafusion::Error) -> ConnectorError {
+    use dynamo_datafusion::Error as E;
+    match &e {
+        E::TableNotFound { table, message } => ConnectorError::new(
+            ErrorCode::TableNotFound,
+            format!("table '{table}' does not exist for this client ({message})"),
+        ),
+        E::Throttled {
+            operation,
+            table,
+            message,
+            attempts,
+            ..
+        } => ConnectorError::new(
+            ErrorCode::Throttled,
+            format!(
+                "DynamoDB throttled {operation} on '{table}' beyond the retry budget ({message}); retry later, \
+                 lower config.maxItems, or raise the table's capacity (gave up after {attempts} attempts)"
+            ),
+        ),
+        E::Request {
+            operation,
+            table,
+            kind,
+            message,
+            gave_up,
+            attempts,
+        } => {
+            let tail = match gave_up {
+                Some(_) => format!(" (gave up after {attempts} attempts)"),
+                None => String::new(),
+            };
+            ConnectorError::new(
+                code_of(*kind),
+                format!("DynamoDB {operation} on '{table}' failed: {message}{tail}"),
+            )
+        }
+        _ => provider_error(&e),
+    }
 }
 
 /// A provider error as the connector answers it: its code from the kind of

@@ -26,13 +26,14 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, ConsumedCapacity, ReturnConsumedCapacity};
+use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine as _;
-use dynamo_datafusion::retry::{classify as retry_class, without_sdk_retries};
-use dynamo_datafusion::{Retrier, RetryPolicy, TableMeta, describe_table};
+use dynamo_datafusion::{
+    PageRequest, Retrier, RetryPolicy, TableMeta, describe_table, read_page, without_sdk_retries,
+};
 use serde_json::{Value, json};
 
-use crate::connector::{give_up, table_error};
+use crate::connector::{read_error, table_error};
 use crate::dynamo_json::{item_from_json, item_to_json};
 use crate::error::{ConnectorError, Result};
 use crate::request::{Limits, ReadOperation, ReadRequest};
@@ -61,31 +62,6 @@ impl Stop {
             Stop::MaxBytes => "maxBytes",
             Stop::MaxScanned => "maxScanned",
             Stop::MaxCapacity => "maxCapacity",
-        }
-    }
-}
-
-/// One page as DynamoDB answered it.
-struct Page {
-    items: Vec<Item>,
-    next: Option<Item>,
-    scanned: u64,
-    capacity: f64,
-}
-
-impl Page {
-    /// A Scan or Query answer's parts (the two outputs are different types).
-    fn of(
-        items: Option<Vec<Item>>,
-        next: Option<Item>,
-        scanned: i32,
-        capacity: Option<ConsumedCapacity>,
-    ) -> Self {
-        Self {
-            items: items.unwrap_or_default(),
-            next,
-            scanned: u64::try_from(scanned).unwrap_or(0),
-            capacity: capacity.and_then(|c| c.capacity_units).unwrap_or(0.0),
         }
     }
 }
@@ -223,8 +199,8 @@ pub(crate) async fn run_read(client: &Client, read: &ReadRequest, limits: Limits
             start.take(),
         )
         .await?;
-        scanned += page.scanned;
-        capacity += page.capacity;
+        scanned += page.scanned_count;
+        capacity += page.consumed_capacity;
         let mut cut = None;
         for item in page.items {
             if items.len() >= limits.max_items {
@@ -262,7 +238,7 @@ pub(crate) async fn run_read(client: &Client, read: &ReadRequest, limits: Limits
             stop = Some(why);
             break;
         }
-        start = page.next.filter(|k| !k.is_empty());
+        start = page.next;
         if start.is_none() {
             break;
         }
@@ -294,7 +270,8 @@ pub(crate) async fn run_read(client: &Client, read: &ReadRequest, limits: Limits
     }))
 }
 
-/// One Scan or Query request.
+/// One Scan or Query request, through the library's read loop (its
+/// retries, error kinds and give-up).
 async fn send(
     client: &Client,
     read: &ReadRequest,
@@ -303,49 +280,27 @@ async fn send(
     retrier: &Retrier,
     limit: Option<u64>,
     start: Option<Item>,
-) -> Result<Page> {
-    let names = (!shape.names.is_empty()).then(|| shape.names.clone());
-    let limit = limit.map(|l| l.clamp(1, i32::MAX as u64) as i32);
-    // Scan and Query builders share these setters but not a type.
-    macro_rules! common {
-        ($builder:expr) => {
-            $builder
-                .table_name(&read.table_name)
-                .set_index_name(read.index_name.clone())
-                .set_filter_expression(read.filter_expression.clone())
-                .set_projection_expression(shape.projection.clone())
-                .set_expression_attribute_names(names)
-                .set_expression_attribute_values(values)
-                .consistent_read(read.consistent_read)
-                .set_limit(limit)
-                .set_exclusive_start_key(start)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-        };
-    }
-    macro_rules! page {
-        ($operation:literal, $req:expr) => {{
-            let req = $req;
-            let out = retrier
-                .run(|| req.clone().send(), retry_class)
-                .await
-                .map_err(|g| give_up($operation, &read.table_name, g))?;
-            Page::of(
-                out.items,
-                out.last_evaluated_key,
-                out.scanned_count,
-                out.consumed_capacity,
-            )
-        }};
-    }
-    Ok(match read.operation {
-        ReadOperation::Scan => page!("Scan", common!(client.scan())),
-        ReadOperation::Query => page!(
-            "Query",
-            common!(client.query())
-                .set_key_condition_expression(read.key_condition.clone())
-                .scan_index_forward(read.scan_index_forward)
-        ),
-    })
+) -> Result<dynamo_datafusion::Page> {
+    let request = PageRequest {
+        table: read.table_name.clone(),
+        index: read.index_name.clone(),
+        key_condition: match read.operation {
+            ReadOperation::Scan => None,
+            ReadOperation::Query => read.key_condition.clone(),
+        },
+        scan_forward: read.scan_index_forward,
+        segment: None,
+        projection: shape.projection.clone(),
+        filter: read.filter_expression.clone(),
+        names: (!shape.names.is_empty()).then(|| shape.names.clone()),
+        values,
+        consistent_read: read.consistent_read,
+        limit: limit.map(|l| l.clamp(1, i32::MAX as u64) as i32),
+        start,
+    };
+    read_page(client, &request, retrier)
+        .await
+        .map_err(read_error)
 }
 
 /// `nextToken`: where to continue, bound to the table and index it came from.

@@ -21,10 +21,12 @@ pub enum Error {
     TableNotFound {
         /// Table name as given.
         table: String,
+        /// DynamoDB's own answer.
+        message: String,
     },
 
     /// A DynamoDB API call failed.
-    #[error("DynamoDB {operation} on table '{table}' failed: {message}")]
+    #[error("DynamoDB {operation} on table '{table}' failed: {}{message}", gave_up_prefix(.gave_up))]
     Request {
         /// API operation, e.g. `Scan`.
         operation: &'static str,
@@ -34,6 +36,11 @@ pub enum Error {
         kind: ErrorKind,
         /// The SDK's error with its full cause chain.
         message: String,
+        /// Why retrying stopped, when the failure was retried
+        /// (e.g. `3 attempts failed`).
+        gave_up: Option<String>,
+        /// Requests sent, the failed first one and its retries.
+        attempts: u32,
     },
 
     /// DynamoDB kept throttling a read until the retries ran out.
@@ -51,6 +58,8 @@ pub enum Error {
         why: String,
         /// The last error DynamoDB answered with.
         message: String,
+        /// Requests sent, the first one and its retries.
+        attempts: u32,
     },
 
     /// A DynamoDB API call that is not about one table failed.
@@ -173,6 +182,13 @@ impl Error {
         }
         None
     }
+}
+
+/// `gave up, 3 attempts failed: ` before a retried failure's message.
+fn gave_up_prefix(why: &Option<String>) -> String {
+    why.as_ref()
+        .map(|w| format!("gave up, {w}: "))
+        .unwrap_or_default()
 }
 
 impl From<Error> for DataFusionError {

@@ -66,19 +66,7 @@ impl<'a> Bytes<'a> {
 }
 
 fn schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("customer", DataType::Utf8, false),
-        Field::new("orderId", DataType::Int64, false),
-        Field::new("status", DataType::Utf8, true),
-        Field::new("total", DataType::Decimal128(38, 2), true),
-        Field::new("placed", DataType::Utf8, true),
-        Field::new("note", DataType::Utf8, true),
-        Field::new("price", DataType::Float64, true),
-        Field::new("size", DataType::Int64, true),
-        Field::new("a.b", DataType::Utf8, true),
-        Field::new("flag", DataType::Boolean, true),
-        Field::new("raw", DataType::Binary, true),
-    ]))
+    crate::plan::fixture::orders_schema()
 }
 
 fn literal(bytes: &mut Bytes, t: &DataType) -> Expr {
@@ -184,7 +172,7 @@ fn predicate(bytes: &mut Bytes, schema: &Schema, depth: usize) -> Expr {
 /// send, and returns the operation planned.
 pub fn check_render(data: &[u8]) -> &'static str {
     let mut bytes = Bytes::new(data);
-    let (meta, schema) = (crate::plan::fixture::orders(), schema());
+    let (meta, schema) = (crate::plan::fixture::orders_meta(), schema());
     let filters: Vec<Expr> = (0..1 + bytes.pick(4))
         .map(|_| predicate(&mut bytes, &schema, 0))
         .collect();

@@ -40,8 +40,8 @@ mod schema;
 mod session;
 mod value;
 
-pub use catalog::{DynamoSchemaProvider, list_tables};
-pub use client::{ConnectionOptions, LOCAL_DEFAULT_REGION};
+pub use catalog::DynamoSchemaProvider;
+pub use client::ConnectionOptions;
 pub use config::DynamoConfig;
 pub use decode::{Item, ItemDecoder};
 pub use error::{Error, ErrorKind, Result, describe_sdk_error};
@@ -51,15 +51,14 @@ pub use factory::{DYNAMODB_FILE_TYPE, DynamoTableFactory};
 pub use metadata::{
     IndexKind, IndexMeta, IndexProjection, KeyAttribute, KeySchema, KeyType, TableMeta,
 };
-pub use options::{ColumnType, DEFAULT_SAMPLE_SIZE, OPTION_KEYS, TableOptions};
-pub use plan::{AccessPlan, IndexPolicy, Key, Operation, PlanOptions, SortCondition, plan_access};
+pub use options::{ColumnType, TableOptions};
+pub use plan::{IndexPolicy, ScanPlan};
 pub use provider::{DynamoTableProvider, DynamoTableProviderBuilder, describe_table};
-pub use read::capacity::CapacityLimiter;
-pub use read::retry::{self, Retrier, RetryPolicy};
+pub use read::retry::{Retrier, RetryPolicy, without_sdk_retries};
+pub use read::{Page, PageRequest, read_page};
 pub use run::{CollectSink, ResultSink, RunOptions, RunOutcome, run_statement};
 pub use schema::cache::{DEFAULT_SCHEMA_TTL, FileSchemaCache, SchemaCache, SchemaKey};
-pub use schema::infer::{ENCODING_METADATA_KEY, JSON_ENCODING, is_json_field, json_field};
+pub use schema::infer::{is_json_field, json_field};
 pub use schema::widen::{SchemaHistory, SchemaOrigin, Widening};
 pub use session::{DEFAULT_CATALOG, DEFAULT_SCHEMA, dynamo_session, dynamo_session_with_cache};
 pub use value::dynamo_json;
-pub use value::json::to_json_text;

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{
 use crate::error::{Error, Result};
 
 /// DynamoDB type of a key attribute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum KeyType {
     /// String (`S`).
     S,
@@ -29,7 +29,7 @@ impl std::fmt::Display for KeyType {
 }
 
 /// One key attribute: its name and type.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KeyAttribute {
     /// Attribute name, exact case.
     pub name: String,
@@ -38,7 +38,7 @@ pub struct KeyAttribute {
 }
 
 /// Partition key and optional sort key of a table or index.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KeySchema {
     /// Partition (hash) key.
     pub partition_key: KeyAttribute,

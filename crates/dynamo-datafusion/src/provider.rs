@@ -18,16 +18,15 @@ use datafusion::physical_plan::filter::FilterExecBuilder;
 
 use crate::config::{DynamoConfig, ScanGuard};
 use crate::decode::ItemDecoder;
-use crate::error::{Error, Result, describe_sdk_error};
+use crate::error::{Error, Result};
 use crate::exec::DynamoExec;
 use crate::metadata::TableMeta;
 use crate::options::{ColumnType, TableOptions};
 use crate::plan::{
-    AccessPlan, Operation, PlanOptions, ScanShape, expr_columns, plan_access, query_columns,
+    AccessPlan, Operation, PlanOptions, ReadOptions, ScanPlan, expr_columns, plan_access,
 };
-use crate::read::ReadSpec;
-use crate::read::capacity::CapacityLimiter;
-use crate::read::retry::{ErrorKind, Retrier, RetryPolicy, error_kind, without_sdk_retries};
+use crate::read::request_error;
+use crate::read::retry::{Retrier, RetryPolicy, without_sdk_retries};
 use crate::schema::cache::{CacheSlot, SchemaCache, SchemaKey, SigningKey};
 use crate::schema::sample::sample_table;
 use crate::schema::widen::{SchemaHistory, SchemaOrigin, SchemaState};
@@ -281,17 +280,10 @@ async fn describe(client: &Client, table: &str, signing: Option<&SigningKey>) ->
         Some(s) => request.interceptor(s.clone()),
         None => request,
     };
-    let out = request.send().await.map_err(|e| match error_kind(&e) {
-        ErrorKind::NotFound => Error::TableNotFound {
-            table: table.to_string(),
-        },
-        kind => Error::Request {
-            operation: "DescribeTable",
-            table: table.to_string(),
-            kind,
-            message: describe_sdk_error(&e),
-        },
-    })?;
+    let out = request
+        .send()
+        .await
+        .map_err(|e| request_error(table, "DescribeTable", &e, 1))?;
     let desc = out.table().ok_or_else(|| Error::Metadata {
         table: table.to_string(),
         reason: "DescribeTable returned no table description".to_string(),
@@ -385,7 +377,12 @@ impl DynamoTableProvider {
     }
 
     /// Plans the read for `filters` when the query needs `columns` (pure).
-    pub fn plan(&self, filters: &[Expr], columns: &[String], session_pushdown: bool) -> AccessPlan {
+    pub(crate) fn plan(
+        &self,
+        filters: &[Expr],
+        columns: &[String],
+        session_pushdown: bool,
+    ) -> AccessPlan {
         plan_access(
             &self.meta,
             &self.state.schema(),
@@ -455,57 +452,42 @@ impl TableProvider for DynamoTableProvider {
         let target_partitions = state.config().target_partitions();
         // One snapshot for the whole plan: the schema may widen meanwhile.
         let schema = self.state.schema();
-        let (output, needed) = query_columns(&schema, projection.map(Vec::as_slice), filters);
-        let plan = plan_access(
-            &self.meta,
-            &schema,
-            filters,
-            &needed,
-            &self.plan_options(session.pushdown),
-        );
-        self.check_scan_guard(&plan, &session)?;
-        let shape = ScanShape::of(
-            &self.meta,
-            &schema,
-            output,
-            filters,
-            &plan,
-            limit,
-            self.scan_segments(target_partitions),
-        )?;
-        let partitions = plan.partitions(shape.segments, target_partitions);
-        let spec = ReadSpec {
-            table: self.meta.name.clone(),
-            projection: shape.projection.clone(),
-            consistent_read: self.options.consistent_read,
+        let options = ReadOptions {
+            plan: self.plan_options(session.pushdown),
+            segments: self.scan_segments(target_partitions),
+            max_partitions: target_partitions,
             page_size: self.options.page_size,
-            scan_forward: true,
-            plan,
-            retry: Arc::new(Retrier::new(self.options.retry.clone())),
-            capacity: self
-                .read_capacity_limit()
-                .map(|rate| Arc::new(CapacityLimiter::new(rate))),
-            items_as_json: true,
+            retry: self.options.retry.clone(),
+            read_capacity: self.read_capacity_limit(),
         };
-        let decoder = ItemDecoder::try_new(&self.meta.name, Arc::clone(&shape.read_schema))?
+        let plan = ScanPlan::new(
+            &self.meta,
+            &schema,
+            filters,
+            projection.map(Vec::as_slice),
+            limit,
+            &options,
+        )?;
+        self.check_scan_guard(&plan.access, &session)?;
+        let read_schema = plan.read_schema(&schema)?;
+        let decoder = ItemDecoder::try_new(&self.meta.name, Arc::clone(&read_schema))?
             .closing_maps(|column| self.state.can_widen(column))
             .knowing_columns(&schema);
+        let (residual, outputs) = (plan.residual.clone(), plan.output.len());
         let exec: Arc<dyn ExecutionPlan> = Arc::new(DynamoExec::new(
             self.read_client.clone(),
-            spec,
-            partitions,
+            plan,
             decoder,
-            shape.read_limit,
             Some(Arc::clone(&self.state)),
         ));
-        let residual = shape.residual.iter().filter_map(|i| filters.get(*i));
+        let residual = residual.iter().filter_map(|i| filters.get(*i));
         let Some(predicate) = conjunction(residual.cloned()) else {
             return Ok(exec);
         };
-        let df_schema = DFSchema::try_from(shape.read_schema.as_ref().clone())?;
+        let df_schema = DFSchema::try_from(read_schema.as_ref().clone())?;
         let predicate = state.create_physical_expr(unnormalize_col(predicate), &df_schema)?;
         let filter = FilterExecBuilder::new(predicate, exec)
-            .apply_projection(Some((0..shape.output.len()).collect()))?
+            .apply_projection(Some((0..outputs).collect()))?
             .with_fetch(limit)
             .build()?;
         Ok(Arc::new(filter))

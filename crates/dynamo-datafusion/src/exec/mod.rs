@@ -34,8 +34,8 @@ use crate::decode::{Item, ItemDecoder};
 use crate::error::Error;
 use crate::exec::nested::{NestedProjection, uses_of};
 use crate::plan::render::display_value;
-use crate::plan::{Operation, ProjectionExpression, ReadUnit};
-use crate::read::ReadSpec;
+use crate::plan::{Operation, ProjectionExpression, ReadUnit, ScanPlan};
+use crate::read::Reader;
 use crate::schema::infer::is_extra_field;
 use crate::schema::widen::{SchemaState, schema_changes};
 
@@ -48,11 +48,12 @@ use crate::schema::widen::{SchemaState, schema_changes};
 #[derive(Debug, Clone)]
 pub struct DynamoExec {
     client: Client,
-    spec: Arc<ReadSpec>,
-    partitions: Arc<Vec<Vec<ReadUnit>>>,
+    /// What is read (plain data).
+    plan: Arc<ScanPlan>,
+    /// The plan's runtime half: retry budget and capacity limiter, shared
+    /// by its partitions.
+    reader: Reader,
     decoder: ItemDecoder,
-    /// Stop after this many items per partition.
-    limit: Option<usize>,
     ordering: Option<PhysicalSortExpr>,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
@@ -67,21 +68,20 @@ pub struct DynamoExec {
 impl DynamoExec {
     pub(crate) fn new(
         client: Client,
-        spec: ReadSpec,
-        partitions: Vec<Vec<ReadUnit>>,
+        plan: ScanPlan,
         decoder: ItemDecoder,
-        limit: Option<usize>,
         schema_state: Option<Arc<SchemaState>>,
     ) -> Self {
+        let partitions = plan.partitions.len();
         // One Query returns items in sort-key order: declare it, so DataFusion can
         // drop a sort (and `try_pushdown_sort` can flip the direction).
-        let ordering = match (spec.plan.ordered_by(), partitions.len()) {
+        let ordering = match (plan.access.ordered_by(), partitions) {
             (Some(sk), 1) => decoder.schema().index_of(sk).ok().map(|i| {
                 PhysicalSortExpr::new(
                     Arc::new(Column::new(sk, i)),
                     SortOptions {
-                        descending: !spec.scan_forward,
-                        nulls_first: !spec.scan_forward,
+                        descending: !plan.scan_forward,
+                        nulls_first: !plan.scan_forward,
                     },
                 )
             }),
@@ -89,15 +89,14 @@ impl DynamoExec {
         };
         let properties = Arc::new(plan_properties(
             decoder.schema(),
-            partitions.len(),
+            partitions,
             ordering.as_ref(),
         ));
         Self {
             client,
-            spec: Arc::new(spec),
-            partitions: Arc::new(partitions),
+            reader: Reader::for_plan(&plan),
+            plan: Arc::new(plan),
             decoder,
-            limit,
             ordering,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
@@ -113,7 +112,7 @@ impl DynamoExec {
 
     /// The output column holding the sort key, whole, if any.
     fn sort_key_output(&self) -> Option<usize> {
-        let sk = self.spec.plan.ordered_by()?;
+        let sk = self.plan.access.ordered_by()?;
         match &self.nested {
             Some(n) => n.output_of_whole(sk),
             None => self.decoder.schema().index_of(sk).ok(),
@@ -122,25 +121,30 @@ impl DynamoExec {
 
     /// The DynamoDB operation: `GetItem`, `BatchGetItem`, `Query` or `Scan`.
     pub fn operation(&self) -> &'static str {
-        self.spec.plan.operation.name()
+        self.plan.access.operation.name()
     }
 
     /// The index queried, if any.
     pub fn index(&self) -> Option<&str> {
-        match &self.spec.plan.operation {
+        match &self.plan.access.operation {
             Operation::Query { index, .. } => index.as_deref(),
             _ => None,
         }
     }
 
+    /// What this node reads, as plain serializable data.
+    pub fn scan_plan(&self) -> &ScanPlan {
+        &self.plan
+    }
+
     /// Number of partitions (scan segments, query groups, key groups).
     pub fn partition_count(&self) -> usize {
-        self.partitions.len()
+        self.plan.partitions.len()
     }
 
     /// Attributes named in the `ProjectionExpression` (empty: every attribute).
     pub fn projected_attributes(&self) -> Vec<String> {
-        self.spec
+        self.plan
             .projection
             .as_ref()
             .map(|p| p.attributes())
@@ -149,17 +153,17 @@ impl DynamoExec {
 
     /// The item limit pushed into the read, if any.
     pub fn limit(&self) -> Option<usize> {
-        self.limit
+        self.plan.limit
     }
 
     /// True when a Query reads in ascending sort-key order.
     pub fn scan_forward(&self) -> bool {
-        self.spec.scan_forward
+        self.plan.scan_forward
     }
 
     /// True when a FilterExpression is sent.
     pub fn has_filter(&self) -> bool {
-        self.spec.plan.has_filter()
+        self.plan.access.has_filter()
     }
 
     /// The rendered request, as `EXPLAIN` shows it.
@@ -170,23 +174,23 @@ impl DynamoExec {
     }
 
     fn write_description(&self, f: &mut dyn fmt::Write) -> fmt::Result {
-        let spec = &self.spec;
+        let plan = &self.plan;
         // The first unit's request, rendered as `read` renders it.
-        let unit = self
+        let unit = plan
             .partitions
             .iter()
             .flatten()
             .next()
             .cloned()
             .unwrap_or(ReadUnit::Segment(0, 1));
-        let r = spec.plan.render(&unit, spec.projection.as_ref());
+        let r = plan.render(&unit);
         write!(
             f,
             "operation={}, table={}",
-            spec.plan.operation.name(),
-            spec.table
+            plan.access.operation.name(),
+            plan.table
         )?;
-        match &spec.plan.operation {
+        match &plan.access.operation {
             Operation::Query {
                 index,
                 partition_values,
@@ -207,7 +211,7 @@ impl DynamoExec {
                         all.join(", ")
                     )?;
                 }
-                if !spec.scan_forward {
+                if !plan.scan_forward {
                     write!(f, ", scan_index_forward=false")?;
                 }
             }
@@ -224,7 +228,7 @@ impl DynamoExec {
         if let Some(filter) = &r.filter {
             write!(f, ", filter=[{filter}]")?;
         }
-        match &spec.projection {
+        match &plan.projection {
             Some(p) => write!(f, ", projection=[{}]", p.attributes().join(", "))?,
             None => write!(f, ", projection=ALL")?,
         }
@@ -244,16 +248,16 @@ impl DynamoExec {
                 .collect();
             write!(f, ", values={{{}}}", values.join(", "))?;
         }
-        if let Some(limit) = self.limit {
+        if let Some(limit) = plan.limit {
             write!(f, ", limit={limit}")?;
         }
-        if let Some(p) = spec.page_size {
+        if let Some(p) = plan.page_size {
             write!(f, ", page_size={p}")?;
         }
-        if spec.consistent_read {
+        if plan.consistent_read {
             write!(f, ", consistent_read=true")?;
         }
-        write!(f, ", partitions={}", self.partitions.len())
+        write!(f, ", partitions={}", plan.partitions.len())
     }
 }
 
@@ -388,13 +392,13 @@ impl ExecutionPlan for DynamoExec {
     }
 
     fn fetch(&self) -> Option<usize> {
-        self.limit
+        self.plan.limit
     }
 
     /// Every row this node emits is final, so a limit above it can stop its reads.
     fn with_fetch(&self, limit: Option<usize>) -> Option<Arc<dyn ExecutionPlan>> {
         let mut new = self.clone();
-        new.limit = match (self.limit, limit) {
+        Arc::make_mut(&mut new.plan).limit = match (self.plan.limit, limit) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -415,18 +419,16 @@ impl ExecutionPlan for DynamoExec {
             .expr
             .downcast_ref::<Column>()
             .is_some_and(|c| self.sort_key_output() == Some(c.index()));
-        if self.partitions.len() != 1 || !on_sort_key {
+        if self.plan.partitions.len() != 1 || !on_sort_key {
             return Ok(SortOrderPushdownResult::Unsupported);
         }
         let mut new = self.clone();
-        let mut spec = (*self.spec).clone();
-        spec.scan_forward = !wanted.options.descending;
-        new.spec = Arc::new(spec);
+        Arc::make_mut(&mut new.plan).scan_forward = !wanted.options.descending;
         // Sort keys are never NULL, so either NULL placement holds.
         new.ordering = Some(wanted.clone());
         new.properties = Arc::new(plan_properties(
             self.output_schema(),
-            new.partitions.len(),
+            new.plan.partitions.len(),
             new.ordering.as_ref(),
         ));
         new.metrics = ExecutionPlanMetricsSet::new();
@@ -458,13 +460,10 @@ impl ExecutionPlan for DynamoExec {
             .decoder
             .reshaped(Arc::clone(&nested.read_schema))
             .map_err(DataFusionError::from)?;
-        let mut spec = (*self.spec).clone();
-        spec.projection = match ProjectionExpression::of_paths(nested.paths.clone()) {
-            Some(p) => Some(p),
-            // Nothing but the row count: keep reading the smallest thing there is.
-            None => spec.projection,
-        };
-        new.spec = Arc::new(spec);
+        if let Some(p) = ProjectionExpression::of_paths(nested.paths.clone()) {
+            Arc::make_mut(&mut new.plan).projection = Some(p);
+        }
+        // Else nothing but the row count: keep reading the smallest thing there is.
         new.nested = Some(Arc::new(nested));
         new.ordering = match (&self.ordering, new.sort_key_output()) {
             (Some(o), Some(i)) => Some(PhysicalSortExpr::new(
@@ -475,7 +474,7 @@ impl ExecutionPlan for DynamoExec {
         };
         new.properties = Arc::new(plan_properties(
             &projection.schema(),
-            new.partitions.len(),
+            new.plan.partitions.len(),
             new.ordering.as_ref(),
         ));
         new.metrics = ExecutionPlanMetricsSet::new();
@@ -487,15 +486,21 @@ impl ExecutionPlan for DynamoExec {
         partition: usize,
         _context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
-        let units = self.partitions.get(partition).cloned().ok_or_else(|| {
-            DataFusionError::Internal(format!(
-                "DynamoExec has {} partitions, asked for partition {partition}",
-                self.partitions.len()
-            ))
-        })?;
+        let units = self
+            .plan
+            .partitions
+            .get(partition)
+            .cloned()
+            .ok_or_else(|| {
+                DataFusionError::Internal(format!(
+                    "DynamoExec has {} partitions, asked for partition {partition}",
+                    self.plan.partitions.len()
+                ))
+            })?;
         let units = Arc::new(units);
         let client = self.client.clone();
-        let spec = Arc::clone(&self.spec);
+        let plan = Arc::clone(&self.plan);
+        let reader = self.reader.clone();
         let decoder = self.decoder.clone();
         let schema_state = self.schema_state.clone();
         let nested = self.nested.clone();
@@ -503,12 +508,13 @@ impl ExecutionPlan for DynamoExec {
         let cursor = Cursor {
             unit: 0,
             start: None,
-            remaining: self.limit,
+            remaining: self.plan.limit,
         };
         let batches = stream::try_unfold(cursor, move |mut cursor| {
-            let (client, spec, decoder, metrics, units, schema_state, nested) = (
+            let (client, plan, reader, decoder, metrics, units, schema_state, nested) = (
                 client.clone(),
-                Arc::clone(&spec),
+                Arc::clone(&plan),
+                reader.clone(),
                 decoder.clone(),
                 metrics.clone(),
                 Arc::clone(&units),
@@ -523,8 +529,8 @@ impl ExecutionPlan for DynamoExec {
                     let Some(unit) = units.get(cursor.unit) else {
                         return Ok(None);
                     };
-                    let page = spec
-                        .page(&client, unit, cursor.start.take(), cursor.remaining)
+                    let page = reader
+                        .page(&client, &plan, unit, cursor.start.take(), cursor.remaining)
                         .await?;
                     metrics.requests.add(page.requests as usize);
                     metrics.retries.add(page.retries as usize);

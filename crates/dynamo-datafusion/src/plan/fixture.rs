@@ -1,5 +1,9 @@
 //! The table the planner's unit tests and the `render` fuzz check plan against.
 
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
 use crate::metadata::{
     IndexKind, IndexMeta, IndexProjection, KeyAttribute, KeySchema, KeyType, TableMeta,
 };
@@ -13,7 +17,7 @@ fn key(name: &str, t: KeyType) -> KeyAttribute {
 
 /// Orders: pk `customer` (S), sk `orderId` (N); GSI `byStatus` (status S, total N, INCLUDE note);
 /// GSI `byRegion` (region S, no sort key, KEYS_ONLY); LSI `byDate` (customer, placed S, ALL).
-pub(crate) fn orders() -> TableMeta {
+pub(crate) fn orders_meta() -> TableMeta {
     let customer = key("customer", KeyType::S);
     let order = key("orderId", KeyType::N);
     TableMeta {
@@ -65,4 +69,23 @@ pub(crate) fn orders() -> TableMeta {
         arn: None,
         created_millis: None,
     }
+}
+
+/// Orders' columns: its keys and index keys, and attributes of every scalar
+/// type the planner translates (`a.b` is one attribute with a dot in its name).
+pub(crate) fn orders_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("customer", DataType::Utf8, false),
+        Field::new("orderId", DataType::Int64, false),
+        Field::new("note", DataType::Utf8, true),
+        Field::new("placed", DataType::Utf8, true),
+        Field::new("region", DataType::Utf8, true),
+        Field::new("status", DataType::Utf8, true),
+        Field::new("total", DataType::Decimal128(38, 2), true),
+        Field::new("price", DataType::Float64, true),
+        Field::new("size", DataType::Int64, true),
+        Field::new("a.b", DataType::Utf8, true),
+        Field::new("flag", DataType::Boolean, true),
+        Field::new("raw", DataType::Binary, true),
+    ]))
 }

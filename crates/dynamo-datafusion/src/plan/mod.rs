@@ -21,14 +21,17 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::utils::split_conjunction;
+use serde::{Deserialize, Serialize};
 
 use crate::metadata::{IndexKind, IndexMeta, IndexProjection, KeySchema, KeyType, TableMeta};
 use predicate::{Atom, CmpOp, Cond, MAX_IN_VALUES, Translator, compare_values};
 use render::ExpressionBuilder;
 
 pub use render::ProjectionExpression;
-pub(crate) use scan::{ScanShape, expr_columns, query_columns};
-pub(crate) use units::{BATCH_GET_MAX_KEYS, ReadUnit};
+pub use scan::ScanPlan;
+pub(crate) use scan::{ReadOptions, expr_columns};
+pub(crate) use units::BATCH_GET_MAX_KEYS;
+pub use units::ReadUnit;
 
 /// Most keys a planned BatchGetItem may have (100 per request).
 pub const MAX_BATCH_KEYS: usize = 1_000;
@@ -74,27 +77,35 @@ impl Default for PlanOptions {
 pub type Key = Vec<(String, AttributeValue)>;
 
 /// The one condition a Query may put on the sort key.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum SortCondition {
     /// `=`, `<`, `<=`, `>`, `>=`.
-    Compare(&'static str, AttributeValue),
+    Compare(
+        CmpOp,
+        #[serde(with = "crate::value::wire::one")] AttributeValue,
+    ),
     /// `BETWEEN low AND high`.
-    Between(AttributeValue, AttributeValue),
+    Between(
+        #[serde(with = "crate::value::wire::one")] AttributeValue,
+        #[serde(with = "crate::value::wire::one")] AttributeValue,
+    ),
     /// `begins_with`.
-    BeginsWith(AttributeValue),
+    BeginsWith(#[serde(with = "crate::value::wire::one")] AttributeValue),
 }
 
 /// The DynamoDB operation a query becomes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Operation {
     /// One item by its full key.
     GetItem {
         /// The key.
+        #[serde(with = "crate::value::wire::key")]
         key: Key,
     },
     /// Items by full keys, in requests of at most 100.
     BatchGetItem {
         /// Distinct keys.
+        #[serde(with = "crate::value::wire::keys")]
         keys: Vec<Key>,
     },
     /// One Query per partition-key value, on the table or an index.
@@ -104,6 +115,7 @@ pub enum Operation {
         /// Keys of the table or index queried.
         keys: KeySchema,
         /// Distinct partition-key values (one Query each).
+        #[serde(with = "crate::value::wire::many")]
         partition_values: Vec<AttributeValue>,
         /// Condition on the sort key.
         sort: Option<SortCondition>,
@@ -159,7 +171,7 @@ pub(crate) struct RenderedRequest {
 }
 
 /// The planned read.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AccessPlan {
     /// What to call.
     pub operation: Operation,
@@ -275,7 +287,9 @@ pub fn render_key_condition(
     if let (Some(sk), Some(cond)) = (&keys.sort_key, sort) {
         let sk = b.name(&sk.name);
         let part = match cond {
-            SortCondition::Compare(op, v) => format!("{sk} {op} {}", b.value(v.clone())),
+            SortCondition::Compare(op, v) => {
+                format!("{sk} {} {}", op.symbol(), b.value(v.clone()))
+            }
             SortCondition::Between(l, h) => {
                 let (l, h) = (b.value(l.clone()), b.value(h.clone()));
                 format!("{sk} BETWEEN {l} AND {h}")
@@ -566,7 +580,10 @@ fn sort_condition(
                 value,
                 ..
             } if usable_key_value(value, key_type) => {
-                return Some((SortCondition::Compare("=", value.clone()), vec![(i, true)]));
+                return Some((
+                    SortCondition::Compare(CmpOp::Eq, value.clone()),
+                    vec![(i, true)],
+                ));
             }
             Atom::Cmp { op, value, .. } if usable_key_value(value, key_type) => {
                 let tighter = |cur: &Option<(usize, CmpOp, AttributeValue)>,
@@ -623,7 +640,7 @@ fn sort_condition(
             ))
         }
         (Some((i, op, v)), _) | (None, Some((i, op, v))) => {
-            Some((SortCondition::Compare(op.symbol(), v), vec![(i, true)]))
+            Some((SortCondition::Compare(op, v), vec![(i, true)]))
         }
         (None, None) => {
             prefix.map(|(i, p, exact)| (SortCondition::BeginsWith(p), vec![(i, exact)]))

@@ -14,6 +14,7 @@ use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{BinaryExpr, Expr, Like, Operator};
+use serde::{Deserialize, Serialize};
 
 use crate::schema::infer::ENCODING_METADATA_KEY;
 use crate::value::number::ExactNumber;
@@ -31,8 +32,8 @@ pub(crate) enum ScalarKind {
 pub(crate) type Path = Vec<String>;
 
 /// Comparison operators DynamoDB shares with SQL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CmpOp {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CmpOp {
     Eq,
     Ne,
     Lt,
@@ -66,23 +67,27 @@ impl CmpOp {
 }
 
 /// One condition DynamoDB evaluates exactly like SQL on non-NULL answers.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) enum Atom {
     Cmp {
         path: Path,
         op: CmpOp,
+        #[serde(with = "crate::value::wire::one")]
         value: AttributeValue,
     },
     /// `low <= a <= high`; only built when `low <= high`.
     Between {
         path: Path,
+        #[serde(with = "crate::value::wire::one")]
         low: AttributeValue,
+        #[serde(with = "crate::value::wire::one")]
         high: AttributeValue,
     },
     /// At most [`super::MAX_BATCH_KEYS`] distinct values; only lists of at most
     /// [`MAX_IN_VALUES`] go to a FilterExpression (longer ones serve keys).
     In {
         path: Path,
+        #[serde(with = "crate::value::wire::many")]
         values: Vec<AttributeValue>,
     },
     IsNull {
@@ -93,10 +98,12 @@ pub(crate) enum Atom {
     },
     BeginsWith {
         path: Path,
+        #[serde(with = "crate::value::wire::one")]
         prefix: AttributeValue,
     },
     Contains {
         path: Path,
+        #[serde(with = "crate::value::wire::one")]
         substring: AttributeValue,
     },
 }
@@ -121,7 +128,7 @@ impl Atom {
 }
 
 /// A condition tree DynamoDB can evaluate.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) enum Cond {
     Atom(Atom),
     And(Vec<Cond>),

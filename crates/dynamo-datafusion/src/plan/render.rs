@@ -65,7 +65,8 @@ impl ExpressionBuilder {
         })
     }
 
-    /// Values in placeholder order (for display).
+    /// Values in placeholder order.
+    #[cfg(test)]
     pub fn values(&self) -> &[AttributeValue] {
         &self.values
     }
@@ -155,7 +156,7 @@ impl ExpressionBuilder {
 }
 
 /// A `ProjectionExpression` with its placeholders.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProjectionExpression {
     /// The document paths read, in order: a top-level attribute, or a path
     /// into maps (`info`, `rating` for `info.rating`). None overlaps another.

@@ -1,15 +1,34 @@
-//! The shape of one scan: from the schema, the query's projection and
-//! filters and the planned read, what is decoded, what DynamoDB is asked
-//! for, what is re-checked above the read, how many segments, and the limit
-//! the read itself may stop at. Pure, so `scan()` is plan → guard → shape →
-//! exec.
+//! The scan contract: everything one scan of a table does, decided before
+//! any request — which operation, which conditions go where, which columns
+//! are read and decoded, how the read splits into units and the units into
+//! partitions, where it may stop. [`ScanPlan`] is plain data (serializable,
+//! no SDK client, no credentials) and a pure function of the table's
+//! metadata, its schema, the query's filters, projection and limit and the
+//! read options, so `scan()` is plan → guard → exec and the plan can travel
+//! to another process.
+//!
+//! ## How an early Exact answer stays safe
+//! DataFusion asks `supports_filters_pushdown` about the filters first and
+//! hands `scan` those it kept; both call the same planner ([`super::plan_access`]).
+//! `scan` plans again from the filters it is given and re-applies above the
+//! read every filter this plan does not enforce exactly ([`ScanPlan::residual`]),
+//! whatever was answered before. So a filter declared Exact and then not
+//! enforced (the planner saw fewer or other filters the first time) is still
+//! evaluated, and a filter is dropped only where this very read enforces it.
+
+use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::error::ArrowError;
 use datafusion::logical_expr::Expr;
+use serde::{Deserialize, Serialize};
 
-use super::{AccessPlan, Operation, ProjectionExpression};
+use super::{
+    AccessPlan, Operation, PlanOptions, ProjectionExpression, ReadUnit, RenderedRequest,
+    plan_access,
+};
 use crate::metadata::TableMeta;
+use crate::read::retry::RetryPolicy;
 use crate::schema::infer::is_extra_field;
 
 /// Top-level columns an expression reads, added to `out` once each.
@@ -41,39 +60,102 @@ pub(crate) fn query_columns(
     (output, needed)
 }
 
-/// What one scan reads and hands on.
-#[derive(Debug, Clone)]
-pub(crate) struct ScanShape {
-    /// Columns handed on, in order (the first columns of `read_schema`).
-    pub output: Vec<String>,
-    /// The filters (by position) the read does not enforce exactly: they are
-    /// re-applied above it (DataFusion may have been told Exact for some of
-    /// them when it asked about fewer filters).
-    pub residual: Vec<usize>,
-    /// What is decoded: the output columns, then what residual filters need.
-    pub read_schema: SchemaRef,
-    /// The `ProjectionExpression` (`None`: whole items).
-    pub projection: Option<ProjectionExpression>,
-    /// Parallel-scan segments (1 for every other operation).
-    pub segments: u32,
-    /// Items the read may stop after: the query's limit, when nothing is
-    /// re-checked above the read.
-    pub read_limit: Option<usize>,
+/// How a table is read, apart from the query: the planner's options and
+/// the read's own settings.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ReadOptions {
+    /// Pushdown, index choice, consistency.
+    pub(crate) plan: PlanOptions,
+    /// Segments of a full parallel Scan.
+    pub(crate) segments: u32,
+    /// Most partitions the units are spread over (DataFusion's target).
+    pub(crate) max_partitions: usize,
+    /// Items per request, if set.
+    pub(crate) page_size: Option<i32>,
+    /// Retries of each request, and the query's retry budget.
+    pub(crate) retry: RetryPolicy,
+    /// Read capacity units per second the whole scan may use, if limited.
+    pub(crate) read_capacity: Option<f64>,
 }
 
-impl ScanShape {
-    /// The shape of reading `plan` for a query handing on `output`, with
-    /// `filters` and `limit`; a full Scan uses `scan_segments` segments.
-    pub(crate) fn of(
+/// One scan of a table, decided: what DynamoDB is asked, how the asking is
+/// split, what is decoded and what is re-checked above the read.
+///
+/// Plain data: it serializes (serde, self-describing formats such as JSON;
+/// DynamoDB values travel as DynamoDB JSON) and holds no client and no
+/// credentials. Get one from an executed or planned [`crate::DynamoExec`]:
+///
+/// ```no_run
+/// # fn show(exec: &dynamo_datafusion::DynamoExec) -> serde_json::Result<()> {
+/// use dynamo_datafusion::ScanPlan;
+/// let plan = exec.scan_plan();
+/// println!("{} on {} in {} partitions", plan.operation(), plan.table(), plan.partition_count());
+/// let text = serde_json::to_string(plan)?;
+/// assert_eq!(&serde_json::from_str::<ScanPlan>(&text)?, plan);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanPlan {
+    /// The table read.
+    pub(crate) table: String,
+    /// The operation and the conditions that go into it.
+    pub(crate) access: AccessPlan,
+    /// Columns handed on, in order (the first of `read_columns`).
+    pub(crate) output: Vec<String>,
+    /// The filters (by position) the read does not enforce exactly: they are
+    /// re-applied above it.
+    pub(crate) residual: Vec<usize>,
+    /// Columns decoded: `output`, then what the residual filters need.
+    pub(crate) read_columns: Vec<String>,
+    /// The `ProjectionExpression` (`None`: whole items).
+    pub(crate) projection: Option<ProjectionExpression>,
+    /// The read's units (segments, Queries, keys), by partition: every
+    /// unit is in exactly one partition.
+    pub(crate) partitions: Vec<Vec<ReadUnit>>,
+    /// Items each partition may stop after: the query's limit, when nothing
+    /// is re-checked above the read.
+    pub(crate) limit: Option<usize>,
+    /// Strongly consistent reads.
+    pub(crate) consistent_read: bool,
+    /// Items per request, if set (never sent together with a filter).
+    pub(crate) page_size: Option<i32>,
+    /// Query direction.
+    pub(crate) scan_forward: bool,
+    /// Retries of each request, and the scan's retry budget.
+    pub(crate) retry: RetryPolicy,
+    /// Read capacity units per second, if limited.
+    pub(crate) read_capacity: Option<f64>,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        Self {
+            plan: PlanOptions::default(),
+            segments: 1,
+            max_partitions: 1,
+            page_size: None,
+            retry: RetryPolicy::default(),
+            read_capacity: None,
+        }
+    }
+}
+
+impl ScanPlan {
+    /// Plans reading `meta`'s table (columns `schema`) for a query that
+    /// hands on `projection` (all columns when `None`), with `filters` and
+    /// `limit`.
+    pub(crate) fn new(
         meta: &TableMeta,
         schema: &SchemaRef,
-        output: Vec<String>,
         filters: &[Expr],
-        plan: &AccessPlan,
+        projection: Option<&[usize]>,
         limit: Option<usize>,
-        scan_segments: u32,
+        options: &ReadOptions,
     ) -> Result<Self, ArrowError> {
-        let residual: Vec<usize> = plan
+        let (output, needed) = query_columns(schema, projection, filters);
+        let access = plan_access(meta, schema, filters, &needed, &options.plan);
+        let residual: Vec<usize> = access
             .exact
             .iter()
             .enumerate()
@@ -86,11 +168,7 @@ impl ScanShape {
                 expr_columns(f, &mut read_columns);
             }
         }
-        let read_indices = read_columns
-            .iter()
-            .map(|c| schema.index_of(c))
-            .collect::<Result<Vec<_>, _>>()?;
-        let read_schema = std::sync::Arc::new(schema.project(&read_indices)?);
+        let read_schema = project(schema, &read_columns)?;
         let reads_extra = read_schema.fields().iter().any(|f| is_extra_field(f));
         let attributes = if read_columns.is_empty() {
             // Nothing needed but the row count: read the smallest thing there is.
@@ -99,23 +177,103 @@ impl ScanShape {
             // Every attribute, to find those the schema has no column for.
             vec![]
         } else {
-            read_columns
+            read_columns.clone()
         };
-        let segments = match (&plan.operation, limit, residual.is_empty()) {
+        let segments = match (&access.operation, limit, residual.is_empty()) {
             // A limit is met fastest by one segment reading only that many items.
             (Operation::Scan, Some(_), true) => 1,
-            (Operation::Scan, _, _) => scan_segments.max(1),
+            (Operation::Scan, _, _) => options.segments.max(1),
             _ => 1,
         };
         Ok(Self {
-            read_limit: if residual.is_empty() { limit } else { None },
+            table: meta.name.clone(),
+            partitions: access.partitions(segments, options.max_partitions),
+            limit: if residual.is_empty() { limit } else { None },
+            access,
             output,
             residual,
-            read_schema,
+            read_columns,
             projection: ProjectionExpression::new(attributes),
-            segments,
+            consistent_read: options.plan.consistent_read,
+            page_size: options.page_size,
+            scan_forward: true,
+            retry: options.retry.clone(),
+            read_capacity: options.read_capacity,
         })
     }
+
+    /// A plain parallel Scan of whole items in `segments` segments, one
+    /// partition each (schema sampling).
+    pub(crate) fn whole_table(table: &str, segments: u32, consistent_read: bool) -> Self {
+        let access = AccessPlan::full_scan(0);
+        Self {
+            table: table.to_string(),
+            partitions: access.partitions(segments, segments as usize),
+            access,
+            output: vec![],
+            residual: vec![],
+            read_columns: vec![],
+            projection: None,
+            limit: None,
+            consistent_read,
+            page_size: None,
+            scan_forward: true,
+            retry: RetryPolicy::default(),
+            read_capacity: None,
+        }
+    }
+
+    /// The table read.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The DynamoDB operation: `GetItem`, `BatchGetItem`, `Query` or `Scan`.
+    pub fn operation(&self) -> &'static str {
+        self.access.operation.name()
+    }
+
+    /// Partitions the read is spread over.
+    pub fn partition_count(&self) -> usize {
+        self.partitions.len()
+    }
+
+    /// Requests the read starts with: scan segments, Queries, GetItem keys,
+    /// BatchGetItem chunks (each may take several pages).
+    pub fn unit_count(&self) -> usize {
+        self.partitions.iter().map(Vec::len).sum()
+    }
+
+    /// The filters (by their position in the scan's filters) re-applied
+    /// above the read.
+    pub fn residual_filters(&self) -> &[usize] {
+        &self.residual
+    }
+
+    /// Items each partition may stop after, if the read is limited.
+    pub fn limit(&self) -> Option<usize> {
+        self.limit
+    }
+
+    /// What is decoded: `read_columns` of the table's `schema`.
+    pub(crate) fn read_schema(&self, schema: &SchemaRef) -> Result<SchemaRef, ArrowError> {
+        project(schema, &self.read_columns)
+    }
+
+    /// The expressions of `unit`'s request, rendered once: what the read
+    /// sends, what `EXPLAIN` shows, what the fuzz check parses.
+    pub(crate) fn render(&self, unit: &ReadUnit) -> RenderedRequest {
+        self.access.render(unit, self.projection.as_ref())
+    }
+}
+
+/// `columns` of `schema`, in that order.
+fn project(schema: &SchemaRef, columns: &[String]) -> Result<SchemaRef, ArrowError> {
+    let indices = columns
+        .iter()
+        .map(|c| schema.index_of(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Arc::new(schema.project(&indices)?))
 }
 
 #[cfg(test)]
@@ -123,9 +281,10 @@ mod tests {
     use std::sync::Arc;
 
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
-    use datafusion::logical_expr::{col, lit};
+    use datafusion::logical_expr::{col, ident, lit};
 
     use super::*;
+    use crate::plan::fixture;
 
     fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
@@ -136,44 +295,31 @@ mod tests {
         ]))
     }
 
-    fn plan(exact: Vec<bool>) -> AccessPlan {
-        AccessPlan {
-            exact,
-            ..AccessPlan::full_scan(0)
+    fn options(segments: u32) -> ReadOptions {
+        ReadOptions {
+            segments,
+            max_partitions: segments as usize,
+            ..ReadOptions::default()
         }
     }
 
     #[test]
     fn residual_filters_add_the_columns_they_read_after_the_output() {
         let meta = TableMeta::hash_only("T", "id");
-        let filters = [col("b").eq(lit("x")), col("a").gt(lit(1i64))];
-        let (output, needed) = query_columns(&schema(), Some(&[1]), &filters);
-        assert_eq!(
-            (output.clone(), needed),
-            (vec!["a".to_string()], vec!["a".into(), "b".into()])
-        );
-        let shape = ScanShape::of(
-            &meta,
-            &schema(),
-            output,
-            &filters,
-            &plan(vec![false, true]),
-            Some(5),
-            4,
-        )
-        .expect("shape");
-        assert_eq!(shape.residual, vec![0]);
-        let names: Vec<&str> = shape
-            .read_schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect();
+        // The key lookup enforces `id = 'u1'`; `b = 'x'` is re-checked above it.
+        let filters = [col("b").eq(lit("x")), col("id").eq(lit("u1"))];
+        let plan = ScanPlan::new(&meta, &schema(), &filters, Some(&[1]), Some(5), &options(4))
+            .expect("plan");
+        assert_eq!(plan.operation(), "GetItem");
+        assert_eq!(plan.output, ["a"]);
+        assert_eq!(plan.residual, vec![0]);
+        assert_eq!(plan.read_columns, ["a", "b"]);
+        let read = plan.read_schema(&schema()).expect("schema");
+        let names: Vec<&str> = read.fields().iter().map(|f| f.name().as_str()).collect();
         assert_eq!(names, ["a", "b"]);
-        assert_eq!(shape.read_limit, None, "a re-checked filter may drop rows");
-        assert_eq!(shape.segments, 4);
+        assert_eq!(plan.limit, None, "a re-checked filter may drop rows");
         assert_eq!(
-            shape.projection.map(|p| p.attributes()),
+            plan.projection.map(|p| p.attributes()),
             Some(vec!["a".to_string(), "b".to_string()])
         );
     }
@@ -181,29 +327,49 @@ mod tests {
     #[test]
     fn a_row_count_reads_the_partition_key_and_a_limit_one_segment() {
         let meta = TableMeta::hash_only("T", "id");
-        let shape =
-            ScanShape::of(&meta, &schema(), vec![], &[], &plan(vec![]), Some(3), 4).expect("shape");
+        let plan =
+            ScanPlan::new(&meta, &schema(), &[], Some(&[]), Some(3), &options(4)).expect("plan");
         assert_eq!(
-            shape.projection.map(|p| p.attributes()),
+            plan.projection.map(|p| p.attributes()),
             Some(vec!["id".to_string()])
         );
-        assert_eq!((shape.segments, shape.read_limit), (1, Some(3)));
+        assert_eq!(plan.partitions, vec![vec![ReadUnit::Segment(0, 1)]]);
+        assert_eq!(plan.limit, Some(3));
     }
 
     #[test]
-    fn the_extra_attributes_column_reads_whole_items() {
+    fn the_extra_attributes_column_reads_whole_items_in_every_segment() {
         let meta = TableMeta::hash_only("T", "id");
-        let shape = ScanShape::of(
-            &meta,
-            &schema(),
-            vec!["id".into(), "_extra".into()],
-            &[],
-            &plan(vec![]),
-            None,
-            2,
-        )
-        .expect("shape");
-        assert!(shape.projection.is_none());
-        assert_eq!(shape.segments, 2);
+        let plan =
+            ScanPlan::new(&meta, &schema(), &[], Some(&[0, 3]), None, &options(2)).expect("plan");
+        assert!(plan.projection.is_none());
+        assert_eq!(
+            plan.partitions,
+            vec![vec![ReadUnit::Segment(0, 2)], vec![ReadUnit::Segment(1, 2)]]
+        );
+    }
+
+    #[test]
+    fn a_plan_serializes_and_comes_back_the_same() {
+        let (meta, schema) = (fixture::orders_meta(), fixture::orders_schema());
+        let filters = [
+            col("customer").in_list(vec![lit("c1"), lit("c2"), lit("c3")], false),
+            ident("orderId").gt(lit(5i64)),
+            col("status").eq(lit("open")),
+        ];
+        let plan =
+            ScanPlan::new(&meta, &schema, &filters, None, Some(10), &options(3)).expect("plan");
+        assert_eq!(plan.operation(), "Query");
+        assert!(plan.access.has_filter());
+        let text = serde_json::to_string(&plan).expect("serialize");
+        assert!(!text.contains("client"), "no client in a plan: {text}");
+        let back: ScanPlan = serde_json::from_str(&text).expect("deserialize");
+        assert_eq!(back, plan);
+        let unit = &plan.partitions[0][0];
+        assert_eq!(
+            back.render(unit),
+            plan.render(unit),
+            "renders the same request"
+        );
     }
 }

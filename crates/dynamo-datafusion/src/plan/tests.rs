@@ -10,20 +10,11 @@ use super::*;
 use crate::metadata::TableMeta;
 
 fn meta() -> TableMeta {
-    super::fixture::orders()
+    super::fixture::orders_meta()
 }
 
 fn schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("customer", DataType::Utf8, false),
-        Field::new("orderId", DataType::Int64, false),
-        Field::new("note", DataType::Utf8, true),
-        Field::new("placed", DataType::Utf8, true),
-        Field::new("region", DataType::Utf8, true),
-        Field::new("status", DataType::Utf8, true),
-        Field::new("total", DataType::Decimal128(38, 2), true),
-        Field::new("price", DataType::Float64, true),
-    ]))
+    super::fixture::orders_schema()
 }
 
 fn plan_with(filters: &[Expr], columns: &[&str], options: &PlanOptions) -> AccessPlan {
@@ -190,7 +181,7 @@ fn sort_key_ranges() {
     let Operation::Query { sort, .. } = &p.operation else {
         panic!()
     };
-    assert_eq!(sort, &Some(SortCondition::Compare(">", n("6"))));
+    assert_eq!(sort, &Some(SortCondition::Compare(CmpOp::Gt, n("6"))));
     assert_eq!(p.exact, vec![true, false, true]);
     // Sort key equality wins over ranges (and makes a GetItem here).
     let p = plan(

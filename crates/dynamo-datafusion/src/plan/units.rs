@@ -3,6 +3,7 @@
 //! Plain data, decided by the planner; `read` executes them.
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
 
 use super::Key;
 
@@ -10,14 +11,14 @@ use super::Key;
 pub(crate) const BATCH_GET_MAX_KEYS: usize = 100;
 
 /// One independent piece of a read.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum ReadUnit {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ReadUnit {
     /// Scan segment `(segment, total)`; `total == 1` is a plain scan.
     Segment(i32, i32),
     /// Query for one partition-key value.
-    Query(AttributeValue),
+    Query(#[serde(with = "crate::value::wire::one")] AttributeValue),
     /// GetItem.
-    Get(Key),
+    Get(#[serde(with = "crate::value::wire::key")] Key),
     /// BatchGetItem of at most [`BATCH_GET_MAX_KEYS`] keys.
-    Batch(Vec<Key>),
+    Batch(#[serde(with = "crate::value::wire::keys")] Vec<Key>),
 }

@@ -114,11 +114,6 @@ impl CapacityLimiter {
         }
     }
 
-    /// The configured rate in RCU per second.
-    pub fn rate(&self) -> f64 {
-        self.lock().rate
-    }
-
     fn now(&self) -> f64 {
         self.epoch.elapsed().as_secs_f64()
     }

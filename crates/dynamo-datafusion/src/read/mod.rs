@@ -1,12 +1,16 @@
 //! DynamoDB reads, one page at a time, resumable from `LastEvaluatedKey`.
 //!
-//! A partition of the plan is a list of [`ReadUnit`]s — scan segments, one
-//! Query per partition-key value, GetItem keys or BatchGetItem key chunks —
-//! read one after the other.
+//! [`read_page`] sends one Scan or Query ([`PageRequest`]: expressions as
+//! DynamoDB takes them) through the retrier: every Scan and Query of this
+//! crate and of the connector's raw reads goes through it, so retries,
+//! error kinds and give-up exist once. [`Reader`] executes a [`ScanPlan`]'s
+//! units — scan segments, one Query per partition-key value, GetItem keys,
+//! BatchGetItem key chunks — with the plan's rendered request, the shared
+//! retry budget and the read-capacity limiter.
 
 pub(crate) mod capacity;
 pub(crate) mod capture;
-pub mod retry;
+pub(crate) mod retry;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,40 +25,90 @@ use aws_sdk_dynamodb::types::{
 
 use crate::decode::Item;
 use crate::error::{Error, Result, describe_sdk_error};
-use crate::plan::render::ProjectionExpression;
-use crate::plan::{AccessPlan, Key, Operation, ReadUnit};
-use crate::read::capacity::CapacityLimiter;
-use crate::read::capture::{ItemsCapture, ItemsJson};
-use crate::read::retry::{ErrorKind, GiveUp, Retrier, Retryable, classify, error_kind};
+use crate::plan::{Key, Operation, ReadUnit, ScanPlan};
+use capacity::CapacityLimiter;
+use capture::{ItemsCapture, ItemsJson};
+use retry::{ErrorKind, GiveUp, Retrier, Retryable, classify, error_kind};
 
-/// Everything a request needs apart from its unit and start key.
-#[derive(Debug, Clone)]
-pub(crate) struct ReadSpec {
+/// One Scan or Query request, with its expressions as DynamoDB takes them.
+///
+/// ```
+/// use dynamo_datafusion::PageRequest;
+/// let first_page = PageRequest {
+///     table: "Orders".into(),
+///     key_condition: Some("#c = :c".into()),
+///     names: Some([("#c".to_string(), "customer".to_string())].into()),
+///     limit: Some(100),
+///     ..PageRequest::default()
+/// };
+/// assert!(first_page.is_query());
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageRequest {
+    /// Table name.
     pub table: String,
-    pub plan: AccessPlan,
-    pub projection: Option<ProjectionExpression>,
-    pub consistent_read: bool,
-    /// Items per request, if set (never sent together with a filter).
-    pub page_size: Option<i32>,
-    /// Query direction.
+    /// Index read, if any.
+    pub index: Option<String>,
+    /// `KeyConditionExpression`: `Some` makes the request a Query, `None` a Scan.
+    pub key_condition: Option<String>,
+    /// Query direction (ascending sort key when true).
     pub scan_forward: bool,
-    /// Retries, with the budget every partition of the query draws on.
-    pub retry: Arc<Retrier>,
-    /// Read-capacity limit shared by every partition, if any.
-    pub capacity: Option<Arc<CapacityLimiter>>,
-    /// Keep Scan and Query items as the JSON text DynamoDB sent
-    /// ([`Page::items_json`]) instead of SDK values, for decoding straight to Arrow.
-    pub items_as_json: bool,
+    /// Parallel-scan `(Segment, TotalSegments)` of a Scan, if any.
+    pub segment: Option<(i32, i32)>,
+    /// `ProjectionExpression`.
+    pub projection: Option<String>,
+    /// `FilterExpression`.
+    pub filter: Option<String>,
+    /// `ExpressionAttributeNames`.
+    pub names: Option<HashMap<String, String>>,
+    /// `ExpressionAttributeValues`.
+    pub values: Option<HashMap<String, AttributeValue>>,
+    /// Strongly consistent read.
+    pub consistent_read: bool,
+    /// `Limit`: items this request may evaluate.
+    pub limit: Option<i32>,
+    /// `ExclusiveStartKey`: the previous page's `next`.
+    pub start: Option<HashMap<String, AttributeValue>>,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self {
+            table: String::new(),
+            index: None,
+            key_condition: None,
+            scan_forward: true,
+            segment: None,
+            projection: None,
+            filter: None,
+            names: None,
+            values: None,
+            consistent_read: false,
+            limit: None,
+            start: None,
+        }
+    }
+}
+
+impl PageRequest {
+    /// True for a Query, false for a Scan.
+    pub fn is_query(&self) -> bool {
+        self.key_condition.is_some()
+    }
+
+    /// `Query` or `Scan`.
+    pub fn operation(&self) -> &'static str {
+        if self.is_query() { "Query" } else { "Scan" }
+    }
 }
 
 /// One page of a read.
 #[derive(Debug, Default)]
-pub(crate) struct Page {
-    /// The items as SDK values (empty when they are in `items_json`).
+pub struct Page {
+    /// The items as SDK values (empty when the crate kept them as JSON text).
     pub items: Vec<Item>,
-    /// A Scan or Query answer's items as DynamoDB's JSON text, when
-    /// [`ReadSpec::items_as_json`] is set.
-    pub items_json: Option<ItemsJson>,
+    /// A Scan or Query answer's items as DynamoDB's JSON text, when captured.
+    pub(crate) items_json: Option<ItemsJson>,
     /// Where the next page starts; `None` after the last page.
     pub next: Option<HashMap<String, AttributeValue>>,
     /// Items DynamoDB evaluated (before any filter).
@@ -83,228 +137,303 @@ impl Page {
     }
 }
 
-fn key_map(key: &Key) -> HashMap<String, AttributeValue> {
-    key.iter().cloned().collect()
+/// Sends one Scan or Query through `retry` (the client should have the
+/// SDK's own retries off: [`retry::without_sdk_retries`]) and returns its
+/// page with the items as SDK values.
+///
+/// Errors: a missing table is [`Error::TableNotFound`]; throttling beyond
+/// the retries is [`Error::Throttled`]; anything else [`Error::Request`],
+/// with its [`ErrorKind`].
+pub async fn read_page(client: &Client, request: &PageRequest, retry: &Retrier) -> Result<Page> {
+    send_page(client, request, retry, false).await
 }
 
-impl ReadSpec {
-    /// Maps an SDK error: a missing table is [`Error::TableNotFound`], the rest
-    /// carry the operation and the SDK's full message.
-    fn request_error<E>(&self, operation: &'static str, e: &SdkError<E, HttpResponse>) -> Error
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-    {
-        match error_kind(e) {
-            ErrorKind::NotFound => Error::TableNotFound {
-                table: self.table.clone(),
-            },
-            kind => Error::Request {
-                operation,
-                table: self.table.clone(),
-                kind,
-                message: describe_sdk_error(e),
-            },
-        }
+/// [`read_page`], keeping the items as DynamoDB's JSON text when `capture`.
+async fn send_page(
+    client: &Client,
+    r: &PageRequest,
+    retry: &Retrier,
+    capture: bool,
+) -> Result<Page> {
+    // Scan and Query builders share these setters but not a type.
+    macro_rules! common {
+        ($builder:expr) => {
+            $builder
+                .table_name(&r.table)
+                .set_index_name(r.index.clone())
+                .consistent_read(r.consistent_read)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .set_exclusive_start_key(r.start.clone())
+                .set_limit(r.limit)
+                .set_projection_expression(r.projection.clone())
+                .set_filter_expression(r.filter.clone())
+                .set_expression_attribute_names(r.names.clone())
+                .set_expression_attribute_values(r.values.clone())
+        };
     }
+    let mut page = Page::default();
+    let capture = capture.then(ItemsCapture::default);
+    let table = r.table.as_str();
+    // Sends a built request and takes its answer (the outputs are different types).
+    macro_rules! send {
+        ($operation:literal, $req:expr) => {{
+            let req = $req;
+            let out = call(table, retry, $operation, &mut page, || {
+                ItemsCapture::attach(&capture, req.clone().customize()).send()
+            })
+            .await?;
+            page.fill(
+                out.items,
+                out.last_evaluated_key,
+                out.scanned_count,
+                out.consumed_capacity.as_ref(),
+            );
+        }};
+    }
+    match (&r.key_condition, r.segment) {
+        (Some(key_condition), _) => send!(
+            "Query",
+            common!(client.query())
+                .key_condition_expression(key_condition)
+                .scan_index_forward(r.scan_forward)
+        ),
+        (None, Some((segment, total))) if total > 1 => send!(
+            "Scan",
+            common!(client.scan())
+                .segment(segment)
+                .total_segments(total)
+        ),
+        (None, _) => send!("Scan", common!(client.scan())),
+    }
+    page.items_json = capture.and_then(|c| c.take());
+    Ok(page)
+}
 
-    /// Maps a call given up by the retrier.
-    fn give_up_error<E>(
-        &self,
-        operation: &'static str,
-        g: GiveUp<SdkError<E, HttpResponse>>,
-    ) -> Error
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-    {
-        match g {
-            GiveUp::Final(e) => self.request_error(operation, &e),
-            GiveUp::Exhausted {
-                last,
-                class,
-                attempts,
-                budget_spent,
-            } => {
-                let why = if budget_spent {
-                    format!(
-                        "the query's retry budget of {} retries is spent",
-                        self.retry.policy().budget
-                    )
-                } else {
-                    format!("{attempts} attempts failed")
-                };
-                if class == Retryable::Throttled {
-                    Error::Throttled {
-                        operation,
-                        table: self.table.clone(),
-                        why,
-                        message: describe_sdk_error(&last),
-                    }
-                } else {
-                    Error::Request {
-                        operation,
-                        table: self.table.clone(),
-                        kind: error_kind(&last),
-                        message: format!("gave up, {why}: {}", describe_sdk_error(&last)),
-                    }
+/// Sends one request through the retrier; `page.requests` and
+/// `page.retries` count the attempts.
+async fn call<T, E, F, Fut>(
+    table: &str,
+    retry: &Retrier,
+    operation: &'static str,
+    page: &mut Page,
+    mut send: F,
+) -> Result<T>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
+{
+    let mut attempts = 0u64;
+    let out = retry
+        .run(
+            || {
+                attempts += 1;
+                send()
+            },
+            classify,
+        )
+        .await;
+    page.requests += attempts;
+    page.retries += attempts.saturating_sub(1);
+    out.map_err(|g| give_up_error(table, retry, operation, g, attempts as u32))
+}
+
+/// Maps an SDK error of a request about `table`, sent `attempts` times: a
+/// missing table is [`Error::TableNotFound`], the rest carry the
+/// operation, their kind and the SDK's full message. The one place an SDK
+/// error becomes this crate's.
+pub(crate) fn request_error<E>(
+    table: &str,
+    operation: &'static str,
+    e: &SdkError<E, HttpResponse>,
+    attempts: u32,
+) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match error_kind(e) {
+        ErrorKind::NotFound => Error::TableNotFound {
+            table: table.to_string(),
+            message: describe_sdk_error(e),
+        },
+        kind => Error::Request {
+            operation,
+            table: table.to_string(),
+            kind,
+            message: describe_sdk_error(e),
+            gave_up: None,
+            attempts,
+        },
+    }
+}
+
+/// Maps a call given up by the retrier.
+fn give_up_error<E>(
+    table: &str,
+    retry: &Retrier,
+    operation: &'static str,
+    g: GiveUp<SdkError<E, HttpResponse>>,
+    sent: u32,
+) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match g {
+        GiveUp::Final(e) => request_error(table, operation, &e, sent),
+        GiveUp::Exhausted {
+            last,
+            class,
+            attempts,
+            budget_spent,
+        } => {
+            let why = if budget_spent {
+                format!(
+                    "the query's retry budget of {} retries is spent",
+                    retry.policy().budget
+                )
+            } else {
+                format!("{attempts} attempts failed")
+            };
+            if class == Retryable::Throttled {
+                Error::Throttled {
+                    operation,
+                    table: table.to_string(),
+                    why,
+                    message: describe_sdk_error(&last),
+                    attempts,
+                }
+            } else {
+                Error::Request {
+                    operation,
+                    table: table.to_string(),
+                    kind: error_kind(&last),
+                    message: describe_sdk_error(&last),
+                    gave_up: Some(why),
+                    attempts,
                 }
             }
         }
     }
+}
 
-    /// Sends one request through the retrier; `page.requests` and
-    /// `page.retries` count the attempts.
-    async fn call<T, E, F, Fut>(
-        &self,
-        operation: &'static str,
-        page: &mut Page,
-        mut send: F,
-    ) -> Result<T>
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-        F: FnMut() -> Fut,
-        Fut: Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
-    {
-        let mut attempts = 0u64;
-        let out = self
-            .retry
-            .run(
-                || {
-                    attempts += 1;
-                    send()
-                },
-                classify,
-            )
-            .await;
-        page.requests += attempts;
-        page.retries += attempts.saturating_sub(1);
-        out.map_err(|g| self.give_up_error(operation, g))
+fn key_map(key: &Key) -> HashMap<String, AttributeValue> {
+    key.iter().cloned().collect()
+}
+
+/// Executes a [`ScanPlan`]'s units: the plan's requests, with the retry
+/// budget and the read-capacity limiter every partition of one scan shares.
+#[derive(Debug, Clone)]
+pub(crate) struct Reader {
+    /// Retries, with the budget every partition of the scan draws on.
+    pub retry: Arc<Retrier>,
+    /// Read-capacity limit shared by every partition, if any.
+    pub capacity: Option<Arc<CapacityLimiter>>,
+    /// Keep Scan and Query items as the JSON text DynamoDB sent
+    /// ([`Page::items_json`]) instead of SDK values, for decoding straight to Arrow.
+    pub items_as_json: bool,
+}
+
+impl Reader {
+    /// The runtime half of `plan`: a fresh retry budget and capacity limiter.
+    pub(crate) fn for_plan(plan: &ScanPlan) -> Self {
+        Self {
+            retry: Arc::new(Retrier::new(plan.retry.clone())),
+            capacity: plan
+                .read_capacity
+                .map(|rate| Arc::new(CapacityLimiter::new(rate))),
+            items_as_json: true,
+        }
     }
 
     /// `Limit` for a request. With a FilterExpression DynamoDB applies `Limit`
     /// to items evaluated, not returned, so the row limit is never sent then;
     /// the capacity budget's page size is (it only makes pages smaller).
-    fn request_limit(&self, remaining: Option<usize>) -> Option<i32> {
+    fn request_limit(&self, plan: &ScanPlan, remaining: Option<usize>) -> Option<i32> {
         let pacing = self.capacity.as_ref().map(|c| c.page_items());
-        let remaining = if self.plan.has_filter() {
+        let remaining = if plan.access.has_filter() {
             None
         } else {
             remaining.map(|r| i32::try_from(r).unwrap_or(i32::MAX))
         };
-        [remaining, self.page_size, pacing]
+        [remaining, plan.page_size, pacing]
             .into_iter()
             .flatten()
             .min()
     }
 
-    /// Reads one page of `unit`, starting at `start` (the previous page's `next`).
+    /// Reads one page of `unit` of `plan`, starting at `start` (the previous
+    /// page's `next`).
     pub(crate) async fn page(
         &self,
         client: &Client,
+        plan: &ScanPlan,
         unit: &ReadUnit,
         start: Option<HashMap<String, AttributeValue>>,
         remaining: Option<usize>,
     ) -> Result<Page> {
-        if matches!(unit, ReadUnit::Query(_))
-            && !matches!(self.plan.operation, Operation::Query { .. })
-        {
-            return Err(Error::Metadata {
-                table: self.table.clone(),
-                reason: "a Query unit in a plan that is not a Query".into(),
-            });
-        }
-        let r = self.plan.render(unit, self.projection.as_ref());
+        let index = match (&plan.access.operation, unit) {
+            (Operation::Query { index, .. }, ReadUnit::Query(_)) => index.clone(),
+            (_, ReadUnit::Query(_)) => {
+                return Err(Error::Metadata {
+                    table: plan.table.clone(),
+                    reason: "a Query unit in a plan that is not a Query".into(),
+                });
+            }
+            _ => None,
+        };
+        let r = plan.render(unit);
         let reserved = match &self.capacity {
             Some(capacity) => capacity.acquire().await,
             None => 0.0,
         };
-        let mut page = Page::default();
-        match unit {
-            ReadUnit::Segment(segment, total) => {
-                let mut req = client
-                    .scan()
-                    .table_name(&self.table)
-                    .consistent_read(self.consistent_read)
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                    .set_exclusive_start_key(start)
-                    .set_limit(self.request_limit(remaining))
-                    .set_projection_expression(r.projection)
-                    .set_filter_expression(r.filter)
-                    .set_expression_attribute_names(r.names)
-                    .set_expression_attribute_values(r.values);
-                if *total > 1 {
-                    req = req.segment(*segment).total_segments(*total);
-                }
-                let capture = self.items_as_json.then(ItemsCapture::default);
-                let out = self
-                    .call("Scan", &mut page, || {
-                        ItemsCapture::attach(&capture, req.clone().customize()).send()
-                    })
-                    .await?;
-                page.items_json = capture.and_then(|c| c.take());
-                page.fill(
-                    out.items,
-                    out.last_evaluated_key,
-                    out.scanned_count,
-                    out.consumed_capacity.as_ref(),
-                );
-            }
-            ReadUnit::Query(_) => {
-                let index = match &self.plan.operation {
-                    Operation::Query { index, .. } => index.clone(),
-                    _ => None,
+        let page = match unit {
+            ReadUnit::Segment(..) | ReadUnit::Query(_) => {
+                let request = PageRequest {
+                    table: plan.table.clone(),
+                    index,
+                    key_condition: r.key_condition,
+                    scan_forward: plan.scan_forward,
+                    segment: match unit {
+                        ReadUnit::Segment(segment, total) => Some((*segment, *total)),
+                        _ => None,
+                    },
+                    projection: r.projection,
+                    filter: r.filter,
+                    names: r.names,
+                    values: r.values,
+                    consistent_read: plan.consistent_read,
+                    limit: self.request_limit(plan, remaining),
+                    start,
                 };
-                let req = client
-                    .query()
-                    .table_name(&self.table)
-                    .set_index_name(index)
-                    .set_key_condition_expression(r.key_condition)
-                    .scan_index_forward(self.scan_forward)
-                    .consistent_read(self.consistent_read)
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                    .set_exclusive_start_key(start)
-                    .set_limit(self.request_limit(remaining))
-                    .set_projection_expression(r.projection)
-                    .set_filter_expression(r.filter)
-                    .set_expression_attribute_names(r.names)
-                    .set_expression_attribute_values(r.values);
-                let capture = self.items_as_json.then(ItemsCapture::default);
-                let out = self
-                    .call("Query", &mut page, || {
-                        ItemsCapture::attach(&capture, req.clone().customize()).send()
-                    })
-                    .await?;
-                page.items_json = capture.and_then(|c| c.take());
-                page.fill(
-                    out.items,
-                    out.last_evaluated_key,
-                    out.scanned_count,
-                    out.consumed_capacity.as_ref(),
-                );
+                send_page(client, &request, &self.retry, self.items_as_json).await?
             }
             ReadUnit::Get(key) => {
+                let mut page = Page::default();
                 let req = client
                     .get_item()
-                    .table_name(&self.table)
+                    .table_name(&plan.table)
                     .set_key(Some(key_map(key)))
-                    .consistent_read(self.consistent_read)
+                    .consistent_read(plan.consistent_read)
                     .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .set_projection_expression(r.projection)
                     .set_expression_attribute_names(r.names);
-                let out = self
-                    .call("GetItem", &mut page, || req.clone().send())
-                    .await?;
+                let out = call(&plan.table, &self.retry, "GetItem", &mut page, || {
+                    req.clone().send()
+                })
+                .await?;
                 page.items = out.item.into_iter().collect();
                 page.scanned_count = page.items.len() as u64;
                 page.consumed_capacity = out
                     .consumed_capacity
                     .and_then(|c| c.capacity_units)
                     .unwrap_or(0.0);
+                page
             }
             ReadUnit::Batch(keys) => {
-                self.batch_get(client, keys, r.projection, r.names, &mut page)
+                self.batch_get(client, plan, keys, r.projection, r.names)
                     .await?
             }
-        }
+        };
         if let Some(capacity) = &self.capacity {
             capacity.settle(reserved, page.consumed_capacity, page.scanned_count);
         }
@@ -316,33 +445,38 @@ impl ReadSpec {
     async fn batch_get(
         &self,
         client: &Client,
+        plan: &ScanPlan,
         keys: &[Key],
         projection: Option<String>,
         names: Option<HashMap<String, String>>,
-        page: &mut Page,
-    ) -> Result<()> {
+    ) -> Result<Page> {
+        let table = plan.table.as_str();
+        let mut page = Page::default();
         let mut pending = KeysAndAttributes::builder()
             .set_keys(Some(keys.iter().map(key_map).collect()))
-            .consistent_read(self.consistent_read)
+            .consistent_read(plan.consistent_read)
             .set_projection_expression(projection)
             .set_expression_attribute_names(names)
             .build()
             .map_err(|e| Error::Request {
                 operation: "BatchGetItem",
-                table: self.table.clone(),
+                table: table.to_string(),
                 kind: ErrorKind::Other,
                 message: e.to_string(),
+                gave_up: None,
+                attempts: 0,
             })?;
         let policy = self.retry.policy();
         let mut rounds = 0u32;
         loop {
             let req = client
                 .batch_get_item()
-                .request_items(&self.table, pending.clone())
+                .request_items(table, pending.clone())
                 .return_consumed_capacity(ReturnConsumedCapacity::Total);
-            let out = self
-                .call("BatchGetItem", page, || req.clone().send())
-                .await?;
+            let out = call(table, &self.retry, "BatchGetItem", &mut page, || {
+                req.clone().send()
+            })
+            .await?;
             rounds += 1;
             page.consumed_capacity += out
                 .consumed_capacity()
@@ -350,26 +484,27 @@ impl ReadSpec {
                 .filter_map(|c| c.capacity_units())
                 .sum::<f64>();
             let mut responses = out.responses.unwrap_or_default();
-            let got = responses.remove(&self.table).unwrap_or_default();
+            let got = responses.remove(table).unwrap_or_default();
             page.scanned_count += got.len() as u64;
             page.items.extend(got);
             let Some(rest) = out
                 .unprocessed_keys
-                .and_then(|mut u| u.remove(&self.table))
+                .and_then(|mut u| u.remove(table))
                 .filter(|rest| !rest.keys().is_empty())
             else {
-                return Ok(());
+                return Ok(page);
             };
             if rounds >= policy.max_attempts || !self.retry.take() {
                 return Err(Error::Throttled {
                     operation: "BatchGetItem",
-                    table: self.table.clone(),
+                    table: table.to_string(),
                     why: format!(
                         "{} of {} keys were still unprocessed after {rounds} rounds",
                         rest.keys().len(),
                         keys.len()
                     ),
                     message: "DynamoDB returned UnprocessedKeys".into(),
+                    attempts: rounds,
                 });
             }
             page.retries += 1;

@@ -26,7 +26,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 /// assert!(patient.backoff_cap(3) <= patient.max_delay);
 /// assert_eq!(RetryPolicy::default().base_delay, Duration::from_millis(25));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RetryPolicy {
     /// Attempts per call, the first included (1 = never retry).
     pub max_attempts: u32,

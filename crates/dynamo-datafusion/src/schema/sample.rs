@@ -8,9 +8,8 @@ use aws_sdk_dynamodb::Client;
 use futures::future::try_join_all;
 
 use crate::error::Result;
-use crate::plan::AccessPlan;
-use crate::plan::ReadUnit;
-use crate::read::ReadSpec;
+use crate::plan::ScanPlan;
+use crate::read::Reader;
 use crate::read::retry::Retrier;
 use crate::schema::infer::{Observed, merge_observations, observe_items};
 
@@ -40,34 +39,28 @@ pub(crate) async fn sample_table(
         .div_ceil(ITEMS_PER_SEGMENT)
         .clamp(1, MAX_SAMPLE_SEGMENTS);
     let per_segment = sample_size.div_ceil(segments);
-    let spec = ReadSpec {
-        table: table.to_string(),
-        plan: AccessPlan::full_scan(0),
-        projection: None,
-        consistent_read,
-        page_size: None,
-        scan_forward: true,
+    let plan = ScanPlan::whole_table(table, segments as u32, consistent_read);
+    let reader = Reader {
         retry,
         capacity: None,
         items_as_json: false,
     };
-    let spec = &spec;
-    let reads = (0..segments).map(|segment| {
-        let unit = ReadUnit::Segment(segment as i32, segments as i32);
-        async move {
-            let mut seen = BTreeMap::new();
-            let mut read = 0;
-            let mut remaining = per_segment;
-            let mut start = None;
-            loop {
-                let page = spec.page(client, &unit, start, Some(remaining)).await?;
-                remaining = remaining.saturating_sub(page.items.len());
-                read += page.items.len();
-                merge_observations(&mut seen, observe_items(&page.items));
-                start = page.next;
-                if remaining == 0 || start.is_none() {
-                    return Result::Ok((seen, read));
-                }
+    let (plan, reader) = (&plan, &reader);
+    let reads = plan.partitions.iter().flatten().map(|unit| async move {
+        let mut seen = BTreeMap::new();
+        let mut read = 0;
+        let mut remaining = per_segment;
+        let mut start = None;
+        loop {
+            let page = reader
+                .page(client, plan, unit, start, Some(remaining))
+                .await?;
+            remaining = remaining.saturating_sub(page.items.len());
+            read += page.items.len();
+            merge_observations(&mut seen, observe_items(&page.items));
+            start = page.next;
+            if remaining == 0 || start.is_none() {
+                return Result::Ok((seen, read));
             }
         }
     });

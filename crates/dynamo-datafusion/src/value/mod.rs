@@ -5,3 +5,4 @@
 pub mod dynamo_json;
 pub(crate) mod json;
 pub(crate) mod number;
+pub(crate) mod wire;
