@@ -20,9 +20,8 @@ use datafusion::scalar::ScalarValue;
 
 use crate::decode::{Item, ItemDecoder};
 use crate::metadata::TableMeta;
-use crate::plan::render::ProjectionExpression;
 use crate::plan::{
-    MAX_EXPRESSION_BYTES, Operation, PlanOptions, ReadUnit, RenderedRequest, plan_access,
+    MAX_EXPRESSION_BYTES, Operation, PlanOptions, ReadOptions, ReadUnit, RenderedRequest, ScanPlan,
 };
 use crate::value::number::ExactNumber;
 
@@ -176,28 +175,31 @@ pub fn check_render(data: &[u8]) -> &'static str {
     let filters: Vec<Expr> = (0..1 + bytes.pick(4))
         .map(|_| predicate(&mut bytes, &schema, 0))
         .collect();
-    let columns: Vec<String> = schema
-        .fields()
-        .iter()
+    let projection: Vec<usize> = (0..schema.fields().len())
         .filter(|_| bytes.pick(2) == 0)
-        .map(|f| f.name().clone())
         .collect();
-    let options = PlanOptions {
-        consistent_read: bytes.pick(2) == 0,
-        ..PlanOptions::default()
+    let options = ReadOptions {
+        plan: PlanOptions {
+            consistent_read: bytes.pick(2) == 0,
+            ..PlanOptions::default()
+        },
+        segments: 4,
+        max_partitions: 4,
+        ..ReadOptions::default()
     };
-    let plan = plan_access(&meta, &schema, &filters, &columns, &options);
+    let scan = ScanPlan::new(&meta, &schema, &filters, Some(&projection), None, &options)
+        .expect("the fixture's columns");
+    let plan = &scan.access;
     assert_eq!(plan.exact.len(), filters.len(), "one exactness per filter");
-    let projection = ProjectionExpression::new(columns.clone());
-    for unit in plan.partitions(4, 4).into_iter().flatten() {
+    for unit in scan.partitions.iter().flatten() {
         // Exactly what `read` sends for this unit.
-        let r = plan.render(&unit, projection.as_ref());
+        let r = scan.render(unit);
         let mut expressions = Vec::new();
         if let Some(text) = &r.projection {
             check_projection(text);
             expressions.push(text.clone());
         }
-        match (&unit, &plan.operation) {
+        match (unit, &plan.operation) {
             (ReadUnit::Query(_), Operation::Query { .. }) => {
                 let text = r
                     .key_condition
