@@ -240,15 +240,6 @@ pub enum GiveUp<E> {
     },
 }
 
-impl<E> GiveUp<E> {
-    /// The error that ended the call.
-    pub fn error(&self) -> &E {
-        match self {
-            GiveUp::Final(e) | GiveUp::Exhausted { last: e, .. } => e,
-        }
-    }
-}
-
 /// Retries calls by a [`RetryPolicy`], drawing on one budget shared by every
 /// partition of a query.
 #[derive(Debug)]
@@ -274,12 +265,13 @@ impl Retrier {
     }
 
     /// Retries made so far.
-    pub fn retries(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn retries(&self) -> u64 {
         self.retries.load(Ordering::Relaxed)
     }
 
     /// Takes one retry from the budget; false when it is spent.
-    pub fn take(&self) -> bool {
+    pub(crate) fn take(&self) -> bool {
         let took = self
             .remaining
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| r.checked_sub(1))
@@ -292,7 +284,7 @@ impl Retrier {
 
     /// Runs `call` until it succeeds, fails finally, or retries run out. Each
     /// retry waits a jittered backoff first.
-    pub async fn run<T, E, F, Fut>(
+    pub(crate) async fn run<T, E, F, Fut>(
         &self,
         mut call: F,
         classify: impl Fn(&E) -> Retryable,
