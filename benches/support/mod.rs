@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType as T};
-use dynamo_testkit::{IndexSpec, TableSpec, create_table, put_items};
+use dynamo_testkit::{TableSpec, create_table, put_items, table_exists};
 
 /// Error type of the bench binaries.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -165,31 +165,13 @@ pub fn pk(i: usize) -> String {
 /// ~200-byte items, 100 per partition, a GSI (country, score) and an LSI (amount).
 pub async fn load_bench_table(client: &Client, n: usize) -> Result<String, BoxError> {
     let table = format!("bench_pushdown_{n}");
-    let existing = client
-        .list_tables()
-        .send()
-        .await?
-        .table_names
-        .unwrap_or_default();
-    if existing.contains(&table) {
+    if table_exists(client, &table).await? {
         return Ok(table);
     }
     let spec = TableSpec::new(&table, "pk", T::S)
         .sort_key("sk", T::N)
-        .index(IndexSpec {
-            name: "byCountry".into(),
-            local: false,
-            partition_key: ("country".into(), T::S),
-            sort_key: Some(("score".into(), T::N)),
-            projection: None,
-        })
-        .index(IndexSpec {
-            name: "byAmount".into(),
-            local: true,
-            partition_key: ("pk".into(), T::S),
-            sort_key: Some(("amount".into(), T::N)),
-            projection: None,
-        });
+        .global_index("byCountry", ("country", T::S), Some(("score", T::N)))
+        .local_index("byAmount", ("amount", T::N));
     create_table(client, &spec).await?;
     let items = (0..n)
         .map(|i| {

@@ -9,18 +9,16 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use dynamo_datafusion::{DynamoConfig, DynamoExec, DynamoTableProvider, Item, TableOptions};
-use dynamo_testkit::{TableSpec, create_table, put_items, unique_name};
+use dynamo_testkit::{TableSpec, put_items, unique_name};
 
 /// A new table keyed by `pk` (S) and `sk` (N), named after `prefix`, holding `items`.
 pub async fn pk_sk_table(client: &Client, prefix: &str, items: Vec<Item>) -> String {
     let table = unique_name(prefix);
-    create_table(
-        client,
-        &TableSpec::new(&table, "pk", ScalarAttributeType::S)
-            .sort_key("sk", ScalarAttributeType::N),
-    )
-    .await
-    .expect("create");
+    TableSpec::new(&table, "pk", ScalarAttributeType::S)
+        .sort_key("sk", ScalarAttributeType::N)
+        .create(client)
+        .await
+        .expect("create");
     put_items(client, &table, items).await.expect("put");
     table
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType as T};
-use dynamo_testkit::{IndexSpec, TableSpec, create_table, put_items, unique_name};
+use dynamo_testkit::{TableSpec, create_table, put_items, unique_name};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -243,20 +243,9 @@ async fn composite_key_with_gsi_and_lsi() {
     let table = unique_name("equiv_a");
     let spec = TableSpec::new(&table, "p", T::S)
         .sort_key("s", T::N)
-        .index(IndexSpec {
-            name: "gsi1".into(),
-            local: false,
-            partition_key: ("gk".into(), T::S),
-            sort_key: Some(("gs".into(), T::N)),
-            projection: None,
-        })
-        .index(IndexSpec {
-            name: "lsi1".into(),
-            local: true,
-            partition_key: ("p".into(), T::S),
-            sort_key: Some(("ls".into(), T::S)),
-            projection: Some(vec!["a".into()]),
-        });
+        .global_index("gsi1", ("gk", T::S), Some(("gs", T::N)))
+        .local_index("lsi1", ("ls", T::S))
+        .projecting(&["a"]);
     create_table(&client, &spec).await.expect("create");
     let strs: Vec<String> = ["alpha", "beta", "gamma", "delta", "al'pha", "Beta", ""]
         .iter()
@@ -375,7 +364,8 @@ async fn hash_only_numeric_key() {
     let mut rng = StdRng::seed_from_u64(seed);
     let client = client().await;
     let table = unique_name("equiv_b");
-    create_table(&client, &TableSpec::new(&table, "id", T::N))
+    TableSpec::new(&table, "id", T::N)
+        .create(&client)
         .await
         .expect("create");
     let items = (0..150)
@@ -416,12 +406,11 @@ async fn binary_and_string_keys() {
     let mut rng = StdRng::seed_from_u64(seed);
     let client = client().await;
     let table = unique_name("equiv_c");
-    create_table(
-        &client,
-        &TableSpec::new(&table, "k", T::B).sort_key("r", T::S),
-    )
-    .await
-    .expect("create");
+    TableSpec::new(&table, "k", T::B)
+        .sort_key("r", T::S)
+        .create(&client)
+        .await
+        .expect("create");
     let rs: Vec<String> = ["a", "ab", "abc", "b", "ba", "c", "Ä", "z"]
         .iter()
         .map(|s| s.to_string())

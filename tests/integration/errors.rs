@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType};
 use dynamo_datafusion::{DynamoTableProvider, Error};
-use dynamo_testkit::{TableSpec, create_table, put_items, unique_name};
+use dynamo_testkit::{TableSpec, put_items, unique_name};
 
 use crate::common::{client, context_with, dead_endpoint_client, query};
 
@@ -24,12 +24,10 @@ async fn unknown_table_is_named() {
 async fn unknown_column_and_bad_sql() {
     let client = client().await;
     let table = unique_name("errs");
-    create_table(
-        &client,
-        &TableSpec::new(&table, "id", ScalarAttributeType::S),
-    )
-    .await
-    .expect("create");
+    TableSpec::new(&table, "id", ScalarAttributeType::S)
+        .create(&client)
+        .await
+        .expect("create");
     put_items(
         &client,
         &table,

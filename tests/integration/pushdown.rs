@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType as T};
-use dynamo_testkit::{IndexSpec, TableSpec, create_table, put_items, unique_name};
+use dynamo_testkit::{TableSpec, create_table, put_items, unique_name};
 
 use crate::common::{
     client, rows, run_with_plan, scan_metric, sorted_rows, with_and_without_pushdown,
@@ -20,20 +20,8 @@ async fn events() -> (String, aws_sdk_dynamodb::Client) {
     let table = unique_name("Events");
     let spec = TableSpec::new(&table, "user", T::S)
         .sort_key("ts", T::N)
-        .index(IndexSpec {
-            name: "byKind".into(),
-            local: false,
-            partition_key: ("kind".into(), T::S),
-            sort_key: Some(("score".into(), T::N)),
-            projection: None,
-        })
-        .index(IndexSpec {
-            name: "byAmount".into(),
-            local: true,
-            partition_key: ("user".into(), T::S),
-            sort_key: Some(("amount".into(), T::N)),
-            projection: None,
-        });
+        .global_index("byKind", ("kind", T::S), Some(("score", T::N)))
+        .local_index("byAmount", ("amount", T::N));
     create_table(&client, &spec).await.expect("create");
     let kinds = ["click", "view", "buy"];
     let mut items = Vec::new();
@@ -166,31 +154,16 @@ async fn canonical_queries_read_only_what_they_need() {
         },
     ];
     for case in cases {
-        let (batches, plan) = run_with_plan(&on, case.sql).await;
-        let scan = crate::common::find_scan(&plan).expect("a DynamoExec");
-        assert_eq!(scan.operation(), case.operation, "{}", case.sql);
-        assert_eq!(scan.index(), case.index, "{}", case.sql);
-        assert_eq!(
-            scan_metric(&plan, "scanned_count"),
-            case.scanned,
-            "items scanned by {}",
-            case.sql
-        );
-        assert_eq!(rows(&batches).len(), case.rows, "{}", case.sql);
-        let (unpushed, off_plan) = run_with_plan(&off, case.sql).await;
+        let sql = case.sql;
+        let off_plan = expect_read(&on, &off, case, None).await;
         assert_eq!(
             crate::common::find_scan(&off_plan)
                 .expect("exec")
                 .operation(),
-            "Scan"
+            "Scan",
+            "{sql}"
         );
-        assert_eq!(scan_metric(&off_plan, "scanned_count"), total);
-        assert_eq!(
-            sorted_rows(&batches),
-            sorted_rows(&unpushed),
-            "pushdown changed the answer of {}",
-            case.sql
-        );
+        assert_eq!(scan_metric(&off_plan, "scanned_count"), total, "{sql}");
     }
 }
 
@@ -322,14 +295,15 @@ async fn reserved_words_and_injection_attempts_are_plain_values() {
     assert_eq!(rows(&a), vec!["event 7"]);
 }
 
-/// Checks one query: its operation and index, items scanned and returned,
-/// and the same rows with pushdown off.
+/// Checks one query: its operation and index, items scanned (and returned,
+/// when given), and the same rows with pushdown off; returns the plan
+/// without pushdown.
 async fn expect_read(
     on: &datafusion::prelude::SessionContext,
     off: &datafusion::prelude::SessionContext,
     case: Expect,
-    returned: usize,
-) {
+    returned: Option<usize>,
+) -> std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan> {
     let (batches, plan) = run_with_plan(on, case.sql).await;
     let scan = crate::common::find_scan(&plan).expect("a DynamoExec");
     assert_eq!(
@@ -344,20 +318,23 @@ async fn expect_read(
         "items scanned by {}",
         case.sql
     );
-    assert_eq!(
-        scan_metric(&plan, "output_rows"),
-        returned,
-        "items DynamoDB returned for {}",
-        case.sql
-    );
+    if let Some(returned) = returned {
+        assert_eq!(
+            scan_metric(&plan, "output_rows"),
+            returned,
+            "items DynamoDB returned for {}",
+            case.sql
+        );
+    }
     assert_eq!(rows(&batches).len(), case.rows, "{}", case.sql);
-    let (unpushed, _) = run_with_plan(off, case.sql).await;
+    let (unpushed, off_plan) = run_with_plan(off, case.sql).await;
     assert_eq!(
         sorted_rows(&batches),
         sorted_rows(&unpushed),
         "pushdown changed the answer of {}",
         case.sql
     );
+    off_plan
 }
 
 /// The shapes a held-out workload found read in full: each is now a key read
@@ -371,13 +348,7 @@ async fn held_out_shapes_read_by_key() {
     let orders = unique_name("HeldOrders");
     let spec = TableSpec::new(&orders, "customer", T::S)
         .sort_key("ts", T::N)
-        .index(IndexSpec {
-            name: "byStatus".into(),
-            local: false,
-            partition_key: ("status".into(), T::S),
-            sort_key: Some(("ts".into(), T::N)),
-            projection: None,
-        });
+        .global_index("byStatus", ("status", T::S), Some(("ts", T::N)));
     create_table(&client, &spec).await.expect("create");
     let total = 600;
     let items = (0..total)
@@ -417,7 +388,7 @@ async fn held_out_shapes_read_by_key() {
             scanned: cancelled,
             rows: cancelled,
         },
-        cancelled,
+        Some(cancelled),
     )
     .await;
     let vip = (0..total).filter(|i| i % 11 == 0).count();
@@ -431,13 +402,14 @@ async fn held_out_shapes_read_by_key() {
             scanned: total,
             rows: vip,
         },
-        vip,
+        Some(vip),
     )
     .await;
 
     // Devices: hash-only; 150 keys in one IN list are BatchGetItem requests.
     let devices = unique_name("HeldDevices");
-    create_table(&client, &TableSpec::new(&devices, "device_id", T::S))
+    TableSpec::new(&devices, "device_id", T::S)
+        .create(&client)
         .await
         .expect("create");
     let items = (0..400)
@@ -465,18 +437,17 @@ async fn held_out_shapes_read_by_key() {
             scanned: 150,
             rows: 150,
         },
-        150,
+        Some(150),
     )
     .await;
 
     // Titles: year (N) + title (S); LIKE 'A_%' bounds the sort key by its prefix.
     let titles = unique_name("HeldTitles");
-    create_table(
-        &client,
-        &TableSpec::new(&titles, "year", T::N).sort_key("title", T::S),
-    )
-    .await
-    .expect("create");
+    TableSpec::new(&titles, "year", T::N)
+        .sort_key("title", T::S)
+        .create(&client)
+        .await
+        .expect("create");
     let letters = ["A", "B", "C", "Ab", "Ax", "a"];
     let items = (0..180)
         .map(|i| {
@@ -506,7 +477,7 @@ async fn held_out_shapes_read_by_key() {
             scanned: starts_a,
             rows: starts_a,
         },
-        starts_a,
+        Some(starts_a),
     )
     .await;
 }

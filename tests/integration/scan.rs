@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType};
 use dynamo_datafusion::DynamoTableProvider;
-use dynamo_testkit::{TableSpec, create_table, put_items, unique_name};
+use dynamo_testkit::{TableSpec, put_items, unique_name};
 
 use crate::common::{
     client, context_with, pk_sk_table, query, rows, run_with_plan, scan_metric, sorted_rows,
@@ -151,12 +151,10 @@ async fn plain_limit_reads_only_what_it_needs() {
 async fn sampling_finds_an_attribute_in_one_percent_of_20k_items() {
     let client = client().await;
     let table = unique_name("sparse");
-    create_table(
-        &client,
-        &TableSpec::new(&table, "id", ScalarAttributeType::N),
-    )
-    .await
-    .expect("create");
+    TableSpec::new(&table, "id", ScalarAttributeType::N)
+        .create(&client)
+        .await
+        .expect("create");
     let items = (0..20_000u32)
         .map(|i| {
             let mut item = HashMap::from([("id".to_string(), AV::N(i.to_string()))]);

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use dynamo_datafusion::{TableOptions, dynamo_session};
-use dynamo_testkit::{TableSpec, create_table, put_items, unique_name};
+use dynamo_testkit::{TableSpec, put_items, unique_name};
 
 use crate::common::{client, query, rows};
 
@@ -14,19 +14,15 @@ async fn shop() -> (String, String, aws_sdk_dynamodb::Client) {
     let client = client().await;
     let customers = unique_name("Customers");
     let orders = unique_name("Orders");
-    create_table(
-        &client,
-        &TableSpec::new(&customers, "customerId", ScalarAttributeType::S),
-    )
-    .await
-    .expect("create customers");
-    create_table(
-        &client,
-        &TableSpec::new(&orders, "customerId", ScalarAttributeType::S)
-            .sort_key("orderId", ScalarAttributeType::N),
-    )
-    .await
-    .expect("create orders");
+    TableSpec::new(&customers, "customerId", ScalarAttributeType::S)
+        .create(&client)
+        .await
+        .expect("create customers");
+    TableSpec::new(&orders, "customerId", ScalarAttributeType::S)
+        .sort_key("orderId", ScalarAttributeType::N)
+        .create(&client)
+        .await
+        .expect("create orders");
     let regions = ["north", "south", "east"];
     let custs = (0..30)
         .map(|c| {

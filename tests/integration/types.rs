@@ -8,7 +8,7 @@ use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::TableProvider;
 use dynamo_datafusion::{DynamoTableProvider, is_json_field};
-use dynamo_testkit::{TableSpec, create_table, put_items, unique_name};
+use dynamo_testkit::{TableSpec, put_items, unique_name};
 
 use crate::common::{client, context_with, query, rows};
 
@@ -23,12 +23,10 @@ fn n(s: &str) -> AV {
 async fn typed_table() -> (String, aws_sdk_dynamodb::Client) {
     let client = client().await;
     let table = unique_name("types");
-    create_table(
-        &client,
-        &TableSpec::new(&table, "id", ScalarAttributeType::S),
-    )
-    .await
-    .expect("create");
+    TableSpec::new(&table, "id", ScalarAttributeType::S)
+        .create(&client)
+        .await
+        .expect("create");
     let a = item(vec![
         ("id", AV::S("a".into())),
         ("price", n("1234567890123456789012345678.9012345678")),

@@ -7,8 +7,7 @@ use std::process::{Command, Output, Stdio};
 
 use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType};
 use dynamo_testkit::{
-    FaultConfig, FaultProxy, TableSpec, create_table, delete_table, local_endpoint, put_items,
-    unique_name,
+    FaultConfig, FaultProxy, TableSpec, delete_table, local_endpoint, put_items, unique_name,
 };
 
 /// A table named in mixed case with three known items.
@@ -17,12 +16,10 @@ async fn fixture() -> String {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let table = unique_name("CliItems");
-    create_table(
-        &client,
-        &TableSpec::new(&table, "itemId", ScalarAttributeType::S),
-    )
-    .await
-    .expect("create");
+    TableSpec::new(&table, "itemId", ScalarAttributeType::S)
+        .create(&client)
+        .await
+        .expect("create");
     let items = vec![
         HashMap::from([
             ("itemId".to_string(), AV::S("a".into())),
@@ -283,7 +280,8 @@ fn ok_ref(o: &Output) -> String {
 
 /// A hash-only table `id` (S) of `n` items: `n` (N, whole) and `note` (S).
 async fn numbered_table(client: &aws_sdk_dynamodb::Client, table: &str, items: usize) {
-    create_table(client, &TableSpec::new(table, "id", ScalarAttributeType::S))
+    TableSpec::new(table, "id", ScalarAttributeType::S)
+        .create(client)
         .await
         .expect("create");
     let items = (0..items)
@@ -387,12 +385,10 @@ async fn schemas_are_cached_between_runs_and_sampled_again_when_asked_or_new() {
 
     // The same name, created again: a new table, sampled again.
     delete_table(&client, &table).await.expect("delete");
-    create_table(
-        &client,
-        &TableSpec::new(&table, "id", ScalarAttributeType::S),
-    )
-    .await
-    .expect("create again");
+    TableSpec::new(&table, "id", ScalarAttributeType::S)
+        .create(&client)
+        .await
+        .expect("create again");
     put_items(
         &client,
         &table,

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType as T};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::fixtures::{IndexSpec, TableSpec, create_table, put_items};
+use crate::fixtures::{TableSpec, table_exists};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -40,42 +40,27 @@ fn n(v: impl ToString) -> AV {
 /// Creates and fills the demo tables; tables that already exist are left alone.
 /// Returns the number of items written.
 pub async fn load_demo(client: &Client) -> Result<usize, BoxError> {
-    let existing = client
-        .list_tables()
-        .send()
-        .await?
-        .table_names
-        .unwrap_or_default();
-    let mut written = 0;
-    if !existing.iter().any(|t| t == DEMO_TABLES[0]) {
-        let spec = TableSpec::new(DEMO_TABLES[0], "userId", T::S)
+    let tables = [
+        TableSpec::new(DEMO_TABLES[0], "userId", T::S)
             .sort_key("eventTime", T::N)
-            .index(IndexSpec {
-                name: "byFeature".into(),
-                local: false,
-                partition_key: ("feature".into(), T::S),
-                sort_key: Some(("engagementScore".into(), T::N)),
-                projection: None,
-            });
-        create_table(client, &spec).await?;
-        let items = engagement_items();
-        written += items.len();
-        put_items(client, DEMO_TABLES[0], items).await?;
-    }
-    if !existing.iter().any(|t| t == DEMO_TABLES[1]) {
-        let spec = TableSpec::new(DEMO_TABLES[1], "warehouseId", T::S)
+            .global_index(
+                "byFeature",
+                ("feature", T::S),
+                Some(("engagementScore", T::N)),
+            ),
+        TableSpec::new(DEMO_TABLES[1], "warehouseId", T::S)
             .sort_key("sku", T::S)
-            .index(IndexSpec {
-                name: "byCategory".into(),
-                local: false,
-                partition_key: ("category".into(), T::S),
-                sort_key: Some(("quantity".into(), T::N)),
-                projection: Some(vec!["productName".into(), "price".into()]),
-            });
-        create_table(client, &spec).await?;
-        let items = inventory_items();
+            .global_index("byCategory", ("category", T::S), Some(("quantity", T::N)))
+            .projecting(&["productName", "price"]),
+    ];
+    let mut written = 0;
+    for (spec, items) in tables.iter().zip([engagement_items, inventory_items]) {
+        if table_exists(client, &spec.name).await? {
+            continue;
+        }
+        let items = items();
         written += items.len();
-        put_items(client, DEMO_TABLES[1], items).await?;
+        spec.create_with(client, items).await?;
     }
     Ok(written)
 }

@@ -86,6 +86,61 @@ impl TableSpec {
         self.indexes.push(index);
         self
     }
+
+    /// Adds a global secondary index projecting every attribute.
+    pub fn global_index(
+        self,
+        name: &str,
+        pk: (&str, ScalarAttributeType),
+        sk: Option<(&str, ScalarAttributeType)>,
+    ) -> Self {
+        self.index(IndexSpec {
+            name: name.to_string(),
+            local: false,
+            partition_key: (pk.0.to_string(), pk.1),
+            sort_key: sk.map(|(n, t)| (n.to_string(), t)),
+            projection: None,
+        })
+    }
+
+    /// Adds a local secondary index (the table's partition key, sort key
+    /// `sk`) projecting every attribute.
+    pub fn local_index(self, name: &str, sk: (&str, ScalarAttributeType)) -> Self {
+        let partition_key = self.partition_key.clone();
+        self.index(IndexSpec {
+            name: name.to_string(),
+            local: true,
+            partition_key,
+            sort_key: Some((sk.0.to_string(), sk.1)),
+            projection: None,
+        })
+    }
+
+    /// Creates the table (see [`create_table`]); returns its name.
+    pub async fn create(&self, client: &Client) -> Result<String, BoxError> {
+        create_table(client, self).await?;
+        Ok(self.name.clone())
+    }
+
+    /// Creates the table and writes `items` into it; returns its name.
+    pub async fn create_with(
+        &self,
+        client: &Client,
+        items: Vec<HashMap<String, AttributeValue>>,
+    ) -> Result<String, BoxError> {
+        create_table(client, self).await?;
+        put_items(client, &self.name, items).await?;
+        Ok(self.name.clone())
+    }
+
+    /// Makes the index added last project only its keys and `attributes`
+    /// (KEYS_ONLY when there are none).
+    pub fn projecting(mut self, attributes: &[&str]) -> Self {
+        if let Some(ix) = self.indexes.last_mut() {
+            ix.projection = Some(attributes.iter().map(|a| a.to_string()).collect());
+        }
+        self
+    }
 }
 
 fn key_schema(pk: &str, sk: Option<&str>) -> Result<Vec<KeySchemaElement>, BoxError> {
@@ -119,6 +174,17 @@ fn projection(p: &Option<Vec<String>>) -> Projection {
             .set_non_key_attributes(Some(v.clone()))
             .build(),
     }
+}
+
+/// True when table `name` exists (every page of ListTables).
+pub async fn table_exists(client: &Client, name: &str) -> Result<bool, BoxError> {
+    let mut pages = client.list_tables().into_paginator().items().send();
+    while let Some(table) = pages.next().await {
+        if table? == name {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Creates the table (on-demand billing) and waits until it is active.

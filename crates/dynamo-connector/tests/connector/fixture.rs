@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType as T};
-use dynamo_testkit::{TableSpec, create_table, local_client_as, local_endpoint, put_items};
+use dynamo_testkit::{TableSpec, local_client_as, local_endpoint, put_items};
 use serde_json::{Value, json};
 
 pub const BIG: &str = "12345678901234567890123456789012345678";
@@ -88,12 +88,11 @@ pub async fn seed_tables(access_key: &str, rows: &[(&str, i64, &str)]) {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let _ = dynamo_testkit::delete_table(&client, "UserEngagement").await;
-    create_table(
-        &client,
-        &TableSpec::new("UserEngagement", "userId", T::S).sort_key("eventTime", T::N),
-    )
-    .await
-    .expect("create");
+    TableSpec::new("UserEngagement", "userId", T::S)
+        .sort_key("eventTime", T::N)
+        .create(&client)
+        .await
+        .expect("create");
     let items = rows
         .iter()
         .enumerate()

@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType as T};
 use dynamo_testkit::{
-    Fault, FaultConfig, FaultProxy, TableSpec, create_table, local_client_as, local_endpoint,
-    put_items,
+    Fault, FaultConfig, FaultProxy, TableSpec, local_client_as, local_endpoint, put_items,
 };
 use serde_json::{Value, json};
 
@@ -88,7 +87,8 @@ async fn a_closed_http_client_stops_the_read() {
     let client = local_client_as(&acme_key, "us-east-1")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    create_table(&client, &TableSpec::new("Wide", "id", T::S))
+    TableSpec::new("Wide", "id", T::S)
+        .create(&client)
         .await
         .expect("create");
     let pad = "x".repeat(30_000);

@@ -132,13 +132,7 @@ async fn caps_are_exact_and_paging_under_any_of_them_returns_every_item_once() {
         &client,
         &TableSpec::new(&table, "pk", T::S)
             .sort_key("n", T::N)
-            .index(dynamo_testkit::IndexSpec {
-                name: "byGroup".into(),
-                local: false,
-                partition_key: ("group".into(), T::S),
-                sort_key: Some(("n".into(), T::N)),
-                projection: None,
-            }),
+            .global_index("byGroup", ("group", T::S), Some(("n", T::N))),
     )
     .await
     .expect("create");
