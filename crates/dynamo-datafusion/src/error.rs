@@ -2,10 +2,29 @@
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use std::fmt;
+
 use datafusion::arrow::datatypes::DataType;
 use datafusion::error::DataFusionError;
 
-pub use crate::read::retry::ErrorKind;
+/// What kind of failure a DynamoDB call met, decided once from the SDK error
+/// (`read::retry::error_kind`) and carried by [`crate::Error`]: retries, the provider
+/// and the connector all act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The table or index does not exist.
+    NotFound,
+    /// DynamoDB refused the credentials or the caller's permissions.
+    AccessDenied,
+    /// DynamoDB throttled the call.
+    Throttled,
+    /// DynamoDB refused the request as invalid (`ValidationException`).
+    Validation,
+    /// A passing fault: 5xx, timeout, connection failure, unreadable answer.
+    Transient,
+    /// Anything else.
+    Other,
+}
 
 /// Result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -113,7 +132,7 @@ pub enum Error {
         /// What widened, e.g. `column 'info.rating' widened from Decimal128(38, 4) to Decimal128(38, 6)`.
         changes: String,
         /// The columns that changed.
-        widenings: Vec<crate::schema::widen::Widening>,
+        widenings: Vec<Widening>,
         /// Attribute path of the value that did not fit.
         attribute: String,
         /// That value, as DynamoDB JSON.
@@ -189,6 +208,46 @@ fn gave_up_prefix(why: &Option<String>) -> String {
     why.as_ref()
         .map(|w| format!("gave up, {w}: "))
         .unwrap_or_default()
+}
+
+/// One column (or nested field) whose type changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Widening {
+    /// Column path, e.g. `info.rating` (`[]` marks list members).
+    pub column: String,
+    /// The type before.
+    pub from: DataType,
+    /// The type after: it holds every value `from` held, and the new one.
+    pub to: DataType,
+    /// True when `to` is `Utf8` holding each value's lossless JSON text.
+    pub to_json: bool,
+}
+
+impl fmt::Display for Widening {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "column '{}' widened from {} to {}",
+            self.column,
+            type_name(&self.from),
+            if self.to_json {
+                "JSON text".to_string()
+            } else {
+                type_name(&self.to)
+            }
+        )
+    }
+}
+
+/// A type as a widening names it: a struct by its field names.
+fn type_name(t: &DataType) -> String {
+    match t {
+        DataType::Struct(fields) => {
+            let names: Vec<&str> = fields.iter().map(|f| f.name().as_str()).collect();
+            format!("Struct({})", names.join(", "))
+        }
+        other => other.to_string(),
+    }
 }
 
 impl From<Error> for DataFusionError {

@@ -11,14 +11,17 @@
 //!
 //! | module | does |
 //! |---|---|
-//! | `schema/` | the Arrow schema: `infer` from a `sample`, `widen` on a surprise, `cache` it |
-//! | `plan/` | filters → the cheapest correct read, as a serializable `ScanPlan` (pure) |
-//! | `read/` | one page at a time from DynamoDB: `retry`, `capacity`, `capture` of the JSON |
-//! | `decode/` | items (JSON text or SDK values) → Arrow columns |
 //! | `value/` | exact numbers, DynamoDB JSON, JSON text columns |
+//! | `schema/` | the Arrow schema: `infer` it from observed items, `widen` it on a surprise, `cache` it |
+//! | `plan/` | filters → the cheapest correct read, as a serializable `ScanPlan` (pure) |
+//! | `read/` | one page at a time from DynamoDB: `retry`, `capacity`, `capture` of the JSON, the schema `sample` |
+//! | `decode/` | items (JSON text or SDK values) → Arrow columns |
 //! | `exec/` | the `ExecutionPlan`: partitions, projections absorbed, read statistics |
 //!
-//! `provider`, `catalog`, `factory`, `session` and `run` wire them into DataFusion.
+//! Beside them, at the bottom: `error`, `metadata` (the table's description) and
+//! `policy` (retries). Above them, `provider`, `catalog`, `factory`, `session`
+//! and `run` wire them into DataFusion. Each layer imports only those below it
+//! (checked by the workspace's `architecture` test).
 
 mod catalog;
 mod client;
@@ -33,6 +36,7 @@ pub mod fuzzing;
 mod metadata;
 mod options;
 mod plan;
+mod policy;
 mod provider;
 mod read;
 mod run;
@@ -44,21 +48,22 @@ pub use catalog::DynamoSchemaProvider;
 pub use client::ConnectionOptions;
 pub use config::DynamoConfig;
 pub use decode::{Item, ItemDecoder};
-pub use error::{Error, ErrorKind, Result, describe_sdk_error};
+pub use error::{Error, ErrorKind, Result, Widening, describe_sdk_error};
 pub use exec::DynamoExec;
 pub use exec::stats::ReadStats;
 pub use factory::{DYNAMODB_FILE_TYPE, DynamoTableFactory};
 pub use metadata::{
     IndexKind, IndexMeta, IndexProjection, KeyAttribute, KeySchema, KeyType, TableMeta,
 };
-pub use options::{ColumnType, TableOptions};
+pub use options::TableOptions;
 pub use plan::{IndexPolicy, ScanPlan};
+pub use policy::RetryPolicy;
 pub use provider::{DynamoTableProvider, DynamoTableProviderBuilder, describe_table};
-pub use read::retry::{Retrier, RetryPolicy, without_sdk_retries};
+pub use read::retry::{Retrier, without_sdk_retries};
 pub use read::{Page, PageRequest, read_page};
 pub use run::{CollectSink, ResultSink, RunOptions, RunOutcome, run_statement};
 pub use schema::cache::{DEFAULT_SCHEMA_TTL, FileSchemaCache, SchemaCache, SchemaKey};
 pub use schema::infer::{is_json_field, json_field};
-pub use schema::widen::{SchemaHistory, SchemaOrigin, Widening};
+pub use schema::{ColumnType, SchemaHistory, SchemaOrigin};
 pub use session::{DEFAULT_CATALOG, DEFAULT_SCHEMA, dynamo_session, dynamo_session_with_cache};
 pub use value::dynamo_json;

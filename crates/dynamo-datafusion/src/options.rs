@@ -1,50 +1,19 @@
 //! Read options of a DynamoDB table, from the builder or from `OPTIONS (...)`.
 
 use std::collections::HashMap;
-use std::str::FromStr;
-
-use datafusion::arrow::datatypes::DataType;
 
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::plan::IndexPolicy;
-use crate::read::retry::RetryPolicy;
+use crate::policy::RetryPolicy;
+use crate::schema::ColumnType;
 
 /// Default number of items sampled to infer a schema.
 ///
 /// Sampling reads items spread over several scan segments. With 2,000 items an
 /// attribute present in 1% of items is missed with probability 0.99^2000 ≈ 2e-9.
 pub const DEFAULT_SAMPLE_SIZE: usize = 2_000;
-
-/// The type a column is forced to, instead of the inferred one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ColumnType {
-    /// An Arrow type (Utf8, Int64, Float64, Decimal128/256, Boolean, Binary, List, Struct).
-    Arrow(DataType),
-    /// Lossless JSON text of whatever the attribute holds.
-    Json,
-}
-
-impl FromStr for ColumnType {
-    type Err = String;
-
-    /// Parses `json` or an Arrow type name as Arrow prints it (`Utf8`,
-    /// `Decimal128(38, 4)`, `List(Int64)`), plus the SQL names `string`,
-    /// `varchar`, `bigint`, `double`, `boolean`.
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        let t = s.trim();
-        Ok(match t.to_ascii_lowercase().as_str() {
-            "json" => ColumnType::Json,
-            "string" | "varchar" | "text" | "utf8" => ColumnType::Arrow(DataType::Utf8),
-            "bigint" | "int64" => ColumnType::Arrow(DataType::Int64),
-            "double" | "float64" => ColumnType::Arrow(DataType::Float64),
-            "boolean" | "bool" => ColumnType::Arrow(DataType::Boolean),
-            "binary" | "bytea" => ColumnType::Arrow(DataType::Binary),
-            _ => ColumnType::Arrow(DataType::from_str(t).map_err(|e| e.to_string())?),
-        })
-    }
-}
 
 /// How the provider reads a table.
 #[derive(Debug, Clone, PartialEq)]
@@ -278,6 +247,8 @@ fn parse_column_types(spec: &str) -> std::result::Result<Vec<(String, ColumnType
 
 #[cfg(test)]
 mod tests {
+    use datafusion::arrow::datatypes::DataType;
+
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {

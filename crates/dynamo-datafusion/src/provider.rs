@@ -21,15 +21,18 @@ use crate::decode::ItemDecoder;
 use crate::error::{Error, Result};
 use crate::exec::DynamoExec;
 use crate::metadata::TableMeta;
-use crate::options::{ColumnType, TableOptions};
+use crate::options::TableOptions;
 use crate::plan::{
     AccessPlan, Operation, PlanOptions, ReadOptions, ScanPlan, expr_columns, plan_access,
 };
+use crate::policy::RetryPolicy;
 use crate::read::request_error;
-use crate::read::retry::{Retrier, RetryPolicy, without_sdk_retries};
+use crate::read::retry::{Retrier, without_sdk_retries};
+use crate::read::sample::sample_table;
+use crate::schema::ColumnType;
 use crate::schema::cache::{CacheSlot, SchemaCache, SchemaKey, SigningKey};
-use crate::schema::sample::sample_table;
-use crate::schema::widen::{SchemaHistory, SchemaOrigin, SchemaState};
+use crate::schema::widen::SchemaState;
+use crate::schema::{SchemaHistory, SchemaOrigin};
 
 /// Bytes of table per parallel-scan segment when the count is chosen automatically:
 /// a segment should have several 1 MB pages to read before parallelism pays.

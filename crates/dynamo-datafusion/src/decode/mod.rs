@@ -12,10 +12,9 @@ mod from_json;
 
 pub(crate) use cursor::items_span;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::SchemaRef;
 
@@ -23,8 +22,7 @@ use crate::error::{Error, Result};
 use crate::schema::infer::is_extra_field;
 use builder::{Misfit, Record};
 
-/// One DynamoDB item as the SDK returns it.
-pub type Item = HashMap<String, AttributeValue>;
+pub use crate::value::Item;
 
 /// Decodes pages of items into record batches of a fixed schema.
 ///
@@ -213,6 +211,10 @@ fn column_names(schema: &SchemaRef) -> HashSet<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
+    use aws_sdk_dynamodb::types::AttributeValue;
+
     use super::*;
     use crate::schema::infer::json_field;
     use crate::value::dynamo_json::item_from_json;

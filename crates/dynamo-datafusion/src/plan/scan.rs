@@ -28,7 +28,7 @@ use super::{
     plan_access,
 };
 use crate::metadata::TableMeta;
-use crate::read::retry::RetryPolicy;
+use crate::policy::RetryPolicy;
 use crate::schema::infer::is_extra_field;
 
 /// Top-level columns an expression reads, added to `out` once each.

@@ -11,6 +11,7 @@
 pub(crate) mod capacity;
 pub(crate) mod capture;
 pub(crate) mod retry;
+pub(crate) mod sample;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -24,11 +25,12 @@ use aws_sdk_dynamodb::types::{
 };
 
 use crate::decode::Item;
+use crate::error::ErrorKind;
 use crate::error::{Error, Result, describe_sdk_error};
 use crate::plan::{Key, Operation, ReadUnit, ScanPlan};
 use capacity::CapacityLimiter;
 use capture::{ItemsCapture, ItemsJson};
-use retry::{ErrorKind, GiveUp, Retrier, Retryable, classify, error_kind};
+use retry::{GiveUp, Retrier, Retryable, classify, error_kind};
 
 /// One Scan or Query request, with its expressions as DynamoDB takes them.
 ///

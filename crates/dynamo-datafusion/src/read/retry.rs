@@ -9,65 +9,13 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
 
+use crate::error::ErrorKind;
+use crate::policy::RetryPolicy;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-
-/// How DynamoDB calls are retried.
-///
-/// ```
-/// use std::time::Duration;
-/// use dynamo_datafusion::RetryPolicy;
-///
-/// let patient = RetryPolicy { max_attempts: 20, budget: 1_000, ..RetryPolicy::default() };
-/// assert!(patient.backoff_cap(3) <= patient.max_delay);
-/// assert_eq!(RetryPolicy::default().base_delay, Duration::from_millis(25));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RetryPolicy {
-    /// Attempts per call, the first included (1 = never retry).
-    pub max_attempts: u32,
-    /// Retries per query, summed over all its partitions and calls; once spent,
-    /// the next retryable failure ends the query.
-    pub budget: u32,
-    /// Backoff cap of the first retry; it doubles with each further attempt.
-    pub base_delay: Duration,
-    /// Largest backoff cap.
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 10,
-            budget: 200,
-            base_delay: Duration::from_millis(25),
-            max_delay: Duration::from_secs(5),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// Upper bound of the wait before attempt `attempt + 1` (`attempt` ≥ 1 failed
-    /// attempts so far): `base_delay · 2^(attempt-1)`, at most `max_delay`.
-    pub fn backoff_cap(&self, attempt: u32) -> Duration {
-        let factor = 1u32 << attempt.saturating_sub(1).min(20);
-        self.base_delay
-            .checked_mul(factor)
-            .unwrap_or(self.max_delay)
-            .min(self.max_delay)
-    }
-
-    /// A wait drawn uniformly from `[0, backoff_cap(attempt)]` ("full jitter"), so
-    /// that segments throttled together do not retry together.
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let cap = self.backoff_cap(attempt).as_micros() as u64;
-        Duration::from_micros(fastrand::u64(0..=cap))
-    }
-}
 
 /// What a failed call is worth retrying as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,25 +41,6 @@ pub enum FailureKind {
     Response,
     /// DynamoDB answered with an error.
     Service,
-}
-
-/// What kind of failure a DynamoDB call met, decided once from the SDK error
-/// ([`error_kind`]) and carried by [`crate::Error`]: retries, the provider
-/// and the connector all act on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// The table or index does not exist.
-    NotFound,
-    /// DynamoDB refused the credentials or the caller's permissions.
-    AccessDenied,
-    /// DynamoDB throttled the call.
-    Throttled,
-    /// DynamoDB refused the request as invalid (`ValidationException`).
-    Validation,
-    /// A passing fault: 5xx, timeout, connection failure, unreadable answer.
-    Transient,
-    /// Anything else.
-    Other,
 }
 
 /// Error codes DynamoDB uses for credentials and permissions it refuses.
@@ -320,6 +249,8 @@ impl Retrier {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

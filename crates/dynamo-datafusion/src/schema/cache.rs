@@ -33,9 +33,10 @@ use datafusion::arrow::datatypes::DataType;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::error::Widening;
 use crate::metadata::TableMeta;
 use crate::schema::infer::Observed;
-use crate::schema::widen::{SchemaHistory, SchemaOrigin, Widening};
+use crate::schema::{SchemaHistory, SchemaOrigin};
 
 /// How long a cached schema is used before the table is sampled again.
 pub const DEFAULT_SCHEMA_TTL: Duration = Duration::from_secs(24 * 60 * 60);

@@ -2,17 +2,72 @@
 
 pub(crate) mod cache;
 pub(crate) mod infer;
-pub(crate) mod sample;
 pub(crate) mod widen;
 
 use std::collections::BTreeMap;
+use std::str::FromStr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
+use crate::error::Widening;
 use crate::metadata::TableMeta;
-use crate::options::ColumnType;
 use crate::schema::infer::{Observed, json_field, text_field};
+
+/// The type a column is forced to, instead of the inferred one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnType {
+    /// An Arrow type (Utf8, Int64, Float64, Decimal128/256, Boolean, Binary, List, Struct).
+    Arrow(DataType),
+    /// Lossless JSON text of whatever the attribute holds.
+    Json,
+}
+
+impl FromStr for ColumnType {
+    type Err = String;
+
+    /// Parses `json` or an Arrow type name as Arrow prints it (`Utf8`,
+    /// `Decimal128(38, 4)`, `List(Int64)`), plus the SQL names `string`,
+    /// `varchar`, `bigint`, `double`, `boolean`.
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        let t = s.trim();
+        Ok(match t.to_ascii_lowercase().as_str() {
+            "json" => ColumnType::Json,
+            "string" | "varchar" | "text" | "utf8" => ColumnType::Arrow(DataType::Utf8),
+            "bigint" | "int64" => ColumnType::Arrow(DataType::Int64),
+            "double" | "float64" => ColumnType::Arrow(DataType::Float64),
+            "boolean" | "bool" => ColumnType::Arrow(DataType::Boolean),
+            "binary" | "bytea" => ColumnType::Arrow(DataType::Binary),
+            _ => ColumnType::Arrow(DataType::from_str(t).map_err(|e| e.to_string())?),
+        })
+    }
+}
+
+/// How a table's schema came to be, for `\d` and notices.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SchemaOrigin {
+    /// Given whole by the caller (a column list or a builder schema).
+    Given,
+    /// Inferred from a sample of this many items, at this time.
+    Sampled {
+        /// Items read to infer it.
+        items: usize,
+        /// When the sample was read.
+        at: SystemTime,
+    },
+}
+
+/// What is known about a table's schema: where it came from and how it widened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchemaHistory {
+    /// How the schema was first made.
+    pub origin: SchemaOrigin,
+    /// When it was read from a schema cache: the time the entry was saved.
+    pub cached: Option<SystemTime>,
+    /// Every widening since, oldest first.
+    pub widened: Vec<(SystemTime, Widening)>,
+}
 
 /// Builds the schema from the table's metadata and what sampling observed.
 ///

@@ -15,74 +15,21 @@
 //! any query sees the widened schema.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-use crate::decode::Item;
+use crate::error::Widening;
 use crate::metadata::TableMeta;
-use crate::options::ColumnType;
+use crate::schema::ColumnType;
 use crate::schema::build_schema;
 use crate::schema::cache::{CacheSlot, Entry, SchemaCache};
 use crate::schema::infer::{
     EXTRA_COLUMN, Observed, extra_field, is_json_field, merge_observations, observe_items,
 };
-
-/// One column (or nested field) whose type changed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Widening {
-    /// Column path, e.g. `info.rating` (`[]` marks list members).
-    pub column: String,
-    /// The type before.
-    pub from: DataType,
-    /// The type after: it holds every value `from` held, and the new one.
-    pub to: DataType,
-    /// True when `to` is `Utf8` holding each value's lossless JSON text.
-    pub to_json: bool,
-}
-
-impl fmt::Display for Widening {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "column '{}' widened from {} to {}",
-            self.column,
-            type_name(&self.from),
-            if self.to_json {
-                "JSON text".to_string()
-            } else {
-                type_name(&self.to)
-            }
-        )
-    }
-}
-
-/// How a table's schema came to be, for `\d` and notices.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SchemaOrigin {
-    /// Given whole by the caller (a column list or a builder schema).
-    Given,
-    /// Inferred from a sample of this many items, at this time.
-    Sampled {
-        /// Items read to infer it.
-        items: usize,
-        /// When the sample was read.
-        at: SystemTime,
-    },
-}
-
-/// What is known about a table's schema: where it came from and how it widened.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SchemaHistory {
-    /// How the schema was first made.
-    pub origin: SchemaOrigin,
-    /// When it was read from a schema cache: the time the entry was saved.
-    pub cached: Option<SystemTime>,
-    /// Every widening since, oldest first.
-    pub widened: Vec<(SystemTime, Widening)>,
-}
+use crate::schema::{SchemaHistory, SchemaOrigin};
+use crate::value::Item;
 
 #[derive(Debug)]
 struct Current {
@@ -326,16 +273,6 @@ fn widening(path: &str, old: &Field, new: &Field) -> Widening {
 }
 
 /// A short type name for messages: structs list their field names only.
-fn type_name(t: &DataType) -> String {
-    match t {
-        DataType::Struct(fields) => {
-            let names: Vec<&str> = fields.iter().map(|f| f.name().as_str()).collect();
-            format!("Struct({})", names.join(", "))
-        }
-        other => other.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

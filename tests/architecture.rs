@@ -1,4 +1,5 @@
-//! The public API of the library crates, checked against a snapshot.
+//! The library crates' shape: their public API against a snapshot, and
+//! modules that never import each other in a circle.
 //!
 //! Each crate's surface is what its `lib.rs` exports, followed to the
 //! definitions: items with their signatures, public fields and variants,
@@ -7,7 +8,7 @@
 //! updated on purpose:
 //!
 //! ```text
-//! UPDATE_PUBLIC_API=1 cargo test -p dynamo-suite --test public_api
+//! UPDATE_PUBLIC_API=1 cargo test -p dynamo-suite --test architecture
 //! ```
 //!
 //! Items marked `#[doc(hidden)]` or `#[cfg(test)]` are not part of it.
@@ -385,7 +386,118 @@ fn the_public_api_is_the_snapshot() {
     assert!(
         changed.is_empty(),
         "the public API changed; if on purpose, run UPDATE_PUBLIC_API=1 cargo test -p dynamo-suite \
-         --test public_api and commit the snapshots:\n{}",
+         --test architecture and commit the snapshots:\n{}",
         changed.join("\n")
     );
+}
+
+/// Every module a file's `use crate::…` items name (the longest known
+/// module prefix of each path), test code left out.
+fn imports(s: &Sources, module: &ModPath, items: &[Item], out: &mut BTreeSet<ModPath>) {
+    for item in items {
+        match item {
+            Item::Use(u) if !hidden(&u.attrs) => {
+                let mut found = Vec::new();
+                flatten(&u.tree, &mut Vec::new(), &mut found);
+                for (path, imported, _) in found {
+                    if path.first().map(String::as_str) != Some("crate") {
+                        continue;
+                    }
+                    let mut full = path[1..].to_vec();
+                    full.push(imported);
+                    let target = (0..=full.len())
+                        .rev()
+                        .map(|k| full[..k].to_vec())
+                        .find(|m| s.files.contains_key(m))
+                        .unwrap_or_default();
+                    if &target != module && !target.is_empty() {
+                        out.insert(target);
+                    }
+                }
+            }
+            Item::Mod(m) if !hidden(&m.attrs) => {
+                if let Some((_, inner)) = &m.content {
+                    imports(s, module, inner, out);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A cycle in `graph`, as the modules along it, if there is one.
+fn find_cycle(graph: &BTreeMap<ModPath, BTreeSet<ModPath>>) -> Option<Vec<String>> {
+    fn visit(
+        node: &ModPath,
+        graph: &BTreeMap<ModPath, BTreeSet<ModPath>>,
+        stack: &mut Vec<ModPath>,
+        done: &mut BTreeSet<ModPath>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = stack.iter().position(|n| n == node) {
+            let mut cycle: Vec<String> = stack[at..].iter().map(|m| m.join("::")).collect();
+            cycle.push(node.join("::"));
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        stack.push(node.clone());
+        for next in graph.get(node).into_iter().flatten() {
+            if let Some(c) = visit(next, graph, stack, done) {
+                return Some(c);
+            }
+        }
+        stack.pop();
+        done.insert(node.clone());
+        None
+    }
+    let mut done = BTreeSet::new();
+    graph
+        .keys()
+        .find_map(|n| visit(n, graph, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn library_modules_never_import_each_other_in_a_circle() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let s = Sources::new(&root.join("crates/dynamo-datafusion"));
+    // Test support (fuzz oracles, planner fixtures) may use anything.
+    let support = |m: &ModPath| {
+        m.iter()
+            .any(|p| p == "fuzzing" || p == "fixture" || p == "tests")
+    };
+    let mut files: BTreeMap<ModPath, BTreeSet<ModPath>> = BTreeMap::new();
+    for (module, file) in &s.files {
+        if module.is_empty() || support(module) {
+            continue;
+        }
+        let mut out = BTreeSet::new();
+        imports(&s, module, &file.items, &mut out);
+        out.retain(|m| !support(m));
+        files.insert(module.clone(), out);
+    }
+    assert!(files.len() > 20, "the modules were not found");
+    if let Some(cycle) = find_cycle(&files) {
+        panic!(
+            "modules import each other in a circle: {}",
+            cycle.join(" -> ")
+        );
+    }
+    // The pipeline's folders, too: plan never reaches read, and so on.
+    let mut folders: BTreeMap<ModPath, BTreeSet<ModPath>> = BTreeMap::new();
+    for (module, deps) in &files {
+        let top = vec![module[0].clone()];
+        let entry = folders.entry(top.clone()).or_default();
+        entry.extend(
+            deps.iter()
+                .map(|d| vec![d[0].clone()])
+                .filter(|d| d != &top),
+        );
+    }
+    if let Some(cycle) = find_cycle(&folders) {
+        panic!(
+            "module folders import each other in a circle: {}",
+            cycle.join(" -> ")
+        );
+    }
 }
