@@ -8,18 +8,16 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::json::writer::{JsonArray, WriterBuilder};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::config::Dialect;
-use datafusion::error::DataFusionError;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionConfig;
-use dynamo_datafusion::ErrorKind;
 use dynamo_datafusion::{
     ReadStats, ResultSink, RunOptions, SchemaCache, TableOptions, dynamo_session_with_cache,
     run_statement,
 };
 use serde_json::{Map, Value, json};
 
-use crate::error::{ConnectorError, ErrorCode, Result};
+use crate::error::{ConnectorError, Result, sql_error};
 use crate::request::{ConnectorRequest, Inputs, Limits, ReadOperation, parse_request};
 use crate::tenant::{ClientResolver, ResolvedClient, SchemaStore};
 
@@ -110,104 +108,6 @@ async fn run(
     match request.inputs {
         Inputs::Read(read) => crate::read::run_read(&resolved.client, &read, request.limits).await,
         Inputs::Sql(sql) => run_sql(&resolved.client, &sql, request.limits, cache).await,
-    }
-}
-
-/// The connector's code for a kind of DynamoDB failure: one vocabulary for
-/// `scan`, `query` and `sql`.
-fn code_of(kind: ErrorKind) -> ErrorCode {
-    match kind {
-        ErrorKind::NotFound => ErrorCode::TableNotFound,
-        ErrorKind::AccessDenied => ErrorCode::AccessDenied,
-        ErrorKind::Throttled => ErrorCode::Throttled,
-        ErrorKind::Validation => ErrorCode::InvalidRequest,
-        ErrorKind::Transient | ErrorKind::Other => ErrorCode::DynamodbError,
-    }
-}
-
-/// A failed raw read (`scan`, `query`) as the connector answers it:
-/// DynamoDB's own words, the operation and table, and the attempts made
-/// when the retries ran out.
-pub(crate) fn read_error(e: dynamo_datafusion::Error) -> ConnectorError {
-    use dynamo_datafusion::Error as E;
-    match &e {
-        E::TableNotFound { table, message } => ConnectorError::new(
-            ErrorCode::TableNotFound,
-            format!("table '{table}' does not exist for this client ({message})"),
-        ),
-        E::Throttled {
-            operation,
-            table,
-            message,
-            attempts,
-            ..
-        } => ConnectorError::new(
-            ErrorCode::Throttled,
-            format!(
-                "DynamoDB throttled {operation} on '{table}' beyond the retry budget ({message}); retry later, \
-                 lower config.maxItems, or raise the table's capacity (gave up after {attempts} attempts)"
-            ),
-        ),
-        E::Request {
-            operation,
-            table,
-            kind,
-            message,
-            gave_up,
-            attempts,
-        } => {
-            let tail = match gave_up {
-                Some(_) => format!(" (gave up after {attempts} attempts)"),
-                None => String::new(),
-            };
-            ConnectorError::new(
-                code_of(*kind),
-                format!("DynamoDB {operation} on '{table}' failed: {message}{tail}"),
-            )
-        }
-        _ => provider_error(&e),
-    }
-}
-
-/// A provider error as the connector answers it: its code from the kind of
-/// DynamoDB failure, its message the provider's own.
-fn provider_error(e: &dynamo_datafusion::Error) -> ConnectorError {
-    match e {
-        dynamo_datafusion::Error::InvalidOption { .. } => ConnectorError::invalid(e.to_string()),
-        _ => ConnectorError::new(
-            e.kind().map_or(ErrorCode::DynamodbError, code_of),
-            e.to_string(),
-        ),
-    }
-}
-
-/// A provider error met while serving a read of `table` (DescribeTable).
-pub(crate) fn table_error(table: &str, e: dynamo_datafusion::Error) -> ConnectorError {
-    match e.kind() {
-        Some(ErrorKind::NotFound) => ConnectorError::new(
-            ErrorCode::TableNotFound,
-            format!("table '{table}' does not exist for this client ({e})"),
-        ),
-        _ => provider_error(&e),
-    }
-}
-
-fn sql_error(e: DataFusionError) -> ConnectorError {
-    // The provider's own message, without DataFusion's wrapping.
-    if let Some(found) = dynamo_datafusion::Error::find_in(&e) {
-        return provider_error(found);
-    }
-    let text = e.to_string();
-    match e.find_root() {
-        DataFusionError::External(_) => ConnectorError::new(ErrorCode::Internal, text),
-        DataFusionError::Plan(m) if m.contains("not found") && m.contains("table") => {
-            ConnectorError::new(ErrorCode::TableNotFound, text)
-        }
-        DataFusionError::Plan(_)
-        | DataFusionError::SQL(..)
-        | DataFusionError::SchemaError(..)
-        | DataFusionError::NotImplemented(_) => ConnectorError::invalid(text),
-        _ => ConnectorError::new(ErrorCode::Internal, text),
     }
 }
 

@@ -33,9 +33,8 @@ use dynamo_datafusion::{
 };
 use serde_json::{Value, json};
 
-use crate::connector::{read_error, table_error};
 use crate::dynamo_json::{item_from_json, item_to_json};
-use crate::error::{ConnectorError, Result};
+use crate::error::{ConnectorError, Result, read_error, table_error};
 use crate::request::{Limits, ReadOperation, ReadRequest};
 
 type Item = HashMap<String, AttributeValue>;
