@@ -26,6 +26,11 @@ const QUERIES: &[(&str, &str, &str)] = &[
     ("scan", "Scan", "SELECT pk, sk, n, body FROM t1"),
     ("parallel scan", "Scan", "SELECT pk, sk, n, body FROM t4"),
     (
+        "32 segments read concurrently",
+        "Scan",
+        "SELECT pk, sk, n, body FROM t32",
+    ),
+    (
         "scan with filter",
         "Scan",
         "SELECT pk, sk, n FROM t4 WHERE n % 7 = 3 AND body >= 'item-1'",
@@ -75,10 +80,11 @@ async fn fault_table(client: &Client) -> String {
     pk_sk_table(client, "faults", items).await
 }
 
-/// `t1` (one segment) and `t4` (four segments) over `client`, small pages.
+/// `t1` (one segment), `t4` (four) and `t32` (32, read concurrently by
+/// four partitions) over `client`, small pages.
 async fn session(client: &Client, table: &str, retry: RetryPolicy) -> SessionContext {
     let ctx = pushdown_session(4);
-    for (name, segments) in [("t1", 1), ("t4", 4)] {
+    for (name, segments) in [("t1", 1), ("t4", 4), ("t32", 32)] {
         let provider = DynamoTableProvider::builder(client.clone(), table)
             .options(TableOptions {
                 page_size: Some(PAGE),
@@ -272,12 +278,17 @@ async fn throttling_beyond_the_budget_is_a_throttled_error_that_says_what_to_cha
     // One request per attempt: the SDK's own retries are off, the Retrier decides.
     // Partitions of the queries above may still have a request on its way when
     // their query fails: count from when the proxy has gone quiet.
+    let one_query = QUERIES
+        .iter()
+        .find(|(name, _, _)| *name == "query")
+        .map(|(_, _, sql)| *sql)
+        .expect("a one-Query case");
     let before = quiet_requests(&proxy).await;
-    run(&ctx, QUERIES[3].2).await.expect_err("always throttled");
+    run(&ctx, one_query).await.expect_err("always throttled");
     assert_eq!(proxy.counts().requests - before, 3);
     // Garbage answers are retried too, then reported as such.
     proxy.set_config(FaultConfig::only(Fault::Garbage, 1.0));
-    let e = run(&ctx, QUERIES[3].2).await.expect_err("garbage");
+    let e = run(&ctx, one_query).await.expect_err("garbage");
     let m = e.to_string();
     assert!(
         m.contains("gave up, 3 attempts failed") && m.contains("Query"),
@@ -331,4 +342,63 @@ async fn dropping_a_query_stream_stops_its_requests() {
             later - start
         );
     }
+}
+
+/// A table that holds only three requests at once, at 20 ms a request: a
+/// scan of 32 segments starts with more in flight than that, is throttled,
+/// halves its concurrency until the table keeps up, and completes — with a
+/// retry budget far too small for a scan that kept pushing.
+#[tokio::test]
+async fn concurrency_comes_down_when_the_table_cannot_keep_up() {
+    let (_, proxy, ctx) = through_proxy(quick_retries(10, 40)).await;
+    let expected = truth(&ctx).await;
+    proxy.set_config(FaultConfig {
+        latency: Duration::from_millis(20),
+        capacity: Some(3),
+        ..FaultConfig::none()
+    });
+    let sql = "SELECT pk, sk, n, body FROM t32";
+    let before = proxy.counts();
+    let plan = ctx
+        .sql(sql)
+        .await
+        .expect("plan")
+        .create_physical_plan()
+        .await
+        .expect("physical plan");
+    let batches = collect(Arc::clone(&plan), ctx.task_ctx())
+        .await
+        .expect("the scan completes");
+    let got = sorted_rows(&batches);
+    let want = QUERIES
+        .iter()
+        .zip(&expected)
+        .find(|((_, _, q), _)| *q == sql)
+        .map(|(_, rows)| rows)
+        .expect("the query is among QUERIES");
+    assert_eq!(&got, want, "nothing lost or duplicated");
+    let c = proxy.counts();
+    let (requests, throttled) = (
+        c.requests - before.requests,
+        c.over_capacity - before.over_capacity,
+    );
+    let pages = (PARTITIONS * PER_PARTITION).div_ceil(PAGE as usize) as u64 + 32;
+    eprintln!("capacity test: {requests} requests for ~{pages} pages, {throttled} throttled");
+    assert!(
+        throttled > 0,
+        "the scan started faster than the table allows"
+    );
+    assert!(
+        throttled <= 20,
+        "{throttled} throttled requests: the concurrency did not come down"
+    );
+    let scan = find_scan(&plan).expect("scan");
+    let reached = datafusion::physical_plan::ExecutionPlan::metrics(scan)
+        .and_then(|m| m.sum_by_name("max_in_flight"))
+        .map(|v| v.as_usize())
+        .unwrap_or(0);
+    assert!(
+        reached > 3,
+        "it did start above the table's capacity: {reached}"
+    );
 }

@@ -89,10 +89,9 @@ async fn parallel_scan_union_equals_plain_scan() {
                 .expect("provider");
             let ctx = context_with("t", provider);
             let (batches, plan) = run_with_plan(&ctx, "SELECT pk, sk, n FROM t").await;
-            let partitions = crate::common::find_scan(&plan)
-                .expect("scan")
-                .partition_count();
-            (sorted_rows(&batches), partitions)
+            let scan = crate::common::find_scan(&plan).expect("scan");
+            assert_eq!(scan.partition_count(), (segments as usize).min(4));
+            (sorted_rows(&batches), scan.scan_plan().unit_count())
         }
     };
     let (plain, one) = read(1).await;
@@ -108,20 +107,42 @@ async fn parallel_scan_union_equals_plain_scan() {
     }
 }
 
+/// Segments are units of I/O (one per 1 MB page of the table), partitions
+/// are DataFusion's CPU parallelism: a partition reads its segments
+/// concurrently.
 #[tokio::test]
-async fn segments_follow_size_and_target_partitions() {
+async fn segments_follow_size_and_partitions_follow_target_partitions() {
     let (table, client) = big_table().await;
     let provider = DynamoTableProvider::try_new(client, &table)
         .await
         .expect("provider");
     let size = provider.meta().size_bytes;
     let ctx = context_with("t", provider); // target_partitions = 4
-    let (_, plan) = run_with_plan(&ctx, "SELECT count(*) FROM t").await;
-    let segments = crate::common::find_scan(&plan)
-        .expect("scan")
-        .partition_count();
-    let expected = size.div_ceil(4 * 1024 * 1024).clamp(1, 4) as usize;
-    assert_eq!(segments, expected, "table of {size} bytes");
+    let (batches, plan) = run_with_plan(&ctx, "SELECT count(*) FROM t").await;
+    let scan = crate::common::find_scan(&plan).expect("scan");
+    let segments = size.div_ceil(1024 * 1024).clamp(1, 1_000) as usize;
+    assert!(segments > 4, "the table spans several pages: {size} bytes");
+    assert_eq!(
+        scan.scan_plan().unit_count(),
+        segments,
+        "table of {size} bytes"
+    );
+    assert_eq!(scan.partition_count(), 4);
+    assert_eq!(rows(&batches), vec![BIG_ITEMS.to_string()]);
+    assert!(
+        scan.describe()
+            .contains(&format!("segments={segments}, max_concurrency=64")),
+        "{}",
+        scan.describe()
+    );
+    let reached = datafusion::physical_plan::ExecutionPlan::metrics(scan)
+        .and_then(|m| m.sum_by_name("max_in_flight"))
+        .map(|v| v.as_usize())
+        .unwrap_or(0);
+    assert!(
+        (2..=64).contains(&reached),
+        "segments were read concurrently: {reached} in flight at most"
+    );
 }
 
 #[tokio::test]

@@ -25,6 +25,9 @@ extensions_options! {
         /// own, as DynamoDB JSON) to tables described after it is set
         /// (unset: the table option `extra_attributes`, default false).
         pub extra_attributes: Option<bool>, default = None
+        /// Most requests one scan keeps in flight (unset: the table option
+        /// `max_concurrency`, default 64).
+        pub max_concurrency: Option<usize>, default = None
     }
 }
 

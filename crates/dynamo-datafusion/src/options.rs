@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::plan::IndexPolicy;
-use crate::policy::RetryPolicy;
+use crate::policy::{DEFAULT_MAX_CONCURRENCY, RetryPolicy};
 use crate::schema::ColumnType;
 
 /// Default number of items sampled to infer a schema.
@@ -24,8 +24,13 @@ pub struct TableOptions {
     pub consistent_read: bool,
     /// Items per request (`Limit`); `None` lets DynamoDB fill 1 MB pages.
     pub page_size: Option<i32>,
-    /// Parallel-scan segments; `None` chooses from table size and `target_partitions`.
+    /// Parallel-scan segments; `None` chooses one per 1 MB page of the
+    /// table's size (at most 1,000): each segment is a unit of I/O, read
+    /// concurrently with others.
     pub segments: Option<u32>,
+    /// Most requests one scan keeps in flight, over all its partitions
+    /// (the adaptive limit grows up to it while throughput grows).
+    pub max_concurrency: usize,
     /// Column types that replace the inferred ones (and add unsampled attributes).
     pub column_types: Vec<(String, ColumnType)>,
     /// Push filters, keys, indexes and limits into requests (see [`crate::PlanOptions`]).
@@ -54,6 +59,7 @@ impl Default for TableOptions {
             consistent_read: false,
             page_size: None,
             segments: None,
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
             column_types: Vec::new(),
             pushdown: true,
             index: IndexPolicy::Auto,
@@ -72,6 +78,7 @@ pub const OPTION_KEYS: &[&str] = &[
     "consistent_read",
     "page_size",
     "segments",
+    "max_concurrency",
     "column_types",
     "pushdown",
     "index",
@@ -135,6 +142,13 @@ impl TableOptions {
                                 invalid(format!("'{value}' is not between 1 and 1000000"))
                             })?,
                     )
+                }
+                "max_concurrency" => {
+                    opts.max_concurrency = value
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=10_000).contains(n))
+                        .ok_or_else(|| invalid(format!("'{value}' is not between 1 and 10000")))?
                 }
                 "column_types" => opts.column_types = parse_column_types(value).map_err(invalid)?,
                 "pushdown" => {

@@ -34,9 +34,14 @@ use crate::schema::cache::{CacheSlot, SchemaCache, SchemaKey, SigningKey};
 use crate::schema::widen::SchemaState;
 use crate::schema::{SchemaHistory, SchemaOrigin};
 
-/// Bytes of table per parallel-scan segment when the count is chosen automatically:
-/// a segment should have several 1 MB pages to read before parallelism pays.
-const BYTES_PER_SEGMENT: u64 = 4 * 1024 * 1024;
+/// Bytes of table per parallel-scan segment when the count is chosen
+/// automatically: DynamoDB's page size, so a segment is about one request.
+const BYTES_PER_SEGMENT: u64 = 1024 * 1024;
+/// Most segments chosen automatically.
+const MAX_AUTO_SEGMENTS: u64 = 1_000;
+/// Segments when DynamoDB reports neither size nor item count (its
+/// statistics are refreshed about every six hours; a new table reports 0).
+const UNKNOWN_SIZE_SEGMENTS: u32 = 16;
 
 /// A DynamoDB table that DataFusion can query.
 ///
@@ -133,9 +138,16 @@ impl DynamoTableProviderBuilder {
         self
     }
 
-    /// Parallel-scan segments (DataFusion partitions).
+    /// Parallel-scan segments of a full scan (units of I/O, spread over
+    /// DataFusion's partitions and read concurrently).
     pub fn segments(mut self, n: u32) -> Self {
         self.options.segments = Some(n.max(1));
+        self
+    }
+
+    /// Most requests one scan keeps in flight (default 64).
+    pub fn max_concurrency(mut self, n: usize) -> Self {
+        self.options.max_concurrency = n.max(1);
         self
     }
 
@@ -350,8 +362,6 @@ impl DynamoTableProvider {
         builder.build().await
     }
 
-    /// Segments for a full scan: set by option, else one per [`BYTES_PER_SEGMENT`]
-    /// of table, at most `target_partitions`.
     /// The read-capacity limit of one query in RCU/s, if any.
     pub fn read_capacity_limit(&self) -> Option<f64> {
         self.options.read_capacity.or_else(|| {
@@ -361,12 +371,19 @@ impl DynamoTableProvider {
         })
     }
 
-    fn scan_segments(&self, target_partitions: usize) -> u32 {
+    /// Segments for a full scan: set by option, else one per 1 MB page of
+    /// the table (DynamoDB's page size: never more segments than pages), at
+    /// most [`MAX_AUTO_SEGMENTS`]. They are units of I/O, not partitions:
+    /// a partition reads its segments concurrently.
+    fn scan_segments(&self) -> u32 {
         if let Some(n) = self.options.segments {
             return n;
         }
-        let by_size = self.meta.size_bytes.div_ceil(BYTES_PER_SEGMENT).max(1);
-        by_size.min(target_partitions.max(1) as u64) as u32
+        if self.meta.size_bytes == 0 && self.meta.item_count == 0 {
+            return UNKNOWN_SIZE_SEGMENTS;
+        }
+        let pages = self.meta.size_bytes.div_ceil(BYTES_PER_SEGMENT).max(1);
+        pages.min(MAX_AUTO_SEGMENTS) as u32
     }
 }
 
@@ -457,11 +474,14 @@ impl TableProvider for DynamoTableProvider {
         let schema = self.state.schema();
         let options = ReadOptions {
             plan: self.plan_options(session.pushdown),
-            segments: self.scan_segments(target_partitions),
+            segments: self.scan_segments(),
             max_partitions: target_partitions,
             page_size: self.options.page_size,
             retry: self.options.retry.clone(),
             read_capacity: self.read_capacity_limit(),
+            max_concurrency: session
+                .max_concurrency
+                .unwrap_or(self.options.max_concurrency),
         };
         let plan = ScanPlan::new(
             &self.meta,

@@ -67,6 +67,11 @@ pub struct FaultConfig {
     pub slow_delay: Duration,
     /// Seed of the generator that draws faults.
     pub seed: u64,
+    /// Every answer DynamoDB gives is held this long (the service's latency).
+    pub latency: Duration,
+    /// The table's capacity, as requests at once: a request arriving while
+    /// this many are being answered is throttled (`None`: no limit).
+    pub capacity: Option<u64>,
 }
 
 impl FaultConfig {
@@ -76,6 +81,8 @@ impl FaultConfig {
             rates: [0.0; 6],
             slow_delay: Duration::from_millis(50),
             seed: 0,
+            latency: Duration::ZERO,
+            capacity: None,
         }
     }
 
@@ -123,6 +130,11 @@ pub struct FaultCounts {
     pub scans: u64,
     /// Items those Scans evaluated (their `ScannedCount`, added up).
     pub scanned_by_scans: u64,
+    /// Most requests the proxy was answering at once.
+    pub peak_in_flight: u64,
+    /// Requests throttled because [`FaultConfig::capacity`] was reached
+    /// (counted among the throttles in `faults` too).
+    pub over_capacity: u64,
 }
 
 impl FaultCounts {
@@ -141,6 +153,18 @@ struct State {
     faults: [AtomicU64; 6],
     scans: AtomicU64,
     scanned_by_scans: AtomicU64,
+    in_flight: AtomicU64,
+    peak_in_flight: AtomicU64,
+    over_capacity: AtomicU64,
+}
+
+/// Counts a request as answered when dropped.
+struct InFlight<'a>(&'a AtomicU64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// A running proxy; stops when dropped.
@@ -189,6 +213,9 @@ impl FaultProxy {
             faults: Default::default(),
             scans: AtomicU64::new(0),
             scanned_by_scans: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            peak_in_flight: AtomicU64::new(0),
+            over_capacity: AtomicU64::new(0),
         });
         let accept_state = Arc::clone(&state);
         let task = tokio::spawn(async move {
@@ -226,6 +253,8 @@ impl FaultProxy {
             faults: std::array::from_fn(|i| s.faults[i].load(Ordering::Relaxed)),
             scans: s.scans.load(Ordering::Relaxed),
             scanned_by_scans: s.scanned_by_scans.load(Ordering::Relaxed),
+            peak_in_flight: s.peak_in_flight.load(Ordering::Relaxed),
+            over_capacity: s.over_capacity.load(Ordering::Relaxed),
         }
     }
 
@@ -256,13 +285,20 @@ type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, HandlerError> {
     state.requests.fetch_add(1, Ordering::Relaxed);
-    let (fault, slow) = {
+    let now = state.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+    let _in_flight = InFlight(&state.in_flight);
+    state.peak_in_flight.fetch_max(now, Ordering::Relaxed);
+    let (mut fault, slow, latency, capacity) = {
         let mut guard = state.config.lock().unwrap_or_else(|p| p.into_inner());
         let (config, rng) = &mut *guard;
         let fault = config.draw(rng.f64());
         let slow = config.slow_delay.mul_f64(rng.f64());
-        (fault, slow)
+        (fault, slow, config.latency, config.capacity)
     };
+    if capacity.is_some_and(|c| now > c) {
+        state.over_capacity.fetch_add(1, Ordering::Relaxed);
+        fault = Some(Fault::Throttle);
+    }
     if let Some(f) = fault {
         let i = Fault::ALL.iter().position(|x| *x == f).unwrap_or(0);
         state.faults[i].fetch_add(1, Ordering::Relaxed);
@@ -319,6 +355,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     let answer = state.http.request(forward).await?;
     let (parts, body) = answer.into_parts();
     let body = body.collect().await?.to_bytes();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     if is_scan && parts.status.is_success() {
         state.scans.fetch_add(1, Ordering::Relaxed);
         state

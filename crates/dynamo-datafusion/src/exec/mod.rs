@@ -2,17 +2,19 @@
 //! time. Partitions are scan segments, groups of Queries, or groups of
 //! BatchGetItem requests; each item belongs to exactly one partition.
 
+pub(crate) mod drive;
 pub(crate) mod nested;
 pub(crate) mod stats;
 
-use std::collections::HashMap;
 use std::fmt;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -22,7 +24,7 @@ use datafusion::physical_plan::execution_plan::{
     Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
 };
 use datafusion::physical_plan::metrics::{
-    Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+    Count, ExecutionPlanMetricsSet, Gauge, MetricBuilder, MetricsSet,
 };
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -30,7 +32,7 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
     SortOrderPushdownResult,
 };
-use futures::stream;
+use futures::{Stream, StreamExt, stream};
 
 use crate::decode::{Item, ItemDecoder};
 use crate::error::Error;
@@ -38,8 +40,11 @@ use crate::exec::nested::{NestedProjection, uses_of};
 use crate::plan::render::display_value;
 use crate::plan::{Operation, ProjectionExpression, ReadUnit, ScanPlan};
 use crate::read::Reader;
+use crate::read::concurrency::Concurrency;
 use crate::schema::infer::is_extra_field;
 use crate::schema::widen::{SchemaState, schema_changes};
+use crate::value::dynamo_json::items_from_json_text;
+use drive::{Arrival, Remaining, drive};
 
 /// Reads a DynamoDB table (or index) as a stream of record batches.
 ///
@@ -58,7 +63,7 @@ pub struct DynamoExec {
     decoder: ItemDecoder,
     ordering: Option<PhysicalSortExpr>,
     properties: Arc<PlanProperties>,
-    metrics: ExecutionPlanMetricsSet,
+    metrics: ScanMetrics,
     /// The table's live schema, widened when an item does not fit the
     /// decoder's (`None`: the schema was given and never widens).
     schema_state: Option<Arc<SchemaState>>,
@@ -101,7 +106,7 @@ impl DynamoExec {
             decoder,
             ordering,
             properties,
-            metrics: ExecutionPlanMetricsSet::new(),
+            metrics: ScanMetrics::new(),
             schema_state,
             nested: None,
         }
@@ -259,6 +264,13 @@ impl DynamoExec {
         if plan.consistent_read {
             write!(f, ", consistent_read=true")?;
         }
+        let units = plan.unit_count();
+        if matches!(plan.access.operation, Operation::Scan) && units > 1 {
+            write!(f, ", segments={units}")?;
+        }
+        if units > 1 {
+            write!(f, ", max_concurrency={}", plan.max_concurrency)?;
+        }
         write!(f, ", partitions={}", plan.partitions.len())
     }
 }
@@ -323,6 +335,75 @@ impl DisplayAs for DynamoExec {
     }
 }
 
+/// One partition's stream: pages as they arrive, decoded into batches.
+struct Partition {
+    pages: Pin<Box<dyn Stream<Item = crate::error::Result<Arrival>> + Send>>,
+    remaining: Arc<Remaining>,
+    decoder: ItemDecoder,
+    metrics: ReadMetrics,
+    in_flight: Gauge,
+    concurrency: Option<Arc<Concurrency>>,
+    schema_state: Option<Arc<SchemaState>>,
+    nested: Option<Arc<NestedProjection>>,
+}
+
+impl Partition {
+    /// The next non-empty batch, `None` after the last page or the limit.
+    async fn next_batch(&mut self) -> DfResult<Option<RecordBatch>> {
+        loop {
+            let wanted = self.remaining.get();
+            if wanted == Some(0) {
+                return Ok(None);
+            }
+            let Some(arrival) = self.pages.next().await else {
+                return Ok(None);
+            };
+            let mut arrival = arrival?;
+            let page = std::mem::take(&mut arrival.page);
+            self.metrics.requests.add(page.requests as usize);
+            self.metrics.retries.add(page.retries as usize);
+            self.metrics.pages.add(1);
+            self.metrics.scanned.add(page.scanned_count as usize);
+            self.metrics
+                .capacity_milli
+                .add((page.consumed_capacity * 1000.0).round() as usize);
+            if let Some(c) = &self.concurrency {
+                self.in_flight.set_max(c.reached());
+            }
+            let mut items = page.items;
+            let decoded = match &page.items_json {
+                Some(json) => self.decoder.decode_json(json.as_str(), wanted),
+                None => {
+                    items.truncate(wanted.unwrap_or(usize::MAX));
+                    self.decoder.decode(&items)
+                }
+            };
+            let batch = decoded.map_err(|e| {
+                let Some(state) = &self.schema_state else {
+                    return DataFusionError::from(e);
+                };
+                let items = match &page.items_json {
+                    Some(json) => items_from_json_text(json.as_str()).unwrap_or_default(),
+                    None => items,
+                };
+                DataFusionError::from(widen_on_misfit(e, state, &self.decoder, &items))
+            })?;
+            // Counted before the page's places in flight are given back.
+            self.remaining.take(batch.num_rows());
+            drop(arrival);
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let batch = match &self.nested {
+                Some(n) => n.project(&batch)?,
+                None => batch,
+            };
+            self.metrics.items.add(batch.num_rows());
+            return Ok(Some(batch));
+        }
+    }
+}
+
 /// Per-partition counters shown by `EXPLAIN ANALYZE`.
 #[derive(Clone)]
 struct ReadMetrics {
@@ -348,11 +429,20 @@ impl ReadMetrics {
     }
 }
 
-/// Where a partition's stream is: which unit, and where its next page starts.
-struct Cursor {
-    unit: usize,
-    start: Option<HashMap<String, AttributeValue>>,
-    remaining: Option<usize>,
+/// The metrics of one plan node, and the gauge every partition raises to
+/// the most requests the scan had in flight.
+#[derive(Debug, Clone)]
+struct ScanMetrics {
+    set: ExecutionPlanMetricsSet,
+    in_flight: Gauge,
+}
+
+impl ScanMetrics {
+    fn new() -> Self {
+        let set = ExecutionPlanMetricsSet::new();
+        let in_flight = MetricBuilder::new(&set).global_gauge("max_in_flight");
+        Self { set, in_flight }
+    }
 }
 
 impl ExecutionPlan for DynamoExec {
@@ -401,7 +491,7 @@ impl ExecutionPlan for DynamoExec {
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
-        Some(self.metrics.clone_inner())
+        Some(self.metrics.set.clone_inner())
     }
 
     fn fetch(&self) -> Option<usize> {
@@ -415,7 +505,7 @@ impl ExecutionPlan for DynamoExec {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        new.metrics = ExecutionPlanMetricsSet::new();
+        new.metrics = ScanMetrics::new();
         Some(Arc::new(new))
     }
 
@@ -444,7 +534,7 @@ impl ExecutionPlan for DynamoExec {
             new.plan.partitions.len(),
             new.ordering.as_ref(),
         ));
-        new.metrics = ExecutionPlanMetricsSet::new();
+        new.metrics = ScanMetrics::new();
         Ok(SortOrderPushdownResult::Exact {
             inner: Arc::new(new),
         })
@@ -490,7 +580,7 @@ impl ExecutionPlan for DynamoExec {
             new.plan.partitions.len(),
             new.ordering.as_ref(),
         ));
-        new.metrics = ExecutionPlanMetricsSet::new();
+        new.metrics = ScanMetrics::new();
         Ok(Some(Arc::new(new)))
     }
 
@@ -510,87 +600,28 @@ impl ExecutionPlan for DynamoExec {
                     self.plan.partitions.len()
                 ))
             })?;
-        let units = Arc::new(units);
-        let client = self.client.clone();
-        let plan = Arc::clone(&self.plan);
-        let reader = self.reader.clone();
-        let decoder = self.decoder.clone();
-        let schema_state = self.schema_state.clone();
-        let nested = self.nested.clone();
-        let metrics = ReadMetrics::new(&self.metrics, partition);
-        let cursor = Cursor {
-            unit: 0,
-            start: None,
-            remaining: self.plan.limit,
+        let remaining = Remaining::new(self.plan.limit);
+        let pages = drive(
+            self.client.clone(),
+            Arc::clone(&self.plan),
+            self.reader.clone(),
+            units,
+            Arc::clone(&remaining),
+        );
+        let state = Partition {
+            pages: Box::pin(pages),
+            remaining,
+            decoder: self.decoder.clone(),
+            metrics: ReadMetrics::new(&self.metrics.set, partition),
+            in_flight: self.metrics.in_flight.clone(),
+            concurrency: self.reader.concurrency.clone(),
+            schema_state: self.schema_state.clone(),
+            nested: self.nested.clone(),
         };
-        let batches = stream::try_unfold(cursor, move |mut cursor| {
-            let (client, plan, reader, decoder, metrics, units, schema_state, nested) = (
-                client.clone(),
-                Arc::clone(&plan),
-                reader.clone(),
-                decoder.clone(),
-                metrics.clone(),
-                Arc::clone(&units),
-                schema_state.clone(),
-                nested.clone(),
-            );
-            async move {
-                loop {
-                    if cursor.remaining == Some(0) {
-                        return Ok(None);
-                    }
-                    let Some(unit) = units.get(cursor.unit) else {
-                        return Ok(None);
-                    };
-                    let page = reader
-                        .page(&client, &plan, unit, cursor.start.take(), cursor.remaining)
-                        .await?;
-                    metrics.requests.add(page.requests as usize);
-                    metrics.retries.add(page.retries as usize);
-                    metrics.pages.add(1);
-                    metrics.scanned.add(page.scanned_count as usize);
-                    metrics
-                        .capacity_milli
-                        .add((page.consumed_capacity * 1000.0).round() as usize);
-                    // Move on only after the unit's last page: nothing skipped, nothing read twice.
-                    match page.next {
-                        Some(next) => cursor.start = Some(next),
-                        None => cursor.unit += 1,
-                    }
-                    let mut items = page.items;
-                    let decoded = match &page.items_json {
-                        Some(json) => decoder.decode_json(json.as_str(), cursor.remaining),
-                        None => {
-                            items.truncate(cursor.remaining.unwrap_or(usize::MAX));
-                            decoder.decode(&items)
-                        }
-                    };
-                    let batch = decoded.map_err(|e| {
-                        let Some(state) = &schema_state else {
-                            return DataFusionError::from(e);
-                        };
-                        let items = match &page.items_json {
-                            Some(json) => {
-                                crate::value::dynamo_json::items_from_json_text(json.as_str())
-                                    .unwrap_or_default()
-                            }
-                            None => items,
-                        };
-                        DataFusionError::from(widen_on_misfit(e, state, &decoder, &items))
-                    })?;
-                    if let Some(remaining) = cursor.remaining.as_mut() {
-                        *remaining -= batch.num_rows();
-                    }
-                    if batch.num_rows() == 0 {
-                        continue;
-                    }
-                    let batch = match &nested {
-                        Some(n) => n.project(&batch)?,
-                        None => batch,
-                    };
-                    metrics.items.add(batch.num_rows());
-                    return Ok(Some((batch, cursor)));
-                }
+        let batches = stream::try_unfold(state, |mut p| async move {
+            match p.next_batch().await? {
+                Some(batch) => Ok(Some((batch, p))),
+                None => Ok(None),
             }
         });
         let schema: SchemaRef = Arc::clone(self.output_schema());

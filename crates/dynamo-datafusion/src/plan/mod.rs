@@ -191,15 +191,14 @@ impl AccessPlan {
         }
     }
 
-    /// The read units of this plan, spread over at most `max_partitions`
-    /// partitions (`segments` for a Scan). Every unit is in exactly one partition.
+    /// The read units of this plan (`segments` for a Scan), spread round-robin
+    /// over at most `max_partitions` partitions. Every unit is in exactly one
+    /// partition.
     pub(crate) fn partitions(&self, segments: u32, max_partitions: usize) -> Vec<Vec<ReadUnit>> {
         let units: Vec<ReadUnit> = match &self.operation {
             Operation::Scan => {
                 let total = segments.max(1) as i32;
-                return (0..total)
-                    .map(|s| vec![ReadUnit::Segment(s, total)])
-                    .collect();
+                (0..total).map(|s| ReadUnit::Segment(s, total)).collect()
             }
             Operation::GetItem { key } => vec![ReadUnit::Get(key.clone())],
             Operation::BatchGetItem { keys } => keys

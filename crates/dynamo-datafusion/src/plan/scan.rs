@@ -28,7 +28,7 @@ use super::{
     plan_access,
 };
 use crate::metadata::TableMeta;
-use crate::policy::RetryPolicy;
+use crate::policy::{DEFAULT_MAX_CONCURRENCY, RetryPolicy};
 use crate::schema::infer::is_extra_field;
 
 /// Top-level columns an expression reads, added to `out` once each.
@@ -76,6 +76,8 @@ pub(crate) struct ReadOptions {
     pub(crate) retry: RetryPolicy,
     /// Read capacity units per second the whole scan may use, if limited.
     pub(crate) read_capacity: Option<f64>,
+    /// Most requests the whole scan keeps in flight.
+    pub(crate) max_concurrency: usize,
 }
 
 /// One scan of a table, decided: what DynamoDB is asked, how the asking is
@@ -126,6 +128,8 @@ pub struct ScanPlan {
     pub(crate) retry: RetryPolicy,
     /// Read capacity units per second, if limited.
     pub(crate) read_capacity: Option<f64>,
+    /// Most requests the scan keeps in flight (over all its partitions).
+    pub(crate) max_concurrency: usize,
 }
 
 impl Default for ReadOptions {
@@ -137,6 +141,7 @@ impl Default for ReadOptions {
             page_size: None,
             retry: RetryPolicy::default(),
             read_capacity: None,
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
         }
     }
 }
@@ -199,6 +204,7 @@ impl ScanPlan {
             scan_forward: true,
             retry: options.retry.clone(),
             read_capacity: options.read_capacity,
+            max_concurrency: options.max_concurrency.max(1),
         })
     }
 
@@ -220,6 +226,7 @@ impl ScanPlan {
             scan_forward: true,
             retry: RetryPolicy::default(),
             read_capacity: None,
+            max_concurrency: segments.max(1) as usize,
         }
     }
 
@@ -253,6 +260,11 @@ impl ScanPlan {
     /// Items each partition may stop after, if the read is limited.
     pub fn limit(&self) -> Option<usize> {
         self.limit
+    }
+
+    /// Most requests the scan keeps in flight, over all its partitions.
+    pub fn max_concurrency(&self) -> usize {
+        self.max_concurrency
     }
 
     /// What is decoded: `read_columns` of the table's `schema`.

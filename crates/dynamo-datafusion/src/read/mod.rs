@@ -10,6 +10,7 @@
 
 pub(crate) mod capacity;
 pub(crate) mod capture;
+pub(crate) mod concurrency;
 pub(crate) mod retry;
 pub(crate) mod sample;
 
@@ -30,6 +31,7 @@ use crate::error::{Error, Result, describe_sdk_error};
 use crate::plan::{Key, Operation, ReadUnit, ScanPlan};
 use capacity::CapacityLimiter;
 use capture::{ItemsCapture, ItemsJson};
+use concurrency::Concurrency;
 use retry::{GiveUp, Retrier, Retryable, classify, error_kind};
 
 /// One Scan or Query request, with its expressions as DynamoDB takes them.
@@ -121,6 +123,9 @@ pub struct Page {
     pub requests: u64,
     /// Of these, retries (after throttling, faults or unprocessed keys).
     pub retries: u64,
+    /// Attempts DynamoDB throttled (and BatchGetItem rounds that left keys
+    /// unprocessed): the signal that brings a scan's concurrency down.
+    pub throttled: u64,
 }
 
 impl Page {
@@ -147,14 +152,22 @@ impl Page {
 /// the retries is [`Error::Throttled`]; anything else [`Error::Request`],
 /// with its [`ErrorKind`].
 pub async fn read_page(client: &Client, request: &PageRequest, retry: &Retrier) -> Result<Page> {
-    send_page(client, request, retry, false).await
+    send_page(client, request, Attempts { retry, gate: None }, false).await
+}
+
+/// How a request's attempts are made: retried by `retry`, each attempt
+/// waiting for a place in flight at `gate` (and telling it of throttles).
+#[derive(Clone, Copy)]
+struct Attempts<'a> {
+    retry: &'a Retrier,
+    gate: Option<&'a Arc<Concurrency>>,
 }
 
 /// [`read_page`], keeping the items as DynamoDB's JSON text when `capture`.
 async fn send_page(
     client: &Client,
     r: &PageRequest,
-    retry: &Retrier,
+    attempts: Attempts<'_>,
     capture: bool,
 ) -> Result<Page> {
     // Scan and Query builders share these setters but not a type.
@@ -180,7 +193,7 @@ async fn send_page(
     macro_rules! send {
         ($operation:literal, $req:expr) => {{
             let req = $req;
-            let out = call(table, retry, $operation, &mut page, || {
+            let out = call(table, attempts, $operation, &mut page, || {
                 ItemsCapture::attach(&capture, req.clone().customize()).send()
             })
             .await?;
@@ -215,7 +228,7 @@ async fn send_page(
 /// `page.retries` count the attempts.
 async fn call<T, E, F, Fut>(
     table: &str,
-    retry: &Retrier,
+    how: Attempts<'_>,
     operation: &'static str,
     page: &mut Page,
     mut send: F,
@@ -225,19 +238,46 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
 {
+    use std::sync::atomic::{AtomicU64, Ordering};
     let mut attempts = 0u64;
-    let out = retry
+    let throttled = AtomicU64::new(0);
+    // The limit the last attempt was sent under (see `read::concurrency`).
+    let sent_under = AtomicU64::new(0);
+    let out = how
+        .retry
         .run(
             || {
                 attempts += 1;
-                send()
+                let attempt = send();
+                let (gate, sent_under) = (how.gate, &sent_under);
+                async move {
+                    // On the wire only with a place in flight; a retry queues again.
+                    let place = match gate {
+                        Some(g) => Some(g.acquire().await),
+                        None => None,
+                    };
+                    if let Some(p) = &place {
+                        sent_under.store(p.generation(), Ordering::Relaxed);
+                    }
+                    attempt.await
+                }
             },
-            classify,
+            |e| {
+                let class = classify(e);
+                if class == Retryable::Throttled {
+                    throttled.fetch_add(1, Ordering::Relaxed);
+                    if let Some(g) = how.gate {
+                        g.on_throttle(sent_under.load(Ordering::Relaxed));
+                    }
+                }
+                class
+            },
         )
         .await;
     page.requests += attempts;
     page.retries += attempts.saturating_sub(1);
-    out.map_err(|g| give_up_error(table, retry, operation, g, attempts as u32))
+    page.throttled += throttled.into_inner();
+    out.map_err(|g| give_up_error(table, how.retry, operation, g, attempts as u32))
 }
 
 /// Maps an SDK error of a request about `table`, sent `attempts` times: a
@@ -330,6 +370,12 @@ pub(crate) struct Reader {
     pub retry: Arc<Retrier>,
     /// Read-capacity limit shared by every partition, if any.
     pub capacity: Option<Arc<CapacityLimiter>>,
+    /// Attempts in flight over every partition of the scan (`None`: as
+    /// many as the caller starts).
+    pub concurrency: Option<Arc<Concurrency>>,
+    /// Places for pages between their request and their hand-on, over
+    /// every partition of the scan: bounds the pages held in memory.
+    pub buffer: Option<Arc<tokio::sync::Semaphore>>,
     /// Keep Scan and Query items as the JSON text DynamoDB sent
     /// ([`Page::items_json`]) instead of SDK values, for decoding straight to Arrow.
     pub items_as_json: bool,
@@ -343,7 +389,16 @@ impl Reader {
             capacity: plan
                 .read_capacity
                 .map(|rate| Arc::new(CapacityLimiter::new(rate))),
+            concurrency: Some(Concurrency::new(plan.max_concurrency)),
+            buffer: Some(Arc::new(tokio::sync::Semaphore::new(plan.max_concurrency))),
             items_as_json: true,
+        }
+    }
+
+    fn attempts(&self) -> Attempts<'_> {
+        Attempts {
+            retry: &self.retry,
+            gate: self.concurrency.as_ref(),
         }
     }
 
@@ -407,7 +462,7 @@ impl Reader {
                     limit: self.request_limit(plan, remaining),
                     start,
                 };
-                send_page(client, &request, &self.retry, self.items_as_json).await?
+                send_page(client, &request, self.attempts(), self.items_as_json).await?
             }
             ReadUnit::Get(key) => {
                 let mut page = Page::default();
@@ -419,7 +474,7 @@ impl Reader {
                     .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .set_projection_expression(r.projection)
                     .set_expression_attribute_names(r.names);
-                let out = call(&plan.table, &self.retry, "GetItem", &mut page, || {
+                let out = call(&plan.table, self.attempts(), "GetItem", &mut page, || {
                     req.clone().send()
                 })
                 .await?;
@@ -438,6 +493,9 @@ impl Reader {
         };
         if let Some(capacity) = &self.capacity {
             capacity.settle(reserved, page.consumed_capacity, page.scanned_count);
+        }
+        if let Some(c) = &self.concurrency {
+            c.on_page(page.scanned_count);
         }
         Ok(page)
     }
@@ -475,7 +533,7 @@ impl Reader {
                 .batch_get_item()
                 .request_items(table, pending.clone())
                 .return_consumed_capacity(ReturnConsumedCapacity::Total);
-            let out = call(table, &self.retry, "BatchGetItem", &mut page, || {
+            let out = call(table, self.attempts(), "BatchGetItem", &mut page, || {
                 req.clone().send()
             })
             .await?;
@@ -510,6 +568,10 @@ impl Reader {
                 });
             }
             page.retries += 1;
+            page.throttled += 1;
+            if let Some(c) = &self.concurrency {
+                c.on_throttle(c.generation());
+            }
             pending = rest;
             tokio::time::sleep(policy.backoff(rounds)).await;
         }

@@ -43,6 +43,8 @@ pub(crate) async fn sample_table(
     let reader = Reader {
         retry,
         capacity: None,
+        concurrency: None,
+        buffer: None,
         items_as_json: false,
     };
     let (plan, reader) = (&plan, &reader);
