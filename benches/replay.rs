@@ -4,7 +4,18 @@
 //!
 //! 1. raw SDK paginator vs `SELECT count(*)` / `SELECT *` through the provider (ratio);
 //! 2. parallel scan with 1, 2, 4, 8 segments at 5 ms per request (speed-up);
-//! 3. peak RSS of a process aggregating 100k vs 1M items (ratio: streaming).
+//! 3. peak RSS of a process aggregating 100k vs 1M items (ratio: streaming);
+//! 4. (`latency`) a 1M-item `SELECT count(*)` at 0, 20, 100 and 300 ms per
+//!    request, default settings vs one segment per partition: time ÷ the
+//!    0 ms time, items/s, requests in flight reached, peak RSS;
+//! 5. (`fanout`) at 100 ms per request, a Query fan-out (`pk IN` 200
+//!    values) and a BatchGetItem of 1,000 keys: time ÷ (latency × the
+//!    fewest round trips).
+//!
+//! The server's latency per request is the first segment of the endpoint's
+//! path (`http://127.0.0.1:PORT/100`), so one server (and its page cache)
+//! serves every latency. It answers DescribeTable, Scan, Query (on the
+//! partition key) and BatchGetItem.
 //!
 //! The server is this binary in `--serve` mode, in its own process, so its page
 //! cache never counts towards the client's memory. Pages are DynamoDB's wire
@@ -12,7 +23,8 @@
 //! `ConsumedCapacity`), ~1 MB each, built from the same item generator as the
 //! other benches; segment `s` of `t` holds the items with index ≡ s (mod t).
 //!
-//! `cargo bench --bench replay` (release) or `scripts/bench.sh replay`; `--smoke` for CI.
+//! `cargo bench --bench replay` (release) or `scripts/bench.sh replay`; `--smoke` for CI;
+//! `--only latency` / `--only fanout` for one part.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -28,11 +40,11 @@ use aws_credential_types::Credentials;
 use aws_sdk_dynamodb::Client;
 use axum::Router;
 use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use dynamo_datafusion::DynamoTableProvider;
+use dynamo_datafusion::{DynamoExec, DynamoTableProvider};
 use serde_json::{Value, json};
 use support::{Args, BoxError, COUNTRIES, median, pk};
 
@@ -126,9 +138,64 @@ impl Server {
     }
 }
 
-async fn handle(server: Arc<Server>, headers: HeaderMap, body: Bytes) -> Response {
-    if !server.latency.is_zero() {
-        tokio::time::sleep(server.latency).await;
+impl Server {
+    /// A Query on the partition key: the value of its one `S` placeholder.
+    fn query(&self, req: &Value) -> Arc<String> {
+        let key = req["ExpressionAttributeValues"]
+            .as_object()
+            .and_then(|values| values.values().find_map(|v| v["S"].as_str()))
+            .unwrap_or_default();
+        let items: Vec<usize> = key
+            .strip_prefix("user#")
+            .and_then(|n| n.parse::<usize>().ok())
+            .map(|p| (p * 100..(p * 100 + 100).min(self.items)).collect())
+            .unwrap_or_default();
+        Arc::new(query_answer(&items))
+    }
+
+    /// BatchGetItem: every key that names an item (`sk` is the item's index).
+    fn batch_get(&self, req: &Value) -> Arc<String> {
+        let keys = req["RequestItems"][TABLE]["Keys"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let found: Vec<usize> = keys
+            .iter()
+            .filter_map(|k| {
+                let i = k["sk"]["N"].as_str()?.parse::<usize>().ok()?;
+                (i < self.items && k["pk"]["S"].as_str() == Some(pk(i).as_str())).then_some(i)
+            })
+            .collect();
+        let items: Vec<String> = found.iter().map(|i| item_json(*i)).collect();
+        Arc::new(format!(
+            r#"{{"Responses":{{"{TABLE}":[{}]}},"UnprocessedKeys":{{}},"ConsumedCapacity":[{{"TableName":"{TABLE}","CapacityUnits":{}}}]}}"#,
+            items.join(","),
+            keys.len() as f64 / 2.0
+        ))
+    }
+}
+
+/// A Query answer of `items` (one page).
+fn query_answer(items: &[usize]) -> String {
+    let body: Vec<String> = items.iter().map(|i| item_json(*i)).collect();
+    format!(
+        r#"{{"Items":[{}],"Count":{1},"ScannedCount":{1},"ConsumedCapacity":{{"TableName":"{TABLE}","CapacityUnits":{2}}}}}"#,
+        body.join(","),
+        items.len(),
+        (items.len() * 250).div_ceil(4096) as f64 / 2.0
+    )
+}
+
+async fn handle(server: Arc<Server>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    // The endpoint's path sets the latency of this client's requests.
+    let latency = uri
+        .path()
+        .trim_matches('/')
+        .parse::<u64>()
+        .map(Duration::from_millis)
+        .unwrap_or(server.latency);
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
     }
     let target = headers
         .get("x-amz-target")
@@ -138,6 +205,8 @@ async fn handle(server: Arc<Server>, headers: HeaderMap, body: Bytes) -> Respons
     let body = match target.rsplit('.').next() {
         Some("DescribeTable") => Arc::new(server.describe()),
         Some("Scan") => server.scan(&req),
+        Some("Query") => server.query(&req),
+        Some("BatchGetItem") => server.batch_get(&req),
         _ => {
             return (
                 StatusCode::BAD_REQUEST,
@@ -161,10 +230,11 @@ async fn serve(items: usize, latency_ms: u64) -> Result<(), BoxError> {
         latency: Duration::from_millis(latency_ms),
         pages: Mutex::new(HashMap::new()),
     });
-    let app = Router::new().route(
-        "/",
-        post(move |headers: HeaderMap, body: Bytes| handle(Arc::clone(&server), headers, body)),
-    );
+    let handler = move |uri: Uri, headers: HeaderMap, body: Bytes| {
+        handle(Arc::clone(&server), uri, headers, body)
+    };
+    // Every path: the SDK posts to the endpoint's path (`/100/`).
+    let app = Router::new().fallback(handler);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?.port());
     axum::serve(listener, app).await?;
@@ -289,6 +359,199 @@ fn peak_rss_kib() -> Result<u64, BoxError> {
     Ok(line.split_whitespace().nth(1).ok_or("bad VmHWM")?.parse()?)
 }
 
+/// The most requests the plan's DynamoDB scan had in flight.
+fn in_flight_reached(plan: &Arc<dyn ExecutionPlan>) -> usize {
+    if let Some(scan) = (plan.as_ref() as &dyn std::any::Any).downcast_ref::<DynamoExec>() {
+        return scan
+            .metrics()
+            .and_then(|m| m.sum_by_name("max_in_flight"))
+            .map(|v| v.as_usize())
+            .unwrap_or(0);
+    }
+    plan.children()
+        .into_iter()
+        .map(in_flight_reached)
+        .max()
+        .unwrap_or(0)
+}
+
+/// A session over the replay table: default settings, or (`old`) one
+/// segment per partition, each partition reading its segment page after
+/// page (how reads went before segments became units of I/O).
+async fn latency_session(client: &Client, old: bool) -> Result<SessionContext, BoxError> {
+    let config = SessionConfig::new();
+    let mut builder = DynamoTableProvider::builder(client.clone(), TABLE);
+    if old {
+        builder = builder.segments(config.target_partitions() as u32);
+    }
+    let ctx = SessionContext::new_with_config(config);
+    ctx.register_table("t", Arc::new(builder.build().await?))?;
+    Ok(ctx)
+}
+
+/// `--latency ENDPOINT ITEMS MODE RUNS`: `SELECT count(*)` RUNS times in
+/// this process; prints the median seconds, the requests in flight reached
+/// and the peak RSS in KiB.
+async fn latency_child(
+    endpoint: &str,
+    items: usize,
+    mode: &str,
+    runs: usize,
+) -> Result<(), BoxError> {
+    let client = client_for(endpoint).await;
+    let ctx = latency_session(&client, mode == "old").await?;
+    let (mut times, mut reached) = (Vec::new(), 0);
+    for _ in 0..runs {
+        let start = Instant::now();
+        let plan = ctx
+            .sql("SELECT count(*) FROM t")
+            .await?
+            .create_physical_plan()
+            .await?;
+        let batches = collect(Arc::clone(&plan), ctx.task_ctx()).await?;
+        times.push(start.elapsed());
+        use datafusion::arrow::array::AsArray;
+        let n = batches
+            .first()
+            .ok_or("no result")?
+            .column(0)
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+            .value(0) as usize;
+        if n != items {
+            return Err(format!("counted {n} items, expected {items}").into());
+        }
+        reached = reached.max(in_flight_reached(&plan));
+    }
+    println!(
+        "{} {reached} {}",
+        median(times).as_secs_f64(),
+        peak_rss_kib()?
+    );
+    Ok(())
+}
+
+/// One `--latency` child's figures.
+struct LatencyRun {
+    secs: f64,
+    in_flight: usize,
+    rss_kib: u64,
+}
+
+fn latency_run(
+    endpoint: &str,
+    items: usize,
+    mode: &str,
+    runs: usize,
+) -> Result<LatencyRun, BoxError> {
+    let out = Command::new(std::env::current_exe()?)
+        .args([
+            "--latency",
+            endpoint,
+            &items.to_string(),
+            mode,
+            &runs.to_string(),
+        ])
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "latency child failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    let text = String::from_utf8(out.stdout)?;
+    let mut parts = text.split_whitespace();
+    Ok(LatencyRun {
+        secs: parts.next().ok_or("no time")?.parse()?,
+        in_flight: parts.next().ok_or("no in-flight")?.parse()?,
+        rss_kib: parts.next().ok_or("no rss")?.parse()?,
+    })
+}
+
+/// 4. A full scan at each latency: default settings vs one segment per partition.
+fn latency_table(items: usize, latencies: &[u64], runs: usize) -> Result<(), BoxError> {
+    let replay = Replay::start(items, 0)?;
+    println!(
+        "\n#### `SELECT count(*)` of {items} items at a fixed latency per request (default settings: \
+         median of {runs} runs, each in its own process; one segment per partition: 1 run)\n"
+    );
+    println!(
+        "| latency | default: time | ÷ 0 ms | items/s | in flight reached | peak RSS | \
+         one segment per partition: time | ÷ 0 ms |\n|---|---|---|---|---|---|---|---|"
+    );
+    let (mut base_new, mut base_old) = (None, None);
+    for &ms in latencies {
+        let endpoint = format!("{}/{ms}", replay.endpoint);
+        let new = latency_run(&endpoint, items, "default", runs)?;
+        let old = latency_run(&endpoint, items, "old", 1)?;
+        let b_new = *base_new.get_or_insert(new.secs);
+        let b_old = *base_old.get_or_insert(old.secs);
+        println!(
+            "| {ms} ms | {:.2} s | {:.2}× | {:.0} | {} | {:.0} MiB | {:.2} s | {:.2}× |",
+            new.secs,
+            new.secs / b_new,
+            items as f64 / new.secs,
+            new.in_flight,
+            new.rss_kib as f64 / 1024.0,
+            old.secs,
+            old.secs / b_old,
+        );
+    }
+    Ok(())
+}
+
+/// 5. Key reads at 100 ms: a Query per `pk IN` value, BatchGetItem chunks.
+async fn fanout_table(items: usize, runs: usize) -> Result<(), BoxError> {
+    const LATENCY_MS: u64 = 100;
+    let replay = Replay::start(items, 0)?;
+    let client = client_for(&format!("{}/{LATENCY_MS}", replay.endpoint)).await;
+    let ctx = latency_session(&client, false).await?;
+    let partitions = (items / 100).min(200);
+    let pks: Vec<String> = (0..partitions).map(|p| format!("'user#{p:05}'")).collect();
+    let fanout = format!("SELECT count(*) FROM t WHERE pk IN ({})", pks.join(", "));
+    // 10 partition keys × 100 sort keys: 1,000 keys, 100 of them items.
+    let sks: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+    let batch = format!(
+        "SELECT count(*) FROM t WHERE pk IN ({}) AND sk IN ({})",
+        pks[..10.min(pks.len())].join(", "),
+        sks.join(", ")
+    );
+    let max = dynamo_datafusion::TableOptions::default().max_concurrency;
+    println!(
+        "\n#### Key reads at {LATENCY_MS} ms per request (median of {runs} runs; fewest round trips with at most {max} requests in flight)\n"
+    );
+    println!(
+        "| read | requests | time | fewest round trips | time ÷ (latency × round trips) |\n|---|---|---|---|---|"
+    );
+    for (label, sql, requests, expected) in [
+        (
+            format!("Query fan-out, `pk IN` {partitions} values"),
+            fanout,
+            partitions,
+            partitions * 100,
+        ),
+        ("BatchGetItem, 1,000 keys".to_string(), batch, 10, 100),
+    ] {
+        let plan = ctx.sql(&sql).await?.create_physical_plan().await?;
+        let op = find_exec(&plan).map(|s| s.operation()).unwrap_or("?");
+        let t = timed(runs, expected, || run_sql(&ctx, &sql)).await?;
+        let rounds = requests.div_ceil(max);
+        println!(
+            "| {label} ({op}) | {requests} | {:.3} s | {rounds} | {:.2} |",
+            t.as_secs_f64(),
+            t.as_secs_f64() / (LATENCY_MS as f64 / 1000.0 * rounds as f64)
+        );
+    }
+    Ok(())
+}
+
+fn find_exec(plan: &Arc<dyn ExecutionPlan>) -> Option<&DynamoExec> {
+    if let Some(scan) = (plan.as_ref() as &dyn std::any::Any).downcast_ref::<DynamoExec>() {
+        return Some(scan);
+    }
+    plan.children().into_iter().find_map(find_exec)
+}
+
 /// `--rss ENDPOINT ITEMS`: aggregate the whole table, print peak RSS.
 async fn rss_child(endpoint: &str, items: usize) -> Result<(), BoxError> {
     let client = client_for(endpoint).await;
@@ -312,6 +575,15 @@ async fn main() -> Result<(), BoxError> {
             )
             .await;
         }
+        Some("--latency") => {
+            return latency_child(
+                argv.get(2).ok_or("endpoint")?,
+                argv.get(3).ok_or("items")?.parse()?,
+                argv.get(4).ok_or("mode")?,
+                argv.get(5).ok_or("runs")?.parse()?,
+            )
+            .await;
+        }
         Some("--rss") => {
             return rss_child(
                 argv.get(2).ok_or("endpoint")?,
@@ -323,6 +595,20 @@ async fn main() -> Result<(), BoxError> {
     }
     let args = Args::parse(&[200_000], 5, 20_000)?;
     let n = args.items[0];
+    match args.only.as_deref() {
+        Some("latency") => {
+            let items = if args.smoke { n } else { 1_000_000 };
+            let latencies: &[u64] = if args.smoke {
+                &[0, 20]
+            } else {
+                &[0, 20, 100, 300]
+            };
+            return latency_table(items, latencies, args.runs.min(3));
+        }
+        Some("fanout") => return fanout_table(n.max(20_000), args.runs).await,
+        Some(other) => return Err(format!("no part '{other}': latency or fanout").into()),
+        None => {}
+    }
 
     // 1. The ceiling: no latency, one segment.
     let replay = Replay::start(n, 0)?;
@@ -403,5 +689,15 @@ async fn main() -> Result<(), BoxError> {
             kib as f64 / f as f64
         );
     }
+
+    // 4. and 5. At the service's latency.
+    let latency_items = if args.smoke { n } else { 1_000_000 };
+    let latencies: &[u64] = if args.smoke {
+        &[0, 20]
+    } else {
+        &[0, 20, 100, 300]
+    };
+    latency_table(latency_items, latencies, args.runs.min(3))?;
+    fanout_table(n.max(20_000), args.runs).await?;
     Ok(())
 }

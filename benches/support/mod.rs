@@ -18,6 +18,8 @@ pub struct Args {
     pub smoke: bool,
     pub items: Vec<usize>,
     pub runs: usize,
+    /// `--only NAME`: run only that part of a bench that has parts.
+    pub only: Option<String>,
 }
 
 impl Args {
@@ -29,6 +31,7 @@ impl Args {
     ) -> Result<Self, BoxError> {
         let mut items = Vec::new();
         let mut runs = default_runs;
+        let mut only = None;
         let mut smoke = std::env::var("BENCH_SMOKE").is_ok_and(|v| v == "1");
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
@@ -36,6 +39,7 @@ impl Args {
                 "--smoke" => smoke = true,
                 "--items" => items.push(args.next().ok_or("--items needs a number")?.parse()?),
                 "--runs" => runs = args.next().ok_or("--runs needs a number")?.parse()?,
+                "--only" => only = Some(args.next().ok_or("--only needs a name")?),
                 // Flags cargo passes to bench binaries.
                 "--bench" | "--nocapture" => {}
                 other => return Err(format!("unknown argument '{other}'").into()),
@@ -46,6 +50,7 @@ impl Args {
                 smoke,
                 items: vec![smoke_items],
                 runs: 1,
+                only,
             });
         }
         if items.is_empty() {
@@ -55,6 +60,7 @@ impl Args {
             smoke,
             items,
             runs: runs.max(1),
+            only,
         })
     }
 }

@@ -21,6 +21,8 @@ pub struct ReadStats {
     pub items_scanned: usize,
     /// Read capacity units consumed.
     pub consumed_rcu: f64,
+    /// The most requests one read had in flight at once.
+    pub max_in_flight: usize,
 }
 
 impl ReadStats {
@@ -42,6 +44,7 @@ impl ReadStats {
             self.items_scanned += count("scanned_count");
             self.items_returned += m.output_rows().unwrap_or(0);
             self.consumed_rcu += count("consumed_rcu_milli") as f64 / 1000.0;
+            self.max_in_flight = self.max_in_flight.max(count("max_in_flight"));
         }
         for child in plan.children() {
             self.add_plan(child);
@@ -53,7 +56,7 @@ impl std::fmt::Display for ReadStats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "DynamoDB: {} request{}{}, {} page{}, {} items scanned, {} returned, {:.1} RCU",
+            "DynamoDB: {} request{}{}, {} page{}, {} items scanned, {} returned, {:.1} RCU{}",
             self.requests,
             if self.requests == 1 { "" } else { "s" },
             match self.retries {
@@ -64,7 +67,11 @@ impl std::fmt::Display for ReadStats {
             if self.pages == 1 { "" } else { "s" },
             self.items_scanned,
             self.items_returned,
-            self.consumed_rcu
+            self.consumed_rcu,
+            match self.max_in_flight {
+                0 | 1 => String::new(),
+                n => format!(", up to {n} requests in flight"),
+            }
         )
     }
 }

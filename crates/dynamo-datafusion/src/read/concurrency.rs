@@ -35,7 +35,7 @@ use std::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Requests in flight when a scan starts.
-pub(crate) const INITIAL_LIMIT: usize = 8;
+pub(crate) const INITIAL_LIMIT: usize = 16;
 /// How much faster a round must be than the best so far for the limit to grow.
 const GAIN: f64 = 1.10;
 
