@@ -49,8 +49,11 @@ use serde_json::{Value, json};
 use support::{Args, BoxError, COUNTRIES, median, pk};
 
 const TABLE: &str = "replay";
-/// Items per page: about 1 MB of ~250-byte items, like DynamoDB's page limit.
-const PAGE_ITEMS: usize = 4_000;
+/// Bytes an item counts for, in the table's size and in the page limit
+/// (DynamoDB counts its own item size for both, not the JSON's).
+const ITEM_BYTES: usize = 250;
+/// Items per page: DynamoDB's 1 MiB page limit, in those bytes.
+const PAGE_ITEMS: usize = (1 << 20) / ITEM_BYTES;
 
 fn item_json(i: usize) -> String {
     format!(
@@ -80,7 +83,7 @@ impl Server {
             "TableName": TABLE, "TableStatus": "ACTIVE",
             "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
             "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "N"}],
-            "ItemCount": self.items, "TableSizeBytes": self.items * 250
+            "ItemCount": self.items, "TableSizeBytes": self.items * ITEM_BYTES
         }})
         .to_string()
     }
@@ -120,7 +123,7 @@ impl Server {
         body.push_str(&format!(
             r#"],"Count":{0},"ScannedCount":{0},"ConsumedCapacity":{{"TableName":"{TABLE}","CapacityUnits":{1}}}"#,
             indices.len(),
-            (indices.len() * 250).div_ceil(4096) as f64 / 2.0
+            (indices.len() * ITEM_BYTES).div_ceil(4096) as f64 / 2.0
         ));
         if let Some(last) = indices.last().filter(|l| *l + total < self.items) {
             body.push_str(&format!(
@@ -182,7 +185,7 @@ fn query_answer(items: &[usize]) -> String {
         r#"{{"Items":[{}],"Count":{1},"ScannedCount":{1},"ConsumedCapacity":{{"TableName":"{TABLE}","CapacityUnits":{2}}}}}"#,
         body.join(","),
         items.len(),
-        (items.len() * 250).div_ceil(4096) as f64 / 2.0
+        (items.len() * ITEM_BYTES).div_ceil(4096) as f64 / 2.0
     )
 }
 
@@ -375,14 +378,20 @@ fn in_flight_reached(plan: &Arc<dyn ExecutionPlan>) -> usize {
         .unwrap_or(0)
 }
 
-/// A session over the replay table: default settings, or (`old`) one
-/// segment per partition, each partition reading its segment page after
-/// page (how reads went before segments became units of I/O).
-async fn latency_session(client: &Client, old: bool) -> Result<SessionContext, BoxError> {
+/// Requests in flight of the `wide` mode.
+const WIDE: usize = 256;
+
+/// A session over the replay table: `default` settings, `wide` (at most
+/// [`WIDE`] requests in flight), or `old`: one segment per partition, each
+/// partition reading its segment page after page (how reads went before
+/// segments became units of I/O).
+async fn latency_session(client: &Client, mode: &str) -> Result<SessionContext, BoxError> {
     let config = SessionConfig::new();
     let mut builder = DynamoTableProvider::builder(client.clone(), TABLE);
-    if old {
-        builder = builder.segments(config.target_partitions() as u32);
+    match mode {
+        "old" => builder = builder.segments(config.target_partitions() as u32),
+        "wide" => builder = builder.max_concurrency(WIDE),
+        _ => {}
     }
     let ctx = SessionContext::new_with_config(config);
     ctx.register_table("t", Arc::new(builder.build().await?))?;
@@ -399,7 +408,7 @@ async fn latency_child(
     runs: usize,
 ) -> Result<(), BoxError> {
     let client = client_for(endpoint).await;
-    let ctx = latency_session(&client, mode == "old").await?;
+    let ctx = latency_session(&client, mode).await?;
     let (mut times, mut reached) = (Vec::new(), 0);
     for _ in 0..runs {
         let start = Instant::now();
@@ -477,22 +486,29 @@ fn latency_table(items: usize, latencies: &[u64], runs: usize) -> Result<(), Box
     );
     println!(
         "| latency | default: time | ÷ 0 ms | items/s | in flight reached | peak RSS | \
-         one segment per partition: time | ÷ 0 ms |\n|---|---|---|---|---|---|---|---|"
+         max_concurrency {WIDE}: time | ÷ 0 ms | in flight | peak RSS | \
+         one segment per partition: time | ÷ 0 ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
-    let (mut base_new, mut base_old) = (None, None);
+    let (mut base_new, mut base_wide, mut base_old) = (None, None, None);
     for &ms in latencies {
         let endpoint = format!("{}/{ms}", replay.endpoint);
         let new = latency_run(&endpoint, items, "default", runs)?;
+        let wide = latency_run(&endpoint, items, "wide", runs)?;
         let old = latency_run(&endpoint, items, "old", 1)?;
         let b_new = *base_new.get_or_insert(new.secs);
+        let b_wide = *base_wide.get_or_insert(wide.secs);
         let b_old = *base_old.get_or_insert(old.secs);
         println!(
-            "| {ms} ms | {:.2} s | {:.2}× | {:.0} | {} | {:.0} MiB | {:.2} s | {:.2}× |",
+            "| {ms} ms | {:.2} s | {:.2}× | {:.0} | {} | {:.0} MiB | {:.2} s | {:.2}× | {} | {:.0} MiB | {:.2} s | {:.2}× |",
             new.secs,
             new.secs / b_new,
             items as f64 / new.secs,
             new.in_flight,
             new.rss_kib as f64 / 1024.0,
+            wide.secs,
+            wide.secs / b_wide,
+            wide.in_flight,
+            wide.rss_kib as f64 / 1024.0,
             old.secs,
             old.secs / b_old,
         );
@@ -505,7 +521,7 @@ async fn fanout_table(items: usize, runs: usize) -> Result<(), BoxError> {
     const LATENCY_MS: u64 = 100;
     let replay = Replay::start(items, 0)?;
     let client = client_for(&format!("{}/{LATENCY_MS}", replay.endpoint)).await;
-    let ctx = latency_session(&client, false).await?;
+    let ctx = latency_session(&client, "default").await?;
     let partitions = (items / 100).min(200);
     let pks: Vec<String> = (0..partitions).map(|p| format!("'user#{p:05}'")).collect();
     let fanout = format!("SELECT count(*) FROM t WHERE pk IN ({})", pks.join(", "));
