@@ -305,7 +305,7 @@ async fn dropping_a_query_stream_stops_its_requests() {
         ..FaultConfig::only(Fault::Slow, 1.0)
     });
     let pages_in_full = (PARTITIONS * PER_PARTITION).div_ceil(PAGE as usize) as u64;
-    for table_name in ["t1", "t4"] {
+    for table_name in ["t1", "t4", "t32"] {
         let start = proxy.counts().requests;
         let mut stream = ctx
             .sql(&format!("SELECT pk, sk, n, body FROM {table_name}"))
