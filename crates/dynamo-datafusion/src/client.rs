@@ -5,7 +5,10 @@ use aws_sdk_dynamodb::Client;
 
 /// Where and as whom to connect; unset fields come from the standard AWS chain
 /// (environment, shared config and credentials files, SSO, instance roles).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Holds no secret: it names a profile, never credentials, so it may travel
+/// with a plan to another process, which connects with its own chain.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConnectionOptions {
     /// Endpoint override, e.g. `http://127.0.0.1:8000` for a local server.
     pub endpoint_url: Option<String>,
@@ -45,5 +48,18 @@ impl ConnectionOptions {
     /// Builds a DynamoDB client.
     pub async fn client(&self) -> Client {
         Client::new(&self.sdk_config().await)
+    }
+
+    /// A client from `base` (a process's own configuration and credential
+    /// chain, loaded once) with this region and endpoint, if set. No I/O.
+    pub fn client_from(&self, base: &SdkConfig) -> Client {
+        let mut config = aws_sdk_dynamodb::config::Builder::from(base);
+        if let Some(region) = &self.region {
+            config = config.region(Region::new(region.clone()));
+        }
+        if let Some(url) = &self.endpoint_url {
+            config = config.endpoint_url(url);
+        }
+        Client::from_conf(config.build())
     }
 }

@@ -49,8 +49,8 @@ pub use client::ConnectionOptions;
 pub use config::DynamoConfig;
 pub use decode::{Item, ItemDecoder};
 pub use error::{Error, ErrorKind, Result, Widening, describe_sdk_error};
-pub use exec::DynamoExec;
 pub use exec::stats::ReadStats;
+pub use exec::{DynamoExec, ExecLayout, ExecParts};
 pub use factory::{DYNAMODB_FILE_TYPE, DynamoTableFactory};
 pub use metadata::{
     IndexKind, IndexMeta, IndexProjection, KeyAttribute, KeySchema, KeyType, TableMeta,

@@ -55,7 +55,7 @@ impl KeySchema {
 }
 
 /// Global or local secondary index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum IndexKind {
     /// Global secondary index.
     Global,
@@ -64,7 +64,7 @@ pub enum IndexKind {
 }
 
 /// Which attributes an index holds besides its keys and the table's keys.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum IndexProjection {
     /// Every attribute.
     All,
@@ -75,7 +75,7 @@ pub enum IndexProjection {
 }
 
 /// A secondary index of a table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IndexMeta {
     /// Index name.
     pub name: String,
@@ -88,7 +88,7 @@ pub struct IndexMeta {
 }
 
 /// Everything the provider needs to know about a table, from DescribeTable.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TableMeta {
     /// Table name.
     pub name: String,

@@ -16,7 +16,12 @@ use crate::schema::ColumnType;
 pub const DEFAULT_SAMPLE_SIZE: usize = 2_000;
 
 /// How the provider reads a table.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Serializable (serde) for a provider sent to another process, except
+/// `column_types`: a serialized provider carries its whole schema, which
+/// already holds them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct TableOptions {
     /// Items sampled to infer the schema.
     pub sample_size: usize,
@@ -32,6 +37,7 @@ pub struct TableOptions {
     /// (the adaptive limit grows up to it while throughput grows).
     pub max_concurrency: usize,
     /// Column types that replace the inferred ones (and add unsampled attributes).
+    #[serde(skip)]
     pub column_types: Vec<(String, ColumnType)>,
     /// Push filters, keys, indexes and limits into requests (see [`crate::PlanOptions`]).
     pub pushdown: bool,

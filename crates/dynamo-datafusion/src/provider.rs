@@ -16,6 +16,7 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::FilterExecBuilder;
 
+use crate::client::ConnectionOptions;
 use crate::config::{DynamoConfig, ScanGuard};
 use crate::decode::ItemDecoder;
 use crate::error::{Error, Result};
@@ -70,6 +71,9 @@ pub struct DynamoTableProvider {
     /// The live schema: widens when a read meets a value it cannot hold.
     state: Arc<SchemaState>,
     options: Arc<TableOptions>,
+    /// Where the client connects (region and endpoint, as observed): what
+    /// another process needs to read the same table with its own credentials.
+    connection: Arc<ConnectionOptions>,
 }
 
 /// Builds a [`DynamoTableProvider`] with non-default options.
@@ -273,12 +277,18 @@ impl DynamoTableProviderBuilder {
         let state = state.with_extra_column(self.options.extra_attributes)?;
         // Fail now, not at the first query, if a column type cannot be decoded.
         ItemDecoder::try_new(&meta.name, state.schema())?;
+        let connection = ConnectionOptions {
+            endpoint_url: signing.endpoint(),
+            region: self.client.config().region().map(|r| r.to_string()),
+            profile: None,
+        };
         Ok(DynamoTableProvider {
             client: self.client,
             read_client,
             meta,
             state: Arc::new(state),
             options: Arc::new(self.options),
+            connection: Arc::new(connection),
         })
     }
 }
@@ -322,6 +332,51 @@ impl DynamoTableProvider {
             cache: None,
             resample: false,
         }
+    }
+
+    /// A provider from the parts another process sent ([`Self::meta`],
+    /// its schema, [`Self::options`], [`Self::connection`]) reading with
+    /// `client`: no DescribeTable, no sampling, no I/O. The schema is taken
+    /// as given (it never widens here).
+    ///
+    /// ```no_run
+    /// # fn demo(p: &dynamo_datafusion::DynamoTableProvider, client: aws_sdk_dynamodb::Client)
+    /// #     -> dynamo_datafusion::Result<()> {
+    /// use datafusion::catalog::TableProvider;
+    /// use dynamo_datafusion::DynamoTableProvider;
+    /// let copy = DynamoTableProvider::from_parts(
+    ///     client,
+    ///     p.meta().clone(),
+    ///     p.schema(),
+    ///     p.options().clone(),
+    ///     p.connection().clone(),
+    /// )?;
+    /// assert_eq!(copy.schema(), p.schema());
+    /// # Ok(()) }
+    /// ```
+    pub fn from_parts(
+        client: Client,
+        meta: TableMeta,
+        schema: SchemaRef,
+        options: TableOptions,
+        connection: ConnectionOptions,
+    ) -> Result<Self> {
+        let meta = Arc::new(meta);
+        ItemDecoder::try_new(&meta.name, Arc::clone(&schema))?;
+        Ok(Self {
+            read_client: without_sdk_retries(&client),
+            client,
+            state: Arc::new(SchemaState::given(Arc::clone(&meta), schema)),
+            meta,
+            options: Arc::new(options),
+            connection: Arc::new(connection),
+        })
+    }
+
+    /// Where this provider's client connects: region and endpoint (no
+    /// credentials), as observed when the table was described.
+    pub fn connection(&self) -> &ConnectionOptions {
+        &self.connection
     }
 
     /// Keys, indexes and size of the table.
@@ -497,12 +552,15 @@ impl TableProvider for DynamoTableProvider {
             .closing_maps(|column| self.state.can_widen(column))
             .knowing_columns(&schema);
         let (residual, outputs) = (plan.residual.clone(), plan.output.len());
-        let exec: Arc<dyn ExecutionPlan> = Arc::new(DynamoExec::new(
-            self.read_client.clone(),
-            plan,
-            decoder,
-            Some(Arc::clone(&self.state)),
-        ));
+        let exec: Arc<dyn ExecutionPlan> = Arc::new(
+            DynamoExec::new(
+                self.read_client.clone(),
+                plan,
+                decoder,
+                Some(Arc::clone(&self.state)),
+            )
+            .connecting_to(Arc::clone(&self.connection)),
+        );
         let residual = residual.iter().filter_map(|i| filters.get(*i));
         let Some(predicate) = conjunction(residual.cloned()) else {
             return Ok(exec);

@@ -110,6 +110,31 @@ impl ItemDecoder {
         Ok(decoder)
     }
 
+    /// What, besides its schema, decides how this decoder reads items:
+    /// per column whether its maps are closed, and the attributes that have
+    /// a column in the table.
+    pub(crate) fn settings(&self) -> (Vec<bool>, Vec<String>) {
+        let mut known: Vec<String> = self.known.iter().cloned().collect();
+        known.sort();
+        (self.closed_maps.to_vec(), known)
+    }
+
+    /// A decoder for `schema` with [`settings`](Self::settings) taken
+    /// from another.
+    pub(crate) fn with_settings(
+        table: &str,
+        schema: SchemaRef,
+        closed_maps: Vec<bool>,
+        known: Vec<String>,
+    ) -> Result<Self> {
+        let mut decoder = Self::try_new(table, schema)?;
+        if closed_maps.len() == decoder.schema.fields().len() {
+            decoder.closed_maps = closed_maps.into();
+        }
+        decoder.known = Arc::new(known.into_iter().collect());
+        Ok(decoder)
+    }
+
     /// Empty builders for the schema, room for `rows` rows.
     fn record(&self, rows: usize) -> Result<Record<'_>> {
         let closed = |i: usize| self.closed_maps.get(i).copied().unwrap_or(false);

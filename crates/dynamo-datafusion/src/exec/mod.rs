@@ -4,6 +4,8 @@
 
 pub(crate) mod drive;
 pub(crate) mod nested;
+mod parts;
+pub use parts::{ExecLayout, ExecParts};
 pub(crate) mod stats;
 
 use std::fmt;
@@ -34,6 +36,7 @@ use datafusion::physical_plan::{
 };
 use futures::{Stream, StreamExt, stream};
 
+use crate::client::ConnectionOptions;
 use crate::decode::{Item, ItemDecoder};
 use crate::error::Error;
 use crate::exec::nested::{NestedProjection, uses_of};
@@ -70,6 +73,8 @@ pub struct DynamoExec {
     /// A projection of columns and map fields absorbed into the read: what
     /// the decoder produces is cut down to it.
     nested: Option<Arc<NestedProjection>>,
+    /// Where the client connects (no credentials).
+    connection: Arc<ConnectionOptions>,
 }
 
 impl DynamoExec {
@@ -109,7 +114,35 @@ impl DynamoExec {
             metrics: ScanMetrics::new(),
             schema_state,
             nested: None,
+            connection: Arc::default(),
         }
+    }
+
+    /// This node cutting what it decodes down with `nested` (the decoder
+    /// and the plan's ProjectionExpression already read for it).
+    fn absorbing(mut self, nested: NestedProjection) -> Self {
+        let output = Arc::clone(&nested.output_schema);
+        self.nested = Some(Arc::new(nested));
+        self.ordering = match (&self.ordering, self.sort_key_output()) {
+            (Some(o), Some(i)) => Some(PhysicalSortExpr::new(
+                Arc::new(Column::new(output.field(i).name(), i)),
+                o.options,
+            )),
+            _ => None,
+        };
+        self.properties = Arc::new(plan_properties(
+            &output,
+            self.plan.partitions.len(),
+            self.ordering.as_ref(),
+        ));
+        self.metrics = ScanMetrics::new();
+        self
+    }
+
+    /// This node, noting where its client connects (see [`Self::to_parts`]).
+    pub(crate) fn connecting_to(mut self, connection: Arc<ConnectionOptions>) -> Self {
+        self.connection = connection;
+        self
     }
 
     /// The schema of the batches handed on.
@@ -567,21 +600,7 @@ impl ExecutionPlan for DynamoExec {
             Arc::make_mut(&mut new.plan).projection = Some(p);
         }
         // Else nothing but the row count: keep reading the smallest thing there is.
-        new.nested = Some(Arc::new(nested));
-        new.ordering = match (&self.ordering, new.sort_key_output()) {
-            (Some(o), Some(i)) => Some(PhysicalSortExpr::new(
-                Arc::new(Column::new(projection.schema().field(i).name(), i)),
-                o.options,
-            )),
-            _ => None,
-        };
-        new.properties = Arc::new(plan_properties(
-            &projection.schema(),
-            new.plan.partitions.len(),
-            new.ordering.as_ref(),
-        ));
-        new.metrics = ScanMetrics::new();
-        Ok(Some(Arc::new(new)))
+        Ok(Some(Arc::new(new.absorbing(nested))))
     }
 
     fn execute(

@@ -110,7 +110,7 @@ impl Node {
 #[derive(Debug, Clone)]
 pub(crate) struct NestedProjection {
     /// Per output column: its column in the read schema, and the path into it.
-    outputs: Vec<Use>,
+    pub(crate) outputs: Vec<Use>,
     /// The schema the read decodes into: the columns used, structs pruned.
     pub read_schema: SchemaRef,
     /// The document paths of the `ProjectionExpression`.
@@ -120,6 +120,21 @@ pub(crate) struct NestedProjection {
 }
 
 impl NestedProjection {
+    /// A projection already worked out: `outputs` into `read_schema`,
+    /// handing on `output_schema` (the read's paths are in its plan).
+    pub(crate) fn from_parts(
+        outputs: Vec<Use>,
+        read_schema: SchemaRef,
+        output_schema: SchemaRef,
+    ) -> Self {
+        Self {
+            outputs,
+            read_schema,
+            paths: Vec::new(),
+            output_schema,
+        }
+    }
+
     /// The read of `uses` from batches of `input`, handing on `output_schema`.
     pub(crate) fn new(input: &SchemaRef, uses: Vec<Use>, output_schema: SchemaRef) -> Self {
         let mut nodes: BTreeMap<usize, Node> = BTreeMap::new();

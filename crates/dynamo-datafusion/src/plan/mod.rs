@@ -41,7 +41,7 @@ pub const MAX_EXPRESSION_BYTES: usize = 4_096;
 pub const MAX_EXPRESSION_OPERATORS: usize = 300;
 
 /// Which secondary indexes the planner may use.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum IndexPolicy {
     /// Any eligible index, when it reads less than the table.
     #[default]

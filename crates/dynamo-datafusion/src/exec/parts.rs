@@ -1,0 +1,241 @@
+//! A [`DynamoExec`] taken apart for another process, and put together again
+//! there: the scan plan, the schemas, how items are decoded and the
+//! projection absorbed into the read — never the client, never credentials.
+//! The process that runs it brings its own client
+//! ([`ConnectionOptions::client_from`] with its own credential chain).
+
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::Client;
+use datafusion::arrow::datatypes::SchemaRef;
+use serde::{Deserialize, Serialize};
+
+use super::nested::{NestedProjection, Use};
+use super::{DynamoExec, ScanMetrics};
+use crate::client::ConnectionOptions;
+use crate::decode::ItemDecoder;
+use crate::error::Result;
+use crate::plan::ScanPlan;
+use crate::read::Reader;
+
+/// A [`DynamoExec`] without its client.
+///
+/// `plan` and `layout` serialize with serde; the two schemas travel in
+/// whatever form the carrier uses for Arrow schemas (DataFusion's plan
+/// serialization has one).
+#[derive(Debug, Clone)]
+pub struct ExecParts {
+    /// What is read.
+    pub plan: ScanPlan,
+    /// Where the reading process should connect (region, endpoint).
+    pub connection: ConnectionOptions,
+    /// The schema items are decoded into.
+    pub decode_schema: SchemaRef,
+    /// The schema of the batches handed on (the decoded schema, or the
+    /// projection absorbed into the read).
+    pub output_schema: SchemaRef,
+    /// How items are decoded and cut down to the output.
+    pub layout: ExecLayout,
+}
+
+/// How a [`DynamoExec`] decodes items and cuts them down to its output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecLayout {
+    /// Per decoded column: maps hold only the keys its struct type names.
+    closed_maps: Vec<bool>,
+    /// Attributes with a column in the table (for the extra-attributes column).
+    known_columns: Vec<String>,
+    /// An absorbed projection: per output column, its decoded column and
+    /// the path into it.
+    projection: Option<Vec<Use>>,
+}
+
+impl DynamoExec {
+    /// This node's parts, for another process to run it.
+    pub fn to_parts(&self) -> ExecParts {
+        let (closed_maps, known_columns) = self.decoder.settings();
+        ExecParts {
+            plan: (*self.plan).clone(),
+            connection: (*self.connection).clone(),
+            decode_schema: Arc::clone(self.decoder.schema()),
+            output_schema: Arc::clone(self.output_schema()),
+            layout: ExecLayout {
+                closed_maps,
+                known_columns,
+                projection: self.nested.as_ref().map(|n| n.outputs.clone()),
+            },
+        }
+    }
+
+    /// The node `parts` describe, reading with `client`. Its schema does
+    /// not widen here: a value its column cannot hold is an error.
+    pub fn from_parts(client: Client, parts: ExecParts) -> Result<Self> {
+        let ExecParts {
+            plan,
+            connection,
+            decode_schema,
+            output_schema,
+            layout,
+        } = parts;
+        let decoder = ItemDecoder::with_settings(
+            plan.table(),
+            decode_schema,
+            layout.closed_maps,
+            layout.known_columns,
+        )?;
+        let mut exec = DynamoExec::new(client, plan, decoder, None);
+        exec.connection = Arc::new(connection);
+        if let Some(outputs) = layout.projection {
+            let nested = NestedProjection::from_parts(
+                outputs,
+                Arc::clone(exec.decoder.schema()),
+                output_schema,
+            );
+            exec = exec.absorbing(nested);
+        }
+        exec.reader = Reader::for_plan(&exec.plan);
+        exec.metrics = ScanMetrics::new();
+        Ok(exec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema};
+    use datafusion::logical_expr::{col, lit};
+    use datafusion::physical_plan::ExecutionPlan;
+
+    use super::*;
+    use crate::metadata::TableMeta;
+    use crate::plan::{PlanOptions, ReadOptions};
+
+    const ACCESS_KEY: &str = "AKIDEXAMPLEDONOTSHIP";
+    const SECRET: &str = "wJalrXUtnFEMIsecretDONOTSHIP";
+
+    fn client() -> Client {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-west-1"))
+            .credentials_provider(Credentials::new(ACCESS_KEY, SECRET, None, None, "test"))
+            .build();
+        Client::from_conf(config)
+    }
+
+    fn schema() -> SchemaRef {
+        let info = Fields::from(vec![
+            Field::new("rating", DataType::Int64, true),
+            Field::new("note", DataType::Utf8, true),
+        ]);
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("n", DataType::Int64, true),
+            Field::new("info", DataType::Struct(info), true),
+        ]))
+    }
+
+    fn exec() -> DynamoExec {
+        let meta = TableMeta::hash_only("Things", "id");
+        let options = ReadOptions {
+            plan: PlanOptions::default(),
+            segments: 6,
+            max_partitions: 3,
+            ..ReadOptions::default()
+        };
+        let filters = [col("n").gt(lit(3i64))];
+        let plan = ScanPlan::new(&meta, &schema(), &filters, None, None, &options).expect("plan");
+        let decoder = ItemDecoder::try_new("Things", plan.read_schema(&schema()).expect("schema"))
+            .expect("decoder")
+            .closing_maps(|c| c == "info");
+        DynamoExec::new(client(), plan, decoder, None).connecting_to(Arc::new(ConnectionOptions {
+            endpoint_url: Some("http://127.0.0.1:8000".into()),
+            region: Some("eu-west-1".into()),
+            profile: None,
+        }))
+    }
+
+    /// The parts through JSON (plan, layout, connection), the schemas as they are.
+    fn through_json(parts: ExecParts) -> (ExecParts, String) {
+        let plan = serde_json::to_string(&parts.plan).expect("plan");
+        let layout = serde_json::to_string(&parts.layout).expect("layout");
+        let connection = serde_json::to_string(&parts.connection).expect("connection");
+        let text = format!("{plan}\n{layout}\n{connection}");
+        let back = ExecParts {
+            plan: serde_json::from_str(&plan).expect("plan back"),
+            layout: serde_json::from_str(&layout).expect("layout back"),
+            connection: serde_json::from_str(&connection).expect("connection back"),
+            ..parts
+        };
+        (back, text)
+    }
+
+    #[test]
+    fn a_scan_comes_back_the_same_without_its_client() {
+        let exec = exec();
+        let (parts, text) = through_json(exec.to_parts());
+        assert!(
+            !text.contains(ACCESS_KEY) && !text.contains(SECRET),
+            "no credentials travel: {text}"
+        );
+        let back = DynamoExec::from_parts(client(), parts).expect("back");
+        assert_eq!(back.describe(), exec.describe());
+        assert_eq!(back.schema(), exec.schema());
+        assert_eq!(back.partition_count(), 3);
+        assert_eq!(back.scan_plan(), exec.scan_plan());
+        assert_eq!(back.to_parts().layout, exec.to_parts().layout);
+        assert_eq!(
+            back.to_parts().connection.region.as_deref(),
+            Some("eu-west-1")
+        );
+    }
+
+    #[test]
+    fn an_absorbed_projection_comes_back_with_it() {
+        let exec = exec();
+        // `info.rating` alone, as `SELECT info['rating'] ...` absorbs it.
+        let input = Arc::clone(exec.decoder.schema());
+        let output = Arc::new(Schema::new(vec![Field::new(
+            "info.rating",
+            DataType::Int64,
+            true,
+        )]));
+        let nested = NestedProjection::new(&input, vec![(2, vec!["rating".to_string()])], output);
+        let mut narrowed = exec.clone();
+        narrowed.decoder = exec
+            .decoder
+            .reshaped(Arc::clone(&nested.read_schema))
+            .expect("reshaped");
+        let narrowed = narrowed.absorbing(nested);
+        let (parts, _) = through_json(narrowed.to_parts());
+        let back = DynamoExec::from_parts(client(), parts).expect("back");
+        assert_eq!(back.schema(), narrowed.schema());
+        assert_eq!(back.decoder.schema(), narrowed.decoder.schema());
+        assert_eq!(back.to_parts().layout, narrowed.to_parts().layout);
+    }
+
+    #[test]
+    fn a_provider_comes_back_from_its_parts_without_io() {
+        use crate::{DynamoTableProvider, TableOptions};
+        use datafusion::catalog::TableProvider;
+        let meta = TableMeta::hash_only("Things", "id");
+        let options = TableOptions {
+            segments: Some(12),
+            consistent_read: true,
+            ..TableOptions::default()
+        };
+        let meta_json = serde_json::to_string(&meta).expect("meta");
+        let options_json = serde_json::to_string(&options).expect("options");
+        let provider = DynamoTableProvider::from_parts(
+            client(),
+            serde_json::from_str(&meta_json).expect("meta back"),
+            schema(),
+            serde_json::from_str(&options_json).expect("options back"),
+            ConnectionOptions::default(),
+        )
+        .expect("provider");
+        assert_eq!(provider.meta(), &meta);
+        assert_eq!(provider.options(), &options);
+        assert_eq!(provider.schema(), schema());
+        assert!(!options_json.contains(SECRET) && !meta_json.contains(SECRET));
+    }
+}
