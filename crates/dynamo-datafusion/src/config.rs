@@ -28,6 +28,11 @@ extensions_options! {
         /// Most requests one scan keeps in flight (unset: the table option
         /// `max_concurrency`, default 64).
         pub max_concurrency: Option<usize>, default = None
+        /// Most DataFusion partitions one scan spreads its units (segments,
+        /// Queries, key batches) over (unset: `target_partitions`). A
+        /// partition still reads its units concurrently. Distributed engines
+        /// that cannot hand a custom scan only its tasks' partitions set 1.
+        pub max_partitions: Option<usize>, default = None
     }
 }
 

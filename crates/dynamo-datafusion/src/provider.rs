@@ -530,7 +530,9 @@ impl TableProvider for DynamoTableProvider {
         let options = ReadOptions {
             plan: self.plan_options(session.pushdown),
             segments: self.scan_segments(),
-            max_partitions: target_partitions,
+            max_partitions: session
+                .max_partitions
+                .map_or(target_partitions, |m| m.clamp(1, target_partitions.max(1))),
             page_size: self.options.page_size,
             retry: self.options.retry.clone(),
             read_capacity: self.read_capacity_limit(),

@@ -75,6 +75,12 @@ struct Args {
     /// no column of their own, as a JSON object of DynamoDB JSON values.
     #[arg(long)]
     extra_attributes: bool,
+
+    /// Run every statement on a Ballista cluster of `dynamo-ballista`
+    /// processes (scheduler address, e.g. df://127.0.0.1:50050). They read
+    /// DynamoDB with their own credentials; none are sent.
+    #[arg(long, value_name = "df://HOST:PORT", env = "DYNAMO_SQL_CLUSTER")]
+    cluster: Option<String>,
 }
 
 #[tokio::main]
@@ -104,7 +110,7 @@ async fn main_inner(args: Args) -> Result<(), error::CliError> {
         schema_ttl_secs: args.schema_ttl,
         extra_attributes: args.extra_attributes,
     };
-    let ctx = session::build_context(&connection, cache, tables).await?;
+    let ctx = session::build_context(&connection, cache, tables, args.cluster.as_deref()).await?;
     if args.commands.is_empty() && args.files.is_empty() {
         return repl::run(&ctx, args.format, args.stats).await;
     }

@@ -33,14 +33,20 @@ pub struct TableSettings {
 
 /// A session where every DynamoDB table is queryable by its exact name, with
 /// `information_schema` for `SHOW TABLES` and `SHOW COLUMNS`, and inferred
-/// schemas read from and kept in the schema cache.
+/// schemas read from and kept in the schema cache; with `cluster`, a client
+/// session of that Ballista cluster.
 pub async fn build_context(
     connection: &ConnectionOptions,
     cache: SchemaCacheChoice,
     tables: TableSettings,
+    cluster: Option<&str>,
 ) -> Result<SessionContext, CliError> {
     let client = connection.client().await;
-    let config = SessionConfig::new().with_information_schema(true);
+    let config = match cluster {
+        Some(_) => dynamo_ballista::process::session_config(),
+        None => SessionConfig::new(),
+    }
+    .with_information_schema(true);
     let cache: Option<Arc<dyn SchemaCache>> = match cache {
         SchemaCacheChoice::Off => None,
         SchemaCacheChoice::Dir(Some(dir)) => Some(Arc::new(FileSchemaCache::new(dir))),
@@ -53,5 +59,9 @@ pub async fn build_context(
         extra_attributes: tables.extra_attributes,
         ..TableOptions::default()
     };
-    Ok(dynamo_session_with_cache(client, config, options, cache).await?)
+    let ctx = dynamo_session_with_cache(client, config, options, cache).await?;
+    match cluster {
+        Some(url) => Ok(dynamo_ballista::cluster_session(url, ctx.state(), connection).await?),
+        None => Ok(ctx),
+    }
 }

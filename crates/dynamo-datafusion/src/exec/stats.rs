@@ -23,6 +23,9 @@ pub struct ReadStats {
     pub consumed_rcu: f64,
     /// The most requests one read had in flight at once.
     pub max_in_flight: usize,
+    /// DynamoDB reads (scan nodes) in the plan run by this process; 0 when
+    /// the reads ran elsewhere (a cluster's executors) or there were none.
+    pub reads: usize,
 }
 
 impl ReadStats {
@@ -38,6 +41,7 @@ impl ReadStats {
             && let Some(m) = plan.metrics()
         {
             let count = |name: &str| m.sum_by_name(name).map(|v| v.as_usize()).unwrap_or(0);
+            self.reads += 1;
             self.requests += count("requests");
             self.retries += count("retries");
             self.pages += count("pages");
@@ -54,6 +58,9 @@ impl ReadStats {
 
 impl std::fmt::Display for ReadStats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.reads == 0 {
+            return write!(f, "DynamoDB: no request from this process");
+        }
         write!(
             f,
             "DynamoDB: {} request{}{}, {} page{}, {} items scanned, {} returned, {:.1} RCU{}",

@@ -1,0 +1,265 @@
+//! Plan codecs that carry DynamoDB tables and scans between Ballista's
+//! client, scheduler and executors — and never a credential.
+//!
+//! [`DynamoLogicalCodec`] and [`DynamoPhysicalCodec`] wrap Ballista's own
+//! codecs: a [`DynamoTableProvider`] or a [`DynamoExec`] is written by this
+//! crate, every other node by the wrapped codec. What travels for a table:
+//! its name and metadata, its options and its connection (region, endpoint
+//! URL, profile name); for a scan: its [`ScanPlan`](dynamo_datafusion::ScanPlan),
+//! connection, schemas and decoding layout. The process that decodes builds
+//! its own SDK client from its own credential chain, loaded once at start
+//! ([`Connector`]), with the region and endpoint the plan names unless the
+//! process overrides them.
+//!
+//! Wire format: [`MAGIC`] then JSON; a buffer without it belongs to the
+//! wrapped codec.
+
+use std::fmt;
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::Client;
+use base64::Engine as _;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::catalog::TableProvider;
+use datafusion::common::{DataFusionError, Result, TableReference};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{Extension, LogicalPlan};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use dynamo_datafusion::{
+    ConnectionOptions, DynamoExec, DynamoTableProvider, ExecLayout, ExecParts, ScanPlan, TableMeta,
+    TableOptions,
+};
+use prost::Message as _;
+use serde::{Deserialize, Serialize};
+
+/// The first bytes of every buffer this crate writes.
+pub const MAGIC: &[u8] = b"dynamo-ballista/1\n";
+
+/// Builds the SDK clients a process reads DynamoDB with: its own
+/// configuration and credential chain, and the region and endpoint a plan
+/// names unless the process overrides them.
+#[derive(Clone)]
+pub struct Connector {
+    base: SdkConfig,
+    overrides: ConnectionOptions,
+}
+
+impl fmt::Debug for Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The SDK configuration holds a credentials provider: never printed.
+        f.debug_struct("Connector")
+            .field("overrides", &self.overrides)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connector {
+    /// Clients from `base` (this process's configuration and credentials);
+    /// `overrides` replaces the region and endpoint a plan names, where set.
+    pub fn new(base: SdkConfig, overrides: ConnectionOptions) -> Self {
+        Self { base, overrides }
+    }
+
+    /// The client for a plan that names `connection`.
+    pub fn client(&self, connection: &ConnectionOptions) -> Client {
+        let effective = ConnectionOptions {
+            endpoint_url: self
+                .overrides
+                .endpoint_url
+                .clone()
+                .or_else(|| connection.endpoint_url.clone()),
+            region: self
+                .overrides
+                .region
+                .clone()
+                .or_else(|| connection.region.clone()),
+            profile: None,
+        };
+        effective.client_from(&self.base)
+    }
+}
+
+/// A table, as it travels.
+#[derive(Debug, Serialize, Deserialize)]
+struct TableWire {
+    meta: TableMeta,
+    options: TableOptions,
+    connection: ConnectionOptions,
+}
+
+/// A scan, as it travels.
+#[derive(Debug, Serialize, Deserialize)]
+struct ScanWire {
+    plan: ScanPlan,
+    connection: ConnectionOptions,
+    layout: ExecLayout,
+    /// DataFusion's protobuf encoding of the schemas, in base64.
+    decode_schema: String,
+    output_schema: String,
+}
+
+fn codec_error(what: &str, e: impl fmt::Display) -> DataFusionError {
+    DataFusionError::Internal(format!("dynamo-ballista codec: {what}: {e}"))
+}
+
+/// Our buffer's JSON, when `buf` is ours.
+fn ours(buf: &[u8]) -> Option<&[u8]> {
+    buf.strip_prefix(MAGIC)
+}
+
+fn write<T: Serialize>(value: &T, buf: &mut Vec<u8>) -> Result<()> {
+    buf.extend_from_slice(MAGIC);
+    serde_json::to_writer(buf, value).map_err(|e| codec_error("encoding", e))
+}
+
+fn schema_to_text(schema: &SchemaRef) -> Result<String> {
+    let proto = datafusion_proto::protobuf::Schema::try_from(schema.as_ref())
+        .map_err(|e| codec_error("schema", e))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(proto.encode_to_vec()))
+}
+
+fn schema_from_text(text: &str) -> Result<SchemaRef> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| codec_error("schema", e))?;
+    let proto = datafusion_proto::protobuf::Schema::decode(bytes.as_slice())
+        .map_err(|e| codec_error("schema", e))?;
+    Ok(Arc::new(
+        Schema::try_from(&proto).map_err(|e| codec_error("schema", e))?,
+    ))
+}
+
+/// Ballista's logical codec, with DynamoDB tables.
+#[derive(Debug)]
+pub struct DynamoLogicalCodec {
+    inner: Arc<dyn LogicalExtensionCodec>,
+    connector: Connector,
+}
+
+impl DynamoLogicalCodec {
+    /// Wraps `inner` (Ballista's `BallistaLogicalExtensionCodec`).
+    pub fn new(inner: Arc<dyn LogicalExtensionCodec>, connector: Connector) -> Self {
+        Self { inner, connector }
+    }
+}
+
+impl LogicalExtensionCodec for DynamoLogicalCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[LogicalPlan],
+        ctx: &TaskContext,
+    ) -> Result<Extension> {
+        self.inner.try_decode(buf, inputs, ctx)
+    }
+
+    fn try_encode(&self, node: &Extension, buf: &mut Vec<u8>) -> Result<()> {
+        self.inner.try_encode(node, buf)
+    }
+
+    fn try_decode_table_provider(
+        &self,
+        buf: &[u8],
+        table_ref: &TableReference,
+        schema: SchemaRef,
+        ctx: &TaskContext,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let Some(json) = ours(buf) else {
+            return self
+                .inner
+                .try_decode_table_provider(buf, table_ref, schema, ctx);
+        };
+        let wire: TableWire =
+            serde_json::from_slice(json).map_err(|e| codec_error("decoding a table", e))?;
+        let client = self.connector.client(&wire.connection);
+        let provider = DynamoTableProvider::from_parts(
+            client,
+            wire.meta,
+            schema,
+            wire.options,
+            wire.connection,
+        )?;
+        Ok(Arc::new(provider))
+    }
+
+    fn try_encode_table_provider(
+        &self,
+        table_ref: &TableReference,
+        node: Arc<dyn TableProvider>,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
+        let Some(provider) =
+            (node.as_ref() as &dyn std::any::Any).downcast_ref::<DynamoTableProvider>()
+        else {
+            return self.inner.try_encode_table_provider(table_ref, node, buf);
+        };
+        let wire = TableWire {
+            meta: provider.meta().clone(),
+            options: provider.options().clone(),
+            connection: provider.connection().clone(),
+        };
+        write(&wire, buf)
+    }
+}
+
+/// Ballista's physical codec, with DynamoDB scans.
+#[derive(Debug)]
+pub struct DynamoPhysicalCodec {
+    inner: Arc<dyn PhysicalExtensionCodec>,
+    connector: Connector,
+}
+
+impl DynamoPhysicalCodec {
+    /// Wraps `inner` (Ballista's `BallistaPhysicalExtensionCodec`).
+    pub fn new(inner: Arc<dyn PhysicalExtensionCodec>, connector: Connector) -> Self {
+        Self { inner, connector }
+    }
+}
+
+impl PhysicalExtensionCodec for DynamoPhysicalCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[Arc<dyn ExecutionPlan>],
+        ctx: &TaskContext,
+        proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let Some(json) = ours(buf) else {
+            return self.inner.try_decode(buf, inputs, ctx, proto_converter);
+        };
+        let wire: ScanWire =
+            serde_json::from_slice(json).map_err(|e| codec_error("decoding a scan", e))?;
+        let client = self.connector.client(&wire.connection);
+        let parts = ExecParts {
+            plan: wire.plan,
+            connection: wire.connection,
+            decode_schema: schema_from_text(&wire.decode_schema)?,
+            output_schema: schema_from_text(&wire.output_schema)?,
+            layout: wire.layout,
+        };
+        Ok(Arc::new(DynamoExec::from_parts(client, parts)?))
+    }
+
+    fn try_encode(
+        &self,
+        node: Arc<dyn ExecutionPlan>,
+        buf: &mut Vec<u8>,
+        proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<()> {
+        let Some(exec) = (node.as_ref() as &dyn std::any::Any).downcast_ref::<DynamoExec>() else {
+            return self.inner.try_encode(node, buf, proto_converter);
+        };
+        let parts = exec.to_parts();
+        let wire = ScanWire {
+            decode_schema: schema_to_text(&parts.decode_schema)?,
+            output_schema: schema_to_text(&parts.output_schema)?,
+            plan: parts.plan,
+            connection: parts.connection,
+            layout: parts.layout,
+        };
+        write(&wire, buf)
+    }
+}

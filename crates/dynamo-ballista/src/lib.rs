@@ -1,0 +1,16 @@
+//! DynamoDB scans on an Apache Ballista cluster.
+//!
+//! - [`codec`]: plan codecs wrapping Ballista's own, which carry DynamoDB
+//!   tables and scans between the client, the scheduler and the executors —
+//!   table name, metadata, options, region, endpoint and scan plan, never a
+//!   credential: each process reads with its own credential chain.
+//! - [`process`]: the scheduler and executor processes with those codecs
+//!   installed (the `dynamo-ballista` binary runs them).
+
+pub mod codec;
+pub mod process;
+
+pub use codec::{Connector, DynamoLogicalCodec, DynamoPhysicalCodec};
+pub use process::{
+    ExecutorArgs, SchedulerArgs, cluster_session, run_executor, run_scheduler, scheduler_url,
+};

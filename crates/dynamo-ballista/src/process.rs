@@ -1,0 +1,204 @@
+//! The scheduler and executor processes, with this crate's codecs and the
+//! `dynamodb.*` session settings installed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ballista_core::ConfigProducer;
+use ballista_core::error::Result;
+use ballista_core::extension::SessionConfigExt;
+use ballista_core::serde::{BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec};
+use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
+use ballista_scheduler::cluster::BallistaCluster;
+use ballista_scheduler::config::SchedulerConfig;
+use ballista_scheduler::scheduler_process::start_server;
+use datafusion::prelude::SessionConfig;
+use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use datafusion_proto::physical_plan::PhysicalExtensionCodec;
+use dynamo_datafusion::{ConnectionOptions, DynamoConfig};
+
+use crate::codec::{Connector, DynamoLogicalCodec, DynamoPhysicalCodec};
+
+/// How to run a scheduler.
+#[derive(Debug, Clone)]
+pub struct SchedulerArgs {
+    /// Where it listens for clients and executors.
+    pub bind: SocketAddr,
+    /// Region, endpoint and profile this process reads DynamoDB with when
+    /// it plans (it describes no table itself: the plans carry metadata).
+    pub connection: ConnectionOptions,
+}
+
+/// How to run an executor.
+#[derive(Debug, Clone)]
+pub struct ExecutorArgs {
+    /// The scheduler's address.
+    pub scheduler: SocketAddr,
+    /// Where it serves its results (Arrow Flight); its gRPC port is the next one.
+    pub bind: SocketAddr,
+    /// Tasks it runs at once (default: the machine's cores).
+    pub concurrent_tasks: Option<usize>,
+    /// Where it keeps shuffle files (default: a temporary directory).
+    pub work_dir: Option<String>,
+    /// Region and endpoint it reads DynamoDB at, overriding what plans name;
+    /// profile of its own credential chain. Credentials never come with a plan.
+    pub connection: ConnectionOptions,
+}
+
+/// The session settings every process starts from: Ballista's, with the
+/// `dynamodb.*` settings known.
+///
+/// A DynamoDB scan is planned as one DataFusion partition
+/// (`dynamodb.max_partitions = 1`), which reads all its segments
+/// concurrently: Ballista 55 hands each task only its partitions of the
+/// leaves it knows (file and memory scans, shuffle readers) and would run
+/// every partition of any other leaf in every task, reading items twice.
+/// Stages above the scan (aggregates, joins) spread over the executors.
+pub fn session_config() -> SessionConfig {
+    let mut dynamo = DynamoConfig::default();
+    dynamo.max_partitions = Some(1);
+    SessionConfig::new_with_ballista().with_option_extension(dynamo)
+}
+
+/// The codecs of a process that reads DynamoDB as `connection` says, with
+/// its own credential chain.
+pub async fn codecs(
+    connection: &ConnectionOptions,
+) -> (
+    Arc<dyn LogicalExtensionCodec>,
+    Arc<dyn PhysicalExtensionCodec>,
+) {
+    let base = connection.sdk_config().await;
+    let connector = Connector::new(
+        base,
+        ConnectionOptions {
+            profile: None,
+            ..connection.clone()
+        },
+    );
+    (
+        Arc::new(DynamoLogicalCodec::new(
+            Arc::new(BallistaLogicalExtensionCodec::default()),
+            connector.clone(),
+        )),
+        Arc::new(DynamoPhysicalCodec::new(
+            Arc::new(BallistaPhysicalExtensionCodec::default()),
+            connector,
+        )),
+    )
+}
+
+fn config_producer() -> ConfigProducer {
+    Arc::new(session_config)
+}
+
+/// Runs a scheduler until it fails.
+pub async fn run_scheduler(args: SchedulerArgs) -> Result<()> {
+    let (logical, physical) = codecs(&args.connection).await;
+    let config = SchedulerConfig {
+        bind_host: args.bind.ip().to_string(),
+        bind_port: args.bind.port(),
+        external_host: args.bind.ip().to_string(),
+        override_logical_codec: Some(logical),
+        override_physical_codec: Some(physical),
+        override_config_producer: Some(config_producer()),
+        ..SchedulerConfig::default()
+    };
+    let cluster = BallistaCluster::new_from_config(&config).await?;
+    start_server(cluster, args.bind, Arc::new(config)).await
+}
+
+/// Runs an executor until it fails.
+pub async fn run_executor(args: ExecutorArgs) -> Result<()> {
+    let (logical, physical) = codecs(&args.connection).await;
+    let defaults = ExecutorProcessConfig::default();
+    let config = ExecutorProcessConfig {
+        bind_host: args.bind.ip().to_string(),
+        external_host: Some(args.bind.ip().to_string()),
+        port: args.bind.port(),
+        grpc_port: args.bind.port().saturating_add(1),
+        scheduler_host: args.scheduler.ip().to_string(),
+        scheduler_port: args.scheduler.port(),
+        vcores: args.concurrent_tasks.unwrap_or(defaults.vcores),
+        work_dir: args.work_dir,
+        override_logical_codec: Some(logical),
+        override_physical_codec: Some(physical),
+        override_config_producer: Some(config_producer()),
+        ..defaults
+    };
+    start_executor_process(Arc::new(config)).await
+}
+
+/// The scheduler URL Ballista's client takes, from `df://HOST:PORT` (or
+/// `http://HOST:PORT`).
+pub fn scheduler_url(cluster: &str) -> std::result::Result<String, String> {
+    let rest = cluster
+        .strip_prefix("df://")
+        .or_else(|| cluster.strip_prefix("http://"))
+        .ok_or_else(|| format!("cluster '{cluster}' is not df://HOST:PORT"))?;
+    let (host, port) = rest
+        .trim_end_matches('/')
+        .rsplit_once(':')
+        .ok_or_else(|| format!("cluster '{cluster}' names no port: df://HOST:PORT"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("cluster '{cluster}': '{port}' is not a port"))?;
+    if host.is_empty() {
+        return Err(format!("cluster '{cluster}' names no host"));
+    }
+    Ok(format!("http://{host}:{port}"))
+}
+
+/// `state` turned into a client session of the cluster at `cluster`
+/// (`df://HOST:PORT`): every statement runs there, tables and scans
+/// travel through this crate's codecs (`connection`: how this client would
+/// read DynamoDB; the cluster's processes read with their own credentials).
+pub async fn cluster_session(
+    cluster: &str,
+    state: datafusion::execution::SessionState,
+    connection: &ConnectionOptions,
+) -> datafusion::error::Result<datafusion::prelude::SessionContext> {
+    use ballista_core::extension::SessionStateExt;
+    use datafusion::execution::SessionStateBuilder;
+    let url = scheduler_url(cluster).map_err(datafusion::error::DataFusionError::Configuration)?;
+    let (logical, physical) = codecs(connection).await;
+    let config = state
+        .config()
+        .clone()
+        .with_ballista_logical_extension_codec(logical)
+        .with_ballista_physical_extension_codec(physical);
+    // Rebuilding the state registers a fresh default catalog (in the same
+    // catalog list): keep the caller's catalogs themselves.
+    let list = state.catalog_list();
+    let catalogs: Vec<_> = list
+        .catalog_names()
+        .into_iter()
+        .filter_map(|name| list.catalog(&name).map(|c| (name, c)))
+        .collect();
+    let state = SessionStateBuilder::new_from_existing(state)
+        .with_config(config)
+        .build()
+        .upgrade_for_ballista(url)?;
+    let ctx = datafusion::prelude::SessionContext::new_with_state(state);
+    for (name, catalog) in catalogs {
+        ctx.register_catalog(&name, catalog);
+    }
+    Ok(ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_addresses_are_df_urls() {
+        assert_eq!(
+            scheduler_url("df://127.0.0.1:50050").as_deref(),
+            Ok("http://127.0.0.1:50050")
+        );
+        assert_eq!(scheduler_url("http://h:1/").as_deref(), Ok("http://h:1"));
+        for bad in ["127.0.0.1:50050", "df://host", "df://:5", "df://h:port"] {
+            assert!(scheduler_url(bad).is_err(), "{bad}");
+        }
+    }
+}

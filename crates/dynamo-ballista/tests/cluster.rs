@@ -1,0 +1,227 @@
+//! A real cluster on 127.0.0.1: a `dynamo-ballista` scheduler and two
+//! executors as processes, DynamoDB Local behind them. Queries through the
+//! cluster answer what they answer locally, and a scan of 8 segments runs
+//! tasks on both executors.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType as T};
+use datafusion::arrow::util::display::array_value_to_string;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::SessionContext;
+use dynamo_ballista::cluster_session;
+use dynamo_ballista::process::session_config;
+use dynamo_datafusion::{ConnectionOptions, DynamoTableProvider};
+use dynamo_testkit::{TableSpec, local_client, local_endpoint, unique_name};
+
+/// A child process, killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback port whose next port is free too (an executor binds both).
+fn free_port_pair() -> u16 {
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn wait_listening(addr: SocketAddr) {
+    let start = Instant::now();
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{addr} did not start listening"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn spawn(args: &[&str]) -> Proc {
+    let child = Command::new(env!("CARGO_BIN_EXE_dynamo-ballista"))
+        .args(args)
+        // The cluster's own credentials: DynamoDB Local keeps one database
+        // per access key id, so the id is the test client's; the secret is
+        // the processes' own.
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "cluster-own-secret")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env(
+            "DYNAMODB_ENDPOINT",
+            local_endpoint().expect("DYNAMODB_ENDPOINT"),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn dynamo-ballista");
+    Proc(child)
+}
+
+/// Files under `dir`, recursively.
+fn files_under(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() { files_under(&path) } else { 1 }
+        })
+        .sum()
+}
+
+/// Rows as sorted lines of `|`-joined values.
+fn rows(batches: &[datafusion::arrow::record_batch::RecordBatch]) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in batches {
+        for r in 0..b.num_rows() {
+            let cells: Vec<String> = b
+                .columns()
+                .iter()
+                .map(|c| array_value_to_string(c, r).expect("cell"))
+                .collect();
+            out.push(cells.join("|"));
+        }
+    }
+    out.sort();
+    out
+}
+
+const ITEMS: usize = 20_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_through_the_cluster_answer_as_locally_on_both_executors() {
+    let client = local_client().await.expect("client");
+    let events = unique_name("ClusterEvents");
+    let users = unique_name("ClusterUsers");
+    let items = (0..ITEMS)
+        .map(|i| {
+            HashMap::from([
+                ("pk".to_string(), AV::S(format!("u{}", i % 500))),
+                ("sk".to_string(), AV::N(i.to_string())),
+                ("n".to_string(), AV::N((i % 13).to_string())),
+                (
+                    "body".to_string(),
+                    AV::S(format!("event {i} {}", "x".repeat(40))),
+                ),
+            ])
+        })
+        .collect();
+    TableSpec::new(&events, "pk", T::S)
+        .sort_key("sk", T::N)
+        .create_with(&client, items)
+        .await
+        .expect("events");
+    let people = (0..500)
+        .map(|u| {
+            HashMap::from([
+                ("pk".to_string(), AV::S(format!("u{u}"))),
+                (
+                    "country".to_string(),
+                    AV::S(["fr", "de", "jp"][u % 3].to_string()),
+                ),
+            ])
+        })
+        .collect();
+    TableSpec::new(&users, "pk", T::S)
+        .create_with(&client, people)
+        .await
+        .expect("users");
+
+    let scheduler_port = free_port_pair();
+    let scheduler = format!("127.0.0.1:{scheduler_port}");
+    let _scheduler = spawn(&["scheduler", "--bind", &scheduler]);
+    wait_listening(scheduler.parse().expect("addr"));
+    let work = tempfile::tempdir().expect("work dirs");
+    let mut executors = Vec::new();
+    let mut work_dirs = Vec::new();
+    for i in 0..2 {
+        let port = free_port_pair();
+        let dir = work.path().join(format!("executor{i}"));
+        std::fs::create_dir_all(&dir).expect("work dir");
+        executors.push(spawn(&[
+            "executor",
+            "--scheduler",
+            &scheduler,
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--concurrent-tasks",
+            "2",
+            "--work-dir",
+            dir.to_str().expect("utf-8 path"),
+        ]));
+        wait_listening(format!("127.0.0.1:{port}").parse().expect("addr"));
+        work_dirs.push(dir);
+    }
+    // Executors register with the scheduler by heartbeat.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let local = SessionContext::new();
+    let state = SessionStateBuilder::new()
+        .with_config(session_config())
+        .with_default_features()
+        .build();
+    let cluster = cluster_session(
+        &format!("df://{scheduler}"),
+        state,
+        &ConnectionOptions::default(),
+    )
+    .await
+    .expect("cluster session");
+    for (name, table, segments) in [("events", &events, 8), ("users", &users, 1)] {
+        for ctx in [&local, &cluster] {
+            let provider = DynamoTableProvider::builder(client.clone(), table)
+                .segments(segments)
+                .build()
+                .await
+                .expect("provider");
+            ctx.register_table(name, Arc::new(provider))
+                .expect("register");
+        }
+    }
+    let queries = [
+        "SELECT count(*), sum(n) FROM events",
+        "SELECT n, count(*) FROM events GROUP BY n",
+        "SELECT sk, n FROM events WHERE pk = 'u7'",
+        "SELECT body FROM events WHERE pk = 'u7' AND sk = 507",
+        "SELECT u.country, count(*) FROM events e JOIN users u ON e.pk = u.pk GROUP BY u.country",
+    ];
+    for sql in queries {
+        let want = rows(&local.sql(sql).await.expect(sql).collect().await.expect(sql));
+        assert!(!want.is_empty(), "{sql}: the test needs rows");
+        let got = rows(
+            &cluster
+                .sql(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                .collect()
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+        );
+        assert_eq!(got, want, "{sql}: the cluster answers as locally");
+    }
+    for (i, dir) in work_dirs.iter().enumerate() {
+        assert!(
+            files_under(dir) > 0,
+            "executor {i} ran no task (no shuffle output in {})",
+            dir.display()
+        );
+    }
+    drop(executors);
+}
