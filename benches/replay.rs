@@ -364,17 +364,10 @@ fn peak_rss_kib() -> Result<u64, BoxError> {
 
 /// The most requests the plan's DynamoDB scan had in flight.
 fn in_flight_reached(plan: &Arc<dyn ExecutionPlan>) -> usize {
-    if let Some(scan) = (plan.as_ref() as &dyn std::any::Any).downcast_ref::<DynamoExec>() {
-        return scan
-            .metrics()
-            .and_then(|m| m.sum_by_name("max_in_flight"))
-            .map(|v| v.as_usize())
-            .unwrap_or(0);
-    }
-    plan.children()
-        .into_iter()
-        .map(in_flight_reached)
-        .max()
+    find_exec(plan)
+        .and_then(|scan| scan.metrics())
+        .and_then(|m| m.sum_by_name("max_in_flight"))
+        .map(|v| v.as_usize())
         .unwrap_or(0)
 }
 
