@@ -34,6 +34,10 @@ enum Role {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:50050")]
         bind: SocketAddr,
+        /// Seconds without a heartbeat after which an executor is lost and
+        /// its running tasks run again on another.
+        #[arg(long, default_value_t = 30)]
+        executor_timeout: u64,
         #[command(flatten)]
         connection: Connection,
     },
@@ -51,6 +55,9 @@ enum Role {
         /// Directory for shuffle files (default: a temporary one).
         #[arg(long)]
         work_dir: Option<String>,
+        /// Seconds between heartbeats to the scheduler.
+        #[arg(long, default_value_t = 5)]
+        heartbeat: u64,
         #[command(flatten)]
         connection: Connection,
     },
@@ -85,9 +92,15 @@ impl From<Connection> for ConnectionOptions {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.role {
-        Role::Scheduler { bind, connection } => {
+        Role::Scheduler {
+            bind,
+            executor_timeout,
+            connection,
+        } => {
+            eprintln!("dynamo-ballista scheduler on {bind}");
             run_scheduler(SchedulerArgs {
                 bind,
+                executor_timeout_secs: executor_timeout,
                 connection: connection.into(),
             })
             .await
@@ -97,13 +110,16 @@ async fn main() -> ExitCode {
             bind,
             concurrent_tasks,
             work_dir,
+            heartbeat,
             connection,
         } => {
+            eprintln!("dynamo-ballista executor on {bind}, scheduler {scheduler}");
             run_executor(ExecutorArgs {
                 scheduler,
                 bind,
                 concurrent_tasks,
                 work_dir,
+                heartbeat_secs: heartbeat,
                 connection: connection.into(),
             })
             .await

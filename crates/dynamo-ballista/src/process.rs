@@ -24,6 +24,9 @@ use crate::codec::{Connector, DynamoLogicalCodec, DynamoPhysicalCodec};
 pub struct SchedulerArgs {
     /// Where it listens for clients and executors.
     pub bind: SocketAddr,
+    /// Seconds without a heartbeat after which an executor is lost and its
+    /// running tasks are scheduled again elsewhere.
+    pub executor_timeout_secs: u64,
     /// Region, endpoint and profile this process reads DynamoDB with when
     /// it plans (it describes no table itself: the plans carry metadata).
     pub connection: ConnectionOptions,
@@ -40,6 +43,8 @@ pub struct ExecutorArgs {
     pub concurrent_tasks: Option<usize>,
     /// Where it keeps shuffle files (default: a temporary directory).
     pub work_dir: Option<String>,
+    /// Seconds between heartbeats to the scheduler.
+    pub heartbeat_secs: u64,
     /// Region and endpoint it reads DynamoDB at, overriding what plans name;
     /// profile of its own credential chain. Credentials never come with a plan.
     pub connection: ConnectionOptions,
@@ -102,6 +107,9 @@ pub async fn run_scheduler(args: SchedulerArgs) -> Result<()> {
         override_logical_codec: Some(logical),
         override_physical_codec: Some(physical),
         override_config_producer: Some(config_producer()),
+        executor_timeout_seconds: args.executor_timeout_secs,
+        expire_dead_executor_interval_seconds: (args.executor_timeout_secs / 3).max(1),
+        no_executors_grace_period_seconds: args.executor_timeout_secs,
         ..SchedulerConfig::default()
     };
     let cluster = BallistaCluster::new_from_config(&config).await?;
@@ -124,6 +132,7 @@ pub async fn run_executor(args: ExecutorArgs) -> Result<()> {
         override_logical_codec: Some(logical),
         override_physical_codec: Some(physical),
         override_config_producer: Some(config_producer()),
+        executor_heartbeat_interval_seconds: args.heartbeat_secs.max(1),
         ..defaults
     };
     start_executor_process(Arc::new(config)).await
