@@ -6,16 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/dynamo-connector/target}"
-export AWS_EC2_METADATA_DISABLED=true
-# The same made-up local credentials as scripts/demo.sh: each process (client,
-# scheduler, executors) reads DynamoDB Local with its own copy of them.
-export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_REGION=us-east-1
-unset AWS_PROFILE AWS_SESSION_TOKEN
-
-source scripts/lib/dynamodb-local.sh
-ddb_local_install
+source scripts/lib/demo-env.sh
 cargo build --locked --workspace --all-features --bin dynamo-sql --bin dynamo-ballista --example load_demo
 bin="$CARGO_TARGET_DIR/debug"
 

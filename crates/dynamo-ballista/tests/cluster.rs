@@ -86,6 +86,76 @@ fn files_under(dir: &Path) -> usize {
         .sum()
 }
 
+/// A scheduler and two executors, killed when dropped.
+struct Cluster {
+    /// The scheduler's address.
+    scheduler: String,
+    /// Executor processes, in start order.
+    executors: Vec<Proc>,
+    /// Their work directories (shuffle output).
+    work_dirs: Vec<std::path::PathBuf>,
+    _scheduler: Proc,
+    _work: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts it; the extra arguments go to the scheduler and to each
+    /// executor. Returns once the executors have had time to register.
+    async fn start(scheduler_args: &[&str], executor_args: &[&str]) -> Self {
+        let scheduler = format!("127.0.0.1:{}", free_port_pair());
+        let mut args = vec!["scheduler", "--bind", &scheduler];
+        args.extend_from_slice(scheduler_args);
+        let scheduler_proc = spawn(&args);
+        wait_listening(scheduler.parse().expect("addr"));
+        let work = tempfile::tempdir().expect("work dirs");
+        let (mut executors, mut work_dirs) = (Vec::new(), Vec::new());
+        for i in 0..2 {
+            let bind = format!("127.0.0.1:{}", free_port_pair());
+            let dir = work.path().join(format!("executor{i}"));
+            std::fs::create_dir_all(&dir).expect("work dir");
+            let mut args = vec![
+                "executor",
+                "--scheduler",
+                &scheduler,
+                "--bind",
+                &bind,
+                "--concurrent-tasks",
+                "2",
+                "--work-dir",
+                dir.to_str().expect("utf-8 path"),
+            ];
+            args.extend_from_slice(executor_args);
+            executors.push(spawn(&args));
+            wait_listening(bind.parse().expect("addr"));
+            work_dirs.push(dir);
+        }
+        // Executors register with the scheduler by heartbeat.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        Self {
+            scheduler,
+            executors,
+            work_dirs,
+            _scheduler: scheduler_proc,
+            _work: work,
+        }
+    }
+
+    /// A client session of this cluster.
+    async fn session(&self) -> SessionContext {
+        let state = SessionStateBuilder::new()
+            .with_config(session_config())
+            .with_default_features()
+            .build();
+        cluster_session(
+            &format!("df://{}", self.scheduler),
+            state,
+            &ConnectionOptions::default(),
+        )
+        .await
+        .expect("cluster session")
+    }
+}
+
 /// Rows as sorted lines of `|`-joined values.
 fn rows(batches: &[datafusion::arrow::record_batch::RecordBatch]) -> Vec<String> {
     let mut out = Vec::new();
@@ -144,46 +214,9 @@ async fn queries_through_the_cluster_answer_as_locally_on_both_executors() {
         .await
         .expect("users");
 
-    let scheduler_port = free_port_pair();
-    let scheduler = format!("127.0.0.1:{scheduler_port}");
-    let _scheduler = spawn(&["scheduler", "--bind", &scheduler]);
-    wait_listening(scheduler.parse().expect("addr"));
-    let work = tempfile::tempdir().expect("work dirs");
-    let mut executors = Vec::new();
-    let mut work_dirs = Vec::new();
-    for i in 0..2 {
-        let port = free_port_pair();
-        let dir = work.path().join(format!("executor{i}"));
-        std::fs::create_dir_all(&dir).expect("work dir");
-        executors.push(spawn(&[
-            "executor",
-            "--scheduler",
-            &scheduler,
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--concurrent-tasks",
-            "2",
-            "--work-dir",
-            dir.to_str().expect("utf-8 path"),
-        ]));
-        wait_listening(format!("127.0.0.1:{port}").parse().expect("addr"));
-        work_dirs.push(dir);
-    }
-    // Executors register with the scheduler by heartbeat.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-
+    let nodes = Cluster::start(&[], &[]).await;
     let local = SessionContext::new();
-    let state = SessionStateBuilder::new()
-        .with_config(session_config())
-        .with_default_features()
-        .build();
-    let cluster = cluster_session(
-        &format!("df://{scheduler}"),
-        state,
-        &ConnectionOptions::default(),
-    )
-    .await
-    .expect("cluster session");
+    let cluster = nodes.session().await;
     for (name, table, segments) in [("events", &events, 8), ("users", &users, 1)] {
         for ctx in [&local, &cluster] {
             let provider = DynamoTableProvider::builder(client.clone(), table)
@@ -216,14 +249,13 @@ async fn queries_through_the_cluster_answer_as_locally_on_both_executors() {
         );
         assert_eq!(got, want, "{sql}: the cluster answers as locally");
     }
-    for (i, dir) in work_dirs.iter().enumerate() {
+    for (i, dir) in nodes.work_dirs.iter().enumerate() {
         assert!(
             files_under(dir) > 0,
             "executor {i} ran no task (no shuffle output in {})",
             dir.display()
         );
     }
-    drop(executors);
 }
 
 /// An executor killed while the cluster reads: the query completes on the
@@ -258,46 +290,13 @@ async fn an_executor_killed_mid_scan_never_yields_a_partial_answer() {
     .await
     .expect("proxy");
     let endpoint = proxy.endpoint();
-    let scheduler_port = free_port_pair();
-    let scheduler = format!("127.0.0.1:{scheduler_port}");
     // A lost executor is noticed within 6 s.
-    let _scheduler = spawn(&["scheduler", "--bind", &scheduler, "--executor-timeout", "6"]);
-    wait_listening(scheduler.parse().expect("addr"));
-    let work = tempfile::tempdir().expect("work dirs");
-    let mut executors = Vec::new();
-    for i in 0..2 {
-        let port = free_port_pair();
-        let dir = work.path().join(format!("executor{i}"));
-        std::fs::create_dir_all(&dir).expect("work dir");
-        executors.push(spawn(&[
-            "executor",
-            "--scheduler",
-            &scheduler,
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--concurrent-tasks",
-            "2",
-            "--work-dir",
-            dir.to_str().expect("utf-8 path"),
-            "--heartbeat",
-            "1",
-            "--endpoint-url",
-            &endpoint,
-        ]));
-        wait_listening(format!("127.0.0.1:{port}").parse().expect("addr"));
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let state = SessionStateBuilder::new()
-        .with_config(session_config())
-        .with_default_features()
-        .build();
-    let cluster = cluster_session(
-        &format!("df://{scheduler}"),
-        state,
-        &ConnectionOptions::default(),
+    let mut nodes = Cluster::start(
+        &["--executor-timeout", "6"],
+        &["--heartbeat", "1", "--endpoint-url", &endpoint],
     )
-    .await
-    .expect("cluster session");
+    .await;
+    let cluster = nodes.session().await;
     let provider = DynamoTableProvider::builder(client.clone(), &table)
         .segments(1)
         .page_size(40)
@@ -321,7 +320,7 @@ async fn an_executor_killed_mid_scan_never_yields_a_partial_answer() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    drop(executors.remove(0));
+    drop(nodes.executors.remove(0));
     let outcome = tokio::time::timeout(Duration::from_secs(120), query)
         .await
         .expect("the query ends")

@@ -128,9 +128,17 @@ impl ItemDecoder {
         known: Vec<String>,
     ) -> Result<Self> {
         let mut decoder = Self::try_new(table, schema)?;
-        if closed_maps.len() == decoder.schema.fields().len() {
-            decoder.closed_maps = closed_maps.into();
+        let columns = decoder.schema.fields().len();
+        if closed_maps.len() != columns {
+            return Err(Error::Metadata {
+                table: table.to_string(),
+                reason: format!(
+                    "a scan's decoding layout has map settings for {} columns, its schema {columns}",
+                    closed_maps.len()
+                ),
+            });
         }
+        decoder.closed_maps = closed_maps.into();
         decoder.known = Arc::new(known.into_iter().collect());
         Ok(decoder)
     }

@@ -10,13 +10,12 @@ use aws_sdk_dynamodb::Client;
 use datafusion::arrow::datatypes::SchemaRef;
 use serde::{Deserialize, Serialize};
 
+use super::DynamoExec;
 use super::nested::{NestedProjection, Use};
-use super::{DynamoExec, ScanMetrics};
 use crate::client::ConnectionOptions;
 use crate::decode::ItemDecoder;
 use crate::error::Result;
 use crate::plan::ScanPlan;
-use crate::read::Reader;
 
 /// A [`DynamoExec`] without its client.
 ///
@@ -83,19 +82,18 @@ impl DynamoExec {
             layout.closed_maps,
             layout.known_columns,
         )?;
-        let mut exec = DynamoExec::new(client, plan, decoder, None);
-        exec.connection = Arc::new(connection);
-        if let Some(outputs) = layout.projection {
-            let nested = NestedProjection::from_parts(
-                outputs,
-                Arc::clone(exec.decoder.schema()),
-                output_schema,
-            );
-            exec = exec.absorbing(nested);
-        }
-        exec.reader = Reader::for_plan(&exec.plan);
-        exec.metrics = ScanMetrics::new();
-        Ok(exec)
+        let exec = DynamoExec::new(client, plan, decoder, None).connecting_to(Arc::new(connection));
+        Ok(match layout.projection {
+            Some(outputs) => {
+                let nested = NestedProjection::from_parts(
+                    outputs,
+                    Arc::clone(exec.decoder.schema()),
+                    output_schema,
+                );
+                exec.absorbing(nested)
+            }
+            None => exec,
+        })
     }
 }
 

@@ -17,9 +17,25 @@ fn schema() -> SchemaRef {
     super::fixture::orders_schema()
 }
 
-fn plan_with(filters: &[Expr], columns: &[&str], options: &PlanOptions) -> AccessPlan {
+/// Plans `filters` over `meta`'s table with `schema`, for a query needing `columns`.
+fn plan_full(
+    meta: &TableMeta,
+    schema: &SchemaRef,
+    filters: &[Expr],
+    columns: &[&str],
+    options: &PlanOptions,
+) -> AccessPlan {
     let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
-    plan_access(&meta(), &schema(), filters, &columns, options)
+    plan_access(meta, schema, filters, &columns, options)
+}
+
+fn plan_with(filters: &[Expr], columns: &[&str], options: &PlanOptions) -> AccessPlan {
+    plan_full(&meta(), &schema(), filters, columns, options)
+}
+
+/// Plans `filters` over another table or schema, default options.
+fn plan_on(meta: &TableMeta, schema: &SchemaRef, filters: &[Expr], columns: &[&str]) -> AccessPlan {
+    plan_full(meta, schema, filters, columns, &PlanOptions::default())
 }
 
 fn plan(filters: &[Expr], columns: &[&str]) -> AccessPlan {
@@ -520,19 +536,12 @@ fn the_extra_attributes_column_is_never_pushed() {
         .collect();
     fields.push(crate::schema::infer::extra_field());
     let schema = Arc::new(Schema::new(fields));
-    let columns = vec!["_extra".to_string()];
     for f in [
         col("_extra").is_not_null(),
         col("_extra").is_null(),
         col("_extra").eq(lit("{}")),
     ] {
-        let p = plan_access(
-            &meta(),
-            &schema,
-            std::slice::from_ref(&f),
-            &columns,
-            &PlanOptions::default(),
-        );
+        let p = plan_on(&meta(), &schema, std::slice::from_ref(&f), &["_extra"]);
         assert!(p.filter.is_none(), "{f}");
         assert_eq!(p.exact, vec![false], "{f}");
         assert_eq!(p.operation, Operation::Scan);
@@ -554,16 +563,11 @@ fn an_index_key_that_is_a_table_key_needs_no_null_rejecting_predicate() {
         },
         projection: IndexProjection::All,
     });
-    let columns: Vec<String> = ["customer", "orderId", "total"]
-        .iter()
-        .map(|c| c.to_string())
-        .collect();
-    let p = plan_access(
+    let p = plan_on(
         &meta,
         &schema(),
         &[col("status").eq(lit("CANCELLED"))],
-        &columns,
-        &PlanOptions::default(),
+        &["customer", "orderId", "total"],
     );
     assert!(
         matches!(&p.operation, Operation::Query { index: Some(i), .. } if i == "byStatusOrder"),
@@ -584,13 +588,11 @@ fn in_lists_beyond_a_hundred_values_become_batches_of_keys_never_filters() {
         Field::new("id", DataType::Utf8, false),
         Field::new("note", DataType::Utf8, true),
     ]));
-    let columns = vec!["id".to_string(), "note".to_string()];
-    let p = plan_access(
+    let p = plan_on(
         &meta,
         &schema,
         &[col("id").in_list(ids.clone(), false)],
-        &columns,
-        &PlanOptions::default(),
+        &["id", "note"],
     );
     let Operation::BatchGetItem { keys } = &p.operation else {
         panic!("{:?}", p.operation)
@@ -667,13 +669,11 @@ fn array_has_on_a_string_list_is_a_contains_filter_rechecked() {
             true,
         ),
     ]));
-    let columns = vec!["tags".to_string()];
-    let p = plan_access(
+    let p = plan_on(
         &meta(),
         &schema,
         &[array_has(col("tags"), lit("vip"))],
-        &columns,
-        &PlanOptions::default(),
+        &["tags"],
     );
     let mut b = ExpressionBuilder::default();
     assert_eq!(
@@ -687,13 +687,7 @@ fn array_has_on_a_string_list_is_a_contains_filter_rechecked() {
         array_has(col("nums"), lit(1i64)),
         Expr::Not(Box::new(array_has(col("tags"), lit("vip")))),
     ] {
-        let p = plan_access(
-            &meta(),
-            &schema,
-            std::slice::from_ref(&f),
-            &columns,
-            &PlanOptions::default(),
-        );
+        let p = plan_on(&meta(), &schema, std::slice::from_ref(&f), &["tags"]);
         assert!(p.filter.is_none(), "{f}");
     }
 }
