@@ -197,3 +197,77 @@ async fn sampling_finds_an_attribute_in_one_percent_of_20k_items() {
     );
     assert_eq!(got, vec!["20000|200"]);
 }
+
+/// Planned for a distributed engine (`dynamodb.distributed`), a scan reads
+/// the partitions its in-memory input names. Restricting that input to
+/// each task's slice, as Ballista's scheduler does for any memory scan,
+/// splits the scan among tasks: together they return exactly the plain
+/// scan, each item once.
+#[tokio::test]
+async fn a_distributed_scan_split_into_tasks_reads_each_item_once() {
+    use datafusion::datasource::memory::MemorySourceConfig;
+    use datafusion::datasource::source::DataSourceExec;
+    use datafusion::physical_plan::ExecutionPlan;
+    use datafusion::physical_plan::execution_plan::{
+        ChildrenPropertiesMode, ReplaceChildrenOptions,
+    };
+
+    let (table, client) = big_table().await;
+    let provider = DynamoTableProvider::builder(client.clone(), &table)
+        .segments(7)
+        .build()
+        .await
+        .expect("provider");
+    let ctx = crate::common::pushdown_session(4);
+    ctx.register_table("t", std::sync::Arc::new(provider))
+        .expect("register");
+    let (plain, _) = run_with_plan(&ctx, "SELECT pk, sk, n FROM t").await;
+    query(&ctx, "SET dynamodb.distributed = true")
+        .await
+        .expect("set");
+    let df = ctx.sql("SELECT pk, sk, n FROM t").await.expect("plan");
+    let plan = df.create_physical_plan().await.expect("physical plan");
+    let scan = crate::common::find_scan(&plan).expect("scan");
+    assert_eq!(scan.partition_count(), 4);
+    let [input] = scan.children()[..] else {
+        panic!("a distributed scan has its partitions as input")
+    };
+    assert!(
+        scan.describe().contains("partitions=4 of 4"),
+        "{}",
+        scan.describe()
+    );
+    let memory = input
+        .downcast_ref::<DataSourceExec>()
+        .and_then(|d| d.data_source().downcast_ref::<MemorySourceConfig>())
+        .expect("an in-memory input");
+
+    // Three tasks: partitions {0, 2}, {1} and {3}.
+    let mut rows_read = Vec::new();
+    for slice in [vec![0, 2], vec![1], vec![3]] {
+        let kept: Vec<_> = slice
+            .iter()
+            .map(|p| memory.partitions()[*p].clone())
+            .collect();
+        let restricted = DataSourceExec::from_data_source(
+            MemorySourceConfig::try_new(&kept, memory.original_schema(), None).expect("slice"),
+        );
+        let task = std::sync::Arc::new(scan.clone())
+            .replace_children(
+                vec![restricted],
+                ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+            )
+            .expect("task plan");
+        assert_eq!(
+            task.properties().output_partitioning().partition_count(),
+            slice.len()
+        );
+        let batches = datafusion::physical_plan::collect(task, ctx.task_ctx())
+            .await
+            .expect("task runs");
+        rows_read.extend(rows(&batches));
+    }
+    rows_read.sort();
+    assert_eq!(rows_read.len(), BIG_ITEMS, "each item once");
+    assert_eq!(rows_read, sorted_rows(&plain));
+}

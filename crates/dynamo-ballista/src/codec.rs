@@ -240,7 +240,17 @@ impl PhysicalExtensionCodec for DynamoPhysicalCodec {
             output_schema: schema_from_text(&wire.output_schema)?,
             layout: wire.layout,
         };
-        Ok(Arc::new(DynamoExec::from_parts(client, parts)?))
+        let exec = DynamoExec::from_parts(client, parts)?;
+        Ok(match inputs {
+            [] => Arc::new(exec),
+            [input] => Arc::new(exec.reading_partitions_from(Arc::clone(input))?),
+            _ => {
+                return Err(codec_error(
+                    "decoding a scan",
+                    format!("{} inputs, at most one expected", inputs.len()),
+                ));
+            }
+        })
     }
 
     fn try_encode(

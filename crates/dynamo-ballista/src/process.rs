@@ -51,17 +51,14 @@ pub struct ExecutorArgs {
 }
 
 /// The session settings every process starts from: Ballista's, with the
-/// `dynamodb.*` settings known.
-///
-/// A DynamoDB scan is planned as one DataFusion partition
-/// (`dynamodb.max_partitions = 1`), which reads all its segments
-/// concurrently: Ballista 55 hands each task only its partitions of the
-/// leaves it knows (file and memory scans, shuffle readers) and would run
-/// every partition of any other leaf in every task, reading items twice.
-/// Stages above the scan (aggregates, joins) spread over the executors.
+/// `dynamodb.*` settings known and scans planned for a cluster
+/// (`dynamodb.distributed`): a scan's partitions are named by an in-memory
+/// input, which Ballista's scheduler divides among tasks like any memory
+/// scan, so each task reads only its partitions (segments, Queries, key
+/// batches) and at its share of the read-capacity budget.
 pub fn session_config() -> SessionConfig {
     let mut dynamo = DynamoConfig::default();
-    dynamo.max_partitions = Some(1);
+    dynamo.distributed = true;
     SessionConfig::new_with_ballista().with_option_extension(dynamo)
 }
 

@@ -17,7 +17,9 @@ use datafusion::prelude::SessionContext;
 use dynamo_ballista::cluster_session;
 use dynamo_ballista::process::session_config;
 use dynamo_datafusion::{ConnectionOptions, DynamoTableProvider};
-use dynamo_testkit::{TableSpec, local_client, local_endpoint, unique_name};
+use dynamo_testkit::{
+    FaultConfig, FaultProxy, TableSpec, local_client, local_endpoint, unique_name,
+};
 
 /// A child process, killed when dropped.
 struct Proc(Child);
@@ -99,9 +101,10 @@ struct Cluster {
 }
 
 impl Cluster {
-    /// Starts it; the extra arguments go to the scheduler and to each
-    /// executor. Returns once the executors have had time to register.
-    async fn start(scheduler_args: &[&str], executor_args: &[&str]) -> Self {
+    /// Starts it; the extra arguments go to the scheduler and to executor
+    /// `i` (`executor_args(i)`). Returns once the executors have had time
+    /// to register.
+    async fn start(scheduler_args: &[&str], executor_args: impl Fn(usize) -> Vec<String>) -> Self {
         let scheduler = format!("127.0.0.1:{}", free_port_pair());
         let mut args = vec!["scheduler", "--bind", &scheduler];
         args.extend_from_slice(scheduler_args);
@@ -124,7 +127,8 @@ impl Cluster {
                 "--work-dir",
                 dir.to_str().expect("utf-8 path"),
             ];
-            args.extend_from_slice(executor_args);
+            let extra = executor_args(i);
+            args.extend(extra.iter().map(String::as_str));
             executors.push(spawn(&args));
             wait_listening(bind.parse().expect("addr"));
             work_dirs.push(dir);
@@ -214,7 +218,22 @@ async fn queries_through_the_cluster_answer_as_locally_on_both_executors() {
         .await
         .expect("users");
 
-    let nodes = Cluster::start(&[], &[]).await;
+    // Each executor reads through a proxy of its own, which counts what
+    // it reads.
+    let endpoint = local_endpoint().expect("endpoint");
+    let mut proxies = Vec::new();
+    for _ in 0..2 {
+        proxies.push(
+            FaultProxy::start(&endpoint, FaultConfig::none())
+                .await
+                .expect("proxy"),
+        );
+    }
+    let endpoints: Vec<String> = proxies.iter().map(FaultProxy::endpoint).collect();
+    let nodes = Cluster::start(&[], |i| {
+        vec!["--endpoint-url".to_string(), endpoints[i].clone()]
+    })
+    .await;
     let local = SessionContext::new();
     let cluster = nodes.session().await;
     for (name, table, segments) in [("events", &events, 8), ("users", &users, 1)] {
@@ -256,6 +275,39 @@ async fn queries_through_the_cluster_answer_as_locally_on_both_executors() {
             dir.display()
         );
     }
+
+    // The 8 segments of a scan are tasks on both executors, each segment
+    // read once: what the two executors' Scans evaluated adds up to the
+    // table, and each read part of it.
+    let before: Vec<u64> = proxies
+        .iter()
+        .map(|p| p.counts().scanned_by_scans)
+        .collect();
+    let sql = "SELECT count(*) FROM events";
+    let got = rows(
+        &cluster
+            .sql(sql)
+            .await
+            .expect(sql)
+            .collect()
+            .await
+            .expect(sql),
+    );
+    assert_eq!(got, vec![ITEMS.to_string()]);
+    let scanned: Vec<u64> = proxies
+        .iter()
+        .zip(&before)
+        .map(|(p, b)| p.counts().scanned_by_scans - b)
+        .collect();
+    assert_eq!(
+        scanned.iter().sum::<u64>(),
+        ITEMS as u64,
+        "every item evaluated once across the executors: {scanned:?}"
+    );
+    assert!(
+        scanned.iter().all(|s| *s > 0),
+        "both executors read segments: {scanned:?}"
+    );
 }
 
 /// An executor killed while the cluster reads: the query completes on the
@@ -263,7 +315,6 @@ async fn queries_through_the_cluster_answer_as_locally_on_both_executors() {
 /// partial answer reported as complete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_executor_killed_mid_scan_never_yields_a_partial_answer() {
-    use dynamo_testkit::{FaultConfig, FaultProxy};
     let client = local_client().await.expect("client");
     let table = unique_name("ClusterKill");
     let items = (0..4_000)
@@ -279,7 +330,8 @@ async fn an_executor_killed_mid_scan_never_yields_a_partial_answer() {
         .await
         .expect("table");
     // The executors read through a proxy that holds every answer 20 ms, in
-    // 40-item pages: one segment takes ~2 s, long enough to kill a reader.
+    // 20-item pages: each of 4 segments (tasks on both executors) takes
+    // ~1 s, long enough to kill a reader mid-scan.
     let proxy = FaultProxy::start(
         &local_endpoint().expect("endpoint"),
         FaultConfig {
@@ -291,15 +343,16 @@ async fn an_executor_killed_mid_scan_never_yields_a_partial_answer() {
     .expect("proxy");
     let endpoint = proxy.endpoint();
     // A lost executor is noticed within 6 s.
-    let mut nodes = Cluster::start(
-        &["--executor-timeout", "6"],
-        &["--heartbeat", "1", "--endpoint-url", &endpoint],
-    )
+    let mut nodes = Cluster::start(&["--executor-timeout", "6"], |_| {
+        ["--heartbeat", "1", "--endpoint-url", &endpoint]
+            .map(String::from)
+            .to_vec()
+    })
     .await;
     let cluster = nodes.session().await;
     let provider = DynamoTableProvider::builder(client.clone(), &table)
-        .segments(1)
-        .page_size(40)
+        .segments(4)
+        .page_size(20)
         .build()
         .await
         .expect("provider");

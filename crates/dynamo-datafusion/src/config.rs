@@ -30,9 +30,14 @@ extensions_options! {
         pub max_concurrency: Option<usize>, default = None
         /// Most DataFusion partitions one scan spreads its units (segments,
         /// Queries, key batches) over (unset: `target_partitions`). A
-        /// partition still reads its units concurrently. Distributed engines
-        /// that cannot hand a custom scan only its tasks' partitions set 1.
+        /// partition still reads its units concurrently.
         pub max_partitions: Option<usize>, default = None
+        /// Plan scans for a distributed engine (Ballista): each scan reads
+        /// the partitions an in-memory input names, which the scheduler
+        /// divides among tasks like any in-memory scan, and each task reads
+        /// at its share of the read-capacity budget
+        /// (`DynamoExec::with_partitions_input`). `dynamo-ballista` sets it.
+        pub distributed: bool, default = false
     }
 }
 

@@ -554,15 +554,18 @@ impl TableProvider for DynamoTableProvider {
             .closing_maps(|column| self.state.can_widen(column))
             .knowing_columns(&schema);
         let (residual, outputs) = (plan.residual.clone(), plan.output.len());
-        let exec: Arc<dyn ExecutionPlan> = Arc::new(
-            DynamoExec::new(
-                self.read_client.clone(),
-                plan,
-                decoder,
-                Some(Arc::clone(&self.state)),
-            )
-            .connecting_to(Arc::clone(&self.connection)),
-        );
+        let exec = DynamoExec::new(
+            self.read_client.clone(),
+            plan,
+            decoder,
+            Some(Arc::clone(&self.state)),
+        )
+        .connecting_to(Arc::clone(&self.connection));
+        let exec: Arc<dyn ExecutionPlan> = if session.distributed {
+            Arc::new(exec.with_partitions_input()?)
+        } else {
+            Arc::new(exec)
+        };
         let residual = residual.iter().filter_map(|i| filters.get(*i));
         let Some(predicate) = conjunction(residual.cloned()) else {
             return Ok(exec);

@@ -3,6 +3,7 @@
 //! BatchGetItem requests; each item belongs to exactly one partition.
 
 pub(crate) mod drive;
+mod input;
 pub(crate) mod nested;
 mod parts;
 pub use parts::{ExecLayout, ExecParts};
@@ -34,7 +35,7 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
     SortOrderPushdownResult,
 };
-use futures::{Stream, StreamExt, stream};
+use futures::{Stream, StreamExt, TryStreamExt, stream};
 
 use crate::client::ConnectionOptions;
 use crate::decode::{Item, ItemDecoder};
@@ -75,6 +76,11 @@ pub struct DynamoExec {
     nested: Option<Arc<NestedProjection>>,
     /// Where the client connects (no credentials).
     connection: Arc<ConnectionOptions>,
+    /// Which of the plan's partitions each of this node's partitions reads,
+    /// as a plan a distributed scheduler can divide among tasks (see
+    /// [`Self::with_partitions_input`]); `None`: partition `p` reads the
+    /// plan's partition `p`.
+    input: Option<Arc<dyn ExecutionPlan>>,
 }
 
 impl DynamoExec {
@@ -101,12 +107,12 @@ impl DynamoExec {
         };
         let properties = Arc::new(plan_properties(
             decoder.schema(),
-            partitions,
+            partitions.max(1),
             ordering.as_ref(),
         ));
         Self {
             client,
-            reader: Reader::for_plan(&plan),
+            reader: Reader::for_plan(&plan, 1.0),
             plan: Arc::new(plan),
             decoder,
             ordering,
@@ -115,6 +121,59 @@ impl DynamoExec {
             schema_state,
             nested: None,
             connection: Arc::default(),
+            input: None,
+        }
+    }
+
+    /// This node, reading its partitions as named by an input plan: an
+    /// in-memory scan whose partition `p` holds the number `p`. A
+    /// distributed scheduler that hands each task its slice of an
+    /// in-memory scan's partitions (Ballista does) then hands each task
+    /// its slice of this scan, and every partition is read once across
+    /// all tasks; a node left with `k` of the scan's `n` partitions reads
+    /// at `k / n` of the read-capacity budget, so the query as a whole
+    /// keeps to it.
+    ///
+    /// ```
+    /// # use dynamo_datafusion::DynamoExec;
+    /// # fn f(scan: DynamoExec) -> datafusion::error::Result<()> {
+    /// use datafusion::physical_plan::ExecutionPlan;
+    /// let n = scan.partition_count();
+    /// let distributed = scan.with_partitions_input()?;
+    /// assert_eq!(distributed.children().len(), 1);
+    /// assert_eq!(distributed.partition_count(), n);
+    /// # Ok(()) }
+    /// ```
+    pub fn with_partitions_input(self) -> DfResult<Self> {
+        let input = input::partitions_input(self.plan.partitions.len())?;
+        self.reading_partitions_from(input)
+    }
+
+    /// This node, reading the partitions `input` names (a slice of what
+    /// [`Self::with_partitions_input`] made, as a scheduler restricted it
+    /// for one task, or the whole of it).
+    pub fn reading_partitions_from(mut self, input: Arc<dyn ExecutionPlan>) -> DfResult<Self> {
+        input::check_input(&input)?;
+        let held = input.properties().output_partitioning().partition_count();
+        self.reader = Reader::for_plan(
+            &self.plan,
+            input::capacity_share(held, self.plan.partitions.len()),
+        );
+        self.input = Some(input);
+        self.properties = Arc::new(plan_properties(
+            self.output_schema(),
+            held,
+            self.ordering.as_ref(),
+        ));
+        self.metrics = ScanMetrics::new();
+        Ok(self)
+    }
+
+    /// This node's partition count: its input's, or the plan's.
+    fn output_partitions(&self) -> usize {
+        match &self.input {
+            Some(input) => input.properties().output_partitioning().partition_count(),
+            None => self.plan.partitions.len().max(1),
         }
     }
 
@@ -132,7 +191,7 @@ impl DynamoExec {
         };
         self.properties = Arc::new(plan_properties(
             &output,
-            self.plan.partitions.len(),
+            self.output_partitions(),
             self.ordering.as_ref(),
         ));
         self.metrics = ScanMetrics::new();
@@ -177,9 +236,11 @@ impl DynamoExec {
         &self.plan
     }
 
-    /// Number of partitions (scan segments, query groups, key groups).
+    /// Number of partitions (scan segments, query groups, key groups), or
+    /// of the plan's partitions its input names (see
+    /// [`Self::with_partitions_input`]).
     pub fn partition_count(&self) -> usize {
-        self.plan.partitions.len()
+        self.output_partitions()
     }
 
     /// Attributes named in the `ProjectionExpression` (empty: every attribute).
@@ -304,7 +365,11 @@ impl DynamoExec {
         if units > 1 {
             write!(f, ", max_concurrency={}", plan.max_concurrency)?;
         }
-        write!(f, ", partitions={}", plan.partitions.len())
+        write!(f, ", partitions={}", self.output_partitions())?;
+        if self.input.is_some() {
+            write!(f, " of {} (from its input)", plan.partitions.len())?;
+        }
+        Ok(())
     }
 }
 
@@ -355,7 +420,7 @@ fn plan_properties(
     };
     PlanProperties::new(
         eq,
-        Partitioning::UnknownPartitioning(partitions.max(1)),
+        Partitioning::UnknownPartitioning(partitions),
         EmissionType::Incremental,
         Boundedness::Bounded,
     )
@@ -488,7 +553,13 @@ impl ExecutionPlan for DynamoExec {
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![]
+        self.input.iter().collect()
+    }
+
+    /// The input names partitions to read: spreading it over more
+    /// partitions would not spread the reads.
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false; self.input.iter().count()]
     }
 
     fn apply_expressions(
@@ -503,12 +574,18 @@ impl ExecutionPlan for DynamoExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
         _options: ReplaceChildrenOptions,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        if children.is_empty() {
-            Ok(self)
-        } else {
-            Err(DataFusionError::Internal(
-                "DynamoExec is a leaf and takes no children".to_string(),
-            ))
+        match (children.len(), &self.input) {
+            (0, None) => Ok(self),
+            (1, Some(_)) => {
+                let input = children.into_iter().next().expect("one child");
+                Ok(Arc::new(
+                    Arc::unwrap_or_clone(self).reading_partitions_from(input)?,
+                ))
+            }
+            (n, input) => Err(DataFusionError::Internal(format!(
+                "DynamoExec takes {} children, not {n}",
+                usize::from(input.is_some())
+            ))),
         }
     }
 
@@ -555,7 +632,7 @@ impl ExecutionPlan for DynamoExec {
             .expr
             .downcast_ref::<Column>()
             .is_some_and(|c| self.sort_key_output() == Some(c.index()));
-        if self.plan.partitions.len() != 1 || !on_sort_key {
+        if self.output_partitions() != 1 || !on_sort_key {
             return Ok(SortOrderPushdownResult::Unsupported);
         }
         let mut new = self.clone();
@@ -564,7 +641,7 @@ impl ExecutionPlan for DynamoExec {
         new.ordering = Some(wanted.clone());
         new.properties = Arc::new(plan_properties(
             self.output_schema(),
-            new.plan.partitions.len(),
+            self.output_partitions(),
             new.ordering.as_ref(),
         ));
         new.metrics = ScanMetrics::new();
@@ -606,19 +683,47 @@ impl ExecutionPlan for DynamoExec {
     fn execute(
         &self,
         partition: usize,
-        _context: Arc<TaskContext>,
+        context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
-        let units = self
-            .plan
-            .partitions
-            .get(partition)
-            .cloned()
-            .ok_or_else(|| {
-                DataFusionError::Internal(format!(
-                    "DynamoExec has {} partitions, asked for partition {partition}",
-                    self.plan.partitions.len()
-                ))
-            })?;
+        let schema: SchemaRef = Arc::clone(self.output_schema());
+        let Some(input) = &self.input else {
+            let units = self
+                .plan
+                .partitions
+                .get(partition)
+                .cloned()
+                .ok_or_else(|| {
+                    DataFusionError::Internal(format!(
+                        "DynamoExec has {} partitions, asked for partition {partition}",
+                        self.plan.partitions.len()
+                    ))
+                })?;
+            let batches = self.read(partition, units);
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)));
+        };
+        // The plan's partitions this one reads, as its input names them.
+        let named = input.execute(partition, context)?;
+        let this = self.clone();
+        let batches = stream::once(async move {
+            let numbers = input::partition_numbers(named, this.plan.partitions.len()).await?;
+            let units: Vec<ReadUnit> = numbers
+                .iter()
+                .flat_map(|n| this.plan.partitions[*n].iter().cloned())
+                .collect();
+            Ok::<_, DataFusionError>(this.read(partition, units))
+        })
+        .try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+    }
+}
+
+impl DynamoExec {
+    /// The batches of `units`, read as this node's partition `partition`.
+    fn read(
+        &self,
+        partition: usize,
+        units: Vec<ReadUnit>,
+    ) -> impl Stream<Item = DfResult<RecordBatch>> + Send + use<> {
         let remaining = Remaining::new(self.plan.limit);
         let pages = drive(
             self.client.clone(),
@@ -637,13 +742,11 @@ impl ExecutionPlan for DynamoExec {
             schema_state: self.schema_state.clone(),
             nested: self.nested.clone(),
         };
-        let batches = stream::try_unfold(state, |mut p| async move {
+        stream::try_unfold(state, |mut p| async move {
             match p.next_batch().await? {
                 Some(batch) => Ok(Some((batch, p))),
                 None => Ok(None),
             }
-        });
-        let schema: SchemaRef = Arc::clone(self.output_schema());
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+        })
     }
 }

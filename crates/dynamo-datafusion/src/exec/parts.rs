@@ -133,12 +133,17 @@ mod tests {
     }
 
     fn exec() -> DynamoExec {
+        exec_with(ReadOptions::default())
+    }
+
+    /// A 6-segment scan over 3 partitions, with `options`' budget and limits.
+    fn exec_with(options: ReadOptions) -> DynamoExec {
         let meta = TableMeta::hash_only("Things", "id");
         let options = ReadOptions {
             plan: PlanOptions::default(),
             segments: 6,
             max_partitions: 3,
-            ..ReadOptions::default()
+            ..options
         };
         let filters = [col("n").gt(lit(3i64))];
         let plan = ScanPlan::new(&meta, &schema(), &filters, None, None, &options).expect("plan");
@@ -184,6 +189,47 @@ mod tests {
         assert_eq!(
             back.to_parts().connection.region.as_deref(),
             Some("eu-west-1")
+        );
+    }
+
+    /// What an executor rebuilds for a task holding 2 of the scan's 3
+    /// partitions: those 2 partitions, at 2/3 of the budget.
+    #[tokio::test]
+    async fn a_task_reads_its_partitions_at_its_share_of_the_budget() {
+        use datafusion::datasource::memory::MemorySourceConfig;
+        use datafusion::datasource::source::DataSourceExec;
+
+        let whole = exec_with(ReadOptions {
+            read_capacity: Some(90.0),
+            ..ReadOptions::default()
+        })
+        .with_partitions_input()
+        .expect("input");
+        let rate = |e: &DynamoExec| e.reader.capacity.as_ref().map(|c| c.rate());
+        assert_eq!(rate(&whole), Some(90.0));
+        let input = whole.input.clone().expect("input");
+        let memory = input
+            .downcast_ref::<DataSourceExec>()
+            .and_then(|d| d.data_source().downcast_ref::<MemorySourceConfig>())
+            .expect("memory input");
+        let kept = vec![
+            memory.partitions()[0].clone(),
+            memory.partitions()[2].clone(),
+        ];
+        let slice = DataSourceExec::from_data_source(
+            MemorySourceConfig::try_new(&kept, memory.original_schema(), None).expect("slice"),
+        );
+        let (parts, _) = through_json(whole.to_parts());
+        let task = DynamoExec::from_parts(client(), parts)
+            .expect("back")
+            .reading_partitions_from(slice)
+            .expect("task");
+        assert_eq!(task.partition_count(), 2);
+        let share = rate(&task).expect("a budget");
+        assert!((share - 60.0).abs() < 1e-9, "2/3 of 90 RCU/s: {share}");
+        assert!(
+            task.describe()
+                .ends_with("partitions=2 of 3 (from its input)")
         );
     }
 

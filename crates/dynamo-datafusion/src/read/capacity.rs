@@ -148,6 +148,12 @@ impl CapacityLimiter {
     pub fn page_items(&self) -> i32 {
         self.lock().page_items()
     }
+
+    /// The budget, in RCU per second.
+    #[cfg(test)]
+    pub(crate) fn rate(&self) -> f64 {
+        self.lock().rate
+    }
 }
 
 #[cfg(test)]

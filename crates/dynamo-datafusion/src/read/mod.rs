@@ -382,13 +382,17 @@ pub(crate) struct Reader {
 }
 
 impl Reader {
-    /// The runtime half of `plan`: a fresh retry budget and capacity limiter.
-    pub(crate) fn for_plan(plan: &ScanPlan) -> Self {
+    /// The runtime half of `plan`: a fresh retry budget and a capacity
+    /// limiter at `share` (0 to 1) of the plan's read-capacity budget, for
+    /// a node that reads that part of the plan's partitions. A node with
+    /// no part reads nothing and gets no limiter.
+    pub(crate) fn for_plan(plan: &ScanPlan, share: f64) -> Self {
         Self {
             retry: Arc::new(Retrier::new(plan.retry.clone())),
             capacity: plan
                 .read_capacity
-                .map(|rate| Arc::new(CapacityLimiter::new(rate))),
+                .filter(|_| share > 0.0)
+                .map(|rate| Arc::new(CapacityLimiter::new(rate * share.min(1.0)))),
             concurrency: Some(Concurrency::new(plan.max_concurrency)),
             buffer: Some(Arc::new(tokio::sync::Semaphore::new(plan.max_concurrency))),
             items_as_json: true,
