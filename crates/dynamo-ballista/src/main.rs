@@ -8,6 +8,7 @@
 //!
 //! Each process reads DynamoDB with its own credential chain (environment,
 //! shared files, `--profile`, instance role); plans never carry credentials.
+//! Logs go to standard error at `RUST_LOG` (default `info`).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -38,6 +39,10 @@ enum Role {
         /// its running tasks run again on another.
         #[arg(long, default_value_t = 30)]
         executor_timeout: u64,
+        /// Directory for Ballista's per-job event logs (job and task
+        /// history, as its REST API reports it); none when unset.
+        #[arg(long)]
+        event_log_dir: Option<String>,
         #[command(flatten)]
         connection: Connection,
     },
@@ -91,16 +96,19 @@ impl From<Connection> for ConnectionOptions {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let outcome = match cli.role {
         Role::Scheduler {
             bind,
             executor_timeout,
+            event_log_dir,
             connection,
         } => {
             eprintln!("dynamo-ballista scheduler on {bind}");
             run_scheduler(SchedulerArgs {
                 bind,
                 executor_timeout_secs: executor_timeout,
+                event_log_dir,
                 connection: connection.into(),
             })
             .await

@@ -27,6 +27,8 @@ pub struct SchedulerArgs {
     /// Seconds without a heartbeat after which an executor is lost and its
     /// running tasks are scheduled again elsewhere.
     pub executor_timeout_secs: u64,
+    /// Where Ballista writes its per-job event logs (none when unset).
+    pub event_log_dir: Option<String>,
     /// Region, endpoint and profile this process reads DynamoDB with when
     /// it plans (it describes no table itself: the plans carry metadata).
     pub connection: ConnectionOptions,
@@ -107,6 +109,7 @@ pub async fn run_scheduler(args: SchedulerArgs) -> Result<()> {
         executor_timeout_seconds: args.executor_timeout_secs,
         expire_dead_executor_interval_seconds: (args.executor_timeout_secs / 3).max(1),
         no_executors_grace_period_seconds: args.executor_timeout_secs,
+        event_log_dir: args.event_log_dir,
         ..SchedulerConfig::default()
     };
     let cluster = BallistaCluster::new_from_config(&config).await?;

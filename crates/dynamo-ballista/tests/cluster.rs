@@ -53,14 +53,18 @@ fn wait_listening(addr: SocketAddr) {
     }
 }
 
-fn spawn(args: &[&str]) -> Proc {
+/// The cluster processes' own secret access key (DynamoDB Local keeps one
+/// database per access key id, so the id is the test client's).
+const CLUSTER_SECRET: &str = "cluster-own-secret";
+
+/// Starts `dynamo-ballista` with `args`, logging at debug level to `log`.
+fn spawn(args: &[&str], log: &Path) -> Proc {
+    let log = std::fs::File::create(log).expect("log file");
     let child = Command::new(env!("CARGO_BIN_EXE_dynamo-ballista"))
         .args(args)
-        // The cluster's own credentials: DynamoDB Local keeps one database
-        // per access key id, so the id is the test client's; the secret is
-        // the processes' own.
         .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "cluster-own-secret")
+        .env("AWS_SECRET_ACCESS_KEY", CLUSTER_SECRET)
+        .env("RUST_LOG", "debug")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env(
@@ -68,24 +72,28 @@ fn spawn(args: &[&str]) -> Proc {
             local_endpoint().expect("DYNAMODB_ENDPOINT"),
         )
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::from(log))
         .spawn()
         .expect("spawn dynamo-ballista");
     Proc(child)
 }
 
 /// Files under `dir`, recursively.
-fn files_under(dir: &Path) -> usize {
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
+        return Vec::new();
     };
     entries
         .flatten()
-        .map(|e| {
+        .flat_map(|e| {
             let path = e.path();
-            if path.is_dir() { files_under(&path) } else { 1 }
+            if path.is_dir() {
+                files_under(&path)
+            } else {
+                vec![path]
+            }
         })
-        .sum()
+        .collect()
 }
 
 /// A scheduler and two executors, killed when dropped.
@@ -96,8 +104,27 @@ struct Cluster {
     executors: Vec<Proc>,
     /// Their work directories (shuffle output).
     work_dirs: Vec<std::path::PathBuf>,
+    /// Each process's log (scheduler first).
+    logs: Vec<std::path::PathBuf>,
+    /// The scheduler's event log directory.
+    event_log_dir: std::path::PathBuf,
     _scheduler: Proc,
     _work: tempfile::TempDir,
+}
+
+impl Drop for Cluster {
+    /// A failed test shows the end of each process's log.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        for log in &self.logs {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+            eprintln!("--- {} (last 30 lines)\n{tail}", log.display());
+        }
+    }
 }
 
 impl Cluster {
@@ -105,12 +132,20 @@ impl Cluster {
     /// `i` (`executor_args(i)`). Returns once the executors have had time
     /// to register.
     async fn start(scheduler_args: &[&str], executor_args: impl Fn(usize) -> Vec<String>) -> Self {
-        let scheduler = format!("127.0.0.1:{}", free_port_pair());
-        let mut args = vec!["scheduler", "--bind", &scheduler];
-        args.extend_from_slice(scheduler_args);
-        let scheduler_proc = spawn(&args);
-        wait_listening(scheduler.parse().expect("addr"));
         let work = tempfile::tempdir().expect("work dirs");
+        let event_log_dir = work.path().join("events");
+        let scheduler = format!("127.0.0.1:{}", free_port_pair());
+        let mut args = vec![
+            "scheduler",
+            "--bind",
+            &scheduler,
+            "--event-log-dir",
+            event_log_dir.to_str().expect("utf-8 path"),
+        ];
+        args.extend_from_slice(scheduler_args);
+        let mut logs = vec![work.path().join("scheduler.log")];
+        let scheduler_proc = spawn(&args, &logs[0]);
+        wait_listening(scheduler.parse().expect("addr"));
         let (mut executors, mut work_dirs) = (Vec::new(), Vec::new());
         for i in 0..2 {
             let bind = format!("127.0.0.1:{}", free_port_pair());
@@ -129,7 +164,8 @@ impl Cluster {
             ];
             let extra = executor_args(i);
             args.extend(extra.iter().map(String::as_str));
-            executors.push(spawn(&args));
+            logs.push(work.path().join(format!("executor{i}.log")));
+            executors.push(spawn(&args, &logs[i + 1]));
             wait_listening(bind.parse().expect("addr"));
             work_dirs.push(dir);
         }
@@ -139,6 +175,8 @@ impl Cluster {
             scheduler,
             executors,
             work_dirs,
+            logs,
+            event_log_dir,
             _scheduler: scheduler_proc,
             _work: work,
         }
@@ -270,7 +308,7 @@ async fn queries_through_the_cluster_answer_as_locally_on_both_executors() {
     }
     for (i, dir) in nodes.work_dirs.iter().enumerate() {
         assert!(
-            files_under(dir) > 0,
+            !files_under(dir).is_empty(),
             "executor {i} ran no task (no shuffle output in {})",
             dir.display()
         );
@@ -308,6 +346,30 @@ async fn queries_through_the_cluster_answer_as_locally_on_both_executors() {
         scanned.iter().all(|s| *s > 0),
         "both executors read segments: {scanned:?}"
     );
+
+    // Neither the cluster's secret nor the client's reaches a log or the
+    // scheduler's event log, which do hold the plans that ran.
+    let events = files_under(&nodes.event_log_dir);
+    let event_text: String = events
+        .iter()
+        .map(|f| std::fs::read_to_string(f).expect("event log"))
+        .collect();
+    assert!(
+        event_text.contains("DynamoExec"),
+        "the event log records the scans ({} files)",
+        events.len()
+    );
+    for file in nodes.logs.iter().chain(&events) {
+        let text = std::fs::read_to_string(file).expect("log");
+        assert!(!text.is_empty(), "{} is empty", file.display());
+        for secret in [CLUSTER_SECRET, dynamo_testkit::LOCAL_SECRET] {
+            assert!(
+                !text.contains(secret),
+                "{} holds a secret access key",
+                file.display()
+            );
+        }
+    }
 }
 
 /// An executor killed while the cluster reads: the query completes on the

@@ -13,5 +13,7 @@ pub use fault::{Fault, FaultConfig, FaultCounts, FaultProxy, ProxyError};
 pub use fixtures::{
     IndexSpec, TableSpec, create_table, delete_table, put_items, table_exists, unique_name,
 };
-pub use local::{ENDPOINT_ENV, LocalError, local_client, local_client_as, local_endpoint};
+pub use local::{
+    ENDPOINT_ENV, LOCAL_SECRET, LocalError, local_client, local_client_as, local_endpoint,
+};
 pub use traps::{TRAP_TABLE_ITEMS, TrapTable, Traps, trap_table};

@@ -53,6 +53,10 @@ pub async fn local_client() -> Result<Client, LocalError> {
     local_client_as("test", "us-east-1").await
 }
 
+/// The secret access key of the test clients (for checks that it never
+/// reaches a plan, a log or an error).
+pub const LOCAL_SECRET: &str = "local-secret";
+
 /// A client for the local server as `access_key` in `region`. DynamoDB Local
 /// keeps a separate database per access key and region (unless `-sharedDb`).
 pub async fn local_client_as(access_key: &str, region: &str) -> Result<Client, LocalError> {
@@ -66,7 +70,7 @@ pub(crate) async fn client_at(endpoint: &str, access_key: &str, region: &str) ->
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new(
             access_key,
-            "local-secret",
+            LOCAL_SECRET,
             None,
             None,
             "static",
