@@ -1,12 +1,11 @@
 //! A real cluster on 127.0.0.1: a `dynamo-ballista` scheduler and two
 //! executors as processes, DynamoDB Local behind them. Queries through the
-//! cluster answer what they answer locally, and a scan of 8 segments runs
-//! tasks on both executors.
+//! cluster answer what they answer locally, a scan's segments are tasks on
+//! both executors, no secret reaches a log or the event log, and a killed
+//! executor never leaves a partial answer.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,68 +17,52 @@ use dynamo_ballista::cluster_session;
 use dynamo_ballista::process::session_config;
 use dynamo_datafusion::{ConnectionOptions, DynamoTableProvider};
 use dynamo_testkit::{
-    FaultConfig, FaultProxy, TableSpec, local_client, local_endpoint, unique_name,
+    ClusterSpec, FaultConfig, FaultProxy, LOCAL_SECRET, LocalCluster, TableSpec, local_client,
+    local_endpoint, unique_name,
 };
-
-/// A child process, killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A loopback port whose next port is free too (an executor binds both).
-fn free_port_pair() -> u16 {
-    loop {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = l.local_addr().expect("addr").port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-}
-
-fn wait_listening(addr: SocketAddr) {
-    let start = Instant::now();
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{addr} did not start listening"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// The cluster processes' own secret access key (DynamoDB Local keeps one
 /// database per access key id, so the id is the test client's).
 const CLUSTER_SECRET: &str = "cluster-own-secret";
 
-/// Starts `dynamo-ballista` with `args`, logging at debug level to `log`.
-fn spawn(args: &[&str], log: &Path) -> Proc {
-    let log = std::fs::File::create(log).expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_dynamo-ballista"))
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", CLUSTER_SECRET)
-        .env("RUST_LOG", "debug")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env(
-            "DYNAMODB_ENDPOINT",
-            local_endpoint().expect("DYNAMODB_ENDPOINT"),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("spawn dynamo-ballista");
-    Proc(child)
+/// A scheduler and two executors of 2 tasks each, with their own
+/// credentials; executor `i` also gets `executor_args(i)`.
+async fn start_cluster(
+    scheduler_args: &[&str],
+    executor_args: impl Fn(usize) -> Vec<String>,
+) -> LocalCluster {
+    let mut spec = ClusterSpec::new(env!("CARGO_BIN_EXE_dynamo-ballista"), 2, 2);
+    spec.scheduler_args = scheduler_args.iter().map(|a| a.to_string()).collect();
+    spec.executor_args = (0..2).map(executor_args).collect();
+    spec.env.extend(
+        [
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", CLUSTER_SECRET),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    spec.env.push((
+        "DYNAMODB_ENDPOINT".into(),
+        local_endpoint().expect("DYNAMODB_ENDPOINT"),
+    ));
+    LocalCluster::start(spec).await.expect("cluster")
+}
+
+/// A client session of `cluster`.
+async fn session(cluster: &LocalCluster) -> SessionContext {
+    let state = SessionStateBuilder::new()
+        .with_config(session_config())
+        .with_default_features()
+        .build();
+    cluster_session(&cluster.url(), state, &ConnectionOptions::default())
+        .await
+        .expect("cluster session")
 }
 
 /// Files under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+fn files_under(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -94,108 +77,6 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
             }
         })
         .collect()
-}
-
-/// A scheduler and two executors, killed when dropped.
-struct Cluster {
-    /// The scheduler's address.
-    scheduler: String,
-    /// Executor processes, in start order.
-    executors: Vec<Proc>,
-    /// Their work directories (shuffle output).
-    work_dirs: Vec<std::path::PathBuf>,
-    /// Each process's log (scheduler first).
-    logs: Vec<std::path::PathBuf>,
-    /// The scheduler's event log directory.
-    event_log_dir: std::path::PathBuf,
-    _scheduler: Proc,
-    _work: tempfile::TempDir,
-}
-
-impl Drop for Cluster {
-    /// A failed test shows the end of each process's log.
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            return;
-        }
-        for log in &self.logs {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            let tail = lines[lines.len().saturating_sub(30)..].join("\n");
-            eprintln!("--- {} (last 30 lines)\n{tail}", log.display());
-        }
-    }
-}
-
-impl Cluster {
-    /// Starts it; the extra arguments go to the scheduler and to executor
-    /// `i` (`executor_args(i)`). Returns once the executors have had time
-    /// to register.
-    async fn start(scheduler_args: &[&str], executor_args: impl Fn(usize) -> Vec<String>) -> Self {
-        let work = tempfile::tempdir().expect("work dirs");
-        let event_log_dir = work.path().join("events");
-        let scheduler = format!("127.0.0.1:{}", free_port_pair());
-        let mut args = vec![
-            "scheduler",
-            "--bind",
-            &scheduler,
-            "--event-log-dir",
-            event_log_dir.to_str().expect("utf-8 path"),
-        ];
-        args.extend_from_slice(scheduler_args);
-        let mut logs = vec![work.path().join("scheduler.log")];
-        let scheduler_proc = spawn(&args, &logs[0]);
-        wait_listening(scheduler.parse().expect("addr"));
-        let (mut executors, mut work_dirs) = (Vec::new(), Vec::new());
-        for i in 0..2 {
-            let bind = format!("127.0.0.1:{}", free_port_pair());
-            let dir = work.path().join(format!("executor{i}"));
-            std::fs::create_dir_all(&dir).expect("work dir");
-            let mut args = vec![
-                "executor",
-                "--scheduler",
-                &scheduler,
-                "--bind",
-                &bind,
-                "--concurrent-tasks",
-                "2",
-                "--work-dir",
-                dir.to_str().expect("utf-8 path"),
-            ];
-            let extra = executor_args(i);
-            args.extend(extra.iter().map(String::as_str));
-            logs.push(work.path().join(format!("executor{i}.log")));
-            executors.push(spawn(&args, &logs[i + 1]));
-            wait_listening(bind.parse().expect("addr"));
-            work_dirs.push(dir);
-        }
-        // Executors register with the scheduler by heartbeat.
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        Self {
-            scheduler,
-            executors,
-            work_dirs,
-            logs,
-            event_log_dir,
-            _scheduler: scheduler_proc,
-            _work: work,
-        }
-    }
-
-    /// A client session of this cluster.
-    async fn session(&self) -> SessionContext {
-        let state = SessionStateBuilder::new()
-            .with_config(session_config())
-            .with_default_features()
-            .build();
-        cluster_session(
-            &format!("df://{}", self.scheduler),
-            state,
-            &ConnectionOptions::default(),
-        )
-        .await
-        .expect("cluster session")
-    }
 }
 
 /// Rows as sorted lines of `|`-joined values.
@@ -268,12 +149,12 @@ async fn queries_through_the_cluster_answer_as_locally_on_both_executors() {
         );
     }
     let endpoints: Vec<String> = proxies.iter().map(FaultProxy::endpoint).collect();
-    let nodes = Cluster::start(&[], |i| {
+    let nodes = start_cluster(&[], |i| {
         vec!["--endpoint-url".to_string(), endpoints[i].clone()]
     })
     .await;
     let local = SessionContext::new();
-    let cluster = nodes.session().await;
+    let cluster = session(&nodes).await;
     for (name, table, segments) in [("events", &events, 8), ("users", &users, 1)] {
         for ctx in [&local, &cluster] {
             let provider = DynamoTableProvider::builder(client.clone(), table)
@@ -306,7 +187,7 @@ async fn queries_through_the_cluster_answer_as_locally_on_both_executors() {
         );
         assert_eq!(got, want, "{sql}: the cluster answers as locally");
     }
-    for (i, dir) in nodes.work_dirs.iter().enumerate() {
+    for (i, dir) in nodes.work_dirs().iter().enumerate() {
         assert!(
             !files_under(dir).is_empty(),
             "executor {i} ran no task (no shuffle output in {})",
@@ -349,7 +230,7 @@ async fn queries_through_the_cluster_answer_as_locally_on_both_executors() {
 
     // Neither the cluster's secret nor the client's reaches a log or the
     // scheduler's event log, which do hold the plans that ran.
-    let events = files_under(&nodes.event_log_dir);
+    let events = files_under(nodes.event_log_dir());
     let event_text: String = events
         .iter()
         .map(|f| std::fs::read_to_string(f).expect("event log"))
@@ -359,15 +240,37 @@ async fn queries_through_the_cluster_answer_as_locally_on_both_executors() {
         "the event log records the scans ({} files)",
         events.len()
     );
-    for file in nodes.logs.iter().chain(&events) {
-        let text = std::fs::read_to_string(file).expect("log");
-        assert!(!text.is_empty(), "{} is empty", file.display());
-        for secret in [CLUSTER_SECRET, dynamo_testkit::LOCAL_SECRET] {
-            assert!(
-                !text.contains(secret),
-                "{} holds a secret access key",
-                file.display()
-            );
+    let mut texts: Vec<(String, String)> = nodes
+        .logs()
+        .iter()
+        .chain(&events)
+        .map(|f| {
+            let text = std::fs::read_to_string(f).expect("log");
+            (f.display().to_string(), text)
+        })
+        .collect();
+    // What the scheduler's REST API tells of the jobs and their settings.
+    let jobs = nodes.api("/api/jobs").await.expect("jobs");
+    let ids: Vec<String> = serde_json::from_str::<serde_json::Value>(&jobs)
+        .expect("jobs JSON")
+        .as_array()
+        .expect("a list of jobs")
+        .iter()
+        .filter_map(|j| j["job_id"].as_str().map(String::from))
+        .collect();
+    assert!(ids.len() >= queries.len(), "jobs listed: {jobs}");
+    for id in &ids {
+        let config = nodes
+            .api(&format!("/api/job/{id}/config"))
+            .await
+            .expect("config");
+        texts.push((format!("job {id} config"), config));
+    }
+    texts.push(("/api/jobs".into(), jobs));
+    for (name, text) in &texts {
+        assert!(!text.is_empty(), "{name} is empty");
+        for secret in [CLUSTER_SECRET, LOCAL_SECRET] {
+            assert!(!text.contains(secret), "{name} holds a secret access key");
         }
     }
 }
@@ -405,13 +308,13 @@ async fn an_executor_killed_mid_scan_never_yields_a_partial_answer() {
     .expect("proxy");
     let endpoint = proxy.endpoint();
     // A lost executor is noticed within 6 s.
-    let mut nodes = Cluster::start(&["--executor-timeout", "6"], |_| {
+    let mut nodes = start_cluster(&["--executor-timeout", "6"], |_| {
         ["--heartbeat", "1", "--endpoint-url", &endpoint]
             .map(String::from)
             .to_vec()
     })
     .await;
-    let cluster = nodes.session().await;
+    let cluster = session(&nodes).await;
     let provider = DynamoTableProvider::builder(client.clone(), &table)
         .segments(4)
         .page_size(20)
@@ -435,7 +338,7 @@ async fn an_executor_killed_mid_scan_never_yields_a_partial_answer() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    drop(nodes.executors.remove(0));
+    nodes.kill_executor(0);
     let outcome = tokio::time::timeout(Duration::from_secs(120), query)
         .await
         .expect("the query ends")

@@ -1,13 +1,16 @@
 //! Support for tests, examples, benchmarks and the demo: SDK clients for a
 //! local DynamoDB-API server (loopback only), table fixtures, bulk loading,
-//! the demo tables, and a table whose rare items defeat a schema sample.
+//! the demo tables, a table whose rare items defeat a schema sample, and a
+//! local Ballista cluster of `dynamo-ballista` processes.
 
+mod cluster;
 mod demo;
 mod fault;
 mod fixtures;
 mod local;
 mod traps;
 
+pub use cluster::{ClusterError, ClusterSpec, LocalCluster};
 pub use demo::{DEMO_TABLES, load_demo};
 pub use fault::{Fault, FaultConfig, FaultCounts, FaultProxy, ProxyError};
 pub use fixtures::{
