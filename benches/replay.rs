@@ -10,7 +10,11 @@
 //!    0 ms time, items/s, requests in flight reached, peak RSS;
 //! 5. (`fanout`) at 100 ms per request, a Query fan-out (`pk IN` 200
 //!    values) and a BatchGetItem of 1,000 keys: time ÷ (latency × the
-//!    fewest round trips).
+//!    fewest round trips);
+//! 6. (`cluster`) a grouped aggregate over 1M items at 0, 20 and 100 ms
+//!    per request, on a local Ballista cluster (`dynamo-ballista`
+//!    processes) of 1 and of 2 executors, and in one process: time, and
+//!    2 executors ÷ 1.
 //!
 //! The server's latency per request is the first segment of the endpoint's
 //! path (`http://127.0.0.1:PORT/100`), so one server (and its page cache)
@@ -24,7 +28,8 @@
 //! other benches; segment `s` of `t` holds the items with index ≡ s (mod t).
 //!
 //! `cargo bench --bench replay` (release) or `scripts/bench.sh replay`; `--smoke` for CI;
-//! `--only latency` / `--only fanout` for one part.
+//! `--only latency` / `--only fanout` / `--only cluster` for one part (the
+//! cluster part needs the `dynamo-ballista` binary built beside it).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -46,7 +51,7 @@ use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use dynamo_datafusion::{DynamoExec, DynamoTableProvider};
 use serde_json::{Value, json};
-use support::{Args, BoxError, COUNTRIES, median, pk};
+use support::{Args, BoxError, COUNTRIES, built_binary, median, pk};
 
 const TABLE: &str = "replay";
 /// Bytes an item counts for, in the table's size and in the page limit
@@ -554,6 +559,94 @@ async fn fanout_table(items: usize, runs: usize) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// The sum of the second column (counts per group) of `sql`'s answer.
+async fn grouped_count(ctx: &SessionContext, sql: &str) -> Result<usize, BoxError> {
+    use datafusion::arrow::array::AsArray;
+    let batches = ctx.sql(sql).await?.collect().await?;
+    Ok(batches
+        .iter()
+        .flat_map(|b| {
+            b.column(1)
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                .values()
+                .to_vec()
+        })
+        .sum::<i64>() as usize)
+}
+
+/// A client session of `cluster` with the replay table as `t`, read by the
+/// executors at `endpoint`.
+async fn cluster_ctx(
+    cluster: &dynamo_testkit::LocalCluster,
+    client: &Client,
+    endpoint: &str,
+) -> Result<SessionContext, BoxError> {
+    let state = datafusion::execution::SessionStateBuilder::new()
+        .with_config(dynamo_ballista::process::session_config())
+        .with_default_features()
+        .build();
+    let connection = dynamo_datafusion::ConnectionOptions {
+        endpoint_url: Some(endpoint.to_string()),
+        region: Some("us-east-1".to_string()),
+        profile: None,
+    };
+    let ctx = dynamo_ballista::cluster_session(&cluster.url(), state, &connection).await?;
+    let provider = DynamoTableProvider::builder(client.clone(), TABLE)
+        .build()
+        .await?;
+    ctx.register_table("t", Arc::new(provider))?;
+    Ok(ctx)
+}
+
+/// Part 6: a grouped aggregate on a local Ballista cluster of 1 and of 2
+/// executors (2 tasks each), and in this process, at each latency.
+async fn cluster_table(items: usize, latencies: &[u64], runs: usize) -> Result<(), BoxError> {
+    use dynamo_testkit::{ClusterSpec, LocalCluster};
+    let binary = built_binary("dynamo-ballista")?;
+    let replay = Replay::start(items, 0)?;
+    let sql = "SELECT country, count(*), sum(score) FROM t GROUP BY country";
+    println!(
+        "\n#### `{sql}` over {items} items on a local Ballista cluster (executors of 2 tasks, \
+         16 partitions; median of {runs} runs after a warm-up)\n"
+    );
+    println!(
+        "| latency | one process | 1 executor | 2 executors | 2 ÷ 1 executor |\n|---|---|---|---|---|"
+    );
+    for &ms in latencies {
+        let endpoint = format!("{}/{ms}", replay.endpoint);
+        let client = client_for(&endpoint).await;
+        let local = latency_session(&client, "default").await?;
+        grouped_count(&local, sql).await?; // fills the server's page cache
+        let alone = timed(runs, items, || grouped_count(&local, sql)).await?;
+        let mut times = Vec::new();
+        for executors in [1, 2] {
+            let mut spec = ClusterSpec::new(&binary, executors, 2);
+            spec.executor_args = vec![vec!["--endpoint-url".into(), endpoint.clone()]; executors];
+            spec.env = [
+                ("AWS_ACCESS_KEY_ID", "replay"),
+                ("AWS_SECRET_ACCESS_KEY", "replay"),
+                ("AWS_REGION", "us-east-1"),
+                ("AWS_EC2_METADATA_DISABLED", "true"),
+                ("RUST_LOG", "warn"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .to_vec();
+            let cluster = LocalCluster::start(spec).await?;
+            let ctx = cluster_ctx(&cluster, &client, &endpoint).await?;
+            grouped_count(&ctx, sql).await?; // warm-up
+            times.push(timed(runs, items, || grouped_count(&ctx, sql)).await?);
+        }
+        println!(
+            "| {ms} ms | {:.2} s | {:.2} s | {:.2} s | {:.2}× |",
+            alone.as_secs_f64(),
+            times[0].as_secs_f64(),
+            times[1].as_secs_f64(),
+            times[1].as_secs_f64() / times[0].as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
 fn find_exec(plan: &Arc<dyn ExecutionPlan>) -> Option<&DynamoExec> {
     if let Some(scan) = (plan.as_ref() as &dyn std::any::Any).downcast_ref::<DynamoExec>() {
         return Some(scan);
@@ -615,7 +708,17 @@ async fn main() -> Result<(), BoxError> {
             return latency_table(items, latencies, args.runs.min(3));
         }
         Some("fanout") => return fanout_table(n.max(20_000), args.runs).await,
-        Some(other) => return Err(format!("no part '{other}': latency or fanout").into()),
+        Some("cluster") => {
+            let (items, latencies): (usize, &[u64]) = if args.smoke {
+                (n, &[0])
+            } else {
+                (1_000_000, &[0, 20, 100])
+            };
+            return cluster_table(items, latencies, args.runs.min(3)).await;
+        }
+        Some(other) => {
+            return Err(format!("no part '{other}': latency, fanout or cluster").into());
+        }
         None => {}
     }
 

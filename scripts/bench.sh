@@ -15,10 +15,10 @@ source scripts/lib/python-bench.sh
 ddb_local_install
 [ "$name" = "vs_python" ] && ensure_bench_python
 if [ "${PROFILE:-test}" = "release" ]; then
-  cargo build --locked --release --workspace --all-features --bench "$name" --bin dynamo-sql
+  cargo build --locked --release --workspace --all-features --bench "$name" --bin dynamo-sql --bin dynamo-ballista
   runner=(cargo bench --workspace --all-features --locked --bench "$name" --)
 else
-  cargo build --locked --workspace --all-features --bench "$name" --bin dynamo-sql
+  cargo build --locked --workspace --all-features --bench "$name" --bin dynamo-sql --bin dynamo-ballista
   runner=(cargo test --workspace --all-features --locked --bench "$name" --)
 fi
 trap ddb_local_stop EXIT

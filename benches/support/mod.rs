@@ -67,16 +67,21 @@ impl Args {
 
 /// The `dynamo-sql` binary built beside the bench binaries.
 pub fn dynamo_sql_binary() -> Result<std::path::PathBuf, BoxError> {
+    built_binary("dynamo-sql")
+}
+
+/// The workspace binary `name` built beside the bench binaries.
+pub fn built_binary(name: &str) -> Result<std::path::PathBuf, BoxError> {
     let exe = std::env::current_exe()?;
     let dir = exe
         .parent()
         .and_then(|d| d.parent())
         .ok_or("no target directory")?;
-    let bin = dir.join("dynamo-sql");
+    let bin = dir.join(name);
     if bin.exists() {
         Ok(bin)
     } else {
-        Err(format!("{} not built: cargo build --bin dynamo-sql", bin.display()).into())
+        Err(format!("{} not built: cargo build --bin {name}", bin.display()).into())
     }
 }
 
