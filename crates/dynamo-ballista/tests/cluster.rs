@@ -153,7 +153,9 @@ async fn queries_through_the_cluster_answer_as_locally_on_both_executors() {
         vec!["--endpoint-url".to_string(), endpoints[i].clone()]
     })
     .await;
-    let local = SessionContext::new();
+    let local = SessionContext::new_with_config(
+        datafusion::prelude::SessionConfig::new().with_target_partitions(2),
+    );
     let cluster = session(&nodes).await;
     for (name, table, segments) in [("events", &events, 8), ("users", &users, 1)] {
         for ctx in [&local, &cluster] {
@@ -166,11 +168,47 @@ async fn queries_through_the_cluster_answer_as_locally_on_both_executors() {
                 .expect("register");
         }
     }
+    // 40 partition keys: 40 Queries. 3 × 45 keys: BatchGetItem chunks of 100.
+    let fan_out = format!(
+        "SELECT pk, count(*) FROM events WHERE pk IN ({}) GROUP BY pk",
+        (1..=40)
+            .map(|u| format!("'u{u}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let batch_get = format!(
+        "SELECT pk, sk, n FROM events WHERE pk IN ('u1', 'u2', 'u3') AND sk IN ({})",
+        (1..=45)
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for (sql, operation) in [(&fan_out, "Query"), (&batch_get, "BatchGetItem")] {
+        let explain = rows(
+            &local
+                .sql(&format!("EXPLAIN {sql}"))
+                .await
+                .expect("explain")
+                .collect()
+                .await
+                .expect("explain"),
+        )
+        .join("\n");
+        // The local session has 2 partitions (cores), the cluster's 16.
+        assert!(
+            explain.lines().any(
+                |l| l.contains(&format!("operation={operation}")) && l.contains("partitions=2")
+            ),
+            "{sql}: several {operation} partitions: {explain}"
+        );
+    }
     let queries = [
         "SELECT count(*), sum(n) FROM events",
         "SELECT n, count(*) FROM events GROUP BY n",
         "SELECT sk, n FROM events WHERE pk = 'u7'",
         "SELECT body FROM events WHERE pk = 'u7' AND sk = 507",
+        &fan_out,
+        &batch_get,
         "SELECT u.country, count(*) FROM events e JOIN users u ON e.pk = u.pk GROUP BY u.country",
     ];
     for sql in queries {
