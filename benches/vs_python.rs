@@ -1,5 +1,5 @@
 //! `dynamo-sql` against what users do today (boto3 + pandas, pinned in
-//! `benches/python/requirements.txt`), same query, same DynamoDB Local table,
+//! `python/requirements.txt`), same query, same DynamoDB Local table,
 //! same run: `SELECT country, count(*), sum(amount) FROM t GROUP BY country`.
 //! Both answers are compared before any time is reported.
 //!

@@ -11,9 +11,9 @@ name="${1:?usage: scripts/bench.sh NAME [ARGS...]}"; shift
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/dynamo-connector/target}"
 export AWS_EC2_METADATA_DISABLED=true
 source scripts/lib/dynamodb-local.sh
-source scripts/lib/python-bench.sh
+source scripts/lib/python-env.sh
 ddb_local_install
-[ "$name" = "vs_python" ] && ensure_bench_python
+[ "$name" = "vs_python" ] && ensure_project_python
 if [ "${PROFILE:-test}" = "release" ]; then
   cargo build --locked --release --workspace --all-features --bench "$name" --bin dynamo-sql --bin dynamo-ballista
   runner=(cargo bench --workspace --all-features --locked --bench "$name" --)

@@ -11,9 +11,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/dynamo-connector/targe
 export AWS_EC2_METADATA_DISABLED=true
 
 source scripts/lib/dynamodb-local.sh
-source scripts/lib/python-bench.sh
+source scripts/lib/python-env.sh
 ddb_local_install
-ensure_bench_python
+ensure_project_python
 
 # Build before starting the server so it does not sit idle through compilation.
 cargo build --workspace --all-features --all-targets --locked

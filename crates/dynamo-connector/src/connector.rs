@@ -10,7 +10,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::config::Dialect;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::context::SQLOptions;
-use datafusion::prelude::SessionConfig;
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use dynamo_datafusion::{
     ReadStats, ResultSink, RunOptions, SchemaCache, TableOptions, dynamo_session_with_cache,
     run_statement,
@@ -58,6 +58,31 @@ impl Connector {
     pub fn with_schema_store(mut self, schemas: Arc<dyn SchemaStore>) -> Self {
         self.schemas = Some(schemas);
         self
+    }
+
+    /// The SQL session of an authenticated session token: its client's
+    /// tables, read-only, with the client's stored schemas — what the `sql`
+    /// operation runs in, for other front ends (Arrow Flight SQL).
+    ///
+    /// ```no_run
+    /// # async fn demo(connector: dynamo_connector::Connector) -> dynamo_connector::Result<()> {
+    /// let session = connector.sql_session(Some("session-token")).await?;
+    /// let frame = session.plan("SELECT count(*) FROM UserEngagement").await?;
+    /// println!("{}", frame.schema());
+    /// # Ok(()) }
+    /// ```
+    pub async fn sql_session(&self, session_token: Option<&str>) -> Result<SqlSession> {
+        let resolved = self.resolver.resolve(session_token).await?;
+        let cache = self
+            .schemas
+            .as_ref()
+            .map(|s| s.schema_cache(&resolved.client_id));
+        let ctx = sql_context(&resolved.client, cache).await?;
+        Ok(SqlSession {
+            client_id: resolved.client_id,
+            user: resolved.user,
+            ctx,
+        })
     }
 
     /// Handles one request: session first, then validation, then DynamoDB.
@@ -111,32 +136,77 @@ async fn run(
     }
 }
 
-async fn run_sql(
+/// An authenticated session's SQL: its client's tables, read-only (see
+/// [`Connector::sql_session`]).
+pub struct SqlSession {
+    /// The session's client (tenant).
+    pub client_id: String,
+    /// The session's user, if the session names one.
+    pub user: Option<String>,
+    ctx: SessionContext,
+}
+
+impl std::fmt::Debug for SqlSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlSession")
+            .field("client_id", &self.client_id)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqlSession {
+    /// The DataFusion session (the client's tables in `dynamodb.public`).
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// `sql` planned as a read: DDL, DML and `SET` are refused, as the
+    /// `sql` operation refuses them.
+    pub async fn plan(&self, sql: &str) -> Result<DataFrame> {
+        self.ctx
+            .sql_with_options(sql, read_only())
+            .await
+            .map_err(sql_error)
+    }
+}
+
+/// Reads only: no DDL, no DML, no SET.
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+/// A session over `client`'s tables, with its stored schemas.
+async fn sql_context(
     client: &Client,
-    sql: &str,
-    limits: Limits,
     cache: Option<Arc<dyn SchemaCache>>,
-) -> Result<Value> {
-    let ctx = dynamo_session_with_cache(
+) -> Result<SessionContext> {
+    dynamo_session_with_cache(
         client.clone(),
         SessionConfig::new(),
         TableOptions::default(),
         cache,
     )
     .await
-    .map_err(sql_error)?;
+    .map_err(sql_error)
+}
+
+async fn run_sql(
+    client: &Client,
+    sql: &str,
+    limits: Limits,
+    cache: Option<Arc<dyn SchemaCache>>,
+) -> Result<Value> {
+    let ctx = sql_context(client, cache).await?;
     let statement = ctx
         .state()
         .sql_to_statement(sql, &Dialect::Generic)
         .map_err(sql_error)?;
     let options = RunOptions {
-        // Reads only: no DDL, no DML, no SET.
-        sql_options: Some(
-            SQLOptions::new()
-                .with_allow_ddl(false)
-                .with_allow_dml(false)
-                .with_allow_statements(false),
-        ),
+        sql_options: Some(read_only()),
         ..RunOptions::default()
     };
     let mut sink = JsonSink {

@@ -18,6 +18,7 @@ mod connector;
 mod crypto;
 mod dynamo_json;
 mod error;
+pub mod flight;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -28,7 +29,7 @@ mod secret;
 mod store;
 mod tenant;
 
-pub use connector::Connector;
+pub use connector::{Connector, SqlSession};
 pub use crypto::{Sealed, open as open_sealed, seal};
 pub use dynamo_json::{from_dynamo_json, item_from_json, item_to_json, to_dynamo_json};
 pub use error::{ConnectorError, ErrorCode, Result};

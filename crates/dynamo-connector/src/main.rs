@@ -7,7 +7,7 @@
 //! dynamo-connector admin --store PATH session issue CLIENT [--user U] [--ttl SECONDS]
 //! dynamo-connector admin --store PATH rotate-key --new-key-file F
 //! dynamo-connector run --store PATH --session TOKEN [--request FILE]
-//! dynamo-connector serve --store PATH --listen 127.0.0.1:PORT
+//! dynamo-connector serve --store PATH [--listen 127.0.0.1:PORT] [--flight-listen 127.0.0.1:PORT]
 //! ```
 //!
 //! The master key comes from `DYNAMO_CONNECTOR_MASTER_KEY` (base64 of 32 bytes)
@@ -57,14 +57,18 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         request: Option<PathBuf>,
     },
-    /// Serve POST /v1/connectors/dynamo and GET /healthz over HTTP.
+    /// Serve POST /v1/connectors/dynamo and GET /healthz over HTTP, and/or
+    /// Arrow Flight SQL.
     Serve {
         /// SQLite store file.
         #[arg(long, value_name = "PATH")]
         store: PathBuf,
-        /// Address to listen on.
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
-        listen: String,
+        /// HTTP address (default 127.0.0.1:8080 unless only --flight-listen is given).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Arrow Flight SQL address (gRPC); none when absent.
+        #[arg(long, value_name = "ADDR")]
+        flight_listen: Option<String>,
     },
 }
 
@@ -264,23 +268,83 @@ async fn run(cli: Cli) -> Result<(), ConnectorError> {
             println!("{response}");
             Ok(())
         }
-        Command::Serve { store, listen } => {
+        Command::Serve {
+            store,
+            listen,
+            flight_listen,
+        } => {
             let connector = Arc::new(connector(&store, key_file)?);
-            let listener = tokio::net::TcpListener::bind(&listen)
-                .await
-                .map_err(|e| ConnectorError::internal(format!("cannot listen on {listen}: {e}")))?;
-            let addr = listener
-                .local_addr()
-                .map(|a| a.to_string())
-                .unwrap_or(listen);
-            log::info!("listening on http://{addr}");
-            dynamo_connector::http::serve(connector, listener, shutdown_signal())
-                .await
-                .map_err(|e| ConnectorError::internal(format!("server: {e}")))?;
+            let http = match (listen, &flight_listen) {
+                (Some(addr), _) => Some(addr),
+                (None, None) => Some("127.0.0.1:8080".to_string()),
+                (None, Some(_)) => None,
+            };
+            // One shutdown signal, seen by both servers.
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let until_stopped = move || {
+                let mut stopped = stopped.clone();
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                }
+            };
+            let mut servers = tokio::task::JoinSet::new();
+            if let Some(addr) = http {
+                let listener = bind(&addr).await?;
+                log::info!("listening on http://{}", local(&listener, &addr));
+                let (connector, shutdown) = (Arc::clone(&connector), until_stopped());
+                servers.spawn(async move {
+                    dynamo_connector::http::serve(connector, listener, shutdown)
+                        .await
+                        .map_err(|e| ConnectorError::internal(format!("HTTP server: {e}")))
+                });
+            }
+            if let Some(addr) = flight_listen {
+                let listener = bind(&addr).await?;
+                log::info!("Flight SQL on grpc://{}", local(&listener, &addr));
+                let (connector, shutdown) = (Arc::clone(&connector), until_stopped());
+                servers.spawn(async move {
+                    dynamo_connector::flight::serve(connector, listener, shutdown)
+                        .await
+                        .map_err(|e| ConnectorError::internal(format!("Flight SQL server: {e}")))
+                });
+            }
+            // The signal, or the first server to fail, stops both; each
+            // finishes its in-flight requests.
+            let mut outcome = Ok(());
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                Some(joined) = servers.join_next() => outcome = server_outcome(joined),
+            }
+            let _ = stop.send(true);
+            while let Some(joined) = servers.join_next().await {
+                if outcome.is_ok() {
+                    outcome = server_outcome(joined);
+                }
+            }
             log::info!("shut down");
-            Ok(())
+            outcome
         }
     }
+}
+
+/// What a server task ended with.
+fn server_outcome(
+    joined: Result<Result<(), ConnectorError>, tokio::task::JoinError>,
+) -> Result<(), ConnectorError> {
+    joined.map_err(|e| ConnectorError::internal(format!("server task: {e}")))?
+}
+
+async fn bind(addr: &str) -> Result<tokio::net::TcpListener, ConnectorError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ConnectorError::internal(format!("cannot listen on {addr}: {e}")))
+}
+
+fn local(listener: &tokio::net::TcpListener, asked: &str) -> String {
+    listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| asked.to_string())
 }
 
 /// Ctrl-C or SIGTERM.

@@ -5,6 +5,7 @@
 
 mod catalogue;
 mod fixture;
+mod flight;
 mod http;
 mod reads;
 mod sql;

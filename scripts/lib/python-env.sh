@@ -1,13 +1,15 @@
 # shellcheck shell=bash
-# A virtual environment with the pinned Python packages of benches/python (boto3,
-# pandas), for the comparison bench. Source this, then: ensure_bench_python
-# (exports BENCH_PYTHON).
+# The project's Python environment: a virtual environment with the pinned
+# packages of python/requirements.txt — boto3 and pandas for the comparison
+# bench, pyarrow and the ADBC Flight SQL driver for the Flight SQL tests.
+# Source this, then: ensure_project_python (exports PROJECT_PYTHON, and
+# BENCH_PYTHON for the benches).
 
-ensure_bench_python() {
+ensure_project_python() {
   local root venv req stamp
   root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-  venv="$root/.bench-venv"
-  req="$root/benches/python/requirements.txt"
+  venv="$root/.venv"
+  req="$root/python/requirements.txt"
   stamp="$venv/.requirements"
   if ! command -v python3 >/dev/null 2>&1; then
     echo "python3 not found" >&2; return 1
@@ -18,5 +20,6 @@ ensure_bench_python() {
   if ! cmp -s "$req" "$stamp"; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req" && cp "$req" "$stamp"
   fi
-  export BENCH_PYTHON="$venv/bin/python"
+  export PROJECT_PYTHON="$venv/bin/python"
+  export BENCH_PYTHON="$PROJECT_PYTHON"
 }

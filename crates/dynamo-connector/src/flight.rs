@@ -1,0 +1,606 @@
+//! Arrow Flight SQL: the connector's `sql` operation for Arrow-native
+//! clients (ADBC, JDBC/ODBC Flight SQL drivers, BI tools).
+//!
+//! Every call authenticates with `authorization: Bearer <session token>`,
+//! resolved exactly as the HTTP path resolves it (session → client →
+//! service → decrypted credentials), so a session sees only its client's
+//! tables. Statements are read-only; results stream batch by batch from
+//! DataFusion to the wire, never through JSON and never whole in memory.
+//!
+//! - `CommandStatementQuery`: `GetFlightInfo` plans the SQL (its schema) and
+//!   returns one ticket; `DoGet` with that ticket plans it again for the
+//!   caller's session and streams the batches. Tickets and prepared
+//!   statement handles carry the SQL text only, never a credential or a
+//!   session: whoever presents one runs it as themselves.
+//! - Metadata: `GetSqlInfo`, `GetCatalogs`, `GetDbSchemas`, `GetTables`
+//!   (with table schemas on request), `GetTableTypes`.
+//! - Prepared statements without parameters (create, execute, close).
+//!
+//! Errors carry the connector's code and message (never a secret) in the
+//! gRPC status: `unauthenticated` → `UNAUTHENTICATED`, `table_not_found` →
+//! `NOT_FOUND`, `access_denied` → `PERMISSION_DENIED`, `throttled` →
+//! `RESOURCE_EXHAUSTED`, `invalid_request` → `INVALID_ARGUMENT`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, LazyLock};
+
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
+use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::{
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, CommandGetCatalogs, CommandGetDbSchemas,
+    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery,
+    CommandStatementQuery, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
+    TicketStatementQuery,
+};
+use arrow_flight::{
+    Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
+    IpcMessage, SchemaAsIpc, Ticket,
+};
+use datafusion::arrow::datatypes::Schema;
+use datafusion::arrow::ipc::writer::IpcWriteOptions;
+use datafusion::arrow::record_batch::RecordBatch;
+use futures::{Stream, TryStreamExt, stream};
+use prost::Message as _;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::connector::{Connector, SqlSession};
+use crate::error::{ConnectorError, ErrorCode, sql_error};
+
+/// The first bytes of every ticket and prepared-statement handle this
+/// service issues; the SQL text follows.
+const HANDLE_PREFIX: &[u8] = b"dynamo-connector/sql/1\n";
+
+/// Table type of the client's DynamoDB tables.
+const TABLE: &str = "TABLE";
+/// Table type of `information_schema`'s tables.
+const VIEW: &str = "VIEW";
+
+static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
+    let mut b = SqlInfoDataBuilder::new();
+    b.append(SqlInfo::FlightSqlServerName, "dynamo-connector");
+    b.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
+    // The Arrow columnar format version (Schema.fbs).
+    b.append(SqlInfo::FlightSqlServerArrowVersion, "1.3");
+    b.append(SqlInfo::FlightSqlServerReadOnly, true);
+    b.append(SqlInfo::FlightSqlServerSql, true);
+    b.append(SqlInfo::FlightSqlServerSubstrait, false);
+    b.append(SqlInfo::FlightSqlServerTransaction, 0i32);
+    b.append(SqlInfo::FlightSqlServerCancel, false);
+    b.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
+    // `SqlInfoData` fails only for a value of the wrong type: none above.
+    b.build().expect("static SQL info")
+});
+
+/// The Flight SQL service of a [`Connector`].
+///
+/// ```no_run
+/// # async fn demo(connector: dynamo_connector::Connector) -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:50060").await?;
+/// dynamo_connector::flight::serve(Arc::new(connector), listener, std::future::pending()).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct DynamoFlightSql {
+    connector: Arc<Connector>,
+}
+
+impl std::fmt::Debug for DynamoFlightSql {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamoFlightSql").finish_non_exhaustive()
+    }
+}
+
+/// Serves Flight SQL on `listener` until `shutdown` completes.
+pub async fn serve(
+    connector: Arc<Connector>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    tonic::transport::Server::builder()
+        .add_service(DynamoFlightSql::new(connector).into_server())
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}
+
+/// The gRPC status of a connector error: its code and message.
+pub fn status_of(e: &ConnectorError) -> Status {
+    let message = e.to_string();
+    match e.code {
+        ErrorCode::Unauthenticated => Status::unauthenticated(message),
+        ErrorCode::TableNotFound => Status::not_found(message),
+        ErrorCode::AccessDenied => Status::permission_denied(message),
+        ErrorCode::Throttled => Status::resource_exhausted(message),
+        ErrorCode::InvalidRequest => Status::invalid_argument(message),
+        ErrorCode::ServiceNotConfigured | ErrorCode::CredentialsNotFound => {
+            Status::failed_precondition(message)
+        }
+        ErrorCode::DynamodbError => Status::unavailable(message),
+        ErrorCode::CredentialsUnreadable | ErrorCode::Internal => Status::internal(message),
+    }
+}
+
+fn status(e: ConnectorError) -> Status {
+    status_of(&e)
+}
+
+/// The session token of `authorization: Bearer <token>`.
+fn bearer(metadata: &MetadataMap) -> Option<&str> {
+    let value = metadata.get("authorization")?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// A handle carrying `sql`.
+fn handle_of(sql: &str) -> Vec<u8> {
+    [HANDLE_PREFIX, sql.as_bytes()].concat()
+}
+
+/// The SQL of a handle this service issued.
+fn sql_of(handle: &[u8]) -> Result<&str, Status> {
+    handle
+        .strip_prefix(HANDLE_PREFIX)
+        .and_then(|sql| std::str::from_utf8(sql).ok())
+        .ok_or_else(|| {
+            status(ConnectorError::invalid(
+                "not a statement handle of this service: run the statement again",
+            ))
+        })
+}
+
+type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send>>;
+
+/// Encodes `batches` (all of `schema`) as a Flight data stream.
+fn flight_stream(
+    schema: Arc<Schema>,
+    batches: impl Stream<Item = Result<RecordBatch, FlightError>> + Send + 'static,
+) -> Response<DoGetStream> {
+    let stream = FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(batches)
+        .map_err(Status::from);
+    Response::new(Box::pin(stream))
+}
+
+/// One batch as a Flight data stream.
+fn one_batch(batch: Result<RecordBatch, FlightError>) -> Response<DoGetStream> {
+    let schema = match &batch {
+        Ok(b) => b.schema(),
+        Err(_) => Arc::new(Schema::empty()),
+    };
+    flight_stream(schema, stream::once(async { batch }))
+}
+
+/// A FlightInfo of `schema` with one endpoint whose ticket is `ticket`.
+fn flight_info(
+    schema: &Schema,
+    ticket: Vec<u8>,
+    descriptor: FlightDescriptor,
+) -> Result<Response<FlightInfo>, Status> {
+    let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(ticket));
+    let info = FlightInfo::new()
+        .try_with_schema(schema)
+        .map_err(|e| Status::internal(format!("encoding a schema: {e}")))?
+        .with_endpoint(endpoint)
+        .with_descriptor(descriptor);
+    Ok(Response::new(info))
+}
+
+impl DynamoFlightSql {
+    /// The service of `connector`.
+    pub fn new(connector: Arc<Connector>) -> Self {
+        Self { connector }
+    }
+
+    /// The gRPC service, to add to a tonic server.
+    pub fn into_server(self) -> FlightServiceServer<Self> {
+        FlightServiceServer::new(self)
+    }
+
+    /// The caller's SQL session.
+    async fn session(&self, metadata: &MetadataMap) -> Result<SqlSession, Status> {
+        let session = self
+            .connector
+            .sql_session(bearer(metadata))
+            .await
+            .map_err(status)?;
+        log::info!(
+            "client '{}'{}: flight sql",
+            session.client_id,
+            session
+                .user
+                .as_deref()
+                .map(|u| format!(" user '{u}'"))
+                .unwrap_or_default()
+        );
+        Ok(session)
+    }
+
+    /// The output schema of `sql` in the caller's session.
+    async fn schema_of(&self, metadata: &MetadataMap, sql: &str) -> Result<Schema, Status> {
+        let session = self.session(metadata).await?;
+        let frame = session.plan(sql).await.map_err(status)?;
+        Ok(frame.schema().as_arrow().clone())
+    }
+
+    /// Runs `sql` in the caller's session, streaming its batches.
+    async fn run(
+        &self,
+        metadata: &MetadataMap,
+        sql: &str,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let session = self.session(metadata).await?;
+        let client = session.client_id.clone();
+        let frame = session.plan(sql).await.map_err(status)?;
+        let schema = Arc::new(frame.schema().as_arrow().clone());
+        let batches = frame
+            .execute_stream()
+            .await
+            .map_err(|e| status(sql_error(e)))?;
+        let batches = batches.map_err(move |e| {
+            let e = sql_error(e);
+            log::warn!("client '{client}': {e}");
+            FlightError::Tonic(Box::new(status(e)))
+        });
+        Ok(flight_stream(schema, batches))
+    }
+
+    /// Every (catalog, schema, table, type) of the caller's session that
+    /// `keep` admits, with the table's schema when `with_schema`.
+    async fn tables(
+        &self,
+        session: &SqlSession,
+        with_schema: bool,
+    ) -> Result<Vec<(String, String, String, &'static str, Schema)>, Status> {
+        let ctx = session.context();
+        let mut out = Vec::new();
+        for catalog_name in ctx.catalog_names() {
+            let Some(catalog) = ctx.catalog(&catalog_name) else {
+                continue;
+            };
+            for schema_name in catalog.schema_names() {
+                let Some(schema) = catalog.schema(&schema_name) else {
+                    continue;
+                };
+                let kind = if schema_name == "information_schema" {
+                    VIEW
+                } else {
+                    TABLE
+                };
+                for table in schema.table_names() {
+                    let table_schema = if with_schema {
+                        match schema.table(&table).await {
+                            Ok(Some(provider)) => provider.schema().as_ref().clone(),
+                            Ok(None) => continue,
+                            Err(e) => return Err(status(sql_error(e))),
+                        }
+                    } else {
+                        Schema::empty()
+                    };
+                    out.push((
+                        catalog_name.clone(),
+                        schema_name.clone(),
+                        table,
+                        kind,
+                        table_schema,
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[tonic::async_trait]
+impl FlightSqlService for DynamoFlightSql {
+    type FlightService = DynamoFlightSql;
+
+    /// Checks the bearer token and hands it back: clients that handshake
+    /// first then send it on every call.
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<
+        Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
+        Status,
+    > {
+        let token = bearer(request.metadata())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                status(ConnectorError::new(
+                    ErrorCode::Unauthenticated,
+                    "no session: send 'authorization: Bearer <session token>'",
+                ))
+            })?;
+        self.connector
+            .sql_session(Some(&token))
+            .await
+            .map_err(status)?;
+        let answer = HandshakeResponse {
+            protocol_version: 0,
+            payload: Default::default(),
+        };
+        let mut response: Response<
+            Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>,
+        > = Response::new(Box::pin(stream::once(async { Ok(answer) })));
+        if let Ok(value) = format!("Bearer {token}").parse() {
+            response.metadata_mut().insert("authorization", value);
+        }
+        Ok(response)
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = self.schema_of(request.metadata(), &query.query).await?;
+        let ticket = TicketStatementQuery {
+            statement_handle: handle_of(&query.query).into(),
+        };
+        flight_info(
+            &schema,
+            ticket.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let sql = sql_of(&ticket.statement_handle)?;
+        self.run(request.metadata(), sql).await
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let sql = sql_of(&query.prepared_statement_handle)?;
+        let schema = self.schema_of(request.metadata(), sql).await?;
+        flight_info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let sql = sql_of(&query.prepared_statement_handle)?;
+        self.run(request.metadata(), sql).await
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        _query: CommandPreparedStatementQuery,
+        _request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        Err(status(ConnectorError::invalid(
+            "statement parameters are not supported: write the values into the SQL",
+        )))
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let schema = self.schema_of(request.metadata(), &query.query).await?;
+        let IpcMessage(dataset_schema) = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
+            .try_into()
+            .map_err(|e: datafusion::arrow::error::ArrowError| {
+                Status::internal(format!("encoding a schema: {e}"))
+            })?;
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: handle_of(&query.query).into(),
+            dataset_schema,
+            parameter_schema: Default::default(),
+        })
+    }
+
+    /// Handles hold no server state: nothing to release.
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        _request: Request<Action>,
+    ) -> Result<(), Status> {
+        sql_of(&query.prepared_statement_handle).map(|_| ())
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.session(request.metadata()).await?;
+        let schema = query.clone().into_builder(&SQL_INFO).schema();
+        flight_info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.session(request.metadata()).await?;
+        Ok(one_batch(query.into_builder(&SQL_INFO).build()))
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.session(request.metadata()).await?;
+        let schema = query.into_builder().schema();
+        flight_info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let session = self.session(request.metadata()).await?;
+        let mut builder = query.into_builder();
+        for name in session.context().catalog_names() {
+            builder.append(name);
+        }
+        Ok(one_batch(builder.build()))
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.session(request.metadata()).await?;
+        let schema = query.clone().into_builder().schema();
+        flight_info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let session = self.session(request.metadata()).await?;
+        let ctx = session.context();
+        let mut builder = query.into_builder();
+        for catalog_name in ctx.catalog_names() {
+            if let Some(catalog) = ctx.catalog(&catalog_name) {
+                for schema_name in catalog.schema_names() {
+                    builder.append(&catalog_name, schema_name);
+                }
+            }
+        }
+        Ok(one_batch(builder.build()))
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.session(request.metadata()).await?;
+        let schema = query.clone().into_builder().schema();
+        flight_info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
+    /// Table schemas, when asked for, are the tables' schemas as queries
+    /// see them (inferred from a sample, or the stored ones).
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let session = self.session(request.metadata()).await?;
+        let with_schema = query.include_schema;
+        let mut builder = query.into_builder();
+        for (catalog, schema, table, kind, table_schema) in
+            self.tables(&session, with_schema).await?
+        {
+            builder
+                .append(catalog, schema, table, kind, &table_schema)
+                .map_err(|e| Status::internal(format!("listing tables: {e}")))?;
+        }
+        Ok(one_batch(builder.build()))
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.session(request.metadata()).await?;
+        let schema = query.into_builder().schema();
+        flight_info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.session(request.metadata()).await?;
+        let mut builder = query.into_builder();
+        builder.append(TABLE);
+        builder.append(VIEW);
+        Ok(one_batch(builder.build()))
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_carry_the_sql_and_nothing_else() {
+        let sql = "SELECT * FROM \"Orders\" WHERE pk = 'é'";
+        let handle = handle_of(sql);
+        assert_eq!(sql_of(&handle).expect("ours"), sql);
+        let err = sql_of(b"SELECT 1").expect_err("not ours");
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    }
+
+    #[test]
+    fn connector_errors_keep_their_code_and_message() {
+        for (code, grpc) in [
+            (ErrorCode::Unauthenticated, tonic::Code::Unauthenticated),
+            (ErrorCode::TableNotFound, tonic::Code::NotFound),
+            (ErrorCode::AccessDenied, tonic::Code::PermissionDenied),
+            (ErrorCode::Throttled, tonic::Code::ResourceExhausted),
+            (ErrorCode::InvalidRequest, tonic::Code::InvalidArgument),
+        ] {
+            let s = status_of(&ConnectorError::new(code, "what happened"));
+            assert_eq!(s.code(), grpc);
+            assert_eq!(s.message(), format!("{}: what happened", code.as_str()));
+        }
+    }
+
+    #[test]
+    fn the_bearer_token_is_read_from_the_authorization_header() {
+        let mut m = MetadataMap::new();
+        assert_eq!(bearer(&m), None);
+        m.insert("authorization", "Bearer abc".parse().expect("value"));
+        assert_eq!(bearer(&m), Some("abc"));
+        m.insert("authorization", "Basic abc".parse().expect("value"));
+        assert_eq!(bearer(&m), None);
+    }
+}

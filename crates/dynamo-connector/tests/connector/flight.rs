@@ -1,0 +1,180 @@
+//! Arrow Flight SQL through a client nobody here wrote — the ADBC Flight SQL
+//! driver, run by the project's Python (pinned in `python/requirements.txt`)
+//! as a process — against the HTTP path's answers.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType as T};
+use dynamo_testkit::{TableSpec, local_client_as};
+use serde_json::{Value, json};
+
+use crate::fixture::*;
+
+/// The project's Python (scripts/test.sh sets `PROJECT_PYTHON`).
+fn python() -> String {
+    std::env::var("PROJECT_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "PROJECT_PYTHON is not set: run scripts/test.sh, or \
+             `source scripts/lib/python-env.sh && ensure_project_python` first"
+        )
+    })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// `serve` with HTTP and Flight SQL: (child, HTTP address, Flight address).
+fn start_both(f: &Fixture) -> (Child, String, String) {
+    let (http_addr, flight_addr) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let mut child = bin()
+        .env("DYNAMO_CONNECTOR_LOG", "debug")
+        .arg("--master-key-file")
+        .arg(&f.key_file)
+        .args(["serve", "--store"])
+        .arg(&f.store)
+        .args(["--listen", &http_addr, "--flight-listen", &flight_addr])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if http(&http_addr, "GET", "/healthz", None, b"").0 == 200
+            && std::net::TcpStream::connect(&flight_addr).is_ok()
+        {
+            return (child, http_addr, flight_addr);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("serve did not start both listeners");
+}
+
+/// The HTTP `sql` answer as rows of values in column order.
+fn http_rows(addr: &str, token: &str, sql: &str) -> Value {
+    let body = json!({"inputs": {"operation": "sql", "sql": sql}}).to_string();
+    let (status, text) = post_connector(addr, Some(token), body.as_bytes());
+    assert_eq!(status, 200, "{sql}: {text}");
+    let v: Value = serde_json::from_str(&text).expect("JSON");
+    let columns: Vec<&str> = v["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .map(|c| c["name"].as_str().expect("name"))
+        .collect();
+    let rows: Vec<Value> = v["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| Value::Array(columns.iter().map(|c| item[*c].clone()).collect()))
+        .collect();
+    json!({"columns": columns, "rows": rows})
+}
+
+// Multi-threaded: the client process runs while the test waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adbc_over_flight_sql_answers_as_http_and_keeps_tenants_apart() {
+    let f = fixture().await;
+    // A table only Acme has.
+    let acme = local_client_as(&f.acme_key, "us-east-1")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _ = dynamo_testkit::delete_table(&acme, "AcmeOnly").await;
+    TableSpec::new("AcmeOnly", "id", T::S)
+        .create_with(
+            &acme,
+            vec![HashMap::from([("id".to_string(), AV::S("a".into()))])],
+        )
+        .await
+        .expect("AcmeOnly");
+    let (mut server, http_addr, flight_addr) = start_both(&f);
+    let queries = [
+        "SELECT userId, count(*) AS n, CAST(sum(engagementScore) AS BIGINT) AS total \
+         FROM UserEngagement GROUP BY userId ORDER BY userId",
+        "SELECT userId, eventTime, CAST(engagementScore AS BIGINT) AS score \
+         FROM UserEngagement WHERE userId = '123456' ORDER BY eventTime",
+        "SELECT count(*) AS n FROM UserEngagement WHERE engagementScore > 50",
+    ];
+    let spec = json!({
+        "sessions": {"acme": f.acme_session, "globex": f.globex_session},
+        "queries": queries,
+        "bad_token": "not-a-session",
+        "errors": [
+            [f.acme_session, "SELECT * FROM NoSuchTable"],
+            [f.acme_session, "DROP TABLE UserEngagement"],
+            [f.globex_session, "SELECT * FROM AcmeOnly"],
+        ],
+    });
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/flight/adbc_client.py");
+    let out = Command::new(python())
+        .arg(&script)
+        .arg(format!("grpc://{flight_addr}"))
+        .arg(spec.to_string())
+        .output()
+        .expect("the ADBC client runs");
+    let printed = text(&out);
+    assert!(out.status.success(), "ADBC client failed:\n{printed}");
+    let got: Value = serde_json::from_slice(&out.stdout).expect("client prints JSON");
+
+    for (name, token) in [("acme", &f.acme_session), ("globex", &f.globex_session)] {
+        let session = &got["sessions"][name];
+        for (i, sql) in queries.iter().enumerate() {
+            let want = http_rows(&http_addr, token, sql);
+            assert!(
+                !want["rows"].as_array().expect("rows").is_empty(),
+                "{sql}: the test needs rows"
+            );
+            assert_eq!(session["queries"][i], want, "{name}: {sql}");
+        }
+    }
+    // Each session lists its own tables, and only those.
+    let listed = |name: &str| got["sessions"][name]["tables"].clone();
+    let table = |t: &str| json!(["datafusion", "public", t, "TABLE"]);
+    assert_eq!(
+        listed("acme"),
+        json!([table("AcmeOnly"), table("UserEngagement")])
+    );
+    assert_eq!(listed("globex"), json!([table("UserEngagement")]));
+
+    let status = |v: &Value| v["status"].as_str().unwrap_or_default().to_string();
+    assert!(
+        status(&got["bad_token"]).contains("UNAUTHENTICATED"),
+        "{}",
+        got["bad_token"]
+    );
+    assert!(
+        got["bad_token"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("unauthenticated")
+    );
+    let errors = got["errors"].as_array().expect("errors");
+    assert!(status(&errors[0]).contains("NOT_FOUND"), "{}", errors[0]);
+    assert!(
+        status(&errors[1]).contains("INVALID_ARGUMENT"),
+        "{}",
+        errors[1]
+    );
+    assert!(
+        status(&errors[2]).contains("NOT_FOUND"),
+        "Globex cannot read Acme's table: {}",
+        errors[2]
+    );
+
+    let _ = server.kill();
+    let served = server.wait_with_output().expect("server output");
+    assert_no_secret(&f, &printed);
+    assert_no_secret(&f, &text(&served));
+}
