@@ -15,10 +15,10 @@ source scripts/lib/python-env.sh
 ddb_local_install
 [ "$name" = "vs_python" ] && ensure_project_python
 if [ "${PROFILE:-test}" = "release" ]; then
-  cargo build --locked --release --workspace --all-features --bench "$name" --bin dynamo-sql --bin dynamo-ballista
+  cargo build --locked --release --workspace --all-features --bench "$name" --bin dynamo-sql --bin dynamo-ballista --bin dynamo-connector
   runner=(cargo bench --workspace --all-features --locked --bench "$name" --)
 else
-  cargo build --locked --workspace --all-features --bench "$name" --bin dynamo-sql --bin dynamo-ballista
+  cargo build --locked --workspace --all-features --bench "$name" --bin dynamo-sql --bin dynamo-ballista --bin dynamo-connector
   runner=(cargo test --workspace --all-features --locked --bench "$name" --)
 fi
 trap ddb_local_stop EXIT
