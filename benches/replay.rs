@@ -606,11 +606,12 @@ async fn cluster_table(items: usize, latencies: &[u64], runs: usize) -> Result<(
     let replay = Replay::start(items, 0)?;
     let sql = "SELECT country, count(*), sum(score) FROM t GROUP BY country";
     println!(
-        "\n#### `{sql}` over {items} items on a local Ballista cluster (executors of 2 tasks, \
-         16 partitions; median of {runs} runs after a warm-up)\n"
+        "\n#### `{sql}` over {items} items on a local Ballista cluster (16 partitions; \
+         median of {runs} runs after a warm-up)\n"
     );
     println!(
-        "| latency | one process | 1 executor | 2 executors | 2 ÷ 1 executor |\n|---|---|---|---|---|"
+        "| latency | one process | 1 executor × 2 tasks | 2 executors × 2 tasks | 2 ÷ 1 executor | \
+         1 executor × 8 tasks |\n|---|---|---|---|---|---|"
     );
     for &ms in latencies {
         let endpoint = format!("{}/{ms}", replay.endpoint);
@@ -619,8 +620,10 @@ async fn cluster_table(items: usize, latencies: &[u64], runs: usize) -> Result<(
         grouped_count(&local, sql).await?; // fills the server's page cache
         let alone = timed(runs, items, || grouped_count(&local, sql)).await?;
         let mut times = Vec::new();
-        for executors in [1, 2] {
-            let mut spec = ClusterSpec::new(&binary, executors, 2);
+        // (executors, tasks each): 1 vs 2 executors of as many tasks as
+        // cores, and 1 executor running more tasks than cores.
+        for (executors, tasks) in [(1, 2), (2, 2), (1, 8)] {
+            let mut spec = ClusterSpec::new(&binary, executors, tasks);
             spec.executor_args = vec![vec!["--endpoint-url".into(), endpoint.clone()]; executors];
             spec.env = [
                 ("AWS_ACCESS_KEY_ID", "replay"),
@@ -637,11 +640,12 @@ async fn cluster_table(items: usize, latencies: &[u64], runs: usize) -> Result<(
             times.push(timed(runs, items, || grouped_count(&ctx, sql)).await?);
         }
         println!(
-            "| {ms} ms | {:.2} s | {:.2} s | {:.2} s | {:.2}× |",
+            "| {ms} ms | {:.2} s | {:.2} s | {:.2} s | {:.2}× | {:.2} s |",
             alone.as_secs_f64(),
             times[0].as_secs_f64(),
             times[1].as_secs_f64(),
-            times[1].as_secs_f64() / times[0].as_secs_f64()
+            times[1].as_secs_f64() / times[0].as_secs_f64(),
+            times[2].as_secs_f64()
         );
     }
     Ok(())
