@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use dynamo_connector::{Credentials, DynamoService, MasterKey, SqliteStore};
 use futures::TryStreamExt;
-use support::{Args, BoxError, built_binary, dynamo_sql_binary, load_bench_table, median};
+use support::{Args, BoxError, built_binary, dynamo_sql_binary, load_bench_table, timed};
 
 /// The server process, killed on drop.
 struct Server(Child);
@@ -107,23 +107,6 @@ fn cli_rows(endpoint: &str, sql: &str) -> Result<usize, BoxError> {
         .filter(|b| **b == b'\n')
         .count()
         .saturating_sub(1))
-}
-
-async fn timed<F, Fut>(runs: usize, expected: usize, mut f: F) -> Result<Duration, BoxError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<usize, BoxError>>,
-{
-    let mut times = Vec::new();
-    for _ in 0..runs {
-        let start = Instant::now();
-        let n = f().await?;
-        times.push(start.elapsed());
-        if n != expected {
-            return Err(format!("{n} rows, expected {expected}").into());
-        }
-    }
-    Ok(median(times))
 }
 
 #[tokio::main]

@@ -51,7 +51,7 @@ use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use dynamo_datafusion::{DynamoExec, DynamoTableProvider};
 use serde_json::{Value, json};
-use support::{Args, BoxError, COUNTRIES, built_binary, median, pk};
+use support::{Args, BoxError, COUNTRIES, built_binary, median, pk, timed};
 
 const TABLE: &str = "replay";
 /// Bytes an item counts for, in the table's size and in the page limit
@@ -338,23 +338,6 @@ async fn run_sql(ctx: &SessionContext, sql: &str) -> Result<usize, BoxError> {
             .value(0) as usize);
     }
     Ok(batches.iter().map(|b| b.num_rows()).sum())
-}
-
-async fn timed<F, Fut>(runs: usize, expected: usize, mut f: F) -> Result<Duration, BoxError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<usize, BoxError>>,
-{
-    let mut times = Vec::new();
-    for _ in 0..runs {
-        let start = Instant::now();
-        let n = f().await?;
-        times.push(start.elapsed());
-        if n != expected {
-            return Err(format!("read {n} items, expected {expected}").into());
-        }
-    }
-    Ok(median(times))
 }
 
 /// Peak resident set size of this process, in KiB (Linux).

@@ -85,6 +85,25 @@ pub fn built_binary(name: &str) -> Result<std::path::PathBuf, BoxError> {
     }
 }
 
+/// Median time of `runs` calls of `f`, each checked to return `expected`
+/// (items or rows).
+pub async fn timed<F, Fut>(runs: usize, expected: usize, mut f: F) -> Result<Duration, BoxError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<usize, BoxError>>,
+{
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        let n = f().await?;
+        times.push(start.elapsed());
+        if n != expected {
+            return Err(format!("read {n} items, expected {expected}").into());
+        }
+    }
+    Ok(median(times))
+}
+
 /// Median of measured durations.
 pub fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();

@@ -223,6 +223,22 @@ impl DynamoFlightSql {
         Ok(session)
     }
 
+    /// The FlightInfo of a metadata command of `schema`, for an
+    /// authenticated caller: its ticket is the command itself.
+    async fn command_info(
+        &self,
+        request: Request<FlightDescriptor>,
+        schema: &Schema,
+        command: impl ProstMessageExt,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.session(request.metadata()).await?;
+        flight_info(
+            schema,
+            command.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
     /// The output schema of `sql` in the caller's session.
     async fn schema_of(&self, metadata: &MetadataMap, sql: &str) -> Result<Schema, Status> {
         let session = self.session(metadata).await?;
@@ -426,13 +442,8 @@ impl FlightSqlService for DynamoFlightSql {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.session(request.metadata()).await?;
         let schema = query.clone().into_builder(&SQL_INFO).schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(request, &schema, query).await
     }
 
     async fn do_get_sql_info(
@@ -449,13 +460,8 @@ impl FlightSqlService for DynamoFlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.session(request.metadata()).await?;
         let schema = query.into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(request, &schema, query).await
     }
 
     async fn do_get_catalogs(
@@ -476,13 +482,8 @@ impl FlightSqlService for DynamoFlightSql {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.session(request.metadata()).await?;
         let schema = query.clone().into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(request, &schema, query).await
     }
 
     async fn do_get_schemas(
@@ -508,13 +509,8 @@ impl FlightSqlService for DynamoFlightSql {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.session(request.metadata()).await?;
         let schema = query.clone().into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(request, &schema, query).await
     }
 
     /// Table schemas, when asked for, are the tables' schemas as queries
@@ -542,13 +538,8 @@ impl FlightSqlService for DynamoFlightSql {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.session(request.metadata()).await?;
         let schema = query.into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(request, &schema, query).await
     }
 
     async fn do_get_table_types(

@@ -289,6 +289,12 @@ pub fn http(
 }
 
 pub fn start_server(f: &Fixture) -> (Child, String) {
+    start_server_with(f, &[])
+}
+
+/// `serve` on a free HTTP port, with `extra` arguments; returns once
+/// `/healthz` answers: (child, HTTP address).
+pub fn start_server_with(f: &Fixture, extra: &[&str]) -> (Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -302,6 +308,7 @@ pub fn start_server(f: &Fixture) -> (Child, String) {
         .args(["serve", "--store"])
         .arg(&f.store)
         .args(["--listen", &addr])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

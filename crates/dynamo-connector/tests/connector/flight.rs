@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType as T};
@@ -33,33 +33,18 @@ fn free_port() -> u16 {
 
 /// `serve` with HTTP and Flight SQL: (child, HTTP address, Flight address).
 fn start_both(f: &Fixture) -> (Child, String, String) {
-    let (http_addr, flight_addr) = (
-        format!("127.0.0.1:{}", free_port()),
-        format!("127.0.0.1:{}", free_port()),
-    );
-    let mut child = bin()
-        .env("DYNAMO_CONNECTOR_LOG", "debug")
-        .arg("--master-key-file")
-        .arg(&f.key_file)
-        .args(["serve", "--store"])
-        .arg(&f.store)
-        .args(["--listen", &http_addr, "--flight-listen", &flight_addr])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve starts");
+    let flight_addr = format!("127.0.0.1:{}", free_port());
+    let (mut child, http_addr) = start_server_with(f, &["--flight-listen", &flight_addr]);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if http(&http_addr, "GET", "/healthz", None, b"").0 == 200
-            && std::net::TcpStream::connect(&flight_addr).is_ok()
-        {
-            return (child, http_addr, flight_addr);
+    while std::net::TcpStream::connect(&flight_addr).is_err() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve did not listen for Flight SQL on {flight_addr}");
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("serve did not start both listeners");
+    (child, http_addr, flight_addr)
 }
 
 /// The HTTP `sql` answer as rows of values in column order.
