@@ -29,9 +29,13 @@ async fn run(sql: &str) -> Result<(), BoxError> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(dynamo_connector::flight::serve(connector, listener, async {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(dynamo_connector::flight::serve(
+        connector,
+        listener,
+        async {
+            let _ = stopped.await;
+        },
+    ));
 
     // A client: any bearer token passes a ChainResolver.
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
