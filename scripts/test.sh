@@ -31,6 +31,9 @@ cargo test --workspace --all-features --doc --locked
 # dependencies compile once.
 BENCH_SMOKE=1 cargo test --workspace --all-features --locked --benches
 
+# The Python package (python/), staged from the build above, with pytest.
+PYTHONPATH="$(stage_python_package)" "$PROJECT_PYTHON" -m pytest -q python/tests
+
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-features --locked --no-fail-fast
 else

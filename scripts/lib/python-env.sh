@@ -23,3 +23,18 @@ ensure_project_python() {
   export PROJECT_PYTHON="$venv/bin/python"
   export BENCH_PYTHON="$PROJECT_PYTHON"
 }
+
+# The Python package as this checkout's debug build makes it, without a second
+# compile (maturin would build the one crate alone, and so DataFusion again):
+# python/dynamo_datafusion with the extension module the workspace build left
+# in $CARGO_TARGET_DIR/debug. Prints the directory to put on PYTHONPATH.
+stage_python_package() {
+  local root target stage
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+  target="${CARGO_TARGET_DIR:-$HOME/.cache/dynamo-connector/target}"
+  stage="$target/python-package"
+  rm -rf "$stage" && mkdir -p "$stage"
+  cp -r "$root/python/dynamo_datafusion" "$stage/"
+  cp "$target/debug/libdynamo_python.so" "$stage/dynamo_datafusion/_internal.abi3.so"
+  echo "$stage"
+}

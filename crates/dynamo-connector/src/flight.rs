@@ -268,8 +268,9 @@ impl DynamoFlightSql {
         Ok(flight_stream(schema, batches))
     }
 
-    /// Every (catalog, schema, table, type) of the caller's session that
-    /// `keep` admits, with the table's schema when `with_schema`.
+    /// Every (catalog, schema, table, type) of the caller's session, with
+    /// the table's schema when `with_schema` (the command's filters are
+    /// applied by its builder).
     async fn tables(
         &self,
         session: &SqlSession,

@@ -50,7 +50,11 @@ pub struct ExecLayout {
 }
 
 impl DynamoExec {
-    /// This node's parts, for another process to run it.
+    /// This node's parts, for another process to run it. A node reading
+    /// the partitions an input names ([`DynamoExec::with_partitions_input`])
+    /// has that input as its child: it travels as any child does in the
+    /// carrier's plan, and the receiver attaches it again with
+    /// [`DynamoExec::reading_partitions_from`].
     pub fn to_parts(&self) -> ExecParts {
         let (closed_maps, known_columns) = self.decoder.settings();
         ExecParts {

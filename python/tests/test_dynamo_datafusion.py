@@ -1,0 +1,115 @@
+"""dynamo_datafusion in datafusion-python, against DynamoDB Local."""
+
+import csv
+import io
+import os
+import subprocess
+
+import pytest
+from datafusion import SessionConfig, SessionContext
+
+from dynamo_datafusion import DynamoCatalog, DynamoTable
+
+REGION = "us-east-1"
+
+QUERIES = [
+    "SELECT count(*) AS n, sum(score) AS total FROM Events",
+    "SELECT kind, count(*) AS n, max(score) AS top FROM Events GROUP BY kind ORDER BY kind",
+    "SELECT eventTime, score FROM Events WHERE userId = 'u07' AND eventTime BETWEEN 1003 AND 1010 ORDER BY eventTime",
+    "SELECT userId, eventTime, kind FROM Events WHERE userId IN ('u01', 'u02') AND score > 30 ORDER BY userId, eventTime",
+]
+
+
+def session():
+    # DynamoDB names are case-sensitive, as in dynamo-sql.
+    return SessionContext(
+        SessionConfig().set("datafusion.sql_parser.enable_ident_normalization", "false")
+    )
+
+
+def rows(df):
+    """Rows as lists of strings, in result order."""
+    table = df.to_arrow_table()
+    return [[str(v) for v in row.values()] for row in table.to_pylist()]
+
+
+def dynamo_sql(endpoint, sql):
+    """dynamo-sql's answer (CSV) as lists of strings, header dropped."""
+    binary = os.path.join(
+        os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/dynamo-connector/target")),
+        "debug",
+        "dynamo-sql",
+    )
+    out = subprocess.run(
+        [binary, "--endpoint-url", endpoint, "--region", REGION, "--format", "csv", "-c", sql],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return list(csv.reader(io.StringIO(out.stdout)))[1:]
+
+
+def test_answers_equal_dynamo_sql(endpoint, events):
+    ctx = session()
+    ctx.register_table("events", DynamoTable(events, endpoint_url=endpoint, region=REGION))
+    for sql in QUERIES:
+        # Registered names are normalized by datafusion-python: `events`.
+        got = rows(ctx.sql(sql.replace("FROM Events", "FROM events")))
+        assert got, f"{sql}: the test needs rows"
+        assert got == dynamo_sql(endpoint, sql), sql
+
+
+def test_a_partition_key_query_is_a_query_not_a_scan(proxy, events):
+    ctx = session()
+    ctx.register_table("events", DynamoTable(events, endpoint_url=proxy.endpoint, region=REGION))
+    proxy.take()  # DescribeTable and the schema sample
+    got = rows(ctx.sql("SELECT count(*) FROM events WHERE userId = 'u03'"))
+    assert got == [["30"]]
+    counts = proxy.take()
+    assert counts.get("Query", 0) >= 1 and "Scan" not in counts, counts
+    got = rows(ctx.sql("SELECT score FROM events WHERE userId = 'u03' AND eventTime = 1004"))
+    assert got == [[str((3 * 7 + 4) % 100)]]
+    counts = proxy.take()
+    assert counts == {"GetItem": 1}, counts
+    # Without a key condition: a Scan, as it must.
+    rows(ctx.sql("SELECT count(*) FROM events WHERE score > 90"))
+    assert proxy.take().get("Scan", 0) >= 1
+
+
+def test_table_options_as_keyword_arguments(endpoint, events):
+    table = DynamoTable(events, endpoint_url=endpoint, region=REGION, segments=4, consistent_read=True)
+    ctx = session()
+    ctx.register_table("events", table)
+    assert rows(ctx.sql("SELECT count(*) FROM events")) == [["600"]]
+    assert "score: " in table.describe() and table.name == "Events"
+
+
+def test_errors_are_python_exceptions_with_the_providers_messages(endpoint, events):
+    with pytest.raises(RuntimeError, match="'NoSuchTable' does not exist"):
+        DynamoTable("NoSuchTable", endpoint_url=endpoint, region=REGION)
+    with pytest.raises(ValueError, match="invalid DynamoDB table option 'segmnts'"):
+        DynamoTable(events, endpoint_url=endpoint, region=REGION, segmnts=3)
+    with pytest.raises(ValueError, match="'read_capacity'"):
+        DynamoTable(events, endpoint_url=endpoint, region=REGION, read_capacity="lots")
+
+
+def test_a_catalog_of_every_table(endpoint, events):
+    catalog = DynamoCatalog(endpoint_url=endpoint, region=REGION)
+    assert events in catalog.table_names()
+    ctx = session()
+    ctx.register_catalog_provider("ddb", catalog)
+    assert rows(ctx.sql("SELECT count(*) FROM ddb.public.Events")) == [["600"]]
+    with pytest.raises(Exception, match="not found"):
+        ctx.sql("SELECT * FROM ddb.public.NoSuchTable").collect()
+
+
+def test_pandas_and_polars_round_trips(endpoint, events):
+    ctx = session()
+    ctx.register_table("events", DynamoTable(events, endpoint_url=endpoint, region=REGION))
+    sql = "SELECT userId, eventTime, score FROM events WHERE userId = 'u05' ORDER BY eventTime"
+    frame = ctx.sql(sql).to_pandas()
+    assert list(frame.columns) == ["userId", "eventTime", "score"]
+    assert len(frame) == 30 and frame["eventTime"].tolist() == list(range(1000, 1030))
+    polars_frame = ctx.sql(sql).to_polars()
+    assert polars_frame.columns == ["userId", "eventTime", "score"]
+    assert polars_frame["score"].to_list() == [int(s) for s in frame["score"].tolist()]
