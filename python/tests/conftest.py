@@ -4,6 +4,7 @@ a table of our own in a database of our own, a request-counting proxy."""
 import http.client
 import os
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
@@ -77,8 +78,9 @@ def events(endpoint):
 class CountingProxy:
     """Forwards every request to DynamoDB, counting them by operation."""
 
-    def __init__(self, upstream):
+    def __init__(self, upstream, delay=0.0):
         self.upstream = urlparse(upstream)
+        self.delay = delay
         self.counts = {}
         self.lock = threading.Lock()
         proxy = self
@@ -89,6 +91,7 @@ class CountingProxy:
                 op = self.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
                 with proxy.lock:
                     proxy.counts[op] = proxy.counts.get(op, 0) + 1
+                time.sleep(proxy.delay)
                 conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                 conn.request("POST", self.path, body=body, headers=headers)
@@ -126,5 +129,13 @@ class CountingProxy:
 @pytest.fixture
 def proxy(endpoint):
     p = CountingProxy(endpoint)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def slow_proxy(endpoint):
+    """A proxy that holds every request 50 ms."""
+    p = CountingProxy(endpoint, delay=0.05)
     yield p
     p.close()

@@ -1,9 +1,12 @@
 """dynamo_datafusion in datafusion-python, against DynamoDB Local."""
 
+import _thread
 import csv
 import io
 import os
 import subprocess
+import threading
+import time
 
 import pytest
 from datafusion import SessionConfig, SessionContext
@@ -113,3 +116,22 @@ def test_pandas_and_polars_round_trips(endpoint, events):
     polars_frame = ctx.sql(sql).to_polars()
     assert polars_frame.columns == ["userId", "eventTime", "score"]
     assert polars_frame["score"].to_list() == [int(s) for s in frame["score"].tolist()]
+
+
+def test_an_interrupt_stops_the_reads(slow_proxy, events):
+    # 1-item pages at 50 ms each: the scan would take ~30 s.
+    table = DynamoTable(events, endpoint_url=slow_proxy.endpoint, region=REGION, page_size=1, segments=1)
+    ctx = session()
+    ctx.register_table("events", table)
+    slow_proxy.take()
+    timer = threading.Timer(1.0, _thread.interrupt_main)
+    timer.start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        ctx.sql("SELECT count(*) FROM events").collect()
+    assert time.monotonic() - started < 10, "the interrupt ended the query"
+    time.sleep(0.5)  # a request already sent may still arrive
+    sent = sum(slow_proxy.take().values())
+    time.sleep(1.0)
+    assert sum(slow_proxy.take().values()) == 0, "no request after the interrupt"
+    assert 0 < sent < 100, sent
