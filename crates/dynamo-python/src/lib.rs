@@ -122,6 +122,17 @@ impl SchemaProvider for OnRuntime {
     }
 }
 
+/// `read` with a client of `connection`, on this module's runtime, the
+/// Python thread released meanwhile.
+fn on_runtime<T, F, Fut>(py: Python<'_>, connection: ConnectionOptions, read: F) -> T
+where
+    T: Send,
+    F: FnOnce(aws_sdk_dynamodb::Client) -> Fut + Send,
+    Fut: std::future::Future<Output = T>,
+{
+    py.detach(|| RUNTIME.block_on(async { read(connection.client().await).await }))
+}
+
 fn runtime_error(e: impl std::fmt::Display) -> PyErr {
     PyRuntimeError::new_err(e.to_string())
 }
@@ -153,14 +164,11 @@ impl DynamoTable {
     ) -> PyResult<Self> {
         let options = table_options(options)?;
         let connection = connection(endpoint_url, region, profile);
-        let provider = py.detach(|| {
-            RUNTIME.block_on(async {
-                let client = connection.client().await;
-                DynamoTableProvider::builder(client, &table)
-                    .options(options)
-                    .build()
-                    .await
-            })
+        let provider = on_runtime(py, connection, |client| async move {
+            DynamoTableProvider::builder(client, &table)
+                .options(options)
+                .build()
+                .await
         });
         Ok(Self {
             provider: Arc::new(provider.map_err(runtime_error)?),
@@ -231,11 +239,8 @@ impl DynamoCatalog {
     ) -> PyResult<Self> {
         let options = table_options(options)?;
         let connection = connection(endpoint_url, region, profile);
-        let schema = py.detach(|| {
-            RUNTIME.block_on(async {
-                let client = connection.client().await;
-                DynamoSchemaProvider::try_new(client, options).await
-            })
+        let schema = on_runtime(py, connection, |client| {
+            DynamoSchemaProvider::try_new(client, options)
         });
         let catalog = Arc::new(MemoryCatalogProvider::new());
         catalog
