@@ -4,6 +4,7 @@ import _thread
 import csv
 import io
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -124,11 +125,18 @@ def test_an_interrupt_stops_the_reads(slow_proxy, events):
     ctx = session()
     ctx.register_table("events", table)
     slow_proxy.take()
+    # Python's own Ctrl-C handler, even where the runner started with SIGINT
+    # ignored (a background job of a script): without it interrupt_main does nothing.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(1.0, _thread.interrupt_main)
     timer.start()
     started = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        ctx.sql("SELECT count(*) FROM events").collect()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ctx.sql("SELECT count(*) FROM events").collect()
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - started < 10, "the interrupt ended the query"
     time.sleep(0.5)  # a request already sent may still arrive
     sent = sum(slow_proxy.take().values())
