@@ -60,6 +60,13 @@ impl Connector {
         self
     }
 
+    /// Resolves `session_token` as every request does — session, client,
+    /// service, decrypted credentials — without calling DynamoDB: for front
+    /// ends that need to know who calls before (or instead of) a read.
+    pub async fn authenticate(&self, session_token: Option<&str>) -> Result<ResolvedClient> {
+        self.resolver.resolve(session_token).await
+    }
+
     /// The SQL session of an authenticated session token: its client's
     /// tables, read-only, with the client's stored schemas — what the `sql`
     /// operation runs in, for other front ends (Arrow Flight SQL).
@@ -72,7 +79,7 @@ impl Connector {
     /// # Ok(()) }
     /// ```
     pub async fn sql_session(&self, session_token: Option<&str>) -> Result<SqlSession> {
-        let resolved = self.resolver.resolve(session_token).await?;
+        let resolved = self.authenticate(session_token).await?;
         let cache = self
             .schemas
             .as_ref()

@@ -193,6 +193,14 @@ fn flight_info(
     Ok(Response::new(info))
 }
 
+/// One line per call: who called (never the token).
+fn log_call(client_id: &str, user: Option<&str>) {
+    log::info!(
+        "client '{client_id}'{}: flight sql",
+        user.map(|u| format!(" user '{u}'")).unwrap_or_default()
+    );
+}
+
 impl DynamoFlightSql {
     /// The service of `connector`.
     pub fn new(connector: Arc<Connector>) -> Self {
@@ -204,22 +212,26 @@ impl DynamoFlightSql {
         FlightServiceServer::new(self)
     }
 
-    /// The caller's SQL session.
+    /// Checks the caller's session token (no DynamoDB call): for calls
+    /// that read nothing of the caller's tables.
+    async fn authenticate(&self, metadata: &MetadataMap) -> Result<(), Status> {
+        let resolved = self
+            .connector
+            .authenticate(bearer(metadata))
+            .await
+            .map_err(status)?;
+        log_call(&resolved.client_id, resolved.user.as_deref());
+        Ok(())
+    }
+
+    /// The caller's SQL session (its tables listed).
     async fn session(&self, metadata: &MetadataMap) -> Result<SqlSession, Status> {
         let session = self
             .connector
             .sql_session(bearer(metadata))
             .await
             .map_err(status)?;
-        log::info!(
-            "client '{}'{}: flight sql",
-            session.client_id,
-            session
-                .user
-                .as_deref()
-                .map(|u| format!(" user '{u}'"))
-                .unwrap_or_default()
-        );
+        log_call(&session.client_id, session.user.as_deref());
         Ok(session)
     }
 
@@ -231,7 +243,7 @@ impl DynamoFlightSql {
         schema: &Schema,
         command: impl ProstMessageExt,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.session(request.metadata()).await?;
+        self.authenticate(request.metadata()).await?;
         flight_info(
             schema,
             command.as_any().encode_to_vec(),
@@ -337,7 +349,7 @@ impl FlightSqlService for DynamoFlightSql {
                 ))
             })?;
         self.connector
-            .sql_session(Some(&token))
+            .authenticate(Some(&token))
             .await
             .map_err(status)?;
         let answer = HandshakeResponse {
@@ -452,7 +464,7 @@ impl FlightSqlService for DynamoFlightSql {
         query: CommandGetSqlInfo,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.session(request.metadata()).await?;
+        self.authenticate(request.metadata()).await?;
         Ok(one_batch(query.into_builder(&SQL_INFO).build()))
     }
 
@@ -548,7 +560,7 @@ impl FlightSqlService for DynamoFlightSql {
         query: CommandGetTableTypes,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.session(request.metadata()).await?;
+        self.authenticate(request.metadata()).await?;
         let mut builder = query.into_builder();
         builder.append(TABLE);
         builder.append(VIEW);
