@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use dynamo_connector::{Credentials, DynamoService, MasterKey, SqliteStore};
 use futures::TryStreamExt;
-use support::{Args, BoxError, built_binary, dynamo_sql_binary, load_bench_table, timed};
+use support::{Args, BoxError, built_binary, load_bench_table, local_dynamo_sql, timed};
 
 /// The server process, killed on drop.
 struct Server(Child);
@@ -87,12 +87,8 @@ async fn flight_rows(uri: &str, token: &str, sql: &str) -> Result<usize, BoxErro
 
 /// Rows of `sql` through `dynamo-sql --format csv` (lines after the header).
 fn cli_rows(endpoint: &str, sql: &str) -> Result<usize, BoxError> {
-    let out = Command::new(dynamo_sql_binary()?)
-        .args(["--endpoint-url", endpoint, "--format", "csv", "-c", sql])
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "local-secret")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+    let out = local_dynamo_sql(endpoint)?
+        .args(["--format", "csv", "-c", sql])
         .output()?;
     if !out.status.success() {
         return Err(format!(

@@ -11,11 +11,10 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use dynamo_testkit::{FaultConfig, FaultProxy, TRAP_TABLE_ITEMS, local_endpoint, trap_table};
-use support::{Args, BoxError, dynamo_sql_binary, median, write_result};
+use support::{Args, BoxError, local_dynamo_sql, median, write_result};
 
 /// What a series of runs read.
 struct Series {
@@ -36,14 +35,10 @@ fn series(
     let mut times = Vec::new();
     for _ in 0..runs {
         let start = Instant::now();
-        let out = Command::new(dynamo_sql_binary()?)
-            .args(["--endpoint-url", &proxy.endpoint(), "--format", "csv"])
+        let out = local_dynamo_sql(&proxy.endpoint())?
+            .args(["--format", "csv"])
             .args(cache)
             .args(["-c", sql])
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "local-secret")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
             .env_remove("DYNAMO_SQL_SCHEMA_CACHE")
             .output()?;
         times.push(start.elapsed());

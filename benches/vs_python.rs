@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use support::{Args, BoxError, dynamo_sql_binary, load_bench_table, median};
+use support::{Args, BoxError, load_bench_table, local_dynamo_sql, median};
 
 /// A decimal's digits without trailing fraction zeros: `3308.3800` and
 /// `3308.38` are the same value (the inferred column keeps four decimals).
@@ -62,12 +62,8 @@ async fn main() -> Result<(), BoxError> {
         let mut ours = BTreeMap::new();
         for _ in 0..args.runs {
             let start = Instant::now();
-            let out = Command::new(dynamo_sql_binary()?)
-                .args(["--endpoint-url", &endpoint, "--format", "csv", "-c", &sql])
-                .env("AWS_ACCESS_KEY_ID", "test")
-                .env("AWS_SECRET_ACCESS_KEY", "local-secret")
-                .env("AWS_REGION", "us-east-1")
-                .env("AWS_EC2_METADATA_DISABLED", "true")
+            let out = local_dynamo_sql(&endpoint)?
+                .args(["--format", "csv", "-c", &sql])
                 .output()?;
             times.push(start.elapsed());
             if !out.status.success() {

@@ -70,6 +70,19 @@ pub fn dynamo_sql_binary() -> Result<std::path::PathBuf, BoxError> {
     built_binary("dynamo-sql")
 }
 
+/// `dynamo-sql` reading `endpoint` as the bench client does
+/// (`dynamo_testkit::local_client`: access key id `test`, the local secret,
+/// us-east-1); the caller adds the output format and the statement.
+pub fn local_dynamo_sql(endpoint: &str) -> Result<std::process::Command, BoxError> {
+    let mut cmd = std::process::Command::new(dynamo_sql_binary()?);
+    cmd.args(["--endpoint-url", endpoint])
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", dynamo_testkit::LOCAL_SECRET)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    Ok(cmd)
+}
+
 /// The workspace binary `name` built beside the bench binaries.
 pub fn built_binary(name: &str) -> Result<std::path::PathBuf, BoxError> {
     let exe = std::env::current_exe()?;
