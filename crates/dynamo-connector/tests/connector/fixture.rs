@@ -292,15 +292,19 @@ pub fn start_server(f: &Fixture) -> (Child, String) {
     start_server_with(f, &[])
 }
 
-/// `serve` on a free HTTP port, with `extra` arguments; returns once
-/// `/healthz` answers: (child, HTTP address).
-pub fn start_server_with(f: &Fixture, extra: &[&str]) -> (Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+/// A loopback port nothing listens on (now).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
         .expect("addr")
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+        .port()
+}
+
+/// `serve` on a free HTTP port, with `extra` arguments; returns once
+/// `/healthz` answers: (child, HTTP address).
+pub fn start_server_with(f: &Fixture, extra: &[&str]) -> (Child, String) {
+    let addr = format!("127.0.0.1:{}", free_port());
     let mut child = bin()
         .env("DYNAMO_CONNECTOR_LOG", "debug")
         .arg("--master-key-file")

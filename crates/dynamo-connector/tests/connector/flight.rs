@@ -23,14 +23,6 @@ fn python() -> String {
     })
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 /// `serve` with HTTP and Flight SQL: (child, HTTP address, Flight address).
 fn start_both(f: &Fixture) -> (Child, String, String) {
     let flight_addr = format!("127.0.0.1:{}", free_port());
