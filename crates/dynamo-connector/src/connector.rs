@@ -12,8 +12,8 @@ use datafusion::error::Result as DfResult;
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use dynamo_datafusion::{
-    ReadStats, ResultSink, RunOptions, SchemaCache, TableOptions, dynamo_session_with_cache,
-    run_statement,
+    DynamoConfig, ReadStats, ResultSink, RunOptions, SchemaCache, TableOptions,
+    dynamo_session_with_cache, run_statement,
 };
 use serde_json::{Map, Value, json};
 
@@ -84,7 +84,7 @@ impl Connector {
             .schemas
             .as_ref()
             .map(|s| s.schema_cache(&resolved.client_id));
-        let ctx = sql_context(&resolved.client, cache).await?;
+        let ctx = sql_context(&resolved.client, cache, None).await?;
         Ok(SqlSession {
             client_id: resolved.client_id,
             user: resolved.user,
@@ -186,14 +186,18 @@ fn read_only() -> SQLOptions {
         .with_allow_statements(false)
 }
 
-/// A session over `client`'s tables, with its stored schemas.
+/// A session over `client`'s tables, with its stored schemas, and a
+/// read-capacity ceiling per statement when `max_rcu` is set.
 async fn sql_context(
     client: &Client,
     cache: Option<Arc<dyn SchemaCache>>,
+    max_rcu: Option<f64>,
 ) -> Result<SessionContext> {
+    let mut settings = DynamoConfig::default();
+    settings.max_rcu = max_rcu;
     dynamo_session_with_cache(
         client.clone(),
-        SessionConfig::new(),
+        SessionConfig::new().with_option_extension(settings),
         TableOptions::default(),
         cache,
     )
@@ -207,7 +211,7 @@ async fn run_sql(
     limits: Limits,
     cache: Option<Arc<dyn SchemaCache>>,
 ) -> Result<Value> {
-    let ctx = sql_context(client, cache).await?;
+    let ctx = sql_context(client, cache, limits.max_capacity).await?;
     let statement = ctx
         .state()
         .sql_to_statement(sql, &Dialect::Generic)
@@ -241,6 +245,7 @@ async fn run_sql(
     response.insert("count".into(), json!(sink.rows));
     response.insert("scannedCount".into(), json!(stats.items_scanned));
     response.insert("consumedCapacity".into(), json!(stats.consumed_rcu));
+    response.insert("estimatedCapacity".into(), json!(stats.estimated_rcu));
     response.insert("truncated".into(), json!(sink.truncated));
     if !outcome.notices.is_empty() {
         response.insert("notices".into(), json!(outcome.notices));

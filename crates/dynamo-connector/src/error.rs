@@ -26,6 +26,9 @@ pub enum ErrorCode {
     AccessDenied,
     /// DynamoDB throttled the read beyond the retry budget.
     Throttled,
+    /// The statement's reads are estimated (or were counted) above its
+    /// `config.maxCapacity`.
+    CapacityExceeded,
     /// Any other DynamoDB failure.
     DynamodbError,
     /// A fault of the connector or its store.
@@ -44,6 +47,7 @@ impl ErrorCode {
             ErrorCode::TableNotFound => "table_not_found",
             ErrorCode::AccessDenied => "access_denied",
             ErrorCode::Throttled => "throttled",
+            ErrorCode::CapacityExceeded => "capacity_exceeded",
             ErrorCode::DynamodbError => "dynamodb_error",
             ErrorCode::Internal => "internal",
         }
@@ -57,7 +61,7 @@ impl ErrorCode {
             ErrorCode::ServiceNotConfigured
             | ErrorCode::CredentialsNotFound
             | ErrorCode::TableNotFound => 404,
-            ErrorCode::InvalidRequest => 400,
+            ErrorCode::InvalidRequest | ErrorCode::CapacityExceeded => 400,
             ErrorCode::Throttled => 429,
             ErrorCode::DynamodbError => 502,
             ErrorCode::CredentialsUnreadable | ErrorCode::Internal => 500,
@@ -169,6 +173,33 @@ pub(crate) fn read_error(e: dynamo_datafusion::Error) -> ConnectorError {
 pub(crate) fn provider_error(e: &dynamo_datafusion::Error) -> ConnectorError {
     match e {
         dynamo_datafusion::Error::InvalidOption { .. } => ConnectorError::invalid(e.to_string()),
+        dynamo_datafusion::Error::OverCeiling {
+            reads,
+            estimated_rcu,
+            usd,
+            max_rcu,
+        } => ConnectorError::new(
+            ErrorCode::CapacityExceeded,
+            format!(
+                "statement refused before reading: {reads} would take about {estimated_rcu:.1} RCU \
+                 (~${usd}), above config.maxCapacity = {max_rcu}; narrow it with a condition on \
+                 a key, add a LIMIT, or raise config.maxCapacity"
+            ),
+        ),
+        dynamo_datafusion::Error::CeilingReached {
+            table,
+            consumed_rcu,
+            max_rcu,
+            estimated_rcu,
+        } => ConnectorError::new(
+            ErrorCode::CapacityExceeded,
+            format!(
+                "statement stopped: its reads consumed {consumed_rcu:.1} RCU (reading table \
+                 '{table}'), above config.maxCapacity = {max_rcu} (estimated before reading: \
+                 {estimated_rcu:.1}); no partial result is returned. Raise config.maxCapacity or \
+                 narrow the statement"
+            ),
+        ),
         _ => ConnectorError::new(
             e.kind().map_or(ErrorCode::DynamodbError, code_of),
             e.to_string(),

@@ -117,7 +117,7 @@ pub fn status_of(e: &ConnectorError) -> Status {
         ErrorCode::Unauthenticated => Status::unauthenticated(message),
         ErrorCode::TableNotFound => Status::not_found(message),
         ErrorCode::AccessDenied => Status::permission_denied(message),
-        ErrorCode::Throttled => Status::resource_exhausted(message),
+        ErrorCode::Throttled | ErrorCode::CapacityExceeded => Status::resource_exhausted(message),
         ErrorCode::InvalidRequest => Status::invalid_argument(message),
         ErrorCode::ServiceNotConfigured | ErrorCode::CredentialsNotFound => {
             Status::failed_precondition(message)

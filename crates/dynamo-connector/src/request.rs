@@ -100,7 +100,9 @@ pub struct Limits {
     pub max_bytes: usize,
     /// Items DynamoDB evaluates for one `scan` or `query` response.
     pub max_scanned: usize,
-    /// Read capacity units one `scan` or `query` response may consume.
+    /// Read capacity units one `scan` or `query` response may consume; for
+    /// `sql`, the statement's ceiling: refused before reading when its
+    /// estimate is above, stopped when its reads consume more.
     pub max_capacity: Option<f64>,
 }
 
@@ -262,16 +264,14 @@ pub fn parse_request(body: &[u8]) -> Result<ConnectorRequest> {
                     "inputs.{key} does not apply to operation 'sql': put everything in the SQL"
                 )));
             }
-            // Caps on what DynamoDB evaluates are for scan and query; say so
-            // rather than ignore them.
+            // A cap on items evaluated is for scan and query (a statement's
+            // reads are capped by config.maxCapacity); say so rather than ignore it.
             let config = root.get("config").and_then(Value::as_object);
-            if let Some(key) = ["maxScanned", "maxCapacity"]
-                .into_iter()
-                .find(|k| config.is_some_and(|c| c.contains_key(*k)))
-            {
-                return Err(invalid(format!(
-                    "config.{key} applies to operations 'scan' and 'query'; for 'sql' use config.maxItems"
-                )));
+            if config.is_some_and(|c| c.contains_key("maxScanned")) {
+                return Err(invalid(
+                    "config.maxScanned applies to operations 'scan' and 'query'; for 'sql' use \
+                     config.maxItems (rows) or config.maxCapacity (read capacity units)",
+                ));
             }
             Inputs::Sql(
                 opt_string(inputs, "sql")?
@@ -580,7 +580,7 @@ mod tests {
         );
         assert!(
             err(json!({"inputs": {"operation": "sql", "sql": "SELECT 1"}, "config": {"maxScanned": 5}}))
-                .contains("config.maxScanned applies to operations 'scan' and 'query'")
+                .contains("config.maxScanned applies to operations 'scan' and 'query'; for 'sql' use")
         );
         for bad in [json!(0), json!(-1), json!("10"), json!(f64::MAX)] {
             assert!(

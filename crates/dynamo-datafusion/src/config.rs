@@ -38,6 +38,19 @@ extensions_options! {
         /// at its share of the read-capacity budget
         /// (`DynamoExec::with_partitions_input`). `dynamo-ballista` sets it.
         pub distributed: bool, default = false
+        /// Read capacity units one query may consume at most (unset: no
+        /// ceiling; the table option `max_rcu` applies too, the lower
+        /// wins). A query whose estimate (`EXPLAIN` shows it) is above it
+        /// is refused before any read; a query that consumes more while
+        /// reading is stopped with an error.
+        pub max_rcu: Option<f64>, default = None
+        /// USD per million read request units, for the price `EXPLAIN`
+        /// shows beside each read's estimate (default: the published
+        /// us-east-1 on-demand read price).
+        pub price_per_million_rru: f64, default = crate::plan::DEFAULT_PRICE_PER_MILLION_RRU
+        /// Estimated read capacity above which a full Scan gets a warning
+        /// before it reads (unset: no warning; `dynamo-sql` sets 10000).
+        pub warn_rcu: Option<f64>, default = None
     }
 }
 

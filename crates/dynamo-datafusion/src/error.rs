@@ -148,6 +148,45 @@ pub enum Error {
         data_type: DataType,
     },
 
+    /// A query's estimated read capacity is above its ceiling
+    /// (`dynamodb.max_rcu` or the table option `max_rcu`): refused before
+    /// any read.
+    #[error(
+        "query refused before reading: {reads} would take about {estimated_rcu:.1} RCU \
+         (~${usd}), above the ceiling of {max_rcu} RCU (dynamodb.max_rcu or table option max_rcu). \
+         Narrow it with a condition on a key, add a LIMIT, or raise the ceiling \
+         (SET dynamodb.max_rcu = ...); EXPLAIN shows each read's estimate"
+    )]
+    OverCeiling {
+        /// The reads, e.g. `a Scan of table 'Orders' (~1000 items)`.
+        reads: String,
+        /// Estimated read capacity units of the whole query.
+        estimated_rcu: f64,
+        /// Its on-demand price in USD, as shown (`0.0000036`).
+        usd: String,
+        /// The ceiling.
+        max_rcu: f64,
+    },
+
+    /// A query consumed more read capacity than its ceiling while reading:
+    /// stopped, and nothing it read is handed on as complete.
+    #[error(
+        "query stopped: its reads consumed {consumed_rcu:.1} RCU by a read of table '{table}', \
+         above the ceiling of {max_rcu} RCU (estimated before reading: {estimated_rcu:.1} RCU); \
+         the result is incomplete and not returned. Raise the ceiling (SET dynamodb.max_rcu = ...) \
+         or narrow the query"
+    )]
+    CeilingReached {
+        /// The table whose read crossed the ceiling.
+        table: String,
+        /// Read capacity units consumed by the query's reads so far.
+        consumed_rcu: f64,
+        /// The ceiling.
+        max_rcu: f64,
+        /// What the query was estimated to consume.
+        estimated_rcu: f64,
+    },
+
     /// A table option is unknown or has a bad value.
     #[error("invalid DynamoDB table option '{key}': {reason}")]
     InvalidOption {

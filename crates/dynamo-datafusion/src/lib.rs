@@ -18,8 +18,9 @@
 //! | `decode/` | items (JSON text or SDK values) → Arrow columns |
 //! | `exec/` | the `ExecutionPlan`: partitions, projections absorbed, read statistics |
 //!
-//! Beside them, at the bottom: `error`, `metadata` (the table's description) and
-//! `policy` (retries). Above them, `provider`, `catalog`, `factory`, `session`
+//! Beside them, at the bottom: `error`, `metadata` (the table's description),
+//! `key_stats` (what the schema sample showed of the keys, for cost
+//! estimates) and `policy` (retries). Above them, `provider`, `catalog`, `factory`, `session`
 //! and `run` wire them into DataFusion. Each layer imports only those below it
 //! (checked by the workspace's `architecture` test).
 
@@ -33,6 +34,7 @@ mod factory;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
+mod key_stats;
 mod metadata;
 mod options;
 mod plan;
@@ -49,6 +51,7 @@ pub use client::ConnectionOptions;
 pub use config::DynamoConfig;
 pub use decode::{Item, ItemDecoder};
 pub use error::{Error, ErrorKind, Result, Widening, describe_sdk_error};
+pub use exec::ceiling_rule::CapacityCeilingRule;
 pub use exec::stats::ReadStats;
 pub use exec::{DynamoExec, ExecLayout, ExecParts};
 pub use factory::{DYNAMODB_FILE_TYPE, DynamoTableFactory};
@@ -56,7 +59,7 @@ pub use metadata::{
     IndexKind, IndexMeta, IndexProjection, KeyAttribute, KeySchema, KeyType, TableMeta,
 };
 pub use options::TableOptions;
-pub use plan::{IndexPolicy, ScanPlan};
+pub use plan::{DEFAULT_PRICE_PER_MILLION_RRU, IndexPolicy, ReadEstimate, ScanPlan};
 pub use policy::RetryPolicy;
 pub use provider::{DynamoTableProvider, DynamoTableProviderBuilder, describe_table};
 pub use read::retry::{Retrier, without_sdk_retries};

@@ -85,6 +85,13 @@ pub struct IndexMeta {
     pub keys: KeySchema,
     /// Attributes projected into the index.
     pub projection: IndexProjection,
+    /// Approximate item count of the index (refreshed by DynamoDB about
+    /// every six hours; a sparse index holds only items with its keys).
+    #[serde(default)]
+    pub item_count: u64,
+    /// Approximate size of the index in bytes.
+    #[serde(default)]
+    pub size_bytes: u64,
 }
 
 /// Everything the provider needs to know about a table, from DescribeTable.
@@ -196,6 +203,8 @@ impl TableMeta {
                 projection: projection(g.projection()),
                 name: iname,
                 kind: IndexKind::Global,
+                item_count: g.item_count().unwrap_or(0).max(0) as u64,
+                size_bytes: g.index_size_bytes().unwrap_or(0).max(0) as u64,
             });
         }
         for l in desc.local_secondary_indexes() {
@@ -205,6 +214,8 @@ impl TableMeta {
                 projection: projection(l.projection()),
                 name: iname,
                 kind: IndexKind::Local,
+                item_count: l.item_count().unwrap_or(0).max(0) as u64,
+                size_bytes: l.index_size_bytes().unwrap_or(0).max(0) as u64,
             });
         }
         Ok(Self {
@@ -226,6 +237,15 @@ impl TableMeta {
             .iter()
             .find(|a| a.name == attribute)
             .map(|a| a.key_type)
+    }
+
+    /// Items and bytes of the table (`None`) or of one of its indexes: what
+    /// a read of it evaluates. An unknown index counts as the table.
+    pub fn size_of(&self, index: Option<&str>) -> (u64, u64) {
+        match index.and_then(|name| self.indexes.iter().find(|i| i.name == name)) {
+            Some(i) => (i.item_count, i.size_bytes),
+            None => (self.item_count, self.size_bytes),
+        }
     }
 
     /// True when `attribute` is a key of the table itself.

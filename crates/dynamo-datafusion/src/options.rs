@@ -56,6 +56,11 @@ pub struct TableOptions {
     /// Adds the column `_extra`: every attribute of an item that the schema
     /// has no column for, as a JSON object of DynamoDB JSON values.
     pub extra_attributes: bool,
+    /// Read capacity units one query may consume from this table at most:
+    /// a query estimated above it is refused before any read, and a read
+    /// that consumes more is stopped (the session's `dynamodb.max_rcu`
+    /// applies too; the lower wins).
+    pub max_rcu: Option<f64>,
 }
 
 impl Default for TableOptions {
@@ -74,6 +79,7 @@ impl Default for TableOptions {
             read_capacity_percent: None,
             schema_ttl: crate::schema::cache::DEFAULT_SCHEMA_TTL,
             extra_attributes: false,
+            max_rcu: None,
         }
     }
 }
@@ -96,6 +102,7 @@ pub const OPTION_KEYS: &[&str] = &[
     "retry_max_delay_ms",
     "schema_ttl",
     "extra_attributes",
+    "max_rcu",
 ];
 
 impl TableOptions {
@@ -216,6 +223,13 @@ impl TableOptions {
                 }
                 "schema_ttl" => {
                     opts.schema_ttl = parse_ttl(value).map_err(invalid)?;
+                }
+                "max_rcu" => {
+                    opts.max_rcu = Some(positive_f64(value).ok_or_else(|| {
+                        invalid(format!(
+                            "'{value}' is not a positive number of read capacity units"
+                        ))
+                    })?)
                 }
                 _ => {
                     return Err(invalid(format!(

@@ -249,12 +249,13 @@ impl DynamoTableProviderBuilder {
                             overrides,
                             history,
                         )
+                        .with_key_stats(entry.keys)
                     }
                     None => {
                         let at = SystemTime::now();
                         let sample = sample_table(
                             &read_client,
-                            &self.table,
+                            &meta,
                             self.options.sample_size,
                             self.options.consistent_read,
                             Arc::new(Retrier::new(self.options.retry.clone())),
@@ -265,6 +266,7 @@ impl DynamoTableProviderBuilder {
                             at,
                         };
                         SchemaState::inferred(Arc::clone(&meta), sample.observed, overrides, origin)
+                            .with_key_stats(Some(sample.keys))
                     }
                 };
                 match slot {
@@ -539,6 +541,8 @@ impl TableProvider for DynamoTableProvider {
             max_concurrency: session
                 .max_concurrency
                 .unwrap_or(self.options.max_concurrency),
+            max_rcu: lower(session.max_rcu, self.options.max_rcu),
+            price_per_million_rru: session.price_per_million_rru,
         };
         let plan = ScanPlan::new(
             &self.meta,
@@ -547,7 +551,8 @@ impl TableProvider for DynamoTableProvider {
             projection.map(Vec::as_slice),
             limit,
             &options,
-        )?;
+        )?
+        .with_cost(&self.meta, self.state.key_stats().map(|k| k.as_ref()));
         self.check_scan_guard(&plan.access, &session)?;
         let read_schema = plan.read_schema(&schema)?;
         let decoder = ItemDecoder::try_new(&self.meta.name, Arc::clone(&read_schema))?
@@ -577,6 +582,14 @@ impl TableProvider for DynamoTableProvider {
             .with_fetch(limit)
             .build()?;
         Ok(Arc::new(filter))
+    }
+}
+
+/// The lower of two optional ceilings.
+fn lower(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -22,7 +22,9 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement;
 use futures::StreamExt;
 
+use crate::config::DynamoConfig;
 use crate::error::Error;
+use crate::exec::stats::scan_warnings;
 
 /// Where [`run_statement`] delivers a result.
 pub trait ResultSink {
@@ -33,6 +35,11 @@ pub trait ResultSink {
     /// The sink stops after this many rows at most: holding back more is pointless.
     fn row_bound(&self) -> Option<usize> {
         None
+    }
+    /// A warning about the statement, said before it reads (e.g. a large
+    /// full Scan above `dynamodb.warn_rcu`); logged unless the sink shows it.
+    fn warning(&mut self, text: &str) {
+        log::warn!("{text}");
     }
 }
 
@@ -113,9 +120,11 @@ pub async fn run_statement<S: ResultSink + ?Sized>(
     sink: &mut S,
 ) -> DfResult<RunOutcome> {
     let mut notices = Vec::new();
+    // Warnings already said (a re-run plans the same reads again).
+    let mut warned = Vec::new();
     loop {
         let reruns = notices.len();
-        match run_once(ctx, statement, options, sink).await {
+        match run_once(ctx, statement, options, sink, &mut warned).await {
             Ok(plan) => {
                 return Ok(RunOutcome {
                     plan,
@@ -154,6 +163,7 @@ async fn run_once<S: ResultSink + ?Sized>(
     statement: &Statement,
     options: &RunOptions,
     sink: &mut S,
+    warned: &mut Vec<String>,
 ) -> Result<Arc<dyn ExecutionPlan>, Failure> {
     let early = |e| Failure::of(e, false);
     let state = ctx.state();
@@ -169,6 +179,20 @@ async fn run_once<S: ResultSink + ?Sized>(
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let task = Arc::new(df.task_ctx());
     let physical = df.create_physical_plan().await.map_err(early)?;
+    let warn_rcu = state
+        .config()
+        .options()
+        .extensions
+        .get::<DynamoConfig>()
+        .and_then(|c| c.warn_rcu);
+    if let Some(threshold) = warn_rcu {
+        for warning in scan_warnings(&physical, threshold) {
+            if !warned.contains(&warning) {
+                sink.warning(&warning);
+                warned.push(warning);
+            }
+        }
+    }
     let mut stream = execute_stream(Arc::clone(&physical), task).map_err(early)?;
 
     let mut held: Vec<RecordBatch> = Vec::new();

@@ -9,6 +9,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::catalog::DynamoSchemaProvider;
 use crate::config::DynamoConfig;
+use crate::exec::ceiling_rule::CapacityCeilingRule;
 use crate::factory::{DYNAMODB_FILE_TYPE, DynamoTableFactory};
 use crate::options::TableOptions;
 use crate::schema::cache::SchemaCache;
@@ -26,6 +27,8 @@ pub const DEFAULT_SCHEMA: &str = "public";
 /// - numeric literals with a fraction are exact decimals, as DynamoDB numbers are;
 /// - `SET dynamodb.pushdown = false` and the full-scan guard settings of
 ///   [`DynamoConfig`] are available;
+/// - `SET dynamodb.max_rcu = N` caps what a query may read, over all its
+///   reads ([`crate::CapacityCeilingRule`]);
 /// - the default schema lists the tables with ListTables (now) and describes each
 ///   when first used, with `options`;
 /// - `CREATE EXTERNAL TABLE t STORED AS DYNAMODB LOCATION 'Table'` is registered.
@@ -90,6 +93,7 @@ pub async fn dynamo_session_with_cache(
         .with_config(config)
         .with_default_features()
         .with_table_factory(DYNAMODB_FILE_TYPE.to_string(), Arc::new(factory))
+        .with_physical_optimizer_rule(Arc::new(CapacityCeilingRule))
         .build();
     let ctx = SessionContext::new_with_state(state);
     let mut tables = DynamoSchemaProvider::try_new(client, options).await?;

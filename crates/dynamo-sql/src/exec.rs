@@ -120,6 +120,10 @@ impl<W: Write> ResultSink for PrintSink<'_, W> {
         Ok(())
     }
 
+    fn warning(&mut self, text: &str) {
+        eprintln!("Warning: {text}");
+    }
+
     fn batch(&mut self, batch: RecordBatch) -> datafusion::error::Result<bool> {
         self.rows += batch.num_rows();
         if let Some(printer) = self.printer.as_mut() {

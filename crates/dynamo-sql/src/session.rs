@@ -6,12 +6,18 @@ use std::time::Duration;
 
 use datafusion::prelude::{SessionConfig, SessionContext};
 use dynamo_datafusion::{
-    ConnectionOptions, FileSchemaCache, SchemaCache, TableOptions, dynamo_session_with_cache,
+    ConnectionOptions, DynamoConfig, FileSchemaCache, SchemaCache, TableOptions,
+    dynamo_session_with_cache,
 };
 
 use crate::error::CliError;
 
 pub use dynamo_datafusion::{DEFAULT_CATALOG as CATALOG, DEFAULT_SCHEMA as SCHEMA};
+
+/// Estimated read capacity above which a full Scan is warned about before
+/// it reads (`SET dynamodb.warn_rcu` changes it): about 80 MB read
+/// eventually consistent.
+pub const WARN_RCU: f64 = 10_000.0;
 
 /// Where inferred schemas are kept between runs.
 #[derive(Debug)]
@@ -42,11 +48,17 @@ pub async fn build_context(
     cluster: Option<&str>,
 ) -> Result<SessionContext, CliError> {
     let client = connection.client().await;
-    let config = match cluster {
+    let mut config = match cluster {
         Some(_) => dynamo_ballista::process::session_config(),
         None => SessionConfig::new(),
     }
     .with_information_schema(true);
+    if config.options().extensions.get::<DynamoConfig>().is_none() {
+        config = config.with_option_extension(DynamoConfig::default());
+    }
+    if let Some(settings) = config.options_mut().extensions.get_mut::<DynamoConfig>() {
+        settings.warn_rcu = Some(WARN_RCU);
+    }
     let cache: Option<Arc<dyn SchemaCache>> = match cache {
         SchemaCacheChoice::Off => None,
         SchemaCacheChoice::Dir(Some(dir)) => Some(Arc::new(FileSchemaCache::new(dir))),

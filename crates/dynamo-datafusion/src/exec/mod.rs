@@ -2,6 +2,7 @@
 //! time. Partitions are scan segments, groups of Queries, or groups of
 //! BatchGetItem requests; each item belongs to exactly one partition.
 
+pub(crate) mod ceiling_rule;
 pub(crate) mod drive;
 mod input;
 pub(crate) mod nested;
@@ -41,9 +42,11 @@ use crate::client::ConnectionOptions;
 use crate::decode::{Item, ItemDecoder};
 use crate::error::Error;
 use crate::exec::nested::{NestedProjection, uses_of};
+use crate::plan::cost::Basis;
 use crate::plan::render::display_value;
-use crate::plan::{Operation, ProjectionExpression, ReadUnit, ScanPlan};
+use crate::plan::{Operation, ProjectionExpression, ReadEstimate, ReadUnit, ScanPlan};
 use crate::read::Reader;
+use crate::read::ceiling::Ceiling;
 use crate::read::concurrency::Concurrency;
 use crate::schema::infer::is_extra_field;
 use crate::schema::widen::{SchemaState, schema_changes};
@@ -369,7 +372,80 @@ impl DynamoExec {
         if self.input.is_some() {
             write!(f, " of {} (from its input)", plan.partitions.len())?;
         }
+        if let Some(e) = plan.estimate() {
+            write!(
+                f,
+                ", estimate=[items≈{:.0}, rcu≈{:.1}, usd≈{} at {}/M RRU{}]",
+                e.items,
+                e.rcu,
+                e.usd_text(plan.price_per_million_rru),
+                plan.price_per_million_rru,
+                match plan.estimate_basis() {
+                    Some(Basis::KeySample(n)) => format!(", key sample of {n} items"),
+                    Some(Basis::Guess) => ", guessed: no key sample".to_string(),
+                    _ => String::new(),
+                }
+            )?;
+        }
+        if let Some(max) = plan.max_rcu {
+            write!(f, ", max_rcu={max}")?;
+            if let Some(q) = plan.ceiling_estimate().filter(|q| q.rcu > max) {
+                write!(f, " (query estimate {:.1} is above it: refused)", q.rcu)?;
+            }
+        }
         Ok(())
+    }
+
+    /// Refuses to start when the query's estimate is above its ceiling.
+    fn check_ceiling(&self) -> crate::error::Result<()> {
+        let plan = &self.plan;
+        let (Some(max), Some(estimate)) = (plan.max_rcu, plan.ceiling_estimate()) else {
+            return Ok(());
+        };
+        if estimate.rcu <= max {
+            return Ok(());
+        }
+        let reads = match &plan.query_reads {
+            Some(reads) => reads.clone(),
+            None => self.read_summary(),
+        };
+        Err(Error::OverCeiling {
+            reads,
+            estimated_rcu: estimate.rcu,
+            usd: estimate.usd_text(plan.price_per_million_rru),
+            max_rcu: max,
+        })
+    }
+
+    /// `a Scan of table 'T' (~2193 items)`: this read, for messages.
+    pub(crate) fn read_summary(&self) -> String {
+        let plan = &self.plan;
+        let items = plan.estimate().map_or(0.0, |e| e.items);
+        format!(
+            "a {} of table '{}' (~{items:.0} items)",
+            plan.access.operation.name(),
+            plan.table,
+        )
+    }
+
+    /// This node holding `query`'s estimate (of every read of the query)
+    /// against the ceiling `max_rcu`, and counting consumption in
+    /// `ceiling`, which the query's other reads share.
+    pub(crate) fn sharing_ceiling(
+        &self,
+        max_rcu: f64,
+        query: ReadEstimate,
+        reads: String,
+        ceiling: Arc<Ceiling>,
+    ) -> Self {
+        let mut new = self.clone();
+        let plan = Arc::make_mut(&mut new.plan);
+        plan.query_estimate = Some(query);
+        plan.query_reads = Some(reads);
+        plan.max_rcu = Some(max_rcu);
+        new.reader.ceiling = Some(ceiling);
+        new.metrics = ScanMetrics::new();
+        new
     }
 }
 
@@ -615,6 +691,8 @@ impl ExecutionPlan for DynamoExec {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        // The estimate follows the limit; the ceiling's with it.
+        new.reader.ceiling = Reader::for_plan(&new.plan, 1.0).ceiling;
         new.metrics = ScanMetrics::new();
         Some(Arc::new(new))
     }
@@ -685,6 +763,7 @@ impl ExecutionPlan for DynamoExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
+        self.check_ceiling()?;
         let schema: SchemaRef = Arc::clone(self.output_schema());
         let Some(input) = &self.input else {
             let units = self

@@ -26,6 +26,10 @@ pub struct ReadStats {
     /// DynamoDB reads (scan nodes) in the plan run by this process; 0 when
     /// the reads ran elsewhere (a cluster's executors) or there were none.
     pub reads: usize,
+    /// Items the reads were estimated to evaluate before they were sent.
+    pub estimated_items: f64,
+    /// Read capacity units the reads were estimated to consume.
+    pub estimated_rcu: f64,
 }
 
 impl ReadStats {
@@ -49,11 +53,45 @@ impl ReadStats {
             self.items_returned += m.output_rows().unwrap_or(0);
             self.consumed_rcu += count("consumed_rcu_milli") as f64 / 1000.0;
             self.max_in_flight = self.max_in_flight.max(count("max_in_flight"));
+            if let Some(exec) = (plan.as_ref() as &dyn std::any::Any).downcast_ref::<DynamoExec>()
+                && let Some(e) = exec.scan_plan().estimate()
+            {
+                self.estimated_items += e.items;
+                self.estimated_rcu += e.rcu;
+            }
         }
         for child in plan.children() {
             self.add_plan(child);
         }
     }
+}
+
+/// A warning for each full Scan in `plan` estimated above `warn_rcu` read
+/// capacity units, said before it reads.
+pub(crate) fn scan_warnings(plan: &Arc<dyn ExecutionPlan>, warn_rcu: f64) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut visit = vec![Arc::clone(plan)];
+    while let Some(node) = visit.pop() {
+        if let Some(exec) = (node.as_ref() as &dyn std::any::Any).downcast_ref::<DynamoExec>() {
+            let plan = exec.scan_plan();
+            if let Some(e) = plan.estimate().filter(|e| e.rcu > warn_rcu)
+                && exec.operation() == "Scan"
+            {
+                out.push(format!(
+                    "this query Scans all of table '{}': about {:.0} items, {:.1} RCU (~${} at \
+                     {} per million RRU). A condition on a key reads less; SET dynamodb.max_rcu \
+                     refuses queries above a ceiling (warning threshold: dynamodb.warn_rcu = {warn_rcu})",
+                    plan.table(),
+                    e.items,
+                    e.rcu,
+                    e.usd_text(plan.price_per_million_rru()),
+                    plan.price_per_million_rru(),
+                ));
+            }
+        }
+        visit.extend(node.children().into_iter().cloned());
+    }
+    out
 }
 
 impl std::fmt::Display for ReadStats {
@@ -63,7 +101,8 @@ impl std::fmt::Display for ReadStats {
         }
         write!(
             f,
-            "DynamoDB: {} request{}{}, {} page{}, {} items scanned, {} returned, {:.1} RCU{}",
+            "DynamoDB: {} request{}{}, {} page{}, {} items scanned, {} returned, {:.1} RCU \
+             (estimated {:.0} items, {:.1} RCU){}",
             self.requests,
             if self.requests == 1 { "" } else { "s" },
             match self.retries {
@@ -75,6 +114,8 @@ impl std::fmt::Display for ReadStats {
             self.items_scanned,
             self.items_returned,
             self.consumed_rcu,
+            self.estimated_items,
+            self.estimated_rcu,
             match self.max_in_flight {
                 0 | 1 => String::new(),
                 n => format!(", up to {n} requests in flight"),

@@ -35,6 +35,8 @@ pub(crate) fn orders_meta() -> TableMeta {
                     sort_key: Some(key("total", KeyType::N)),
                 },
                 projection: IndexProjection::Include(vec!["note".into()]),
+                item_count: 400,
+                size_bytes: 40_000,
             },
             IndexMeta {
                 name: "byRegion".into(),
@@ -44,6 +46,8 @@ pub(crate) fn orders_meta() -> TableMeta {
                     sort_key: None,
                 },
                 projection: IndexProjection::KeysOnly,
+                item_count: 1000,
+                size_bytes: 20_000,
             },
             IndexMeta {
                 name: "byDate".into(),
@@ -53,6 +57,8 @@ pub(crate) fn orders_meta() -> TableMeta {
                     sort_key: Some(key("placed", KeyType::S)),
                 },
                 projection: IndexProjection::All,
+                item_count: 1000,
+                size_bytes: 100_000,
             },
         ],
         item_count: 1000,

@@ -7,6 +7,7 @@
 //! condition — exact), the FilterExpression (always re-checked by DataFusion),
 //! or DataFusion alone.
 
+pub(crate) mod cost;
 #[doc(hidden)]
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod fixture;
@@ -27,6 +28,7 @@ use crate::metadata::{IndexKind, IndexMeta, IndexProjection, KeySchema, KeyType,
 use predicate::{Atom, CmpOp, Cond, MAX_IN_VALUES, Translator, compare_values};
 use render::ExpressionBuilder;
 
+pub use cost::{DEFAULT_PRICE_PER_MILLION_RRU, ReadEstimate};
 pub use render::ProjectionExpression;
 pub use scan::ScanPlan;
 pub(crate) use scan::{ReadOptions, expr_columns};

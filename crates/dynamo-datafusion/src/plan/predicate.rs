@@ -17,6 +17,7 @@ use datafusion::logical_expr::{BinaryExpr, Expr, Like, Operator};
 use serde::{Deserialize, Serialize};
 
 use crate::schema::infer::ENCODING_METADATA_KEY;
+pub(crate) use crate::value::compare_values;
 use crate::value::number::ExactNumber;
 
 /// The one DynamoDB scalar type a column's values have.
@@ -597,21 +598,6 @@ pub(crate) fn literal_value(e: &Expr, kind: ScalarKind) -> Option<AttributeValue
 /// `unscaled * 10^-scale` as decimal text.
 fn decimal_text(unscaled: &str, scale: i8) -> String {
     format!("{unscaled}E{}", -i32::from(scale))
-}
-
-/// Orders two values of the same scalar type as DynamoDB does: numbers by
-/// value, strings and binaries by bytes. `None` for other pairs.
-pub(crate) fn compare_values(a: &AttributeValue, b: &AttributeValue) -> Option<Ordering> {
-    match (a, b) {
-        (AttributeValue::S(x), AttributeValue::S(y)) => Some(x.as_bytes().cmp(y.as_bytes())),
-        (AttributeValue::B(x), AttributeValue::B(y)) => Some(x.as_ref().cmp(y.as_ref())),
-        (AttributeValue::N(x), AttributeValue::N(y)) => Some(
-            ExactNumber::parse(x)
-                .ok()?
-                .cmp(&ExactNumber::parse(y).ok()?),
-        ),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

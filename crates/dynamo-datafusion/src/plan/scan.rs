@@ -23,10 +23,14 @@ use datafusion::arrow::error::ArrowError;
 use datafusion::logical_expr::Expr;
 use serde::{Deserialize, Serialize};
 
+use super::cost::{
+    Basis, CostModel, DEFAULT_PRICE_PER_MILLION_RRU, ReadEstimate, cost_model, estimate,
+};
 use super::{
     AccessPlan, Operation, PlanOptions, ProjectionExpression, ReadUnit, RenderedRequest,
     plan_access,
 };
+use crate::key_stats::KeyStats;
 use crate::metadata::TableMeta;
 use crate::policy::{DEFAULT_MAX_CONCURRENCY, RetryPolicy};
 use crate::schema::infer::is_extra_field;
@@ -78,6 +82,14 @@ pub(crate) struct ReadOptions {
     pub(crate) read_capacity: Option<f64>,
     /// Most requests the whole scan keeps in flight.
     pub(crate) max_concurrency: usize,
+    /// Read capacity units a query may consume at most, if capped.
+    pub(crate) max_rcu: Option<f64>,
+    /// USD per million read request units, for estimates.
+    pub(crate) price_per_million_rru: f64,
+}
+
+fn default_price() -> f64 {
+    DEFAULT_PRICE_PER_MILLION_RRU
 }
 
 /// One scan of a table, decided: what DynamoDB is asked, how the asking is
@@ -130,6 +142,22 @@ pub struct ScanPlan {
     pub(crate) read_capacity: Option<f64>,
     /// Most requests the scan keeps in flight (over all its partitions).
     pub(crate) max_concurrency: usize,
+    /// What the estimate is made from (`None`: not estimated).
+    #[serde(default)]
+    pub(crate) cost: Option<CostModel>,
+    /// Read capacity units the query may consume at most, if capped.
+    #[serde(default)]
+    pub(crate) max_rcu: Option<f64>,
+    /// The estimate of the whole query this read is part of, when several
+    /// reads share the ceiling (set by [`crate::CapacityCeilingRule`]).
+    #[serde(default)]
+    pub(crate) query_estimate: Option<ReadEstimate>,
+    /// The query's reads, described for a refusal (with `query_estimate`).
+    #[serde(default)]
+    pub(crate) query_reads: Option<String>,
+    /// USD per million read request units, for the estimate's price.
+    #[serde(default = "default_price")]
+    pub(crate) price_per_million_rru: f64,
 }
 
 impl Default for ReadOptions {
@@ -142,6 +170,8 @@ impl Default for ReadOptions {
             retry: RetryPolicy::default(),
             read_capacity: None,
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            max_rcu: None,
+            price_per_million_rru: DEFAULT_PRICE_PER_MILLION_RRU,
         }
     }
 }
@@ -205,7 +235,19 @@ impl ScanPlan {
             retry: options.retry.clone(),
             read_capacity: options.read_capacity,
             max_concurrency: options.max_concurrency.max(1),
+            cost: None,
+            max_rcu: options.max_rcu,
+            query_estimate: None,
+            query_reads: None,
+            price_per_million_rru: options.price_per_million_rru,
         })
+    }
+
+    /// This plan with its cost estimated from `meta` (DescribeTable) and
+    /// the schema sample's key statistics `keys`.
+    pub(crate) fn with_cost(mut self, meta: &TableMeta, keys: Option<&KeyStats>) -> Self {
+        self.cost = Some(cost_model(meta, keys, &self.access.operation));
+        self
     }
 
     /// A plain parallel Scan of whole items in `segments` segments, one
@@ -227,6 +269,11 @@ impl ScanPlan {
             retry: RetryPolicy::default(),
             read_capacity: None,
             max_concurrency: segments.max(1) as usize,
+            cost: None,
+            max_rcu: None,
+            query_estimate: None,
+            query_reads: None,
+            price_per_million_rru: DEFAULT_PRICE_PER_MILLION_RRU,
         }
     }
 
@@ -265,6 +312,39 @@ impl ScanPlan {
     /// Most requests the scan keeps in flight, over all its partitions.
     pub fn max_concurrency(&self) -> usize {
         self.max_concurrency
+    }
+
+    /// What this read is estimated to cost before it is sent (`None` when
+    /// the plan was made without an estimate).
+    pub fn estimate(&self) -> Option<ReadEstimate> {
+        let model = self.cost.as_ref()?;
+        Some(estimate(
+            model,
+            &self.partitions,
+            self.limit,
+            self.consistent_read,
+        ))
+    }
+
+    /// Read capacity units the query may consume at most, if capped.
+    pub fn max_rcu(&self) -> Option<f64> {
+        self.max_rcu
+    }
+
+    /// USD per million read request units the estimate is priced at.
+    pub fn price_per_million_rru(&self) -> f64 {
+        self.price_per_million_rru
+    }
+
+    /// What the ceiling is held against: the whole query's estimate when
+    /// several reads share it, else this read's.
+    pub(crate) fn ceiling_estimate(&self) -> Option<ReadEstimate> {
+        self.query_estimate.or_else(|| self.estimate())
+    }
+
+    /// Where this read's estimate comes from, for `EXPLAIN`.
+    pub(crate) fn estimate_basis(&self) -> Option<&Basis> {
+        self.cost.as_ref().map(|c| &c.basis)
     }
 
     /// What is decoded: `read_columns` of the table's `schema`.

@@ -562,6 +562,8 @@ fn an_index_key_that_is_a_table_key_needs_no_null_rejecting_predicate() {
             sort_key: Some(meta.keys.sort_key.clone().expect("orderId")),
         },
         projection: IndexProjection::All,
+        item_count: 0,
+        size_bytes: 0,
     });
     let p = plan_on(
         &meta,

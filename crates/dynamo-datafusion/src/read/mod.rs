@@ -10,6 +10,7 @@
 
 pub(crate) mod capacity;
 pub(crate) mod capture;
+pub(crate) mod ceiling;
 pub(crate) mod concurrency;
 pub(crate) mod retry;
 pub(crate) mod sample;
@@ -31,6 +32,7 @@ use crate::error::{Error, Result, describe_sdk_error};
 use crate::plan::{Key, Operation, ReadUnit, ScanPlan};
 use capacity::CapacityLimiter;
 use capture::{ItemsCapture, ItemsJson};
+use ceiling::Ceiling;
 use concurrency::Concurrency;
 use retry::{GiveUp, Retrier, Retryable, classify, error_kind};
 
@@ -379,6 +381,8 @@ pub(crate) struct Reader {
     /// Keep Scan and Query items as the JSON text DynamoDB sent
     /// ([`Page::items_json`]) instead of SDK values, for decoding straight to Arrow.
     pub items_as_json: bool,
+    /// The query's read-capacity ceiling, if it has one.
+    pub ceiling: Option<Arc<Ceiling>>,
 }
 
 impl Reader {
@@ -396,6 +400,10 @@ impl Reader {
             concurrency: Some(Concurrency::new(plan.max_concurrency)),
             buffer: Some(Arc::new(tokio::sync::Semaphore::new(plan.max_concurrency))),
             items_as_json: true,
+            ceiling: plan.max_rcu.map(|max| {
+                let estimated = plan.ceiling_estimate().map_or(0.0, |e| e.rcu);
+                Arc::new(Ceiling::new(max, estimated))
+            }),
         }
     }
 
@@ -442,6 +450,9 @@ impl Reader {
             }
             _ => None,
         };
+        if let Some(ceiling) = &self.ceiling {
+            ceiling.check(&plan.table)?;
+        }
         let r = plan.render(unit);
         let reserved = match &self.capacity {
             Some(capacity) => capacity.acquire().await,
@@ -500,6 +511,9 @@ impl Reader {
         }
         if let Some(c) = &self.concurrency {
             c.on_page(page.scanned_count);
+        }
+        if let Some(ceiling) = &self.ceiling {
+            ceiling.spend(&plan.table, page.consumed_capacity)?;
         }
         Ok(page)
     }

@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::Widening;
+use crate::key_stats::KeyStats;
 use crate::metadata::TableMeta;
 use crate::schema::infer::Observed;
 use crate::schema::{SchemaHistory, SchemaOrigin};
@@ -41,8 +42,9 @@ use crate::schema::{SchemaHistory, SchemaOrigin};
 /// How long a cached schema is used before the table is sampled again.
 pub const DEFAULT_SCHEMA_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// Format of an entry; entries of another version are ignored.
-const ENTRY_VERSION: u32 = 1;
+/// Format of an entry; entries of another version are ignored (2: with
+/// the sample's key statistics).
+const ENTRY_VERSION: u32 = 2;
 
 /// Where cached schemas are kept: opaque text entries under an id.
 ///
@@ -139,6 +141,9 @@ pub(crate) struct Entry {
     sampled_at: u64,
     saved_at: u64,
     widened: Vec<StoredWidening>,
+    /// The sample's key statistics (cost estimates), when it had them.
+    #[serde(default)]
+    pub keys: Option<KeyStats>,
 }
 
 fn secs(t: SystemTime) -> u64 {
@@ -154,6 +159,7 @@ impl Entry {
         key: &SchemaKey,
         observed: BTreeMap<String, Observed>,
         history: &SchemaHistory,
+        keys: Option<&KeyStats>,
     ) -> Self {
         let (sampled_items, sampled_at) = match history.origin {
             SchemaOrigin::Sampled { items, at } => (items, secs(at)),
@@ -177,6 +183,7 @@ impl Entry {
                     to_json: w.to_json,
                 })
                 .collect(),
+            keys: keys.cloned(),
         }
     }
 
@@ -451,7 +458,7 @@ mod tests {
                 },
             )],
         };
-        let entry = Entry::new(&key, observe_items(&items), &history);
+        let entry = Entry::new(&key, observe_items(&items), &history, None);
         let text = entry.to_text();
         let back = Entry::parse(&text, &key, DEFAULT_SCHEMA_TTL).expect("fresh");
         assert_eq!(back.observed, observe_items(&items));

@@ -21,6 +21,7 @@ use std::time::SystemTime;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::error::Widening;
+use crate::key_stats::KeyStats;
 use crate::metadata::TableMeta;
 use crate::schema::ColumnType;
 use crate::schema::build_schema;
@@ -50,6 +51,8 @@ pub(crate) struct SchemaState {
     current: RwLock<Current>,
     /// Where the schema is cached, if it is: widenings are saved there too.
     cache: Option<CacheSlot>,
+    /// What the sample showed of the key attributes (kept with the schema).
+    keys: Option<Arc<KeyStats>>,
 }
 
 impl SchemaState {
@@ -87,7 +90,19 @@ impl SchemaState {
                 history,
             }),
             cache: None,
+            keys: None,
         }
+    }
+
+    /// This state with the key statistics of its sample.
+    pub(crate) fn with_key_stats(mut self, keys: Option<KeyStats>) -> Self {
+        self.keys = keys.map(Arc::new);
+        self
+    }
+
+    /// The key statistics of the schema's sample, if any.
+    pub(crate) fn key_stats(&self) -> Option<&Arc<KeyStats>> {
+        self.keys.as_ref()
     }
 
     /// Adds the column of attributes the schema has no column for
@@ -119,7 +134,7 @@ impl SchemaState {
     /// `store_now` (a new sample; not a schema just read from there).
     pub(crate) fn cached_in(mut self, slot: CacheSlot, store_now: bool) -> Self {
         if store_now {
-            save(&slot, &self.read());
+            save(&slot, &self.read(), self.keys.as_deref());
         }
         self.cache = Some(slot);
         self
@@ -147,6 +162,7 @@ impl SchemaState {
                 },
             }),
             cache: None,
+            keys: None,
         }
     }
 
@@ -196,7 +212,7 @@ impl SchemaState {
             current.observed = observed;
             current.schema = schema;
             if let Some(slot) = &self.cache {
-                save(slot, &current);
+                save(slot, &current, self.keys.as_deref());
             }
         }
         changes
@@ -210,11 +226,12 @@ impl SchemaState {
 }
 
 /// Stores what `current` holds in `slot`.
-fn save(slot: &CacheSlot, current: &Current) {
+fn save(slot: &CacheSlot, current: &Current, keys: Option<&KeyStats>) {
     slot.store(&Entry::new(
         &slot.key,
         current.observed.clone(),
         &current.history,
+        keys,
     ));
 }
 
