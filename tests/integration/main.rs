@@ -3,6 +3,7 @@
 
 mod catalogue;
 mod common;
+mod cost;
 mod equivalence;
 mod errors;
 mod faults;

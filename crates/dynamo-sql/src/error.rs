@@ -6,8 +6,9 @@ use datafusion::error::DataFusionError;
 /// Errors of the command line.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// From DataFusion (planning, execution) or the provider.
-    #[error("{0}")]
+    /// From DataFusion (planning, execution) or the provider (shown with
+    /// the provider's own message, without DataFusion's wrapping).
+    #[error("{}", provider_message(.0))]
     DataFusion(#[from] DataFusionError),
     /// From the provider, before a query ran.
     #[error("{0}")]
@@ -30,4 +31,12 @@ pub enum CliError {
     /// A backslash command that does not exist or lacks an argument.
     #[error("{0}")]
     Command(String),
+}
+
+/// The provider's message when `e` carries one, else DataFusion's.
+fn provider_message(e: &DataFusionError) -> String {
+    match dynamo_datafusion::Error::find_in(e) {
+        Some(found) => found.to_string(),
+        None => e.to_string(),
+    }
 }

@@ -266,6 +266,48 @@ async fn stats_report_what_dynamodb_did() {
         err.contains("DynamoDB: 1 request, 1 page, 1 items scanned, 1 returned"),
         "GetItem reads one item: {err}"
     );
+    assert!(
+        err.contains("RCU (estimated 1 items, 0.5 RCU)"),
+        "estimate beside actual: {err}"
+    );
+}
+
+#[tokio::test]
+async fn a_large_full_scan_is_warned_about_on_stderr_and_a_ceiling_refuses_it() {
+    let table = fixture().await;
+    let scan = format!("SELECT count(*) AS n FROM {table}");
+    let o = dynamo_sql(
+        &[
+            "--format",
+            "csv",
+            "-c",
+            "SET dynamodb.warn_rcu = 0.1",
+            "-c",
+            &scan,
+        ],
+        None,
+    );
+    let out = ok_ref(&o);
+    assert!(out.starts_with("n\n"), "the query ran: {out}");
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "Warning: this query Scans all of table '{table}': about"
+        )),
+        "{err}"
+    );
+    // Under the default threshold (10000 RCU) a small table is not warned about.
+    let o = dynamo_sql(&["--format", "csv", "-c", &scan], None);
+    ok_ref(&o);
+    assert!(!stderr(&o).contains("Warning"), "{}", stderr(&o));
+    // A ceiling below the estimate refuses it, naming the estimate.
+    let o = dynamo_sql(&["-c", "SET dynamodb.max_rcu = 0.1", "-c", &scan], None);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("refused before reading: a Scan of table"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 fn ok_ref(o: &Output) -> String {

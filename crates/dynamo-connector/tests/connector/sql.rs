@@ -85,3 +85,48 @@ async fn sql_over_values_the_sample_missed_answers_exactly_with_notices_and_cach
     );
     assert_eq!(code(&other), "table_not_found", "{other}");
 }
+
+// Multi-threaded: `run` blocks one thread while the proxy serves on another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_above_config_max_capacity_is_refused_before_reading_and_estimates_are_answered() {
+    let f = fixture().await;
+    let client = local_client_as(&f.acme_key, "us-east-1")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let table = trap_table(&client, "ceiling").await.expect("trap table");
+    let proxy = FaultProxy::start(
+        &local_endpoint().unwrap_or_else(|e| panic!("{e}")),
+        FaultConfig::none(),
+    )
+    .await
+    .expect("proxy");
+    set_endpoint(&f, "acme", &proxy.endpoint());
+    let sql = |sql: String, max: f64| {
+        json!({"inputs": {"operation": "sql", "sql": sql}, "config": {"maxCapacity": max}})
+            .to_string()
+    };
+    // Sample the table first (the schema is stored), so the refused request's
+    // reads are its own.
+    let count = format!("SELECT count(*) AS n FROM \"{}\"", table.name);
+    let (ok, v, all) = run(&f, &f.acme_session, &sql(count.clone(), 1000.0));
+    assert!(ok, "{all}");
+    let estimated = v["estimatedCapacity"].as_f64().expect("estimatedCapacity");
+    let consumed = v["consumedCapacity"].as_f64().expect("consumedCapacity");
+    assert!(
+        estimated > 0.0 && (estimated / consumed).max(consumed / estimated) <= 1.2,
+        "{v}"
+    );
+
+    let before = proxy.counts();
+    let (ok, refused, all) = run(&f, &f.acme_session, &sql(count, estimated / 2.0));
+    assert!(!ok, "{all}");
+    assert_eq!(code(&refused), "capacity_exceeded", "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("refused before reading: a Scan of table")
+            && message.contains("raise config.maxCapacity"),
+        "{message}"
+    );
+    assert_eq!(proxy.counts().scans, before.scans, "no Scan was sent");
+    assert_no_secret(&f, &all);
+}
