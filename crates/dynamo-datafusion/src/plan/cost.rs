@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
 use super::{CmpOp, Operation, ReadUnit, SortCondition};
-use crate::key_stats::KeyStats;
+use crate::key_stats::{KeyStats, SortTest};
 use crate::metadata::{IndexKind, TableMeta};
 use crate::value::compare_values;
 
@@ -154,7 +154,7 @@ pub(crate) fn cost_model(
     };
     let share = match (sort, &key_schema.sort_key) {
         (Some(cond), Some(sk)) => {
-            let sampled = keys.and_then(|k| k.fraction(&sk.name, |v| satisfies(v, cond)));
+            let sampled = keys.and_then(|k| k.sort_fraction(pk, &sk.name, cond));
             match sampled {
                 Some(f) => f,
                 None => {
@@ -173,6 +173,54 @@ pub(crate) fn cost_model(
         item_bytes,
         per_query: Some((per_key * share).min(items as f64)),
         basis,
+    }
+}
+
+impl SortTest for SortCondition {
+    fn accepts(&self, v: &AttributeValue) -> bool {
+        satisfies(v, self)
+    }
+
+    fn touches(&self, low: &AttributeValue, high: &AttributeValue) -> bool {
+        use std::cmp::Ordering::{Greater, Less};
+        let cmp = compare_values;
+        match self {
+            SortCondition::Compare(op, x) => match op {
+                CmpOp::Eq => {
+                    cmp(low, x).is_some_and(|o| o != Greater)
+                        && cmp(high, x).is_some_and(|o| o != Less)
+                }
+                CmpOp::Ne => true,
+                CmpOp::Lt => cmp(low, x) == Some(Less),
+                CmpOp::Le => cmp(low, x).is_some_and(|o| o != Greater),
+                CmpOp::Gt => cmp(high, x) == Some(Greater),
+                CmpOp::Ge => cmp(high, x).is_some_and(|o| o != Less),
+            },
+            SortCondition::Between(a, b) => {
+                cmp(high, a).is_some_and(|o| o != Less) && cmp(low, b).is_some_and(|o| o != Greater)
+            }
+            SortCondition::BeginsWith(p) => {
+                // Not wholly below the prefix, and not wholly above it.
+                let below = cmp(high, p) == Some(Less) && !satisfies(high, self);
+                let above = cmp(low, p) == Some(Greater) && !satisfies(low, self);
+                !below && !above && cmp(low, p).is_some()
+            }
+        }
+    }
+
+    fn width_share(&self, low: &AttributeValue, high: &AttributeValue) -> Option<f64> {
+        let number = |v: &AttributeValue| match v {
+            AttributeValue::N(n) => n.parse::<f64>().ok(),
+            _ => None,
+        };
+        match self {
+            SortCondition::Between(a, b) => {
+                let span = number(high)? - number(low)?;
+                let width = number(b)? - number(a)?;
+                (span > 0.0).then(|| (width / span).max(0.0))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -274,7 +322,7 @@ mod tests {
 
     /// A sample of `customers` customers with 10 orders each (orderId 0..9).
     fn sample(customers: u64) -> KeyStats {
-        let mut b = KeyStatsBuilder::new(["customer", "status"], ["orderId"]);
+        let mut b = KeyStatsBuilder::new([("customer", Some("orderId")), ("status", None)]);
         let items: Vec<Item> = (0..customers * 10)
             .map(|i| {
                 [

@@ -34,11 +34,13 @@ pub(crate) struct Sample {
 
 /// A counter of `meta`'s key attributes (table and indexes).
 fn key_counter(meta: &TableMeta) -> KeyStatsBuilder {
-    let schemas = || std::iter::once(&meta.keys).chain(meta.indexes.iter().map(|i| &i.keys));
-    KeyStatsBuilder::new(
-        schemas().map(|k| k.partition_key.name.as_str()),
-        schemas().filter_map(|k| k.sort_key.as_ref().map(|s| s.name.as_str())),
-    )
+    let schemas = std::iter::once(&meta.keys).chain(meta.indexes.iter().map(|i| &i.keys));
+    KeyStatsBuilder::new(schemas.map(|k| {
+        (
+            k.partition_key.name.as_str(),
+            k.sort_key.as_ref().map(|s| s.name.as_str()),
+        )
+    }))
 }
 
 /// Observes up to `sample_size` items of `meta`'s table.
@@ -79,6 +81,7 @@ pub(crate) async fn sample_table(
             keys.observe(&page.items);
             start = page.next;
             if remaining == 0 || start.is_none() {
+                keys.end_segment(start.is_none());
                 return Result::Ok((seen, keys, read, start.is_none()));
             }
         }

@@ -61,6 +61,30 @@ pub(crate) mod many {
     }
 }
 
+/// Lists of values.
+pub(crate) mod nested {
+    use super::*;
+
+    pub(crate) fn serialize<S: Serializer>(
+        v: &[Vec<AttributeValue>],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            v.iter()
+                .map(|list| list.iter().map(Out).collect::<Vec<_>>()),
+        )
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<Vec<AttributeValue>>, D::Error> {
+        Ok(Vec::<Vec<In>>::deserialize(d)?
+            .into_iter()
+            .map(|list| list.into_iter().map(|v| v.0).collect())
+            .collect())
+    }
+}
+
 /// A key: `(attribute, value)` pairs in key order.
 pub(crate) mod key {
     use super::*;
