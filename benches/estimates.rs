@@ -106,10 +106,14 @@ async fn stats(ctx: &SessionContext, sql: &str) -> Result<ReadStats, BoxError> {
 struct Ratios {
     ratios: Vec<f64>,
     unbilled: usize,
+    estimated: f64,
+    consumed: f64,
 }
 
 impl Ratios {
     fn add(&mut self, st: &ReadStats) {
+        self.estimated += st.estimated_rcu;
+        self.consumed += st.consumed_rcu;
         if st.consumed_rcu > 0.0 {
             self.ratios.push(st.estimated_rcu / st.consumed_rcu);
         } else {
@@ -121,7 +125,7 @@ impl Ratios {
         let r = &mut self.ratios;
         r.sort_by(f64::total_cmp);
         if r.is_empty() {
-            return format!("| {kind} | 0 | | | | | | | {} |\n", self.unbilled);
+            return format!("| {kind} | 0 | | | | | | | | {} |\n", self.unbilled);
         }
         let q = |p: f64| r[((r.len() - 1) as f64 * p).round() as usize];
         let within = r
@@ -129,7 +133,7 @@ impl Ratios {
             .filter(|x| **x <= target && **x >= 1.0 / target)
             .count();
         format!(
-            "| {kind} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} % (≤ {target}×) | {} |\n",
+            "| {kind} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} % (≤ {target}×) | {:.2} | {} |\n",
             r.len(),
             q(0.0),
             q(0.1),
@@ -137,13 +141,14 @@ impl Ratios {
             q(0.9),
             q(1.0),
             100.0 * within as f64 / r.len() as f64,
+            self.estimated / self.consumed.max(f64::MIN_POSITIVE),
             self.unbilled
         )
     }
 }
 
-const HEADER: &str = "| queries | n | min | p10 | median | p90 | max | within target | empty answers (Local bills 0) |\n\
-                      |---|---|---|---|---|---|---|---|---|\n";
+const HEADER: &str = "| queries | n | min | p10 | median | p90 | max | within target | Σ estimated ÷ Σ consumed | empty answers (Local bills 0) |\n\
+                      |---|---|---|---|---|---|---|---|---|---|\n";
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {

@@ -2,6 +2,7 @@
 //! client, validate the request, run it, answer with items or a precise error.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use aws_sdk_dynamodb::Client;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -18,8 +19,10 @@ use dynamo_datafusion::{
 use serde_json::{Map, Value, json};
 
 use crate::error::{ConnectorError, Result, sql_error};
+use crate::metrics::Metrics;
 use crate::request::{ConnectorRequest, Inputs, Limits, ReadOperation, parse_request};
 use crate::tenant::{ClientResolver, ResolvedClient, SchemaStore};
+use crate::usage::{TableUsage, UsageRecorder};
 
 /// Runs connector requests for authenticated sessions.
 ///
@@ -40,6 +43,8 @@ use crate::tenant::{ClientResolver, ResolvedClient, SchemaStore};
 pub struct Connector {
     resolver: Arc<dyn ClientResolver>,
     schemas: Option<Arc<dyn SchemaStore>>,
+    usage: Option<Arc<UsageRecorder>>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Connector {
@@ -49,7 +54,78 @@ impl Connector {
         Self {
             resolver,
             schemas: None,
+            usage: None,
+            metrics: None,
         }
+    }
+
+    /// Records every request's usage in `usage` and refuses requests of a
+    /// client that has used up its daily quota (`quota_exceeded`).
+    pub fn with_usage(mut self, usage: Arc<UsageRecorder>) -> Self {
+        self.usage = Some(usage);
+        self
+    }
+
+    /// Counts requests, latency, capacity and schema lookups in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The usage recorder, if any.
+    pub fn usage(&self) -> Option<&Arc<UsageRecorder>> {
+        self.usage.as_ref()
+    }
+
+    /// The metrics, if any.
+    pub fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.metrics.as_ref()
+    }
+
+    /// `quota_exceeded` when `client_id` has used up its daily quota.
+    pub fn check_quota(&self, client_id: &str) -> Result<()> {
+        match &self.usage {
+            Some(usage) => usage.check_quota(client_id),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts one served request of `operation`: its reads by table, the
+    /// error it ended with (and the table that error is counted under),
+    /// its time since `start`.
+    pub fn observe(
+        &self,
+        operation: &str,
+        client_id: Option<&str>,
+        tables: &[TableUsage],
+        error: Option<(&str, &ConnectorError)>,
+        start: Instant,
+    ) {
+        if let Some(metrics) = &self.metrics {
+            let code = error.map_or("ok", |(_, e)| e.code.as_str());
+            metrics.request(operation, code, start.elapsed().as_secs_f64());
+            if let Some(client) = client_id {
+                let (rcu, read, returned) = tables.iter().fold((0.0, 0, 0), |(r, i, o), t| {
+                    (r + t.rcu, i + t.items_read, o + t.items_returned)
+                });
+                metrics.reads(client, rcu, read, returned);
+            }
+        }
+        if let (Some(usage), Some(client)) = (&self.usage, client_id) {
+            usage.record(client, tables, error.map(|(table, e)| (table, e.code)));
+        }
+    }
+
+    /// The client's stored schemas, counted in the metrics.
+    fn schema_cache(&self, client_id: &str) -> Option<Arc<dyn SchemaCache>> {
+        let cache = self.schemas.as_ref()?.schema_cache(client_id);
+        Some(match &self.metrics {
+            Some(metrics) => Arc::new(CountedCache {
+                inner: cache,
+                metrics: Arc::clone(metrics),
+            }),
+            None => cache,
+        })
     }
 
     /// Keeps each client's inferred table schemas in `schemas`: a later
@@ -80,10 +156,7 @@ impl Connector {
     /// ```
     pub async fn sql_session(&self, session_token: Option<&str>) -> Result<SqlSession> {
         let resolved = self.authenticate(session_token).await?;
-        let cache = self
-            .schemas
-            .as_ref()
-            .map(|s| s.schema_cache(&resolved.client_id));
+        let cache = self.schema_cache(&resolved.client_id);
         let ctx = sql_context(&resolved.client, cache, None).await?;
         Ok(SqlSession {
             client_id: resolved.client_id,
@@ -92,13 +165,37 @@ impl Connector {
         })
     }
 
-    /// Handles one request: session first, then validation, then DynamoDB.
+    /// Handles one request: session first, then validation, then the
+    /// client's quota, then DynamoDB; counts it in usage and metrics.
     pub async fn handle(&self, session_token: Option<&str>, body: &[u8]) -> Result<Value> {
-        let resolved = self.resolver.resolve(session_token).await?;
-        let request = parse_request(body)?;
+        let start = Instant::now();
+        let resolved = match self.resolver.resolve(session_token).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.observe("none", None, &[], Some(("(request)", &e)), start);
+                return Err(e);
+            }
+        };
+        let client = resolved.client_id.as_str();
+        let request = match parse_request(body) {
+            Ok(r) => r,
+            Err(e) => {
+                self.observe("none", Some(client), &[], Some(("(request)", &e)), start);
+                return Err(e);
+            }
+        };
+        let (operation, table) = match &request.inputs {
+            Inputs::Read(r) => (
+                match r.operation {
+                    ReadOperation::Scan => "scan",
+                    ReadOperation::Query => "query",
+                },
+                r.table_name.clone(),
+            ),
+            Inputs::Sql(_) => ("sql", SQL_TABLE.to_string()),
+        };
         log::info!(
-            "client '{}'{}: {}",
-            resolved.client_id,
+            "client '{client}'{}: {operation}{}",
             resolved
                 .user
                 .as_deref()
@@ -106,39 +203,98 @@ impl Connector {
                 .unwrap_or_default(),
             match &request.inputs {
                 Inputs::Read(r) => format!(
-                    "{} on table '{}'{}",
-                    match r.operation {
-                        ReadOperation::Scan => "scan",
-                        ReadOperation::Query => "query",
-                    },
+                    " on table '{}'{}",
                     r.table_name,
                     r.index_name
                         .as_deref()
                         .map(|i| format!(" index '{i}'"))
                         .unwrap_or_default()
                 ),
-                Inputs::Sql(_) => "sql".to_string(),
+                Inputs::Sql(_) => String::new(),
             }
         );
-        let cache = self
-            .schemas
-            .as_ref()
-            .map(|s| s.schema_cache(&resolved.client_id));
-        let result = run(&resolved, request, cache).await;
-        if let Err(e) = &result {
-            log::warn!("client '{}': {}", resolved.client_id, e);
+        if let Err(e) = self.check_quota(client) {
+            log::warn!("client '{client}': {e}");
+            self.observe(operation, Some(client), &[], Some((&table, &e)), start);
+            return Err(e);
         }
-        result
+        let cache = self.schema_cache(client);
+        match run(&resolved, request, cache).await {
+            Ok((response, tables)) => {
+                self.observe(operation, Some(client), &tables, None, start);
+                Ok(response)
+            }
+            Err(e) => {
+                log::warn!("client '{client}': {e}");
+                self.observe(operation, Some(client), &[], Some((&table, &e)), start);
+                Err(e)
+            }
+        }
     }
+}
+
+/// The table a failed `sql` request is counted under (it may have named none).
+pub const SQL_TABLE: &str = "(sql)";
+
+/// A client's schema store, counting its lookups.
+#[derive(Debug)]
+struct CountedCache {
+    inner: Arc<dyn SchemaCache>,
+    metrics: Arc<Metrics>,
+}
+
+impl SchemaCache for CountedCache {
+    fn load(&self, id: &str) -> std::result::Result<Option<String>, String> {
+        let found = self.inner.load(id);
+        self.metrics.schema_lookup(matches!(&found, Ok(Some(_))));
+        found
+    }
+
+    fn store(&self, id: &str, entry: &str) -> std::result::Result<(), String> {
+        self.inner.store(id, entry)
+    }
+}
+
+/// What a read answer says it read: one table's usage.
+fn read_usage(table: &str, response: &Value) -> TableUsage {
+    let number = |k: &str| response.get(k).and_then(Value::as_u64).unwrap_or(0);
+    TableUsage {
+        table: table.to_string(),
+        items_read: number("scannedCount"),
+        items_returned: number("count"),
+        rcu: response
+            .get("consumedCapacity")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0),
+    }
+}
+
+/// Each table's usage in an executed plan.
+pub(crate) fn plan_usage(
+    plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+) -> Vec<TableUsage> {
+    ReadStats::by_table(plan)
+        .into_iter()
+        .map(|(table, st)| TableUsage {
+            table,
+            items_read: st.items_scanned as u64,
+            items_returned: st.items_returned as u64,
+            rcu: st.consumed_rcu,
+        })
+        .collect()
 }
 
 async fn run(
     resolved: &ResolvedClient,
     request: ConnectorRequest,
     cache: Option<Arc<dyn SchemaCache>>,
-) -> Result<Value> {
+) -> Result<(Value, Vec<TableUsage>)> {
     match request.inputs {
-        Inputs::Read(read) => crate::read::run_read(&resolved.client, &read, request.limits).await,
+        Inputs::Read(read) => {
+            let response = crate::read::run_read(&resolved.client, &read, request.limits).await?;
+            let usage = read_usage(&read.table_name, &response);
+            Ok((response, vec![usage]))
+        }
         Inputs::Sql(sql) => run_sql(&resolved.client, &sql, request.limits, cache).await,
     }
 }
@@ -210,7 +366,7 @@ async fn run_sql(
     sql: &str,
     limits: Limits,
     cache: Option<Arc<dyn SchemaCache>>,
-) -> Result<Value> {
+) -> Result<(Value, Vec<TableUsage>)> {
     let ctx = sql_context(client, cache, limits.max_capacity).await?;
     let statement = ctx
         .state()
@@ -250,7 +406,7 @@ async fn run_sql(
     if !outcome.notices.is_empty() {
         response.insert("notices".into(), json!(outcome.notices));
     }
-    Ok(Value::Object(response))
+    Ok((Value::Object(response), plan_usage(&outcome.plan)))
 }
 
 /// Collects an `sql` result as a JSON array of row objects, at most

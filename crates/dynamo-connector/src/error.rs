@@ -29,6 +29,8 @@ pub enum ErrorCode {
     /// The statement's reads are estimated (or were counted) above its
     /// `config.maxCapacity`.
     CapacityExceeded,
+    /// The client has used up its daily read-capacity quota.
+    QuotaExceeded,
     /// Any other DynamoDB failure.
     DynamodbError,
     /// A fault of the connector or its store.
@@ -48,6 +50,7 @@ impl ErrorCode {
             ErrorCode::AccessDenied => "access_denied",
             ErrorCode::Throttled => "throttled",
             ErrorCode::CapacityExceeded => "capacity_exceeded",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::DynamodbError => "dynamodb_error",
             ErrorCode::Internal => "internal",
         }
@@ -62,7 +65,7 @@ impl ErrorCode {
             | ErrorCode::CredentialsNotFound
             | ErrorCode::TableNotFound => 404,
             ErrorCode::InvalidRequest | ErrorCode::CapacityExceeded => 400,
-            ErrorCode::Throttled => 429,
+            ErrorCode::Throttled | ErrorCode::QuotaExceeded => 429,
             ErrorCode::DynamodbError => 502,
             ErrorCode::CredentialsUnreadable | ErrorCode::Internal => 500,
         }
@@ -78,6 +81,9 @@ pub struct ConnectorError {
     pub code: ErrorCode,
     /// What went wrong and what to do.
     pub message: String,
+    /// Seconds after which trying again may succeed (a quota's reset),
+    /// sent as HTTP `Retry-After`.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ConnectorError {
@@ -86,7 +92,14 @@ impl ConnectorError {
         Self {
             code,
             message: message.into(),
+            retry_after_secs: None,
         }
+    }
+
+    /// This error, saying the caller may try again after `secs` seconds.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
     }
 
     /// `invalid_request`.

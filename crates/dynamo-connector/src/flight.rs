@@ -24,6 +24,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
+use std::time::Instant;
 
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
@@ -44,12 +45,13 @@ use arrow_flight::{
 use datafusion::arrow::datatypes::Schema;
 use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use datafusion::arrow::record_batch::RecordBatch;
-use futures::{Stream, TryStreamExt, stream};
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use futures::{Stream, StreamExt, TryStreamExt, stream};
 use prost::Message as _;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::connector::{Connector, SqlSession};
+use crate::connector::{Connector, SQL_TABLE, SqlSession, plan_usage};
 use crate::error::{ConnectorError, ErrorCode, sql_error};
 
 /// The first bytes of every ticket and prepared-statement handle this
@@ -117,7 +119,9 @@ pub fn status_of(e: &ConnectorError) -> Status {
         ErrorCode::Unauthenticated => Status::unauthenticated(message),
         ErrorCode::TableNotFound => Status::not_found(message),
         ErrorCode::AccessDenied => Status::permission_denied(message),
-        ErrorCode::Throttled | ErrorCode::CapacityExceeded => Status::resource_exhausted(message),
+        ErrorCode::Throttled | ErrorCode::CapacityExceeded | ErrorCode::QuotaExceeded => {
+            Status::resource_exhausted(message)
+        }
         ErrorCode::InvalidRequest => Status::invalid_argument(message),
         ErrorCode::ServiceNotConfigured | ErrorCode::CredentialsNotFound => {
             Status::failed_precondition(message)
@@ -167,6 +171,36 @@ fn flight_stream(
         .build(batches)
         .map_err(Status::from);
     Response::new(Box::pin(stream))
+}
+
+/// The operation label of Flight SQL statements in metrics.
+const OPERATION: &str = "flight_sql";
+
+/// A statement's stream: when it is dropped (ended, failed or cancelled),
+/// what its reads did is counted in the connector's usage and metrics.
+struct ObservedStream {
+    connector: Arc<Connector>,
+    client: String,
+    plan: Arc<dyn ExecutionPlan>,
+    start: Instant,
+    error: std::sync::Mutex<Option<ConnectorError>>,
+}
+
+impl Drop for ObservedStream {
+    fn drop(&mut self) {
+        let error = self
+            .error
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        self.connector.observe(
+            OPERATION,
+            Some(&self.client),
+            &plan_usage(&self.plan),
+            error.as_ref().map(|e| (SQL_TABLE, e)),
+            self.start,
+        );
+    }
 }
 
 /// One batch as a Flight data stream.
@@ -258,25 +292,58 @@ impl DynamoFlightSql {
         Ok(frame.schema().as_arrow().clone())
     }
 
-    /// Runs `sql` in the caller's session, streaming its batches.
+    /// Runs `sql` in the caller's session, streaming its batches; the
+    /// client's quota is checked first, and its usage counted when the
+    /// stream ends (or is dropped).
     async fn run(
         &self,
         metadata: &MetadataMap,
         sql: &str,
     ) -> Result<Response<DoGetStream>, Status> {
-        let session = self.session(metadata).await?;
+        let start = Instant::now();
+        let connector = &self.connector;
+        let session = match connector.sql_session(bearer(metadata)).await {
+            Ok(s) => s,
+            Err(e) => {
+                connector.observe(OPERATION, None, &[], Some((SQL_TABLE, &e)), start);
+                return Err(status(e));
+            }
+        };
+        log_call(&session.client_id, session.user.as_deref());
         let client = session.client_id.clone();
-        let frame = session.plan(sql).await.map_err(status)?;
-        let schema = Arc::new(frame.schema().as_arrow().clone());
-        let batches = frame
-            .execute_stream()
-            .await
-            .map_err(|e| status(sql_error(e)))?;
-        let batches = batches.map_err(move |e| {
-            let e = sql_error(e);
+        let failed = |e: ConnectorError| {
             log::warn!("client '{client}': {e}");
-            FlightError::Tonic(Box::new(status(e)))
+            connector.observe(OPERATION, Some(&client), &[], Some((SQL_TABLE, &e)), start);
+            status(e)
+        };
+        connector.check_quota(&client).map_err(failed)?;
+        let frame = session.plan(sql).await.map_err(failed)?;
+        let schema = Arc::new(frame.schema().as_arrow().clone());
+        let task = Arc::new(frame.task_ctx());
+        let plan = frame
+            .create_physical_plan()
+            .await
+            .map_err(|e| failed(sql_error(e)))?;
+        let batches = execute_stream(Arc::clone(&plan), task).map_err(|e| failed(sql_error(e)))?;
+        let observed = Arc::new(ObservedStream {
+            connector: Arc::clone(connector),
+            client: client.clone(),
+            plan,
+            start,
+            error: std::sync::Mutex::new(None),
         });
+        let on_error = Arc::clone(&observed);
+        let batches = batches
+            .map_err(move |e| {
+                let e = sql_error(e);
+                log::warn!("client '{}': {e}", on_error.client);
+                *on_error.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+                FlightError::Tonic(Box::new(status(e)))
+            })
+            // The stream holds the observer: it counts when the stream goes.
+            .inspect(move |_| {
+                let _ = &observed;
+            });
         Ok(flight_stream(schema, batches))
     }
 

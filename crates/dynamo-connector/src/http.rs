@@ -1,5 +1,6 @@
 //! The HTTP service: `POST /v1/connectors/dynamo` with `Authorization: Bearer
-//! TOKEN` and the request as body; `GET /healthz`.
+//! TOKEN` and the request as body; `GET /healthz`; `GET /metrics`
+//! (Prometheus, when the connector has metrics).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use serde_json::Value;
 
 use crate::connector::Connector;
 use crate::error::{ConnectorError, ErrorCode};
+use crate::metrics::METRICS_CONTENT_TYPE;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -24,6 +26,7 @@ pub fn router(connector: Arc<Connector>) -> Router {
     Router::new()
         .route("/v1/connectors/dynamo", post(connect))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(connector)
 }
@@ -42,6 +45,22 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+async fn metrics(State(connector): State<Arc<Connector>>) -> Response {
+    match connector.metrics() {
+        Some(m) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
+            m.encode(),
+        )
+            .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "no metrics: this connector keeps none\n",
+        )
+            .into_response(),
+    }
 }
 
 async fn connect(
@@ -69,7 +88,13 @@ async fn connect(
             } else {
                 e.code.http_status()
             };
-            json(status, e.to_json())
+            let mut response = json(status, e.to_json());
+            if let Some(secs) = e.retry_after_secs
+                && let Ok(value) = header::HeaderValue::from_str(&secs.to_string())
+            {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            response
         }
     }
 }

@@ -23,16 +23,19 @@ pub mod flight;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+mod metrics;
 mod read;
 mod request;
 mod secret;
 mod store;
 mod tenant;
+mod usage;
 
-pub use connector::{Connector, SqlSession};
+pub use connector::{Connector, SQL_TABLE, SqlSession};
 pub use crypto::{Sealed, open as open_sealed, seal};
 pub use dynamo_json::{from_dynamo_json, item_from_json, item_to_json, to_dynamo_json};
 pub use error::{ConnectorError, ErrorCode, Result};
+pub use metrics::{METRICS_CONTENT_TYPE, Metrics};
 pub use request::{
     CONFIG_FIELDS, ConnectorRequest, INPUT_FIELDS, Inputs, Limits, ReadOperation, ReadRequest,
     parse_request,
@@ -43,4 +46,8 @@ pub use tenant::{
     ChainResolver, ClientResolver, CredentialCipher, CredentialStore, Credentials,
     DYNAMODB_SERVICE, DynamoService, MasterKeyCipher, ResolvedClient, SchemaStore,
     ServiceDirectory, Session, SessionAuthenticator, TenantResolver, build_client,
+};
+pub use usage::{
+    Clock, SystemClock, TableUsage, UsageFilter, UsageFormat, UsageRecorder, UsageRow, UsageStore,
+    format_usage, utc_day,
 };

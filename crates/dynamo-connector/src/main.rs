@@ -6,8 +6,10 @@
 //! dynamo-connector admin --store PATH credentials set CLIENT        < {"accessKeyId", "secretAccessKey", "sessionToken"?}
 //! dynamo-connector admin --store PATH session issue CLIENT [--user U] [--ttl SECONDS]
 //! dynamo-connector admin --store PATH rotate-key --new-key-file F
+//! dynamo-connector admin --store PATH usage [--client C] [--since DAY] [--until DAY] [--format table|json|csv]
+//! dynamo-connector admin --store PATH quota set CLIENT --daily-rcu N | quota clear CLIENT
 //! dynamo-connector run --store PATH --session TOKEN [--request FILE]
-//! dynamo-connector serve --store PATH [--listen 127.0.0.1:PORT] [--flight-listen 127.0.0.1:PORT]
+//! dynamo-connector serve --store PATH [--listen 127.0.0.1:PORT] [--flight-listen 127.0.0.1:PORT] [--usage-flush-ms MS]
 //! ```
 //!
 //! The master key comes from `DYNAMO_CONNECTOR_MASTER_KEY` (base64 of 32 bytes)
@@ -20,8 +22,9 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use dynamo_connector::{
-    Connector, ConnectorError, Credentials, DynamoService, MasterKey, MasterKeyCipher, SqliteStore,
-    TenantResolver,
+    Connector, ConnectorError, Credentials, DynamoService, MasterKey, MasterKeyCipher, Metrics,
+    SqliteStore, SystemClock, TenantResolver, UsageFilter, UsageFormat, UsageRecorder, UsageStore,
+    format_usage,
 };
 
 /// The dynamo.connector entry point: multi-tenant DynamoDB reads and SQL.
@@ -69,6 +72,11 @@ enum Command {
         /// Arrow Flight SQL address (gRPC); none when absent.
         #[arg(long, value_name = "ADDR")]
         flight_listen: Option<String>,
+        /// Milliseconds between writes of recorded usage to the store
+        /// (what is left is written at shutdown).
+        #[arg(long, value_name = "MS", default_value_t = 1_000,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        usage_flush_ms: u64,
     },
 }
 
@@ -94,12 +102,71 @@ enum Admin {
         #[command(subcommand)]
         action: SessionAction,
     },
+    /// Usage per client, table and UTC day: requests, items read and
+    /// returned, read capacity, errors by code.
+    Usage {
+        /// Only this client.
+        #[arg(long, value_name = "CLIENT")]
+        client: Option<String>,
+        /// From this UTC day (YYYY-MM-DD, inclusive).
+        #[arg(long, value_name = "DAY", value_parser = parse_day)]
+        since: Option<String>,
+        /// Up to this UTC day (YYYY-MM-DD, inclusive).
+        #[arg(long, value_name = "DAY", value_parser = parse_day)]
+        until: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = UsageFormat::Table)]
+        format: UsageFormat,
+    },
+    /// Daily read-capacity quotas.
+    Quota {
+        #[command(subcommand)]
+        action: QuotaAction,
+    },
     /// Re-encrypt every stored credential with a new master key.
     RotateKey {
         /// File holding the new key (base64 of 32 bytes).
         #[arg(long, value_name = "FILE")]
         new_key_file: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum QuotaAction {
+    /// Refuse the client's requests (quota_exceeded, HTTP 429) once it has
+    /// consumed N read capacity units in a UTC day.
+    Set {
+        client: String,
+        #[arg(long, value_name = "N", value_parser = parse_quota)]
+        daily_rcu: f64,
+    },
+    /// Remove the client's quota.
+    Clear { client: String },
+}
+
+/// A `YYYY-MM-DD` day.
+fn parse_day(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && digits(0..4)
+        && digits(5..7)
+        && digits(8..10)
+    {
+        Ok(s.to_string())
+    } else {
+        Err(format!("'{s}' is not a day (YYYY-MM-DD)"))
+    }
+}
+
+/// A positive number of read capacity units.
+fn parse_quota(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite() && *x > 0.0)
+        .ok_or_else(|| format!("'{s}' is not a positive number of read capacity units"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,7 +238,13 @@ fn init_logging(default: log::LevelFilter) {
     }
 }
 
-fn connector(store: &Path, key_file: Option<&Path>) -> Result<Connector, ConnectorError> {
+/// The connector over `store`, recording usage (written every
+/// `usage_flush`) and checking quotas.
+fn connector(
+    store: &Path,
+    key_file: Option<&Path>,
+    usage_flush: std::time::Duration,
+) -> Result<Connector, ConnectorError> {
     let key = MasterKey::load(key_file)?;
     let store = Arc::new(SqliteStore::open(store)?);
     let resolver = TenantResolver::new(
@@ -180,7 +253,10 @@ fn connector(store: &Path, key_file: Option<&Path>) -> Result<Connector, Connect
         store.clone(),
         Arc::new(MasterKeyCipher(key)),
     );
-    Ok(Connector::new(Arc::new(resolver)).with_schema_store(store))
+    let usage = UsageRecorder::start(store.clone(), Arc::new(SystemClock), usage_flush);
+    Ok(Connector::new(Arc::new(resolver))
+        .with_schema_store(store)
+        .with_usage(usage))
 }
 
 fn admin(store: &Path, key_file: Option<&Path>, action: Admin) -> Result<(), ConnectorError> {
@@ -229,6 +305,31 @@ fn admin(store: &Path, key_file: Option<&Path>, action: Admin) -> Result<(), Con
             let token = db.issue_session(&client, user.as_deref(), ttl)?;
             println!("{}", token.expose());
         }
+        Admin::Usage {
+            client,
+            since,
+            until,
+            format,
+        } => {
+            let rows = db.usage(&UsageFilter {
+                client_id: client,
+                since,
+                until,
+            })?;
+            print!("{}", format_usage(&rows, format));
+        }
+        Admin::Quota {
+            action: QuotaAction::Set { client, daily_rcu },
+        } => {
+            db.set_daily_quota(&client, Some(daily_rcu))?;
+            eprintln!("client '{client}': daily quota of {daily_rcu} read capacity units");
+        }
+        Admin::Quota {
+            action: QuotaAction::Clear { client },
+        } => {
+            db.set_daily_quota(&client, None)?;
+            eprintln!("client '{client}': no quota");
+        }
         Admin::RotateKey { new_key_file } => {
             let old = MasterKey::load(key_file)?;
             let new = MasterKey::load(Some(&new_key_file))?;
@@ -262,18 +363,28 @@ async fn run(cli: Cli) -> Result<(), ConnectorError> {
                     b
                 }
             };
-            let response = connector(&store, key_file)?
-                .handle(Some(&session), &body)
-                .await?;
-            println!("{response}");
+            let connector = connector(&store, key_file, std::time::Duration::from_secs(60))?;
+            let response = connector.handle(Some(&session), &body).await;
+            if let Some(usage) = connector.usage() {
+                usage.close().await;
+            }
+            println!("{}", response?);
             Ok(())
         }
         Command::Serve {
             store,
             listen,
             flight_listen,
+            usage_flush_ms,
         } => {
-            let connector = Arc::new(connector(&store, key_file)?);
+            let connector = Arc::new(
+                connector(
+                    &store,
+                    key_file,
+                    std::time::Duration::from_millis(usage_flush_ms),
+                )?
+                .with_metrics(Arc::new(Metrics::new())),
+            );
             let http = match (listen, &flight_listen) {
                 (Some(addr), _) => Some(addr),
                 (None, None) => Some("127.0.0.1:8080".to_string()),
@@ -320,6 +431,10 @@ async fn run(cli: Cli) -> Result<(), ConnectorError> {
                 if outcome.is_ok() {
                     outcome = server_outcome(joined);
                 }
+            }
+            // Usage recorded and not yet written goes to the store now.
+            if let Some(usage) = connector.usage() {
+                usage.close().await;
             }
             log::info!("shut down");
             outcome

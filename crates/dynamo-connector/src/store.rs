@@ -18,6 +18,7 @@ use crate::tenant::{
     CredentialStore, Credentials, DYNAMODB_SERVICE, DynamoService, SchemaStore, ServiceDirectory,
     Session, SessionAuthenticator,
 };
+use crate::usage::{UsageFilter, UsageRow, UsageStore};
 use dynamo_datafusion::SchemaCache;
 
 const SCHEMA: &str = "
@@ -45,6 +46,28 @@ CREATE TABLE IF NOT EXISTS schemas (
     entry TEXT NOT NULL,
     updated_at INTEGER NOT NULL,
     PRIMARY KEY (client_id, id)
+);
+CREATE TABLE IF NOT EXISTS usage (
+    client_id TEXT NOT NULL,
+    day TEXT NOT NULL,
+    table_name TEXT NOT NULL,
+    requests INTEGER NOT NULL,
+    items_read INTEGER NOT NULL,
+    items_returned INTEGER NOT NULL,
+    rcu REAL NOT NULL,
+    PRIMARY KEY (client_id, day, table_name)
+);
+CREATE TABLE IF NOT EXISTS usage_errors (
+    client_id TEXT NOT NULL,
+    day TEXT NOT NULL,
+    table_name TEXT NOT NULL,
+    code TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (client_id, day, table_name, code)
+);
+CREATE TABLE IF NOT EXISTS quotas (
+    client_id TEXT PRIMARY KEY REFERENCES clients(id) ON DELETE CASCADE,
+    daily_rcu REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS credentials (
     client_id TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
@@ -220,6 +243,127 @@ fn sealed_from(nonce: Vec<u8>, ciphertext: Vec<u8>) -> Result<Sealed> {
     Ok(Sealed { nonce, ciphertext })
 }
 
+impl UsageStore for SqliteStore {
+    fn add_usage(&self, rows: &[UsageRow]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for r in rows {
+            tx.execute(
+                "INSERT INTO usage (client_id, day, table_name, requests, items_read, items_returned, rcu)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (client_id, day, table_name) DO UPDATE SET
+                   requests = requests + ?4, items_read = items_read + ?5,
+                   items_returned = items_returned + ?6, rcu = rcu + ?7",
+                params![
+                    r.client_id,
+                    r.day,
+                    r.table,
+                    r.requests as i64,
+                    r.items_read as i64,
+                    r.items_returned as i64,
+                    r.rcu
+                ],
+            )?;
+            for (code, n) in &r.errors {
+                tx.execute(
+                    "INSERT INTO usage_errors (client_id, day, table_name, code, count)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (client_id, day, table_name, code) DO UPDATE SET count = count + ?5",
+                    params![r.client_id, r.day, r.table, code, *n as i64],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn usage(&self, filter: &UsageFilter) -> Result<Vec<UsageRow>> {
+        let conn = self.conn();
+        let mut rows: Vec<UsageRow> = {
+            let mut stmt = conn.prepare(
+                "SELECT client_id, day, table_name, requests, items_read, items_returned, rcu FROM usage
+                 WHERE (?1 IS NULL OR client_id = ?1) AND (?2 IS NULL OR day >= ?2) AND (?3 IS NULL OR day <= ?3)
+                 ORDER BY client_id, day, table_name",
+            )?;
+            let mapped =
+                stmt.query_map(params![filter.client_id, filter.since, filter.until], |r| {
+                    Ok(UsageRow {
+                        client_id: r.get(0)?,
+                        day: r.get(1)?,
+                        table: r.get(2)?,
+                        requests: r.get::<_, i64>(3)?.max(0) as u64,
+                        items_read: r.get::<_, i64>(4)?.max(0) as u64,
+                        items_returned: r.get::<_, i64>(5)?.max(0) as u64,
+                        rcu: r.get(6)?,
+                        errors: Default::default(),
+                    })
+                })?;
+            mapped.collect::<rusqlite::Result<_>>()?
+        };
+        let mut stmt = conn.prepare(
+            "SELECT client_id, day, table_name, code, count FROM usage_errors
+             WHERE (?1 IS NULL OR client_id = ?1) AND (?2 IS NULL OR day >= ?2) AND (?3 IS NULL OR day <= ?3)",
+        )?;
+        let errors =
+            stmt.query_map(params![filter.client_id, filter.since, filter.until], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })?;
+        for e in errors {
+            let (client_id, day, table, code, count) = e?;
+            if let Some(row) = rows
+                .iter_mut()
+                .find(|r| r.client_id == client_id && r.day == day && r.table == table)
+            {
+                row.errors.insert(code, count.max(0) as u64);
+            }
+        }
+        Ok(rows)
+    }
+
+    fn day_rcu(&self, client_id: &str, day: &str) -> Result<f64> {
+        let total: Option<f64> = self.conn().query_row(
+            "SELECT SUM(rcu) FROM usage WHERE client_id = ?1 AND day = ?2",
+            params![client_id, day],
+            |r| r.get(0),
+        )?;
+        Ok(total.unwrap_or(0.0))
+    }
+
+    fn daily_quota(&self, client_id: &str) -> Result<Option<f64>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT daily_rcu FROM quotas WHERE client_id = ?1",
+                params![client_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn set_daily_quota(&self, client_id: &str, rcu: Option<f64>) -> Result<()> {
+        let conn = self.conn();
+        Self::require_client(&conn, client_id)?;
+        match rcu {
+            Some(rcu) => conn.execute(
+                "INSERT INTO quotas (client_id, daily_rcu) VALUES (?1, ?2)
+                 ON CONFLICT (client_id) DO UPDATE SET daily_rcu = ?2",
+                params![client_id, rcu],
+            )?,
+            None => conn.execute(
+                "DELETE FROM quotas WHERE client_id = ?1",
+                params![client_id],
+            )?,
+        };
+        Ok(())
+    }
+}
+
 impl SchemaStore for SqliteStore {
     fn schema_cache(&self, client_id: &str) -> Arc<dyn SchemaCache> {
         Arc::new(ClientSchemas {
@@ -327,6 +471,7 @@ impl CredentialStore for SqliteStore {
 mod tests {
     use super::*;
     use crate::tenant::{CredentialCipher, MasterKeyCipher};
+    use crate::usage::{UsageFilter, UsageRow, UsageStore};
 
     fn creds() -> Credentials {
         Credentials::from_json(br#"{"accessKeyId":"AK","secretAccessKey":"SK"}"#).expect("valid")
@@ -407,5 +552,72 @@ mod tests {
             .decrypt("acme", DYNAMODB_SERVICE, &sealed)
             .expect_err("old key");
         assert_eq!(err.code, ErrorCode::CredentialsUnreadable);
+    }
+
+    #[test]
+    fn usage_adds_up_per_client_day_and_table_and_quotas_are_kept() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("s.db");
+        let store = SqliteStore::open(&path).expect("open");
+        store.add_client("acme").expect("client");
+        let row = |day: &str, table: &str, rcu: f64, error: Option<&str>| UsageRow {
+            client_id: "acme".into(),
+            day: day.into(),
+            table: table.into(),
+            requests: 1,
+            items_read: 10,
+            items_returned: 4,
+            rcu,
+            errors: error
+                .map(|e| std::collections::BTreeMap::from([(e.to_string(), 1)]))
+                .unwrap_or_default(),
+        };
+        store
+            .add_usage(&[
+                row("2026-11-30", "A", 1.5, None),
+                row("2026-11-30", "B", 0.5, None),
+            ])
+            .expect("add");
+        store
+            .add_usage(&[
+                row("2026-11-30", "A", 2.0, Some("throttled")),
+                row("2026-12-01", "A", 4.0, None),
+            ])
+            .expect("add");
+        assert_eq!(store.day_rcu("acme", "2026-11-30").expect("sum"), 4.0);
+        assert_eq!(store.day_rcu("globex", "2026-11-30").expect("sum"), 0.0);
+        let all = store.usage(&UsageFilter::default()).expect("usage");
+        assert_eq!(all.len(), 3);
+        assert_eq!(
+            (
+                all[0].table.as_str(),
+                all[0].requests,
+                all[0].items_read,
+                all[0].rcu
+            ),
+            ("A", 2, 20, 3.5)
+        );
+        assert_eq!(all[0].errors["throttled"], 1);
+        let later = store
+            .usage(&UsageFilter {
+                client_id: Some("acme".into()),
+                since: Some("2026-12-01".into()),
+                until: None,
+            })
+            .expect("usage");
+        assert_eq!(later.len(), 1);
+        assert_eq!(store.daily_quota("acme").expect("quota"), None);
+        store.set_daily_quota("acme", Some(100.0)).expect("set");
+        assert!(
+            store.set_daily_quota("nobody", Some(1.0)).is_err(),
+            "unknown client"
+        );
+        drop(store);
+        // Both survive a reopen.
+        let store = SqliteStore::open(&path).expect("reopen");
+        assert_eq!(store.daily_quota("acme").expect("quota"), Some(100.0));
+        assert_eq!(store.day_rcu("acme", "2026-12-01").expect("sum"), 4.0);
+        store.set_daily_quota("acme", None).expect("clear");
+        assert_eq!(store.daily_quota("acme").expect("quota"), None);
     }
 }

@@ -10,3 +10,4 @@ mod http;
 mod reads;
 mod sql;
 mod tenancy;
+mod usage;

@@ -40,7 +40,57 @@ impl ReadStats {
         stats
     }
 
+    /// [`Self::of_plan`] per DynamoDB table read, in the order first met.
+    ///
+    /// ```
+    /// # fn f(plan: &std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>) {
+    /// for (table, stats) in dynamo_datafusion::ReadStats::by_table(plan) {
+    ///     println!("{table}: {:.1} RCU", stats.consumed_rcu);
+    /// }
+    /// # }
+    /// ```
+    pub fn by_table(plan: &Arc<dyn ExecutionPlan>) -> Vec<(String, Self)> {
+        let mut out: Vec<(String, Self)> = Vec::new();
+        let mut visit = vec![Arc::clone(plan)];
+        while let Some(node) = visit.pop() {
+            if let Some(exec) = (node.as_ref() as &dyn std::any::Any).downcast_ref::<DynamoExec>() {
+                let mut one = Self::default();
+                one.add_node(&node);
+                let table = exec.scan_plan().table().to_string();
+                match out.iter_mut().find(|(t, _)| *t == table) {
+                    Some((_, stats)) => stats.absorb(&one),
+                    None => out.push((table, one)),
+                }
+            }
+            // Children in order: the first child is visited first.
+            visit.extend(node.children().into_iter().rev().cloned());
+        }
+        out
+    }
+
+    /// Adds `other`'s counts to these.
+    fn absorb(&mut self, other: &Self) {
+        self.requests += other.requests;
+        self.retries += other.retries;
+        self.pages += other.pages;
+        self.items_returned += other.items_returned;
+        self.items_scanned += other.items_scanned;
+        self.consumed_rcu += other.consumed_rcu;
+        self.max_in_flight = self.max_in_flight.max(other.max_in_flight);
+        self.reads += other.reads;
+        self.estimated_items += other.estimated_items;
+        self.estimated_rcu += other.estimated_rcu;
+    }
+
     fn add_plan(&mut self, plan: &Arc<dyn ExecutionPlan>) {
+        self.add_node(plan);
+        for child in plan.children() {
+            self.add_plan(child);
+        }
+    }
+
+    /// Adds one node's counts, if it is a DynamoDB read.
+    fn add_node(&mut self, plan: &Arc<dyn ExecutionPlan>) {
         if (plan.as_ref() as &dyn std::any::Any).is::<DynamoExec>()
             && let Some(m) = plan.metrics()
         {
@@ -59,9 +109,6 @@ impl ReadStats {
                 self.estimated_items += e.items;
                 self.estimated_rcu += e.rcu;
             }
-        }
-        for child in plan.children() {
-            self.add_plan(child);
         }
     }
 }
