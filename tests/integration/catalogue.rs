@@ -134,6 +134,23 @@ const CASES: &[Case] = &[
         error: "query would Scan all of table '{t}' (~798 bytes, ~20 items): add a condition on its partition key 'pk' (or an index key), or SET dynamodb.scan_guard = 'off'",
     },
     Case {
+        id: "sql-over-ceiling",
+        via: Via::Direct,
+        sql: &[
+            "SET dynamodb.max_rcu = 0.1",
+            "SELECT count(*) FROM {t} WHERE n > 1",
+        ],
+        error: "query refused before reading: a Scan of table '{t}' (~20 items) would take about 0.5 RCU",
+    },
+    Case {
+        id: "sql-bad-ceiling",
+        via: Via::Direct,
+        sql: &[
+            "CREATE EXTERNAL TABLE x STORED AS DYNAMODB LOCATION '{t}' OPTIONS ('max_rcu' '-1')",
+        ],
+        error: "invalid DynamoDB table option 'max_rcu': '-1' is not a positive number of read capacity units",
+    },
+    Case {
         id: "sql-endpoint-down",
         via: Via::Down,
         sql: &["SELECT * FROM {t}"],

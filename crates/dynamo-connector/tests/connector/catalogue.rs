@@ -30,6 +30,8 @@ enum Setup {
     EndpointDown,
     /// Through `serve`, over HTTP.
     Http,
+    /// Acme after a read, with a daily quota below what it read.
+    OverQuota,
 }
 
 struct Case {
@@ -103,6 +105,18 @@ const CASES: &[Case] = &[
         setup: Setup::Acme,
         body: br#"{"inputs": {"tableName": "NoSuchTable", "operation": "scan"}}"#,
         error: "table_not_found: table 'NoSuchTable' does not exist for this client (ResourceNotFoundException: Cannot do operations on a non-existent table)",
+    },
+    Case {
+        id: "conn-over-capacity",
+        setup: Setup::Acme,
+        body: br#"{"inputs": {"operation": "sql", "sql": "SELECT count(*) FROM UserEngagement"}, "config": {"maxCapacity": 0.1}}"#,
+        error: "capacity_exceeded: statement refused before reading: a Scan of table 'UserEngagement' (~4 items) would take about 0.5 RCU",
+    },
+    Case {
+        id: "conn-over-quota",
+        setup: Setup::OverQuota,
+        body: SEED_QUERY,
+        error: "quota_exceeded: client 'acme' has used 0.5 read capacity units of its daily quota of 0.1 on",
     },
     Case {
         id: "conn-no-session",
@@ -268,6 +282,23 @@ async fn run_catalogue_case(f: &Fixture, case: &Case) -> (String, String) {
             };
             set_endpoint(f, "acme", &format!("http://127.0.0.1:{port}"));
             (acme, f.key_file.clone())
+        }
+        Setup::OverQuota => {
+            let (ok, _, all) = run_bytes(f, &f.key_file, &acme, &body);
+            assert!(ok, "{all}");
+            let set = admin(f, &["quota", "set", "acme", "--daily-rcu", "0.1"], None);
+            assert!(set.status.success(), "{}", text(&set));
+            let (_, v, all) = run_bytes(f, &f.key_file, &acme, &body);
+            let clear = admin(f, &["quota", "clear", "acme"], None);
+            assert!(clear.status.success(), "{}", text(&clear));
+            return (
+                format!(
+                    "{}: {}",
+                    code(&v),
+                    v["error"]["message"].as_str().unwrap_or_default()
+                ),
+                all,
+            );
         }
         Setup::Http => {
             let (mut child, addr) = start_server(f);

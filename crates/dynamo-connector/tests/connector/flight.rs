@@ -150,6 +150,20 @@ async fn adbc_over_flight_sql_answers_as_http_and_keeps_tenants_apart() {
         errors[2]
     );
 
+    // Each statement streamed over Flight SQL is counted (when its stream
+    // ends) as the HTTP requests are: 3 queries for each of 2 sessions.
+    let flight_ok = "dynamo_connector_requests_total{operation=\"flight_sql\",code=\"ok\"} 6";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let (status, body) = http(&http_addr, "GET", "/metrics", None, b"");
+        assert_eq!(status, 200, "{body}");
+        if body.contains(flight_ok) || Instant::now() > deadline {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(metrics.contains(flight_ok), "{metrics}");
+
     let _ = server.kill();
     let served = server.wait_with_output().expect("server output");
     assert_no_secret(&f, &printed);
