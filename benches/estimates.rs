@@ -28,12 +28,12 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType as T};
 use datafusion::physical_plan::collect;
-use datafusion::prelude::{SessionConfig, SessionContext};
-use dynamo_datafusion::{DynamoConfig, DynamoTableProvider, ReadStats};
+use datafusion::prelude::SessionContext;
+use dynamo_datafusion::{DynamoTableProvider, ReadStats};
 use dynamo_testkit::{TableSpec, create_table, put_items, table_exists};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use support::{Args, BoxError, load_bench_table, pk, write_result};
+use support::{Args, BoxError, bench_session, load_bench_table, pk, write_result};
 
 const T0: u64 = 1_760_000_000;
 const CATEGORIES: usize = 12;
@@ -82,17 +82,6 @@ async fn load_skewed(client: &Client, n: usize) -> Result<(String, usize), BoxEr
     }
     put_items(client, &table, items).await?;
     Ok((table, sizes.len()))
-}
-
-fn session(provider: DynamoTableProvider) -> Result<SessionContext, BoxError> {
-    let mut config = SessionConfig::new()
-        .with_target_partitions(4)
-        .with_option_extension(DynamoConfig::default());
-    config.options_mut().sql_parser.enable_ident_normalization = false;
-    config.options_mut().sql_parser.parse_float_as_decimal = true;
-    let ctx = SessionContext::new_with_config(config);
-    ctx.register_table("t", Arc::new(provider))?;
-    Ok(ctx)
 }
 
 async fn stats(ctx: &SessionContext, sql: &str) -> Result<ReadStats, BoxError> {
@@ -159,7 +148,7 @@ async fn main() -> Result<(), BoxError> {
     for &n in &args.items {
         // The pushdown matrix's table.
         let table = load_bench_table(&client, n).await?;
-        let ctx = session(DynamoTableProvider::try_new(client.clone(), &table).await?)?;
+        let ctx = bench_session(DynamoTableProvider::try_new(client.clone(), &table).await?)?;
         let p = pk(4200.min(n - 1));
         let base = (4200.min(n - 1) / 100) * 100;
         let matrix = [
@@ -231,7 +220,7 @@ async fn main() -> Result<(), BoxError> {
 
         // Random queries over the skewed table.
         let (table, partitions) = load_skewed(&client, n).await?;
-        let ctx = session(DynamoTableProvider::try_new(client.clone(), &table).await?)?;
+        let ctx = bench_session(DynamoTableProvider::try_new(client.clone(), &table).await?)?;
         let mut rng = StdRng::seed_from_u64(17);
         let mut kinds: BTreeMap<&str, (Ratios, f64)> = BTreeMap::new();
         let customer = |rng: &mut StdRng| format!("c{:06}", rng.random_range(0..partitions));

@@ -17,9 +17,12 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue as AV, ConsumedCapacity, ReturnConsumedCapacity};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::physical_plan::collect;
-use datafusion::prelude::{SessionConfig, SessionContext};
-use dynamo_datafusion::{DynamoConfig, DynamoTableProvider, ReadStats, TableOptions};
-use support::{Args, BoxError, bar_chart_svg, load_bench_table as load, median, pk, write_result};
+use datafusion::prelude::SessionContext;
+use dynamo_datafusion::{DynamoTableProvider, ReadStats, TableOptions};
+use support::{
+    Args, BoxError, bar_chart_svg, bench_session, load_bench_table as load, median, pk,
+    write_result,
+};
 
 /// What a hand-written call cost.
 #[derive(Default)]
@@ -214,17 +217,6 @@ fn queries(n: usize) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn session(provider: DynamoTableProvider) -> Result<SessionContext, BoxError> {
-    let mut config = SessionConfig::new()
-        .with_target_partitions(4)
-        .with_option_extension(DynamoConfig::default());
-    config.options_mut().sql_parser.enable_ident_normalization = false;
-    config.options_mut().sql_parser.parse_float_as_decimal = true;
-    let ctx = SessionContext::new_with_config(config);
-    ctx.register_table("t", Arc::new(provider))?;
-    Ok(ctx)
-}
-
 /// Runs `sql` `runs` times: median wall time, the last run's stats and sorted rows.
 async fn measure(
     ctx: &SessionContext,
@@ -285,8 +277,8 @@ async fn main() -> Result<(), BoxError> {
     let client = dynamo_testkit::local_client().await?;
     for &n in &args.items {
         let table = load(&client, n).await?;
-        let on = session(DynamoTableProvider::try_new(client.clone(), &table).await?)?;
-        let off = session(
+        let on = bench_session(DynamoTableProvider::try_new(client.clone(), &table).await?)?;
+        let off = bench_session(
             DynamoTableProvider::builder(client.clone(), &table)
                 .options(TableOptions {
                     pushdown: false,

@@ -205,6 +205,22 @@ pub fn pk(i: usize) -> String {
     format!("user#{:05}", i / 100)
 }
 
+/// A session over `provider` as table `t`, set up like `dynamo_session`'s
+/// (4 partitions, case-sensitive names, exact decimal literals, `SET
+/// dynamodb.*`).
+pub fn bench_session(
+    provider: dynamo_datafusion::DynamoTableProvider,
+) -> Result<datafusion::prelude::SessionContext, BoxError> {
+    let mut config = datafusion::prelude::SessionConfig::new()
+        .with_target_partitions(4)
+        .with_option_extension(dynamo_datafusion::DynamoConfig::default());
+    config.options_mut().sql_parser.enable_ident_normalization = false;
+    config.options_mut().sql_parser.parse_float_as_decimal = true;
+    let ctx = datafusion::prelude::SessionContext::new_with_config(config);
+    ctx.register_table("t", std::sync::Arc::new(provider))?;
+    Ok(ctx)
+}
+
 /// ~200-byte items, 100 per partition, a GSI (country, score) and an LSI (amount).
 pub async fn load_bench_table(client: &Client, n: usize) -> Result<String, BoxError> {
     let table = format!("bench_pushdown_{n}");

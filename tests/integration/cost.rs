@@ -75,13 +75,11 @@ async fn session_over(client: aws_sdk_dynamodb::Client, table: &str) -> SessionC
         .build()
         .await
         .expect("provider");
-    let ctx = ceiling_session();
-    ctx.register_table("t", Arc::new(provider))
-        .expect("register");
-    ctx
+    ceiling_session(provider)
 }
 
-fn ceiling_session() -> SessionContext {
+/// `provider` as `t` in a session with DynamoDB settings and the ceiling rule.
+fn ceiling_session(provider: DynamoTableProvider) -> SessionContext {
     let mut config = datafusion::prelude::SessionConfig::new()
         .with_target_partitions(2)
         .with_option_extension(DynamoConfig::default());
@@ -91,7 +89,10 @@ fn ceiling_session() -> SessionContext {
         .with_default_features()
         .with_physical_optimizer_rule(Arc::new(CapacityCeilingRule))
         .build();
-    SessionContext::new_with_state(state)
+    let ctx = SessionContext::new_with_state(state);
+    ctx.register_table("t", Arc::new(provider))
+        .expect("register");
+    ctx
 }
 
 /// Runs `sql`; the read statistics (estimate and actual) of its plan.
@@ -272,9 +273,7 @@ async fn a_read_that_consumes_more_than_the_ceiling_is_stopped_with_no_result() 
         .build()
         .await
         .expect("provider");
-    let ctx = ceiling_session();
-    ctx.register_table("t", Arc::new(provider))
-        .expect("register");
+    let ctx = ceiling_session(provider);
     ctx.sql("SET dynamodb.max_rcu = 20").await.expect("set");
     let sql = "SELECT * FROM t WHERE customer = 'whale'";
     let df = ctx.sql(sql).await.expect("plan");

@@ -291,14 +291,7 @@ async fn run_catalogue_case(f: &Fixture, case: &Case) -> (String, String) {
             let (_, v, all) = run_bytes(f, &f.key_file, &acme, &body);
             let clear = admin(f, &["quota", "clear", "acme"], None);
             assert!(clear.status.success(), "{}", text(&clear));
-            return (
-                format!(
-                    "{}: {}",
-                    code(&v),
-                    v["error"]["message"].as_str().unwrap_or_default()
-                ),
-                all,
-            );
+            return (error_line(&v), all);
         }
         Setup::Http => {
             let (mut child, addr) = start_server(f);
@@ -306,14 +299,7 @@ async fn run_catalogue_case(f: &Fixture, case: &Case) -> (String, String) {
             let _ = child.kill();
             let _ = child.wait();
             let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            return (
-                format!(
-                    "{}: {} (HTTP {status})",
-                    code(&v),
-                    v["error"]["message"].as_str().unwrap_or_default()
-                ),
-                text,
-            );
+            return (format!("{} (HTTP {status})", error_line(&v)), text);
         }
     };
     let (ok, v, all) = run_bytes(f, &key, &session, &body);
@@ -327,13 +313,15 @@ async fn run_catalogue_case(f: &Fixture, case: &Case) -> (String, String) {
     if ok {
         return (format!("answer: {v}"), all);
     }
-    (
-        format!(
-            "{}: {}",
-            code(&v),
-            v["error"]["message"].as_str().unwrap_or_default()
-        ),
-        all,
+    (error_line(&v), all)
+}
+
+/// `code: message` of an error answer, as the README shows it.
+fn error_line(v: &Value) -> String {
+    format!(
+        "{}: {}",
+        code(v),
+        v["error"]["message"].as_str().unwrap_or_default()
     )
 }
 

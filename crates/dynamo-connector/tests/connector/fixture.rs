@@ -260,8 +260,21 @@ pub fn http(
     token: Option<&str>,
     body: &[u8],
 ) -> (u16, String) {
+    let (status, _, body) = http_full(addr, method, path, token, body);
+    (status, body)
+}
+
+/// A minimal HTTP/1.1 exchange: (status, the head in lower case, body);
+/// status 0 when nothing listens.
+pub fn http_full(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> (u16, String, String) {
     let Ok(mut s) = TcpStream::connect(addr) else {
-        return (0, String::new());
+        return (0, String::new(), String::new());
     };
     s.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
@@ -281,11 +294,28 @@ pub fn http(
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+/// Stops `serve` with SIGTERM and waits (up to 20 s) for it to exit: its status.
+pub fn stop_gracefully(server: &mut Child) -> std::process::ExitStatus {
+    let pid = server.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(s) = server.try_wait().expect("wait") {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "server did not shut down");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 pub fn start_server(f: &Fixture) -> (Child, String) {

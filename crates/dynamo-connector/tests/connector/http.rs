@@ -3,8 +3,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType as T};
 use dynamo_testkit::{
@@ -50,22 +49,7 @@ async fn the_seed_example_through_serve() {
     assert_eq!(status, 413, "request body limit");
 
     // Graceful shutdown on SIGTERM; then nothing it logged holds a secret.
-    let pid = server.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = server.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "server did not shut down");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = stop_gracefully(&mut server);
     assert!(status.success(), "graceful exit");
     let mut logs = String::new();
     if let Some(mut e) = server.stderr.take() {

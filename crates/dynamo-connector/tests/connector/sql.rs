@@ -1,28 +1,35 @@
 //! The `sql` operation over values the schema sample missed, and its schema cache.
 
 use dynamo_testkit::{
-    FaultConfig, FaultProxy, TRAP_TABLE_ITEMS, local_client_as, local_endpoint, trap_table,
+    FaultConfig, FaultProxy, TRAP_TABLE_ITEMS, TrapTable, local_client_as, local_endpoint,
+    trap_table,
 };
 use serde_json::{Value, json};
 
 use crate::fixture::*;
 
-// Multi-threaded: `run` blocks one thread while the proxy serves on another.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sql_over_values_the_sample_missed_answers_exactly_with_notices_and_caches_schemas() {
-    let f = fixture().await;
+/// A trap table of Acme's named after `name`, and Acme's endpoint behind a
+/// proxy that counts its requests (samples among them).
+async fn acme_trap_table_behind_proxy(f: &Fixture, name: &str) -> (TrapTable, FaultProxy) {
     let client = local_client_as(&f.acme_key, "us-east-1")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let table = trap_table(&client, "traps").await.expect("trap table");
-    // Through a proxy that counts the Scans (samples among them).
+    let table = trap_table(&client, name).await.expect("trap table");
     let proxy = FaultProxy::start(
         &local_endpoint().unwrap_or_else(|e| panic!("{e}")),
         FaultConfig::none(),
     )
     .await
     .expect("proxy");
-    set_endpoint(&f, "acme", &proxy.endpoint());
+    set_endpoint(f, "acme", &proxy.endpoint());
+    (table, proxy)
+}
+
+// Multi-threaded: `run` blocks one thread while the proxy serves on another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_over_values_the_sample_missed_answers_exactly_with_notices_and_caches_schemas() {
+    let f = fixture().await;
+    let (table, proxy) = acme_trap_table_behind_proxy(&f, "traps").await;
     let (year, title) = &table.traps.rating;
     let sql = format!(
         "SELECT max(votes) AS v, count(code) AS c, \
@@ -90,17 +97,7 @@ async fn sql_over_values_the_sample_missed_answers_exactly_with_notices_and_cach
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_above_config_max_capacity_is_refused_before_reading_and_estimates_are_answered() {
     let f = fixture().await;
-    let client = local_client_as(&f.acme_key, "us-east-1")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let table = trap_table(&client, "ceiling").await.expect("trap table");
-    let proxy = FaultProxy::start(
-        &local_endpoint().unwrap_or_else(|e| panic!("{e}")),
-        FaultConfig::none(),
-    )
-    .await
-    .expect("proxy");
-    set_endpoint(&f, "acme", &proxy.endpoint());
+    let (table, proxy) = acme_trap_table_behind_proxy(&f, "ceiling").await;
     let sql = |sql: String, max: f64| {
         json!({"inputs": {"operation": "sql", "sql": sql}, "config": {"maxCapacity": max}})
             .to_string()

@@ -3,11 +3,10 @@
 //! parser (a Python process), the day's reset with an injected clock.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use dynamo_connector::{
     Clock, Connector, ErrorCode, MasterKey, MasterKeyCipher, SqliteStore, TenantResolver,
@@ -27,7 +26,7 @@ fn python() -> String {
     })
 }
 
-/// An HTTP/1.1 exchange: (status, headers in lower case, body).
+/// An HTTP/1.1 exchange with a text body: (status, head in lower case, body).
 fn exchange(
     addr: &str,
     method: &str,
@@ -35,27 +34,7 @@ fn exchange(
     token: Option<&str>,
     body: &str,
 ) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).expect("write");
-    s.write_all(body.as_bytes()).expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_ascii_lowercase(), body.to_string())
+    http_full(addr, method, path, token, body.as_bytes())
 }
 
 /// Parses `/metrics` with prometheus_client's OpenMetrics parser: samples.
@@ -99,25 +78,9 @@ fn sample_sum(samples: &[Value], name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-/// Stops `serve` with SIGTERM and waits for its graceful exit.
+/// Stops `serve` with SIGTERM; it must exit cleanly.
 fn stop(mut server: Child) {
-    let pid = server.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(s) = server.try_wait().expect("wait") {
-            assert!(s.success(), "graceful exit");
-            return;
-        }
-        assert!(Instant::now() < deadline, "server did not shut down");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(stop_gracefully(&mut server).success(), "graceful exit");
 }
 
 /// What a client's answers said, to compare with the recorded usage.
