@@ -31,6 +31,7 @@ mod decode;
 mod error;
 mod exec;
 mod factory;
+mod functions;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -55,6 +56,7 @@ pub use exec::ceiling_rule::CapacityCeilingRule;
 pub use exec::stats::ReadStats;
 pub use exec::{DynamoExec, ExecLayout, ExecParts};
 pub use factory::{DYNAMODB_FILE_TYPE, DynamoTableFactory};
+pub use functions::to_json_udf;
 pub use metadata::{
     IndexKind, IndexMeta, IndexProjection, KeyAttribute, KeySchema, KeyType, TableMeta,
 };

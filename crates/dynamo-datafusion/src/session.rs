@@ -31,7 +31,8 @@ pub const DEFAULT_SCHEMA: &str = "public";
 ///   reads ([`crate::CapacityCeilingRule`]);
 /// - the default schema lists the tables with ListTables (now) and describes each
 ///   when first used, with `options`;
-/// - `CREATE EXTERNAL TABLE t STORED AS DYNAMODB LOCATION 'Table'` is registered.
+/// - `CREATE EXTERNAL TABLE t STORED AS DYNAMODB LOCATION 'Table'` is registered;
+/// - `to_json(value)` gives any value as JSON text ([`crate::to_json_udf`]).
 ///
 /// ```no_run
 /// # async fn demo(client: aws_sdk_dynamodb::Client) -> datafusion::error::Result<()> {
@@ -96,6 +97,7 @@ pub async fn dynamo_session_with_cache(
         .with_physical_optimizer_rule(Arc::new(CapacityCeilingRule))
         .build();
     let ctx = SessionContext::new_with_state(state);
+    ctx.register_udf(crate::functions::to_json_udf());
     let mut tables = DynamoSchemaProvider::try_new(client, options).await?;
     if let Some(cache) = cache {
         tables = tables.with_schema_cache(cache);

@@ -1,6 +1,9 @@
-//! Backslash commands: `\dt`, `\d TABLE`, `\refresh TABLE`, `\?`, `\q`.
+//! Backslash commands, in the conventions of psql and datafusion-cli:
+//! `\dt`, `\d TABLE`, `\refresh TABLE`, `\format`, `\o`, `\timing`, `\x`,
+//! `\h`, `\set`, `\?`, `\q`.
 
 use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
@@ -10,33 +13,46 @@ use datafusion::prelude::SessionContext;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use datafusion::arrow::temporal_conversions::timestamp_s_to_datetime;
+use datafusion::config::ExtensionOptions;
 use dynamo_datafusion::{
-    DynamoSchemaProvider, DynamoTableProvider, IndexKind, IndexProjection, SchemaHistory,
-    SchemaOrigin, TableMeta, is_json_field,
+    DynamoConfig, DynamoSchemaProvider, DynamoTableProvider, IndexKind, IndexProjection,
+    SchemaHistory, SchemaOrigin, TableMeta, is_json_field,
 };
 
 use crate::error::CliError;
 use crate::print::{Format, Printer};
 use crate::session::{CATALOG, SCHEMA};
+use crate::settings::{Output, Settings, on_off, parse_format, parse_on_off};
 
 /// Help text of `\?`.
-pub const HELP: &str = "\
+pub const HELP: &str = "\\
 Commands:
-  \\dt            list tables
-  \\d TABLE       columns and types of TABLE, with its DynamoDB keys and indexes,
-                 and where its schema came from
-  \\refresh TABLE sample TABLE again for its schema (as ANALYZE TABLE TABLE;)
-  \\?             this help
-  \\q             quit
+  \\dt                 list tables
+  \\d TABLE            columns and types of TABLE, with its DynamoDB keys and indexes,
+                      and where its schema came from
+  \\refresh TABLE      sample TABLE again for its schema (as ANALYZE TABLE TABLE;)
+  \\format [FORMAT]    show or set the output format: table, csv, json, ndjson
+  \\o [FILE]           send results to FILE (truncated); \\o alone: back to stdout
+  \\timing [on|off]    print each statement's time (toggles without an argument)
+  \\x [on|off]         one line per column, for wide rows (toggles without an argument)
+  \\h [FUNCTION]       the SQL functions, or one function's description and syntax
+  \\set [NAME VALUE]   show the variables and dynamodb.* settings, or set one
+                      (format, maxrows, expanded, timing, stats, or any SET name)
+  \\?                  this help
+  \\q                  quit
 SQL statements end with ';' and may span lines. Names are case-sensitive:
 SELECT userId FROM UserEngagement; quoted names (\"my-table\") work as usual.
+Tab completes keywords, functions, tables and the columns of the tables named in
+the statement; Ctrl-R searches the history.
+COPY (SELECT ...) TO 'out.parquet' (or .csv, .json) exports a result.
 CREATE EXTERNAL TABLE t STORED AS DYNAMODB LOCATION 'TableName' [OPTIONS (...)]
 registers a table under another name or with options.
 SET dynamodb.pushdown = false turns pushdown off (to compare);
+SET dynamodb.max_rcu = N refuses queries estimated above N read capacity units;
 SET dynamodb.scan_guard = 'error' refuses full scans of tables above
-dynamodb.scan_guard_bytes. EXPLAIN shows the DynamoDB request; EXPLAIN ANALYZE
-and --stats show requests, items scanned and returned, and read capacity.
-Schemas are sampled once and cached (--schema-cache, --schema-ttl);
+dynamodb.scan_guard_bytes. EXPLAIN shows the DynamoDB request and its estimated
+cost; EXPLAIN ANALYZE and --stats show requests, items scanned and returned, and
+read capacity. Schemas are sampled once and cached (--schema-cache, --schema-ttl);
 ANALYZE TABLE t; samples t again. A value the sample never saw widens its
 column and the statement runs again (a Notice says so). Option
 'extra_attributes' 'true' (or --extra-attributes) adds a column _extra with
@@ -46,16 +62,17 @@ every attribute that has no column of its own.";
 pub async fn run(
     ctx: &SessionContext,
     line: &str,
-    format: Format,
-    out: &mut impl Write,
+    settings: &mut Settings,
 ) -> Result<(), CliError> {
     let line = line.trim().trim_end_matches(';').trim();
     let (cmd, arg) = match line.split_once(char::is_whitespace) {
         Some((c, a)) => (c, a.trim()),
         None => (line, ""),
     };
+    let format = settings.format;
+    let out = &mut settings.output;
     match cmd {
-        "\\?" | "\\h" | "\\help" => {
+        "\\?" | "\\help" => {
             writeln!(out, "{HELP}").map_err(io)?;
             Ok(())
         }
@@ -67,10 +84,182 @@ pub async fn run(
             "\\refresh needs a table name: \\refresh TABLE".to_string(),
         )),
         "\\refresh" => refresh(ctx, unquote(arg), out).await,
+        "\\format" if arg.is_empty() => say(settings, &format!("format is {}", name_of(format))),
+        "\\format" => {
+            settings.format = parse_format(arg).ok_or_else(|| {
+                CliError::Command(format!(
+                    "unknown format '{arg}': table, csv, json or ndjson"
+                ))
+            })?;
+            say(settings, &format!("format is {}", name_of(settings.format)))
+        }
+        "\\o" | "\\out" => {
+            settings.output.flush().map_err(io)?;
+            settings.output = if arg.is_empty() {
+                Output::Stdout
+            } else {
+                Output::to_file(Path::new(unquote(arg)))?
+            };
+            Ok(())
+        }
+        "\\timing" => {
+            settings.timing = toggle(settings.timing, arg, "\\timing")?;
+            say(settings, &format!("timing is {}", on_off(settings.timing)))
+        }
+        "\\x" => {
+            settings.expanded = toggle(settings.expanded, arg, "\\x")?;
+            say(
+                settings,
+                &format!("expanded display is {}", on_off(settings.expanded)),
+            )
+        }
+        "\\h" if arg.is_empty() => list_functions(ctx, format, out),
+        "\\h" => function_help(ctx, arg, out),
+        "\\set" if arg.is_empty() => show_settings(ctx, settings),
+        "\\set" => {
+            let (name, value) = arg
+                .split_once(char::is_whitespace)
+                .map(|(n, v)| (n, v.trim()))
+                .ok_or_else(|| {
+                    CliError::Command(
+                        "\\set needs a name and a value: \\set NAME VALUE".to_string(),
+                    )
+                })?;
+            if settings.set(name, value)? {
+                return Ok(());
+            }
+            let value = value.trim_matches('\'');
+            ctx.sql(&format!("SET {name} = '{}'", value.replace('\'', "''")))
+                .await?;
+            Ok(())
+        }
         other => Err(CliError::Command(format!(
             "unknown command '{other}'; \\? lists the commands"
         ))),
     }
+}
+
+/// A command's confirmation, on standard error (results stay clean).
+fn say(_settings: &Settings, text: &str) -> Result<(), CliError> {
+    eprintln!("{text}");
+    Ok(())
+}
+
+fn name_of(format: Format) -> String {
+    format!("{format:?}").to_ascii_lowercase()
+}
+
+/// `on`, `off`, or (no argument) the other state.
+fn toggle(now: bool, arg: &str, command: &str) -> Result<bool, CliError> {
+    if arg.is_empty() {
+        return Ok(!now);
+    }
+    parse_on_off(arg)
+        .ok_or_else(|| CliError::Command(format!("{command} takes on or off, not '{arg}'")))
+}
+
+/// Every SQL function, with its kind and a one-line description.
+fn list_functions(
+    ctx: &SessionContext,
+    format: Format,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let state = ctx.state();
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let first_line = |d: Option<&datafusion::logical_expr::Documentation>| {
+        d.map(|d| d.description.lines().next().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    };
+    for (name, f) in state.scalar_functions() {
+        rows.push(vec![
+            name.clone(),
+            "scalar".into(),
+            first_line(f.documentation()),
+        ]);
+    }
+    for (name, f) in state.aggregate_functions() {
+        rows.push(vec![
+            name.clone(),
+            "aggregate".into(),
+            first_line(f.documentation()),
+        ]);
+    }
+    for (name, f) in state.window_functions() {
+        rows.push(vec![
+            name.clone(),
+            "window".into(),
+            first_line(f.documentation()),
+        ]);
+    }
+    rows.sort();
+    print_rows(&["function", "kind", "description"], rows, format, out)
+}
+
+/// One function's documentation.
+fn function_help(ctx: &SessionContext, name: &str, out: &mut impl Write) -> Result<(), CliError> {
+    let state = ctx.state();
+    let key = name.to_ascii_lowercase();
+    let doc = state
+        .scalar_functions()
+        .get(&key)
+        .map(|f| ("scalar", f.documentation()))
+        .or_else(|| {
+            state
+                .aggregate_functions()
+                .get(&key)
+                .map(|f| ("aggregate", f.documentation()))
+        })
+        .or_else(|| {
+            state
+                .window_functions()
+                .get(&key)
+                .map(|f| ("window", f.documentation()))
+        });
+    let Some((kind, doc)) = doc else {
+        return Err(CliError::Command(format!(
+            "no function '{name}'; \\h lists them"
+        )));
+    };
+    let Some(doc) = doc else {
+        writeln!(out, "{key} ({kind} function): no documentation").map_err(io)?;
+        return Ok(());
+    };
+    let mut text = format!(
+        "{key} ({kind} function)\n\n{}\n\nSyntax: {}\n",
+        doc.description.trim(),
+        doc.syntax_example
+    );
+    if let Some(args) = &doc.arguments {
+        text.push_str("\nArguments:\n");
+        for (arg, what) in args {
+            text.push_str(&format!("  {arg}: {}\n", what.trim()));
+        }
+    }
+    if let Some(example) = &doc.sql_example {
+        text.push_str(&format!("\nExample:\n{}\n", example.trim()));
+    }
+    write!(out, "{text}").map_err(io)
+}
+
+/// The REPL's variables and the session's `dynamodb.*` settings.
+fn show_settings(ctx: &SessionContext, settings: &mut Settings) -> Result<(), CliError> {
+    let mut rows: Vec<Vec<String>> = settings
+        .variables()
+        .into_iter()
+        .map(|(n, v)| vec![n.to_string(), v])
+        .collect();
+    let state = ctx.state();
+    if let Some(dynamodb) = state.config().options().extensions.get::<DynamoConfig>() {
+        // Extension entries are named without their prefix.
+        for entry in ExtensionOptions::entries(dynamodb) {
+            rows.push(vec![
+                format!("dynamodb.{}", entry.key),
+                entry.value.unwrap_or_else(|| "(unset)".into()),
+            ]);
+        }
+    }
+    let format = settings.format;
+    print_rows(&["name", "value"], rows, format, &mut settings.output)
 }
 
 fn unquote(name: &str) -> &str {

@@ -1,19 +1,21 @@
 //! Running SQL text: parse into statements, plan and run each, print results.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::parser::{DFParser, Statement};
+use datafusion::sql::parser::{CopyToSource, DFParser, Statement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use dynamo_datafusion::{ReadStats, ResultSink, RunOptions};
 
 use crate::error::CliError;
 use crate::print::{Format, Printer};
+use crate::settings::Settings;
 
 /// What one statement produced.
 pub struct Outcome {
@@ -25,16 +27,16 @@ pub struct Outcome {
     pub stats: ReadStats,
 }
 
-/// Runs every statement (or backslash command) in `text`, printing results to `out`.
+/// Runs every statement (or backslash command) in `text`, printing results
+/// as `settings` say.
 pub async fn run_text(
     ctx: &SessionContext,
     text: &str,
-    format: Format,
-    out: &mut impl Write,
+    settings: &mut Settings,
 ) -> Result<Vec<Outcome>, CliError> {
     let trimmed = text.trim();
     if trimmed.starts_with('\\') {
-        crate::command::run(ctx, trimmed, format, out).await?;
+        crate::command::run(ctx, trimmed, settings).await?;
         return Ok(vec![]);
     }
     let statements = DFParser::parse_sql_with_dialect(text, &GenericDialect {})?;
@@ -42,7 +44,7 @@ pub async fn run_text(
     for statement in statements {
         if let Some(table) = analyzed_table(&statement) {
             let start = Instant::now();
-            crate::command::refresh(ctx, &table, out).await?;
+            crate::command::refresh(ctx, &table, &mut settings.output).await?;
             outcomes.push(Outcome {
                 rows: 0,
                 elapsed: start.elapsed(),
@@ -50,9 +52,82 @@ pub async fn run_text(
             });
             continue;
         }
-        outcomes.push(run_statement(ctx, statement, format, out).await?);
+        let (statement, created) = prepare_copy(ctx, statement).await?;
+        match run_statement(ctx, statement, settings).await {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(e) => {
+                // A failed COPY leaves no file it created half-written.
+                if let Some(path) = created.filter(|p| p.is_file()) {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(e);
+            }
+        }
     }
     Ok(outcomes)
+}
+
+/// A `COPY … TO` statement made ready: to a CSV file (`STORED AS CSV` or a
+/// `.csv` target), columns CSV cannot hold (structs, lists, maps) become
+/// their JSON text (`to_json`); and the target's path when the statement
+/// creates it, to remove it again if the statement fails.
+async fn prepare_copy(
+    ctx: &SessionContext,
+    statement: Statement,
+) -> Result<(Statement, Option<PathBuf>), CliError> {
+    let Statement::CopyTo(mut copy) = statement else {
+        return Ok((statement, None));
+    };
+    let local = !copy.target.contains("://");
+    let created = (local && !Path::new(&copy.target).exists()).then(|| PathBuf::from(&copy.target));
+    let csv = match &copy.stored_as {
+        Some(format) => format.eq_ignore_ascii_case("csv"),
+        None => Path::new(&copy.target)
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv")),
+    };
+    if !csv {
+        return Ok((Statement::CopyTo(copy), created));
+    }
+    let query = match &copy.source {
+        CopyToSource::Query(q) => q.to_string(),
+        CopyToSource::Relation(name) => format!("SELECT * FROM {name}"),
+    };
+    let plan = ctx.state().create_logical_plan(&query).await?;
+    let fields = plan.schema().fields();
+    if !fields.iter().any(|f| f.data_type().is_nested()) {
+        return Ok((Statement::CopyTo(copy), created));
+    }
+    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+    let columns: Vec<String> = fields
+        .iter()
+        .map(|f| {
+            let name = quote(f.name());
+            if f.data_type().is_nested() {
+                format!("to_json({name}) AS {name}")
+            } else {
+                name
+            }
+        })
+        .collect();
+    let select = format!("SELECT {} FROM ({query}) AS \"_copy\"", columns.join(", "));
+    let mut parsed = DFParser::parse_sql_with_dialect(&select, &GenericDialect {})?;
+    match parsed.pop_front() {
+        Some(Statement::Statement(inner)) => match *inner {
+            SqlStatement::Query(q) => copy.source = CopyToSource::Query(q),
+            _ => {
+                return Err(CliError::Setup(
+                    "COPY: the rewritten query is not a query".into(),
+                ));
+            }
+        },
+        _ => {
+            return Err(CliError::Setup(
+                "COPY: the rewritten query did not parse".into(),
+            ));
+        }
+    }
+    Ok((Statement::CopyTo(copy), created))
 }
 
 /// The table of `ANALYZE TABLE t`: sampled again for its schema.
@@ -73,10 +148,10 @@ fn analyzed_table(statement: &Statement) -> Option<String> {
 async fn run_statement(
     ctx: &SessionContext,
     statement: Statement,
-    format: Format,
-    out: &mut impl Write,
+    settings: &mut Settings,
 ) -> Result<Outcome, CliError> {
     let start = Instant::now();
+    let format = settings.format;
     let options = RunOptions {
         // Table and JSON output is printed once every row is in: a re-run
         // after a widened column is always invisible there.
@@ -86,10 +161,12 @@ async fn run_statement(
         },
         ..RunOptions::default()
     };
+    let view = (settings.maxrows, settings.expanded);
     let mut sink = PrintSink {
         format,
+        view,
         printer: None,
-        out,
+        out: &mut settings.output,
         rows: 0,
     };
     let outcome = dynamo_datafusion::run_statement(ctx, &statement, &options, &mut sink).await?;
@@ -109,6 +186,8 @@ async fn run_statement(
 /// Prints a statement's result as it is delivered.
 struct PrintSink<'a, W: Write> {
     format: Format,
+    /// Most rows a table shows, and expanded display.
+    view: (Option<usize>, bool),
     printer: Option<Printer>,
     out: &'a mut W,
     rows: usize,
@@ -116,7 +195,7 @@ struct PrintSink<'a, W: Write> {
 
 impl<W: Write> ResultSink for PrintSink<'_, W> {
     fn start(&mut self, schema: SchemaRef) -> datafusion::error::Result<()> {
-        self.printer = Some(Printer::new(self.format, schema));
+        self.printer = Some(Printer::new(self.format, schema).with_view(self.view.0, self.view.1));
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! dynamo-sql [--endpoint-url URL] [--region R] [--profile P] [-c SQL]... [-f FILE]...
-//!            [--format table|csv|json|ndjson] [--stats]
+//!            [--format table|csv|json|ndjson] [--maxrows N] [--stats]
 //!            [--schema-cache DIR | --no-schema-cache] [--schema-ttl SECONDS] [--extra-attributes]
 //! ```
 
@@ -12,6 +12,7 @@ mod exec;
 mod print;
 mod repl;
 mod session;
+mod settings;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +52,10 @@ struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+
+    /// Rows a table shows at most (the rest are counted in a note); 0: all.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    maxrows: usize,
 
     /// After each statement, print what it cost in DynamoDB (requests, pages,
     /// items scanned and returned, read capacity) — on stderr with -c/-f.
@@ -111,26 +116,38 @@ async fn main_inner(args: Args) -> Result<(), error::CliError> {
         extra_attributes: args.extra_attributes,
     };
     let ctx = session::build_context(&connection, cache, tables, args.cluster.as_deref()).await?;
+    let mut settings = settings::Settings::new(args.format);
+    settings.stats = args.stats;
+    settings.maxrows = (args.maxrows > 0).then_some(args.maxrows);
     if args.commands.is_empty() && args.files.is_empty() {
-        return repl::run(&ctx, args.format, args.stats).await;
+        return repl::run(&ctx, settings).await;
     }
-    let mut out = std::io::stdout().lock();
-    let report = |outcomes: Vec<exec::Outcome>| {
-        if args.stats {
-            for o in outcomes {
+    let report = |outcomes: Vec<exec::Outcome>, settings: &settings::Settings| {
+        for o in outcomes {
+            if settings.stats {
                 eprintln!("{}", o.stats);
+            }
+            if settings.timing {
+                eprintln!("Time: {:.3} ms", o.elapsed.as_secs_f64() * 1e3);
             }
         }
     };
     for sql in &args.commands {
-        report(exec::run_text(&ctx, sql, args.format, &mut out).await?);
+        let outcomes = exec::run_text(&ctx, sql, &mut settings).await?;
+        report(outcomes, &settings);
     }
     for file in &args.files {
         let sql = std::fs::read_to_string(file).map_err(|e| error::CliError::Io {
             what: format!("reading {}", file.display()),
             source: e,
         })?;
-        report(exec::run_text(&ctx, &sql, args.format, &mut out).await?);
+        let outcomes = exec::run_text(&ctx, &sql, &mut settings).await?;
+        report(outcomes, &settings);
     }
+    use std::io::Write as _;
+    settings.output.flush().map_err(|e| error::CliError::Io {
+        what: "writing output".to_string(),
+        source: e,
+    })?;
     Ok(())
 }

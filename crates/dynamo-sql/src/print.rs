@@ -39,6 +39,10 @@ pub struct Printer {
     schema: SchemaRef,
     buffered: Vec<RecordBatch>,
     wrote_any: bool,
+    /// Rows a table shows at most.
+    maxrows: Option<usize>,
+    /// Tables one line per column.
+    expanded: bool,
 }
 
 impl Printer {
@@ -49,7 +53,17 @@ impl Printer {
             schema,
             buffered: Vec::new(),
             wrote_any: false,
+            maxrows: None,
+            expanded: false,
         }
+    }
+
+    /// This printer, its tables showing at most `maxrows` rows (a note
+    /// says how many there were) and, when `expanded`, one line per column.
+    pub fn with_view(mut self, maxrows: Option<usize>, expanded: bool) -> Self {
+        self.maxrows = maxrows;
+        self.expanded = expanded;
+        self
     }
 
     /// Prints (or buffers, for formats that need every row) one batch.
@@ -89,12 +103,25 @@ impl Printer {
         };
         match self.format {
             Format::Table => {
+                let total: usize = self.buffered.iter().map(RecordBatch::num_rows).sum();
+                let shown = self.maxrows.map_or(total, |m| m.min(total));
                 let batches = if self.buffered.is_empty() {
                     vec![empty()?]
                 } else {
-                    self.buffered
+                    first_rows(&self.buffered, shown)
                 };
-                writeln!(out, "{}", pretty_format_batches(&batches)?).map_err(io_err)?;
+                if self.expanded {
+                    write!(out, "{}", expanded(&batches)?).map_err(io_err)?;
+                } else {
+                    writeln!(out, "{}", pretty_format_batches(&batches)?).map_err(io_err)?;
+                }
+                if shown < total {
+                    writeln!(
+                        out,
+                        "({total} rows, showing {shown}: --maxrows or \\set maxrows N shows more)"
+                    )
+                    .map_err(io_err)?;
+                }
             }
             Format::Json => {
                 let mut w = JsonWriterBuilder::new()
@@ -115,6 +142,68 @@ impl Printer {
         }
         out.flush().map_err(io_err)
     }
+}
+
+/// The first `n` rows of `batches` (at least one batch, maybe empty).
+fn first_rows(batches: &[RecordBatch], n: usize) -> Vec<RecordBatch> {
+    let mut left = n;
+    let mut out = Vec::new();
+    for b in batches {
+        if left == 0 {
+            break;
+        }
+        let take = b.num_rows().min(left);
+        out.push(b.slice(0, take));
+        left -= take;
+    }
+    if out.is_empty()
+        && let Some(b) = batches.first()
+    {
+        out.push(b.slice(0, 0));
+    }
+    out
+}
+
+/// Rows one column per line, as psql's `\x` shows them:
+///
+/// ```text
+/// -[ RECORD 1 ]-----------
+/// userId    | 123015
+/// eventTime | 1762013385
+/// ```
+pub fn expanded(batches: &[RecordBatch]) -> Result<String, CliError> {
+    let Some(schema) = batches.first().map(RecordBatch::schema) else {
+        return Ok(String::new());
+    };
+    let width = schema
+        .fields()
+        .iter()
+        .map(|f| f.name().chars().count())
+        .max()
+        .unwrap_or(0);
+    let options = FormatOptions::default();
+    let mut text = String::new();
+    let mut record = 0;
+    for b in batches {
+        let formatters: Vec<ArrayFormatter> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<_, _>>()?;
+        for row in 0..b.num_rows() {
+            record += 1;
+            let head = format!("-[ RECORD {record} ]");
+            text.push_str(&format!("{head:-<w$}\n", w = width + 3 + 10));
+            for (field, f) in schema.fields().iter().zip(&formatters) {
+                let value = f.value(row).try_to_string()?;
+                text.push_str(&format!("{:<width$} | {value}\n", field.name()));
+            }
+        }
+    }
+    if record == 0 {
+        text.push_str("(0 rows)\n");
+    }
+    Ok(text)
 }
 
 fn io_err(e: std::io::Error) -> CliError {
@@ -174,4 +263,65 @@ fn printable(batch: &RecordBatch, format: Format) -> Result<RecordBatch, CliErro
         Arc::new(Schema::new(fields)),
         columns,
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int64Array;
+
+    fn batch(values: &[i64]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(values.to_vec())),
+                Arc::new(StringArray::from_iter(
+                    values.iter().map(|v| (v % 2 == 0).then(|| format!("n{v}"))),
+                )),
+            ],
+        )
+        .expect("batch")
+    }
+
+    fn print(p: Printer, batches: Vec<RecordBatch>) -> String {
+        let mut p = p;
+        let mut out = Vec::new();
+        for b in batches {
+            p.push(b, &mut out).expect("push");
+        }
+        p.finish(&mut out).expect("finish");
+        String::from_utf8(out).expect("utf8")
+    }
+
+    #[test]
+    fn maxrows_shows_the_first_rows_and_says_how_many_there_were() {
+        let b = batch(&[1, 2, 3]);
+        let p = Printer::new(Format::Table, b.schema()).with_view(Some(2), false);
+        let text = print(p, vec![b.clone(), batch(&[4, 5])]);
+        assert!(
+            text.contains("| 2  |") && !text.contains("| 3  |"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("(5 rows, showing 2: --maxrows or \\set maxrows N shows more)\n"),
+            "{text}"
+        );
+        // Other formats print every row.
+        let p = Printer::new(Format::Csv, b.schema()).with_view(Some(1), false);
+        assert_eq!(print(p, vec![b]).lines().count(), 4);
+    }
+
+    #[test]
+    fn expanded_rows_are_one_column_per_line() {
+        let b = batch(&[1, 2]);
+        let text = expanded(&[b]).expect("expanded");
+        assert_eq!(
+            text,
+            "-[ RECORD 1 ]----\nid   | 1\nname | \n-[ RECORD 2 ]----\nid   | 2\nname | n2\n"
+        );
+    }
 }

@@ -1,6 +1,6 @@
 //! The interactive REPL, in the manner of datafusion-cli.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use datafusion::prelude::SessionContext;
@@ -9,7 +9,7 @@ use rustyline::error::ReadlineError;
 
 use crate::error::CliError;
 use crate::exec::run_text;
-use crate::print::Format;
+use crate::settings::Settings;
 
 const PROMPT: &str = "dynamo-sql> ";
 const CONTINUATION: &str = "         -> ";
@@ -20,7 +20,10 @@ fn history_file() -> Option<PathBuf> {
 
 /// Reads statements until `\q` or end of input. Errors are printed and the
 /// loop goes on; Ctrl-C cancels the statement being typed or run.
-pub async fn run(ctx: &SessionContext, format: Format, stats: bool) -> Result<(), CliError> {
+pub async fn run(ctx: &SessionContext, mut settings: Settings) -> Result<(), CliError> {
+    // At a terminal: the elapsed time after each statement, plans for a person.
+    settings.timing = true;
+    settings.readable_plans = std::io::stdout().is_terminal();
     let mut editor = DefaultEditor::new().map_err(|e| CliError::Setup(e.to_string()))?;
     let history = history_file();
     if let Some(h) = &history {
@@ -45,7 +48,7 @@ pub async fn run(ctx: &SessionContext, format: Format, stats: bool) -> Result<()
                     if matches!(trimmed, "\\q" | "\\quit") {
                         break;
                     }
-                    execute(ctx, trimmed, format, stats).await;
+                    execute(ctx, trimmed, &mut settings).await;
                     continue;
                 }
                 if trimmed.is_empty() && buffer.is_empty() {
@@ -57,7 +60,7 @@ pub async fn run(ctx: &SessionContext, format: Format, stats: bool) -> Result<()
                 buffer.push_str(&line);
                 if trimmed.ends_with(';') {
                     let _ = editor.add_history_entry(buffer.as_str());
-                    execute(ctx, &buffer, format, stats).await;
+                    execute(ctx, &buffer, &mut settings).await;
                     buffer.clear();
                 }
             }
@@ -72,27 +75,36 @@ pub async fn run(ctx: &SessionContext, format: Format, stats: bool) -> Result<()
     Ok(())
 }
 
-async fn execute(ctx: &SessionContext, text: &str, format: Format, stats: bool) {
-    let mut out = std::io::stdout();
-    let run = run_text(ctx, text, format, &mut out);
-    tokio::select! {
-        result = run => match result {
-            Ok(outcomes) => {
-                for o in outcomes {
-                    if stats {
-                        println!("{}", o.stats);
-                    }
-                    println!(
-                        "{} row{} fetched. Elapsed {:.3} seconds.\n",
-                        o.rows,
-                        if o.rows == 1 { "" } else { "s" },
-                        o.elapsed.as_secs_f64()
-                    );
+async fn execute(ctx: &SessionContext, text: &str, settings: &mut Settings) {
+    let (stats, result) = {
+        let stats = settings.stats;
+        let run = run_text(ctx, text, settings);
+        tokio::select! {
+            result = run => (stats, Some(result)),
+            _ = tokio::signal::ctrl_c() => (stats, None),
+        }
+    };
+    match result {
+        Some(Ok(outcomes)) => {
+            for o in outcomes {
+                if stats {
+                    println!("{}", o.stats);
+                }
+                let rows = format!(
+                    "{} row{} fetched.",
+                    o.rows,
+                    if o.rows == 1 { "" } else { "s" }
+                );
+                if settings.timing {
+                    println!("{rows} Elapsed {:.3} seconds.\n", o.elapsed.as_secs_f64());
+                } else {
+                    println!("{rows}\n");
                 }
             }
-            Err(e) => eprintln!("Error: {e}"),
-        },
-        _ = tokio::signal::ctrl_c() => eprintln!("Query cancelled."),
+        }
+        Some(Err(e)) => eprintln!("Error: {e}"),
+        None => eprintln!("Query cancelled."),
     }
-    let _ = out.flush();
+    let _ = settings.output.flush();
+    let _ = std::io::stdout().flush();
 }

@@ -184,7 +184,7 @@ async fn errors_exit_non_zero_with_a_message() {
         ("SELECT * FROM NoSuchTable_abc".to_string(), "not found"),
         (format!("SELECT nope FROM {table}"), "No field named nope"),
         ("SELEC 1".to_string(), "SELEC"),
-        ("\\x".to_string(), "unknown command"),
+        ("\\zz".to_string(), "unknown command"),
     ];
     for (sql, expected) in cases {
         let o = dynamo_sql(&["-c", &sql], None);
@@ -461,4 +461,228 @@ async fn schemas_are_cached_between_runs_and_sampled_again_when_asked_or_new() {
     ));
     assert!(proxy.counts().scans > before.scans);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A fresh directory for files a test writes.
+fn scratch() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tmp dir")
+}
+
+#[tokio::test]
+async fn copy_exports_to_parquet_csv_and_json_and_reads_back_the_same() {
+    let table = fixture().await;
+    let dir = scratch();
+    let path = |ext: &str| dir.path().join(format!("out.{ext}")).display().to_string();
+    // The source, summed: every format must give it back.
+    let truth = ok(dynamo_sql(
+        &[
+            "--format",
+            "csv",
+            "-c",
+            &format!("SELECT count(*) AS n, CAST(sum(price) AS VARCHAR) AS s FROM {table}"),
+        ],
+        None,
+    ));
+    for (ext, create) in [
+        ("parquet", "STORED AS PARQUET"),
+        ("csv", "STORED AS CSV"),
+        ("json", "STORED AS JSON"),
+    ] {
+        let target = path(ext);
+        let out = ok(dynamo_sql(
+            &["-c", &format!("COPY (SELECT * FROM {table}) TO '{target}'")],
+            None,
+        ));
+        assert!(
+            out.contains("| 3 "),
+            "{ext}: COPY reports the rows written: {out}"
+        );
+        let back = ok(dynamo_sql(
+            &[
+                "--format",
+                "csv",
+                "-c",
+                &format!("CREATE EXTERNAL TABLE back {create} LOCATION '{target}'"),
+                "-c",
+                "SELECT count(*) AS n, CAST(sum(price) AS VARCHAR) AS s FROM back",
+            ],
+            None,
+        ));
+        if ext == "parquet" {
+            assert_eq!(back, truth, "{ext}: the same rows and exact sum");
+        } else {
+            // Read back, CSV and JSON numbers are inferred as floats: the rows
+            // come back, and the file holds every digit.
+            assert!(back.starts_with("n,s\n3,"), "{ext}: {back}");
+            let text = std::fs::read_to_string(&target).expect("written");
+            assert!(
+                text.contains("12345678901234567890123456.789"),
+                "{ext}: {text}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn copy_to_csv_writes_nested_values_as_json_and_a_failed_copy_leaves_no_file() {
+    let client = dynamo_testkit::local_client()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let table = unique_name("CliNested");
+    TableSpec::new(&table, "id", ScalarAttributeType::S)
+        .create(&client)
+        .await
+        .expect("create");
+    let item = HashMap::from([
+        ("id".to_string(), AV::S("a".into())),
+        (
+            "dims".to_string(),
+            AV::M(HashMap::from([("w".to_string(), AV::N("1.5".into()))])),
+        ),
+        (
+            "tags".to_string(),
+            AV::L(vec![AV::S("x".into()), AV::S("y, z".into())]),
+        ),
+    ]);
+    put_items(&client, &table, vec![item]).await.expect("put");
+    let dir = scratch();
+    let target = dir.path().join("nested.csv");
+    ok(dynamo_sql(
+        &["-c", &format!("COPY {table} TO '{}'", target.display())],
+        None,
+    ));
+    let text = std::fs::read_to_string(&target).expect("written");
+    assert_eq!(
+        text, "id,dims,tags\na,\"{\"\"w\"\":1.5000}\",\"[\"\"x\"\",\"\"y, z\"\"]\"\n",
+        "maps and lists as JSON text"
+    );
+    // Refused by the ceiling: nothing is left behind.
+    let failed = dir.path().join("failed.csv");
+    let o = dynamo_sql(
+        &[
+            "-c",
+            "SET dynamodb.max_rcu = 0.1",
+            "-c",
+            &format!("COPY {table} TO '{}'", failed.display()),
+        ],
+        None,
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("refused before reading"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!failed.exists(), "a failed COPY leaves no file");
+}
+
+#[tokio::test]
+async fn output_commands_format_file_timing_and_maxrows() {
+    let table = fixture().await;
+    let dir = scratch();
+    let file = dir.path().join("out.txt");
+    let select = format!("SELECT \"itemId\" FROM {table} ORDER BY \"itemId\"");
+    let o = dynamo_sql(
+        &[
+            "-c",
+            "\\format csv",
+            "-c",
+            &format!("\\o {}", file.display()),
+            "-c",
+            &select,
+            "-c",
+            "\\o",
+            "-c",
+            "\\format ndjson",
+            "-c",
+            &select,
+            "-c",
+            "\\timing on",
+            "-c",
+            &select,
+        ],
+        None,
+    );
+    let out = ok_ref(&o);
+    assert_eq!(
+        std::fs::read_to_string(&file).expect("\\o file"),
+        "itemId\na\nb\nc\n",
+        "the first result went to the file, as CSV"
+    );
+    assert_eq!(
+        out,
+        "{\"itemId\":\"a\"}\n{\"itemId\":\"b\"}\n{\"itemId\":\"c\"}\n".repeat(2),
+        "then stdout, as NDJSON"
+    );
+    let err = stderr(&o);
+    assert_eq!(
+        err.matches("Time: ").count(),
+        1,
+        "timing after it was turned on: {err}"
+    );
+    assert!(
+        err.contains("format is ndjson") && err.contains("timing is on"),
+        "{err}"
+    );
+
+    let o = dynamo_sql(&["--maxrows", "2", "-c", &select], None);
+    let out = ok_ref(&o);
+    assert!(
+        out.contains("| a ") && out.contains("| b ") && !out.contains("| c "),
+        "{out}"
+    );
+    assert!(
+        out.contains("(3 rows, showing 2: --maxrows or \\set maxrows N shows more)"),
+        "{out}"
+    );
+    let o = dynamo_sql(&["-c", "\\x", "-c", &select], None);
+    let out = ok_ref(&o);
+    assert!(
+        out.starts_with("-[ RECORD 1 ]") && out.contains("itemId | c"),
+        "{out}"
+    );
+    let o = dynamo_sql(&["-c", "\\format xml"], None);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("unknown format 'xml': table, csv, json or ndjson"));
+}
+
+#[tokio::test]
+async fn help_lists_functions_and_describes_one_and_set_shows_and_sets() {
+    let o = dynamo_sql(&["--format", "csv", "-c", "\\h"], None);
+    let out = ok_ref(&o);
+    assert!(out.starts_with("function,kind,description\n"), "{out}");
+    for f in [
+        "abs,scalar,",
+        "count,aggregate,",
+        "row_number,window,",
+        "to_json,scalar,",
+    ] {
+        assert!(out.contains(f), "{f}: {out}");
+    }
+    let o = dynamo_sql(&["-c", "\\h to_json"], None);
+    let out = ok_ref(&o);
+    assert!(
+        out.contains("to_json (scalar function)") && out.contains("Syntax: to_json(expression)"),
+        "{out}"
+    );
+    let o = dynamo_sql(&["-c", "\\h nope"], None);
+    assert!(stderr(&o).contains("no function 'nope'; \\h lists them"));
+    let o = dynamo_sql(
+        &[
+            "--format",
+            "csv",
+            "-c",
+            "\\set maxrows 7",
+            "-c",
+            "\\set dynamodb.max_rcu 50",
+            "-c",
+            "\\set",
+        ],
+        None,
+    );
+    let out = ok_ref(&o);
+    assert!(
+        out.contains("maxrows,7") && out.contains("dynamodb.max_rcu,50"),
+        "{out}"
+    );
 }
