@@ -61,7 +61,9 @@ pub use metadata::{
     IndexKind, IndexMeta, IndexProjection, KeyAttribute, KeySchema, KeyType, TableMeta,
 };
 pub use options::TableOptions;
-pub use plan::{DEFAULT_PRICE_PER_MILLION_RRU, IndexPolicy, ReadEstimate, ScanPlan};
+pub use plan::{
+    DEFAULT_PRICE_PER_MILLION_RRU, IndexPolicy, ReadEstimate, ScanPlan, resolve_placeholders,
+};
 pub use policy::RetryPolicy;
 pub use provider::{DynamoTableProvider, DynamoTableProviderBuilder, describe_table};
 pub use read::retry::{Retrier, without_sdk_retries};

@@ -52,6 +52,26 @@ pub async fn run_text(
             });
             continue;
         }
+        if settings.readable_plans
+            && settings.format == Format::Table
+            && let Some(explain) = crate::explain::plain_explain(&statement)
+        {
+            let start = Instant::now();
+            let text = crate::explain::readable(ctx, explain).await?;
+            settings
+                .output
+                .write_all(text.as_bytes())
+                .map_err(|e| CliError::Io {
+                    what: "writing output".to_string(),
+                    source: e,
+                })?;
+            outcomes.push(Outcome {
+                rows: 0,
+                elapsed: start.elapsed(),
+                stats: ReadStats::default(),
+            });
+            continue;
+        }
         let (statement, created) = prepare_copy(ctx, statement).await?;
         match run_statement(ctx, statement, settings).await {
             Ok(outcome) => outcomes.push(outcome),

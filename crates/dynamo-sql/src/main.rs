@@ -9,6 +9,7 @@
 mod command;
 mod error;
 mod exec;
+mod explain;
 mod print;
 mod repl;
 mod session;

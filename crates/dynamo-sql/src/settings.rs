@@ -98,6 +98,7 @@ impl Settings {
             ("expanded", on_off(self.expanded).to_string()),
             ("timing", on_off(self.timing).to_string()),
             ("stats", on_off(self.stats).to_string()),
+            ("readable_plans", on_off(self.readable_plans).to_string()),
             (
                 "output",
                 match &self.output {
@@ -126,6 +127,9 @@ impl Settings {
             "expanded" => self.expanded = parse_on_off(value).ok_or_else(|| bad("on or off"))?,
             "timing" => self.timing = parse_on_off(value).ok_or_else(|| bad("on or off"))?,
             "stats" => self.stats = parse_on_off(value).ok_or_else(|| bad("on or off"))?,
+            "readable_plans" => {
+                self.readable_plans = parse_on_off(value).ok_or_else(|| bad("on or off"))?
+            }
             _ => return Ok(false),
         }
         Ok(true)

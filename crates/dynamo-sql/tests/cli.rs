@@ -686,3 +686,51 @@ async fn help_lists_functions_and_describes_one_and_set_shows_and_sets() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn explain_reads_as_a_block_for_a_person_and_as_a_tree() {
+    let table = fixture().await;
+    let sql = format!("EXPLAIN SELECT price FROM {table} WHERE \"itemId\" = 'b' AND price > 0");
+    // What a terminal gets (readable_plans is on when stdout is one).
+    let o = dynamo_sql(&["-c", "\\set readable_plans on", "-c", &sql], None);
+    let out = ok_ref(&o);
+    assert!(
+        out.contains("\n    DynamoExec\n") || out.contains("DynamoExec\n"),
+        "{out}"
+    );
+    for line in [
+        "operation: GetItem",
+        &format!("table: {table}"),
+        "key: itemId = \"b\"",
+        "projection: price",
+        "estimate: ~1 items, ~0.5 RCU",
+    ] {
+        assert!(out.contains(line), "{line}: {out}");
+    }
+    assert!(
+        !out.contains("#n0") && !out.contains(":v0"),
+        "placeholders resolved: {out}"
+    );
+    // A pipe gets DataFusion's own EXPLAIN, one line per node.
+    let o = dynamo_sql(&["--format", "csv", "-c", &sql], None);
+    let out = ok_ref(&o);
+    assert!(
+        out.contains("DynamoExec: operation=GetItem") && out.contains("estimate=[items≈1"),
+        "{out}"
+    );
+    // EXPLAIN FORMAT tree: the request's lines inside the node's box.
+    let o = dynamo_sql(
+        &[
+            "-c",
+            &format!("EXPLAIN FORMAT tree SELECT price FROM {table} WHERE \"itemId\" = 'b'"),
+        ],
+        None,
+    );
+    let out = ok_ref(&o);
+    assert!(
+        out.contains("DynamoExec")
+            && out.contains("operation: GetItem")
+            && out.contains("itemId = \"b\""),
+        "{out}"
+    );
+}

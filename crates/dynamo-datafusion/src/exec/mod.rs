@@ -43,7 +43,7 @@ use crate::decode::{Item, ItemDecoder};
 use crate::error::Error;
 use crate::exec::nested::{NestedProjection, uses_of};
 use crate::plan::cost::Basis;
-use crate::plan::render::display_value;
+use crate::plan::render::{display_value, resolve_placeholders};
 use crate::plan::{Operation, ProjectionExpression, ReadEstimate, ReadUnit, ScanPlan};
 use crate::read::Reader;
 use crate::read::ceiling::Ceiling;
@@ -268,6 +268,144 @@ impl DynamoExec {
     /// True when a FilterExpression is sent.
     pub fn has_filter(&self) -> bool {
         self.plan.access.has_filter()
+    }
+
+    /// The request for a person: (label, value) lines with names and values
+    /// in place of their placeholders — what `EXPLAIN FORMAT tree` shows,
+    /// and `dynamo-sql` prints as a block.
+    ///
+    /// ```no_run
+    /// # fn show(exec: &dynamo_datafusion::DynamoExec) {
+    /// for (label, value) in exec.request_lines() {
+    ///     println!("{label:>12}: {value}");
+    /// }
+    /// // operation: Query
+    /// //     table: UserEngagement
+    /// //       key: userId = "123015" AND eventTime > 1762000000
+    /// # }
+    /// ```
+    pub fn request_lines(&self) -> Vec<(&'static str, String)> {
+        let plan = &self.plan;
+        let unit = plan
+            .partitions
+            .iter()
+            .flatten()
+            .next()
+            .cloned()
+            .unwrap_or(ReadUnit::Segment(0, 1));
+        let r = plan.render(&unit);
+        let names = r.names.clone().unwrap_or_default();
+        let values = r.values.clone().unwrap_or_default();
+        let resolve = |e: &str| resolve_placeholders(e, &names, &values);
+        let mut lines = vec![
+            ("operation", plan.access.operation.name().to_string()),
+            ("table", plan.table.clone()),
+        ];
+        match &plan.access.operation {
+            Operation::Query {
+                index,
+                partition_values,
+                keys,
+                ..
+            } => {
+                if let Some(ix) = index {
+                    lines.push(("index", ix.clone()));
+                }
+                if let Some(key) = &r.key_condition {
+                    lines.push(("key", resolve(key)));
+                }
+                if partition_values.len() > 1 {
+                    let all: Vec<String> = partition_values.iter().map(display_value).collect();
+                    lines.push((
+                        "queries",
+                        format!(
+                            "{}, one per {} in [{}]",
+                            partition_values.len(),
+                            keys.partition_key.name,
+                            all.join(", ")
+                        ),
+                    ));
+                }
+                if !plan.scan_forward {
+                    lines.push(("order", "descending sort key".to_string()));
+                }
+            }
+            Operation::GetItem { key } => {
+                let k: Vec<String> = key
+                    .iter()
+                    .map(|(n, v)| format!("{n} = {}", display_value(v)))
+                    .collect();
+                lines.push(("key", k.join(" AND ")));
+            }
+            Operation::BatchGetItem { keys } => {
+                lines.push(("keys", format!("{} full keys", keys.len())));
+            }
+            Operation::Scan => {}
+        }
+        if let Some(filter) = &r.filter {
+            lines.push(("filter", resolve(filter)));
+        }
+        lines.push((
+            "projection",
+            match &plan.projection {
+                Some(p) => p.attributes().join(", "),
+                None => "all attributes".to_string(),
+            },
+        ));
+        if let Some(limit) = plan.limit {
+            lines.push(("limit", limit.to_string()));
+        }
+        if plan.consistent_read {
+            lines.push(("consistent", "strongly consistent reads".to_string()));
+        }
+        let units = plan.unit_count();
+        let mut layout = String::new();
+        if matches!(plan.access.operation, Operation::Scan) && units > 1 {
+            layout.push_str(&format!("{units} segments, "));
+        }
+        if units > 1 {
+            layout.push_str(&format!(
+                "up to {} requests in flight, ",
+                plan.max_concurrency
+            ));
+        }
+        let partitions = self.output_partitions();
+        layout.push_str(&format!(
+            "{partitions} partition{}",
+            if partitions == 1 { "" } else { "s" }
+        ));
+        lines.push(("reads", layout));
+        if let Some(e) = plan.estimate() {
+            lines.push((
+                "estimate",
+                format!(
+                    "~{:.0} items, ~{:.1} RCU, ~${} at ${}/M RRU{}",
+                    e.items,
+                    e.rcu,
+                    e.usd_text(plan.price_per_million_rru),
+                    plan.price_per_million_rru,
+                    match plan.estimate_basis() {
+                        Some(Basis::KeySample(n)) => format!(" (key sample of {n} items)"),
+                        Some(Basis::Guess) => " (guessed: no key sample)".to_string(),
+                        _ => String::new(),
+                    }
+                ),
+            ));
+        }
+        if let Some(max) = plan.max_rcu {
+            let over = plan.ceiling_estimate().filter(|q| q.rcu > max);
+            lines.push((
+                "ceiling",
+                match over {
+                    Some(q) => format!(
+                        "{max} RCU: the query's estimate {:.1} is above it, refused",
+                        q.rcu
+                    ),
+                    None => format!("{max} RCU"),
+                },
+            ));
+        }
+        lines
     }
 
     /// The rendered request, as `EXPLAIN` shows it.
@@ -503,7 +641,14 @@ fn plan_properties(
 }
 
 impl DisplayAs for DynamoExec {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        if t == DisplayFormatType::TreeRender {
+            // `EXPLAIN FORMAT tree`: one `label=value` line each, in the node's box.
+            for (label, value) in self.request_lines() {
+                writeln!(f, "{label}={value}")?;
+            }
+            return Ok(());
+        }
         write!(f, "DynamoExec: ")?;
         self.write_description(f)
     }

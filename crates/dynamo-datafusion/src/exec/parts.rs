@@ -286,4 +286,28 @@ mod tests {
         assert_eq!(provider.schema(), schema());
         assert!(!options_json.contains(SECRET) && !meta_json.contains(SECRET));
     }
+
+    #[test]
+    fn the_request_reads_as_a_person_would_write_it() {
+        let lines = exec().request_lines();
+        let get = |label: &str| {
+            lines
+                .iter()
+                .find(|(l, _)| *l == label)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(get("operation"), "Scan");
+        assert_eq!(get("table"), "Things");
+        assert_eq!(
+            get("filter"),
+            "n > 3",
+            "names and values in place of #n0 and :v0"
+        );
+        assert_eq!(
+            get("reads"),
+            "6 segments, up to 64 requests in flight, 3 partitions"
+        );
+        assert!(get("projection").contains("id"), "{lines:?}");
+    }
 }

@@ -29,7 +29,7 @@ use predicate::{Atom, CmpOp, Cond, MAX_IN_VALUES, Translator, compare_values};
 use render::ExpressionBuilder;
 
 pub use cost::{DEFAULT_PRICE_PER_MILLION_RRU, ReadEstimate};
-pub use render::ProjectionExpression;
+pub use render::{ProjectionExpression, resolve_placeholders};
 pub use scan::ScanPlan;
 pub(crate) use scan::{ReadOptions, expr_columns};
 pub(crate) use units::BATCH_GET_MAX_KEYS;

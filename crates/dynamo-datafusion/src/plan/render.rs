@@ -206,10 +206,83 @@ pub fn display_value(v: &AttributeValue) -> String {
     }
 }
 
+/// `expression` with its placeholders replaced by what they stand for:
+/// `#n0` by the attribute name (in backticks when it is not a plain
+/// identifier), `:v0` by the value (`"123015"`, `1762000000`) — for a
+/// person reading a plan; requests always carry the placeholders.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use aws_sdk_dynamodb::types::AttributeValue;
+/// use dynamo_datafusion::resolve_placeholders;
+/// let names = HashMap::from([("#n0".to_string(), "userId".to_string()), ("#n1".to_string(), "event time".to_string())]);
+/// let values = HashMap::from([(":v0".to_string(), AttributeValue::S("123015".into()))]);
+/// assert_eq!(
+///     resolve_placeholders("#n0 = :v0 AND attribute_exists(#n1)", &names, &values),
+///     r#"userId = "123015" AND attribute_exists(`event time`)"#
+/// );
+/// ```
+pub fn resolve_placeholders(
+    expression: &str,
+    names: &HashMap<String, String>,
+    values: &HashMap<String, AttributeValue>,
+) -> String {
+    let mut out = String::with_capacity(expression.len());
+    let bytes = expression.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        let kind = bytes.get(i + 1).copied();
+        if (c == b'#' && kind == Some(b'n')) || (c == b':' && kind == Some(b'v')) {
+            let digits = bytes[i + 2..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            if digits > 0 {
+                let token = &expression[i..i + 2 + digits];
+                let resolved = if c == b'#' {
+                    names.get(token).map(|n| {
+                        let plain = n
+                            .chars()
+                            .next()
+                            .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+                            && n.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+                        if plain { n.clone() } else { format!("`{n}`") }
+                    })
+                } else {
+                    values.get(token).map(display_value)
+                };
+                if let Some(r) = resolved {
+                    out.push_str(&r);
+                    i += 2 + digits;
+                    continue;
+                }
+            }
+        }
+        let ch = expression[i..].chars().next().unwrap_or(' ');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::plan::predicate::CmpOp;
+
+    #[test]
+    fn placeholders_resolve_whole_tokens_only() {
+        let names: HashMap<String, String> = (0..12)
+            .map(|i| (format!("#n{i}"), format!("a{i}")))
+            .collect();
+        let values = HashMap::from([(":v1".to_string(), AttributeValue::N("7".into()))]);
+        assert_eq!(
+            resolve_placeholders("#n1 < :v1 AND #n11 = :v12", &names, &values),
+            "a1 < 7 AND a11 = :v12",
+            "#n11 is not #n1 followed by 1; an unknown placeholder stays"
+        );
+    }
 
     #[test]
     fn reserved_and_repeated_names_get_stable_placeholders() {
