@@ -41,6 +41,10 @@ pub trait ResultSink {
     fn warning(&mut self, text: &str) {
         log::warn!("{text}");
     }
+    /// Called with the physical plan just before it runs: its metrics
+    /// ([`crate::ReadStats::of_plan`]) count the reads as they happen, for a
+    /// progress display.
+    fn started(&mut self, _plan: &Arc<dyn ExecutionPlan>) {}
 }
 
 /// A [`ResultSink`] that keeps every batch (and the schema).
@@ -193,6 +197,7 @@ async fn run_once<S: ResultSink + ?Sized>(
             }
         }
     }
+    sink.started(&physical);
     let mut stream = execute_stream(Arc::clone(&physical), task).map_err(early)?;
 
     let mut held: Vec<RecordBatch> = Vec::new();

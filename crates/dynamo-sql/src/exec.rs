@@ -7,6 +7,7 @@ use std::time::Instant;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{CopyToSource, DFParser, Statement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
@@ -15,6 +16,7 @@ use dynamo_datafusion::{ReadStats, ResultSink, RunOptions};
 
 use crate::error::CliError;
 use crate::print::{Format, Printer};
+use crate::progress::Progress;
 use crate::settings::Settings;
 
 /// What one statement produced.
@@ -186,10 +188,14 @@ async fn run_statement(
         format,
         view,
         printer: None,
+        show_progress: settings.progress,
+        progress: None,
         out: &mut settings.output,
         rows: 0,
     };
-    let outcome = dynamo_datafusion::run_statement(ctx, &statement, &options, &mut sink).await?;
+    let outcome = dynamo_datafusion::run_statement(ctx, &statement, &options, &mut sink).await;
+    sink.progress = None;
+    let outcome = outcome?;
     for notice in &outcome.notices {
         eprintln!("Notice: {notice}");
     }
@@ -209,12 +215,24 @@ struct PrintSink<'a, W: Write> {
     /// Most rows a table shows, and expanded display.
     view: (Option<usize>, bool),
     printer: Option<Printer>,
+    /// Draw progress while the statement reads.
+    show_progress: bool,
+    /// The progress line, until the result prints.
+    progress: Option<Progress>,
     out: &'a mut W,
     rows: usize,
 }
 
 impl<W: Write> ResultSink for PrintSink<'_, W> {
+    fn started(&mut self, plan: &std::sync::Arc<dyn ExecutionPlan>) {
+        if self.show_progress {
+            self.progress = Some(Progress::watch(std::sync::Arc::clone(plan)));
+        }
+    }
+
     fn start(&mut self, schema: SchemaRef) -> datafusion::error::Result<()> {
+        // The result prints from here: the progress line goes.
+        self.progress = None;
         self.printer = Some(Printer::new(self.format, schema).with_view(self.view.0, self.view.1));
         Ok(())
     }

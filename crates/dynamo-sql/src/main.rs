@@ -11,6 +11,7 @@ mod error;
 mod exec;
 mod explain;
 mod print;
+mod progress;
 mod repl;
 mod session;
 mod settings;
@@ -120,6 +121,8 @@ async fn main_inner(args: Args) -> Result<(), error::CliError> {
     let mut settings = settings::Settings::new(args.format);
     settings.stats = args.stats;
     settings.maxrows = (args.maxrows > 0).then_some(args.maxrows);
+    settings.progress = progress::enabled();
+    settings.readable_plans = std::io::IsTerminal::is_terminal(&std::io::stdout());
     if args.commands.is_empty() && args.files.is_empty() {
         return repl::run(&ctx, settings).await;
     }

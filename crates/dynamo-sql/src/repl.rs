@@ -1,6 +1,6 @@
 //! The interactive REPL, in the manner of datafusion-cli.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use datafusion::prelude::SessionContext;
@@ -23,7 +23,6 @@ fn history_file() -> Option<PathBuf> {
 pub async fn run(ctx: &SessionContext, mut settings: Settings) -> Result<(), CliError> {
     // At a terminal: the elapsed time after each statement, plans for a person.
     settings.timing = true;
-    settings.readable_plans = std::io::stdout().is_terminal();
     let mut editor = DefaultEditor::new().map_err(|e| CliError::Setup(e.to_string()))?;
     let history = history_file();
     if let Some(h) = &history {

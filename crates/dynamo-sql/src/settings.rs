@@ -71,6 +71,9 @@ pub struct Settings {
     /// Plans printed for a person: `EXPLAIN` as an indented tree with the
     /// DynamoDB request as a block (on when standard output is a terminal).
     pub readable_plans: bool,
+    /// A progress line on standard error during long reads (on when
+    /// standard output and standard error are terminals).
+    pub progress: bool,
 }
 
 impl Settings {
@@ -84,6 +87,7 @@ impl Settings {
             stats: false,
             output: Output::Stdout,
             readable_plans: false,
+            progress: false,
         }
     }
 

@@ -734,3 +734,65 @@ async fn explain_reads_as_a_block_for_a_person_and_as_a_tree() {
         "{out}"
     );
 }
+
+// Multi-threaded: the proxy answers while the test waits for the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_shows_at_a_terminal_and_never_in_a_pipe() {
+    let table = fixture().await;
+    // Every answer held 400 ms; one item per page: a 4-page read takes ~1.6 s.
+    let proxy = FaultProxy::start(
+        &local_endpoint().unwrap_or_else(|e| panic!("{e}")),
+        FaultConfig {
+            latency: std::time::Duration::from_millis(400),
+            ..FaultConfig::none()
+        },
+    )
+    .await
+    .expect("proxy");
+    let dir = scratch();
+    let file = dir.path().join("slow.sql");
+    std::fs::write(
+        &file,
+        format!(
+            "CREATE EXTERNAL TABLE slow STORED AS DYNAMODB LOCATION '{table}' OPTIONS ('page_size' '1');\n\
+             SELECT \"itemId\" FROM slow ORDER BY \"itemId\";\n"
+        ),
+    )
+    .expect("write");
+    let file = file.display().to_string();
+    // Piped: the result alone, and no progress (nor any escape code) on stderr.
+    let o = dynamo_sql_via(&proxy.endpoint(), &["--format", "csv", "-f", &file], None);
+    assert_eq!(ok_ref(&o), "itemId\na\nb\nc\n");
+    let err = stderr(&o);
+    assert!(
+        !err.contains("items read") && !err.contains('\u{1b}'),
+        "{err:?}"
+    );
+    // At a terminal (a pseudo-terminal from `script`): the progress line,
+    // then the result.
+    let command = format!(
+        "env AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=local-secret AWS_REGION=us-east-1 \
+         AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
+         HOME={home} {bin} --endpoint-url {endpoint} --no-schema-cache -f {file}",
+        home = std::env::temp_dir().display(),
+        bin = env!("CARGO_BIN_EXE_dynamo-sql"),
+        endpoint = proxy.endpoint(),
+    );
+    let o = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script runs");
+    let screen = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{screen}");
+    assert!(
+        screen.contains("items read ·"),
+        "progress at a terminal: {screen}"
+    );
+    let progress_at = screen.find("items read").unwrap_or(0);
+    let result_at = screen.rfind("| c ").unwrap_or(0);
+    assert!(
+        progress_at < result_at,
+        "the result after the progress: {screen}"
+    );
+}
