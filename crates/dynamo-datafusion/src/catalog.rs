@@ -56,6 +56,15 @@ impl DynamoSchemaProvider {
         })
     }
 
+    /// The table `name` if it is registered or already described — no
+    /// DynamoDB call (for completion and other lookups that must not read).
+    pub fn loaded(&self, name: &str) -> Option<Arc<dyn TableProvider>> {
+        if let Some(t) = read(&self.registered).get(name) {
+            return Some(Arc::clone(t));
+        }
+        read(&self.described).get(name).cloned()
+    }
+
     /// Lists the tables again and forgets cached descriptions and schemas.
     pub async fn refresh(&self) -> Result<()> {
         let names = list_tables(&self.client).await?;

@@ -10,6 +10,7 @@ mod command;
 mod error;
 mod exec;
 mod explain;
+mod helper;
 mod print;
 mod progress;
 mod repl;

@@ -4,11 +4,13 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use datafusion::prelude::SessionContext;
-use rustyline::DefaultEditor;
+use rustyline::Editor;
 use rustyline::error::ReadlineError;
+use rustyline::history::DefaultHistory;
 
 use crate::error::CliError;
 use crate::exec::run_text;
+use crate::helper::{SqlHelper, colour_enabled};
 use crate::settings::Settings;
 
 const PROMPT: &str = "dynamo-sql> ";
@@ -23,7 +25,10 @@ fn history_file() -> Option<PathBuf> {
 pub async fn run(ctx: &SessionContext, mut settings: Settings) -> Result<(), CliError> {
     // At a terminal: the elapsed time after each statement, plans for a person.
     settings.timing = true;
-    let mut editor = DefaultEditor::new().map_err(|e| CliError::Setup(e.to_string()))?;
+    let colour = colour_enabled();
+    let mut editor: Editor<SqlHelper, DefaultHistory> =
+        Editor::new().map_err(|e| CliError::Setup(e.to_string()))?;
+    editor.set_helper(Some(SqlHelper::new(ctx.clone(), colour)));
     let history = history_file();
     if let Some(h) = &history {
         let _ = editor.load_history(h);
@@ -47,7 +52,7 @@ pub async fn run(ctx: &SessionContext, mut settings: Settings) -> Result<(), Cli
                     if matches!(trimmed, "\\q" | "\\quit") {
                         break;
                     }
-                    execute(ctx, trimmed, &mut settings).await;
+                    execute(ctx, trimmed, &mut settings, colour).await;
                     continue;
                 }
                 if trimmed.is_empty() && buffer.is_empty() {
@@ -59,7 +64,7 @@ pub async fn run(ctx: &SessionContext, mut settings: Settings) -> Result<(), Cli
                 buffer.push_str(&line);
                 if trimmed.ends_with(';') {
                     let _ = editor.add_history_entry(buffer.as_str());
-                    execute(ctx, &buffer, &mut settings).await;
+                    execute(ctx, &buffer, &mut settings, colour).await;
                     buffer.clear();
                 }
             }
@@ -74,7 +79,7 @@ pub async fn run(ctx: &SessionContext, mut settings: Settings) -> Result<(), Cli
     Ok(())
 }
 
-async fn execute(ctx: &SessionContext, text: &str, settings: &mut Settings) {
+async fn execute(ctx: &SessionContext, text: &str, settings: &mut Settings, colour: bool) {
     let (stats, result) = {
         let stats = settings.stats;
         let run = run_text(ctx, text, settings);
@@ -101,6 +106,7 @@ async fn execute(ctx: &SessionContext, text: &str, settings: &mut Settings) {
                 }
             }
         }
+        Some(Err(e)) if colour => eprintln!("\x1b[1;31mError:\x1b[0m {e}"),
         Some(Err(e)) => eprintln!("Error: {e}"),
         None => eprintln!("Query cancelled."),
     }

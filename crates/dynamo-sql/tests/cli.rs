@@ -796,3 +796,98 @@ async fn progress_shows_at_a_terminal_and_never_in_a_pipe() {
         "the result after the progress: {screen}"
     );
 }
+
+/// `dynamo-sql` at a pseudo-terminal (`script`), typed into: what the
+/// terminal showed.
+fn at_terminal(extra_env: &str, typed: &[&str]) -> String {
+    use std::io::Read;
+    let endpoint = local_endpoint().unwrap_or_else(|e| panic!("{e}"));
+    // A home of its own: no history from other runs.
+    let home = scratch();
+    let command = format!(
+        "env AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=local-secret AWS_REGION=us-east-1 \
+         AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
+         HOME={home} {extra_env} {bin} --endpoint-url {endpoint} --no-schema-cache",
+        home = home.path().display(),
+        bin = env!("CARGO_BIN_EXE_dynamo-sql"),
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script runs");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut screen = String::new();
+    let mut wait_for = |needle: &str, screen: &mut String| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !screen.contains(needle) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(bytes) => screen.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(_) => panic!("'{needle}' never showed: {screen}"),
+            }
+        }
+    };
+    let mut input = child.stdin.take().expect("stdin");
+    let mut prompts = 1;
+    wait_for("dynamo-sql> ", &mut screen);
+    for text in typed {
+        input.write_all(text.as_bytes()).expect("type");
+        input.flush().expect("flush");
+        prompts += 1;
+        // The next prompt: the statement ran.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while screen.matches("dynamo-sql> ").count() < prompts && !text.starts_with("\\q") {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(bytes) => screen.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(_) => panic!("no prompt after {text:?}: {screen}"),
+            }
+        }
+    }
+    drop(input);
+    let _ = child.wait();
+    while let Ok(bytes) = rx.recv_timeout(std::time::Duration::from_millis(500)) {
+        screen.push_str(&String::from_utf8_lossy(&bytes));
+    }
+    screen.replace('\u{1b}', "ESC")
+}
+
+#[tokio::test]
+async fn tab_completes_names_at_a_terminal_and_no_color_turns_colour_off() {
+    let table = fixture().await;
+    // The table's name less its last two characters, then Tab.
+    let prefix = &table[..table.len() - 2];
+    let screen = at_terminal(
+        "",
+        &[&format!("SELECT count(*) AS n FROM {prefix}\t;\r"), "\\q\r"],
+    );
+    assert!(
+        screen.contains(&format!(" {table};")),
+        "completed {table}: {screen}"
+    );
+    assert!(screen.contains("| 3 "), "and ran: {screen}");
+    assert!(
+        screen.contains("ESC[1;34mSELECT"),
+        "keywords coloured: {screen}"
+    );
+    let screen = at_terminal(
+        "NO_COLOR=1",
+        &[&format!("SELECT count(*) AS n FROM {table};\r"), "\\q\r"],
+    );
+    assert!(screen.contains("| 3 "), "{screen}");
+    assert!(
+        !screen.contains("ESC[1;34m") && !screen.contains("ESC[1;32m"),
+        "{screen}"
+    );
+}
