@@ -828,7 +828,7 @@ fn at_terminal(extra_env: &str, typed: &[&str]) -> String {
         }
     });
     let mut screen = String::new();
-    let mut wait_for = |needle: &str, screen: &mut String| {
+    let wait_for = |needle: &str, screen: &mut String| {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while !screen.contains(needle) {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
