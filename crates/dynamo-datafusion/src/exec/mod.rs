@@ -286,14 +286,7 @@ impl DynamoExec {
     /// ```
     pub fn request_lines(&self) -> Vec<(&'static str, String)> {
         let plan = &self.plan;
-        let unit = plan
-            .partitions
-            .iter()
-            .flatten()
-            .next()
-            .cloned()
-            .unwrap_or(ReadUnit::Segment(0, 1));
-        let r = plan.render(&unit);
+        let r = self.first_request();
         let names = r.names.clone().unwrap_or_default();
         let values = r.values.clone().unwrap_or_default();
         let resolve = |e: &str| resolve_placeholders(e, &names, &values);
@@ -384,11 +377,7 @@ impl DynamoExec {
                     e.rcu,
                     e.usd_text(plan.price_per_million_rru),
                     plan.price_per_million_rru,
-                    match plan.estimate_basis() {
-                        Some(Basis::KeySample(n)) => format!(" (key sample of {n} items)"),
-                        Some(Basis::Guess) => " (guessed: no key sample)".to_string(),
-                        _ => String::new(),
-                    }
+                    self.basis_suffix(" (", ")")
                 ),
             ));
         }
@@ -415,17 +404,32 @@ impl DynamoExec {
         s
     }
 
-    fn write_description(&self, f: &mut dyn fmt::Write) -> fmt::Result {
-        let plan = &self.plan;
-        // The first unit's request, rendered as `read` renders it.
-        let unit = plan
+    /// The first unit's request, rendered as `read` renders it.
+    fn first_request(&self) -> crate::plan::RenderedRequest {
+        let unit = self
+            .plan
             .partitions
             .iter()
             .flatten()
             .next()
             .cloned()
             .unwrap_or(ReadUnit::Segment(0, 1));
-        let r = plan.render(&unit);
+        self.plan.render(&unit)
+    }
+
+    /// Where the estimate comes from, between `open` and `close` (empty
+    /// when DescribeTable alone gives it).
+    fn basis_suffix(&self, open: &str, close: &str) -> String {
+        match self.plan.estimate_basis() {
+            Some(Basis::KeySample(n)) => format!("{open}key sample of {n} items{close}"),
+            Some(Basis::Guess) => format!("{open}guessed: no key sample{close}"),
+            _ => String::new(),
+        }
+    }
+
+    fn write_description(&self, f: &mut dyn fmt::Write) -> fmt::Result {
+        let plan = &self.plan;
+        let r = self.first_request();
         write!(
             f,
             "operation={}, table={}",
@@ -518,11 +522,7 @@ impl DynamoExec {
                 e.rcu,
                 e.usd_text(plan.price_per_million_rru),
                 plan.price_per_million_rru,
-                match plan.estimate_basis() {
-                    Some(Basis::KeySample(n)) => format!(", key sample of {n} items"),
-                    Some(Basis::Guess) => ", guessed: no key sample".to_string(),
-                    _ => String::new(),
-                }
+                self.basis_suffix(", ", "")
             )?;
         }
         if let Some(max) = plan.max_rcu {
