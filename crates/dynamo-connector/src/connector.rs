@@ -224,9 +224,12 @@ impl Connector {
                 self.observe(operation, Some(client), &tables, None, start);
                 Ok(response)
             }
-            Err(e) => {
+            Err((e, tables)) => {
                 log::warn!("client '{client}': {e}");
-                self.observe(operation, Some(client), &[], Some((&table, &e)), start);
+                // What a failed statement read is billed too: the error is
+                // counted under the first table it read, if it read one.
+                let counted = tables.first().map_or(table.as_str(), |t| t.table.as_str());
+                self.observe(operation, Some(client), &tables, Some((counted, &e)), start);
                 Err(e)
             }
         }
@@ -284,14 +287,20 @@ pub(crate) fn plan_usage(
         .collect()
 }
 
+/// A served request: the answer and what it read, or the error and what
+/// it read before failing.
+type Served = std::result::Result<(Value, Vec<TableUsage>), (ConnectorError, Vec<TableUsage>)>;
+
 async fn run(
     resolved: &ResolvedClient,
     request: ConnectorRequest,
     cache: Option<Arc<dyn SchemaCache>>,
-) -> Result<(Value, Vec<TableUsage>)> {
+) -> Served {
     match request.inputs {
         Inputs::Read(read) => {
-            let response = crate::read::run_read(&resolved.client, &read, request.limits).await?;
+            let response = crate::read::run_read(&resolved.client, &read, request.limits)
+                .await
+                .map_err(|e| (e, Vec::new()))?;
             let usage = read_usage(&read.table_name, &response);
             Ok((response, vec![usage]))
         }
@@ -366,12 +375,15 @@ async fn run_sql(
     sql: &str,
     limits: Limits,
     cache: Option<Arc<dyn SchemaCache>>,
-) -> Result<(Value, Vec<TableUsage>)> {
-    let ctx = sql_context(client, cache, limits.max_capacity).await?;
+) -> Served {
+    let nothing = |e: ConnectorError| (e, Vec::new());
+    let ctx = sql_context(client, cache, limits.max_capacity)
+        .await
+        .map_err(nothing)?;
     let statement = ctx
         .state()
         .sql_to_statement(sql, &Dialect::Generic)
-        .map_err(sql_error)?;
+        .map_err(|e| nothing(sql_error(e)))?;
     let options = RunOptions {
         sql_options: Some(read_only()),
         ..RunOptions::default()
@@ -382,17 +394,30 @@ async fn run_sql(
         out: Vec::new(),
         rows: 0,
         truncated: false,
+        plan: None,
     };
-    let outcome = run_statement(&ctx, &statement, &options, &mut sink)
-        .await
-        .map_err(sql_error)?;
+    let outcome = match run_statement(&ctx, &statement, &options, &mut sink).await {
+        Ok(outcome) => outcome,
+        // The reads that ran before the failure, from the plan that ran.
+        Err(e) => {
+            return Err((
+                sql_error(e),
+                sink.plan.as_ref().map(plan_usage).unwrap_or_default(),
+            ));
+        }
+    };
     // arbitrary_precision keeps every digit of decimals.
     let items: Value = if sink.out.is_empty() {
         json!([])
     } else {
         let mut text = sink.out;
         text.push(b']');
-        serde_json::from_slice(&text).map_err(|e| ConnectorError::internal(e.to_string()))?
+        serde_json::from_slice(&text).map_err(|e| {
+            (
+                ConnectorError::internal(e.to_string()),
+                plan_usage(&outcome.plan),
+            )
+        })?
     };
     let stats = ReadStats::of_plan(&outcome.plan);
     let mut response = Map::new();
@@ -418,9 +443,15 @@ struct JsonSink {
     out: Vec<u8>,
     rows: usize,
     truncated: bool,
+    /// The plan that runs, to count its reads if it fails.
+    plan: Option<Arc<dyn datafusion::physical_plan::ExecutionPlan>>,
 }
 
 impl ResultSink for JsonSink {
+    fn started(&mut self, plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>) {
+        self.plan = Some(Arc::clone(plan));
+    }
+
     fn start(&mut self, schema: SchemaRef) -> DfResult<()> {
         self.columns = schema
             .fields()

@@ -344,3 +344,39 @@ async fn a_quota_refuses_until_the_next_utc_day() {
         v["consumedCapacity"].as_f64().expect("capacity")
     );
 }
+
+#[tokio::test]
+async fn a_statement_that_fails_after_reading_is_billed_for_what_it_read() {
+    let f = fixture().await;
+    let store = Arc::new(SqliteStore::open(&f.store).expect("store"));
+    let key = MasterKey::load(Some(&f.key_file)).expect("key");
+    let resolver = TenantResolver::new(
+        store.clone(),
+        store.clone(),
+        store.clone(),
+        Arc::new(MasterKeyCipher(key)),
+    );
+    let clock = Arc::new(TestClock(Mutex::new(SystemTime::now())));
+    let usage = UsageRecorder::start(store.clone(), clock.clone(), Duration::from_secs(60));
+    let connector = Connector::new(Arc::new(resolver)).with_usage(Arc::clone(&usage));
+    // The division fails only once the rows are read.
+    let sql = json!({"inputs": {"operation": "sql",
+        "sql": "SELECT \"engagementScore\" / 0 AS x FROM UserEngagement"}})
+    .to_string();
+    let err = connector
+        .handle(Some(&f.acme_session), sql.as_bytes())
+        .await
+        .expect_err("divides by zero");
+    usage.close().await;
+    let rows = store.usage(&Default::default()).expect("usage");
+    let row = rows
+        .iter()
+        .find(|r| r.client_id == "acme" && r.table == "UserEngagement")
+        .unwrap_or_else(|| panic!("the table read is counted: {rows:?}"));
+    assert!(row.rcu > 0.0 && row.items_read > 0, "{row:?}");
+    assert_eq!(row.errors.get(err.code.as_str()), Some(&1), "{row:?}");
+    assert!(
+        !rows.iter().any(|r| r.table == "(sql)"),
+        "counted once: {rows:?}"
+    );
+}
