@@ -255,6 +255,45 @@ async fn measure(
     Ok((median(times), ReadStats::of_plan(&plan), op, rows))
 }
 
+/// A join of 100 partition keys (a VALUES list: the small side) with the
+/// table, with the join's keys read by key and with the planned read.
+async fn join_rows(
+    client: &Client,
+    table: &str,
+    n: usize,
+    runs: usize,
+) -> Result<String, BoxError> {
+    let keys: Vec<String> = (0..100)
+        .map(|k| format!("('{}')", pk((k * 7 % (n / 100).max(1)) * 100)))
+        .collect();
+    let sql = format!(
+        "SELECT count(*), sum(t.score) FROM (VALUES {}) AS k(pk) JOIN t ON k.pk = t.pk",
+        keys.join(", ")
+    );
+    let lookups = bench_session(DynamoTableProvider::try_new(client.clone(), table).await?)?;
+    let planned = bench_session(DynamoTableProvider::try_new(client.clone(), table).await?)?;
+    planned.sql("SET dynamodb.join_key_lookups = false").await?;
+    let (t_on, s_on, _, rows_on) = measure(&lookups, &sql, runs).await?;
+    let (t_off, s_off, _, rows_off) = measure(&planned, &sql, runs).await?;
+    if rows_on != rows_off {
+        return Err(format!("key lookups changed the answer of {sql}").into());
+    }
+    Ok(format!(
+        "\n#### Join: 100 partition keys (VALUES) × the {n}-item table\n\n| read | requests | items scanned | RCU | time |\n|---|---|---|---|---|\n| join keys read by key | {} | {} | {:.1} | {:.1} ms |\n| planned read (`SET dynamodb.join_key_lookups = false`) | {} | {} | {:.1} | {:.1} ms |\n| ratio | | {:.3} | {:.3} | {:.2}× faster |\n",
+        s_on.requests,
+        s_on.items_scanned,
+        s_on.consumed_rcu,
+        t_on.as_secs_f64() * 1e3,
+        s_off.requests,
+        s_off.items_scanned,
+        s_off.consumed_rcu,
+        t_off.as_secs_f64() * 1e3,
+        s_on.items_scanned as f64 / s_off.items_scanned.max(1) as f64,
+        s_on.consumed_rcu / s_off.consumed_rcu.max(f64::MIN_POSITIVE),
+        t_off.as_secs_f64() / t_on.as_secs_f64().max(1e-9),
+    ))
+}
+
 fn operation_of(plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>) -> String {
     if let Some(e) =
         (plan.as_ref() as &dyn std::any::Any).downcast_ref::<dynamo_datafusion::DynamoExec>()
@@ -332,6 +371,7 @@ async fn main() -> Result<(), BoxError> {
                 ],
             ));
         }
+        md += &join_rows(&client, &table, n, args.runs).await?;
         println!("{md}");
         if !args.smoke {
             write_result(&format!("pushdown-{n}.md"), &md)?;

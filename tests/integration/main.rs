@@ -7,6 +7,7 @@ mod cost;
 mod equivalence;
 mod errors;
 mod faults;
+mod joins;
 mod pushdown;
 mod scan;
 mod sql;

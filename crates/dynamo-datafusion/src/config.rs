@@ -51,6 +51,11 @@ extensions_options! {
         /// Estimated read capacity above which a full Scan gets a warning
         /// before it reads (unset: no warning; `dynamo-sql` sets 10000).
         pub warn_rcu: Option<f64>, default = None
+        /// Let a hash join's build side turn the other side's read into key
+        /// lookups at run time (BatchGetItem or one Query per key) when its
+        /// keys pin the table's partition key and that reads less; off: the
+        /// planned read runs (the answer is the same).
+        pub join_key_lookups: bool, default = true
     }
 }
 

@@ -5,6 +5,7 @@
 pub(crate) mod ceiling_rule;
 pub(crate) mod drive;
 mod input;
+mod join;
 pub(crate) mod nested;
 mod parts;
 pub use parts::{ExecLayout, ExecParts};
@@ -23,9 +24,13 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr, PhysicalSortExpr};
 use datafusion::physical_plan::execution_plan::{
     Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
+};
+use datafusion::physical_plan::filter_pushdown::{
+    ChildPushdownResult, FilterPushdownPhase, FilterPushdownPropagation, PushedDown,
 };
 use datafusion::physical_plan::metrics::{
     Count, ExecutionPlanMetricsSet, Gauge, MetricBuilder, MetricsSet,
@@ -36,7 +41,7 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
     SortOrderPushdownResult,
 };
-use futures::{Stream, StreamExt, TryStreamExt, stream};
+use futures::{FutureExt, Stream, StreamExt, TryStreamExt, stream};
 
 use crate::client::ConnectionOptions;
 use crate::decode::{Item, ItemDecoder};
@@ -84,6 +89,12 @@ pub struct DynamoExec {
     /// [`Self::with_partitions_input`]); `None`: partition `p` reads the
     /// plan's partition `p`.
     input: Option<Arc<dyn ExecutionPlan>>,
+    /// Dynamic filters a hash join pushed down (its build side's keys):
+    /// read when the stream starts, they may turn the read into key
+    /// lookups, and every row handed on passes them.
+    join_filters: Vec<Arc<dyn PhysicalExpr>>,
+    /// What the read chose at run time, for `EXPLAIN ANALYZE`.
+    runtime_choice: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl DynamoExec {
@@ -125,6 +136,8 @@ impl DynamoExec {
             nested: None,
             connection: Arc::default(),
             input: None,
+            join_filters: Vec::new(),
+            runtime_choice: Arc::default(),
         }
     }
 
@@ -531,6 +544,17 @@ impl DynamoExec {
                 write!(f, " (query estimate {:.1} is above it: refused)", q.rcu)?;
             }
         }
+        if !self.join_filters.is_empty() {
+            let choice = self
+                .runtime_choice
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            match choice {
+                Some(c) => write!(f, ", join_keys=[{c}]")?,
+                None => write!(f, ", join_keys=[from the join's build side, at run time]")?,
+            }
+        }
         Ok(())
     }
 
@@ -619,6 +643,28 @@ fn widen_on_misfit(e: Error, state: &SchemaState, decoder: &ItemDecoder, page: &
         attribute: attribute.clone(),
         value: value.clone(),
     }
+}
+
+/// The rows of `batch` that pass every join filter.
+fn pass_filters(
+    batch: RecordBatch,
+    filters: &[Arc<dyn PhysicalExpr>],
+    _schema: &SchemaRef,
+) -> DfResult<RecordBatch> {
+    let mut batch = batch;
+    for filter in filters {
+        let mask = filter.evaluate(&batch)?.into_array(batch.num_rows())?;
+        let Some(mask) = mask
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::BooleanArray>()
+        else {
+            return Err(DataFusionError::Internal(
+                "a join filter did not evaluate to booleans".to_string(),
+            ));
+        };
+        batch = datafusion::arrow::compute::filter_record_batch(&batch, mask)?;
+    }
+    Ok(batch)
 }
 
 /// Output schema, partitioning and (for one Query) sort order of a read.
@@ -783,11 +829,65 @@ impl ExecutionPlan for DynamoExec {
         vec![false; self.input.iter().count()]
     }
 
+    /// The join filters it holds: their producer sees they are used.
     fn apply_expressions(
         &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
     ) -> DfResult<TreeNodeRecursion> {
+        for filter in &self.join_filters {
+            if f(filter)? == TreeNodeRecursion::Stop {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
         Ok(TreeNodeRecursion::Continue)
+    }
+
+    /// Takes a hash join's dynamic filters (after the other filters were
+    /// placed): the stream reads them when it starts, and every row it
+    /// hands on passes them. Not in a distributed plan (the filter lives in
+    /// the joining process) or with `dynamodb.join_key_lookups` off.
+    fn handle_child_pushdown_result(
+        &self,
+        phase: FilterPushdownPhase,
+        child_pushdown_result: ChildPushdownResult,
+        config: &datafusion::config::ConfigOptions,
+    ) -> DfResult<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
+        let enabled = config
+            .extensions
+            .get::<crate::config::DynamoConfig>()
+            .is_none_or(|c| c.join_key_lookups);
+        if phase != FilterPushdownPhase::Post || self.input.is_some() || !enabled {
+            return Ok(FilterPushdownPropagation::if_all(child_pushdown_result));
+        }
+        let mut taken = Vec::new();
+        let pushed: Vec<PushedDown> = child_pushdown_result
+            .parent_filters
+            .iter()
+            .map(|f| {
+                if f.filter
+                    .downcast_ref::<DynamicFilterPhysicalExpr>()
+                    .is_some()
+                {
+                    taken.push(Arc::clone(&f.filter));
+                    PushedDown::Yes
+                } else {
+                    PushedDown::No
+                }
+            })
+            .collect();
+        if taken.is_empty() {
+            return Ok(FilterPushdownPropagation::with_parent_pushdown_result(
+                pushed,
+            ));
+        }
+        let mut new = self.clone();
+        new.join_filters.extend(taken);
+        new.runtime_choice = Arc::default();
+        new.metrics = ScanMetrics::new();
+        Ok(
+            FilterPushdownPropagation::with_parent_pushdown_result(pushed)
+                .with_updated_node(Arc::new(new) as Arc<dyn ExecutionPlan>),
+        )
     }
 
     fn replace_children(
@@ -823,6 +923,29 @@ impl ExecutionPlan for DynamoExec {
 
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.set.clone_inner())
+    }
+
+    /// The estimate's items, as inexact statistics: the join planner then
+    /// builds on the smaller side, and the larger side's read can turn
+    /// into key lookups.
+    fn partition_statistics(
+        &self,
+        partition: Option<usize>,
+    ) -> DfResult<Arc<datafusion::common::Statistics>> {
+        use datafusion::common::stats::Precision;
+        let schema = self.output_schema();
+        let mut stats = datafusion::common::Statistics::new_unknown(schema);
+        if let Some(e) = self.plan.estimate() {
+            let share = match partition {
+                Some(_) => 1.0 / self.output_partitions().max(1) as f64,
+                None => 1.0,
+            };
+            let rows = (e.items * share).ceil() as usize;
+            stats.num_rows = Precision::Inexact(rows);
+            let bytes = self.plan.cost.as_ref().map_or(0.0, |c| c.item_bytes);
+            stats.total_byte_size = Precision::Inexact((e.items * share * bytes) as usize);
+        }
+        Ok(Arc::new(stats))
     }
 
     fn fetch(&self) -> Option<usize> {
@@ -879,7 +1002,8 @@ impl ExecutionPlan for DynamoExec {
         &self,
         projection: &ProjectionExec,
     ) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
-        if self.nested.is_some() {
+        // A join's filter names the columns as they are: keep them.
+        if self.nested.is_some() || !self.join_filters.is_empty() {
             return Ok(None);
         }
         let input = self.decoder.schema();
@@ -910,6 +1034,12 @@ impl ExecutionPlan for DynamoExec {
     ) -> DfResult<SendableRecordBatchStream> {
         self.check_ceiling()?;
         let schema: SchemaRef = Arc::clone(self.output_schema());
+        if !self.join_filters.is_empty() && self.input.is_none() {
+            let this = self.clone();
+            let batches =
+                stream::once(async move { this.read_joined(partition).await }).try_flatten();
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)));
+        }
         let Some(input) = &self.input else {
             let units = self
                 .plan
@@ -942,16 +1072,137 @@ impl ExecutionPlan for DynamoExec {
 }
 
 impl DynamoExec {
+    /// Partition `partition` of a read a join filters: once the join's
+    /// build side is complete, its keys — when they pin the partition key
+    /// and reading them costs less than the planned read — are read by key
+    /// instead; either way every row handed on passes the join's filters.
+    async fn read_joined(
+        self,
+        partition: usize,
+    ) -> DfResult<Pin<Box<dyn Stream<Item = DfResult<RecordBatch>> + Send>>> {
+        // A hash join polls this side only once its build side is complete,
+        // so its filter is final by now. A filter still changing (a TopK's
+        // bound, tightening as rows arrive) is only applied as it stands —
+        // never waited for, never used to choose keys.
+        let mut current = Vec::with_capacity(self.join_filters.len());
+        let mut complete = Vec::new();
+        for filter in &self.join_filters {
+            if let Some(d) = filter.downcast_ref::<DynamicFilterPhysicalExpr>() {
+                let expr = d.current()?;
+                if d.wait_complete().now_or_never().is_some() {
+                    complete.push(Arc::clone(&expr));
+                }
+                current.push(expr);
+            }
+        }
+        let (plan, choice) = self.runtime_plan(&complete);
+        if partition == 0 {
+            *self
+                .runtime_choice
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(choice);
+        }
+        let units = plan.partitions.get(partition).cloned().unwrap_or_default();
+        let batches = self.read_with(Arc::new(plan), partition, units);
+        let schema = Arc::clone(self.output_schema());
+        let filtered = batches.and_then(move |batch| {
+            let current = current.clone();
+            let schema = Arc::clone(&schema);
+            async move { pass_filters(batch, &current, &schema) }
+        });
+        Ok(Box::pin(filtered))
+    }
+
+    /// The read to run given the join filters' `current` expressions, and
+    /// why, for `EXPLAIN ANALYZE`.
+    fn runtime_plan(&self, current: &[Arc<dyn PhysicalExpr>]) -> (ScanPlan, String) {
+        let plan = &self.plan;
+        let planned = || (plan.as_ref().clone(), String::new());
+        let Some(keys) = &plan.table_keys else {
+            let (p, _) = planned();
+            return (p, "planned read: the table's keys are unknown".into());
+        };
+        let pk = &keys.partition_key;
+        let mut values: Option<Vec<AttributeValue>> = None;
+        for expr in current {
+            match join::key_values(expr, &pk.name, pk.key_type) {
+                join::KeyFilter::Nothing => values = Some(Vec::new()),
+                join::KeyFilter::Values(v) => {
+                    values = Some(match values {
+                        Some(prev) => prev.into_iter().filter(|x| v.contains(x)).collect(),
+                        None => v,
+                    })
+                }
+                join::KeyFilter::Unknown => {}
+            }
+        }
+        let Some(values) = values else {
+            let (p, _) = planned();
+            return (
+                p,
+                format!(
+                    "planned read: the join's keys do not pin {} to values",
+                    pk.name
+                ),
+            );
+        };
+        let n = values.len();
+        let Some(lookup) = plan.by_partition_keys(values, self.output_partitions()) else {
+            let (p, _) = planned();
+            return (
+                p,
+                format!(
+                    "planned read: {n} keys cannot be read by key here (index, key filter or over 1000)"
+                ),
+            );
+        };
+        // Fewer items read is the rule (what a read waits for, and the bill
+        // for items of some size); the capacity of both is shown.
+        let estimate = |p: &ScanPlan| p.estimate().unwrap_or_default();
+        let (by_key, as_planned) = (estimate(&lookup), estimate(plan));
+        if plan.estimate().is_some() && by_key.items < as_planned.items {
+            let choice = format!(
+                "{n} keys read by {}: ~{:.0} items, ~{:.1} RCU instead of ~{:.0} items, ~{:.1} RCU",
+                lookup.operation(),
+                by_key.items,
+                by_key.rcu,
+                as_planned.items,
+                as_planned.rcu
+            );
+            (lookup, choice)
+        } else {
+            let (p, _) = planned();
+            (
+                p,
+                format!(
+                    "planned read: {n} keys by key ~{:.0} items, not fewer than ~{:.0}",
+                    by_key.items, as_planned.items
+                ),
+            )
+        }
+    }
+
     /// The batches of `units`, read as this node's partition `partition`.
     fn read(
         &self,
         partition: usize,
         units: Vec<ReadUnit>,
     ) -> impl Stream<Item = DfResult<RecordBatch>> + Send + use<> {
-        let remaining = Remaining::new(self.plan.limit);
+        self.read_with(Arc::clone(&self.plan), partition, units)
+    }
+
+    /// The batches of `units` of `plan` (this node's plan, or the key
+    /// lookups a join chose), read as this node's partition `partition`.
+    fn read_with(
+        &self,
+        plan: Arc<ScanPlan>,
+        partition: usize,
+        units: Vec<ReadUnit>,
+    ) -> impl Stream<Item = DfResult<RecordBatch>> + Send + use<> {
+        let remaining = Remaining::new(plan.limit);
         let pages = drive(
             self.client.clone(),
-            Arc::clone(&self.plan),
+            plan,
             self.reader.clone(),
             units,
             Arc::clone(&remaining),

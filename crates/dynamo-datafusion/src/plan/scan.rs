@@ -27,13 +27,15 @@ use super::cost::{
     Basis, CostModel, DEFAULT_PRICE_PER_MILLION_RRU, ReadEstimate, cost_model, estimate,
 };
 use super::{
-    AccessPlan, Operation, PlanOptions, ProjectionExpression, ReadUnit, RenderedRequest,
-    plan_access,
+    AccessPlan, MAX_BATCH_KEYS, Operation, PlanOptions, ProjectionExpression, ReadUnit,
+    RenderedRequest, plan_access,
 };
 use crate::key_stats::KeyStats;
+use crate::metadata::KeySchema;
 use crate::metadata::TableMeta;
 use crate::policy::{DEFAULT_MAX_CONCURRENCY, RetryPolicy};
 use crate::schema::infer::is_extra_field;
+use aws_sdk_dynamodb::types::AttributeValue;
 
 /// Top-level columns an expression reads, added to `out` once each.
 pub(crate) fn expr_columns(e: &Expr, out: &mut Vec<String>) {
@@ -158,6 +160,13 @@ pub struct ScanPlan {
     /// USD per million read request units, for the estimate's price.
     #[serde(default = "default_price")]
     pub(crate) price_per_million_rru: f64,
+    /// The table's own key schema: what a read by key values needs.
+    #[serde(default)]
+    pub(crate) table_keys: Option<KeySchema>,
+    /// What a Query of one of the table's partition-key values costs, for
+    /// choosing key lookups at run time (a join's keys).
+    #[serde(default)]
+    pub(crate) lookup_cost: Option<CostModel>,
 }
 
 impl Default for ReadOptions {
@@ -240,6 +249,8 @@ impl ScanPlan {
             query_estimate: None,
             query_reads: None,
             price_per_million_rru: options.price_per_million_rru,
+            table_keys: Some(meta.keys.clone()),
+            lookup_cost: None,
         })
     }
 
@@ -247,7 +258,80 @@ impl ScanPlan {
     /// the schema sample's key statistics `keys`.
     pub(crate) fn with_cost(mut self, meta: &TableMeta, keys: Option<&KeyStats>) -> Self {
         self.cost = Some(cost_model(meta, keys, &self.access.operation));
+        let lookup = Operation::Query {
+            index: None,
+            keys: meta.keys.clone(),
+            partition_values: Vec::new(),
+            sort: None,
+        };
+        self.lookup_cost = Some(cost_model(meta, keys, &lookup));
         self
+    }
+
+    /// This read restricted to the items whose partition key is one of
+    /// `values` (distinct, in a stable order), read by key — BatchGetItem
+    /// when the key is the whole primary key and nothing else is sent, else
+    /// one Query per value — over `partitions` partitions; `None` when the
+    /// read cannot be restricted that way (an index read; a filter on a key
+    /// attribute, which a Query refuses; more values than a read takes).
+    pub(crate) fn by_partition_keys(
+        &self,
+        values: Vec<AttributeValue>,
+        partitions: usize,
+    ) -> Option<ScanPlan> {
+        let keys = self.table_keys.clone()?;
+        let (values, sort) = match &self.access.operation {
+            Operation::Scan => (values, None),
+            Operation::Query {
+                index: None,
+                partition_values,
+                sort,
+                ..
+            } => (
+                values
+                    .into_iter()
+                    .filter(|v| partition_values.contains(v))
+                    .collect(),
+                sort.clone(),
+            ),
+            _ => return None,
+        };
+        if values.len() > MAX_BATCH_KEYS {
+            return None;
+        }
+        let pk = &keys.partition_key.name;
+        let on_key = |name: &str| keys.attribute_names().any(|k| k == name);
+        if let Some(filter) = &self.access.filter {
+            let mut paths = Vec::new();
+            filter.paths(&mut paths);
+            if paths.iter().any(|p| on_key(&p[0])) {
+                return None;
+            }
+        }
+        let operation = if keys.sort_key.is_none() && self.access.filter.is_none() && sort.is_none()
+        {
+            Operation::BatchGetItem {
+                keys: values.into_iter().map(|v| vec![(pk.clone(), v)]).collect(),
+            }
+        } else {
+            Operation::Query {
+                index: None,
+                keys,
+                partition_values: values,
+                sort,
+            }
+        };
+        let access = AccessPlan {
+            operation,
+            filter: self.access.filter.clone(),
+            exact: self.access.exact.clone(),
+        };
+        let mut plan = self.clone();
+        plan.partitions = access.partitions(1, partitions);
+        plan.access = access;
+        plan.cost = self.lookup_cost.clone();
+        plan.query_estimate = None;
+        Some(plan)
     }
 
     /// A plain parallel Scan of whole items in `segments` segments, one
@@ -274,6 +358,8 @@ impl ScanPlan {
             query_estimate: None,
             query_reads: None,
             price_per_million_rru: DEFAULT_PRICE_PER_MILLION_RRU,
+            table_keys: None,
+            lookup_cost: None,
         }
     }
 
