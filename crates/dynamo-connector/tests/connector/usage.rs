@@ -287,9 +287,8 @@ impl Clock for TestClock {
     }
 }
 
-#[tokio::test]
-async fn a_quota_refuses_until_the_next_utc_day() {
-    let f = fixture().await;
+/// The fixture's store, and a resolver over it.
+fn store_and_resolver(f: &Fixture) -> (Arc<SqliteStore>, TenantResolver) {
     let store = Arc::new(SqliteStore::open(&f.store).expect("store"));
     let key = MasterKey::load(Some(&f.key_file)).expect("key");
     let resolver = TenantResolver::new(
@@ -298,6 +297,13 @@ async fn a_quota_refuses_until_the_next_utc_day() {
         store.clone(),
         Arc::new(MasterKeyCipher(key)),
     );
+    (store, resolver)
+}
+
+#[tokio::test]
+async fn a_quota_refuses_until_the_next_utc_day() {
+    let f = fixture().await;
+    let (store, resolver) = store_and_resolver(&f);
     // 2026-11-30 23:00 UTC.
     let clock = Arc::new(TestClock(Mutex::new(
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_079_600),
@@ -348,14 +354,7 @@ async fn a_quota_refuses_until_the_next_utc_day() {
 #[tokio::test]
 async fn a_statement_that_fails_after_reading_is_billed_for_what_it_read() {
     let f = fixture().await;
-    let store = Arc::new(SqliteStore::open(&f.store).expect("store"));
-    let key = MasterKey::load(Some(&f.key_file)).expect("key");
-    let resolver = TenantResolver::new(
-        store.clone(),
-        store.clone(),
-        store.clone(),
-        Arc::new(MasterKeyCipher(key)),
-    );
+    let (store, resolver) = store_and_resolver(&f);
     let clock = Arc::new(TestClock(Mutex::new(SystemTime::now())));
     let usage = UsageRecorder::start(store.clone(), clock.clone(), Duration::from_secs(60));
     let connector = Connector::new(Arc::new(resolver)).with_usage(Arc::clone(&usage));
