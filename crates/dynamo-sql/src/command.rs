@@ -84,14 +84,14 @@ pub async fn run(
             "\\refresh needs a table name: \\refresh TABLE".to_string(),
         )),
         "\\refresh" => refresh(ctx, unquote(arg), out).await,
-        "\\format" if arg.is_empty() => say(settings, &format!("format is {}", name_of(format))),
+        "\\format" if arg.is_empty() => say(&format!("format is {}", name_of(format))),
         "\\format" => {
             settings.format = parse_format(arg).ok_or_else(|| {
                 CliError::Command(format!(
                     "unknown format '{arg}': table, csv, json or ndjson"
                 ))
             })?;
-            say(settings, &format!("format is {}", name_of(settings.format)))
+            say(&format!("format is {}", name_of(settings.format)))
         }
         "\\o" | "\\out" => {
             settings.output.flush().map_err(io)?;
@@ -104,14 +104,14 @@ pub async fn run(
         }
         "\\timing" => {
             settings.timing = toggle(settings.timing, arg, "\\timing")?;
-            say(settings, &format!("timing is {}", on_off(settings.timing)))
+            say(&format!("timing is {}", on_off(settings.timing)))
         }
         "\\x" => {
             settings.expanded = toggle(settings.expanded, arg, "\\x")?;
-            say(
-                settings,
-                &format!("expanded display is {}", on_off(settings.expanded)),
-            )
+            say(&format!(
+                "expanded display is {}",
+                on_off(settings.expanded)
+            ))
         }
         "\\h" if arg.is_empty() => list_functions(ctx, format, out),
         "\\h" => function_help(ctx, arg, out),
@@ -140,7 +140,7 @@ pub async fn run(
 }
 
 /// A command's confirmation, on standard error (results stay clean).
-fn say(_settings: &Settings, text: &str) -> Result<(), CliError> {
+fn say(text: &str) -> Result<(), CliError> {
     eprintln!("{text}");
     Ok(())
 }

@@ -8,12 +8,13 @@
 use std::sync::Arc;
 
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::Result as DfResult;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 
 use crate::exec::DynamoExec;
+use crate::exec::stats::reads_in;
 use crate::plan::ReadEstimate;
 use crate::read::ceiling::Ceiling;
 
@@ -36,25 +37,13 @@ use crate::read::ceiling::Ceiling;
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CapacityCeilingRule;
 
-/// Every DynamoDB read in `plan`.
-fn reads(plan: &Arc<dyn ExecutionPlan>) -> DfResult<Vec<DynamoExec>> {
-    let mut found = Vec::new();
-    plan.apply(|node| {
-        if let Some(exec) = (node.as_ref() as &dyn std::any::Any).downcast_ref::<DynamoExec>() {
-            found.push(exec.clone());
-        }
-        Ok(TreeNodeRecursion::Continue)
-    })?;
-    Ok(found)
-}
-
 impl PhysicalOptimizerRule for CapacityCeilingRule {
     fn optimize(
         &self,
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let capped: Vec<DynamoExec> = reads(&plan)?
+        let capped: Vec<DynamoExec> = reads_in(&plan)
             .into_iter()
             .filter(|r| r.scan_plan().max_rcu().is_some())
             .collect();

@@ -646,11 +646,7 @@ fn widen_on_misfit(e: Error, state: &SchemaState, decoder: &ItemDecoder, page: &
 }
 
 /// The rows of `batch` that pass every join filter.
-fn pass_filters(
-    batch: RecordBatch,
-    filters: &[Arc<dyn PhysicalExpr>],
-    _schema: &SchemaRef,
-) -> DfResult<RecordBatch> {
+fn pass_filters(batch: RecordBatch, filters: &[Arc<dyn PhysicalExpr>]) -> DfResult<RecordBatch> {
     let mut batch = batch;
     for filter in filters {
         let mask = filter.evaluate(&batch)?.into_array(batch.num_rows())?;
@@ -960,7 +956,7 @@ impl ExecutionPlan for DynamoExec {
             (a, b) => a.or(b),
         };
         // The estimate follows the limit; the ceiling's with it.
-        new.reader.ceiling = Reader::for_plan(&new.plan, 1.0).ceiling;
+        new.reader.ceiling = Ceiling::of_plan(&new.plan);
         new.metrics = ScanMetrics::new();
         Some(Arc::new(new))
     }
@@ -1104,11 +1100,9 @@ impl DynamoExec {
         }
         let units = plan.partitions.get(partition).cloned().unwrap_or_default();
         let batches = self.read_with(Arc::new(plan), partition, units);
-        let schema = Arc::clone(self.output_schema());
         let filtered = batches.and_then(move |batch| {
-            let current = current.clone();
-            let schema = Arc::clone(&schema);
-            async move { pass_filters(batch, &current, &schema) }
+            let passed = pass_filters(batch, &current);
+            async move { passed }
         });
         Ok(Box::pin(filtered))
     }
@@ -1117,10 +1111,9 @@ impl DynamoExec {
     /// why, for `EXPLAIN ANALYZE`.
     fn runtime_plan(&self, current: &[Arc<dyn PhysicalExpr>]) -> (ScanPlan, String) {
         let plan = &self.plan;
-        let planned = || (plan.as_ref().clone(), String::new());
+        let planned = |why: String| (plan.as_ref().clone(), format!("planned read: {why}"));
         let Some(keys) = &plan.table_keys else {
-            let (p, _) = planned();
-            return (p, "planned read: the table's keys are unknown".into());
+            return planned("the table's keys are unknown".into());
         };
         let pk = &keys.partition_key;
         let mut values: Option<Vec<AttributeValue>> = None;
@@ -1137,24 +1130,13 @@ impl DynamoExec {
             }
         }
         let Some(values) = values else {
-            let (p, _) = planned();
-            return (
-                p,
-                format!(
-                    "planned read: the join's keys do not pin {} to values",
-                    pk.name
-                ),
-            );
+            return planned(format!("the join's keys do not pin {} to values", pk.name));
         };
         let n = values.len();
         let Some(lookup) = plan.by_partition_keys(values, self.output_partitions()) else {
-            let (p, _) = planned();
-            return (
-                p,
-                format!(
-                    "planned read: {n} keys cannot be read by key here (index, key filter or over 1000)"
-                ),
-            );
+            return planned(format!(
+                "{n} keys cannot be read by key here (index, key filter or over 1000)"
+            ));
         };
         // Fewer items read is the rule (what a read waits for, and the bill
         // for items of some size); the capacity of both is shown.
@@ -1171,14 +1153,10 @@ impl DynamoExec {
             );
             (lookup, choice)
         } else {
-            let (p, _) = planned();
-            (
-                p,
-                format!(
-                    "planned read: {n} keys by key ~{:.0} items, not fewer than ~{:.0}",
-                    by_key.items, as_planned.items
-                ),
-            )
+            planned(format!(
+                "{n} keys by key ~{:.0} items, not fewer than ~{:.0}",
+                by_key.items, as_planned.items
+            ))
         }
     }
 

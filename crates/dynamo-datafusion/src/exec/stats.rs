@@ -36,7 +36,9 @@ impl ReadStats {
     /// Sums the metrics of every [`DynamoExec`] in an executed `plan`.
     pub fn of_plan(plan: &Arc<dyn ExecutionPlan>) -> Self {
         let mut stats = Self::default();
-        stats.add_plan(plan);
+        for read in reads_in(plan) {
+            stats.absorb(&Self::of_read(&read));
+        }
         stats
     }
 
@@ -51,19 +53,13 @@ impl ReadStats {
     /// ```
     pub fn by_table(plan: &Arc<dyn ExecutionPlan>) -> Vec<(String, Self)> {
         let mut out: Vec<(String, Self)> = Vec::new();
-        let mut visit = vec![Arc::clone(plan)];
-        while let Some(node) = visit.pop() {
-            if let Some(exec) = (node.as_ref() as &dyn std::any::Any).downcast_ref::<DynamoExec>() {
-                let mut one = Self::default();
-                one.add_node(&node);
-                let table = exec.scan_plan().table().to_string();
-                match out.iter_mut().find(|(t, _)| *t == table) {
-                    Some((_, stats)) => stats.absorb(&one),
-                    None => out.push((table, one)),
-                }
+        for read in reads_in(plan) {
+            let one = Self::of_read(&read);
+            let table = read.scan_plan().table();
+            match out.iter_mut().find(|(t, _)| t == table) {
+                Some((_, stats)) => stats.absorb(&one),
+                None => out.push((table.to_string(), one)),
             }
-            // Children in order: the first child is visited first.
-            visit.extend(node.children().into_iter().rev().cloned());
         }
         out
     }
@@ -82,61 +78,62 @@ impl ReadStats {
         self.estimated_rcu += other.estimated_rcu;
     }
 
-    fn add_plan(&mut self, plan: &Arc<dyn ExecutionPlan>) {
-        self.add_node(plan);
-        for child in plan.children() {
-            self.add_plan(child);
-        }
-    }
-
-    /// Adds one node's counts, if it is a DynamoDB read.
-    fn add_node(&mut self, plan: &Arc<dyn ExecutionPlan>) {
-        if (plan.as_ref() as &dyn std::any::Any).is::<DynamoExec>()
-            && let Some(m) = plan.metrics()
-        {
+    /// One read's counts and estimate.
+    fn of_read(read: &DynamoExec) -> Self {
+        let mut stats = Self::default();
+        if let Some(m) = read.metrics() {
             let count = |name: &str| m.sum_by_name(name).map(|v| v.as_usize()).unwrap_or(0);
-            self.reads += 1;
-            self.requests += count("requests");
-            self.retries += count("retries");
-            self.pages += count("pages");
-            self.items_scanned += count("scanned_count");
-            self.items_returned += m.output_rows().unwrap_or(0);
-            self.consumed_rcu += count("consumed_rcu_milli") as f64 / 1000.0;
-            self.max_in_flight = self.max_in_flight.max(count("max_in_flight"));
-            if let Some(exec) = (plan.as_ref() as &dyn std::any::Any).downcast_ref::<DynamoExec>()
-                && let Some(e) = exec.scan_plan().estimate()
-            {
-                self.estimated_items += e.items;
-                self.estimated_rcu += e.rcu;
+            stats.reads = 1;
+            stats.requests = count("requests");
+            stats.retries = count("retries");
+            stats.pages = count("pages");
+            stats.items_scanned = count("scanned_count");
+            stats.items_returned = m.output_rows().unwrap_or(0);
+            stats.consumed_rcu = count("consumed_rcu_milli") as f64 / 1000.0;
+            stats.max_in_flight = count("max_in_flight");
+            if let Some(e) = read.scan_plan().estimate() {
+                stats.estimated_items = e.items;
+                stats.estimated_rcu = e.rcu;
             }
         }
+        stats
     }
+}
+
+/// Every DynamoDB read in `plan`, parents before children, first child
+/// first (clones share their node's metrics).
+pub(crate) fn reads_in(plan: &Arc<dyn ExecutionPlan>) -> Vec<DynamoExec> {
+    let mut found = Vec::new();
+    let mut visit = vec![Arc::clone(plan)];
+    while let Some(node) = visit.pop() {
+        if let Some(exec) = (node.as_ref() as &dyn std::any::Any).downcast_ref::<DynamoExec>() {
+            found.push(exec.clone());
+        }
+        visit.extend(node.children().into_iter().rev().cloned());
+    }
+    found
 }
 
 /// A warning for each full Scan in `plan` estimated above `warn_rcu` read
 /// capacity units, said before it reads.
 pub(crate) fn scan_warnings(plan: &Arc<dyn ExecutionPlan>, warn_rcu: f64) -> Vec<String> {
     let mut out = Vec::new();
-    let mut visit = vec![Arc::clone(plan)];
-    while let Some(node) = visit.pop() {
-        if let Some(exec) = (node.as_ref() as &dyn std::any::Any).downcast_ref::<DynamoExec>() {
-            let plan = exec.scan_plan();
-            if let Some(e) = plan.estimate().filter(|e| e.rcu > warn_rcu)
-                && exec.operation() == "Scan"
-            {
-                out.push(format!(
-                    "this query Scans all of table '{}': about {:.0} items, {:.1} RCU (~${} at \
-                     {} per million RRU). A condition on a key reads less; SET dynamodb.max_rcu \
-                     refuses queries above a ceiling (warning threshold: dynamodb.warn_rcu = {warn_rcu})",
-                    plan.table(),
-                    e.items,
-                    e.rcu,
-                    e.usd_text(plan.price_per_million_rru()),
-                    plan.price_per_million_rru(),
-                ));
-            }
+    for exec in reads_in(plan) {
+        let plan = exec.scan_plan();
+        if let Some(e) = plan.estimate().filter(|e| e.rcu > warn_rcu)
+            && exec.operation() == "Scan"
+        {
+            out.push(format!(
+                "this query Scans all of table '{}': about {:.0} items, {:.1} RCU (~${} at \
+                 {} per million RRU). A condition on a key reads less; SET dynamodb.max_rcu \
+                 refuses queries above a ceiling (warning threshold: dynamodb.warn_rcu = {warn_rcu})",
+                plan.table(),
+                e.items,
+                e.rcu,
+                e.usd_text(plan.price_per_million_rru()),
+                plan.price_per_million_rru(),
+            ));
         }
-        visit.extend(node.children().into_iter().cloned());
     }
     out
 }

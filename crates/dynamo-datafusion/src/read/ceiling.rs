@@ -30,6 +30,13 @@ impl Ceiling {
         }
     }
 
+    /// The ceiling `plan` reads under, if it has one, held against its estimate.
+    pub(crate) fn of_plan(plan: &crate::plan::ScanPlan) -> Option<std::sync::Arc<Self>> {
+        let max = plan.max_rcu?;
+        let estimated = plan.ceiling_estimate().map_or(0.0, |e| e.rcu);
+        Some(std::sync::Arc::new(Self::new(max, estimated)))
+    }
+
     fn spent(&self) -> f64 {
         self.spent_milli.load(Ordering::Acquire) as f64 / 1000.0
     }

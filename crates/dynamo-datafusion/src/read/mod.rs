@@ -400,10 +400,7 @@ impl Reader {
             concurrency: Some(Concurrency::new(plan.max_concurrency)),
             buffer: Some(Arc::new(tokio::sync::Semaphore::new(plan.max_concurrency))),
             items_as_json: true,
-            ceiling: plan.max_rcu.map(|max| {
-                let estimated = plan.ceiling_estimate().map_or(0.0, |e| e.rcu);
-                Arc::new(Ceiling::new(max, estimated))
-            }),
+            ceiling: Ceiling::of_plan(plan),
         }
     }
 
