@@ -124,6 +124,18 @@ const CASES: &[Case] = &[
         error: "Error parsing 'maybe' as bool",
     },
     Case {
+        id: "sql-bad-scan-guard",
+        via: Via::Direct,
+        sql: &["SET dynamodb.scan_guard = 'eror'"],
+        error: "dynamodb.scan_guard is off, warn or error, not 'eror'",
+    },
+    Case {
+        id: "sql-bad-join-lookups",
+        via: Via::Direct,
+        sql: &["SET dynamodb.join_key_lookups = 'always'"],
+        error: "dynamodb.join_key_lookups is items, rcu or off (true is items, false is off), not 'always'",
+    },
+    Case {
         id: "sql-scan-guard",
         via: Via::Direct,
         sql: &[

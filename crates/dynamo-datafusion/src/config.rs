@@ -1,7 +1,10 @@
 //! Session settings under the `dynamodb.` prefix: `SET dynamodb.pushdown = false`.
 
-use datafusion::common::config::ConfigExtension;
-use datafusion::common::extensions_options;
+use std::fmt;
+use std::str::FromStr;
+
+use datafusion::common::config::{ConfigExtension, ConfigField, Visit};
+use datafusion::common::{DataFusionError, Result as DfResult, extensions_options};
 
 extensions_options! {
     /// Session-wide DynamoDB settings (register with
@@ -14,7 +17,7 @@ extensions_options! {
         pub pushdown: bool, default = true
         /// Full-scan guard: `off`, `warn` (log a warning) or `error` (refuse) when a
         /// query would Scan a table larger than `scan_guard_bytes`.
-        pub scan_guard: String, default = "off".to_string()
+        pub scan_guard: ScanGuard, default = ScanGuard::Off
         /// Table size above which the full-scan guard acts.
         pub scan_guard_bytes: u64, default = 1024 * 1024 * 1024
         /// Seconds a cached schema is used before the table is sampled again,
@@ -52,10 +55,13 @@ extensions_options! {
         /// before it reads (unset: no warning; `dynamo-sql` sets 10000).
         pub warn_rcu: Option<f64>, default = None
         /// Let a hash join's build side turn the other side's read into key
-        /// lookups at run time (BatchGetItem or one Query per key) when its
-        /// keys pin the table's partition key and that reads less; off: the
-        /// planned read runs (the answer is the same).
-        pub join_key_lookups: bool, default = true
+        /// lookups at run time (BatchGetItem of full keys, or one Query per
+        /// key of the table or an index) when its keys pin that key:
+        /// `items` when that reads fewer items than the planned read, `rcu`
+        /// when it consumes fewer capacity units, `off` never (the planned
+        /// read runs; the answer is the same). `true` is `items`, `false` is
+        /// `off`.
+        pub join_key_lookups: JoinKeyLookups, default = JoinKeyLookups::FewerItems
     }
 }
 
@@ -63,13 +69,100 @@ impl ConfigExtension for DynamoConfig {
     const PREFIX: &'static str = "dynamodb";
 }
 
-/// What the full-scan guard does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ScanGuard {
+/// What the full-scan guard does (`dynamodb.scan_guard`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScanGuard {
+    /// Nothing.
+    #[default]
     Off,
+    /// Logs a warning and reads.
     Warn,
+    /// Refuses the query.
     Error,
 }
+
+impl FromStr for ScanGuard {
+    type Err = DataFusionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "off" | "false" => Ok(Self::Off),
+            "warn" => Ok(Self::Warn),
+            "error" | "refuse" => Ok(Self::Error),
+            _ => Err(DataFusionError::Configuration(format!(
+                "dynamodb.scan_guard is off, warn or error, not '{}'",
+                s.trim()
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for ScanGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Off => "off",
+            Self::Warn => "warn",
+            Self::Error => "error",
+        })
+    }
+}
+
+/// When a join's keys turn a read into key lookups (`dynamodb.join_key_lookups`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JoinKeyLookups {
+    /// Never: the planned read runs.
+    Off,
+    /// When the lookups read fewer items than the planned read.
+    #[default]
+    FewerItems,
+    /// When the lookups consume fewer read capacity units.
+    FewerRcu,
+}
+
+impl FromStr for JoinKeyLookups {
+    type Err = DataFusionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "off" | "false" => Ok(Self::Off),
+            "items" | "true" | "on" => Ok(Self::FewerItems),
+            "rcu" => Ok(Self::FewerRcu),
+            _ => Err(DataFusionError::Configuration(format!(
+                "dynamodb.join_key_lookups is items, rcu or off (true is items, false is off), \
+                 not '{}'",
+                s.trim()
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for JoinKeyLookups {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Off => "off",
+            Self::FewerItems => "items",
+            Self::FewerRcu => "rcu",
+        })
+    }
+}
+
+/// A setting parsed by its `FromStr`, shown by its `Display`.
+macro_rules! enum_setting {
+    ($t:ty) => {
+        impl ConfigField for $t {
+            fn visit<V: Visit>(&self, v: &mut V, key: &str, description: &'static str) {
+                v.some(key, self, description)
+            }
+
+            fn set(&mut self, _key: &str, value: &str) -> DfResult<()> {
+                *self = value.parse()?;
+                Ok(())
+            }
+        }
+    };
+}
+enum_setting!(ScanGuard);
+enum_setting!(JoinKeyLookups);
 
 impl DynamoConfig {
     /// The settings of `session` (the defaults when it has none).
@@ -81,13 +174,5 @@ impl DynamoConfig {
             .get::<DynamoConfig>()
             .cloned()
             .unwrap_or_default()
-    }
-
-    pub(crate) fn guard(&self) -> ScanGuard {
-        match self.scan_guard.to_ascii_lowercase().as_str() {
-            "warn" => ScanGuard::Warn,
-            "error" | "refuse" => ScanGuard::Error,
-            _ => ScanGuard::Off,
-        }
     }
 }

@@ -49,7 +49,7 @@ mod value;
 
 pub use catalog::DynamoSchemaProvider;
 pub use client::ConnectionOptions;
-pub use config::DynamoConfig;
+pub use config::{DynamoConfig, JoinKeyLookups, ScanGuard};
 pub use decode::{Item, ItemDecoder};
 pub use error::{Error, ErrorKind, Result, Widening, describe_sdk_error};
 pub use exec::ceiling_rule::CapacityCeilingRule;

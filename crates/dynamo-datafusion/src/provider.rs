@@ -24,7 +24,7 @@ use crate::exec::DynamoExec;
 use crate::metadata::TableMeta;
 use crate::options::TableOptions;
 use crate::plan::{
-    AccessPlan, Operation, PlanOptions, ReadOptions, ScanPlan, expr_columns, plan_access,
+    AccessPlan, Operation, PlanOptions, ReadOptions, ScanRequest, expr_columns, plan_access,
 };
 use crate::policy::RetryPolicy;
 use crate::read::request_error;
@@ -544,15 +544,16 @@ impl TableProvider for DynamoTableProvider {
             max_rcu: lower(session.max_rcu, self.options.max_rcu),
             price_per_million_rru: session.price_per_million_rru,
         };
-        let plan = ScanPlan::new(
-            &self.meta,
-            &schema,
-            filters,
-            projection.map(Vec::as_slice),
+        let request = ScanRequest {
+            meta: Arc::clone(&self.meta),
+            schema: Arc::clone(&schema),
+            filters: filters.to_vec(),
+            projection: projection.cloned(),
             limit,
-            &options,
-        )?
-        .with_cost(&self.meta, self.state.key_stats().map(|k| k.as_ref()));
+            options,
+            key_stats: self.state.key_stats().cloned(),
+        };
+        let plan = request.plan()?;
         self.check_scan_guard(&plan.access, &session)?;
         let read_schema = plan.read_schema(&schema)?;
         let decoder = ItemDecoder::try_new(&self.meta.name, Arc::clone(&read_schema))?
@@ -565,7 +566,8 @@ impl TableProvider for DynamoTableProvider {
             decoder,
             Some(Arc::clone(&self.state)),
         )
-        .connecting_to(Arc::clone(&self.connection));
+        .connecting_to(Arc::clone(&self.connection))
+        .replanning(request);
         let exec: Arc<dyn ExecutionPlan> = if session.distributed {
             Arc::new(exec.with_partitions_input()?)
         } else {
@@ -609,7 +611,7 @@ impl DynamoTableProvider {
             self.meta.keys.partition_key.name,
             session.scan_guard_bytes
         );
-        match session.guard() {
+        match session.scan_guard {
             ScanGuard::Off => Ok(()),
             ScanGuard::Warn => {
                 log::warn!("{message}");

@@ -19,6 +19,24 @@ pub const DEFAULT_CATALOG: &str = "datafusion";
 /// Schema the DynamoDB tables are registered in (DataFusion's default).
 pub const DEFAULT_SCHEMA: &str = "public";
 
+/// DataFusion's default for the most build-side keys a hash join hands
+/// the other side as a list (above it, only bounds and a hash lookup).
+const DATAFUSION_INLIST_MAX_KEYS: usize = 150;
+
+/// The settings a DynamoDB session changes from DataFusion's defaults.
+fn dynamo_defaults(config: &mut SessionConfig) {
+    let options = config.options_mut();
+    options.sql_parser.enable_ident_normalization = false;
+    // `price > 12.34` compares exact decimals (and can be pushed down), not floats.
+    options.sql_parser.parse_float_as_decimal = true;
+    // A join's build side of up to a thousand keys reaches the other side as
+    // a list of keys it can read by key (unless the caller chose a limit).
+    let optimizer = &mut options.optimizer;
+    if optimizer.hash_join_inlist_pushdown_max_distinct_values == DATAFUSION_INLIST_MAX_KEYS {
+        optimizer.hash_join_inlist_pushdown_max_distinct_values = crate::plan::MAX_BATCH_KEYS;
+    }
+}
+
 /// A session where every DynamoDB table of `client` is queryable by its exact name.
 ///
 /// - DynamoDB names are case-sensitive, so identifier normalisation is off in
@@ -29,6 +47,11 @@ pub const DEFAULT_SCHEMA: &str = "public";
 ///   [`DynamoConfig`] are available;
 /// - `SET dynamodb.max_rcu = N` caps what a query may read, over all its
 ///   reads ([`crate::CapacityCeilingRule`]);
+/// - a hash join hands its build side's keys to the other side as a list
+///   when there are at most 1,000 per partition (DataFusion's
+///   `hash_join_inlist_pushdown_max_distinct_values`, 150 by default, unless
+///   `config` sets another value), so a read can turn them into key lookups
+///   (`dynamodb.join_key_lookups`);
 /// - the default schema lists the tables with ListTables (now) and describes each
 ///   when first used, with `options`;
 /// - `CREATE EXTERNAL TABLE t STORED AS DYNAMODB LOCATION 'Table'` is registered;
@@ -72,9 +95,7 @@ pub async fn dynamo_session_with_cache(
     mut options: TableOptions,
     cache: Option<Arc<dyn SchemaCache>>,
 ) -> DfResult<SessionContext> {
-    config.options_mut().sql_parser.enable_ident_normalization = false;
-    // `price > 12.34` compares exact decimals (and can be pushed down), not floats.
-    config.options_mut().sql_parser.parse_float_as_decimal = true;
+    dynamo_defaults(&mut config);
     match config.options().extensions.get::<DynamoConfig>() {
         None => config = config.with_option_extension(DynamoConfig::default()),
         Some(settings) => {
@@ -106,4 +127,42 @@ pub async fn dynamo_session_with_cache(
         .ok_or_else(|| DataFusionError::Internal(format!("catalog '{DEFAULT_CATALOG}' missing")))?
         .register_schema(DEFAULT_SCHEMA, Arc::new(tables))?;
     Ok(ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_key_lists_reach_a_thousand_keys_unless_chosen() {
+        let mut config = SessionConfig::new();
+        assert_eq!(
+            config
+                .options()
+                .optimizer
+                .hash_join_inlist_pushdown_max_distinct_values,
+            DATAFUSION_INLIST_MAX_KEYS,
+            "DataFusion's default"
+        );
+        dynamo_defaults(&mut config);
+        let o = config.options();
+        assert_eq!(
+            o.optimizer.hash_join_inlist_pushdown_max_distinct_values,
+            1_000
+        );
+        assert!(!o.sql_parser.enable_ident_normalization);
+        let mut config = SessionConfig::new();
+        config
+            .options_mut()
+            .optimizer
+            .hash_join_inlist_pushdown_max_distinct_values = 20;
+        dynamo_defaults(&mut config);
+        assert_eq!(
+            config
+                .options()
+                .optimizer
+                .hash_join_inlist_pushdown_max_distinct_values,
+            20
+        );
+    }
 }

@@ -44,12 +44,13 @@ use datafusion::physical_plan::{
 use futures::{FutureExt, Stream, StreamExt, TryStreamExt, stream};
 
 use crate::client::ConnectionOptions;
+use crate::config::JoinKeyLookups;
 use crate::decode::{Item, ItemDecoder};
 use crate::error::Error;
 use crate::exec::nested::{NestedProjection, uses_of};
 use crate::plan::cost::Basis;
 use crate::plan::render::{display_value, resolve_placeholders};
-use crate::plan::{Operation, ProjectionExpression, ReadEstimate, ReadUnit, ScanPlan};
+use crate::plan::{Operation, ProjectionExpression, ReadEstimate, ReadUnit, ScanPlan, ScanRequest};
 use crate::read::Reader;
 use crate::read::ceiling::Ceiling;
 use crate::read::concurrency::Concurrency;
@@ -93,6 +94,12 @@ pub struct DynamoExec {
     /// read when the stream starts, they may turn the read into key
     /// lookups, and every row handed on passes them.
     join_filters: Vec<Arc<dyn PhysicalExpr>>,
+    /// When the join's keys replace the planned read (the session's
+    /// `dynamodb.join_key_lookups` when the filters were taken).
+    join_rule: JoinKeyLookups,
+    /// What the scan was asked, to plan it again with the join's keys
+    /// (`None`: not planned here, e.g. a plan from another process).
+    request: Option<Arc<ScanRequest>>,
     /// What the read chose at run time, for `EXPLAIN ANALYZE`.
     runtime_choice: Arc<std::sync::Mutex<Option<String>>>,
 }
@@ -137,8 +144,17 @@ impl DynamoExec {
             connection: Arc::default(),
             input: None,
             join_filters: Vec::new(),
+            join_rule: JoinKeyLookups::default(),
+            request: None,
             runtime_choice: Arc::default(),
         }
+    }
+
+    /// This node, keeping what its scan was asked so a join's keys can
+    /// plan its read again when it starts.
+    pub(crate) fn replanning(mut self, request: ScanRequest) -> Self {
+        self.request = Some(Arc::new(request));
+        self
     }
 
     /// This node, reading its partitions as named by an input plan: an
@@ -848,11 +864,12 @@ impl ExecutionPlan for DynamoExec {
         child_pushdown_result: ChildPushdownResult,
         config: &datafusion::config::ConfigOptions,
     ) -> DfResult<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
-        let enabled = config
+        let rule = config
             .extensions
             .get::<crate::config::DynamoConfig>()
-            .is_none_or(|c| c.join_key_lookups);
-        if phase != FilterPushdownPhase::Post || self.input.is_some() || !enabled {
+            .map_or_else(JoinKeyLookups::default, |c| c.join_key_lookups);
+        if phase != FilterPushdownPhase::Post || self.input.is_some() || rule == JoinKeyLookups::Off
+        {
             return Ok(FilterPushdownPropagation::if_all(child_pushdown_result));
         }
         let mut taken = Vec::new();
@@ -878,6 +895,7 @@ impl ExecutionPlan for DynamoExec {
         }
         let mut new = self.clone();
         new.join_filters.extend(taken);
+        new.join_rule = rule;
         new.runtime_choice = Arc::default();
         new.metrics = ScanMetrics::new();
         Ok(
@@ -1107,55 +1125,80 @@ impl DynamoExec {
         Ok(Box::pin(filtered))
     }
 
-    /// The read to run given the join filters' `current` expressions, and
-    /// why, for `EXPLAIN ANALYZE`.
-    fn runtime_plan(&self, current: &[Arc<dyn PhysicalExpr>]) -> (ScanPlan, String) {
-        let plan = &self.plan;
-        let planned = |why: String| (plan.as_ref().clone(), format!("planned read: {why}"));
-        let Some(keys) = &plan.table_keys else {
-            return planned("the table's keys are unknown".into());
+    /// The read to run given the join filters' `complete` expressions, and
+    /// why, for `EXPLAIN ANALYZE`: the scan planned again with what the
+    /// filters say of its columns (key values, bounds), when that read
+    /// still enforces what the planned one does and — by the session's
+    /// rule — costs less, or costs the same and filters more.
+    fn runtime_plan(&self, complete: &[Arc<dyn PhysicalExpr>]) -> (ScanPlan, String) {
+        let plan = self.plan.as_ref();
+        let planned = |why: String| (plan.clone(), format!("planned read: {why}"));
+        let Some(request) = &self.request else {
+            return planned("not planned in this process".into());
         };
-        let pk = &keys.partition_key;
-        let mut values: Option<Vec<AttributeValue>> = None;
-        for expr in current {
-            match join::key_values(expr, &pk.name, pk.key_type) {
-                join::KeyFilter::Nothing => values = Some(Vec::new()),
-                join::KeyFilter::Values(v) => {
-                    values = Some(match values {
-                        Some(prev) => prev.into_iter().filter(|x| v.contains(x)).collect(),
-                        None => v,
-                    })
+        let mut implied = Vec::new();
+        for expr in complete {
+            match join::implied_conditions(expr, self.output_schema(), &request.schema) {
+                join::Implied::Nothing => {
+                    return (
+                        plan.reading_nothing(),
+                        "nothing read: the join's other side is empty".into(),
+                    );
                 }
-                join::KeyFilter::Unknown => {}
+                join::Implied::Conditions(c) => implied.extend(c),
             }
         }
-        let Some(values) = values else {
-            return planned(format!("the join's keys do not pin {} to values", pk.name));
+        if implied.is_empty() {
+            return planned("the join's filter names no values or bounds of this table".into());
+        }
+        let replanned = match request.plan_with(&implied, self.output_partitions()) {
+            Ok(p) => p,
+            Err(e) => return planned(format!("planning with the join's keys failed: {e}")),
         };
-        let n = values.len();
-        let Some(lookup) = plan.by_partition_keys(values, self.output_partitions()) else {
-            return planned(format!(
-                "{n} keys cannot be read by key here (index, key filter or over 1000)"
-            ));
-        };
-        // Fewer items read is the rule (what a read waits for, and the bill
-        // for items of some size); the capacity of both is shown.
-        let estimate = |p: &ScanPlan| p.estimate().unwrap_or_default();
-        let (by_key, as_planned) = (estimate(&lookup), estimate(plan));
-        if plan.estimate().is_some() && by_key.items < as_planned.items {
-            let choice = format!(
-                "{n} keys read by {}: ~{:.0} items, ~{:.1} RCU instead of ~{:.0} items, ~{:.1} RCU",
-                lookup.operation(),
-                by_key.items,
-                by_key.rcu,
-                as_planned.items,
-                as_planned.rcu
+        let Some(narrowed) = plan.narrowed_to(replanned) else {
+            return planned(
+                "a read by the join's keys would not enforce the query's own key conditions".into(),
             );
-            (lookup, choice)
+        };
+        let (Some(by_keys), Some(as_planned)) = (narrowed.estimate(), plan.estimate()) else {
+            return planned("no estimate to compare".into());
+        };
+        let same_read = narrowed.access.operation == plan.access.operation
+            && narrowed.partitions == plan.partitions;
+        let cheaper = match self.join_rule {
+            JoinKeyLookups::FewerRcu => by_keys.rcu < as_planned.rcu,
+            _ => by_keys.items < as_planned.items,
+        };
+        let figures = |e: &ReadEstimate| format!("~{:.0} items, ~{:.1} RCU", e.items, e.rcu);
+        if same_read {
+            if narrowed.access.filter == plan.access.filter {
+                return planned("the join's filter adds nothing DynamoDB can use".into());
+            }
+            let choice = format!(
+                "{}: the join's filter sent to DynamoDB, {}",
+                narrowed.describe_operation(),
+                figures(&by_keys)
+            );
+            return (narrowed, choice);
+        }
+        let unit = match self.join_rule {
+            JoinKeyLookups::FewerRcu => "RCU",
+            _ => "items",
+        };
+        if cheaper {
+            let choice = format!(
+                "{}: {} instead of {} (fewer {unit})",
+                narrowed.describe_operation(),
+                figures(&by_keys),
+                figures(&as_planned)
+            );
+            (narrowed, choice)
         } else {
             planned(format!(
-                "{n} keys by key ~{:.0} items, not fewer than ~{:.0}",
-                by_key.items, as_planned.items
+                "{} would read {}, not fewer {unit} than {}",
+                narrowed.describe_operation(),
+                figures(&by_keys),
+                figures(&as_planned)
             ))
         }
     }

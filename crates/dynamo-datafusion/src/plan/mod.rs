@@ -31,7 +31,7 @@ use render::ExpressionBuilder;
 pub use cost::{DEFAULT_PRICE_PER_MILLION_RRU, ReadEstimate};
 pub use render::{ProjectionExpression, resolve_placeholders};
 pub use scan::ScanPlan;
-pub(crate) use scan::{ReadOptions, expr_columns};
+pub(crate) use scan::{ReadOptions, ScanRequest, expr_columns};
 pub(crate) use units::BATCH_GET_MAX_KEYS;
 pub use units::ReadUnit;
 
@@ -685,8 +685,9 @@ fn table_candidates(meta: &TableMeta, conjuncts: &[Conjunct]) -> Vec<(Operation,
         .sort_key
         .as_ref()
         .map(|sk| key_values(&sk.name, sk.key_type, conjuncts).values);
-    // Full keys from the cross product of key values (or one OR of full keys).
-    let keys: Option<(Vec<Key>, Vec<usize>)> = match (&pk_use, &sk_use) {
+    // Full keys from the cross product of key values, or one OR of full
+    // keys: the fewer keys.
+    let product: Option<(Vec<Key>, Vec<usize>)> = match (&pk_use, &sk_use) {
         (Some((pks, pi)), None) => Some((
             pks.iter()
                 .map(|v| vec![(pk.name.clone(), v.clone())])
@@ -711,7 +712,11 @@ fn table_candidates(meta: &TableMeta, conjuncts: &[Conjunct]) -> Vec<(Operation,
                 vec![*pi, *si],
             ))
         }
-        _ => full_key_disjunction(meta, conjuncts),
+        _ => None,
+    };
+    let keys = match (product, full_key_disjunction(meta, conjuncts)) {
+        (Some(p), Some(d)) => Some(if d.0.len() < p.0.len() { d } else { p }),
+        (p, d) => p.or(d),
     };
     if let Some((keys, consumed)) = keys {
         if keys.len() == 1 {

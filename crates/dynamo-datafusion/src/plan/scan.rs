@@ -27,15 +27,13 @@ use super::cost::{
     Basis, CostModel, DEFAULT_PRICE_PER_MILLION_RRU, ReadEstimate, cost_model, estimate,
 };
 use super::{
-    AccessPlan, MAX_BATCH_KEYS, Operation, PlanOptions, ProjectionExpression, ReadUnit,
-    RenderedRequest, plan_access,
+    AccessPlan, Operation, PlanOptions, ProjectionExpression, ReadUnit, RenderedRequest,
+    plan_access,
 };
 use crate::key_stats::KeyStats;
-use crate::metadata::KeySchema;
 use crate::metadata::TableMeta;
 use crate::policy::{DEFAULT_MAX_CONCURRENCY, RetryPolicy};
 use crate::schema::infer::is_extra_field;
-use aws_sdk_dynamodb::types::AttributeValue;
 
 /// Top-level columns an expression reads, added to `out` once each.
 pub(crate) fn expr_columns(e: &Expr, out: &mut Vec<String>) {
@@ -88,6 +86,57 @@ pub(crate) struct ReadOptions {
     pub(crate) max_rcu: Option<f64>,
     /// USD per million read request units, for estimates.
     pub(crate) price_per_million_rru: f64,
+}
+
+/// What one scan was asked: the planner's inputs. A read keeps it to plan
+/// again when it learns more conditions as it starts (a join's keys).
+#[derive(Debug, Clone)]
+pub(crate) struct ScanRequest {
+    /// The table's metadata (DescribeTable).
+    pub(crate) meta: Arc<TableMeta>,
+    /// The table's columns, as the scan saw them.
+    pub(crate) schema: SchemaRef,
+    /// The query's filters, in the order `residual` and `exact` count them.
+    pub(crate) filters: Vec<Expr>,
+    /// The columns handed on (all when `None`).
+    pub(crate) projection: Option<Vec<usize>>,
+    /// The query's limit.
+    pub(crate) limit: Option<usize>,
+    /// How the table is read.
+    pub(crate) options: ReadOptions,
+    /// The schema sample's key statistics, for the estimate.
+    pub(crate) key_stats: Option<Arc<KeyStats>>,
+}
+
+impl ScanRequest {
+    /// The plan of this scan, with its estimate.
+    pub(crate) fn plan(&self) -> Result<ScanPlan, ArrowError> {
+        self.plan_with(&[], self.options.max_partitions)
+    }
+
+    /// The plan of this scan with `implied` conditions added after its own
+    /// filters (conditions its rows are known to meet), its units spread
+    /// over at most `max_partitions` partitions.
+    pub(crate) fn plan_with(
+        &self,
+        implied: &[Expr],
+        max_partitions: usize,
+    ) -> Result<ScanPlan, ArrowError> {
+        let filters: Vec<Expr> = self.filters.iter().chain(implied).cloned().collect();
+        let options = ReadOptions {
+            max_partitions,
+            ..self.options.clone()
+        };
+        Ok(ScanPlan::new(
+            &self.meta,
+            &self.schema,
+            &filters,
+            self.projection.as_deref(),
+            self.limit,
+            &options,
+        )?
+        .with_cost(&self.meta, self.key_stats.as_deref()))
+    }
 }
 
 fn default_price() -> f64 {
@@ -160,13 +209,6 @@ pub struct ScanPlan {
     /// USD per million read request units, for the estimate's price.
     #[serde(default = "default_price")]
     pub(crate) price_per_million_rru: f64,
-    /// The table's own key schema: what a read by key values needs.
-    #[serde(default)]
-    pub(crate) table_keys: Option<KeySchema>,
-    /// What a Query of one of the table's partition-key values costs, for
-    /// choosing key lookups at run time (a join's keys).
-    #[serde(default)]
-    pub(crate) lookup_cost: Option<CostModel>,
 }
 
 impl Default for ReadOptions {
@@ -249,8 +291,6 @@ impl ScanPlan {
             query_estimate: None,
             query_reads: None,
             price_per_million_rru: options.price_per_million_rru,
-            table_keys: Some(meta.keys.clone()),
-            lookup_cost: None,
         })
     }
 
@@ -258,80 +298,87 @@ impl ScanPlan {
     /// the schema sample's key statistics `keys`.
     pub(crate) fn with_cost(mut self, meta: &TableMeta, keys: Option<&KeyStats>) -> Self {
         self.cost = Some(cost_model(meta, keys, &self.access.operation));
-        let lookup = Operation::Query {
-            index: None,
-            keys: meta.keys.clone(),
-            partition_values: Vec::new(),
-            sort: None,
-        };
-        self.lookup_cost = Some(cost_model(meta, keys, &lookup));
         self
     }
 
-    /// This read restricted to the items whose partition key is one of
-    /// `values` (distinct, in a stable order), read by key — BatchGetItem
-    /// when the key is the whole primary key and nothing else is sent, else
-    /// one Query per value — over `partitions` partitions; `None` when the
-    /// read cannot be restricted that way (an index read; a filter on a key
-    /// attribute, which a Query refuses; more values than a read takes).
-    pub(crate) fn by_partition_keys(
-        &self,
-        values: Vec<AttributeValue>,
-        partitions: usize,
-    ) -> Option<ScanPlan> {
-        let keys = self.table_keys.clone()?;
-        let (values, sort) = match &self.access.operation {
-            Operation::Scan => (values, None),
+    /// This read, narrowed to the operation and conditions of `replanned`
+    /// — the same query planned with more conditions (a join's keys, which
+    /// the caller checks on every row) — when that read still enforces
+    /// every filter this one enforces exactly (the filters above it stay
+    /// as planned); `None` otherwise. What is decoded, the projection and
+    /// the limit stay this plan's; a Scan keeps its segments.
+    pub(crate) fn narrowed_to(&self, replanned: ScanPlan) -> Option<ScanPlan> {
+        let keeps_exact =
+            self.access.exact.iter().enumerate().all(|(i, exact)| {
+                !exact || replanned.access.exact.get(i).copied().unwrap_or(false)
+            });
+        if !keeps_exact {
+            return None;
+        }
+        let mut plan = self.clone();
+        if replanned.access.operation != Operation::Scan {
+            plan.partitions = replanned.partitions;
+        }
+        plan.access = AccessPlan {
+            exact: self.access.exact.clone(),
+            ..replanned.access
+        };
+        plan.cost = replanned.cost;
+        plan.query_estimate = None;
+        Some(plan)
+    }
+
+    /// This read reading nothing (a join whose other side is empty).
+    pub(crate) fn reading_nothing(&self) -> ScanPlan {
+        let mut plan = self.clone();
+        plan.access.operation = Operation::BatchGetItem { keys: Vec::new() };
+        plan.access.filter = None;
+        plan.partitions = Vec::new();
+        plan.query_estimate = None;
+        plan
+    }
+
+    /// The operation, for a reader: `BatchGetItem of 52 keys`, `Query of
+    /// 3 partition keys on index 'byDevice'`, `Scan of 4 segments with a
+    /// FilterExpression`.
+    pub(crate) fn describe_operation(&self) -> String {
+        let filtered = if self.access.has_filter() {
+            " with a FilterExpression"
+        } else {
+            ""
+        };
+        match &self.access.operation {
+            Operation::GetItem { .. } => "GetItem of 1 key".to_string(),
+            Operation::BatchGetItem { keys } => format!(
+                "BatchGetItem of {} key{}",
+                keys.len(),
+                if keys.len() == 1 { "" } else { "s" }
+            ),
             Operation::Query {
-                index: None,
+                index,
                 partition_values,
                 sort,
                 ..
-            } => (
-                values
-                    .into_iter()
-                    .filter(|v| partition_values.contains(v))
-                    .collect(),
-                sort.clone(),
+            } => format!(
+                "Query of {} partition key{}{}{}{filtered}",
+                partition_values.len(),
+                if partition_values.len() == 1 { "" } else { "s" },
+                if sort.is_some() {
+                    " and a sort-key range"
+                } else {
+                    ""
+                },
+                index
+                    .as_ref()
+                    .map(|i| format!(" on index '{i}'"))
+                    .unwrap_or_default(),
             ),
-            _ => return None,
-        };
-        if values.len() > MAX_BATCH_KEYS {
-            return None;
-        }
-        let pk = &keys.partition_key.name;
-        let on_key = |name: &str| keys.attribute_names().any(|k| k == name);
-        if let Some(filter) = &self.access.filter {
-            let mut paths = Vec::new();
-            filter.paths(&mut paths);
-            if paths.iter().any(|p| on_key(&p[0])) {
-                return None;
+            Operation::Scan => {
+                let n = self.unit_count();
+                let s = if n == 1 { "" } else { "s" };
+                format!("Scan of {n} segment{s}{filtered}")
             }
         }
-        let operation = if keys.sort_key.is_none() && self.access.filter.is_none() && sort.is_none()
-        {
-            Operation::BatchGetItem {
-                keys: values.into_iter().map(|v| vec![(pk.clone(), v)]).collect(),
-            }
-        } else {
-            Operation::Query {
-                index: None,
-                keys,
-                partition_values: values,
-                sort,
-            }
-        };
-        let access = AccessPlan {
-            operation,
-            filter: self.access.filter.clone(),
-            exact: self.access.exact.clone(),
-        };
-        let mut plan = self.clone();
-        plan.partitions = access.partitions(1, partitions);
-        plan.access = access;
-        plan.cost = self.lookup_cost.clone();
-        plan.query_estimate = None;
-        Some(plan)
     }
 
     /// A plain parallel Scan of whole items in `segments` segments, one
@@ -358,8 +405,6 @@ impl ScanPlan {
             query_estimate: None,
             query_reads: None,
             price_per_million_rru: DEFAULT_PRICE_PER_MILLION_RRU,
-            table_keys: None,
-            lookup_cost: None,
         }
     }
 
