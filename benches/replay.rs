@@ -14,7 +14,11 @@
 //! 6. (`cluster`) a grouped aggregate over 1M items at 0, 20 and 100 ms
 //!    per request, on a local Ballista cluster (`dynamo-ballista`
 //!    processes) of 1 and of 2 executors, and in one process: time, and
-//!    2 executors ÷ 1.
+//!    2 executors ÷ 1;
+//! 7. (`joins`) a join of 100 partition keys (a `VALUES` list) with the
+//!    table at 0, 10 and 20 ms per request: the join's keys read by key
+//!    (one Query each) vs the planned Scan — requests, items, time, and
+//!    planned ÷ by key.
 //!
 //! The server's latency per request is the first segment of the endpoint's
 //! path (`http://127.0.0.1:PORT/100`), so one server (and its page cache)
@@ -28,7 +32,7 @@
 //! other benches; segment `s` of `t` holds the items with index ≡ s (mod t).
 //!
 //! `cargo bench --bench replay` (release) or `scripts/bench.sh replay`; `--smoke` for CI;
-//! `--only latency` / `--only fanout` / `--only cluster` for one part (the
+//! `--only latency` / `--only fanout` / `--only cluster` / `--only joins` for one part (the
 //! cluster part needs the `dynamo-ballista` binary built beside it).
 
 #[path = "support/mod.rs"]
@@ -542,6 +546,68 @@ async fn fanout_table(items: usize, runs: usize) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// Part 7: a join of 100 partition keys with the table, by key and as
+/// planned, at each of `latencies` ms per request.
+async fn join_table(items: usize, latencies: &[u64], runs: usize) -> Result<(), BoxError> {
+    let replay = Replay::start(items, 0)?;
+    let partitions = (items / 100).max(1);
+    let keys: Vec<String> = (0..100)
+        .map(|k| format!("('user#{:05}')", k * 7 % partitions))
+        .collect();
+    let sql = format!(
+        "SELECT count(*) FROM (VALUES {}) AS k(pk) JOIN t ON k.pk = t.pk",
+        keys.join(", ")
+    );
+    let distinct: std::collections::BTreeSet<&String> = keys.iter().collect();
+    let expected = (distinct.len() * 100).min(items);
+    println!(
+        "\n#### Join: 100 partition keys (VALUES) × the {items}-item table, by latency per request (median of {runs} runs)\n"
+    );
+    println!(
+        "| latency | read | requests | items read | time | planned ÷ by key |\n|---|---|---|---|---|---|"
+    );
+    for &latency in latencies {
+        let client = client_for(&format!("{}/{latency}", replay.endpoint)).await;
+        let mut measured = Vec::new();
+        for rule in ["items", "off"] {
+            let mut config = SessionConfig::new()
+                .with_option_extension(dynamo_datafusion::DynamoConfig::default());
+            config
+                .options_mut()
+                .optimizer
+                .hash_join_inlist_pushdown_max_distinct_values = 1_000;
+            let ctx = SessionContext::new_with_config(config);
+            ctx.register_table(
+                "t",
+                Arc::new(DynamoTableProvider::try_new(client.clone(), TABLE).await?),
+            )?;
+            ctx.sql(&format!("SET dynamodb.join_key_lookups = '{rule}'"))
+                .await?;
+            let t = timed(runs, expected, || run_sql(&ctx, &sql)).await?;
+            let plan = ctx.sql(&sql).await?.create_physical_plan().await?;
+            collect(Arc::clone(&plan), ctx.task_ctx()).await?;
+            let stats = dynamo_datafusion::ReadStats::of_plan(&plan);
+            measured.push((rule, t, stats));
+        }
+        let base = measured[1].1.as_secs_f64();
+        for (rule, t, stats) in &measured {
+            let label = if *rule == "off" {
+                "planned Scan"
+            } else {
+                "join keys by key"
+            };
+            println!(
+                "| {latency} ms | {label} | {} | {} | {:.3} s | {:.2}× |",
+                stats.requests,
+                stats.items_scanned,
+                t.as_secs_f64(),
+                base / t.as_secs_f64().max(1e-9)
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The sum of the second column (counts per group) of `sql`'s answer.
 async fn grouped_count(ctx: &SessionContext, sql: &str) -> Result<usize, BoxError> {
     use datafusion::arrow::array::AsArray;
@@ -703,8 +769,12 @@ async fn main() -> Result<(), BoxError> {
             };
             return cluster_table(items, latencies, args.runs.min(3)).await;
         }
+        Some("joins") => {
+            let latencies: &[u64] = if args.smoke { &[0] } else { &[0, 10, 20] };
+            return join_table(n, latencies, args.runs).await;
+        }
         Some(other) => {
-            return Err(format!("no part '{other}': latency, fanout or cluster").into());
+            return Err(format!("no part '{other}': latency, fanout, cluster or joins").into());
         }
         None => {}
     }
