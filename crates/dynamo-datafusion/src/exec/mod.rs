@@ -8,6 +8,7 @@ mod input;
 mod join;
 pub(crate) mod nested;
 mod parts;
+pub(crate) mod recheck_rule;
 pub use parts::{ExecLayout, ExecParts};
 pub(crate) mod stats;
 
