@@ -251,6 +251,14 @@ async fn a_join_reads_only_the_devices_its_orders_name() {
     assert_eq!(read[&t.devices].items_scanned, 2000);
     let text = explain_analyze(&by_rcu, sql).await;
     assert!(text.contains("not fewer RCU than ~2000 items"), "{text}");
+
+    // Under a ceiling, a join never reads more capacity than was admitted.
+    on.sql("SET dynamodb.max_rcu = 100").await.expect("set");
+    let (rows, read) = run(&on, sql).await;
+    assert_eq!(rows, planned_rows(&off, sql).await);
+    assert_eq!(read[&t.devices].items_scanned, 2000);
+    let text = explain_analyze(&on, sql).await;
+    assert!(text.contains("the ceiling admitted"), "{text}");
 }
 
 async fn planned_rows(off: &SessionContext, sql: &str) -> Vec<String> {

@@ -858,7 +858,8 @@ impl ExecutionPlan for DynamoExec {
     /// Takes a hash join's dynamic filters (after the other filters were
     /// placed): the stream reads them when it starts, and every row it
     /// hands on passes them. Not in a distributed plan (the filter lives in
-    /// the joining process) or with `dynamodb.join_key_lookups` off.
+    /// the joining process), not for a read with a limit, nor with
+    /// `dynamodb.join_key_lookups` off.
     fn handle_child_pushdown_result(
         &self,
         phase: FilterPushdownPhase,
@@ -869,7 +870,11 @@ impl ExecutionPlan for DynamoExec {
             .extensions
             .get::<crate::config::DynamoConfig>()
             .map_or_else(JoinKeyLookups::default, |c| c.join_key_lookups);
-        if phase != FilterPushdownPhase::Post || self.input.is_some() || rule == JoinKeyLookups::Off
+        // A read that stops after a limit must not drop rows after it.
+        if phase != FilterPushdownPhase::Post
+            || self.input.is_some()
+            || self.plan.limit.is_some()
+            || rule == JoinKeyLookups::Off
         {
             return Ok(FilterPushdownPropagation::if_all(child_pushdown_result));
         }
@@ -967,8 +972,12 @@ impl ExecutionPlan for DynamoExec {
         self.plan.limit
     }
 
-    /// Every row this node emits is final, so a limit above it can stop its reads.
+    /// Every row this node emits is final, so a limit above it can stop its
+    /// reads — unless a join's filter drops rows after the read.
     fn with_fetch(&self, limit: Option<usize>) -> Option<Arc<dyn ExecutionPlan>> {
+        if !self.join_filters.is_empty() {
+            return None;
+        }
         let mut new = self.clone();
         Arc::make_mut(&mut new.plan).limit = match (self.plan.limit, limit) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -1164,6 +1173,15 @@ impl DynamoExec {
         let (Some(by_keys), Some(as_planned)) = (narrowed.estimate(), plan.estimate()) else {
             return planned("no estimate to compare".into());
         };
+        // The ceiling admitted the planned read's estimate: never more.
+        if plan.max_rcu().is_some() && by_keys.rcu > as_planned.rcu {
+            return planned(format!(
+                "{} would take ~{:.1} RCU, more than the ~{:.1} the ceiling admitted",
+                narrowed.describe_operation(),
+                by_keys.rcu,
+                as_planned.rcu
+            ));
+        }
         let same_read = narrowed.access.operation == plan.access.operation
             && narrowed.partitions == plan.partitions;
         let cheaper = match self.join_rule {
