@@ -220,6 +220,11 @@ async fn a_join_reads_only_the_devices_its_orders_name() {
         "only the devices named: {read:?}"
     );
     assert_eq!(t.c00_devices.len(), 52);
+    let estimated = read[&t.devices].estimated_items;
+    assert!(
+        (estimated - 52.0).abs() < 1.0,
+        "the statistics estimate the read chosen at run time: {estimated}"
+    );
     assert!(
         read[&t.orders].items_scanned + read[&t.devices].items_scanned <= 105,
         "the ideal: 53 orders and their 52 devices"

@@ -101,8 +101,18 @@ pub struct DynamoExec {
     /// What the scan was asked, to plan it again with the join's keys
     /// (`None`: not planned here, e.g. a plan from another process).
     request: Option<Arc<ScanRequest>>,
-    /// What the read chose at run time, for `EXPLAIN ANALYZE`.
-    runtime_choice: Arc<std::sync::Mutex<Option<String>>>,
+    /// What the read chose at run time and its estimate, for `EXPLAIN
+    /// ANALYZE` and the read's statistics.
+    runtime_choice: Arc<std::sync::Mutex<Option<RuntimeChoice>>>,
+}
+
+/// The read a join's keys chose when the stream started.
+#[derive(Debug, Clone)]
+struct RuntimeChoice {
+    /// What was chosen and why (`EXPLAIN ANALYZE`'s `join_keys`).
+    why: String,
+    /// The chosen read's estimate.
+    estimate: Option<ReadEstimate>,
 }
 
 impl DynamoExec {
@@ -568,11 +578,23 @@ impl DynamoExec {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
             match choice {
-                Some(c) => write!(f, ", join_keys=[{c}]")?,
+                Some(c) => write!(f, ", join_keys=[{}]", c.why)?,
                 None => write!(f, ", join_keys=[from the join's build side, at run time]")?,
             }
         }
         Ok(())
+    }
+
+    /// What this read is estimated to cost: the read a join's keys chose
+    /// when it started, else the planned read ([`ScanPlan::estimate`]).
+    pub fn estimate(&self) -> Option<ReadEstimate> {
+        let chosen = self
+            .runtime_choice
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|c| c.estimate);
+        chosen.unwrap_or_else(|| self.plan.estimate())
     }
 
     /// Refuses to start when the query's estimate is above its ceiling.
@@ -1124,7 +1146,10 @@ impl DynamoExec {
             *self
                 .runtime_choice
                 .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Some(choice);
+                .unwrap_or_else(|p| p.into_inner()) = Some(RuntimeChoice {
+                why: choice,
+                estimate: plan.estimate(),
+            });
         }
         let units = plan.partitions.get(partition).cloned().unwrap_or_default();
         let batches = self.read_with(Arc::new(plan), partition, units);

@@ -26,9 +26,10 @@ pub struct ReadStats {
     /// DynamoDB reads (scan nodes) in the plan run by this process; 0 when
     /// the reads ran elsewhere (a cluster's executors) or there were none.
     pub reads: usize,
-    /// Items the reads were estimated to evaluate before they were sent.
+    /// Items the reads were estimated to evaluate before they were sent
+    /// (for a read a join's keys narrowed, the narrowed read's estimate).
     pub estimated_items: f64,
-    /// Read capacity units the reads were estimated to consume.
+    /// Read capacity units the reads were estimated to consume (likewise).
     pub estimated_rcu: f64,
 }
 
@@ -91,7 +92,7 @@ impl ReadStats {
             stats.items_returned = m.output_rows().unwrap_or(0);
             stats.consumed_rcu = count("consumed_rcu_milli") as f64 / 1000.0;
             stats.max_in_flight = count("max_in_flight");
-            if let Some(e) = read.scan_plan().estimate() {
+            if let Some(e) = read.estimate() {
                 stats.estimated_items = e.items;
                 stats.estimated_rcu = e.rcu;
             }
