@@ -12,6 +12,7 @@
 //! still applied to every row). Pure: the expression in, the conditions out.
 
 use std::cmp::Ordering;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, StructArray};
@@ -87,6 +88,7 @@ impl Fact {
     fn both(self, other: Fact) -> Option<Fact> {
         Some(match (self, other) {
             (Fact::In(c, a), Fact::In(_, b)) => {
+                let b: HashSet<ScalarValue> = b.into_iter().collect();
                 let kept: Vec<ScalarValue> = a.into_iter().filter(|v| b.contains(v)).collect();
                 if kept.is_empty() {
                     return None;
@@ -100,6 +102,7 @@ impl Fact {
                 Fact::AtMost(c, pick(a, b, Ordering::Less)?)
             }
             (Fact::Rows(c, a), Fact::Rows(_, b)) => {
+                let b: HashSet<Vec<ScalarValue>> = b.into_iter().collect();
                 let kept: Vec<Vec<ScalarValue>> = a.into_iter().filter(|r| b.contains(r)).collect();
                 if kept.is_empty() {
                     return None;
@@ -125,11 +128,8 @@ impl Fact {
                 Fact::AtMost(c, pick(a, b, Ordering::Greater)?)
             }
             (Fact::Rows(c, mut a), Fact::Rows(_, b)) => {
-                for row in b {
-                    if !a.contains(&row) {
-                        a.push(row);
-                    }
-                }
+                let mut seen: HashSet<Vec<ScalarValue>> = a.iter().cloned().collect();
+                a.extend(b.into_iter().filter(|row| seen.insert(row.clone())));
                 Fact::Rows(c, a)
             }
             _ => return None,
@@ -342,13 +342,14 @@ impl Columns<'_> {
             return nothing_known;
         };
         let mut rows: Vec<Vec<ScalarValue>> = Vec::with_capacity(literals.len());
+        let mut seen: HashSet<Vec<ScalarValue>> = HashSet::with_capacity(literals.len());
         for value in literals {
             let ScalarValue::Struct(s) = value else {
                 return nothing_known;
             };
             match struct_row(s, columns.len()) {
                 Some(Some(row)) => {
-                    if !rows.contains(&row) {
+                    if seen.insert(row.clone()) {
                         rows.push(row);
                     }
                 }

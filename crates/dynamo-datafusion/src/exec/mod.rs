@@ -109,10 +109,28 @@ pub struct DynamoExec {
 /// The read a join's keys chose when the stream started.
 #[derive(Debug, Clone)]
 struct RuntimeChoice {
+    /// The join filters' expressions it was chosen for (the partitions of
+    /// one execution see the very same ones and share the choice).
+    filters: Vec<Arc<dyn PhysicalExpr>>,
+    /// The read.
+    plan: Arc<ScanPlan>,
     /// What was chosen and why (`EXPLAIN ANALYZE`'s `join_keys`).
     why: String,
     /// The chosen read's estimate.
     estimate: Option<ReadEstimate>,
+}
+
+impl RuntimeChoice {
+    /// True when it was chosen for exactly these expressions (the same
+    /// objects, not merely equal ones).
+    fn made_for(&self, filters: &[Arc<dyn PhysicalExpr>]) -> bool {
+        self.filters.len() == filters.len()
+            && self
+                .filters
+                .iter()
+                .zip(filters)
+                .all(|(a, b)| std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b)))
+    }
 }
 
 impl DynamoExec {
@@ -1141,23 +1159,35 @@ impl DynamoExec {
                 current.push(expr);
             }
         }
-        let (plan, choice) = self.runtime_plan(&complete);
-        if partition == 0 {
-            *self
-                .runtime_choice
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Some(RuntimeChoice {
-                why: choice,
-                estimate: plan.estimate(),
-            });
-        }
+        let plan = self.chosen_plan(&complete);
         let units = plan.partitions.get(partition).cloned().unwrap_or_default();
-        let batches = self.read_with(Arc::new(plan), partition, units);
+        let batches = self.read_with(plan, partition, units);
         let filtered = batches.and_then(move |batch| {
             let passed = pass_filters(batch, &current);
             async move { passed }
         });
         Ok(Box::pin(filtered))
+    }
+
+    /// The read for the join filters' `complete` expressions: chosen by the
+    /// first partition to start, shared by the others.
+    fn chosen_plan(&self, complete: &[Arc<dyn PhysicalExpr>]) -> Arc<ScanPlan> {
+        let mut slot = self
+            .runtime_choice
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(choice) = slot.as_ref().filter(|c| c.made_for(complete)) {
+            return Arc::clone(&choice.plan);
+        }
+        let (plan, why) = self.runtime_plan(complete);
+        let plan = Arc::new(plan);
+        *slot = Some(RuntimeChoice {
+            filters: complete.to_vec(),
+            plan: Arc::clone(&plan),
+            why,
+            estimate: plan.estimate(),
+        });
+        plan
     }
 
     /// The read to run given the join filters' `complete` expressions, and
