@@ -313,8 +313,9 @@ struct Conjunct {
 /// What one key attribute's conjuncts allow.
 #[derive(Default)]
 struct KeyUse {
-    /// Distinct values from `=` / `IN` / `OR` of `=`, with the conjunct used.
-    values: Option<(Vec<AttributeValue>, usize)>,
+    /// Distinct values from `=` / `IN` / `OR` of `=` (the values every
+    /// such conjunct allows), with the conjuncts used.
+    values: Option<(Vec<AttributeValue>, Vec<usize>)>,
 }
 
 /// Plans the read for `filters` when the query needs `columns`.
@@ -510,10 +511,11 @@ fn usable_key_value(v: &AttributeValue, t: KeyType) -> bool {
         }
 }
 
-/// Equality values for a key attribute: the exact conjunct with the fewest values.
-/// Empty strings and binaries are left out: no key holds one.
+/// Equality values for a key attribute: the values every exact conjunct of
+/// equalities on it allows (`pk IN (a, b) AND pk IN (b, c)` is `b`), with
+/// those conjuncts. Empty strings and binaries are left out: no key holds one.
 fn key_values(attr: &str, key_type: KeyType, conjuncts: &[Conjunct]) -> KeyUse {
-    let mut best: Option<(Vec<AttributeValue>, usize)> = None;
+    let mut best: Option<(Vec<AttributeValue>, Vec<usize>)> = None;
     for (i, c) in conjuncts.iter().enumerate() {
         if !c.exact {
             continue;
@@ -545,9 +547,16 @@ fn key_values(attr: &str, key_type: KeyType, conjuncts: &[Conjunct]) -> KeyUse {
         if values.is_empty() {
             continue;
         }
-        if best.as_ref().is_none_or(|(b, _)| values.len() < b.len()) {
-            best = Some((values, i));
-        }
+        best = Some(match best {
+            None => (values, vec![i]),
+            Some((kept, mut used)) => {
+                used.push(i);
+                (
+                    kept.into_iter().filter(|v| values.contains(v)).collect(),
+                    used,
+                )
+            }
+        });
     }
     KeyUse { values: best }
 }
@@ -657,8 +666,7 @@ fn query_candidate(
     conjuncts: &[Conjunct],
 ) -> Option<(Operation, Vec<usize>)> {
     let pk = &keys.partition_key;
-    let (values, pk_conjunct) = key_values(&pk.name, pk.key_type, conjuncts).values?;
-    let mut consumed = vec![pk_conjunct];
+    let (values, mut consumed) = key_values(&pk.name, pk.key_type, conjuncts).values?;
     let sort = keys.sort_key.as_ref().and_then(|sk| {
         let (cond, used) = sort_condition(&sk.name, sk.key_type, conjuncts)?;
         consumed.extend(used.iter().filter(|(_, exact)| *exact).map(|(i, _)| *i));
@@ -692,7 +700,7 @@ fn table_candidates(meta: &TableMeta, conjuncts: &[Conjunct]) -> Vec<(Operation,
             pks.iter()
                 .map(|v| vec![(pk.name.clone(), v.clone())])
                 .collect(),
-            vec![*pi],
+            pi.clone(),
         )),
         (Some((pks, pi)), Some(Some((sks, si)))) if pks.len() * sks.len() <= MAX_BATCH_KEYS => {
             let sk_name = meta
@@ -709,7 +717,7 @@ fn table_candidates(meta: &TableMeta, conjuncts: &[Conjunct]) -> Vec<(Operation,
                         })
                     })
                     .collect(),
-                vec![*pi, *si],
+                pi.iter().chain(si).copied().collect(),
             ))
         }
         _ => None,

@@ -157,6 +157,36 @@ fn partition_key_lists_become_one_query_each() {
 }
 
 #[test]
+fn several_lists_on_a_key_read_the_values_all_allow() {
+    // A query's own list and a join's keys: both enforced by one read.
+    let customers =
+        |v: &[&str]| col("customer").in_list(v.iter().map(|c| lit(*c)).collect(), false);
+    let p = plan(
+        &[customers(&["a", "b", "c"]), customers(&["b", "c", "d"])],
+        &["note"],
+    );
+    assert_eq!(
+        p.operation,
+        Operation::Query {
+            index: None,
+            keys: meta().keys,
+            partition_values: vec![s("b"), s("c")],
+            sort: None,
+        }
+    );
+    assert_eq!(p.exact, vec![true, true]);
+    // No value in common: nothing to read, and nothing is read.
+    let p = plan(&[customers(&["a"]), customers(&["b"])], &["note"]);
+    assert!(
+        matches!(&p.operation, Operation::Query { partition_values, .. } if partition_values.is_empty()),
+        "{:?}",
+        p.operation
+    );
+    assert_eq!(p.exact, vec![true, true]);
+    assert!(p.partitions(1, 4).iter().all(Vec::is_empty));
+}
+
+#[test]
 fn sort_key_ranges() {
     let pk = col("customer").eq(lit("c"));
     for (cond, text) in [
