@@ -419,8 +419,13 @@ fn random_join(rng: &mut StdRng, t: &Tables) -> String {
         // Returns and their orders, by the whole key or the sort key alone.
         3 => format!(
             "SELECT r.rid, o.customer, o.amount FROM returns r JOIN orders o \
-             ON o.customer = r.customer AND o.\"orderId\" = r.\"orderId\" WHERE r.reason = '{}'",
-            ["late", "broken"][rng.random_range(0..2)]
+             ON o.customer = r.customer AND o.\"orderId\" = r.\"orderId\" WHERE r.reason = '{}'{}",
+            ["late", "broken"][rng.random_range(0..2)],
+            if rng.random_bool(0.5) {
+                format!(" AND o.customer IN ({customers})")
+            } else {
+                String::new()
+            }
         ),
         4 => format!(
             "SELECT r.rid, o.customer FROM orders o JOIN returns r \
