@@ -16,7 +16,7 @@
 //! | `plan/` | filters → the cheapest correct read, as a serializable `ScanPlan` (pure) |
 //! | `read/` | one page at a time from DynamoDB: `retry`, `capacity`, `capture` of the JSON, the schema `sample` |
 //! | `decode/` | items (JSON text or SDK values) → Arrow columns |
-//! | `exec/` | the `ExecutionPlan`: partitions, projections absorbed, read statistics |
+//! | `exec/` | the `ExecutionPlan`: partitions, projections absorbed, a join's keys read by key, read statistics |
 //!
 //! Beside them, at the bottom: `error`, `metadata` (the table's description),
 //! `key_stats` (what the schema sample showed of the keys, for cost

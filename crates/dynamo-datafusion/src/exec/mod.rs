@@ -66,6 +66,13 @@ use drive::{Arrival, Remaining, drive};
 /// projection, limit and partitions; `EXPLAIN ANALYZE` adds `requests`,
 /// `pages`, `output_rows` (items returned), `scanned_count` and
 /// `consumed_rcu_milli` (read capacity units × 1000).
+///
+/// On the probe side of a hash join it takes the join's dynamic filter and,
+/// when its stream starts, plans its read again with the build side's keys
+/// (BatchGetItem, Queries of the table or an index, or a FilterExpression)
+/// when that still enforces what the planned read does and costs less
+/// (`dynamodb.join_key_lookups`); `EXPLAIN ANALYZE` shows the choice as
+/// `join_keys=[…]`, and every row handed on passes the filter.
 #[derive(Debug, Clone)]
 pub struct DynamoExec {
     client: Client,
