@@ -192,6 +192,27 @@ async fn run(ctx: &SessionContext, sql: &str) -> (Vec<String>, HashMap<String, R
     )
 }
 
+/// A query's answer and reads, with the join's keys (`with`) and with the
+/// planned read.
+struct Compared {
+    rows: Vec<String>,
+    read: HashMap<String, ReadStats>,
+    planned_read: HashMap<String, ReadStats>,
+}
+
+/// Runs `sql` in `with` and in `planned` (lookups off): the answers must be
+/// the same.
+async fn compare(with: &SessionContext, planned: &SessionContext, sql: &str) -> Compared {
+    let (rows, read) = run(with, sql).await;
+    let (planned_rows, planned_read) = run(planned, sql).await;
+    assert_eq!(rows, planned_rows, "the same answer: {sql}");
+    Compared {
+        rows,
+        read,
+        planned_read,
+    }
+}
+
 /// `EXPLAIN ANALYZE` of `sql`, as text.
 async fn explain_analyze(ctx: &SessionContext, sql: &str) -> String {
     crate::common::rows(
@@ -209,9 +230,11 @@ async fn a_join_reads_only_the_devices_its_orders_name() {
     let off = session(&t, "off").await;
     let sql = "SELECT o.\"orderId\", d.model FROM orders o JOIN devices d \
                ON o.device_id = d.device_id WHERE o.customer = 'c00'";
-    let (rows, read) = run(&on, sql).await;
-    let (planned, planned_read) = run(&off, sql).await;
-    assert_eq!(rows, planned, "the same answer");
+    let Compared {
+        rows,
+        read,
+        planned_read,
+    } = compare(&on, &off, sql).await;
     assert_eq!(rows.len(), 53);
     assert_eq!(read[&t.orders].items_scanned, 53, "one customer's orders");
     assert_eq!(
@@ -242,32 +265,24 @@ async fn a_join_reads_only_the_devices_its_orders_name() {
     // `IN (SELECT …)` is a semi join: the same path.
     let semi = "SELECT device_id, os FROM devices WHERE device_id IN \
                 (SELECT device_id FROM orders WHERE customer = 'c00')";
-    let (rows, read) = run(&on, semi).await;
-    let (planned, _) = run(&off, semi).await;
-    assert_eq!(rows, planned);
+    let Compared { rows, read, .. } = compare(&on, &off, semi).await;
     assert_eq!(rows.len(), 52);
     assert_eq!(read[&t.devices].items_scanned, 52, "{read:?}");
 
     // By capacity, 52 lookups (26 RCU, each item rounded up to 4 KB) cost
     // more than one Scan of this small table (7 RCU): the Scan runs.
     let by_rcu = session(&t, "rcu").await;
-    let (rows, read) = run(&by_rcu, sql).await;
-    assert_eq!(rows, planned_rows(&off, sql).await);
+    let Compared { read, .. } = compare(&by_rcu, &off, sql).await;
     assert_eq!(read[&t.devices].items_scanned, 2000);
     let text = explain_analyze(&by_rcu, sql).await;
     assert!(text.contains("not fewer RCU than ~2000 items"), "{text}");
 
     // Under a ceiling, a join never reads more capacity than was admitted.
     on.sql("SET dynamodb.max_rcu = 100").await.expect("set");
-    let (rows, read) = run(&on, sql).await;
-    assert_eq!(rows, planned_rows(&off, sql).await);
+    let Compared { read, .. } = compare(&on, &off, sql).await;
     assert_eq!(read[&t.devices].items_scanned, 2000);
     let text = explain_analyze(&on, sql).await;
     assert!(text.contains("the ceiling admitted"), "{text}");
-}
-
-async fn planned_rows(off: &SessionContext, sql: &str) -> Vec<String> {
-    run(off, sql).await.0
 }
 
 #[tokio::test]
@@ -287,9 +302,11 @@ async fn a_join_on_an_index_key_queries_the_index() {
          SELECT w.device_id, o.customer, o.\"orderId\" FROM watched w JOIN orders o \
          ON o.device_id = w.device_id"
     );
-    let (rows, read) = run(&on, &sql).await;
-    let (planned, planned_read) = run(&off, &sql).await;
-    assert_eq!(rows, planned);
+    let Compared {
+        rows,
+        read,
+        planned_read,
+    } = compare(&on, &off, &sql).await;
     let expected: usize = ids.iter().map(|d| t.orders_by_device[d]).sum();
     assert_eq!(rows.len(), expected);
     assert_eq!(
@@ -311,9 +328,7 @@ async fn a_join_on_the_whole_key_reads_those_items_and_on_the_sort_key_filters()
     let off = session(&t, "off").await;
     let sql = "SELECT r.rid, o.amount FROM returns r JOIN orders o \
                ON o.customer = r.customer AND o.\"orderId\" = r.\"orderId\"";
-    let (rows, read) = run(&on, sql).await;
-    let (planned, _) = run(&off, sql).await;
-    assert_eq!(rows, planned);
+    let Compared { read, .. } = compare(&on, &off, sql).await;
     assert_eq!(
         read[&t.orders].items_scanned, t.returned_orders,
         "only the orders returned: {read:?}"
@@ -331,9 +346,9 @@ async fn a_join_on_the_whole_key_reads_those_items_and_on_the_sort_key_filters()
     // join's keys as its FilterExpression, so DynamoDB returns only those.
     let sql = "SELECT r.rid, o.customer FROM returns r JOIN orders o \
                ON o.\"orderId\" = r.\"orderId\" WHERE r.reason = 'late'";
-    let (rows, read) = run(&on, sql).await;
-    let (planned, planned_read) = run(&off, sql).await;
-    assert_eq!(rows, planned);
+    let Compared {
+        read, planned_read, ..
+    } = compare(&on, &off, sql).await;
     let orders = &read[&t.orders];
     assert_eq!(orders.items_scanned, 1213, "the Scan reads the table");
     assert!(
