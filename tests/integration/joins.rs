@@ -35,7 +35,7 @@ struct Tables {
 /// Devices `d0000`..`d1999` (a hash-only key); the orders of 30 customers
 /// (`c00`..`c29`, 40 orders each; `c00` has 53 over 52 distinct devices)
 /// naming devices that exist, devices that do not (`d2xxx`), or none, with
-/// an index on the device; 30 returns naming orders by their whole key
+/// indexes on the device and on the status (a quarter are open); 30 returns naming orders by their whole key
 /// (some orders do not exist, one return names no order id).
 async fn tables() -> Tables {
     let client = client().await;
@@ -63,6 +63,11 @@ async fn tables() -> Tables {
     TableSpec::new(&orders, "customer", ScalarAttributeType::S)
         .sort_key("orderId", ScalarAttributeType::N)
         .global_index("byDevice", ("device_id", ScalarAttributeType::S), None)
+        .global_index(
+            "byStatus",
+            ("status", ScalarAttributeType::S),
+            Some(("orderId", ScalarAttributeType::N)),
+        )
         .create(&client)
         .await
         .expect("orders");
@@ -79,6 +84,10 @@ async fn tables() -> Tables {
                 (
                     "amount".to_string(),
                     AV::N(rng.random_range(1..500).to_string()),
+                ),
+                (
+                    "status".to_string(),
+                    AV::S(["open", "shipped", "returned", "shipped"][(c + o) % 4].into()),
                 ),
             ]);
             let device = if c == 0 {
@@ -364,6 +373,54 @@ async fn a_join_on_the_whole_key_reads_those_items_and_on_the_sort_key_filters()
 }
 
 #[tokio::test]
+async fn a_join_on_the_table_key_replaces_a_planned_index_query() {
+    let t = tables().await;
+    let on = session(&t, "items").await;
+    let off = session(&t, "off").await;
+    // Planned: the open orders, from the status index (~300 items). The
+    // two customers' orders are 80: read by the table's key, the status
+    // (no longer a key condition) is sent as a filter and checked here.
+    let sql = "SELECT o.customer, o.\"orderId\", o.amount FROM (VALUES ('c01'), ('c02')) AS k(customer) \
+               JOIN orders o ON o.customer = k.customer WHERE o.status = 'open'";
+    let Compared {
+        rows,
+        read,
+        planned_read,
+    } = compare(&on, &off, sql).await;
+    assert_eq!(rows.len(), 20, "10 open orders each");
+    assert_eq!(read[&t.orders].items_scanned, 80, "{read:?}");
+    assert!(
+        planned_read[&t.orders].items_scanned > 250,
+        "{planned_read:?}"
+    );
+    let text = explain_analyze(&on, sql).await;
+    assert!(
+        text.contains("join_keys=[Query of 2 partition keys with a FilterExpression")
+            && text.contains("the query's own key conditions checked here"),
+        "{text}"
+    );
+    // By whole keys, BatchGetItem sends no filter at all: the status is
+    // checked here only.
+    let sql = "SELECT r.rid, o.amount FROM returns r JOIN orders o \
+               ON o.customer = r.customer AND o.\"orderId\" = r.\"orderId\" \
+               WHERE o.status = 'shipped'";
+    let Compared { rows, read, .. } = compare(&on, &off, sql).await;
+    assert!(
+        !rows.is_empty() && rows.len() < t.returned_orders,
+        "{rows:?}"
+    );
+    assert_eq!(read[&t.orders].items_scanned, t.returned_orders);
+    let text = explain_analyze(&on, sql).await;
+    assert!(
+        text.contains(&format!(
+            "join_keys=[BatchGetItem of {} keys",
+            t.returned_keys
+        )) && text.contains("checked here"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn build_sides_over_150_keys_are_read_by_key() {
     let t = tables().await;
     let on = session(&t, "items").await;
@@ -410,7 +467,7 @@ fn random_join(rng: &mut StdRng, t: &Tables) -> String {
         _ => format!("d.model <> 'm{}'", rng.random_range(0..17)),
     };
     let select = "SELECT o.customer, o.\"orderId\", d.device_id, d.os";
-    match rng.random_range(0..7) {
+    match rng.random_range(0..8) {
         // Orders' devices, read from the devices table by key.
         0 => format!(
             "{select} FROM orders o JOIN devices d ON o.device_id = d.device_id \
@@ -436,16 +493,41 @@ fn random_join(rng: &mut StdRng, t: &Tables) -> String {
             "SELECT r.rid, o.customer, o.amount FROM returns r JOIN orders o \
              ON o.customer = r.customer AND o.\"orderId\" = r.\"orderId\" WHERE r.reason = '{}'{}",
             ["late", "broken"][rng.random_range(0..2)],
-            if rng.random_bool(0.5) {
-                format!(" AND o.customer IN ({customers})")
-            } else {
-                String::new()
+            match rng.random_range(0..3) {
+                0 => format!(" AND o.customer IN ({customers})"),
+                1 => format!(
+                    " AND o.status = '{}'",
+                    ["open", "shipped", "returned"][rng.random_range(0..3)]
+                ),
+                _ => String::new(),
             }
         ),
         4 => format!(
             "SELECT r.rid, o.customer FROM orders o JOIN returns r \
              ON o.\"orderId\" = r.\"orderId\" WHERE o.amount > {}",
             rng.random_range(0..500)
+        ),
+        // Customers' orders in a status: the status index as planned, or
+        // the customers' keys with the status checked here.
+        7 => format!(
+            "SELECT o.customer, o.\"orderId\"{} FROM (VALUES {}) AS k(customer) \
+             JOIN orders o ON o.customer = k.customer WHERE o.status = '{}'{}",
+            if rng.random_bool(0.5) {
+                ", o.status"
+            } else {
+                ""
+            },
+            customers
+                .split(", ")
+                .map(|c| format!("({c})"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            ["open", "shipped", "returned", "lost"][rng.random_range(0..4)],
+            if rng.random_bool(0.5) {
+                format!(" AND o.amount > {}", rng.random_range(0..500))
+            } else {
+                String::new()
+            }
         ),
         // Keys of another type: a number as a device id, a float as an order id.
         5 => format!(

@@ -21,12 +21,19 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::DFSchema;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::context::ExecutionProps;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::expr_rewriter::unnormalize_col;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr, PhysicalSortExpr};
+use datafusion::physical_expr::{
+    EquivalenceProperties, PhysicalExpr, PhysicalSortExpr, create_physical_expr,
+};
 use datafusion::physical_plan::execution_plan::{
     Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
 };
@@ -121,10 +128,41 @@ struct RuntimeChoice {
     filters: Vec<Arc<dyn PhysicalExpr>>,
     /// The read.
     plan: Arc<ScanPlan>,
+    /// The query's filters that read no longer enforces, checked here.
+    recheck: Option<Arc<Recheck>>,
     /// What was chosen and why (`EXPLAIN ANALYZE`'s `join_keys`).
     why: String,
     /// The chosen read's estimate.
     estimate: Option<ReadEstimate>,
+}
+
+/// The query's filters a read chosen at run time no longer enforces (its
+/// planned key conditions, now a FilterExpression or nothing), checked on
+/// every row: nothing above the read checks them, as the planned read
+/// enforced them exactly.
+#[derive(Debug)]
+struct Recheck {
+    /// Decodes the read's output columns, then the columns the filters need.
+    decoder: ItemDecoder,
+    /// The filters, over the decoder's columns.
+    filters: Vec<Arc<dyn PhysicalExpr>>,
+    /// How many output columns lead the decoder's (the rest are dropped).
+    width: usize,
+}
+
+impl Recheck {
+    /// The rows of `batch` (the decoder's columns) that pass, as output columns.
+    fn apply(&self, batch: RecordBatch) -> DfResult<RecordBatch> {
+        let passed = pass_filters(batch, &self.filters)?;
+        Ok(passed.project(&(0..self.width).collect::<Vec<_>>())?)
+    }
+}
+
+/// The read a join's keys chose, before it is shared.
+struct Chosen {
+    plan: ScanPlan,
+    recheck: Option<Recheck>,
+    why: String,
 }
 
 impl RuntimeChoice {
@@ -1166,11 +1204,18 @@ impl DynamoExec {
                 current.push(expr);
             }
         }
-        let plan = self.chosen_plan(&complete);
+        let (plan, recheck) = self.chosen_plan(&complete);
         let units = plan.partitions.get(partition).cloned().unwrap_or_default();
-        let batches = self.read_with(plan, partition, units);
+        let decoder = recheck
+            .as_ref()
+            .map_or_else(|| self.decoder.clone(), |r| r.decoder.clone());
+        let batches = self.read_with(plan, decoder, partition, units);
         let filtered = batches.and_then(move |batch| {
-            let passed = pass_filters(batch, &current);
+            // The join's filters name output columns, which lead the batch.
+            let passed = pass_filters(batch, &current).and_then(|b| match &recheck {
+                Some(r) => r.apply(b),
+                None => Ok(b),
+            });
             async move { passed }
         });
         Ok(Box::pin(filtered))
@@ -1178,23 +1223,76 @@ impl DynamoExec {
 
     /// The read for the join filters' `complete` expressions: chosen by the
     /// first partition to start, shared by the others.
-    fn chosen_plan(&self, complete: &[Arc<dyn PhysicalExpr>]) -> Arc<ScanPlan> {
+    fn chosen_plan(
+        &self,
+        complete: &[Arc<dyn PhysicalExpr>],
+    ) -> (Arc<ScanPlan>, Option<Arc<Recheck>>) {
         let mut slot = self
             .runtime_choice
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         if let Some(choice) = slot.as_ref().filter(|c| c.made_for(complete)) {
-            return Arc::clone(&choice.plan);
+            return (Arc::clone(&choice.plan), choice.recheck.clone());
         }
-        let (plan, why) = self.runtime_plan(complete);
-        let plan = Arc::new(plan);
+        let Chosen { plan, recheck, why } = self.runtime_plan(complete);
+        let (plan, recheck) = (Arc::new(plan), recheck.map(Arc::new));
         *slot = Some(RuntimeChoice {
             filters: complete.to_vec(),
             plan: Arc::clone(&plan),
+            recheck: recheck.clone(),
             why,
             estimate: plan.estimate(),
         });
-        plan
+        (plan, recheck)
+    }
+
+    /// What re-checks the query's filters at `positions` (of `request`'s)
+    /// on the rows of a read chosen at run time, with `plan` asking
+    /// DynamoDB for the attributes they need; `None` when they cannot be
+    /// checked here (an absorbed projection of struct fields).
+    fn recheck(
+        &self,
+        request: &ScanRequest,
+        positions: &[usize],
+        plan: &mut ScanPlan,
+    ) -> Option<Recheck> {
+        if self.nested.is_some() {
+            return None;
+        }
+        let output = self.decoder.schema();
+        let filters: Vec<&Expr> = positions
+            .iter()
+            .map(|i| request.filters.get(*i))
+            .collect::<Option<_>>()?;
+        let mut columns = Vec::new();
+        filters
+            .iter()
+            .for_each(|f| crate::plan::expr_columns(f, &mut columns));
+        columns.retain(|c| output.index_of(c).is_err());
+        let mut fields: Vec<_> = output.fields().iter().cloned().collect();
+        for c in &columns {
+            fields.push(Arc::new(request.schema.field_with_name(c).ok()?.clone()));
+        }
+        let wide: SchemaRef = Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(
+            fields,
+            output.metadata().clone(),
+        ));
+        let decoder = self.decoder.reshaped(Arc::clone(&wide)).ok()?;
+        let df_schema = DFSchema::try_from(wide.as_ref().clone()).ok()?;
+        let (props, planning) = (ExecutionProps::new(), PhysicalPlanningContext::default());
+        let filters = filters
+            .into_iter()
+            .map(|f| {
+                let f = unnormalize_col(f.clone());
+                create_physical_expr(&f, &df_schema, &props, &planning).ok()
+            })
+            .collect::<Option<Vec<_>>>()?;
+        plan.reading_also(&columns);
+        Some(Recheck {
+            decoder,
+            filters,
+            width: output.fields().len(),
+        })
     }
 
     /// The read to run given the join filters' `complete` expressions, and
@@ -1202,9 +1300,13 @@ impl DynamoExec {
     /// filters say of its columns (key values, bounds), when that read
     /// still enforces what the planned one does and — by the session's
     /// rule — costs less, or costs the same and filters more.
-    fn runtime_plan(&self, complete: &[Arc<dyn PhysicalExpr>]) -> (ScanPlan, String) {
+    fn runtime_plan(&self, complete: &[Arc<dyn PhysicalExpr>]) -> Chosen {
         let plan = self.plan.as_ref();
-        let planned = |why: String| (plan.clone(), format!("planned read: {why}"));
+        let planned = |why: String| Chosen {
+            plan: plan.clone(),
+            recheck: None,
+            why: format!("planned read: {why}"),
+        };
         let Some(request) = &self.request else {
             return planned("not planned in this process".into());
         };
@@ -1212,10 +1314,11 @@ impl DynamoExec {
         for expr in complete {
             match join::implied_conditions(expr, self.output_schema(), &request.schema) {
                 join::Implied::Nothing => {
-                    return (
-                        plan.reading_nothing(),
-                        "nothing read: the join's other side is empty".into(),
-                    );
+                    return Chosen {
+                        plan: plan.reading_nothing(),
+                        recheck: None,
+                        why: "nothing read: the join's other side is empty".into(),
+                    };
                 }
                 join::Implied::Conditions(c) => implied.extend(c),
             }
@@ -1223,57 +1326,104 @@ impl DynamoExec {
         if implied.is_empty() {
             return planned("the join's filter names no values or bounds of this table".into());
         }
-        let replanned = match request.plan_with(&implied, self.output_partitions()) {
-            Ok(p) => p,
-            Err(e) => return planned(format!("planning with the join's keys failed: {e}")),
-        };
-        let Some(narrowed) = plan.narrowed_to(replanned) else {
-            return planned(
-                "a read by the join's keys would not enforce the query's own key conditions".into(),
-            );
-        };
-        let (Some(by_keys), Some(as_planned)) = (narrowed.estimate(), plan.estimate()) else {
+        let Some(as_planned) = plan.estimate() else {
             return planned("no estimate to compare".into());
         };
-        // The ceiling admitted the planned read's estimate: never more.
-        if plan.max_rcu().is_some() && by_keys.rcu > as_planned.rcu {
-            return planned(format!(
-                "{} would take ~{:.1} RCU, more than the ~{:.1} the ceiling admitted",
-                narrowed.describe_operation(),
-                by_keys.rcu,
-                as_planned.rcu
-            ));
+        let cost = |e: &ReadEstimate| match self.join_rule {
+            JoinKeyLookups::FewerRcu => e.rcu,
+            _ => e.items,
+        };
+        // The read each index policy gives (the planner ranks reads by their
+        // shape); the cheapest by the rule, the first of equals.
+        let mut best: Option<(ScanPlan, Option<Recheck>, ReadEstimate)> = None;
+        let mut refused: Option<String> = None;
+        for index in request.index_choices() {
+            let replanned = match request.plan_with(&implied, self.output_partitions(), index) {
+                Ok(p) => p,
+                Err(e) => {
+                    refused.get_or_insert(format!("planning with the join's keys failed: {e}"));
+                    continue;
+                }
+            };
+            let (mut narrowed, positions) = plan.narrowed_to(replanned);
+            let recheck = if positions.is_empty() {
+                None
+            } else {
+                match self.recheck(request, &positions, &mut narrowed) {
+                    Some(r) => Some(r),
+                    None => {
+                        refused.get_or_insert(
+                            "a read by the join's keys would not enforce the query's own key \
+                             conditions, and they cannot be re-checked here"
+                                .into(),
+                        );
+                        continue;
+                    }
+                }
+            };
+            let Some(estimate) = narrowed.estimate() else {
+                continue;
+            };
+            // The ceiling admitted the planned read's estimate: never more.
+            if plan.max_rcu().is_some() && estimate.rcu > as_planned.rcu {
+                refused.get_or_insert(format!(
+                    "{} would take ~{:.1} RCU, more than the ~{:.1} the ceiling admitted",
+                    narrowed.describe_operation(),
+                    estimate.rcu,
+                    as_planned.rcu
+                ));
+                continue;
+            }
+            if best
+                .as_ref()
+                .is_none_or(|(_, _, b)| cost(&estimate) < cost(b))
+            {
+                best = Some((narrowed, recheck, estimate));
+            }
         }
+        let Some((narrowed, recheck, by_keys)) = best else {
+            return planned(refused.unwrap_or_else(|| "no estimate to compare".into()));
+        };
+        let rechecked = if recheck.is_some() {
+            ", the query's own key conditions checked here"
+        } else {
+            ""
+        };
         let same_read = narrowed.access.operation == plan.access.operation
             && narrowed.partitions == plan.partitions;
-        let cheaper = match self.join_rule {
-            JoinKeyLookups::FewerRcu => by_keys.rcu < as_planned.rcu,
-            _ => by_keys.items < as_planned.items,
-        };
+        let cheaper = cost(&by_keys) < cost(&as_planned);
         let figures = |e: &ReadEstimate| format!("~{:.0} items, ~{:.1} RCU", e.items, e.rcu);
         if same_read {
             if narrowed.access.filter == plan.access.filter {
                 return planned("the join's filter adds nothing DynamoDB can use".into());
             }
-            let choice = format!(
+            let why = format!(
                 "{}: the join's filter sent to DynamoDB, {}",
                 narrowed.describe_operation(),
                 figures(&by_keys)
             );
-            return (narrowed, choice);
+            return Chosen {
+                plan: narrowed,
+                recheck,
+                why,
+            };
         }
         let unit = match self.join_rule {
             JoinKeyLookups::FewerRcu => "RCU",
             _ => "items",
         };
         if cheaper {
-            let choice = format!(
-                "{}: {} instead of {} (fewer {unit})",
+            let why = format!(
+                "{}: {} instead of {} (fewer {unit}){rechecked}",
                 narrowed.describe_operation(),
                 figures(&by_keys),
                 figures(&as_planned)
             );
-            (narrowed, choice)
+            Chosen {
+                plan: narrowed,
+                recheck,
+                why,
+            }
         } else {
             planned(format!(
                 "{} would read {}, not fewer {unit} than {}",
@@ -1290,7 +1440,12 @@ impl DynamoExec {
         partition: usize,
         units: Vec<ReadUnit>,
     ) -> impl Stream<Item = DfResult<RecordBatch>> + Send + use<> {
-        self.read_with(Arc::clone(&self.plan), partition, units)
+        self.read_with(
+            Arc::clone(&self.plan),
+            self.decoder.clone(),
+            partition,
+            units,
+        )
     }
 
     /// The batches of `units` of `plan` (this node's plan, or the key
@@ -1298,6 +1453,7 @@ impl DynamoExec {
     fn read_with(
         &self,
         plan: Arc<ScanPlan>,
+        decoder: ItemDecoder,
         partition: usize,
         units: Vec<ReadUnit>,
     ) -> impl Stream<Item = DfResult<RecordBatch>> + Send + use<> {
@@ -1312,7 +1468,7 @@ impl DynamoExec {
         let state = Partition {
             pages: Box::pin(pages),
             remaining,
-            decoder: self.decoder.clone(),
+            decoder,
             metrics: ReadMetrics::new(&self.metrics.set, partition),
             in_flight: self.metrics.in_flight.clone(),
             concurrency: self.reader.concurrency.clone(),

@@ -27,8 +27,8 @@ use super::cost::{
     Basis, CostModel, DEFAULT_PRICE_PER_MILLION_RRU, ReadEstimate, cost_model, estimate,
 };
 use super::{
-    AccessPlan, Operation, PlanOptions, ProjectionExpression, ReadUnit, RenderedRequest,
-    plan_access,
+    AccessPlan, IndexPolicy, Operation, PlanOptions, ProjectionExpression, ReadUnit,
+    RenderedRequest, plan_access,
 };
 use crate::key_stats::KeyStats;
 use crate::metadata::TableMeta;
@@ -111,20 +111,45 @@ pub(crate) struct ScanRequest {
 impl ScanRequest {
     /// The plan of this scan, with its estimate.
     pub(crate) fn plan(&self) -> Result<ScanPlan, ArrowError> {
-        self.plan_with(&[], self.options.max_partitions)
+        let index = self.options.plan.index.clone();
+        self.plan_with(&[], self.options.max_partitions, index)
+    }
+
+    /// The index policies a read planned again may try: the scan's own,
+    /// and when that is `Auto`, the table alone and each index alone too —
+    /// the planner ranks reads by their shape, the caller by their cost.
+    pub(crate) fn index_choices(&self) -> Vec<IndexPolicy> {
+        match &self.options.plan.index {
+            IndexPolicy::Auto => std::iter::once(IndexPolicy::Auto)
+                .chain(std::iter::once(IndexPolicy::Never))
+                .chain(
+                    self.meta
+                        .indexes
+                        .iter()
+                        .map(|i| IndexPolicy::Only(i.name.clone())),
+                )
+                .collect(),
+            other => vec![other.clone()],
+        }
     }
 
     /// The plan of this scan with `implied` conditions added after its own
     /// filters (conditions its rows are known to meet), its units spread
-    /// over at most `max_partitions` partitions.
+    /// over at most `max_partitions` partitions, indexes used as `index`
+    /// allows.
     pub(crate) fn plan_with(
         &self,
         implied: &[Expr],
         max_partitions: usize,
+        index: IndexPolicy,
     ) -> Result<ScanPlan, ArrowError> {
         let filters: Vec<Expr> = self.filters.iter().chain(implied).cloned().collect();
         let options = ReadOptions {
             max_partitions,
+            plan: PlanOptions {
+                index,
+                ..self.options.plan.clone()
+            },
             ..self.options.clone()
         };
         Ok(ScanPlan::new(
@@ -303,18 +328,22 @@ impl ScanPlan {
 
     /// This read, narrowed to the operation and conditions of `replanned`
     /// — the same query planned with more conditions (a join's keys, which
-    /// the caller checks on every row) — when that read still enforces
-    /// every filter this one enforces exactly (the filters above it stay
-    /// as planned); `None` otherwise. What is decoded, the projection and
-    /// the limit stay this plan's; a Scan keeps its segments.
-    pub(crate) fn narrowed_to(&self, replanned: ScanPlan) -> Option<ScanPlan> {
-        let keeps_exact =
-            self.access.exact.iter().enumerate().all(|(i, exact)| {
-                !exact || replanned.access.exact.get(i).copied().unwrap_or(false)
-            });
-        if !keeps_exact {
-            return None;
-        }
+    /// the caller checks on every row) — and the filters (by position) this
+    /// read enforces exactly and the narrowed one does not: the caller
+    /// re-checks those too, as nothing above the read does. What is
+    /// decoded, the projection and the limit stay this plan's; a Scan keeps
+    /// its segments.
+    pub(crate) fn narrowed_to(&self, replanned: ScanPlan) -> (ScanPlan, Vec<usize>) {
+        let recheck: Vec<usize> = self
+            .access
+            .exact
+            .iter()
+            .enumerate()
+            .filter(|(i, exact)| {
+                **exact && !replanned.access.exact.get(*i).copied().unwrap_or(false)
+            })
+            .map(|(i, _)| i)
+            .collect();
         let mut plan = self.clone();
         if replanned.access.operation != Operation::Scan {
             plan.partitions = replanned.partitions;
@@ -325,7 +354,19 @@ impl ScanPlan {
         };
         plan.cost = replanned.cost;
         plan.query_estimate = None;
-        Some(plan)
+        (plan, recheck)
+    }
+
+    /// This read, asking DynamoDB for `attributes` too (when it names the
+    /// attributes it reads; whole items hold them already).
+    pub(crate) fn reading_also(&mut self, attributes: &[String]) {
+        if let Some(p) = &mut self.projection {
+            for a in attributes {
+                if !p.paths.iter().any(|path| path.len() == 1 && &path[0] == a) {
+                    p.paths.push(vec![a.clone()]);
+                }
+            }
+        }
     }
 
     /// This read reading nothing (a join whose other side is empty).
