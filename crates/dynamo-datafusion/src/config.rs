@@ -136,6 +136,25 @@ impl FromStr for JoinKeyLookups {
     }
 }
 
+impl JoinKeyLookups {
+    /// What the rule compares of a read's estimate: items, or capacity
+    /// units under `rcu`.
+    pub(crate) fn cost(self, estimate: &crate::plan::ReadEstimate) -> f64 {
+        match self {
+            Self::FewerRcu => estimate.rcu,
+            _ => estimate.items,
+        }
+    }
+
+    /// The unit [`Self::cost`] counts, for messages.
+    pub(crate) fn unit(self) -> &'static str {
+        match self {
+            Self::FewerRcu => "RCU",
+            _ => "items",
+        }
+    }
+}
+
 impl fmt::Display for JoinKeyLookups {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

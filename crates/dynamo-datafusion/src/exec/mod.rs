@@ -158,6 +158,13 @@ impl Recheck {
     }
 }
 
+/// A read of the query narrowed by a join's keys, with its estimate.
+struct Narrowing {
+    plan: ScanPlan,
+    recheck: Option<Recheck>,
+    estimate: ReadEstimate,
+}
+
 /// The read a join's keys chose, before it is shared.
 struct Chosen {
     plan: ScanPlan,
@@ -1329,60 +1336,14 @@ impl DynamoExec {
         let Some(as_planned) = plan.estimate() else {
             return planned("no estimate to compare".into());
         };
-        let cost = |e: &ReadEstimate| match self.join_rule {
-            JoinKeyLookups::FewerRcu => e.rcu,
-            _ => e.items,
-        };
-        // The read each index policy gives (the planner ranks reads by their
-        // shape); the cheapest by the rule, the first of equals.
-        let mut best: Option<(ScanPlan, Option<Recheck>, ReadEstimate)> = None;
-        let mut refused: Option<String> = None;
-        for index in request.index_choices() {
-            let replanned = match request.plan_with(&implied, self.output_partitions(), index) {
-                Ok(p) => p,
-                Err(e) => {
-                    refused.get_or_insert(format!("planning with the join's keys failed: {e}"));
-                    continue;
-                }
-            };
-            let (mut narrowed, positions) = plan.narrowed_to(replanned);
-            let recheck = if positions.is_empty() {
-                None
-            } else {
-                match self.recheck(request, &positions, &mut narrowed) {
-                    Some(r) => Some(r),
-                    None => {
-                        refused.get_or_insert(
-                            "a read by the join's keys would not enforce the query's own key \
-                             conditions, and they cannot be re-checked here"
-                                .into(),
-                        );
-                        continue;
-                    }
-                }
-            };
-            let Some(estimate) = narrowed.estimate() else {
-                continue;
-            };
-            // The ceiling admitted the planned read's estimate: never more.
-            if plan.max_rcu().is_some() && estimate.rcu > as_planned.rcu {
-                refused.get_or_insert(format!(
-                    "{} would take ~{:.1} RCU, more than the ~{:.1} the ceiling admitted",
-                    narrowed.describe_operation(),
-                    estimate.rcu,
-                    as_planned.rcu
-                ));
-                continue;
-            }
-            if best
-                .as_ref()
-                .is_none_or(|(_, _, b)| cost(&estimate) < cost(b))
-            {
-                best = Some((narrowed, recheck, estimate));
-            }
-        }
-        let Some((narrowed, recheck, by_keys)) = best else {
-            return planned(refused.unwrap_or_else(|| "no estimate to compare".into()));
+        let rule = self.join_rule;
+        let Narrowing {
+            plan: narrowed,
+            recheck,
+            estimate: by_keys,
+        } = match self.cheapest_narrowing(request, &implied, as_planned) {
+            Ok(n) => n,
+            Err(why) => return planned(why),
         };
         let rechecked = if recheck.is_some() {
             ", the query's own key conditions checked here"
@@ -1391,7 +1352,7 @@ impl DynamoExec {
         };
         let same_read = narrowed.access.operation == plan.access.operation
             && narrowed.partitions == plan.partitions;
-        let cheaper = cost(&by_keys) < cost(&as_planned);
+        let cheaper = rule.cost(&by_keys) < rule.cost(&as_planned);
         let figures = |e: &ReadEstimate| format!("~{:.0} items, ~{:.1} RCU", e.items, e.rcu);
         if same_read {
             if narrowed.access.filter == plan.access.filter {
@@ -1408,10 +1369,7 @@ impl DynamoExec {
                 why,
             };
         }
-        let unit = match self.join_rule {
-            JoinKeyLookups::FewerRcu => "RCU",
-            _ => "items",
-        };
+        let unit = rule.unit();
         if cheaper {
             let why = format!(
                 "{}: {} instead of {} (fewer {unit}){rechecked}",
@@ -1432,6 +1390,69 @@ impl DynamoExec {
                 figures(&as_planned)
             ))
         }
+    }
+
+    /// The cheapest read (by the session's rule, the first of equals) of
+    /// the query planned again with the join's `implied` conditions under
+    /// each index policy it may use — the planner ranks reads by their
+    /// shape — that keeps to what the ceiling admitted (`as_planned`) and
+    /// whose dropped key conditions can be re-checked here; else why none.
+    fn cheapest_narrowing(
+        &self,
+        request: &ScanRequest,
+        implied: &[Expr],
+        as_planned: ReadEstimate,
+    ) -> Result<Narrowing, String> {
+        let plan = self.plan.as_ref();
+        let mut best: Option<Narrowing> = None;
+        let mut refused: Option<String> = None;
+        for index in request.index_choices() {
+            let replanned = match request.plan_with(implied, self.output_partitions(), index) {
+                Ok(p) => p,
+                Err(e) => {
+                    refused.get_or_insert(format!("planning with the join's keys failed: {e}"));
+                    continue;
+                }
+            };
+            let (mut narrowed, positions) = plan.narrowed_to(replanned);
+            let recheck = if positions.is_empty() {
+                None
+            } else if let Some(r) = self.recheck(request, &positions, &mut narrowed) {
+                Some(r)
+            } else {
+                refused.get_or_insert(
+                    "a read by the join's keys would not enforce the query's own key \
+                     conditions, and they cannot be re-checked here"
+                        .into(),
+                );
+                continue;
+            };
+            let Some(estimate) = narrowed.estimate() else {
+                continue;
+            };
+            // The ceiling admitted the planned read's estimate: never more.
+            if plan.max_rcu().is_some() && estimate.rcu > as_planned.rcu {
+                refused.get_or_insert(format!(
+                    "{} would take ~{:.1} RCU, more than the ~{:.1} the ceiling admitted",
+                    narrowed.describe_operation(),
+                    estimate.rcu,
+                    as_planned.rcu
+                ));
+                continue;
+            }
+            let rule = self.join_rule;
+            if best
+                .as_ref()
+                .is_none_or(|b| rule.cost(&estimate) < rule.cost(&b.estimate))
+            {
+                best = Some(Narrowing {
+                    plan: narrowed,
+                    recheck,
+                    estimate,
+                });
+            }
+        }
+        best.ok_or_else(|| refused.unwrap_or_else(|| "no estimate to compare".into()))
     }
 
     /// The batches of `units`, read as this node's partition `partition`.
