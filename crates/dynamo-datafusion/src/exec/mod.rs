@@ -37,6 +37,7 @@ use datafusion::physical_expr::{
 use datafusion::physical_plan::execution_plan::{
     Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
 };
+use datafusion::physical_plan::filter::batch_filter;
 use datafusion::physical_plan::filter_pushdown::{
     ChildPushdownResult, FilterPushdownPhase, FilterPushdownPropagation, PushedDown,
 };
@@ -121,7 +122,7 @@ pub struct DynamoExec {
 }
 
 /// The read a join's keys chose when the stream started.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct RuntimeChoice {
     /// The join filters' expressions it was chosen for (the partitions of
     /// one execution see the very same ones and share the choice).
@@ -132,8 +133,6 @@ struct RuntimeChoice {
     recheck: Option<Arc<Recheck>>,
     /// What was chosen and why (`EXPLAIN ANALYZE`'s `join_keys`).
     why: String,
-    /// The chosen read's estimate.
-    estimate: Option<ReadEstimate>,
 }
 
 /// The query's filters a read chosen at run time no longer enforces (its
@@ -642,13 +641,14 @@ impl DynamoExec {
             }
         }
         if !self.join_filters.is_empty() {
-            let choice = self
+            let why = self
                 .runtime_choice
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .clone();
-            match choice {
-                Some(c) => write!(f, ", join_keys=[{}]", c.why)?,
+                .as_ref()
+                .map(|c| c.why.clone());
+            match why {
+                Some(why) => write!(f, ", join_keys=[{why}]")?,
                 None => write!(f, ", join_keys=[from the join's build side, at run time]")?,
             }
         }
@@ -663,7 +663,7 @@ impl DynamoExec {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-            .map(|c| c.estimate);
+            .map(|c| c.plan.estimate());
         chosen.unwrap_or_else(|| self.plan.estimate())
     }
 
@@ -754,22 +754,11 @@ fn widen_on_misfit(e: Error, state: &SchemaState, decoder: &ItemDecoder, page: &
     }
 }
 
-/// The rows of `batch` that pass every join filter.
+/// The rows of `batch` that pass every one of `filters`.
 fn pass_filters(batch: RecordBatch, filters: &[Arc<dyn PhysicalExpr>]) -> DfResult<RecordBatch> {
-    let mut batch = batch;
-    for filter in filters {
-        let mask = filter.evaluate(&batch)?.into_array(batch.num_rows())?;
-        let Some(mask) = mask
-            .as_any()
-            .downcast_ref::<datafusion::arrow::array::BooleanArray>()
-        else {
-            return Err(DataFusionError::Internal(
-                "a join filter did not evaluate to booleans".to_string(),
-            ));
-        };
-        batch = datafusion::arrow::compute::filter_record_batch(&batch, mask)?;
-    }
-    Ok(batch)
+    filters
+        .iter()
+        .try_fold(batch, |b, filter| batch_filter(&b, filter))
 }
 
 /// Output schema, partitioning and (for one Query) sort order of a read.
@@ -1248,7 +1237,6 @@ impl DynamoExec {
             plan: Arc::clone(&plan),
             recheck: recheck.clone(),
             why,
-            estimate: plan.estimate(),
         });
         (plan, recheck)
     }

@@ -120,8 +120,8 @@ impl ScanRequest {
     /// the planner ranks reads by their shape, the caller by their cost.
     pub(crate) fn index_choices(&self) -> Vec<IndexPolicy> {
         match &self.options.plan.index {
-            IndexPolicy::Auto => std::iter::once(IndexPolicy::Auto)
-                .chain(std::iter::once(IndexPolicy::Never))
+            IndexPolicy::Auto => [IndexPolicy::Auto, IndexPolicy::Never]
+                .into_iter()
                 .chain(
                     self.meta
                         .indexes
