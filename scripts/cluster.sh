@@ -45,13 +45,15 @@ ddb_local_start
 "$bin/examples/load_demo"
 
 scheduler_port="$(free_port)"
-"$bin/dynamo-ballista" scheduler --bind "127.0.0.1:$scheduler_port" 2>"$work/scheduler.log" &
+# Each process in a session of its own: Ctrl-C at the REPL reaches only the
+# REPL (which cancels its job on the cluster), never the cluster's processes.
+setsid "$bin/dynamo-ballista" scheduler --bind "127.0.0.1:$scheduler_port" 2>"$work/scheduler.log" &
 pids+=($!)
 wait_port "$scheduler_port"
 for i in 1 2; do
   port="$(free_port)"
   mkdir -p "$work/executor$i"
-  "$bin/dynamo-ballista" executor --scheduler "127.0.0.1:$scheduler_port" \
+  setsid "$bin/dynamo-ballista" executor --scheduler "127.0.0.1:$scheduler_port" \
     --bind "127.0.0.1:$port" --work-dir "$work/executor$i" \
     --endpoint-url "$DYNAMODB_ENDPOINT" 2>"$work/executor$i.log" &
   pids+=($!)

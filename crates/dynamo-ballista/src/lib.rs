@@ -12,5 +12,6 @@ pub mod process;
 
 pub use codec::{Connector, DynamoLogicalCodec, DynamoPhysicalCodec};
 pub use process::{
-    ExecutorArgs, SchedulerArgs, cluster_session, run_executor, run_scheduler, scheduler_url,
+    ExecutorArgs, SchedulerArgs, cancel_jobs, cluster_session, run_executor, run_scheduler,
+    scheduler_url,
 };

@@ -12,10 +12,11 @@ use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::start_server;
+use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::PhysicalExtensionCodec;
-use dynamo_datafusion::{ConnectionOptions, DynamoConfig};
+use dynamo_datafusion::{CapacityCeilingRule, ConnectionOptions, DynamoConfig, RecheckOnceRule};
 
 use crate::codec::{Connector, DynamoLogicalCodec, DynamoPhysicalCodec};
 
@@ -96,6 +97,18 @@ fn config_producer() -> ConfigProducer {
     Arc::new(session_config)
 }
 
+/// The scheduler's session for a job: Ballista's, with the rules a
+/// `dynamo_session` plans with, so a plan made on the cluster holds the
+/// query's reads to one ceiling (`CapacityCeilingRule`) and re-checks each
+/// filter once (`RecheckOnceRule`), as a plan made in one process does.
+fn scheduler_session(config: SessionConfig) -> datafusion::error::Result<SessionState> {
+    let state = ballista_core::utils::default_session_builder(config)?;
+    Ok(SessionStateBuilder::new_from_existing(state)
+        .with_physical_optimizer_rule(Arc::new(CapacityCeilingRule))
+        .with_physical_optimizer_rule(Arc::new(RecheckOnceRule))
+        .build())
+}
+
 /// Runs a scheduler until it fails.
 pub async fn run_scheduler(args: SchedulerArgs) -> Result<()> {
     let (logical, physical) = codecs(&args.connection).await;
@@ -106,6 +119,7 @@ pub async fn run_scheduler(args: SchedulerArgs) -> Result<()> {
         override_logical_codec: Some(logical),
         override_physical_codec: Some(physical),
         override_config_producer: Some(config_producer()),
+        override_session_builder: Some(Arc::new(scheduler_session)),
         executor_timeout_seconds: args.executor_timeout_secs,
         expire_dead_executor_interval_seconds: (args.executor_timeout_secs / 3).max(1),
         no_executors_grace_period_seconds: args.executor_timeout_secs,
@@ -116,8 +130,31 @@ pub async fn run_scheduler(args: SchedulerArgs) -> Result<()> {
     start_server(cluster, args.bind, Arc::new(config)).await
 }
 
+/// Says on the log when this process has no AWS credentials: it starts
+/// (the cluster may only plan), but every DynamoDB read it runs will fail.
+async fn warn_without_credentials(connection: &ConnectionOptions) {
+    use aws_sdk_dynamodb::config::ProvideCredentials;
+    let sdk = connection.sdk_config().await;
+    let missing = match sdk.credentials_provider() {
+        None => Some("no credential provider is configured".to_string()),
+        Some(provider) => provider
+            .provide_credentials()
+            .await
+            .err()
+            .map(|e| e.to_string()),
+    };
+    if let Some(why) = missing {
+        log::warn!(
+            "no AWS credentials for this executor ({why}): every DynamoDB read it runs will \
+             fail. Give it credentials through the environment (AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY), a profile (--profile) or the machine's role"
+        );
+    }
+}
+
 /// Runs an executor until it fails.
 pub async fn run_executor(args: ExecutorArgs) -> Result<()> {
+    warn_without_credentials(&args.connection).await;
     let (logical, physical) = codecs(&args.connection).await;
     let defaults = ExecutorProcessConfig::default();
     let config = ExecutorProcessConfig {
@@ -170,6 +207,7 @@ pub async fn cluster_session(
     use ballista_core::extension::SessionStateExt;
     use datafusion::execution::SessionStateBuilder;
     let url = scheduler_url(cluster).map_err(datafusion::error::DataFusionError::Configuration)?;
+    reach_scheduler(cluster, &url).await?;
     let (logical, physical) = codecs(connection).await;
     let config = state
         .config()
@@ -193,6 +231,67 @@ pub async fn cluster_session(
         ctx.register_catalog(&name, catalog);
     }
     Ok(ctx)
+}
+
+/// Cancels, on the cluster at `cluster`, the jobs `plan` submitted — what
+/// an interrupted statement (Ctrl-C) must do, since dropping its stream
+/// leaves the job running, and reading, on the executors. Returns the ids of
+/// the jobs cancelled; a plan that submitted none cancels nothing.
+pub async fn cancel_jobs(
+    cluster: &str,
+    plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+) -> datafusion::error::Result<Vec<String>> {
+    use ballista_core::execution_plans::DistributedQueryExec;
+    use ballista_core::serde::protobuf::CancelJobParams;
+    use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion_proto::protobuf::LogicalPlanNode;
+    let mut jobs = Vec::new();
+    plan.apply(|node| {
+        if let Some(query) = node.downcast_ref::<DistributedQueryExec<LogicalPlanNode>>()
+            && let Some(job) = query.job_id()
+        {
+            jobs.push(job.to_string());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    if jobs.is_empty() {
+        return Ok(jobs);
+    }
+    let url = scheduler_url(cluster).map_err(datafusion::error::DataFusionError::Configuration)?;
+    let failed = |e: String| {
+        datafusion::error::DataFusionError::External(
+            format!("cancelling job(s) {} at {cluster}: {e}", jobs.join(", ")).into(),
+        )
+    };
+    let mut scheduler = SchedulerGrpcClient::connect(url)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    for job in &jobs {
+        scheduler
+            .cancel_job(CancelJobParams {
+                job_id: job.clone(),
+            })
+            .await
+            .map_err(|e| failed(e.message().to_string()))?;
+    }
+    Ok(jobs)
+}
+
+/// One clear line when nothing answers at the scheduler's address, instead
+/// of the gRPC client's error at the first query.
+async fn reach_scheduler(cluster: &str, url: &str) -> datafusion::error::Result<()> {
+    let address = url.trim_start_matches("http://");
+    let connect = tokio::net::TcpStream::connect(address);
+    let why = match tokio::time::timeout(std::time::Duration::from_secs(5), connect).await {
+        Ok(Ok(_)) => return Ok(()),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "no answer within 5 s".to_string(),
+    };
+    Err(datafusion::error::DataFusionError::Configuration(format!(
+        "no scheduler at {cluster} ({why}): start one with `dynamo-ballista scheduler --bind \
+         {address}`, or check the address"
+    )))
 }
 
 #[cfg(test)]

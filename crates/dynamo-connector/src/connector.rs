@@ -389,7 +389,7 @@ async fn run_sql(
         ..RunOptions::default()
     };
     let mut sink = JsonSink {
-        max_items: limits.max_items,
+        max_items: limits.items(),
         columns: Vec::new(),
         out: Vec::new(),
         rows: 0,

@@ -285,10 +285,46 @@ impl DynamoFlightSql {
         )
     }
 
-    /// The output schema of `sql` in the caller's session.
+    /// Counts a statement that failed before it streamed anything — in the
+    /// usage ledger, the metrics and the log, as the HTTP path does — and
+    /// turns its error into a status. `client` is `None` when the session
+    /// itself was refused.
+    fn failed(&self, client: Option<&str>, e: ConnectorError, start: Instant) -> Status {
+        match client {
+            Some(client) => log::warn!("client '{client}': {e}"),
+            None => log::warn!("flight sql: {e}"),
+        }
+        self.connector
+            .observe(OPERATION, client, &[], Some((SQL_TABLE, &e)), start);
+        status(e)
+    }
+
+    /// The caller's SQL session for a statement; a refusal is counted.
+    async fn statement_session(
+        &self,
+        metadata: &MetadataMap,
+        start: Instant,
+    ) -> Result<SqlSession, Status> {
+        let session = self
+            .connector
+            .sql_session(bearer(metadata))
+            .await
+            .map_err(|e| self.failed(None, e, start))?;
+        log_call(&session.client_id, session.user.as_deref());
+        Ok(session)
+    }
+
+    /// The output schema of `sql` in the caller's session (a statement
+    /// prepared or described before it runs). A statement that fails here is
+    /// never run, so it is counted here; one that plans is counted when it
+    /// runs.
     async fn schema_of(&self, metadata: &MetadataMap, sql: &str) -> Result<Schema, Status> {
-        let session = self.session(metadata).await?;
-        let frame = session.plan(sql).await.map_err(status)?;
+        let start = Instant::now();
+        let session = self.statement_session(metadata, start).await?;
+        let frame = session
+            .plan(sql)
+            .await
+            .map_err(|e| self.failed(Some(&session.client_id), e, start))?;
         Ok(frame.schema().as_arrow().clone())
     }
 
@@ -302,20 +338,9 @@ impl DynamoFlightSql {
     ) -> Result<Response<DoGetStream>, Status> {
         let start = Instant::now();
         let connector = &self.connector;
-        let session = match connector.sql_session(bearer(metadata)).await {
-            Ok(s) => s,
-            Err(e) => {
-                connector.observe(OPERATION, None, &[], Some((SQL_TABLE, &e)), start);
-                return Err(status(e));
-            }
-        };
-        log_call(&session.client_id, session.user.as_deref());
+        let session = self.statement_session(metadata, start).await?;
         let client = session.client_id.clone();
-        let failed = |e: ConnectorError| {
-            log::warn!("client '{client}': {e}");
-            connector.observe(OPERATION, Some(&client), &[], Some((SQL_TABLE, &e)), start);
-            status(e)
-        };
+        let failed = |e: ConnectorError| self.failed(Some(&client), e, start);
         connector.check_quota(&client).map_err(failed)?;
         let frame = session.plan(sql).await.map_err(failed)?;
         let schema = Arc::new(frame.schema().as_arrow().clone());

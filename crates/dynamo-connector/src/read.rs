@@ -6,13 +6,23 @@
 //!   applied after it, so fewer may match). With a `limit` an answer is one
 //!   request; without one, requests follow each other until a cap is reached
 //!   or the read ends.
-//! - `config.maxItems` and `config.maxBytes` bound the items returned exactly:
-//!   an answer is cut inside a page, and its `nextToken` resumes right after
-//!   the last item returned (its table key, and the index key for an index
-//!   read). At least one item is returned, so paging always advances.
-//! - `config.maxScanned` bounds the items evaluated exactly: each request's
-//!   `Limit` is at most what is left of it (and, without a filter, at most
-//!   the items still wanted).
+//! - `config.maxItems` and `config.maxBytes`, when the caller sets them,
+//!   bound the items returned exactly: an answer is cut inside a page, and
+//!   its `nextToken` resumes right after the last item returned (its table
+//!   key, and the index key for an index read) and carries what is left of
+//!   the cut page, so the next answer's first request is sent a `Limit` of at
+//!   most that remainder: it re-reads no more than the part of the page that
+//!   was not returned. At least one item is returned, so paging always
+//!   advances. Under `maxItems` requests are sized so that pages are rarely
+//!   cut: an answer's first request evaluates at most the items it wants,
+//!   and later ones (with a filter) what the answer's share of matches says
+//!   fills it.
+//! - `config.maxScanned`, when the caller sets it, bounds the items
+//!   evaluated exactly: each request's `Limit` is at most what is left of it
+//!   (and, without a filter, at most the items still wanted).
+//! - Caps left to their defaults end an answer at the end of the first page
+//!   that reaches them, and send no `Limit`: a read paged with the defaults
+//!   makes the requests DynamoDB's own paging makes, and reads each item once.
 //! - `config.maxCapacity` bounds the read capacity: checked before each
 //!   request, and each request's `Limit` sized from what the items read so
 //!   far cost (the first from one RCU per 8 items, 4 with strong reads), so
@@ -151,43 +161,111 @@ fn key_of(item: &Item, keys: &[String]) -> Result<Item> {
         .collect()
 }
 
+/// Where an answer resumes: after `key`, and, when the answer before was
+/// cut inside a page, with at most `rest` items of that page left to read.
+#[derive(Debug, Clone, PartialEq)]
+struct Resume {
+    key: Item,
+    rest: Option<u64>,
+}
+
+/// What one answer has read and returned so far.
+#[derive(Debug, Default, Clone, Copy)]
+struct Progress {
+    returned: usize,
+    scanned: u64,
+    capacity: f64,
+}
+
+/// DynamoDB's `Limit` for the next request of an answer, or `None` for a
+/// whole page. `rest` is what is left of a page the previous answer cut.
+fn request_limit(
+    read: &ReadRequest,
+    limits: &Limits,
+    done: Progress,
+    rest: Option<u64>,
+) -> Option<u64> {
+    let mut limit = read.limit.map(u64::from);
+    let mut at_most = |n: u64| limit = Some(limit.map_or(n, |l| l.min(n)));
+    if let Some(rest) = rest {
+        at_most(rest);
+    }
+    if let Some(max) = limits.max_scanned {
+        at_most((max as u64).saturating_sub(done.scanned));
+    }
+    if let Some(max) = limits.max_items {
+        let wanted = max.saturating_sub(done.returned).max(1) as u64;
+        if read.filter_expression.is_none() || done.scanned == 0 {
+            // Evaluating `wanted` items returns at most `wanted` (all of them
+            // without a filter): such a page is never cut.
+            at_most(wanted);
+        } else if done.returned > 0 {
+            // With a filter, as many as this answer's share of matches says
+            // fill it: an estimate, so a page it overfills is cut (and its
+            // rest read again), but rarely by much.
+            let per_match = done.scanned as f64 / done.returned as f64;
+            at_most((wanted as f64 * per_match).ceil() as u64);
+        }
+    }
+    if let Some(max) = limits.max_capacity {
+        let left = max - done.capacity;
+        let per_item = if done.scanned > 0 && done.capacity > 0.0 {
+            done.capacity / done.scanned as f64
+        } else if read.consistent_read {
+            2.0 / FIRST_GUESS_ITEMS_PER_RCU
+        } else {
+            1.0 / FIRST_GUESS_ITEMS_PER_RCU
+        };
+        at_most(((left / per_item).floor() as u64).max(1));
+    }
+    limit
+}
+
+/// The cap that ends an answer at a page boundary, if any.
+fn stop_after_page(
+    read: &ReadRequest,
+    limits: &Limits,
+    done: Progress,
+    bytes: usize,
+) -> Option<Stop> {
+    if read.limit.is_some() {
+        Some(Stop::Limit)
+    } else if done.scanned >= limits.scanned() as u64 {
+        Some(Stop::MaxScanned)
+    } else if limits.max_capacity.is_some_and(|max| done.capacity >= max) {
+        Some(Stop::MaxCapacity)
+    } else if done.returned >= limits.items() {
+        Some(Stop::MaxItems)
+    } else if bytes >= limits.bytes() {
+        Some(Stop::MaxBytes)
+    } else {
+        None
+    }
+}
+
 /// Runs a `scan` or `query` under `limits`.
 pub(crate) async fn run_read(client: &Client, read: &ReadRequest, limits: Limits) -> Result<Value> {
-    let mut start = read
+    let resume = read
         .next_token
         .as_deref()
         .map(|t| decode_token(read, t))
         .transpose()?;
+    let (mut start, mut rest) = match resume {
+        Some(r) => (Some(r.key), r.rest),
+        None => (None, None),
+    };
     let client = &without_sdk_retries(client);
     let shape = shape(client, read).await?;
     let values = (!read.values.is_empty()).then(|| read.values.clone());
     // One budget for the whole answer; each page is retried from its own start key.
     let retrier = Retrier::new(RetryPolicy::default());
     let mut items: Vec<Value> = Vec::new();
-    let mut last_item: Option<Item> = None;
-    let (mut bytes, mut scanned, mut capacity) = (0usize, 0u64, 0f64);
+    let mut done = Progress::default();
+    let mut bytes = 0usize;
     let mut stop: Option<Stop> = None;
     loop {
-        let mut limit = read.limit.map(|l| l as u64);
-        let scanned_left = (limits.max_scanned as u64).saturating_sub(scanned);
-        limit = Some(limit.map_or(scanned_left, |l| l.min(scanned_left)));
-        if read.filter_expression.is_none() {
-            // Every item evaluated is returned: read no more than fit.
-            let items_left = (limits.max_items.saturating_sub(items.len())).max(1) as u64;
-            limit = limit.map(|l| l.min(items_left));
-        }
-        if let Some(max) = limits.max_capacity {
-            let left = max - capacity;
-            let per_item = if scanned > 0 && capacity > 0.0 {
-                capacity / scanned as f64
-            } else if read.consistent_read {
-                2.0 / FIRST_GUESS_ITEMS_PER_RCU
-            } else {
-                1.0 / FIRST_GUESS_ITEMS_PER_RCU
-            };
-            let affordable = ((left / per_item).floor() as u64).max(1);
-            limit = limit.map(|l| l.min(affordable));
-        }
+        let limit = request_limit(read, &limits, done, rest.take());
+        let page_start = start.take();
         let page = send(
             client,
             read,
@@ -195,14 +273,18 @@ pub(crate) async fn run_read(client: &Client, read: &ReadRequest, limits: Limits
             values.clone(),
             &retrier,
             limit,
-            start.take(),
+            page_start.clone(),
         )
         .await?;
-        scanned += page.scanned_count;
-        capacity += page.consumed_capacity;
+        done.scanned += page.scanned_count;
+        done.capacity += page.consumed_capacity;
+        let page_scanned = page.scanned_count;
+        // Only the caller's own caps cut inside a page.
         let mut cut = None;
+        let mut taken: Option<Item> = None;
+        let mut taken_count = 0u64;
         for item in page.items {
-            if items.len() >= limits.max_items {
+            if limits.max_items.is_some_and(|max| items.len() >= max) {
                 cut = Some(Stop::MaxItems);
                 break;
             }
@@ -212,28 +294,43 @@ pub(crate) async fn run_read(client: &Client, read: &ReadRequest, limits: Limits
             }
             let v = Value::Object(shown);
             let size = v.to_string().len();
-            if !items.is_empty() && bytes + size > limits.max_bytes {
+            if limits
+                .max_bytes
+                .is_some_and(|max| !items.is_empty() && bytes + size > max)
+            {
                 cut = Some(Stop::MaxBytes);
                 break;
             }
             bytes += size;
             items.push(v);
-            last_item = Some(item);
+            taken = Some(item);
+            taken_count += 1;
         }
+        done.returned = items.len();
         if let Some(why) = cut {
-            // Resume right after the last item returned.
-            let fetched;
-            let keys = match &shape.keys {
-                Some(k) => k,
-                None => {
-                    fetched = key_names(client, read).await?;
-                    &fetched
+            start = Some(match taken {
+                // Resume right after the last item returned.
+                Some(last) => {
+                    let fetched;
+                    let keys = match &shape.keys {
+                        Some(k) => k,
+                        None => {
+                            fetched = key_names(client, read).await?;
+                            &fetched
+                        }
+                    };
+                    key_of(&last, keys)?
                 }
-            };
-            let last = last_item.as_ref().ok_or_else(|| {
-                ConnectorError::internal("an answer was cut before its first item")
-            })?;
-            start = Some(key_of(last, keys)?);
+                // Nothing of this page fit: it is read again from its start
+                // (a later page of this answer, so it has one).
+                None => page_start.ok_or_else(|| {
+                    ConnectorError::internal("an answer was cut before its first item")
+                })?,
+            });
+            // At least `taken_count` of the page's items were evaluated up to
+            // the cut (more when a filter dropped some): the rest is at most
+            // the remainder, and at least one item (one was not taken).
+            rest = Some(page_scanned.saturating_sub(taken_count).max(1));
             stop = Some(why);
             break;
         }
@@ -241,19 +338,7 @@ pub(crate) async fn run_read(client: &Client, read: &ReadRequest, limits: Limits
         if start.is_none() {
             break;
         }
-        stop = if read.limit.is_some() {
-            Some(Stop::Limit)
-        } else if scanned >= limits.max_scanned as u64 {
-            Some(Stop::MaxScanned)
-        } else if limits.max_capacity.is_some_and(|max| capacity >= max) {
-            Some(Stop::MaxCapacity)
-        } else if items.len() >= limits.max_items {
-            Some(Stop::MaxItems)
-        } else if bytes >= limits.max_bytes {
-            Some(Stop::MaxBytes)
-        } else {
-            None
-        };
+        stop = stop_after_page(read, &limits, done, bytes);
         if stop.is_some() {
             break;
         }
@@ -261,9 +346,9 @@ pub(crate) async fn run_read(client: &Client, read: &ReadRequest, limits: Limits
     Ok(json!({
         "items": items,
         "count": items.len(),
-        "scannedCount": scanned,
-        "consumedCapacity": capacity,
-        "nextToken": start.map(|k| encode_token(read, &k)),
+        "scannedCount": done.scanned,
+        "consumedCapacity": done.capacity,
+        "nextToken": start.map(|key| encode_token(read, &Resume { key, rest })),
         "complete": stop.is_none(),
         "stoppedBy": stop.map(Stop::name),
     }))
@@ -303,12 +388,15 @@ async fn send(
 }
 
 /// `nextToken`: where to continue, bound to the table and index it came from.
-fn encode_token(read: &ReadRequest, key: &Item) -> String {
-    let token = json!({"v": 1, "table": read.table_name, "index": read.index_name, "key": item_to_json(key)});
+fn encode_token(read: &ReadRequest, resume: &Resume) -> String {
+    let mut token = json!({"v": 1, "table": read.table_name, "index": read.index_name, "key": item_to_json(&resume.key)});
+    if let Some(rest) = resume.rest {
+        token["rest"] = json!(rest);
+    }
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token.to_string())
 }
 
-fn decode_token(read: &ReadRequest, token: &str) -> Result<Item> {
+fn decode_token(read: &ReadRequest, token: &str) -> Result<Resume> {
     let bad = || ConnectorError::invalid("inputs.nextToken is not a token this connector issued");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token.trim())
@@ -322,7 +410,14 @@ fn decode_token(read: &ReadRequest, token: &str) -> Result<Item> {
         ));
     }
     let key = v["key"].as_object().ok_or_else(bad)?;
-    item_from_json(key).map_err(|_| bad())
+    let rest = match v.get("rest") {
+        None => None,
+        Some(r) => Some(r.as_u64().filter(|n| *n >= 1).ok_or_else(bad)?),
+    };
+    Ok(Resume {
+        key: item_from_json(key).map_err(|_| bad())?,
+        rest,
+    })
 }
 
 #[cfg(test)]
@@ -348,5 +443,110 @@ mod tests {
         let key = key_of(&item, &["pk".to_string(), "sk".to_string()]).expect("keys");
         assert_eq!(key.len(), 2);
         assert!(key_of(&item, &["missing".to_string()]).is_err());
+    }
+
+    fn scan(filter: bool) -> ReadRequest {
+        ReadRequest {
+            table_name: "T".into(),
+            operation: ReadOperation::Scan,
+            key_condition: None,
+            filter_expression: filter.then(|| "a > :v".to_string()),
+            values: HashMap::new(),
+            names: HashMap::new(),
+            projection: None,
+            index_name: None,
+            limit: None,
+            consistent_read: false,
+            scan_index_forward: true,
+            next_token: None,
+        }
+    }
+
+    #[test]
+    fn default_caps_send_no_limit_and_stop_only_at_a_page_boundary() {
+        let none = Progress::default();
+        for filter in [false, true] {
+            assert_eq!(
+                request_limit(&scan(filter), &Limits::default(), none, None),
+                None
+            );
+        }
+        let read = scan(true);
+        let mut done = Progress {
+            returned: 999,
+            scanned: 2_000,
+            capacity: 10.0,
+        };
+        assert_eq!(stop_after_page(&read, &Limits::default(), done, 0), None);
+        done.returned = 2_300;
+        assert_eq!(
+            stop_after_page(&read, &Limits::default(), done, 0),
+            Some(Stop::MaxItems)
+        );
+    }
+
+    #[test]
+    fn caller_caps_and_a_cut_page_bound_the_limit() {
+        let caps = Limits {
+            max_items: Some(10),
+            max_scanned: Some(50),
+            ..Limits::default()
+        };
+        let done = Progress {
+            returned: 4,
+            scanned: 20,
+            capacity: 0.0,
+        };
+        // Without a filter every item read is returned: at most 6 more.
+        assert_eq!(request_limit(&scan(false), &caps, done, None), Some(6));
+        // With a filter, what fills the answer at its share of matches (4
+        // in 20: 6 more in 30), what is left of maxScanned, of a cut page.
+        assert_eq!(request_limit(&scan(true), &caps, done, None), Some(30));
+        let sparse = Progress {
+            returned: 1,
+            scanned: 5,
+            capacity: 0.0,
+        };
+        assert_eq!(request_limit(&scan(true), &caps, sparse, None), Some(45));
+        assert_eq!(request_limit(&scan(true), &caps, done, Some(12)), Some(12));
+        // An answer's first request evaluates what it wants at most: its page
+        // cannot be cut; with no match yet, a whole page (to maxScanned).
+        assert_eq!(
+            request_limit(&scan(true), &caps, Progress::default(), None),
+            Some(10)
+        );
+        let none_yet = Progress {
+            returned: 0,
+            scanned: 20,
+            capacity: 0.0,
+        };
+        assert_eq!(request_limit(&scan(true), &caps, none_yet, None), Some(30));
+        // The remainder of a cut page alone, under default caps.
+        assert_eq!(
+            request_limit(
+                &scan(true),
+                &Limits::default(),
+                Progress::default(),
+                Some(7)
+            ),
+            Some(7)
+        );
+    }
+
+    #[test]
+    fn tokens_carry_the_rest_of_a_cut_page() {
+        let read = scan(true);
+        let key = HashMap::from([("pk".to_string(), AttributeValue::S("a".into()))]);
+        for rest in [None, Some(17)] {
+            let resume = Resume {
+                key: key.clone(),
+                rest,
+            };
+            let token = encode_token(&read, &resume);
+            assert_eq!(decode_token(&read, &token).expect("decodes"), resume);
+        }
+        let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(r#"{"v":1,"table":"T","index":null,"key":{"pk":{"S":"a"}},"rest":0}"#);
+        assert!(decode_token(&read, &forged).is_err());
     }
 }

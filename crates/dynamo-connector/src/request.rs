@@ -91,29 +91,42 @@ pub enum Inputs {
     Sql(String),
 }
 
-/// Response caps from `config`: exact bounds on one response.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Response caps from `config`.
+///
+/// A cap the caller set is exact: an answer is cut inside a page. A cap left
+/// to its default (`None`) ends an answer only at a page boundary, at the
+/// first page that reaches it, so a read paged with the defaults sends the
+/// requests DynamoDB's own paging sends and reads each item once.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Limits {
-    /// Items per response.
-    pub max_items: usize,
-    /// Item bytes (as JSON) per response (at least one item is returned).
-    pub max_bytes: usize,
-    /// Items DynamoDB evaluates for one `scan` or `query` response.
-    pub max_scanned: usize,
+    /// Items per response (default [`DEFAULT_MAX_ITEMS`]).
+    pub max_items: Option<usize>,
+    /// Item bytes (as JSON) per response, at least one item returned
+    /// (default [`DEFAULT_MAX_BYTES`]).
+    pub max_bytes: Option<usize>,
+    /// Items DynamoDB evaluates for one `scan` or `query` response (default
+    /// [`DEFAULT_MAX_SCANNED`]).
+    pub max_scanned: Option<usize>,
     /// Read capacity units one `scan` or `query` response may consume; for
     /// `sql`, the statement's ceiling: refused before reading when its
     /// estimate is above, stopped when its reads consume more.
     pub max_capacity: Option<f64>,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_items: DEFAULT_MAX_ITEMS,
-            max_bytes: DEFAULT_MAX_BYTES,
-            max_scanned: DEFAULT_MAX_SCANNED,
-            max_capacity: None,
-        }
+impl Limits {
+    /// The item cap in force, the caller's or the default.
+    pub fn items(&self) -> usize {
+        self.max_items.unwrap_or(DEFAULT_MAX_ITEMS)
+    }
+
+    /// The byte cap in force, the caller's or the default.
+    pub fn bytes(&self) -> usize {
+        self.max_bytes.unwrap_or(DEFAULT_MAX_BYTES)
+    }
+
+    /// The evaluated-items cap in force, the caller's or the default.
+    pub fn scanned(&self) -> usize {
+        self.max_scanned.unwrap_or(DEFAULT_MAX_SCANNED)
     }
 }
 
@@ -302,13 +315,13 @@ fn parse_config(config: Option<&Value>) -> Result<Limits> {
     };
     check_fields(obj, CONFIG_FIELDS, "config")?;
     if let Some(v) = obj.get("maxItems") {
-        limits.max_items = positive(v, "config.maxItems", 100_000)? as usize;
+        limits.max_items = Some(positive(v, "config.maxItems", 100_000)? as usize);
     }
     if let Some(v) = obj.get("maxBytes") {
-        limits.max_bytes = positive(v, "config.maxBytes", 16 * 1024 * 1024)? as usize;
+        limits.max_bytes = Some(positive(v, "config.maxBytes", 16 * 1024 * 1024)? as usize);
     }
     if let Some(v) = obj.get("maxScanned") {
-        limits.max_scanned = positive(v, "config.maxScanned", 1_000_000)? as usize;
+        limits.max_scanned = Some(positive(v, "config.maxScanned", 1_000_000)? as usize);
     }
     if let Some(v) = obj.get("maxCapacity") {
         limits.max_capacity = Some(
@@ -601,7 +614,7 @@ mod tests {
         .expect("valid caps");
         assert_eq!(
             (ok.limits.max_scanned, ok.limits.max_capacity),
-            (50, Some(2.5))
+            (Some(50), Some(2.5))
         );
         assert!(err(json!({"inputs": {"operation": "scan", "tableName": "T_1"}, "config": {"maxItem": 5}})).contains("did you mean 'maxItems'?"));
         assert!(err(json!({"inputs": {"operation": "scan", "tableName": "T_1"}, "config": {"maxItems": 0}})).contains("config.maxItems"));

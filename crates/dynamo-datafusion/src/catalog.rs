@@ -2,11 +2,11 @@
 //! schema backed by ListTables, each table described when first used.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::catalog::{SchemaProvider, TableProvider, UrlTableFactory};
 use datafusion::error::{DataFusionError, Result as DfResult};
 
 use crate::error::{Error, Result, describe_sdk_error};
@@ -39,6 +39,8 @@ pub struct DynamoSchemaProvider {
     names: RwLock<Vec<String>>,
     described: RwLock<HashMap<String, Arc<dyn TableProvider>>>,
     registered: RwLock<HashMap<String, Arc<dyn TableProvider>>>,
+    /// Names DynamoDB has no table of are tried as file paths or URLs.
+    files: OnceLock<Arc<dyn UrlTableFactory>>,
 }
 
 impl DynamoSchemaProvider {
@@ -53,7 +55,41 @@ impl DynamoSchemaProvider {
             names: RwLock::new(names),
             described: RwLock::new(HashMap::new()),
             registered: RwLock::new(HashMap::new()),
+            files: OnceLock::new(),
         })
+    }
+
+    /// Answers a name DynamoDB has no table of as a file or directory path
+    /// (or URL), through `factory` — `SELECT * FROM 'out.parquet'`, as
+    /// datafusion-cli does. For a user's own tool only: a server must not
+    /// let its callers read its files. Set once; later calls are ignored.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: aws_sdk_dynamodb::Client) -> datafusion::error::Result<()> {
+    /// use std::sync::Arc;
+    /// use datafusion::datasource::dynamic_file::DynamicListTableFactory;
+    /// use datafusion::prelude::SessionContext;
+    /// use dynamo_datafusion::DynamoSchemaProvider;
+    ///
+    /// let ctx = SessionContext::new();
+    /// let schema = Arc::new(DynamoSchemaProvider::try_new(client, Default::default()).await?);
+    /// let files = Arc::new(DynamicListTableFactory::default());
+    /// files.session_store().with_state(ctx.state_weak_ref());
+    /// schema.read_files_with(files);
+    /// ctx.catalog("datafusion").expect("default catalog").register_schema("public", schema)?;
+    /// ctx.sql("SELECT count(*) FROM 'out.parquet'").await?.show().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn read_files_with(&self, factory: Arc<dyn UrlTableFactory>) {
+        let _ = self.files.set(factory);
+    }
+
+    /// A file table for `name`, when files are read and it names one.
+    async fn file_table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        match self.files.get() {
+            Some(factory) => factory.try_new(name).await,
+            None => Ok(None),
+        }
     }
 
     /// The table `name` if it is registered or already described — no
@@ -176,7 +212,7 @@ impl SchemaProvider for DynamoSchemaProvider {
         }
         if !is_valid_table_name(name) {
             // DynamoDB could not have such a table; don't ask it.
-            return Ok(None);
+            return self.file_table(name).await;
         }
         let built = self.builder(name).build().await;
         match built {
@@ -189,7 +225,7 @@ impl SchemaProvider for DynamoSchemaProvider {
                 }
                 Ok(Some(provider))
             }
-            Err(Error::TableNotFound { .. }) => Ok(None),
+            Err(Error::TableNotFound { .. }) => self.file_table(name).await,
             Err(e) => Err(DataFusionError::from(e)),
         }
     }

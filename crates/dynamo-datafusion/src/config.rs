@@ -1,12 +1,136 @@
 //! Session settings under the `dynamodb.` prefix: `SET dynamodb.pushdown = false`.
+//!
+//! The settings are a DataFusion config extension whose entries carry their
+//! full names (`dynamodb.max_rcu`), as Ballista's own settings do: a
+//! cluster client sends a session's entries with each job, and the
+//! scheduler and executors set them by name, so a setting made in the client
+//! is the setting the cluster plans and reads with.
 
 use std::fmt;
 use std::str::FromStr;
 
-use datafusion::common::config::{ConfigExtension, ConfigField, Visit};
-use datafusion::common::{DataFusionError, Result as DfResult, extensions_options};
+use datafusion::common::config::{
+    ConfigEntry, ConfigExtension, ConfigField, ExtensionOptions, Visit,
+};
+use datafusion::common::{DataFusionError, Result as DfResult};
 
-extensions_options! {
+/// `dynamodb.`: the settings' prefix.
+const PREFIX: &str = concat!("dynamodb", ".");
+
+/// Defines the settings struct with its defaults, per-field parsing and
+/// display, and a DataFusion config extension whose entries are named with
+/// the prefix.
+macro_rules! dynamo_settings {
+    (
+        $(#[doc = $struct_doc:tt])*
+        pub struct $name:ident {
+            $(
+                $(#[doc = $doc:tt])*
+                pub $field:ident : $ty:ty, default = $default:expr
+            )*
+        }
+    ) => {
+        $(#[doc = $struct_doc])*
+        #[derive(Debug, Clone)]
+        #[non_exhaustive]
+        pub struct $name {
+            $(
+                $(#[doc = $doc])*
+                pub $field: $ty,
+            )*
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self { $($field: $default),* }
+            }
+        }
+
+        impl ConfigField for $name {
+            fn set(&mut self, key: &str, value: &str) -> DfResult<()> {
+                let (field, rest) = key.split_once('.').unwrap_or((key, ""));
+                match field {
+                    $(stringify!($field) => self.$field.set(rest, value),)*
+                    _ => Err(unknown_setting(field)),
+                }
+            }
+
+            fn visit<V: Visit>(&self, v: &mut V, prefix: &str, _description: &'static str) {
+                $(
+                    self.$field.visit(
+                        v,
+                        &format!("{prefix}{}", stringify!($field)),
+                        concat!($($doc),*).trim(),
+                    );
+                )*
+            }
+        }
+
+        impl ExtensionOptions for $name {
+            fn as_any(&self) -> &dyn std::any::Any {
+                self
+            }
+
+            fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+                self
+            }
+
+            fn cloned(&self) -> Box<dyn ExtensionOptions> {
+                Box::new(self.clone())
+            }
+
+            fn set(&mut self, key: &str, value: &str) -> DfResult<()> {
+                ConfigField::set(self, key, value)
+            }
+
+            fn entries(&self) -> Vec<ConfigEntry> {
+                let mut entries = Entries(Vec::new());
+                self.visit(&mut entries, PREFIX, "");
+                entries.0
+            }
+        }
+    };
+}
+
+/// Collects a settings struct's entries.
+struct Entries(Vec<ConfigEntry>);
+
+impl Visit for Entries {
+    fn some<V: fmt::Display>(&mut self, key: &str, value: V, description: &'static str) {
+        self.0.push(ConfigEntry {
+            key: key.to_string(),
+            value: Some(value.to_string()),
+            description,
+        });
+    }
+
+    fn none(&mut self, key: &str, description: &'static str) {
+        self.0.push(ConfigEntry {
+            key: key.to_string(),
+            value: None,
+            description,
+        });
+    }
+}
+
+/// The names of the settings, without the prefix.
+fn setting_names() -> Vec<String> {
+    DynamoConfig::default()
+        .entries()
+        .into_iter()
+        .map(|e| e.key.strip_prefix(PREFIX).unwrap_or(&e.key).to_string())
+        .collect()
+}
+
+/// A key that names no setting, with the ones there are.
+fn unknown_setting(key: &str) -> DataFusionError {
+    DataFusionError::Configuration(format!(
+        "no setting '{PREFIX}{key}'; the settings are {PREFIX}{}",
+        setting_names().join(&format!(", {PREFIX}"))
+    ))
+}
+
+dynamo_settings! {
     /// Session-wide DynamoDB settings (register with
     /// `SessionConfig::with_option_extension(DynamoConfig::default())`;
     /// [`crate::dynamo_session`] does).
@@ -193,5 +317,207 @@ impl DynamoConfig {
             .get::<DynamoConfig>()
             .cloned()
             .unwrap_or_default()
+    }
+}
+
+/// Words that turn off a setting whose default is unset (`SET
+/// dynamodb.max_rcu = off`).
+const UNSET_WORDS: [&str; 3] = ["off", "none", "default"];
+
+impl DynamoConfig {
+    /// Puts `key` (without the `dynamodb.` prefix) back to its default,
+    /// keeping every other setting: what `RESET dynamodb.<key>` does.
+    ///
+    /// ```
+    /// use datafusion::config::ExtensionOptions;
+    /// use dynamo_datafusion::DynamoConfig;
+    ///
+    /// let mut settings = DynamoConfig::default();
+    /// settings.set("max_rcu", "100").unwrap();
+    /// settings.set("pushdown", "false").unwrap();
+    /// settings.reset("max_rcu").unwrap();
+    /// assert_eq!((settings.max_rcu, settings.pushdown), (None, false));
+    /// assert!(settings.reset("max_rcuu").is_err());
+    /// ```
+    pub fn reset(&mut self, key: &str) -> DfResult<()> {
+        Self::check_key(key)?;
+        // Rebuilt from the defaults with every other set value applied
+        // again: one rule for every field, however it is stored.
+        let mut fresh = Self::default();
+        for entry in self.entries() {
+            let name = entry.key.strip_prefix(PREFIX).unwrap_or(&entry.key);
+            if let (true, Some(value)) = (name != key, &entry.value) {
+                ConfigField::set(&mut fresh, name, value)?;
+            }
+        }
+        *self = fresh;
+        Ok(())
+    }
+
+    /// Sets `key` to `value`, where `off` (or `none`, `default`) unsets a
+    /// setting whose default is unset, such as the ceiling `max_rcu`.
+    pub fn set_or_unset(&mut self, key: &str, value: &str) -> DfResult<()> {
+        Self::check_key(key)?;
+        let full = format!("{PREFIX}{key}");
+        let unset_by_default = Self::default()
+            .entries()
+            .iter()
+            .any(|e| e.key == full && e.value.is_none());
+        let word = value.trim().to_ascii_lowercase();
+        if unset_by_default && UNSET_WORDS.contains(&word.as_str()) {
+            return self.reset(key);
+        }
+        ConfigField::set(self, key, value).map_err(|e| {
+            if unset_by_default {
+                DataFusionError::Configuration(format!(
+                    "{} (or 'off' to unset {full})",
+                    e.strip_backtrace()
+                ))
+            } else {
+                e
+            }
+        })
+    }
+
+    /// Refuses a key that names no setting, listing the ones there are.
+    fn check_key(key: &str) -> DfResult<()> {
+        if setting_names().iter().any(|n| n == key) {
+            Ok(())
+        } else {
+            Err(unknown_setting(key))
+        }
+    }
+}
+
+/// Runs a `SET` or `RESET` of a `dynamodb.` setting in `ctx`, which
+/// DataFusion's own statement handling cannot do for an extension's
+/// settings (`RESET` looks only at `datafusion.` settings, and `SET` cannot
+/// unset). `None` when `plan` is something else.
+pub(crate) fn apply_setting_statement(
+    ctx: &datafusion::prelude::SessionContext,
+    plan: &datafusion::logical_expr::LogicalPlan,
+) -> Option<DfResult<()>> {
+    use datafusion::logical_expr::{LogicalPlan, Statement};
+    let (key, value) = match plan {
+        LogicalPlan::Statement(Statement::SetVariable(s)) => {
+            (s.variable.strip_prefix(PREFIX)?, Some(s.value.as_str()))
+        }
+        LogicalPlan::Statement(Statement::ResetVariable(s)) => {
+            (s.variable.strip_prefix(PREFIX)?, None)
+        }
+        _ => return None,
+    };
+    Some(DynamoConfig::apply_in(ctx, key, value))
+}
+
+impl DynamoConfig {
+    /// Changes the setting `key` (without the `dynamodb.` prefix) of the
+    /// session `ctx`: sets it to `value` (`off` unsets a setting that is
+    /// unset by default), or resets it to its default when `value` is
+    /// `None`. What `SET` and `RESET` of a `dynamodb.` setting do.
+    pub fn apply_in(
+        ctx: &datafusion::prelude::SessionContext,
+        key: &str,
+        value: Option<&str>,
+    ) -> DfResult<()> {
+        let state = ctx.state_ref();
+        let mut state = state.write();
+        let extensions = &mut state.config_mut().options_mut().extensions;
+        match extensions.get_mut::<DynamoConfig>() {
+            Some(settings) => match value {
+                Some(value) => settings.set_or_unset(key, value),
+                None => settings.reset(key),
+            },
+            None => Err(DataFusionError::Configuration(format!(
+                "this session has no dynamodb settings: build it with dynamo_session (or \
+                 register DynamoConfig) to set dynamodb.{key}"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_carry_their_full_names_and_set_back_by_them() {
+        let mut s = DynamoConfig::default();
+        ExtensionOptions::set(&mut s, "max_rcu", "7").expect("set");
+        let entries = s.entries();
+        let max = entries
+            .iter()
+            .find(|e| e.key == "dynamodb.max_rcu")
+            .expect("a prefixed entry");
+        assert_eq!(max.value.as_deref(), Some("7"));
+        assert!(
+            max.description.contains("Read capacity units"),
+            "{}",
+            max.description
+        );
+        // Through DataFusion's options, by full name: what a cluster does
+        // with the entries a client sends.
+        let mut options = datafusion::config::ConfigOptions::new();
+        options.extensions.insert(DynamoConfig::default());
+        for e in &entries {
+            if let Some(v) = &e.value {
+                options
+                    .set(&e.key, v)
+                    .expect("settable by its entry's name");
+            }
+        }
+        let copied = options
+            .extensions
+            .get::<DynamoConfig>()
+            .expect("registered");
+        assert_eq!(copied.max_rcu, Some(7.0));
+        let e = ConfigField::set(&mut s, "nope", "1")
+            .expect_err("unknown")
+            .to_string();
+        assert!(e.contains("no setting 'dynamodb.nope'"), "{e}");
+    }
+
+    #[test]
+    fn reset_puts_one_setting_back_and_keeps_the_others() {
+        let mut s = DynamoConfig::default();
+        ConfigField::set(&mut s, "max_rcu", "12.5").expect("set");
+        ConfigField::set(&mut s, "scan_guard", "error").expect("set");
+        ConfigField::set(&mut s, "join_key_lookups", "rcu").expect("set");
+        ConfigField::set(&mut s, "price_per_million_rru", "0.25").expect("set");
+        s.reset("scan_guard").expect("reset");
+        assert_eq!(s.scan_guard, ScanGuard::Off);
+        assert_eq!(s.max_rcu, Some(12.5));
+        assert_eq!(s.join_key_lookups, JoinKeyLookups::FewerRcu);
+        assert_eq!(s.price_per_million_rru, 0.25);
+        s.reset("max_rcu").expect("reset");
+        assert_eq!(s.max_rcu, None);
+        let e = s.reset("max_rc").expect_err("unknown").to_string();
+        assert!(e.contains("no setting 'dynamodb.max_rc'"), "{e}");
+        assert!(e.contains("dynamodb.max_rcu"), "{e}");
+    }
+
+    #[test]
+    fn off_unsets_what_is_unset_by_default_and_nothing_else() {
+        let mut s = DynamoConfig::default();
+        s.set_or_unset("max_rcu", "100").expect("set");
+        assert_eq!(s.max_rcu, Some(100.0));
+        s.set_or_unset("max_rcu", "OFF").expect("off");
+        assert_eq!(s.max_rcu, None);
+        s.set_or_unset("warn_rcu", "5").expect("set");
+        s.set_or_unset("warn_rcu", "none").expect("none");
+        assert_eq!(s.warn_rcu, None);
+        // Enumerations keep their own 'off'; a number stays a number.
+        s.set_or_unset("scan_guard", "off").expect("off");
+        assert_eq!(s.scan_guard, ScanGuard::Off);
+        let e = s
+            .set_or_unset("price_per_million_rru", "off")
+            .expect_err("not unsettable")
+            .to_string();
+        assert!(!e.contains("or 'off'"), "{e}");
+        let e = s
+            .set_or_unset("max_rcu", "lots")
+            .expect_err("not a number")
+            .to_string();
+        assert!(e.contains("or 'off' to unset dynamodb.max_rcu"), "{e}");
     }
 }

@@ -18,13 +18,15 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::context::SQLOptions;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement;
 use futures::StreamExt;
 
 use crate::config::DynamoConfig;
 use crate::error::Error;
-use crate::exec::stats::scan_warnings;
+use crate::exec::ceiling_rule::refuse_over_ceiling;
+use crate::exec::stats::{reads_in, scan_warnings};
 
 /// Where [`run_statement`] delivers a result.
 pub trait ResultSink {
@@ -178,19 +180,40 @@ async fn run_once<S: ResultSink + ?Sized>(
     if let Some(allowed) = &options.sql_options {
         allowed.verify_plan(&plan).map_err(early)?;
     }
+    // `SET`/`RESET` of a `dynamodb.` setting, which DataFusion cannot reset.
+    let plan = match crate::config::apply_setting_statement(ctx, &plan) {
+        Some(done) => {
+            done.map_err(early)?;
+            datafusion::logical_expr::LogicalPlan::EmptyRelation(
+                datafusion::logical_expr::EmptyRelation {
+                    produce_one_row: false,
+                    schema: Arc::new(datafusion::common::DFSchema::empty()),
+                },
+            )
+        }
+        None => plan,
+    };
     // DDL and `SET` take effect here; queries only build their plan.
     let df = ctx.execute_logical_plan(plan).await.map_err(early)?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let task = Arc::new(df.task_ctx());
+    let logical = df.logical_plan().clone();
     let physical = df.create_physical_plan().await.map_err(early)?;
-    let warn_rcu = state
-        .config()
-        .options()
-        .extensions
-        .get::<DynamoConfig>()
-        .and_then(|c| c.warn_rcu);
-    if let Some(threshold) = warn_rcu {
-        for warning in scan_warnings(&physical, threshold) {
+    let settings = state.config().options().extensions.get::<DynamoConfig>();
+    // A cluster runs the reads: the same query planned here shows them, so
+    // the ceiling and the warnings act before any job is sent.
+    let reads = match settings.filter(|s| s.distributed) {
+        Some(_) if reads_in(&physical).is_empty() => DefaultPhysicalPlanner::default()
+            .create_physical_plan(&logical, &state)
+            .await
+            .map_err(early)?,
+        _ => Arc::clone(&physical),
+    };
+    if !Arc::ptr_eq(&reads, &physical) {
+        refuse_over_ceiling(&reads).map_err(|e| early(e.into()))?;
+    }
+    if let Some(threshold) = settings.and_then(|c| c.warn_rcu) {
+        for warning in scan_warnings(&reads, threshold) {
             if !warned.contains(&warning) {
                 sink.warning(&warning);
                 warned.push(warning);

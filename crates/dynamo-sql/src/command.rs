@@ -25,7 +25,7 @@ use crate::session::{CATALOG, SCHEMA};
 use crate::settings::{Output, Settings, on_off, parse_format, parse_on_off};
 
 /// Help text of `\?`.
-pub const HELP: &str = "\\
+pub const HELP: &str = "\
 Commands:
   \\dt                 list tables
   \\d TABLE            columns and types of TABLE, with its DynamoDB keys and indexes,
@@ -129,6 +129,11 @@ pub async fn run(
                 return Ok(());
             }
             let value = value.trim_matches('\'');
+            if let Some(key) = name.strip_prefix("dynamodb.") {
+                // `off` unsets, as `SET dynamodb.… = off` does.
+                dynamo_datafusion::DynamoConfig::apply_in(ctx, key, Some(value))?;
+                return Ok(());
+            }
             ctx.sql(&format!("SET {name} = '{}'", value.replace('\'', "''")))
                 .await?;
             Ok(())
@@ -166,8 +171,10 @@ fn list_functions(
 ) -> Result<(), CliError> {
     let state = ctx.state();
     let mut rows: Vec<Vec<String>> = Vec::new();
+    // At a terminal's width in a table; whole in the machine formats.
+    let width = (format == Format::Table).then_some(SUMMARY_WIDTH);
     let first_line = |d: Option<&datafusion::logical_expr::Documentation>| {
-        d.map(|d| d.description.lines().next().unwrap_or_default().to_string())
+        d.map(|d| summary(&d.description, width))
             .unwrap_or_default()
     };
     for (name, f) in state.scalar_functions() {
@@ -193,6 +200,26 @@ fn list_functions(
     }
     rows.sort();
     print_rows(&["function", "kind", "description"], rows, format, out)
+}
+
+/// Characters of a function's description `\h` shows in a table.
+const SUMMARY_WIDTH: usize = 60;
+
+/// The first sentence of `description` on one line, cut to `width`
+/// characters (with an ellipsis) when given.
+fn summary(description: &str, width: Option<usize>) -> String {
+    let line = description.split_whitespace().collect::<Vec<_>>().join(" ");
+    let sentence = match line.find(". ") {
+        Some(end) => &line[..=end],
+        None => line.as_str(),
+    };
+    match width {
+        Some(width) if sentence.chars().count() > width => {
+            let cut: String = sentence.chars().take(width - 1).collect();
+            format!("{}…", cut.trim_end())
+        }
+        _ => sentence.to_string(),
+    }
 }
 
 /// One function's documentation.
@@ -250,10 +277,9 @@ fn show_settings(ctx: &SessionContext, settings: &mut Settings) -> Result<(), Cl
         .collect();
     let state = ctx.state();
     if let Some(dynamodb) = state.config().options().extensions.get::<DynamoConfig>() {
-        // Extension entries are named without their prefix.
         for entry in ExtensionOptions::entries(dynamodb) {
             rows.push(vec![
-                format!("dynamodb.{}", entry.key),
+                entry.key,
                 entry.value.unwrap_or_else(|| "(unset)".into()),
             ]);
         }
@@ -475,4 +501,28 @@ fn key_role(meta: &TableMeta, column: &str) -> String {
         }
     }
     roles.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_summaries_are_one_sentence_cut_to_the_width() {
+        let long = "Returns the first non-null value of its arguments, which is a very long \
+                    description of a function. Second sentence.";
+        let short = summary(long, Some(SUMMARY_WIDTH));
+        assert_eq!(short.chars().count(), SUMMARY_WIDTH);
+        assert!(short.ends_with('…') && short.starts_with("Returns the first"));
+        assert_eq!(
+            summary("Absolute value.\nOf a number. More", None),
+            "Absolute value."
+        );
+        assert_eq!(summary("", Some(10)), "");
+    }
+
+    #[test]
+    fn help_starts_with_its_first_line() {
+        assert!(HELP.starts_with("Commands:\n"), "{HELP}");
+    }
 }

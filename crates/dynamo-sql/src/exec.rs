@@ -29,6 +29,38 @@ pub struct Outcome {
     pub stats: ReadStats,
 }
 
+/// The plan of the statement running now (set when it starts, cleared
+/// when it ends), shared with whoever handles Ctrl-C.
+#[derive(Debug, Clone, Default)]
+pub struct Running(std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<dyn ExecutionPlan>>>>);
+
+impl Running {
+    fn set(&self, plan: Option<std::sync::Arc<dyn ExecutionPlan>>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = plan;
+    }
+
+    fn take(&self) -> Option<std::sync::Arc<dyn ExecutionPlan>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// After a statement was interrupted (Ctrl-C): cancels the job it submitted
+/// to the cluster, so its reads stop there too, and says what was done.
+pub async fn interrupted(settings: &Settings) -> String {
+    let plan = settings.running.take();
+    let (Some(cluster), Some(plan)) = (&settings.cluster, plan) else {
+        return "Query cancelled.".to_string();
+    };
+    match dynamo_ballista::cancel_jobs(cluster, &plan).await {
+        Ok(jobs) if jobs.is_empty() => "Query cancelled (no cluster job had started).".to_string(),
+        Ok(jobs) => format!(
+            "Query cancelled; cluster job {} cancelled.",
+            jobs.join(", ")
+        ),
+        Err(e) => format!("Query cancelled here, but the cluster job may still run: {e}"),
+    }
+}
+
 /// Runs every statement (or backslash command) in `text`, printing results
 /// as `settings` say.
 pub async fn run_text(
@@ -74,10 +106,13 @@ pub async fn run_text(
             });
             continue;
         }
-        let (statement, created) = prepare_copy(ctx, statement).await?;
+        let (statement, created) = prepare_copy(ctx, statement)
+            .await
+            .map_err(|e| with_table_hint(ctx, e))?;
         match run_statement(ctx, statement, settings).await {
             Ok(outcome) => outcomes.push(outcome),
             Err(e) => {
+                let e = with_table_hint(ctx, e);
                 // A failed COPY leaves no file it created half-written.
                 if let Some(path) = created.filter(|p| p.is_file()) {
                     let _ = std::fs::remove_file(path);
@@ -87,6 +122,30 @@ pub async fn run_text(
         }
     }
     Ok(outcomes)
+}
+
+/// `e`, with the table it most likely meant when it names a missing table
+/// (from the names in memory: no DynamoDB call).
+fn with_table_hint(ctx: &SessionContext, e: CliError) -> CliError {
+    let text = e.to_string();
+    let Some(missing) = crate::error::missing_table(&text) else {
+        return e;
+    };
+    let names = ctx
+        .catalog(crate::session::CATALOG)
+        .and_then(|c| c.schema(crate::session::SCHEMA))
+        .map(|s| s.table_names())
+        .unwrap_or_default();
+    match crate::error::nearest_table(missing, &names) {
+        Some(name) => {
+            let hint = format!("did you mean {name}? (table names are case-sensitive)");
+            CliError::Hinted {
+                error: Box::new(e),
+                hint,
+            }
+        }
+        None => e,
+    }
 }
 
 /// A `COPY … TO` statement made ready: to a CSV file (`STORED AS CSV` or a
@@ -190,11 +249,13 @@ async fn run_statement(
         printer: None,
         show_progress: settings.progress,
         progress: None,
+        running: settings.running.clone(),
         out: &mut settings.output,
         rows: 0,
     };
     let outcome = dynamo_datafusion::run_statement(ctx, &statement, &options, &mut sink).await;
     sink.progress = None;
+    sink.running.set(None);
     let outcome = outcome?;
     for notice in &outcome.notices {
         eprintln!("Notice: {notice}");
@@ -219,12 +280,15 @@ struct PrintSink<'a, W: Write> {
     show_progress: bool,
     /// The progress line, until the result prints.
     progress: Option<Progress>,
+    /// Where the running plan is kept for Ctrl-C.
+    running: Running,
     out: &'a mut W,
     rows: usize,
 }
 
 impl<W: Write> ResultSink for PrintSink<'_, W> {
     fn started(&mut self, plan: &std::sync::Arc<dyn ExecutionPlan>) {
+        self.running.set(Some(std::sync::Arc::clone(plan)));
         if self.show_progress {
             self.progress = Some(Progress::watch(std::sync::Arc::clone(plan)));
         }

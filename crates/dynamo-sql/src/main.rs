@@ -45,7 +45,13 @@ struct Args {
     profile: Option<String>,
 
     /// SQL (or a backslash command) to run; may be repeated. Statements end with ';'.
-    #[arg(short = 'c', long = "command", value_name = "SQL")]
+    /// Any text is SQL, including text that starts with '-' (a `-- comment`).
+    #[arg(
+        short = 'c',
+        long = "command",
+        value_name = "SQL",
+        allow_hyphen_values = true
+    )]
     commands: Vec<String>,
 
     /// File of SQL statements to run; may be repeated.
@@ -124,6 +130,7 @@ async fn main_inner(args: Args) -> Result<(), error::CliError> {
     settings.maxrows = (args.maxrows > 0).then_some(args.maxrows);
     settings.progress = progress::enabled();
     settings.readable_plans = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    settings.cluster = args.cluster.clone();
     if args.commands.is_empty() && args.files.is_empty() {
         return repl::run(&ctx, settings).await;
     }
@@ -137,16 +144,23 @@ async fn main_inner(args: Args) -> Result<(), error::CliError> {
             }
         }
     };
-    for sql in &args.commands {
-        let outcomes = exec::run_text(&ctx, sql, &mut settings).await?;
-        report(outcomes, &settings);
-    }
+    let mut texts = args.commands.clone();
     for file in &args.files {
-        let sql = std::fs::read_to_string(file).map_err(|e| error::CliError::Io {
-            what: format!("reading {}", file.display()),
-            source: e,
-        })?;
-        let outcomes = exec::run_text(&ctx, &sql, &mut settings).await?;
+        texts.push(
+            std::fs::read_to_string(file).map_err(|e| error::CliError::Io {
+                what: format!("reading {}", file.display()),
+                source: e,
+            })?,
+        );
+    }
+    for sql in &texts {
+        let run = exec::run_text(&ctx, sql, &mut settings);
+        let outcomes = tokio::select! {
+            outcomes = run => outcomes?,
+            _ = tokio::signal::ctrl_c() => {
+                return Err(error::CliError::Interrupted(exec::interrupted(&settings).await));
+            }
+        };
         report(outcomes, &settings);
     }
     use std::io::Write as _;

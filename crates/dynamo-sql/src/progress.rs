@@ -78,6 +78,11 @@ fn duration(secs: f64) -> String {
 /// A progress line watching one running plan; cleared when dropped.
 pub struct Progress {
     bar: ProgressBar,
+    /// Set, under its lock, when the line is cleared: the watcher draws only
+    /// while holding the lock and finding it unset, so nothing is drawn
+    /// after the line is cleared (a statement cancelled with Ctrl-C leaves
+    /// no line behind).
+    cleared: Arc<std::sync::Mutex<bool>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -88,23 +93,38 @@ impl Progress {
         if let Ok(style) = ProgressStyle::with_template("{spinner} {wide_msg}") {
             bar.set_style(style);
         }
-        let shown = bar.clone();
+        let cleared = Arc::new(std::sync::Mutex::new(false));
+        let (shown, done) = (bar.clone(), Arc::clone(&cleared));
         let start = Instant::now();
         let task = tokio::spawn(async move {
             tokio::time::sleep(SHOW_AFTER).await;
-            shown.set_draw_target(ProgressDrawTarget::stderr());
-            shown.enable_steady_tick(Duration::from_millis(100));
+            {
+                let cleared = done.lock().unwrap_or_else(|p| p.into_inner());
+                if *cleared {
+                    return;
+                }
+                shown.set_draw_target(ProgressDrawTarget::stderr());
+                shown.enable_steady_tick(Duration::from_millis(100));
+            }
             loop {
-                shown.set_message(line(&ReadStats::of_plan(&plan), start.elapsed()));
+                {
+                    let cleared = done.lock().unwrap_or_else(|p| p.into_inner());
+                    if *cleared {
+                        return;
+                    }
+                    shown.set_message(line(&ReadStats::of_plan(&plan), start.elapsed()));
+                }
                 tokio::time::sleep(EVERY).await;
             }
         });
-        Self { bar, task }
+        Self { bar, cleared, task }
     }
 }
 
 impl Drop for Progress {
     fn drop(&mut self) {
+        let mut cleared = self.cleared.lock().unwrap_or_else(|p| p.into_inner());
+        *cleared = true;
         self.task.abort();
         self.bar.finish_and_clear();
     }

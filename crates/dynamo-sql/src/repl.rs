@@ -108,7 +108,7 @@ async fn execute(ctx: &SessionContext, text: &str, settings: &mut Settings, colo
         }
         Some(Err(e)) if colour => eprintln!("\x1b[1;31mError:\x1b[0m {e}"),
         Some(Err(e)) => eprintln!("Error: {e}"),
-        None => eprintln!("Query cancelled."),
+        None => eprintln!("{}", crate::exec::interrupted(settings).await),
     }
     let _ = settings.output.flush();
     let _ = std::io::stdout().flush();

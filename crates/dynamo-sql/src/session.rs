@@ -4,10 +4,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use datafusion::datasource::dynamic_file::DynamicListTableFactory;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use dynamo_datafusion::{
-    ConnectionOptions, DynamoConfig, FileSchemaCache, SchemaCache, TableOptions,
-    dynamo_session_with_cache,
+    ConnectionOptions, DynamoConfig, DynamoSchemaProvider, FileSchemaCache, SchemaCache,
+    TableOptions, dynamo_session_with_cache,
 };
 
 use crate::error::CliError;
@@ -74,6 +75,22 @@ pub async fn build_context(
     let ctx = dynamo_session_with_cache(client, config, options, cache).await?;
     match cluster {
         Some(url) => Ok(dynamo_ballista::cluster_session(url, ctx.state(), connection).await?),
-        None => Ok(ctx),
+        None => {
+            read_files(&ctx);
+            Ok(ctx)
+        }
+    }
+}
+
+/// A file is a table by its path (`SELECT * FROM 'out.parquet'`), as in
+/// datafusion-cli: a name DynamoDB has no table of is tried as a file.
+fn read_files(ctx: &SessionContext) {
+    let Some(schema) = ctx.catalog(CATALOG).and_then(|c| c.schema(SCHEMA)) else {
+        return;
+    };
+    if let Some(dynamo) = schema.downcast_ref::<DynamoSchemaProvider>() {
+        let files = Arc::new(DynamicListTableFactory::default());
+        files.session_store().with_state(ctx.state_weak_ref());
+        dynamo.read_files_with(files);
     }
 }

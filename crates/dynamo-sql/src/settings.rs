@@ -74,6 +74,11 @@ pub struct Settings {
     /// A progress line on standard error during long reads (on when
     /// standard output and standard error are terminals).
     pub progress: bool,
+    /// The cluster statements run on (`--cluster`), if any.
+    pub cluster: Option<String>,
+    /// The plan of the statement running now, to cancel its cluster job
+    /// when it is interrupted.
+    pub running: crate::exec::Running,
 }
 
 impl Settings {
@@ -88,6 +93,8 @@ impl Settings {
             output: Output::Stdout,
             readable_plans: false,
             progress: false,
+            cluster: None,
+            running: crate::exec::Running::default(),
         }
     }
 

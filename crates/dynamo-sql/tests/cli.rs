@@ -170,6 +170,16 @@ async fn commands_and_files_run_in_order() {
     ));
     assert_eq!(out, "one\n1\nn\n3\nm\nc\n");
 
+    // -c takes any SQL text, also one that starts with a comment (as -f does),
+    // in both spellings of the flag.
+    let commented = format!("-- how many items\nSELECT count(*) AS n FROM {table}");
+    for flag in ["-c", "--command"] {
+        assert_eq!(
+            ok(dynamo_sql(&["--format", "csv", flag, &commented], None)),
+            "n\n3\n"
+        );
+    }
+
     let described = ok(dynamo_sql(&["-c", &format!("\\d {table}")], None));
     assert!(described.contains("partition key (S)"), "{described}");
     assert!(described.contains("Decimal128(38, 4)"), "{described}");
@@ -180,11 +190,17 @@ async fn commands_and_files_run_in_order() {
 #[tokio::test]
 async fn errors_exit_non_zero_with_a_message() {
     let table = fixture().await;
+    let hint = format!("did you mean {table}? (table names are case-sensitive)");
     let cases = [
         ("SELECT * FROM NoSuchTable_abc".to_string(), "not found"),
         (format!("SELECT nope FROM {table}"), "No field named nope"),
         ("SELEC 1".to_string(), "SELEC"),
         ("\\zz".to_string(), "unknown command"),
+        // A table named in the wrong case: the one meant is suggested.
+        (
+            format!("SELECT * FROM {}", table.to_lowercase()),
+            hint.as_str(),
+        ),
     ];
     for (sql, expected) in cases {
         let o = dynamo_sql(&["-c", &sql], None);
@@ -305,6 +321,35 @@ async fn a_large_full_scan_is_warned_about_on_stderr_and_a_ceiling_refuses_it() 
     assert!(!o.status.success());
     assert!(
         stderr(&o).contains("refused before reading: a Scan of table"),
+        "{}",
+        stderr(&o)
+    );
+    // RESET, or an explicit off, lifts the ceiling again (SQL and \set alike).
+    for lift in [
+        "RESET dynamodb.max_rcu",
+        "SET dynamodb.max_rcu = off",
+        "\\set dynamodb.max_rcu off",
+    ] {
+        let o = dynamo_sql(
+            &[
+                "--format",
+                "csv",
+                "-c",
+                "SET dynamodb.max_rcu = 0.1",
+                "-c",
+                lift,
+                "-c",
+                &scan,
+            ],
+            None,
+        );
+        assert_eq!(ok_ref(&o), "n\n3\n", "{lift}");
+    }
+    // A misspelt setting names the ones there are.
+    let o = dynamo_sql(&["-c", "RESET dynamodb.max_rc"], None);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("no setting 'dynamodb.max_rc'; the settings are"),
         "{}",
         stderr(&o)
     );
@@ -510,6 +555,19 @@ async fn copy_exports_to_parquet_csv_and_json_and_reads_back_the_same() {
         ));
         if ext == "parquet" {
             assert_eq!(back, truth, "{ext}: the same rows and exact sum");
+            // A file is a table by its path, as in datafusion-cli.
+            let direct = ok(dynamo_sql(
+                &[
+                    "--format",
+                    "csv",
+                    "-c",
+                    &format!(
+                        "SELECT count(*) AS n, CAST(sum(price) AS VARCHAR) AS s FROM '{target}'"
+                    ),
+                ],
+                None,
+            ));
+            assert_eq!(direct, truth, "{ext}: read by its path");
         } else {
             // Read back, CSV and JSON numbers are inferred as floats: the rows
             // come back, and the file holds every digit.
@@ -659,6 +717,14 @@ async fn help_lists_functions_and_describes_one_and_set_shows_and_sets() {
     ] {
         assert!(out.contains(f), "{f}: {out}");
     }
+    // As a table, each line fits a terminal: one sentence of description.
+    let o = dynamo_sql(&["-c", "\\h"], None);
+    let out = ok_ref(&o);
+    let widest = out.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    assert!(widest <= 120, "a line of {widest} characters: {out}");
+    // \? starts with its first line.
+    let o = dynamo_sql(&["-c", "\\?"], None);
+    assert!(ok_ref(&o).starts_with("Commands:\n"));
     let o = dynamo_sql(&["-c", "\\h to_json"], None);
     let out = ok_ref(&o);
     assert!(

@@ -163,9 +163,48 @@ async fn adbc_over_flight_sql_answers_as_http_and_keeps_tenants_apart() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(metrics.contains(flight_ok), "{metrics}");
+    // So is each statement that failed while ADBC prepared it (it never ran):
+    // two missing tables, a write, and the bad token's statement.
+    for (code, n) in [
+        ("table_not_found", 2),
+        ("invalid_request", 1),
+        ("unauthenticated", 1),
+    ] {
+        let line = format!(
+            "dynamo_connector_requests_total{{operation=\"flight_sql\",code=\"{code}\"}} {n}"
+        );
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
 
-    let _ = server.kill();
+    // ... in the usage ledger, per client, as HTTP's failed sql is ...
+    assert!(stop_gracefully(&mut server).success());
     let served = server.wait_with_output().expect("server output");
+    let o = admin(&f, &["usage", "--format", "json"], None);
+    assert!(o.status.success(), "{}", text(&o));
+    let rows: Vec<Value> = serde_json::from_slice(&o.stdout).expect("usage JSON");
+    let errors = |client: &str| {
+        let mut sum: HashMap<String, u64> = HashMap::new();
+        for row in rows.iter().filter(|r| r["clientId"] == client) {
+            for (code, n) in row["errors"].as_object().expect("errors") {
+                *sum.entry(code.clone()).or_default() += n.as_u64().expect("count");
+            }
+        }
+        sum
+    };
+    let counted = |pairs: &[(&str, u64)]| {
+        pairs
+            .iter()
+            .map(|(c, n)| (c.to_string(), *n))
+            .collect::<HashMap<_, _>>()
+    };
+    assert_eq!(
+        errors("acme"),
+        counted(&[("table_not_found", 1), ("invalid_request", 1)])
+    );
+    assert_eq!(errors("globex"), counted(&[("table_not_found", 1)]));
+    // ... and in the server's log.
+    let log = text(&served);
+    assert!(log.contains("NoSuchTable"), "{log}");
     assert_no_secret(&f, &printed);
     assert_no_secret(&f, &text(&served));
 }

@@ -85,3 +85,12 @@ impl PhysicalOptimizerRule for CapacityCeilingRule {
         true
     }
 }
+
+/// Refuses `plan` when its reads' estimate is above their ceiling, as each
+/// read does when it starts: for a plan that runs elsewhere (a cluster's
+/// executors), said here before any job is sent.
+pub(crate) fn refuse_over_ceiling(plan: &Arc<dyn ExecutionPlan>) -> crate::error::Result<()> {
+    reads_in(plan)
+        .iter()
+        .try_for_each(DynamoExec::check_ceiling)
+}

@@ -267,10 +267,7 @@ impl DynamoExec {
     pub fn reading_partitions_from(mut self, input: Arc<dyn ExecutionPlan>) -> DfResult<Self> {
         input::check_input(&input)?;
         let held = input.properties().output_partitioning().partition_count();
-        self.reader = Reader::for_plan(
-            &self.plan,
-            input::capacity_share(held, self.plan.partitions.len()),
-        );
+        self.reader = Reader::for_plan(&self.plan, self.capacity_share_of(held));
         self.input = Some(input);
         self.properties = Arc::new(plan_properties(
             self.output_schema(),
@@ -279,6 +276,12 @@ impl DynamoExec {
         ));
         self.metrics = ScanMetrics::new();
         Ok(self)
+    }
+
+    /// The part of the plan's budgets (read capacity, ceiling) a node
+    /// holding `held` of the plan's partitions uses.
+    fn capacity_share_of(&self, held: usize) -> f64 {
+        input::capacity_share(held, self.plan.partitions.len())
     }
 
     /// This node's partition count: its input's, or the plan's.
@@ -668,7 +671,7 @@ impl DynamoExec {
     }
 
     /// Refuses to start when the query's estimate is above its ceiling.
-    fn check_ceiling(&self) -> crate::error::Result<()> {
+    pub(crate) fn check_ceiling(&self) -> crate::error::Result<()> {
         let plan = &self.plan;
         let (Some(max), Some(estimate)) = (plan.max_rcu, plan.ceiling_estimate()) else {
             return Ok(());
@@ -1065,7 +1068,8 @@ impl ExecutionPlan for DynamoExec {
             (a, b) => a.or(b),
         };
         // The estimate follows the limit; the ceiling's with it.
-        new.reader.ceiling = Ceiling::of_plan(&new.plan);
+        new.reader.ceiling =
+            Ceiling::of_plan(&new.plan, new.capacity_share_of(new.output_partitions()));
         new.metrics = ScanMetrics::new();
         Some(Arc::new(new))
     }

@@ -30,11 +30,20 @@ impl Ceiling {
         }
     }
 
-    /// The ceiling `plan` reads under, if it has one, held against its estimate.
-    pub(crate) fn of_plan(plan: &crate::plan::ScanPlan) -> Option<std::sync::Arc<Self>> {
+    /// The ceiling `plan` reads under, if it has one, held against its
+    /// estimate: `share` (0 to 1) of it, for a node that reads that part of
+    /// the plan's partitions — on a cluster each task holds its share, so
+    /// the tasks of one read together stay under the ceiling.
+    pub(crate) fn of_plan(
+        plan: &crate::plan::ScanPlan,
+        share: f64,
+    ) -> Option<std::sync::Arc<Self>> {
         let max = plan.max_rcu?;
         let estimated = plan.ceiling_estimate().map_or(0.0, |e| e.rcu);
-        Some(std::sync::Arc::new(Self::new(max, estimated)))
+        Some(std::sync::Arc::new(Self::new(
+            max * share.clamp(0.0, 1.0),
+            estimated,
+        )))
     }
 
     fn spent(&self) -> f64 {

@@ -400,7 +400,7 @@ impl Reader {
             concurrency: Some(Concurrency::new(plan.max_concurrency)),
             buffer: Some(Arc::new(tokio::sync::Semaphore::new(plan.max_concurrency))),
             items_as_json: true,
-            ceiling: Ceiling::of_plan(plan),
+            ceiling: Ceiling::of_plan(plan, share),
         }
     }
 
