@@ -19,6 +19,8 @@ use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 use dynamo_datafusion::{CapacityCeilingRule, ConnectionOptions, DynamoConfig, RecheckOnceRule};
 
 use crate::codec::{Connector, DynamoLogicalCodec, DynamoPhysicalCodec};
+use crate::jobs::{JobWatch, scheduler_url};
+use dynamo_datafusion::read::CancellationProbe;
 
 /// How to run a scheduler.
 #[derive(Debug, Clone)]
@@ -97,6 +99,15 @@ fn config_producer() -> ConfigProducer {
     Arc::new(session_config)
 }
 
+/// An executor's task sessions: [`session_config`], with reads that stop
+/// once their job is cancelled ([`JobWatch`] asks `scheduler`).
+fn executor_config_producer(scheduler: SocketAddr) -> ConfigProducer {
+    let probe = Arc::new(CancellationProbe(Arc::new(JobWatch::new(
+        &scheduler.to_string(),
+    ))));
+    Arc::new(move || session_config().with_extension(Arc::clone(&probe)))
+}
+
 /// The scheduler's session for a job: Ballista's, with the rules a
 /// `dynamo_session` plans with, so a plan made on the cluster holds the
 /// query's reads to one ceiling (`CapacityCeilingRule`) and re-checks each
@@ -168,31 +179,11 @@ pub async fn run_executor(args: ExecutorArgs) -> Result<()> {
         work_dir: args.work_dir,
         override_logical_codec: Some(logical),
         override_physical_codec: Some(physical),
-        override_config_producer: Some(config_producer()),
+        override_config_producer: Some(executor_config_producer(args.scheduler)),
         executor_heartbeat_interval_seconds: args.heartbeat_secs.max(1),
         ..defaults
     };
     start_executor_process(Arc::new(config)).await
-}
-
-/// The scheduler URL Ballista's client takes, from `df://HOST:PORT` (or
-/// `http://HOST:PORT`).
-pub fn scheduler_url(cluster: &str) -> std::result::Result<String, String> {
-    let rest = cluster
-        .strip_prefix("df://")
-        .or_else(|| cluster.strip_prefix("http://"))
-        .ok_or_else(|| format!("cluster '{cluster}' is not df://HOST:PORT"))?;
-    let (host, port) = rest
-        .trim_end_matches('/')
-        .rsplit_once(':')
-        .ok_or_else(|| format!("cluster '{cluster}' names no port: df://HOST:PORT"))?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("cluster '{cluster}': '{port}' is not a port"))?;
-    if host.is_empty() {
-        return Err(format!("cluster '{cluster}' names no host"));
-    }
-    Ok(format!("http://{host}:{port}"))
 }
 
 /// `state` turned into a client session of the cluster at `cluster`
@@ -209,11 +200,17 @@ pub async fn cluster_session(
     let url = scheduler_url(cluster).map_err(datafusion::error::DataFusionError::Configuration)?;
     reach_scheduler(cluster, &url).await?;
     let (logical, physical) = codecs(connection).await;
-    let config = state
+    let mut config = state
         .config()
         .clone()
         .with_ballista_logical_extension_codec(logical)
         .with_ballista_physical_extension_codec(physical);
+    // The client learns its job's id as soon as the job is accepted (in
+    // push mode only with the job's first status change, which may be its
+    // end), so an interrupted statement can cancel it ([`cancel_jobs`]).
+    config
+        .options_mut()
+        .set(ballista_core::config::BALLISTA_CLIENT_PULL, "true")?;
     // Rebuilding the state registers a fresh default catalog (in the same
     // catalog list): keep the caller's catalogs themselves.
     let list = state.catalog_list();
@@ -233,51 +230,6 @@ pub async fn cluster_session(
     Ok(ctx)
 }
 
-/// Cancels, on the cluster at `cluster`, the jobs `plan` submitted — what
-/// an interrupted statement (Ctrl-C) must do, since dropping its stream
-/// leaves the job running, and reading, on the executors. Returns the ids of
-/// the jobs cancelled; a plan that submitted none cancels nothing.
-pub async fn cancel_jobs(
-    cluster: &str,
-    plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>,
-) -> datafusion::error::Result<Vec<String>> {
-    use ballista_core::execution_plans::DistributedQueryExec;
-    use ballista_core::serde::protobuf::CancelJobParams;
-    use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
-    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-    use datafusion_proto::protobuf::LogicalPlanNode;
-    let mut jobs = Vec::new();
-    plan.apply(|node| {
-        if let Some(query) = node.downcast_ref::<DistributedQueryExec<LogicalPlanNode>>()
-            && let Some(job) = query.job_id()
-        {
-            jobs.push(job.to_string());
-        }
-        Ok(TreeNodeRecursion::Continue)
-    })?;
-    if jobs.is_empty() {
-        return Ok(jobs);
-    }
-    let url = scheduler_url(cluster).map_err(datafusion::error::DataFusionError::Configuration)?;
-    let failed = |e: String| {
-        datafusion::error::DataFusionError::External(
-            format!("cancelling job(s) {} at {cluster}: {e}", jobs.join(", ")).into(),
-        )
-    };
-    let mut scheduler = SchedulerGrpcClient::connect(url)
-        .await
-        .map_err(|e| failed(e.to_string()))?;
-    for job in &jobs {
-        scheduler
-            .cancel_job(CancelJobParams {
-                job_id: job.clone(),
-            })
-            .await
-            .map_err(|e| failed(e.message().to_string()))?;
-    }
-    Ok(jobs)
-}
-
 /// One clear line when nothing answers at the scheduler's address, instead
 /// of the gRPC client's error at the first query.
 async fn reach_scheduler(cluster: &str, url: &str) -> datafusion::error::Result<()> {
@@ -292,21 +244,4 @@ async fn reach_scheduler(cluster: &str, url: &str) -> datafusion::error::Result<
         "no scheduler at {cluster} ({why}): start one with `dynamo-ballista scheduler --bind \
          {address}`, or check the address"
     )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cluster_addresses_are_df_urls() {
-        assert_eq!(
-            scheduler_url("df://127.0.0.1:50050").as_deref(),
-            Ok("http://127.0.0.1:50050")
-        );
-        assert_eq!(scheduler_url("http://h:1/").as_deref(), Ok("http://h:1"));
-        for bad in ["127.0.0.1:50050", "df://host", "df://:5", "df://h:port"] {
-            assert!(scheduler_url(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -390,3 +390,195 @@ async fn an_executor_killed_mid_scan_never_yields_a_partial_answer() {
         Err(e) => eprintln!("the query failed with an error (acceptable): {e}"),
     }
 }
+
+/// Runs `sql` as `dynamo-sql` does (`run_statement`): the error's text, or
+/// the rows and the warnings said before reading.
+async fn run(ctx: &SessionContext, sql: &str) -> Result<(Vec<String>, Vec<String>), String> {
+    struct Sink {
+        batches: Vec<datafusion::arrow::record_batch::RecordBatch>,
+        warnings: Vec<String>,
+    }
+    impl dynamo_datafusion::ResultSink for Sink {
+        fn start(
+            &mut self,
+            _: datafusion::arrow::datatypes::SchemaRef,
+        ) -> datafusion::error::Result<()> {
+            Ok(())
+        }
+        fn batch(
+            &mut self,
+            batch: datafusion::arrow::record_batch::RecordBatch,
+        ) -> datafusion::error::Result<bool> {
+            self.batches.push(batch);
+            Ok(true)
+        }
+        fn warning(&mut self, text: &str) {
+            self.warnings.push(text.to_string());
+        }
+    }
+    let statement = ctx
+        .state()
+        .sql_to_statement(sql, &datafusion::config::Dialect::Generic)
+        .map_err(|e| e.to_string())?;
+    let mut sink = Sink {
+        batches: Vec::new(),
+        warnings: Vec::new(),
+    };
+    dynamo_datafusion::run_statement(ctx, &statement, &Default::default(), &mut sink)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((rows(&sink.batches), sink.warnings))
+}
+
+/// `sql` through DataFusion alone (no check before the job is sent): what
+/// the cluster's scheduler and executors do with the session's settings.
+async fn on_cluster(ctx: &SessionContext, sql: &str) -> Result<Vec<String>, String> {
+    let df = ctx.sql(sql).await.map_err(|e| e.to_string())?;
+    df.collect()
+        .await
+        .map(|b| rows(&b))
+        .map_err(|e| e.to_string())
+}
+
+/// Every `dynamodb.*` setting of the client's session reaches the plan the
+/// cluster runs: a ceiling refuses before any DynamoDB request (said by the
+/// client before a job is sent, and by the executors when one is), pushdown
+/// off reads by Scan, RESET puts a setting back, and warnings are said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_plans_and_reads_with_the_sessions_dynamodb_settings() {
+    let client = local_client().await.expect("client");
+    let table = unique_name("ClusterSettings");
+    let items = (0..2_000)
+        .map(|i| {
+            HashMap::from([
+                ("pk".to_string(), AV::S(format!("u{}", i % 50))),
+                ("sk".to_string(), AV::N(i.to_string())),
+                ("body".to_string(), AV::S("x".repeat(200))),
+            ])
+        })
+        .collect();
+    TableSpec::new(&table, "pk", T::S)
+        .sort_key("sk", T::N)
+        .create_with(&client, items)
+        .await
+        .expect("table");
+    let proxy = FaultProxy::start(&local_endpoint().expect("endpoint"), FaultConfig::none())
+        .await
+        .expect("proxy");
+    let endpoint = proxy.endpoint();
+    let nodes = start_cluster(&[], |_| {
+        vec!["--endpoint-url".to_string(), endpoint.clone()]
+    })
+    .await;
+    let cluster = session(&nodes).await;
+    let provider = DynamoTableProvider::builder(client.clone(), &table)
+        .build()
+        .await
+        .expect("provider");
+    cluster
+        .register_table("t", Arc::new(provider))
+        .expect("register");
+    let count = "SELECT count(*) FROM t";
+    let jobs = || async {
+        let listed = nodes.api("/api/jobs").await.expect("jobs");
+        serde_json::from_str::<serde_json::Value>(&listed)
+            .expect("jobs JSON")
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+
+    // The ceiling, refused by the client before any job is sent.
+    run(&cluster, "SET dynamodb.max_rcu = 1")
+        .await
+        .expect("set");
+    let (requests, jobs_before) = (proxy.counts().requests, jobs().await);
+    let e = run(&cluster, count).await.expect_err("over the ceiling");
+    assert!(e.contains("refused before reading"), "{e}");
+    assert!(e.contains("above the ceiling of 1 RCU"), "{e}");
+    assert_eq!(jobs().await, jobs_before, "no job was sent");
+    // The same query sent as a job: the cluster plans with the client's
+    // ceiling and its executors refuse it, reading nothing.
+    let e = on_cluster(&cluster, count)
+        .await
+        .expect_err("refused on the cluster");
+    assert!(e.contains("refused before reading"), "{e}");
+    assert!(jobs().await > jobs_before, "a job was sent");
+    assert_eq!(proxy.counts().requests, requests, "no DynamoDB request");
+    // RESET lifts it, on the client and on the cluster.
+    run(&cluster, "RESET dynamodb.max_rcu")
+        .await
+        .expect("reset");
+    assert_eq!(run(&cluster, count).await.expect("count").0, vec!["2000"]);
+    assert_eq!(
+        on_cluster(&cluster, count).await.expect("count"),
+        vec!["2000"]
+    );
+
+    // Pushdown off: the cluster reads one item by Scan, not by GetItem.
+    let one = "SELECT body FROM t WHERE pk = 'u7' AND sk = 507";
+    let scans = proxy.counts().scans;
+    assert_eq!(on_cluster(&cluster, one).await.expect("one").len(), 1);
+    assert_eq!(proxy.counts().scans, scans, "a GetItem, no Scan");
+    run(&cluster, "SET dynamodb.pushdown = false")
+        .await
+        .expect("set");
+    assert_eq!(on_cluster(&cluster, one).await.expect("one").len(), 1);
+    assert!(proxy.counts().scans > scans, "pushdown off: a Scan");
+    run(&cluster, "RESET dynamodb.pushdown")
+        .await
+        .expect("reset");
+    let scans = proxy.counts().scans;
+    assert_eq!(on_cluster(&cluster, one).await.expect("one").len(), 1);
+    assert_eq!(proxy.counts().scans, scans, "pushdown back on: no Scan");
+
+    // EXPLAIN shows the DynamoDB read the cluster runs, with its estimate
+    // and the session's ceiling.
+    run(&cluster, "SET dynamodb.max_rcu = 1000")
+        .await
+        .expect("set");
+    let (explained, _) = run(&cluster, &format!("EXPLAIN {count}"))
+        .await
+        .expect("explain");
+    let explained = explained.join("\n");
+    assert!(
+        explained.contains("DynamoExec: operation=Scan")
+            && explained.contains("estimate=[items≈2000")
+            && explained.contains("max_rcu=1000"),
+        "{explained}"
+    );
+    run(&cluster, "RESET dynamodb.max_rcu")
+        .await
+        .expect("reset");
+
+    // A warning before a large Scan, said by the client.
+    run(&cluster, "SET dynamodb.warn_rcu = 0.1")
+        .await
+        .expect("set");
+    let (rows, warnings) = run(&cluster, count).await.expect("count");
+    assert_eq!(rows, vec!["2000"]);
+    assert!(
+        warnings.iter().any(|w| w.contains("Scans all of table")),
+        "{warnings:?}"
+    );
+}
+
+/// A cluster address where nothing listens: one clear line, at once.
+#[tokio::test]
+async fn a_scheduler_that_is_not_running_is_named_in_one_line() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let state = SessionStateBuilder::new()
+        .with_config(session_config())
+        .with_default_features()
+        .build();
+    let url = format!("df://127.0.0.1:{port}");
+    let Err(e) = cluster_session(&url, state, &ConnectionOptions::default()).await else {
+        panic!("a session of a cluster that is not there");
+    };
+    let e = e.to_string();
+    assert!(e.contains(&format!("no scheduler at {url}")), "{e}");
+    assert!(!e.contains("tonic") && e.lines().count() == 1, "{e}");
+}

@@ -26,14 +26,22 @@ pub enum ErrorKind {
     Other,
 }
 
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 /// Result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong between SQL and a DynamoDB table.
 ///
 /// Messages name the table and attribute involved and say what to do next;
-/// they never contain credentials.
-#[derive(Debug, thiserror::Error)]
+/// they never contain credentials. `Debug` shows the same message: engines
+/// that report a failed task by its debug form (Ballista's executors) then
+/// tell the user what to do, not a structure dump.
+#[derive(thiserror::Error)]
 pub enum Error {
     /// The table does not exist in this account and region.
     #[error("DynamoDB table '{table}' does not exist (check the table name, region and endpoint)")]
@@ -185,6 +193,19 @@ pub enum Error {
         max_rcu: f64,
         /// What the query was estimated to consume.
         estimated_rcu: f64,
+    },
+
+    /// The engine task a read ran for was cancelled (e.g. a cluster job
+    /// cancelled with Ctrl-C): the read stopped sending requests.
+    #[error(
+        "the read of table '{table}' stopped: its task ({task}) was cancelled; nothing it read is \
+         returned"
+    )]
+    Cancelled {
+        /// The table read.
+        table: String,
+        /// The engine's name of the task.
+        task: String,
     },
 
     /// A table option is unknown or has a bad value.

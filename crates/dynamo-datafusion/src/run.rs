@@ -16,7 +16,9 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::SessionState;
 use datafusion::execution::context::SQLOptions;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion::prelude::SessionContext;
@@ -198,16 +200,20 @@ async fn run_once<S: ResultSink + ?Sized>(
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let task = Arc::new(df.task_ctx());
     let logical = df.logical_plan().clone();
-    let physical = df.create_physical_plan().await.map_err(early)?;
     let settings = state.config().options().extensions.get::<DynamoConfig>();
+    let distributed = settings.is_some_and(|s| s.distributed);
+    let physical = if distributed && matches!(logical, LogicalPlan::Explain(_)) {
+        // EXPLAIN on a cluster shows the reads the cluster will run.
+        plan_here(&state, &logical).await.map_err(early)?
+    } else {
+        df.create_physical_plan().await.map_err(early)?
+    };
     // A cluster runs the reads: the same query planned here shows them, so
     // the ceiling and the warnings act before any job is sent.
-    let reads = match settings.filter(|s| s.distributed) {
-        Some(_) if reads_in(&physical).is_empty() => DefaultPhysicalPlanner::default()
-            .create_physical_plan(&logical, &state)
-            .await
-            .map_err(early)?,
-        _ => Arc::clone(&physical),
+    let reads = if distributed && reads_in(&physical).is_empty() {
+        plan_here(&state, &logical).await.map_err(early)?
+    } else {
+        Arc::clone(&physical)
     };
     if !Arc::ptr_eq(&reads, &physical) {
         refuse_over_ceiling(&reads).map_err(|e| early(e.into()))?;
@@ -249,6 +255,32 @@ async fn run_once<S: ResultSink + ?Sized>(
         deliver(sink, &schema, held)?;
     }
     Ok(physical)
+}
+
+/// `plan` planned in this process with `state`'s settings and rules, even
+/// when `state` sends its statements to a cluster: what a cluster's
+/// scheduler plans for it (the same planner and settings), with its
+/// DynamoDB reads in view — for `EXPLAIN`, the ceiling and warnings before
+/// a job is sent.
+///
+/// ```no_run
+/// # async fn demo(ctx: datafusion::prelude::SessionContext) -> datafusion::error::Result<()> {
+/// let state = ctx.state();
+/// let logical = state.create_logical_plan("SELECT count(*) FROM Movies").await?;
+/// let physical = dynamo_datafusion::plan_here(&state, &logical).await?;
+/// println!("{}", datafusion::physical_plan::displayable(physical.as_ref()).indent(true));
+/// # Ok(()) }
+/// ```
+pub async fn plan_here(
+    state: &SessionState,
+    plan: &LogicalPlan,
+) -> DfResult<Arc<dyn ExecutionPlan>> {
+    // As SessionState::create_physical_plan does, with DataFusion's planner
+    // in place of the session's (a cluster client's sends the plan away).
+    let optimized = state.optimize(plan)?;
+    DefaultPhysicalPlanner::default()
+        .create_physical_plan(&optimized, state)
+        .await
 }
 
 /// Starts the sink and hands it the held batches; false when it stopped.

@@ -35,7 +35,9 @@ pub async fn readable(
     let plan = state
         .statement_to_plan((*explain.statement).clone())
         .await?;
-    let physical = state.create_physical_plan(&plan).await?;
+    // Planned here even on a cluster: its scheduler plans it the same way,
+    // and the reads are what a person asking EXPLAIN wants to see.
+    let physical = dynamo_datafusion::plan_here(&state, &plan).await?;
     Ok(render(&physical))
 }
 

@@ -26,6 +26,14 @@ pub fn enabled() -> bool {
 /// The line for `stats` after `elapsed`:
 /// `45,200 items read · 23 pages · 88.5 RCU · 12,400 items/s · 60% of ~75,000 · ~3 s left`.
 pub fn line(stats: &ReadStats, elapsed: Duration) -> String {
+    if stats.reads == 0 {
+        // The reads run elsewhere (a cluster's executors): their figures
+        // are not here, the time is.
+        return format!(
+            "running on the cluster · {}",
+            duration(elapsed.as_secs_f64())
+        );
+    }
     let secs = elapsed.as_secs_f64().max(1e-3);
     let read = stats.items_scanned as f64;
     let rate = read / secs;
@@ -161,5 +169,11 @@ mod tests {
             "2,000 items read · 2 pages · 1.0 RCU · 2,000 items/s"
         );
         assert_eq!(duration(125.0), "2 min 5 s");
+        // Reads on a cluster: no figures here, only the time.
+        let remote = ReadStats::default();
+        assert_eq!(
+            line(&remote, Duration::from_secs(3)),
+            "running on the cluster · 3 s"
+        );
     }
 }

@@ -51,6 +51,20 @@ fn dynamo_sql(args: &[&str], stdin: Option<&str>) -> Output {
 
 /// `dynamo-sql` against `endpoint` (DynamoDB Local, or a proxy in front of it).
 fn dynamo_sql_via(endpoint: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = dynamo_sql_command(endpoint, args)
+        .spawn()
+        .expect("spawn dynamo-sql");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).expect("write stdin");
+    }
+    drop(input);
+    child.wait_with_output().expect("dynamo-sql runs")
+}
+
+/// `dynamo-sql` against `endpoint`, with the test client's credentials and
+/// nothing of the host's AWS set-up; every stream piped.
+fn dynamo_sql_command(endpoint: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dynamo-sql"));
     cmd.arg("--endpoint-url")
         .arg(endpoint)
@@ -69,13 +83,7 @@ fn dynamo_sql_via(endpoint: &str, args: &[&str], stdin: Option<&str>) -> Output 
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn dynamo-sql");
-    let mut input = child.stdin.take().expect("stdin");
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).expect("write stdin");
-    }
-    drop(input);
-    child.wait_with_output().expect("dynamo-sql runs")
+    cmd
 }
 
 fn stdout(o: &Output) -> String {
@@ -955,5 +963,146 @@ async fn tab_completes_names_at_a_terminal_and_no_color_turns_colour_off() {
     assert!(
         !screen.contains("ESC[1;34m") && !screen.contains("ESC[1;32m"),
         "{screen}"
+    );
+}
+
+/// `dynamo-sql --cluster` on a real cluster (a `dynamo-ballista` scheduler and
+/// two executors as processes, built beside `dynamo-sql`): Ctrl-C (SIGINT)
+/// during a long read cancels the job on the cluster — its reads stop — and
+/// leaves the executors serving the next query; a ceiling set in the session
+/// refuses on the cluster too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_ctrl_c_cancels_the_job_and_the_ceiling_refuses() {
+    let client = dynamo_testkit::local_client()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let table = unique_name("CliCluster");
+    let items = (0..3_000)
+        .map(|i| {
+            HashMap::from([
+                ("pk".to_string(), AV::S(format!("k{i}"))),
+                ("n".to_string(), AV::N(i.to_string())),
+            ])
+        })
+        .collect();
+    TableSpec::new(&table, "pk", ScalarAttributeType::S)
+        .create_with(&client, items)
+        .await
+        .expect("table");
+    let endpoint = local_endpoint().unwrap_or_else(|e| panic!("{e}"));
+    // The executors read through a proxy that holds each answer 50 ms: a
+    // scan of 10-item pages takes over a minute.
+    let proxy = FaultProxy::start(
+        &endpoint,
+        FaultConfig {
+            latency: std::time::Duration::from_millis(50),
+            ..FaultConfig::none()
+        },
+    )
+    .await
+    .expect("proxy");
+    let binary =
+        std::path::Path::new(env!("CARGO_BIN_EXE_dynamo-sql")).with_file_name("dynamo-ballista");
+    assert!(
+        binary.is_file(),
+        "{} is built with the workspace (cargo build --workspace)",
+        binary.display()
+    );
+    let mut spec = dynamo_testkit::ClusterSpec::new(&binary, 2, 2);
+    spec.executor_args = vec![vec!["--endpoint-url".to_string(), proxy.endpoint()]; 2];
+    spec.env.extend(
+        [
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "cluster-secret"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let cluster = dynamo_testkit::LocalCluster::start(spec)
+        .await
+        .expect("cluster");
+    let url = cluster.url();
+    let slow = format!(
+        "CREATE EXTERNAL TABLE slow STORED AS DYNAMODB LOCATION '{table}' \
+         OPTIONS ('page_size' '10', 'segments' '2')"
+    );
+    let mut child = dynamo_sql_command(
+        &endpoint,
+        &[
+            "--cluster",
+            &url,
+            "--format",
+            "csv",
+            "-c",
+            &slow,
+            "-c",
+            "SELECT count(*) FROM slow",
+        ],
+    )
+    .spawn()
+    .expect("spawn dynamo-sql");
+    let started = std::time::Instant::now();
+    while proxy.counts().requests < 10 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the cluster never started reading"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(interrupted.success());
+    drop(child.stdin.take());
+    let out = child.wait_with_output().expect("dynamo-sql ends");
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("Query cancelled; cluster job ") && err.contains(" cancelled."),
+        "{err}"
+    );
+    // The job is cancelled on the scheduler, and its reads stop.
+    let jobs: serde_json::Value =
+        serde_json::from_str(&cluster.api("/api/jobs").await.expect("jobs")).expect("jobs JSON");
+    let job = jobs
+        .as_array()
+        .and_then(|j| {
+            j.iter()
+                .find(|j| err.contains(j["job_id"].as_str().unwrap_or("?")))
+        })
+        .unwrap_or_else(|| panic!("the cancelled job is listed: {jobs}"));
+    assert_ne!(job["status"], "Completed", "{job}");
+    assert_ne!(job["status"], "Running", "{job}");
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let settled = proxy.counts().requests;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(
+        proxy.counts().requests,
+        settled,
+        "reads went on after the cancel"
+    );
+    // Both executors still serve: the next query answers in full.
+    let count = format!("SELECT count(*) AS n FROM {table}");
+    let o = dynamo_sql(&["--cluster", &url, "--format", "csv", "-c", &count], None);
+    assert_eq!(ok_ref(&o), "n\n3000\n");
+    // A ceiling set in the session refuses before any job is sent.
+    let o = dynamo_sql(
+        &[
+            "--cluster",
+            &url,
+            "-c",
+            "SET dynamodb.max_rcu = 1",
+            "-c",
+            &count,
+        ],
+        None,
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("refused before reading"),
+        "{}",
+        stderr(&o)
     );
 }

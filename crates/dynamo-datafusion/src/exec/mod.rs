@@ -61,6 +61,7 @@ use crate::plan::cost::Basis;
 use crate::plan::render::{display_value, resolve_placeholders};
 use crate::plan::{Operation, ProjectionExpression, ReadEstimate, ReadUnit, ScanPlan, ScanRequest};
 use crate::read::Reader;
+use crate::read::cancel::TaskWatch;
 use crate::read::ceiling::Ceiling;
 use crate::read::concurrency::Concurrency;
 use crate::schema::infer::is_extra_field;
@@ -1142,6 +1143,24 @@ impl ExecutionPlan for DynamoExec {
         context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
         self.check_ceiling()?;
+        // A read stops once its engine task is cancelled (read::cancel).
+        let watched = TaskWatch::of(&context).map(|watch| {
+            let mut this = self.clone();
+            this.reader.watch = Some(watch);
+            this
+        });
+        let this = watched.as_ref().unwrap_or(self);
+        this.execute_watched(partition, context)
+    }
+}
+
+impl DynamoExec {
+    /// [`ExecutionPlan::execute`], with the reader watching its task.
+    fn execute_watched(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
         let schema: SchemaRef = Arc::clone(self.output_schema());
         if !self.join_filters.is_empty() && self.input.is_none() {
             let this = self.clone();

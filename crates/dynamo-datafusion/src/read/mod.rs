@@ -8,6 +8,7 @@
 //! BatchGetItem key chunks — with the plan's rendered request, the shared
 //! retry budget and the read-capacity limiter.
 
+pub(crate) mod cancel;
 pub(crate) mod capacity;
 pub(crate) mod capture;
 pub(crate) mod ceiling;
@@ -35,6 +36,8 @@ use capture::{ItemsCapture, ItemsJson};
 use ceiling::Ceiling;
 use concurrency::Concurrency;
 use retry::{GiveUp, Retrier, Retryable, classify, error_kind};
+
+pub use cancel::{CancellationProbe, TaskCancellation};
 
 /// One Scan or Query request, with its expressions as DynamoDB takes them.
 ///
@@ -383,6 +386,8 @@ pub(crate) struct Reader {
     pub items_as_json: bool,
     /// The query's read-capacity ceiling, if it has one.
     pub ceiling: Option<Arc<Ceiling>>,
+    /// Whether the engine task this read runs for was cancelled.
+    pub watch: Option<Arc<cancel::TaskWatch>>,
 }
 
 impl Reader {
@@ -401,6 +406,7 @@ impl Reader {
             buffer: Some(Arc::new(tokio::sync::Semaphore::new(plan.max_concurrency))),
             items_as_json: true,
             ceiling: Ceiling::of_plan(plan, share),
+            watch: None,
         }
     }
 
@@ -449,6 +455,9 @@ impl Reader {
         };
         if let Some(ceiling) = &self.ceiling {
             ceiling.check(&plan.table)?;
+        }
+        if let Some(watch) = &self.watch {
+            watch.check(&plan.table).await?;
         }
         let r = plan.render(unit);
         let reserved = match &self.capacity {

@@ -63,6 +63,7 @@ pub(crate) async fn sample_table(
         buffer: None,
         items_as_json: false,
         ceiling: None,
+        watch: None,
     };
     let (plan, reader) = (&plan, &reader);
     let reads = plan.partitions.iter().flatten().map(|unit| async move {
