@@ -73,7 +73,7 @@ enum Role {
 #[derive(Debug, Args)]
 struct Connection {
     /// DynamoDB endpoint URL (e.g. a local server).
-    #[arg(long, env = "DYNAMODB_ENDPOINT")]
+    #[arg(long, env = "DYNAMODB_ENDPOINT", value_parser = dynamo_datafusion::parse_endpoint_url)]
     endpoint_url: Option<String>,
     /// AWS region.
     #[arg(long)]

@@ -18,10 +18,11 @@ use dynamo_datafusion::{
 };
 use serde_json::{Map, Value, json};
 
-use crate::error::{ConnectorError, Result, sql_error};
+use crate::error::{ConnectorError, ErrorCode, Result, sql_error};
 use crate::metrics::Metrics;
 use crate::request::{ConnectorRequest, Inputs, Limits, ReadOperation, parse_request};
-use crate::tenant::{ClientResolver, ResolvedClient, SchemaStore};
+use crate::secret::Secret;
+use crate::tenant::{ClientResolver, PasswordLogin, ResolvedClient, SchemaStore};
 use crate::usage::{TableUsage, UsageRecorder};
 
 /// Runs connector requests for authenticated sessions.
@@ -42,6 +43,7 @@ use crate::usage::{TableUsage, UsageRecorder};
 /// ```
 pub struct Connector {
     resolver: Arc<dyn ClientResolver>,
+    logins: Option<Arc<dyn PasswordLogin>>,
     schemas: Option<Arc<dyn SchemaStore>>,
     usage: Option<Arc<UsageRecorder>>,
     metrics: Option<Arc<Metrics>>,
@@ -53,6 +55,7 @@ impl Connector {
     pub fn new(resolver: Arc<dyn ClientResolver>) -> Self {
         Self {
             resolver,
+            logins: None,
             schemas: None,
             usage: None,
             metrics: None,
@@ -70,6 +73,27 @@ impl Connector {
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = Some(metrics);
         self
+    }
+
+    /// Lets users log in with a password ([`Connector::log_in`]: Flight
+    /// SQL's Basic authentication) through `logins`.
+    pub fn with_password_login(mut self, logins: Arc<dyn PasswordLogin>) -> Self {
+        self.logins = Some(logins);
+        self
+    }
+
+    /// A new session token for `user`, whose password is `password`
+    /// ([`LOGIN_SESSION_SECS`] long); `unauthenticated` when the password is
+    /// wrong, the user unknown, or no password login is configured.
+    pub async fn log_in(&self, user: &str, password: &Secret) -> Result<Secret> {
+        match &self.logins {
+            Some(logins) => logins.log_in(user, password, LOGIN_SESSION_SECS).await,
+            None => Err(ConnectorError::new(
+                ErrorCode::Unauthenticated,
+                "password login is not enabled here: send a session token \
+                 ('authorization: Bearer <token>')",
+            )),
+        }
     }
 
     /// The usage recorder, if any.
@@ -238,6 +262,10 @@ impl Connector {
 
 /// The table a failed `sql` request is counted under (it may have named none).
 pub const SQL_TABLE: &str = "(sql)";
+
+/// Seconds a session made by a password login lasts: an hour, after which
+/// the client logs in again.
+pub const LOGIN_SESSION_SECS: i64 = 3_600;
 
 /// A client's schema store, counting its lookups.
 #[derive(Debug)]

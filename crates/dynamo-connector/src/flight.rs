@@ -4,7 +4,11 @@
 //! Every call authenticates with `authorization: Bearer <session token>`,
 //! resolved exactly as the HTTP path resolves it (session → client →
 //! service → decrypted credentials), so a session sees only its client's
-//! tables. Statements are read-only; results stream batch by batch from
+//! tables. A handshake may instead send a user name and password (HTTP
+//! Basic authentication, as the Flight SQL JDBC driver, DBeaver and Tableau
+//! do): checked against the user's stored Argon2id hash, it is answered with
+//! a new session token (`authorization: Bearer …`) that the client sends
+//! from then on. Statements are read-only; results stream batch by batch from
 //! DataFusion to the wire, never through JSON and never whole in memory.
 //!
 //! - `CommandStatementQuery`: `GetFlightInfo` plans the SQL (its schema) and
@@ -53,6 +57,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::connector::{Connector, SQL_TABLE, SqlSession, plan_usage};
 use crate::error::{ConnectorError, ErrorCode, sql_error};
+use crate::secret::Secret;
+use base64::Engine as _;
 
 /// The first bytes of every ticket and prepared-statement handle this
 /// service issues; the SQL text follows.
@@ -143,6 +149,49 @@ fn bearer(metadata: &MetadataMap) -> Option<&str> {
 }
 
 /// A handle carrying `sql`.
+/// What a handshake authenticates with.
+enum Login {
+    /// A session token.
+    Bearer(String),
+    /// A user name and password (HTTP Basic authentication).
+    Basic { user: String, password: Secret },
+}
+
+/// The handshake's `authorization` header, if any.
+fn credentials(metadata: &MetadataMap) -> Result<Option<Login>, ConnectorError> {
+    if let Some(token) = bearer(metadata) {
+        return Ok(Some(Login::Bearer(token.to_string())));
+    }
+    let Some(value) = metadata.get("authorization").and_then(|v| v.to_str().ok()) else {
+        return Ok(None);
+    };
+    let Some(encoded) = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))
+    else {
+        return Ok(None);
+    };
+    let bad = || {
+        ConnectorError::new(
+            ErrorCode::Unauthenticated,
+            "the Basic authorization header is not base64 of 'user:password'",
+        )
+    };
+    // Padded or not: clients differ (RFC 7617 pads; some drivers do not).
+    let lenient = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    let decoded = zeroize::Zeroizing::new(lenient.decode(encoded.trim()).map_err(|_| bad())?);
+    let text = std::str::from_utf8(&decoded).map_err(|_| bad())?;
+    let (user, password) = text.split_once(':').ok_or_else(bad)?;
+    Ok(Some(Login::Basic {
+        user: user.to_string(),
+        password: Secret::new(password),
+    }))
+}
+
 fn handle_of(sql: &str) -> Vec<u8> {
     [HANDLE_PREFIX, sql.as_bytes()].concat()
 }
@@ -432,18 +481,31 @@ impl FlightSqlService for DynamoFlightSql {
         Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
         Status,
     > {
-        let token = bearer(request.metadata())
-            .map(str::to_string)
-            .ok_or_else(|| {
-                status(ConnectorError::new(
+        let token = match credentials(request.metadata()).map_err(status)? {
+            Some(Login::Bearer(token)) => {
+                self.connector
+                    .authenticate(Some(&token))
+                    .await
+                    .map_err(status)?;
+                token
+            }
+            // A BI tool's user name and password: a new session for it.
+            Some(Login::Basic { user, password }) => {
+                let token = self.connector.log_in(&user, &password).await.map_err(|e| {
+                    log::warn!("flight sql: login of user '{user}' refused: {e}");
+                    status(e)
+                })?;
+                log::info!("flight sql: user '{user}' logged in");
+                token.expose().to_string()
+            }
+            None => {
+                return Err(status(ConnectorError::new(
                     ErrorCode::Unauthenticated,
-                    "no session: send 'authorization: Bearer <session token>'",
-                ))
-            })?;
-        self.connector
-            .authenticate(Some(&token))
-            .await
-            .map_err(status)?;
+                    "no session: send 'authorization: Bearer <session token>', or a user name \
+                     and password (HTTP Basic authentication)",
+                )));
+            }
+        };
         let answer = HandshakeResponse {
             protocol_version: 0,
             payload: Default::default(),
@@ -688,6 +750,27 @@ mod tests {
             assert_eq!(s.code(), grpc);
             assert_eq!(s.message(), format!("{}: what happened", code.as_str()));
         }
+    }
+
+    #[test]
+    fn basic_credentials_are_read_padded_or_not() {
+        for header in [
+            "Basic bm9ib2R5OmEgbG9uZyBlbm91Z2ggcGFzc3dvcmQ=",
+            "Basic bm9ib2R5OmEgbG9uZyBlbm91Z2ggcGFzc3dvcmQ",
+        ] {
+            let mut metadata = MetadataMap::new();
+            metadata.insert("authorization", header.parse().expect("header"));
+            match credentials(&metadata) {
+                Ok(Some(Login::Basic { user, password })) => {
+                    assert_eq!(user, "nobody");
+                    assert_eq!(password.expose(), "a long enough password");
+                }
+                _ => panic!("{header}: not read as Basic"),
+            }
+        }
+        let mut metadata = MetadataMap::new();
+        metadata.insert("authorization", "Basic !!!".parse().expect("header"));
+        assert!(credentials(&metadata).is_err());
     }
 
     #[test]

@@ -41,13 +41,13 @@ pub use request::{
     parse_request,
 };
 pub use secret::{MASTER_KEY_ENV, MasterKey, Secret};
-pub use store::SqliteStore;
+pub use store::{MIN_PASSWORD_CHARS, SessionInfo, SqliteStore};
 pub use tenant::{
     ChainResolver, ClientResolver, CredentialCipher, CredentialStore, Credentials,
-    DYNAMODB_SERVICE, DynamoService, MasterKeyCipher, ResolvedClient, SchemaStore,
+    DYNAMODB_SERVICE, DynamoService, MasterKeyCipher, PasswordLogin, ResolvedClient, SchemaStore,
     ServiceDirectory, Session, SessionAuthenticator, TenantResolver, build_client,
 };
 pub use usage::{
     Clock, SystemClock, TableUsage, UsageFilter, UsageFormat, UsageRecorder, UsageRow, UsageStore,
-    format_usage, utc_day,
+    format_usage, utc_day, utc_time,
 };

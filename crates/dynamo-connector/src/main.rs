@@ -4,7 +4,11 @@
 //! dynamo-connector admin --store PATH client add CLIENT
 //! dynamo-connector admin --store PATH service set CLIENT --region R [--endpoint-url URL] [--role-arn ARN]
 //! dynamo-connector admin --store PATH credentials set CLIENT        < {"accessKeyId", "secretAccessKey", "sessionToken"?}
+//! dynamo-connector admin master-key --out FILE
 //! dynamo-connector admin --store PATH session issue CLIENT [--user U] [--ttl SECONDS]
+//! dynamo-connector admin --store PATH session list [--client C] [--format table|json]
+//! dynamo-connector admin --store PATH session revoke ID | --client C
+//! dynamo-connector admin --store PATH user set CLIENT USER < password  |  user remove USER
 //! dynamo-connector admin --store PATH rotate-key --new-key-file F
 //! dynamo-connector admin --store PATH usage [--client C] [--since DAY] [--until DAY] [--format table|json|csv]
 //! dynamo-connector admin --store PATH quota set CLIENT --daily-rcu N | quota clear CLIENT
@@ -23,8 +27,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use dynamo_connector::{
     Connector, ConnectorError, Credentials, DynamoService, MasterKey, MasterKeyCipher, Metrics,
-    SqliteStore, SystemClock, TenantResolver, UsageFilter, UsageFormat, UsageRecorder, UsageStore,
-    format_usage,
+    Secret, SessionInfo, SqliteStore, SystemClock, TenantResolver, UsageFilter, UsageFormat,
+    UsageRecorder, UsageStore, format_usage, utc_time,
 };
 
 /// The dynamo.connector entry point: multi-tenant DynamoDB reads and SQL.
@@ -42,9 +46,10 @@ struct Cli {
 enum Command {
     /// Manage clients, services, credentials, sessions and the master key.
     Admin {
-        /// SQLite store file (created if missing).
+        /// SQLite store file (created if missing); every action but
+        /// master-key needs it.
         #[arg(long, value_name = "PATH")]
-        store: PathBuf,
+        store: Option<PathBuf>,
         #[command(subcommand)]
         action: Admin,
     },
@@ -102,6 +107,12 @@ enum Admin {
         #[command(subcommand)]
         action: SessionAction,
     },
+    /// Users who log in with a password (Flight SQL's Basic authentication,
+    /// as BI tools do) and get a session of their client.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
     /// Usage per client, table and UTC day: requests, items read and
     /// returned, read capacity, errors by code.
     Usage {
@@ -122,6 +133,14 @@ enum Admin {
     Quota {
         #[command(subcommand)]
         action: QuotaAction,
+    },
+    /// Write a new random master key (base64 of 32 bytes) to a new file
+    /// readable by its owner only; give it as --master-key-file (or its
+    /// text as DYNAMO_CONNECTOR_MASTER_KEY). Needs no store.
+    MasterKey {
+        /// The file to create (an existing file is never overwritten).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
     /// Re-encrypt every stored credential with a new master key.
     RotateKey {
@@ -182,7 +201,7 @@ enum ServiceAction {
         client: String,
         #[arg(long)]
         region: String,
-        #[arg(long)]
+        #[arg(long, value_parser = dynamo_datafusion::parse_endpoint_url)]
         endpoint_url: Option<String>,
         #[arg(long)]
         role_arn: Option<String>,
@@ -196,16 +215,69 @@ enum CredentialsAction {
 }
 
 #[derive(Debug, Subcommand)]
+enum UserAction {
+    /// Set USER's password (first line of standard input, never argv; at
+    /// least 12 characters), creating USER for CLIENT if new. Only an
+    /// Argon2id hash is stored.
+    Set { client: String, user: String },
+    /// Remove USER's password (its sessions stay until they expire or are
+    /// revoked).
+    Remove { user: String },
+}
+
+#[derive(Debug, Subcommand)]
 enum SessionAction {
     /// Issue a session token (printed on standard output).
     Issue {
         client: String,
         #[arg(long)]
         user: Option<String>,
-        /// Lifetime in seconds (at least 1).
-        #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(i64).range(1..))]
+        /// Lifetime in seconds, from 1 to 31536000 (a year).
+        #[arg(long, default_value_t = 3600, value_parser = parse_ttl)]
         ttl: i64,
     },
+    /// List the sessions issued (never their tokens): id, client, user,
+    /// expiry, and whether each is still live.
+    List {
+        /// Only this client's.
+        #[arg(long, value_name = "CLIENT")]
+        client: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
+    /// Revoke one session (by the start of its id, as `session list` shows
+    /// it), or every session of a client.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["id", "client"])))]
+    Revoke {
+        /// At least 8 characters of the session's id.
+        id: Option<String>,
+        /// Every session of this client.
+        #[arg(long, value_name = "CLIENT")]
+        client: Option<String>,
+    },
+}
+
+/// How `session list` prints.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ListFormat {
+    /// Aligned columns.
+    Table,
+    /// A JSON array.
+    Json,
+}
+
+/// Longest session lifetime `session issue` grants: a year.
+const MAX_TTL_SECS: i64 = 365 * 24 * 3_600;
+
+/// A session lifetime in seconds, with its bounds in the refusal.
+fn parse_ttl(s: &str) -> Result<i64, String> {
+    s.parse::<i64>()
+        .ok()
+        .filter(|t| (1..=MAX_TTL_SECS).contains(t))
+        .ok_or_else(|| {
+            format!("'{s}' is not a lifetime: give whole seconds from 1 to {MAX_TTL_SECS} (a year)")
+        })
 }
 
 /// Writes log records of this project's crates to stderr.
@@ -255,17 +327,31 @@ fn connector(
     );
     let usage = UsageRecorder::start(store.clone(), Arc::new(SystemClock), usage_flush);
     Ok(Connector::new(Arc::new(resolver))
+        .with_password_login(store.clone())
         .with_schema_store(store)
         .with_usage(usage))
 }
 
-fn admin(store: &Path, key_file: Option<&Path>, action: Admin) -> Result<(), ConnectorError> {
-    let db = SqliteStore::open(store)?;
+fn admin(
+    store: Option<&Path>,
+    key_file: Option<&Path>,
+    action: Admin,
+) -> Result<(), ConnectorError> {
+    // Every action but master-key works on the store.
+    let db = || {
+        let store = store.ok_or_else(|| {
+            ConnectorError::invalid(
+                "admin needs --store PATH (the SQLite store file) for this action",
+            )
+        })?;
+        SqliteStore::open(store)
+    };
     match action {
+        Admin::MasterKey { out } => write_master_key(&out)?,
         Admin::Client {
             action: ClientAction::Add { client },
         } => {
-            db.add_client(&client)?;
+            db()?.add_client(&client)?;
             eprintln!("client '{client}' added");
         }
         Admin::Service {
@@ -277,7 +363,7 @@ fn admin(store: &Path, key_file: Option<&Path>, action: Admin) -> Result<(), Con
                     role_arn,
                 },
         } => {
-            db.set_service(
+            db()?.set_service(
                 &client,
                 &DynamoService {
                     region,
@@ -296,14 +382,62 @@ fn admin(store: &Path, key_file: Option<&Path>, action: Admin) -> Result<(), Con
                 ConnectorError::invalid(format!("reading credentials from standard input: {e}"))
             })?;
             let credentials = Credentials::from_json(&input)?;
-            db.set_credentials(&key, &client, &credentials)?;
+            db()?.set_credentials(&key, &client, &credentials)?;
             eprintln!("DynamoDB credentials of client '{client}' stored (encrypted)");
         }
         Admin::Session {
             action: SessionAction::Issue { client, user, ttl },
         } => {
-            let token = db.issue_session(&client, user.as_deref(), ttl)?;
+            let token = db()?.issue_session(&client, user.as_deref(), ttl)?;
             println!("{}", token.expose());
+        }
+        Admin::Session {
+            action: SessionAction::List { client, format },
+        } => print!(
+            "{}",
+            format_sessions(&db()?.sessions(client.as_deref())?, format)
+        ),
+        Admin::Session {
+            action: SessionAction::Revoke { id, client },
+        } => match (id, client) {
+            (_, Some(client)) => {
+                let n = db()?.revoke_client_sessions(&client)?;
+                eprintln!("revoked {n} session(s) of client '{client}'");
+            }
+            (Some(id), None) => {
+                let s = db()?.revoke_session(&id)?;
+                eprintln!(
+                    "revoked session {} of client '{}'{}",
+                    &s.id[..16],
+                    s.client_id,
+                    s.user.map(|u| format!(" (user '{u}')")).unwrap_or_default()
+                );
+            }
+            (None, None) => {
+                return Err(ConnectorError::invalid(
+                    "session revoke needs a session id or --client CLIENT",
+                ));
+            }
+        },
+        Admin::User {
+            action: UserAction::Set { client, user },
+        } => {
+            let mut line = zeroize::Zeroizing::new(String::new());
+            std::io::stdin().read_line(&mut line).map_err(|e| {
+                ConnectorError::invalid(format!("reading the password from standard input: {e}"))
+            })?;
+            let password = Secret::new(line.trim_end_matches(['\r', '\n']));
+            db()?.set_user_password(&client, &user, &password)?;
+            eprintln!("password of user '{user}' (client '{client}') set");
+        }
+        Admin::User {
+            action: UserAction::Remove { user },
+        } => {
+            if db()?.remove_user(&user)? {
+                eprintln!("user '{user}' removed");
+            } else {
+                return Err(ConnectorError::invalid(format!("no user '{user}'")));
+            }
         }
         Admin::Usage {
             client,
@@ -311,7 +445,7 @@ fn admin(store: &Path, key_file: Option<&Path>, action: Admin) -> Result<(), Con
             until,
             format,
         } => {
-            let rows = db.usage(&UsageFilter {
+            let rows = db()?.usage(&UsageFilter {
                 client_id: client,
                 since,
                 until,
@@ -321,29 +455,95 @@ fn admin(store: &Path, key_file: Option<&Path>, action: Admin) -> Result<(), Con
         Admin::Quota {
             action: QuotaAction::Set { client, daily_rcu },
         } => {
-            db.set_daily_quota(&client, Some(daily_rcu))?;
+            db()?.set_daily_quota(&client, Some(daily_rcu))?;
             eprintln!("client '{client}': daily quota of {daily_rcu} read capacity units");
         }
         Admin::Quota {
             action: QuotaAction::Clear { client },
         } => {
-            db.set_daily_quota(&client, None)?;
+            db()?.set_daily_quota(&client, None)?;
             eprintln!("client '{client}': no quota");
         }
         Admin::RotateKey { new_key_file } => {
             let old = MasterKey::load(key_file)?;
             let new = MasterKey::load(Some(&new_key_file))?;
-            let n = db.rotate_key(&old, &new)?;
+            let n = db()?.rotate_key(&old, &new)?;
             eprintln!("re-encrypted {n} credential(s); use the new key from now on");
         }
     }
     Ok(())
 }
 
+/// Writes a new random master key to `out`, a new file only its owner can
+/// read.
+fn write_master_key(out: &Path) -> Result<(), ConnectorError> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(out).map_err(|e| {
+        ConnectorError::invalid(format!(
+            "cannot create master key file {}: {e} (an existing file is never overwritten)",
+            out.display()
+        ))
+    })?;
+    let key = MasterKey::generate().to_base64();
+    writeln!(file, "{}", key.expose()).map_err(|e| {
+        ConnectorError::internal(format!("writing master key file {}: {e}", out.display()))
+    })?;
+    eprintln!(
+        "new master key in {} (owner read/write only): pass --master-key-file {}; keep a copy \
+         in your secret store, stored credentials cannot be read without it",
+        out.display(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// `session list` output: no token, only ids (their start is enough to
+/// revoke).
+fn format_sessions(sessions: &[SessionInfo], format: ListFormat) -> String {
+    let expires = |s: &SessionInfo| {
+        utc_time(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.expires_at.max(0) as u64))
+    };
+    match format {
+        ListFormat::Json => {
+            let rows: Vec<serde_json::Value> = sessions
+                .iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "id": s.id, "clientId": s.client_id, "user": s.user,
+                        "expiresAt": expires(s), "live": s.live,
+                    })
+                })
+                .collect();
+            format!("{}\n", serde_json::Value::Array(rows))
+        }
+        ListFormat::Table => {
+            let mut out = format!(
+                "{:<16}  {:<20}  {:<16}  {:<20}  {}\n",
+                "id", "client", "user", "expires", "state"
+            );
+            for s in sessions {
+                out.push_str(&format!(
+                    "{:<16}  {:<20}  {:<16}  {:<20}  {}\n",
+                    &s.id[..16.min(s.id.len())],
+                    s.client_id,
+                    s.user.as_deref().unwrap_or("-"),
+                    expires(s),
+                    if s.live { "live" } else { "expired" }
+                ));
+            }
+            out
+        }
+    }
+}
+
 async fn run(cli: Cli) -> Result<(), ConnectorError> {
     let key_file = cli.master_key_file.as_deref();
     match cli.command {
-        Command::Admin { store, action } => admin(&store, key_file, action),
+        Command::Admin { store, action } => admin(store.as_deref(), key_file, action),
         Command::Run {
             store,
             session,

@@ -15,8 +15,8 @@ use crate::crypto::{NONCE_LEN, Sealed, open, seal};
 use crate::error::{ConnectorError, ErrorCode, Result};
 use crate::secret::{MasterKey, Secret};
 use crate::tenant::{
-    CredentialStore, Credentials, DYNAMODB_SERVICE, DynamoService, SchemaStore, ServiceDirectory,
-    Session, SessionAuthenticator,
+    CredentialStore, Credentials, DYNAMODB_SERVICE, DynamoService, PasswordLogin, SchemaStore,
+    ServiceDirectory, Session, SessionAuthenticator,
 };
 use crate::usage::{UsageFilter, UsageRow, UsageStore};
 use dynamo_datafusion::SchemaCache;
@@ -31,6 +31,12 @@ CREATE TABLE IF NOT EXISTS sessions (
     client_id TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
     user TEXT,
     expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+    user TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+    password_hash TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS services (
     client_id TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
@@ -93,6 +99,57 @@ fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.trim().as_bytes()).to_vec()
 }
 
+/// Fewest characters a user's password has.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+/// A hash no password matches (of random bytes, made once), verified when
+/// a user is unknown so that an unknown user takes as long to refuse as a
+/// wrong password.
+fn no_user_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
+        let unguessable: [u8; 32] = rand::random();
+        argon2::Argon2::default()
+            .hash_password(&unguessable, &SaltString::generate(&mut OsRng))
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
+}
+
+/// An issued session as the store knows it: no token, only who it is for
+/// and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The token's SHA-256 hash in hexadecimal: names the session without
+    /// revealing the token.
+    pub id: String,
+    /// The client it authenticates as.
+    pub client_id: String,
+    /// The user it was issued to, if named.
+    pub user: Option<String>,
+    /// Expiry, in seconds since the Unix epoch.
+    pub expires_at: i64,
+    /// Not yet expired.
+    pub live: bool,
+}
+
+/// A token hash as a session id.
+fn session_id(hash: &[u8]) -> String {
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    text.len().is_multiple_of(2)
+        .then(|| {
+            (0..text.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+                .collect()
+        })
+        .flatten()
+}
+
 /// The SQLite store. Implements the session, service and credential steps.
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
@@ -150,6 +207,9 @@ impl SqliteStore {
 
     /// Configures the client's DynamoDB service.
     pub fn set_service(&self, client_id: &str, service: &DynamoService) -> Result<()> {
+        if let Some(url) = &service.endpoint_url {
+            dynamo_datafusion::parse_endpoint_url(url).map_err(ConnectorError::invalid)?;
+        }
         let conn = self.conn();
         Self::require_client(&conn, client_id)?;
         conn.execute(
@@ -222,6 +282,129 @@ impl SqliteStore {
         }
         tx.commit()?;
         Ok(rows.len())
+    }
+
+    /// The sessions issued, newest expiry first (of one client when
+    /// given): each named by the start of its token's hash, never by the
+    /// token, which is not stored.
+    pub fn sessions(&self, client_id: Option<&str>) -> Result<Vec<SessionInfo>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT token_hash, client_id, user, expires_at FROM sessions \
+             WHERE ?1 IS NULL OR client_id = ?1 ORDER BY expires_at DESC, client_id",
+        )?;
+        let now = now();
+        let rows = stmt.query_map(params![client_id], |r| {
+            let hash: Vec<u8> = r.get(0)?;
+            let expires_at: i64 = r.get(3)?;
+            Ok(SessionInfo {
+                id: session_id(&hash),
+                client_id: r.get(1)?,
+                user: r.get(2)?,
+                expires_at,
+                live: expires_at > now,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Revokes the session whose id (as [`Self::sessions`] lists it) starts
+    /// with `id_prefix` — at least 8 characters, naming exactly one
+    /// session. Returns the session revoked.
+    pub fn revoke_session(&self, id_prefix: &str) -> Result<SessionInfo> {
+        let prefix = id_prefix.trim().to_ascii_lowercase();
+        if prefix.len() < 8 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ConnectorError::invalid(format!(
+                "'{id_prefix}' is not a session id: give at least 8 hexadecimal characters of \
+                 an id that `admin session list` shows"
+            )));
+        }
+        let matching: Vec<SessionInfo> = self
+            .sessions(None)?
+            .into_iter()
+            .filter(|s| s.id.starts_with(&prefix))
+            .collect();
+        let session = match <[SessionInfo; 1]>::try_from(matching) {
+            Ok([one]) => one,
+            Err(many) if many.is_empty() => {
+                return Err(ConnectorError::invalid(format!(
+                    "no session's id starts with '{prefix}' (`admin session list` shows them)"
+                )));
+            }
+            Err(many) => {
+                return Err(ConnectorError::invalid(format!(
+                    "{} sessions' ids start with '{prefix}': give more of the id",
+                    many.len()
+                )));
+            }
+        };
+        let hash = hex_decode(&session.id)
+            .ok_or_else(|| ConnectorError::internal("a listed session id is not hexadecimal"))?;
+        self.conn()
+            .execute("DELETE FROM sessions WHERE token_hash = ?1", params![hash])?;
+        Ok(session)
+    }
+
+    /// Revokes every session of `client_id`; returns how many.
+    pub fn revoke_client_sessions(&self, client_id: &str) -> Result<usize> {
+        let conn = self.conn();
+        Self::require_client(&conn, client_id)?;
+        Ok(conn.execute(
+            "DELETE FROM sessions WHERE client_id = ?1",
+            params![client_id],
+        )?)
+    }
+
+    /// Sets the password of `user` (created for `client_id` if new; a user
+    /// belongs to one client): stored as an Argon2id hash, never the
+    /// password. At least [`MIN_PASSWORD_CHARS`] characters.
+    pub fn set_user_password(&self, client_id: &str, user: &str, password: &Secret) -> Result<()> {
+        use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
+        if user.trim().is_empty() || user.contains(':') {
+            return Err(ConnectorError::invalid(format!(
+                "'{user}' is not a user name: not empty, and no ':' (HTTP Basic authentication \
+                 separates the name from the password with it)"
+            )));
+        }
+        if password.expose().chars().count() < MIN_PASSWORD_CHARS {
+            return Err(ConnectorError::invalid(format!(
+                "a password has at least {MIN_PASSWORD_CHARS} characters"
+            )));
+        }
+        let salt = SaltString::generate(&mut OsRng);
+        let hash = argon2::Argon2::default()
+            .hash_password(password.expose().as_bytes(), &salt)
+            .map_err(|e| ConnectorError::internal(format!("hashing a password: {e}")))?
+            .to_string();
+        let conn = self.conn();
+        Self::require_client(&conn, client_id)?;
+        let owner: Option<String> = conn
+            .query_row(
+                "SELECT client_id FROM users WHERE user = ?1",
+                params![user],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(other) = owner.filter(|o| o != client_id) {
+            return Err(ConnectorError::invalid(format!(
+                "user '{user}' belongs to client '{other}': a user name names one client"
+            )));
+        }
+        conn.execute(
+            "INSERT INTO users (user, client_id, password_hash, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (user) DO UPDATE SET password_hash = ?3, updated_at = ?4",
+            params![user, client_id, hash, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Removes `user`'s password (its sessions stay until they expire or
+    /// are revoked); false when there was none.
+    pub fn remove_user(&self, user: &str) -> Result<bool> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM users WHERE user = ?1", params![user])?
+            > 0)
     }
 
     /// Removes expired sessions; returns how many.
@@ -435,6 +618,44 @@ impl SessionAuthenticator for SqliteStore {
 }
 
 #[async_trait]
+impl PasswordLogin for SqliteStore {
+    async fn log_in(&self, user: &str, password: &Secret, ttl_seconds: i64) -> Result<Secret> {
+        use argon2::password_hash::{PasswordHash, PasswordVerifier};
+        let row: Option<(String, String)> = self
+            .conn()
+            .query_row(
+                "SELECT client_id, password_hash FROM users WHERE user = ?1",
+                params![user],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (client, hash) = match &row {
+            Some((client, hash)) => (Some(client.as_str()), hash.as_str()),
+            None => (None, no_user_hash()),
+        };
+        let password = password.expose().to_string();
+        let hash = hash.to_string();
+        // Argon2 takes tens of milliseconds of CPU: off the async workers.
+        let matches = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash).is_ok_and(|parsed| {
+                argon2::Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+        })
+        .await
+        .map_err(|e| ConnectorError::internal(format!("checking a password: {e}")))?;
+        match client {
+            Some(client) if matches => self.issue_session(client, Some(user), ttl_seconds),
+            _ => Err(ConnectorError::new(
+                ErrorCode::Unauthenticated,
+                "unknown user or wrong password",
+            )),
+        }
+    }
+}
+
+#[async_trait]
 impl ServiceDirectory for SqliteStore {
     async fn dynamodb_service(&self, client_id: &str) -> Result<Option<DynamoService>> {
         Ok(self
@@ -475,6 +696,113 @@ mod tests {
 
     fn creds() -> Credentials {
         Credentials::from_json(br#"{"accessKeyId":"AK","secretAccessKey":"SK"}"#).expect("valid")
+    }
+
+    #[tokio::test]
+    async fn users_log_in_with_a_password_stored_only_as_a_hash() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = SqliteStore::open(&dir.path().join("s.db")).expect("open");
+        for c in ["acme", "globex"] {
+            store.add_client(c).expect("add");
+        }
+        let password = Secret::new("correct horse battery");
+        assert!(
+            store
+                .set_user_password("acme", "ann", &Secret::new("short"))
+                .is_err()
+        );
+        assert!(store.set_user_password("acme", "a:b", &password).is_err());
+        store
+            .set_user_password("acme", "ann", &password)
+            .expect("set");
+        let stored: String = store
+            .conn()
+            .query_row("SELECT password_hash FROM users", [], |r| r.get(0))
+            .expect("row");
+        assert!(
+            stored.starts_with("$argon2id$") && !stored.contains("horse"),
+            "{stored}"
+        );
+        let e = store
+            .set_user_password("globex", "ann", &password)
+            .expect_err("one client per user");
+        assert!(
+            e.message.contains("belongs to client 'acme'"),
+            "{}",
+            e.message
+        );
+        let token = store.log_in("ann", &password, 60).await.expect("log in");
+        let session = store.authenticate(token.expose()).await.expect("session");
+        assert_eq!(
+            (session.client_id.as_str(), session.user.as_deref()),
+            ("acme", Some("ann"))
+        );
+        for (user, pw) in [
+            ("ann", "wrong password!"),
+            ("nobody", "correct horse battery"),
+        ] {
+            let e = store
+                .log_in(user, &Secret::new(pw), 60)
+                .await
+                .expect_err("refused");
+            assert_eq!(e.code, ErrorCode::Unauthenticated);
+            assert_eq!(e.message, "unknown user or wrong password");
+        }
+        assert!(store.remove_user("ann").expect("remove"));
+        assert!(store.log_in("ann", &password, 60).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn sessions_are_listed_without_their_tokens_and_revoked() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = SqliteStore::open(&dir.path().join("s.db")).expect("open");
+        for c in ["acme", "globex"] {
+            store.add_client(c).expect("add");
+        }
+        let ann = store
+            .issue_session("acme", Some("ann"), 600)
+            .expect("issue");
+        let bob = store.issue_session("acme", Some("bob"), 60).expect("issue");
+        let old = store.issue_session("acme", None, -5).expect("issue");
+        let globex = store.issue_session("globex", None, 600).expect("issue");
+        let listed = store.sessions(Some("acme")).expect("list");
+        assert_eq!(listed.len(), 3);
+        assert_eq!(
+            listed
+                .iter()
+                .map(|s| (s.user.as_deref(), s.live))
+                .collect::<Vec<_>>(),
+            vec![(Some("ann"), true), (Some("bob"), true), (None, false)]
+        );
+        for s in &listed {
+            assert_eq!(s.id.len(), 64);
+            for token in [&ann, &bob, &old] {
+                assert!(!token.expose().contains(&s.id) && !s.id.contains(token.expose()));
+            }
+        }
+        assert_eq!(store.sessions(None).expect("all").len(), 4);
+        // Revoked by the start of its id: bob's token no longer works.
+        let e = store.revoke_session("abc").expect_err("too short");
+        assert!(
+            e.message.contains("at least 8 hexadecimal"),
+            "{}",
+            e.message
+        );
+        let revoked = store.revoke_session(&listed[1].id[..12]).expect("revoke");
+        assert_eq!(revoked.user.as_deref(), Some("bob"));
+        assert!(store.authenticate(bob.expose()).await.is_err());
+        assert!(store.authenticate(ann.expose()).await.is_ok());
+        let e = store.revoke_session(&listed[1].id[..12]).expect_err("gone");
+        assert!(
+            e.message.contains("no session's id starts with"),
+            "{}",
+            e.message
+        );
+        // All of a client's sessions; the other client's stay.
+        assert_eq!(store.revoke_client_sessions("acme").expect("revoke"), 2);
+        assert!(store.authenticate(ann.expose()).await.is_err());
+        assert!(store.authenticate(globex.expose()).await.is_ok());
+        assert!(store.revoke_client_sessions("nobody").is_err());
     }
 
     #[tokio::test]

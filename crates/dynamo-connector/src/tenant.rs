@@ -115,6 +115,17 @@ pub trait SessionAuthenticator: Send + Sync {
     async fn authenticate(&self, token: &str) -> Result<Session>;
 }
 
+/// A user name and password → a new session token (of the user's client),
+/// or `unauthenticated`: for clients that log in with a password (BI tools
+/// over Flight SQL send HTTP Basic authentication).
+#[async_trait]
+pub trait PasswordLogin: Send + Sync {
+    /// Checks `password` against the user's stored hash and issues a
+    /// session of `ttl_seconds`. The refusal never says whether the user
+    /// exists.
+    async fn log_in(&self, user: &str, password: &Secret, ttl_seconds: i64) -> Result<Secret>;
+}
+
 /// Step 2: is a DynamoDB service configured for the client?
 #[async_trait]
 pub trait ServiceDirectory: Send + Sync {

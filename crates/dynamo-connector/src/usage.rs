@@ -58,6 +58,25 @@ pub fn utc_day(t: SystemTime) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// `t` as an RFC 3339 UTC time to the second.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use dynamo_connector::utc_time;
+/// assert_eq!(utc_time(UNIX_EPOCH + Duration::from_secs(1_764_490_500)), "2025-11-30T08:15:00Z");
+/// ```
+pub fn utc_time(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let rest = secs % DAY;
+    format!(
+        "{}T{:02}:{:02}:{:02}Z",
+        utc_day(t),
+        rest / 3_600,
+        rest % 3_600 / 60,
+        rest % 60
+    )
+}
+
 /// Year, month, day of a count of days since 1970-01-01 (proleptic
 /// Gregorian calendar; Howard Hinnant's `civil_from_days`).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {

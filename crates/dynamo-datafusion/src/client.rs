@@ -22,6 +22,57 @@ pub struct ConnectionOptions {
 /// server needs some region to sign with, and the AWS CLI would refuse.
 pub const LOCAL_DEFAULT_REGION: &str = "us-east-1";
 
+/// An endpoint URL checked before any SDK call sees it: `http://` or
+/// `https://`, a host, an optional port, nothing else; the error is one line
+/// saying what is wrong (the SDK's own is its whole request structure).
+/// Usable as a clap `value_parser`.
+///
+/// ```
+/// use dynamo_datafusion::parse_endpoint_url;
+/// assert!(parse_endpoint_url("http://127.0.0.1:8000").is_ok());
+/// assert!(parse_endpoint_url("https://dynamodb.eu-west-1.amazonaws.com").is_ok());
+/// let e = parse_endpoint_url("localhost:8000").unwrap_err();
+/// assert!(e.contains("http://localhost:8000"), "{e}");
+/// ```
+pub fn parse_endpoint_url(url: &str) -> std::result::Result<String, String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(format!(
+            "endpoint URL '{url}' has no scheme: write it as http://{url} (or https://)"
+        ));
+    };
+    if !matches!(scheme, "http" | "https") {
+        return Err(format!(
+            "endpoint URL '{url}': the scheme is http or https, not '{scheme}'"
+        ));
+    }
+    let authority = rest.trim_end_matches('/');
+    // `[v6 address]:port`, or `host:port`.
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, "")) => (h, None),
+            Some((h, p)) => (h, Some(p.strip_prefix(':').unwrap_or(p))),
+            None => ("", None),
+        },
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
+    };
+    if host.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
+        return Err(format!(
+            "endpoint URL '{url}' is not {scheme}://HOST[:PORT] (no path, query or user)"
+        ));
+    }
+    if let Some(port) = port
+        && port.parse::<u16>().is_err()
+    {
+        return Err(format!(
+            "endpoint URL '{url}': '{port}' is not a port (1 to 65535)"
+        ));
+    }
+    Ok(url.to_string())
+}
+
 impl ConnectionOptions {
     /// Loads the SDK configuration.
     pub async fn sdk_config(&self) -> SdkConfig {
@@ -61,5 +112,36 @@ impl ConnectionOptions {
             config = config.endpoint_url(url);
         }
         Client::from_conf(config.build())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_urls_are_a_scheme_a_host_and_a_port() {
+        for good in [
+            "http://127.0.0.1:8000",
+            "http://localhost",
+            "https://dynamodb.us-east-1.amazonaws.com/",
+            "http://[::1]:8000",
+            "http://[::1]",
+        ] {
+            assert_eq!(parse_endpoint_url(good).as_deref(), Ok(good), "{good}");
+        }
+        for (bad, says) in [
+            ("127.0.0.1:8000", "has no scheme"),
+            ("ftp://h:1", "not 'ftp'"),
+            ("http://", "is not http://HOST[:PORT]"),
+            ("http://h:port", "'port' is not a port"),
+            ("http://h:99999", "'99999' is not a port"),
+            ("http://h/path", "no path"),
+            ("http://user@h", "no path, query or user"),
+        ] {
+            let e = parse_endpoint_url(bad).expect_err(bad);
+            assert!(e.contains(says), "{bad}: {e}");
+            assert_eq!(e.lines().count(), 1);
+        }
     }
 }

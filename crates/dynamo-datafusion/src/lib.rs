@@ -48,7 +48,7 @@ mod session;
 mod value;
 
 pub use catalog::DynamoSchemaProvider;
-pub use client::ConnectionOptions;
+pub use client::{ConnectionOptions, parse_endpoint_url};
 pub use config::{DynamoConfig, JoinKeyLookups, ScanGuard};
 pub use decode::{Item, ItemDecoder};
 pub use error::{Error, ErrorKind, Result, Widening, describe_sdk_error};

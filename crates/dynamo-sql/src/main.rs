@@ -33,7 +33,7 @@ use crate::print::Format;
 #[command(name = "dynamo-sql", version)]
 struct Args {
     /// DynamoDB endpoint, e.g. http://127.0.0.1:8000 for a local server.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = dynamo_datafusion::parse_endpoint_url)]
     endpoint_url: Option<String>,
 
     /// AWS region (default: from the environment or profile).

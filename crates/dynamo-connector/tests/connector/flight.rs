@@ -76,6 +76,14 @@ async fn adbc_over_flight_sql_answers_as_http_and_keeps_tenants_apart() {
         )
         .await
         .expect("AcmeOnly");
+    // A BI user of Acme who logs in with a password.
+    let password = "a long enough password";
+    let o = admin(
+        &f,
+        &["user", "set", "acme", "bi-user"],
+        Some(&format!("{password}\n")),
+    );
+    assert!(o.status.success(), "{}", text(&o));
     let (mut server, http_addr, flight_addr) = start_both(&f);
     let queries = [
         "SELECT userId, count(*) AS n, CAST(sum(engagementScore) AS BIGINT) AS total \
@@ -92,6 +100,11 @@ async fn adbc_over_flight_sql_answers_as_http_and_keeps_tenants_apart() {
             [f.acme_session, "SELECT * FROM NoSuchTable"],
             [f.acme_session, "DROP TABLE UserEngagement"],
             [f.globex_session, "SELECT * FROM AcmeOnly"],
+        ],
+        "logins": [
+            ["bi-user", password, queries[2]],
+            ["bi-user", "not the password", queries[2]],
+            ["nobody", password, queries[2]],
         ],
     });
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/flight/adbc_client.py");
@@ -150,9 +163,30 @@ async fn adbc_over_flight_sql_answers_as_http_and_keeps_tenants_apart() {
         errors[2]
     );
 
+    // A user name and password log in (Basic authentication at the
+    // handshake) as Acme, and answer as Acme's session does; a wrong
+    // password or an unknown user is refused alike.
+    let logins = got["logins"].as_array().expect("logins");
+    assert_eq!(logins[0]["status"], "ok", "{}", logins[0]);
+    assert_eq!(
+        logins[0]["result"],
+        http_rows(&http_addr, &f.acme_session, queries[2])
+    );
+    for refused in &logins[1..] {
+        assert!(status(refused).contains("UNAUTHENTICATED"), "{refused}");
+        assert!(
+            refused["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("unknown user or wrong password"),
+            "{refused}"
+        );
+    }
+
     // Each statement streamed over Flight SQL is counted (when its stream
-    // ends) as the HTTP requests are: 3 queries for each of 2 sessions.
-    let flight_ok = "dynamo_connector_requests_total{operation=\"flight_sql\",code=\"ok\"} 6";
+    // ends) as the HTTP requests are: 3 queries for each of 2 sessions, and
+    // the logged-in user's.
+    let flight_ok = "dynamo_connector_requests_total{operation=\"flight_sql\",code=\"ok\"} 7";
     let deadline = Instant::now() + Duration::from_secs(10);
     let metrics = loop {
         let (status, body) = http(&http_addr, "GET", "/metrics", None, b"");
@@ -207,4 +241,5 @@ async fn adbc_over_flight_sql_answers_as_http_and_keeps_tenants_apart() {
     assert!(log.contains("NoSuchTable"), "{log}");
     assert_no_secret(&f, &printed);
     assert_no_secret(&f, &text(&served));
+    assert!(!text(&served).contains(password), "a password was logged");
 }

@@ -1,7 +1,8 @@
 """A Flight SQL client nobody here wrote: the ADBC Flight SQL driver.
 
 Usage: adbc_client.py URI SPEC_JSON
-SPEC_JSON: {"sessions": {NAME: TOKEN}, "queries": [SQL, ...], "bad_token": TOKEN}
+SPEC_JSON: {"sessions": {NAME: TOKEN}, "queries": [SQL, ...], "bad_token": TOKEN,
+            "errors": [[TOKEN, SQL], ...], "logins": [[USER, PASSWORD, SQL], ...]}
 
 Prints one JSON document: per session, each query's rows (values as JSON:
 ints, strings, null; decimals as strings) and the tables adbc_get_objects
@@ -61,6 +62,17 @@ def failure(uri, token, sql):
     return {"status": "no error", "message": ""}
 
 
+def logged_in(uri, user, password, sql):
+    """A BI tool's login: a user name and password (HTTP Basic authentication
+    at the handshake), then the session token the server answers with."""
+    try:
+        with flight_sql.connect(uri, db_kwargs={"username": user, "password": password}) as conn:
+            return {"status": "ok", "result": rows(conn, sql)}
+    except Exception as e:  # the driver's own exception types
+        code = getattr(e, "status_code", None)
+        return {"status": getattr(code, "name", type(e).__name__), "message": str(e)}
+
+
 def main():
     uri, spec = sys.argv[1], json.loads(sys.argv[2])
     out = {"sessions": {}}
@@ -72,6 +84,7 @@ def main():
             }
     out["bad_token"] = failure(uri, spec["bad_token"], spec["queries"][0])
     out["errors"] = [failure(uri, t, sql) for t, sql in spec.get("errors", [])]
+    out["logins"] = [logged_in(uri, u, p, sql) for u, p, sql in spec.get("logins", [])]
     print(json.dumps(out))
 
 
