@@ -15,6 +15,6 @@ BatchGetItem, Query on the table or an index, parallel Scan) in the Rust
 provider; the AWS SDK runs on the module's own runtime.
 """
 
-from ._internal import DynamoCatalog, DynamoTable, __version__
+from ._internal import DynamoCatalog, DynamoTable, __version__, explain
 
-__all__ = ["DynamoCatalog", "DynamoTable", "__version__"]
+__all__ = ["DynamoCatalog", "DynamoTable", "__version__", "explain"]

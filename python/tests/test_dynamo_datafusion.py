@@ -12,7 +12,7 @@ import time
 import pytest
 from datafusion import SessionConfig, SessionContext
 
-from dynamo_datafusion import DynamoCatalog, DynamoTable
+from dynamo_datafusion import DynamoCatalog, DynamoTable, explain
 
 REGION = "us-east-1"
 
@@ -95,6 +95,45 @@ def test_errors_are_python_exceptions_with_the_providers_messages(endpoint, even
         DynamoTable(events, endpoint_url=endpoint, region=REGION, segmnts=3)
     with pytest.raises(ValueError, match="'read_capacity'"):
         DynamoTable(events, endpoint_url=endpoint, region=REGION, read_capacity="lots")
+
+
+def test_a_ceiling_refusal_names_the_python_option_and_explain_shows_the_request(endpoint, events):
+    table = DynamoTable(events, endpoint_url=endpoint, region=REGION, max_rcu=0.1)
+    ctx = session()
+    ctx.register_table("events", table)
+    with pytest.raises(Exception) as refused:
+        ctx.sql("SELECT count(*) FROM events").collect()
+    message = str(refused.value)
+    assert "query refused before reading" in message, message
+    assert "DynamoTable(…, max_rcu=…)" in message, message
+    assert "SET dynamodb.max_rcu" not in message, message
+    # The request each query makes: a Query with the key, a GetItem, a Scan.
+    plan = explain("SELECT score FROM events WHERE userId = 'u03' AND eventTime > 1010", events=table)
+    assert "operation: Query" in plan and 'userId = "u03"' in plan, plan
+    assert "max_rcu" in plan or "ceiling" in plan, plan
+    plan = explain("SELECT * FROM events WHERE userId = 'u03' AND eventTime = 1004", events=table)
+    assert "operation: GetItem" in plan, plan
+    assert "operation: Scan" in explain("SELECT count(*) FROM events", events=table)
+    with pytest.raises(ValueError, match="No field named nope"):
+        explain("SELECT nope FROM events", events=table)
+    with pytest.raises(ValueError, match="not a DynamoTable"):
+        explain("SELECT 1", events="Events")
+
+
+def test_the_readme_example_runs_as_written(endpoint, capsys):
+    """The README's Python block, executed as it stands, over the demo tables
+    loaded by the project's own loader (`cargo run --example load_demo`)."""
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/dynamo-connector/target"))
+    loader = os.path.join(target, "debug", "examples", "load_demo")
+    subprocess.run([loader], check=True, env={**os.environ, "DYNAMODB_ENDPOINT": endpoint})
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
+    block = readme.split("<!-- python-example -->", 1)[1]
+    code = block.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(code, "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "123015" in printed and "12" in printed, printed  # the user's 12 events
+    assert "operation: Query" in printed, printed
+    assert "600" in printed, printed  # Inventory's items
 
 
 def test_a_catalog_of_every_table(endpoint, events):

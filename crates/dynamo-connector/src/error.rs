@@ -191,6 +191,7 @@ pub(crate) fn provider_error(e: &dynamo_datafusion::Error) -> ConnectorError {
             estimated_rcu,
             usd,
             max_rcu,
+            ..
         } => ConnectorError::new(
             ErrorCode::CapacityExceeded,
             format!(
@@ -204,6 +205,7 @@ pub(crate) fn provider_error(e: &dynamo_datafusion::Error) -> ConnectorError {
             consumed_rcu,
             max_rcu,
             estimated_rcu,
+            ..
         } => ConnectorError::new(
             ErrorCode::CapacityExceeded,
             format!(

@@ -161,9 +161,8 @@ pub enum Error {
     /// any read.
     #[error(
         "query refused before reading: {reads} would take about {estimated_rcu:.1} RCU \
-         (~${usd}), above the ceiling of {max_rcu} RCU (dynamodb.max_rcu or table option max_rcu). \
-         Narrow it with a condition on a key, add a LIMIT, or raise the ceiling \
-         (SET dynamodb.max_rcu = ...); EXPLAIN shows each read's estimate"
+         (~${usd}), above the ceiling of {max_rcu} RCU. Narrow it with a condition on a key, \
+         add a LIMIT, or {raise}; EXPLAIN shows each read's estimate"
     )]
     OverCeiling {
         /// The reads, e.g. `a Scan of table 'Orders' (~1000 items)`.
@@ -174,6 +173,8 @@ pub enum Error {
         usd: String,
         /// The ceiling.
         max_rcu: f64,
+        /// How to raise it where it was set ([`ceiling_hint`]).
+        raise: String,
     },
 
     /// A query consumed more read capacity than its ceiling while reading:
@@ -181,8 +182,7 @@ pub enum Error {
     #[error(
         "query stopped: its reads consumed {consumed_rcu:.1} RCU by a read of table '{table}', \
          above the ceiling of {max_rcu} RCU (estimated before reading: {estimated_rcu:.1} RCU); \
-         the result is incomplete and not returned. Raise the ceiling (SET dynamodb.max_rcu = ...) \
-         or narrow the query"
+         the result is incomplete and not returned. Narrow the query, or {raise}"
     )]
     CeilingReached {
         /// The table whose read crossed the ceiling.
@@ -193,6 +193,8 @@ pub enum Error {
         max_rcu: f64,
         /// What the query was estimated to consume.
         estimated_rcu: f64,
+        /// How to raise it where it was set ([`ceiling_hint`]).
+        raise: String,
     },
 
     /// The engine task a read ran for was cancelled (e.g. a cluster job
@@ -260,6 +262,19 @@ impl Error {
             cur = err.source();
         }
         None
+    }
+}
+
+/// How to raise a read-capacity ceiling, said where it was set: the
+/// session's setting (`SET dynamodb.max_rcu`), or the table's option — the
+/// only one a session without `dynamodb.` settings has (datafusion-python).
+pub fn ceiling_hint(set_by_table: bool) -> String {
+    if set_by_table {
+        "raise the table's ceiling: its option max_rcu (OPTIONS ('max_rcu' '…') in SQL, \
+         DynamoTable(…, max_rcu=…) in Python)"
+            .to_string()
+    } else {
+        "raise the ceiling: SET dynamodb.max_rcu = … (RESET dynamodb.max_rcu lifts it)".to_string()
     }
 }
 

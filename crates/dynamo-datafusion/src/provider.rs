@@ -542,6 +542,10 @@ impl TableProvider for DynamoTableProvider {
                 .max_concurrency
                 .unwrap_or(self.options.max_concurrency),
             max_rcu: lower(session.max_rcu, self.options.max_rcu),
+            max_rcu_by_table: self
+                .options
+                .max_rcu
+                .is_some_and(|table| session.max_rcu.is_none_or(|s| table < s)),
             price_per_million_rru: session.price_per_million_rru,
         };
         let request = ScanRequest {

@@ -4,12 +4,8 @@
 //! line. `EXPLAIN ANALYZE`, `EXPLAIN VERBOSE`, `EXPLAIN FORMAT …` and
 //! output that is not a terminal keep DataFusion's own text.
 
-use std::sync::Arc;
-
-use datafusion::physical_plan::{ExecutionPlan, displayable};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{ExplainStatement, Statement};
-use dynamo_datafusion::DynamoExec;
 
 use crate::error::CliError;
 
@@ -38,33 +34,5 @@ pub async fn readable(
     // Planned here even on a cluster: its scheduler plans it the same way,
     // and the reads are what a person asking EXPLAIN wants to see.
     let physical = dynamo_datafusion::plan_here(&state, &plan).await?;
-    Ok(render(&physical))
-}
-
-/// `plan` as an indented tree; a DynamoDB read as a block.
-pub fn render(plan: &Arc<dyn ExecutionPlan>) -> String {
-    let mut out = String::new();
-    walk(plan, 0, &mut out);
-    out
-}
-
-fn walk(node: &Arc<dyn ExecutionPlan>, depth: usize, out: &mut String) {
-    let indent = "  ".repeat(depth);
-    match (node.as_ref() as &dyn std::any::Any).downcast_ref::<DynamoExec>() {
-        Some(read) => {
-            out.push_str(&format!("{indent}DynamoExec\n"));
-            let lines = read.request_lines();
-            let width = lines.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
-            for (label, value) in lines {
-                out.push_str(&format!("{indent}  {label:>width$}: {value}\n"));
-            }
-        }
-        None => {
-            let line = displayable(node.as_ref()).one_line().to_string();
-            out.push_str(&format!("{indent}{}\n", line.trim_end()));
-        }
-    }
-    for child in node.children() {
-        walk(child, depth + 1, out);
-    }
+    Ok(dynamo_datafusion::readable_plan(&physical))
 }

@@ -58,7 +58,12 @@ impl PhysicalOptimizerRule for CapacityCeilingRule {
             .iter()
             .filter_map(|r| r.scan_plan().estimate())
             .fold(ReadEstimate::default(), ReadEstimate::plus);
-        let ceiling = Arc::new(Ceiling::new(max, total.rcu));
+        // Said as the read whose ceiling is the query's says it.
+        let by_table = capped
+            .iter()
+            .find(|r| r.scan_plan().max_rcu() == Some(max))
+            .is_some_and(|r| r.scan_plan().max_rcu_by_table);
+        let ceiling = Arc::new(Ceiling::new(max, total.rcu, by_table));
         let summaries: Vec<String> = capped.iter().map(DynamoExec::read_summary).collect();
         let reads = match summaries.as_slice() {
             [one] => one.clone(),

@@ -8,6 +8,7 @@ mod input;
 mod join;
 pub(crate) mod nested;
 mod parts;
+pub(crate) mod readable;
 pub(crate) mod recheck_rule;
 pub use parts::{ExecLayout, ExecParts};
 pub(crate) mod stats;
@@ -689,6 +690,7 @@ impl DynamoExec {
             estimated_rcu: estimate.rcu,
             usd: estimate.usd_text(plan.price_per_million_rru),
             max_rcu: max,
+            raise: crate::error::ceiling_hint(plan.max_rcu_by_table),
         })
     }
 
@@ -718,6 +720,7 @@ impl DynamoExec {
         plan.query_estimate = Some(query);
         plan.query_reads = Some(reads);
         plan.max_rcu = Some(max_rcu);
+        plan.max_rcu_by_table = ceiling.set_by_table();
         new.reader.ceiling = Some(ceiling);
         new.metrics = ScanMetrics::new();
         new

@@ -84,6 +84,9 @@ pub(crate) struct ReadOptions {
     pub(crate) max_concurrency: usize,
     /// Read capacity units a query may consume at most, if capped.
     pub(crate) max_rcu: Option<f64>,
+    /// The cap is the table option's (lower than the session's, or the only
+    /// one), not the session's `dynamodb.max_rcu`: says how to raise it.
+    pub(crate) max_rcu_by_table: bool,
     /// USD per million read request units, for estimates.
     pub(crate) price_per_million_rru: f64,
 }
@@ -224,6 +227,9 @@ pub struct ScanPlan {
     /// Read capacity units the query may consume at most, if capped.
     #[serde(default)]
     pub(crate) max_rcu: Option<f64>,
+    /// `max_rcu` is the table option's, not the session's.
+    #[serde(default)]
+    pub(crate) max_rcu_by_table: bool,
     /// The estimate of the whole query this read is part of, when several
     /// reads share the ceiling (set by [`crate::CapacityCeilingRule`]).
     #[serde(default)]
@@ -247,6 +253,7 @@ impl Default for ReadOptions {
             read_capacity: None,
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
             max_rcu: None,
+            max_rcu_by_table: false,
             price_per_million_rru: DEFAULT_PRICE_PER_MILLION_RRU,
         }
     }
@@ -313,6 +320,7 @@ impl ScanPlan {
             max_concurrency: options.max_concurrency.max(1),
             cost: None,
             max_rcu: options.max_rcu,
+            max_rcu_by_table: options.max_rcu_by_table,
             query_estimate: None,
             query_reads: None,
             price_per_million_rru: options.price_per_million_rru,
@@ -443,6 +451,7 @@ impl ScanPlan {
             max_concurrency: segments.max(1) as usize,
             cost: None,
             max_rcu: None,
+            max_rcu_by_table: false,
             query_estimate: None,
             query_reads: None,
             price_per_million_rru: DEFAULT_PRICE_PER_MILLION_RRU,

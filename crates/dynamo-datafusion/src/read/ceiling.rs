@@ -17,15 +17,22 @@ use crate::error::{Error, Result};
 pub(crate) struct Ceiling {
     max_rcu: f64,
     estimated_rcu: f64,
+    /// How to raise it, said where it was set.
+    raise: String,
+    /// A table option set it (else the session).
+    by_table: bool,
     spent_milli: AtomicU64,
 }
 
 impl Ceiling {
-    /// A ceiling of `max_rcu` for a query estimated at `estimated_rcu`.
-    pub(crate) fn new(max_rcu: f64, estimated_rcu: f64) -> Self {
+    /// A ceiling of `max_rcu` for a query estimated at `estimated_rcu`,
+    /// set by a table option (`by_table`) or the session.
+    pub(crate) fn new(max_rcu: f64, estimated_rcu: f64, by_table: bool) -> Self {
         Self {
             max_rcu,
             estimated_rcu,
+            raise: crate::error::ceiling_hint(by_table),
+            by_table,
             spent_milli: AtomicU64::new(0),
         }
     }
@@ -43,7 +50,13 @@ impl Ceiling {
         Some(std::sync::Arc::new(Self::new(
             max * share.clamp(0.0, 1.0),
             estimated,
+            plan.max_rcu_by_table,
         )))
+    }
+
+    /// Whether a table option set it (else the session).
+    pub(crate) fn set_by_table(&self) -> bool {
+        self.by_table
     }
 
     fn spent(&self) -> f64 {
@@ -56,6 +69,7 @@ impl Ceiling {
             consumed_rcu,
             max_rcu: self.max_rcu,
             estimated_rcu: self.estimated_rcu,
+            raise: self.raise.clone(),
         }
     }
 
@@ -87,7 +101,7 @@ mod tests {
 
     #[test]
     fn stops_after_the_page_that_crosses_and_before_the_next_request() {
-        let c = Ceiling::new(10.0, 4.0);
+        let c = Ceiling::new(10.0, 4.0, false);
         assert!(c.check("T").is_ok());
         assert!(c.spend("T", 6.0).is_ok());
         assert!(
@@ -96,7 +110,7 @@ mod tests {
         );
         let before = c.check("T").expect_err("reached");
         assert!(before.to_string().contains("consumed 10.0 RCU"), "{before}");
-        let c = Ceiling::new(10.0, 4.0);
+        let c = Ceiling::new(10.0, 4.0, false);
         let after = c.spend("T", 10.5).expect_err("above");
         let text = after.to_string();
         assert!(
