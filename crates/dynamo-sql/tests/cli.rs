@@ -874,67 +874,22 @@ async fn progress_shows_at_a_terminal_and_never_in_a_pipe() {
 /// `dynamo-sql` at a pseudo-terminal (`script`), typed into: what the
 /// terminal showed.
 fn at_terminal(extra_env: &str, typed: &[&str]) -> String {
-    use std::io::Read;
     let endpoint = local_endpoint().unwrap_or_else(|e| panic!("{e}"));
     // A home of its own: no history from other runs.
     let home = scratch();
-    let command = format!(
-        "env AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=local-secret AWS_REGION=us-east-1 \
-         AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
-         HOME={home} {extra_env} {bin} --endpoint-url {endpoint} --no-schema-cache",
-        home = home.path().display(),
-        bin = env!("CARGO_BIN_EXE_dynamo-sql"),
-    );
-    let mut child = Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("script runs");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut screen = String::new();
-    let wait_for = |needle: &str, screen: &mut String| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while !screen.contains(needle) {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(bytes) => screen.push_str(&String::from_utf8_lossy(&bytes)),
-                Err(_) => panic!("'{needle}' never showed: {screen}"),
-            }
-        }
-    };
-    let mut input = child.stdin.take().expect("stdin");
+    let mut terminal = Terminal::dynamo_sql(&endpoint, extra_env, "", home.path());
+    terminal.wait_for("dynamo-sql> ");
     let mut prompts = 1;
-    wait_for("dynamo-sql> ", &mut screen);
     for text in typed {
-        input.write_all(text.as_bytes()).expect("type");
-        input.flush().expect("flush");
+        terminal.type_text(text);
         prompts += 1;
         // The next prompt: the statement ran.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while screen.matches("dynamo-sql> ").count() < prompts && !text.starts_with("\\q") {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(bytes) => screen.push_str(&String::from_utf8_lossy(&bytes)),
-                Err(_) => panic!("no prompt after {text:?}: {screen}"),
-            }
+        if !text.starts_with("\\q") {
+            terminal.wait_for_count("dynamo-sql> ", prompts);
         }
     }
-    drop(input);
-    let _ = child.wait();
-    while let Ok(bytes) = rx.recv_timeout(std::time::Duration::from_millis(500)) {
-        screen.push_str(&String::from_utf8_lossy(&bytes));
-    }
-    screen.replace('\u{1b}', "ESC")
+    terminal.finish();
+    terminal.screen.replace('\u{1b}', "ESC")
 }
 
 #[tokio::test]
@@ -1105,4 +1060,168 @@ async fn on_a_cluster_ctrl_c_cancels_the_job_and_the_ceiling_refuses() {
         "{}",
         stderr(&o)
     );
+}
+
+/// A program at a pseudo-terminal (`script`): what it showed, and keys to type.
+struct Terminal {
+    child: std::process::Child,
+    input: Option<std::process::ChildStdin>,
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    screen: String,
+}
+
+impl Terminal {
+    /// `dynamo-sql ARGS` against `endpoint` at a new pseudo-terminal, with
+    /// `env` (`NAME=VALUE …`) added to its environment.
+    fn dynamo_sql(endpoint: &str, env: &str, args: &str, home: &std::path::Path) -> Self {
+        use std::io::Read;
+        let command = format!(
+            "env AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=local-secret AWS_REGION=us-east-1 \
+             AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
+             HOME={home} {env} {bin} --endpoint-url {endpoint} --no-schema-cache {args}",
+            home = home.display(),
+            bin = env!("CARGO_BIN_EXE_dynamo-sql"),
+        );
+        let mut child = Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("script runs");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let input = child.stdin.take();
+        Self {
+            child,
+            input,
+            rx,
+            screen: String::new(),
+        }
+    }
+
+    /// Waits (30 s at most) until the screen shows `needle`.
+    fn wait_for(&mut self, needle: &str) {
+        self.wait_for_count(needle, 1);
+    }
+
+    /// Waits (30 s at most) until the screen shows `needle` `count` times.
+    fn wait_for_count(&mut self, needle: &str, count: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.screen.matches(needle).count() < count {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(bytes) => self.screen.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(_) => panic!("'{needle}' never showed: {}", self.screen),
+            }
+        }
+    }
+
+    /// Collects what the screen shows for `duration`.
+    fn watch(&mut self, duration: std::time::Duration) {
+        let until = std::time::Instant::now() + duration;
+        while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+            if let Ok(bytes) = self.rx.recv_timeout(left) {
+                self.screen.push_str(&String::from_utf8_lossy(&bytes));
+            }
+        }
+    }
+
+    fn type_text(&mut self, text: &str) {
+        let input = self.input.as_mut().expect("typing after the end");
+        input.write_all(text.as_bytes()).expect("type");
+        input.flush().expect("flush");
+    }
+
+    /// Ends the input and waits for the program to exit.
+    fn finish(&mut self) {
+        self.input = None;
+        let _ = self.child.wait();
+        self.watch(std::time::Duration::from_millis(500));
+    }
+}
+
+/// After Ctrl-C, `screen` erased the progress line before saying the
+/// statement was cancelled, and drew none afterwards.
+fn cleared_on_cancel(screen: &str) {
+    let cancelled_at = screen
+        .rfind("Query cancelled")
+        .unwrap_or_else(|| panic!("{screen}"));
+    let drawn_at = screen[..cancelled_at]
+        .rfind("items read")
+        .unwrap_or_else(|| panic!("no progress before the cancel: {screen}"));
+    assert!(
+        screen[drawn_at..cancelled_at].contains("\u{1b}[2K"),
+        "the progress line was not cleared: {:?}",
+        screen[drawn_at..].replace('\u{1b}', "ESC")
+    );
+    assert!(
+        !screen[cancelled_at..].contains("items read"),
+        "the progress line was drawn after the cancel: {:?}",
+        screen[cancelled_at..].replace('\u{1b}', "ESC")
+    );
+}
+
+/// Ctrl-C during a long read at a terminal, in the REPL and in a one-shot
+/// run: the statement is cancelled and its progress line erased for good —
+/// nothing of it is drawn after the cancel. (A one-shot run used to die on
+/// the signal with the line still drawn.)
+// Multi-threaded: the proxy serves while this thread waits on the terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_at_a_terminal_leaves_no_progress_line() {
+    let table = fixture().await;
+    // Every answer held 600 ms, one item per page: over two seconds a read.
+    let proxy = FaultProxy::start(
+        &local_endpoint().unwrap_or_else(|e| panic!("{e}")),
+        FaultConfig {
+            latency: std::time::Duration::from_millis(600),
+            ..FaultConfig::none()
+        },
+    )
+    .await
+    .expect("proxy");
+    let home = scratch();
+    let create = format!(
+        "CREATE EXTERNAL TABLE slow STORED AS DYNAMODB LOCATION '{table}' \
+         OPTIONS ('page_size' '1', 'segments' '1');"
+    );
+
+    // The REPL: cancelled, the prompt back.
+    let mut repl = Terminal::dynamo_sql(&proxy.endpoint(), "", "", home.path());
+    repl.wait_for("dynamo-sql> ");
+    repl.type_text(&format!("{create}\n"));
+    // The next statement once the prompt is back (a terminal drops what is
+    // typed ahead when the line editor takes it over).
+    repl.wait_for("0 rows fetched");
+    repl.type_text("SELECT count(*) FROM slow;\n");
+    repl.wait_for("items read");
+    repl.type_text("\u{3}");
+    repl.wait_for("Query cancelled");
+    repl.watch(std::time::Duration::from_millis(1_500));
+    repl.type_text("\\q\n");
+    repl.finish();
+    cleared_on_cancel(&repl.screen);
+
+    // A one-shot run: cancelled, and it exits.
+    let script = home.path().join("slow.sql");
+    std::fs::write(&script, format!("{create}\nSELECT count(*) FROM slow;\n")).expect("write");
+    let mut once = Terminal::dynamo_sql(
+        &proxy.endpoint(),
+        "",
+        &format!("-f {}", script.display()),
+        home.path(),
+    );
+    once.wait_for("items read");
+    once.type_text("\u{3}");
+    once.wait_for("Query cancelled");
+    once.watch(std::time::Duration::from_millis(1_500));
+    once.finish();
+    cleared_on_cancel(&once.screen);
 }
