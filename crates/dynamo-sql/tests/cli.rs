@@ -814,15 +814,7 @@ async fn explain_reads_as_a_block_for_a_person_and_as_a_tree() {
 async fn progress_shows_at_a_terminal_and_never_in_a_pipe() {
     let table = fixture().await;
     // Every answer held 400 ms; one item per page: a 4-page read takes ~1.6 s.
-    let proxy = FaultProxy::start(
-        &local_endpoint().unwrap_or_else(|e| panic!("{e}")),
-        FaultConfig {
-            latency: std::time::Duration::from_millis(400),
-            ..FaultConfig::none()
-        },
-    )
-    .await
-    .expect("proxy");
+    let proxy = slow_proxy(400).await;
     let dir = scratch();
     let file = dir.path().join("slow.sql");
     std::fs::write(
@@ -844,21 +836,11 @@ async fn progress_shows_at_a_terminal_and_never_in_a_pipe() {
     );
     // At a terminal (a pseudo-terminal from `script`): the progress line,
     // then the result.
-    let command = format!(
-        "env AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=local-secret AWS_REGION=us-east-1 \
-         AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
-         HOME={home} {bin} --endpoint-url {endpoint} --no-schema-cache -f {file}",
-        home = std::env::temp_dir().display(),
-        bin = env!("CARGO_BIN_EXE_dynamo-sql"),
-        endpoint = proxy.endpoint(),
-    );
-    let o = Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("script runs");
-    let screen = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{screen}");
+    let mut terminal =
+        Terminal::dynamo_sql(&proxy.endpoint(), "", &format!("-f {file}"), dir.path());
+    let status = terminal.finish();
+    let screen = terminal.screen;
+    assert!(status.success(), "{screen}");
     assert!(
         screen.contains("items read ·"),
         "progress at a terminal: {screen}"
@@ -1062,6 +1044,19 @@ async fn on_a_cluster_ctrl_c_cancels_the_job_and_the_ceiling_refuses() {
     );
 }
 
+/// A proxy in front of DynamoDB Local that holds every answer `ms`.
+async fn slow_proxy(ms: u64) -> FaultProxy {
+    FaultProxy::start(
+        &local_endpoint().unwrap_or_else(|e| panic!("{e}")),
+        FaultConfig {
+            latency: std::time::Duration::from_millis(ms),
+            ..FaultConfig::none()
+        },
+    )
+    .await
+    .expect("proxy")
+}
+
 /// A program at a pseudo-terminal (`script`): what it showed, and keys to type.
 struct Terminal {
     child: std::process::Child,
@@ -1140,11 +1135,12 @@ impl Terminal {
         input.flush().expect("flush");
     }
 
-    /// Ends the input and waits for the program to exit.
-    fn finish(&mut self) {
+    /// Ends the input and waits for the program to exit: its status.
+    fn finish(&mut self) -> std::process::ExitStatus {
         self.input = None;
-        let _ = self.child.wait();
+        let status = self.child.wait().expect("the program ends");
         self.watch(std::time::Duration::from_millis(500));
+        status
     }
 }
 
@@ -1178,15 +1174,7 @@ fn cleared_on_cancel(screen: &str) {
 async fn ctrl_c_at_a_terminal_leaves_no_progress_line() {
     let table = fixture().await;
     // Every answer held 600 ms, one item per page: over two seconds a read.
-    let proxy = FaultProxy::start(
-        &local_endpoint().unwrap_or_else(|e| panic!("{e}")),
-        FaultConfig {
-            latency: std::time::Duration::from_millis(600),
-            ..FaultConfig::none()
-        },
-    )
-    .await
-    .expect("proxy");
+    let proxy = slow_proxy(600).await;
     let home = scratch();
     let create = format!(
         "CREATE EXTERNAL TABLE slow STORED AS DYNAMODB LOCATION '{table}' \
