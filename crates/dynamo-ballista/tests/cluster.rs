@@ -582,3 +582,64 @@ async fn a_scheduler_that_is_not_running_is_named_in_one_line() {
     assert!(e.contains(&format!("no scheduler at {url}")), "{e}");
     assert!(!e.contains("tonic") && e.lines().count() == 1, "{e}");
 }
+
+/// An executor started without AWS credentials says so at start, in one
+/// line that says how to give it some (before, it started silently and
+/// failed every query later with a nested dump).
+#[tokio::test]
+async fn an_executor_without_credentials_says_so_at_start() {
+    use std::io::{BufRead, BufReader};
+    let port = |_| {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port()
+    };
+    let (scheduler, bind) = (port(()), port(()));
+    let empty = std::env::temp_dir().join(unique_name("home"));
+    std::fs::create_dir_all(&empty).expect("home");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dynamo-ballista"))
+        .args(["executor", "--scheduler", &format!("127.0.0.1:{scheduler}")])
+        .args(["--bind", &format!("127.0.0.1:{bind}")])
+        .args(["--endpoint-url", &local_endpoint().expect("endpoint")])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", &empty)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("RUST_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("executor starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    let warning = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("no AWS credentials for this executor") => break line,
+            Ok(line) => seen.push(line),
+            Err(_) => break String::new(),
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        !warning.is_empty(),
+        "no warning; the executor said: {seen:?}"
+    );
+    assert!(
+        warning.contains("AWS_ACCESS_KEY_ID") && warning.contains("--profile"),
+        "{warning}"
+    );
+}
