@@ -24,31 +24,161 @@ use crate::print::{Format, Printer};
 use crate::session::{CATALOG, SCHEMA};
 use crate::settings::{Output, Settings, on_off, parse_format, parse_on_off};
 
-/// Help text of `\?`.
-pub const HELP: &str = "\
-Commands:
-  \\dt                 list tables
-  \\d TABLE            columns and types of TABLE, with its DynamoDB keys and indexes,
-                      and where its schema came from
-  \\refresh TABLE      sample TABLE again for its schema (as ANALYZE TABLE TABLE;)
-  \\format [FORMAT]    show or set the output format: table, csv, json, ndjson
-  \\o [FILE]           send results to FILE (truncated); \\o alone: back to stdout
-  \\timing [on|off]    print each statement's time (toggles without an argument)
-  \\x [on|off]         one line per column, for wide rows (toggles without an argument)
-  \\h [FUNCTION]       the SQL functions, or one function's description and syntax
-  \\set [NAME VALUE]   show the variables and dynamodb.* settings, or set one
-                      (format, maxrows, expanded, timing, stats, or any SET name)
-  \\?                  this help
-  \\q                  quit
+/// A backslash command. One list ([`Command::ALL`]) names them, describes
+/// them for `\?`, and tells completion what follows each, so the help, the
+/// dispatch and Tab never disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// `\dt`
+    ListTables,
+    /// `\d [TABLE]`
+    Describe,
+    /// `\refresh TABLE`
+    Refresh,
+    /// `\format [FORMAT]`
+    Format,
+    /// `\o [FILE]`
+    Output,
+    /// `\timing [on|off]`
+    Timing,
+    /// `\x [on|off]`
+    Expanded,
+    /// `\h [FUNCTION]`
+    Functions,
+    /// `\set [NAME VALUE]`
+    Set,
+    /// `\?`
+    Help,
+    /// `\q`
+    Quit,
+}
+
+/// What Tab offers after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Argument {
+    /// Nothing.
+    None,
+    /// A table name.
+    Table,
+    /// A function name.
+    Function,
+    /// One of these words.
+    Words(&'static [&'static str]),
+}
+
+impl Command {
+    /// Every command, in the order `\?` lists them.
+    pub const ALL: [Command; 11] = [
+        Command::ListTables,
+        Command::Describe,
+        Command::Refresh,
+        Command::Format,
+        Command::Output,
+        Command::Timing,
+        Command::Expanded,
+        Command::Functions,
+        Command::Set,
+        Command::Help,
+        Command::Quit,
+    ];
+
+    /// The command's name, as typed.
+    pub fn name(self) -> &'static str {
+        match self {
+            Command::ListTables => "\\dt",
+            Command::Describe => "\\d",
+            Command::Refresh => "\\refresh",
+            Command::Format => "\\format",
+            Command::Output => "\\o",
+            Command::Timing => "\\timing",
+            Command::Expanded => "\\x",
+            Command::Functions => "\\h",
+            Command::Set => "\\set",
+            Command::Help => "\\?",
+            Command::Quit => "\\q",
+        }
+    }
+
+    /// Other names it answers to.
+    fn aliases(self) -> &'static [&'static str] {
+        match self {
+            Command::Output => &["\\out"],
+            Command::Help => &["\\help"],
+            Command::Quit => &["\\quit"],
+            _ => &[],
+        }
+    }
+
+    /// Its arguments, as `\?` shows them.
+    fn usage(self) -> &'static str {
+        match self {
+            Command::Describe | Command::Refresh => " TABLE",
+            Command::Format => " [FORMAT]",
+            Command::Output => " [FILE]",
+            Command::Timing | Command::Expanded => " [on|off]",
+            Command::Functions => " [FUNCTION]",
+            Command::Set => " [NAME VALUE]",
+            _ => "",
+        }
+    }
+
+    /// What it does, for `\?` (lines after the first are continued).
+    fn about(self) -> &'static [&'static str] {
+        match self {
+            Command::ListTables => &["list tables"],
+            Command::Describe => &[
+                "columns and types of TABLE, with its DynamoDB keys and indexes,",
+                "and where its schema came from",
+            ],
+            Command::Refresh => &["sample TABLE again for its schema (as ANALYZE TABLE TABLE;)"],
+            Command::Format => &["show or set the output format: table, csv, json, ndjson"],
+            Command::Output => &["send results to FILE (truncated); \\o alone: back to stdout"],
+            Command::Timing => &["print each statement's time (toggles without an argument)"],
+            Command::Expanded => {
+                &["one line per column, for wide rows (toggles without an argument)"]
+            }
+            Command::Functions => &["the SQL functions, or one function's description and syntax"],
+            Command::Set => &[
+                "show the variables and dynamodb.* settings, or set one",
+                "(format, maxrows, expanded, timing, stats, or any SET name)",
+            ],
+            Command::Help => &["this help"],
+            Command::Quit => &["quit"],
+        }
+    }
+
+    /// What Tab offers after it.
+    pub fn argument(self) -> Argument {
+        match self {
+            Command::Describe | Command::Refresh => Argument::Table,
+            Command::Functions => Argument::Function,
+            Command::Format => Argument::Words(&["table", "csv", "json", "ndjson"]),
+            Command::Timing | Command::Expanded => Argument::Words(&["on", "off"]),
+            _ => Argument::None,
+        }
+    }
+
+    /// The command `word` names, if any.
+    pub fn named(word: &str) -> Option<Command> {
+        Command::ALL
+            .into_iter()
+            .find(|c| c.name() == word || c.aliases().contains(&word))
+    }
+}
+
+/// What `\?` says after the commands.
+const HELP_NOTES: &str = "\
 SQL statements end with ';' and may span lines. Names are case-sensitive:
 SELECT userId FROM UserEngagement; quoted names (\"my-table\") work as usual.
 Tab completes keywords, functions, tables and the columns of the tables named in
 the statement; Ctrl-R searches the history.
-COPY (SELECT ...) TO 'out.parquet' (or .csv, .json) exports a result.
+COPY (SELECT ...) TO 'out.parquet' (or .csv, .json) exports a result, and
+SELECT * FROM 'out.parquet' reads a file back.
 CREATE EXTERNAL TABLE t STORED AS DYNAMODB LOCATION 'TableName' [OPTIONS (...)]
 registers a table under another name or with options.
 SET dynamodb.pushdown = false turns pushdown off (to compare);
-SET dynamodb.max_rcu = N refuses queries estimated above N read capacity units;
+SET dynamodb.max_rcu = N refuses queries estimated above N read capacity units
+(RESET dynamodb.max_rcu, or = off, lifts it);
 SET dynamodb.scan_guard = 'error' refuses full scans of tables above
 dynamodb.scan_guard_bytes. EXPLAIN shows the DynamoDB request and its estimated
 cost; EXPLAIN ANALYZE and --stats show requests, items scanned and returned, and
@@ -57,6 +187,20 @@ ANALYZE TABLE t; samples t again. A value the sample never saw widens its
 column and the statement runs again (a Notice says so). Option
 'extra_attributes' 'true' (or --extra-attributes) adds a column _extra with
 every attribute that has no column of its own.";
+
+/// The text of `\?`, from [`Command::ALL`].
+pub fn help() -> String {
+    let mut out = String::from("Commands:\n");
+    for command in Command::ALL {
+        let head = format!("{}{}", command.name(), command.usage());
+        for (i, line) in command.about().iter().enumerate() {
+            let left = if i == 0 { head.as_str() } else { "" };
+            out.push_str(&format!("  {left:<19} {line}\n"));
+        }
+    }
+    out.push_str(HELP_NOTES);
+    out
+}
 
 /// Runs one backslash command.
 pub async fn run(
@@ -71,21 +215,24 @@ pub async fn run(
     };
     let format = settings.format;
     let out = &mut settings.output;
-    match cmd {
-        "\\?" | "\\help" => {
-            writeln!(out, "{HELP}").map_err(io)?;
+    let command = Command::named(cmd).ok_or_else(|| {
+        CliError::Command(format!("unknown command '{cmd}'; \\? lists the commands"))
+    })?;
+    match command {
+        Command::Help => {
+            writeln!(out, "{}", help()).map_err(io)?;
             Ok(())
         }
-        "\\q" | "\\quit" => Ok(()),
-        "\\dt" => list_tables(ctx, format, out),
-        "\\d" if arg.is_empty() => list_tables(ctx, format, out),
-        "\\d" => describe(ctx, unquote(arg), format, out).await,
-        "\\refresh" if arg.is_empty() => Err(CliError::Command(
+        Command::Quit => Ok(()),
+        Command::ListTables => list_tables(ctx, format, out),
+        Command::Describe if arg.is_empty() => list_tables(ctx, format, out),
+        Command::Describe => describe(ctx, unquote(arg), format, out).await,
+        Command::Refresh if arg.is_empty() => Err(CliError::Command(
             "\\refresh needs a table name: \\refresh TABLE".to_string(),
         )),
-        "\\refresh" => refresh(ctx, unquote(arg), out).await,
-        "\\format" if arg.is_empty() => say(&format!("format is {}", name_of(format))),
-        "\\format" => {
+        Command::Refresh => refresh(ctx, unquote(arg), out).await,
+        Command::Format if arg.is_empty() => say(&format!("format is {}", name_of(format))),
+        Command::Format => {
             settings.format = parse_format(arg).ok_or_else(|| {
                 CliError::Command(format!(
                     "unknown format '{arg}': table, csv, json or ndjson"
@@ -93,7 +240,7 @@ pub async fn run(
             })?;
             say(&format!("format is {}", name_of(settings.format)))
         }
-        "\\o" | "\\out" => {
+        Command::Output => {
             settings.output.flush().map_err(io)?;
             settings.output = if arg.is_empty() {
                 Output::Stdout
@@ -102,21 +249,21 @@ pub async fn run(
             };
             Ok(())
         }
-        "\\timing" => {
+        Command::Timing => {
             settings.timing = toggle(settings.timing, arg, "\\timing")?;
             say(&format!("timing is {}", on_off(settings.timing)))
         }
-        "\\x" => {
+        Command::Expanded => {
             settings.expanded = toggle(settings.expanded, arg, "\\x")?;
             say(&format!(
                 "expanded display is {}",
                 on_off(settings.expanded)
             ))
         }
-        "\\h" if arg.is_empty() => list_functions(ctx, format, out),
-        "\\h" => function_help(ctx, arg, out),
-        "\\set" if arg.is_empty() => show_settings(ctx, settings),
-        "\\set" => {
+        Command::Functions if arg.is_empty() => list_functions(ctx, format, out),
+        Command::Functions => function_help(ctx, arg, out),
+        Command::Set if arg.is_empty() => show_settings(ctx, settings),
+        Command::Set => {
             let (name, value) = arg
                 .split_once(char::is_whitespace)
                 .map(|(n, v)| (n, v.trim()))
@@ -138,9 +285,6 @@ pub async fn run(
                 .await?;
             Ok(())
         }
-        other => Err(CliError::Command(format!(
-            "unknown command '{other}'; \\? lists the commands"
-        ))),
     }
 }
 
@@ -522,7 +666,20 @@ mod tests {
     }
 
     #[test]
-    fn help_starts_with_its_first_line() {
-        assert!(HELP.starts_with("Commands:\n"), "{HELP}");
+    fn help_starts_with_its_first_line_and_lists_every_command() {
+        let help = help();
+        assert!(help.starts_with("Commands:\n"), "{help}");
+        for command in Command::ALL {
+            let line = format!("  {}{}", command.name(), command.usage());
+            assert!(help.contains(&line), "{line} in {help}");
+            assert_eq!(Command::named(command.name()), Some(command));
+        }
+        assert_eq!(Command::named("\\quit"), Some(Command::Quit));
+        assert_eq!(Command::named("\\zz"), None);
+        // Continued lines line up under the first.
+        assert!(
+            help.contains("\n                      and where its schema came from\n"),
+            "{help}"
+        );
     }
 }

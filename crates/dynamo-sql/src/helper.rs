@@ -20,6 +20,7 @@ use rustyline::highlight::{CmdKind, Highlighter};
 use rustyline::hint::{Hinter, HistoryHinter};
 use rustyline::validate::Validator;
 
+use crate::command::{Argument, Command};
 use crate::session::{CATALOG, SCHEMA};
 
 /// SQL keywords offered by completion (and coloured).
@@ -96,21 +97,6 @@ pub const KEYWORDS: &[&str] = &[
     "RANGE",
     "UNNEST",
     "INTERVAL",
-];
-
-/// Backslash commands, for completion.
-pub const COMMANDS: &[&str] = &[
-    "\\dt",
-    "\\d",
-    "\\refresh",
-    "\\format",
-    "\\o",
-    "\\timing",
-    "\\x",
-    "\\h",
-    "\\set",
-    "\\?",
-    "\\q",
 ];
 
 /// Keywords after which a table name comes.
@@ -191,20 +177,15 @@ pub fn complete(line: &str, pos: usize, names: &Names) -> (usize, Vec<String>) {
     // A backslash command, or its argument.
     if before.trim_start().starts_with('\\') {
         if head.is_empty() {
-            return (
-                start,
-                prefixed(COMMANDS.iter().map(|c| c.to_string()), word, true),
-            );
+            let commands = Command::ALL.iter().map(|c| c.name().to_string());
+            return (start, prefixed(commands, word, true));
         }
         let command = before.split_whitespace().next().unwrap_or("");
-        let args: Vec<String> = match command {
-            "\\d" | "\\refresh" => names.tables.iter().map(|t| sql_name(t)).collect(),
-            "\\h" => names.functions.clone(),
-            "\\format" => ["table", "csv", "json", "ndjson"]
-                .map(String::from)
-                .to_vec(),
-            "\\timing" | "\\x" => ["on", "off"].map(String::from).to_vec(),
-            _ => Vec::new(),
+        let args: Vec<String> = match Command::named(command).map(Command::argument) {
+            Some(Argument::Table) => names.tables.iter().map(|t| sql_name(t)).collect(),
+            Some(Argument::Function) => names.functions.clone(),
+            Some(Argument::Words(words)) => words.iter().map(|w| w.to_string()).collect(),
+            Some(Argument::None) | None => Vec::new(),
         };
         return (start, prefixed(args.into_iter(), word, false));
     }
