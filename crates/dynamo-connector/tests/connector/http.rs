@@ -116,9 +116,24 @@ async fn a_closed_http_client_stops_the_read() {
         );
         s.write_all(head.as_bytes()).expect("write");
         s.write_all(body.as_bytes()).expect("write");
-        std::thread::sleep(Duration::from_millis(150));
+        // Hang up once the read has begun (its first request reached DynamoDB).
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while proxy.counts().requests == before {
+            assert!(std::time::Instant::now() < deadline, "the read never began");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
-    std::thread::sleep(Duration::from_millis(3_000));
+    // Then count until no request has come for a second (20 s at most).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut seen = proxy.counts().requests;
+    loop {
+        std::thread::sleep(Duration::from_millis(1_000));
+        let now = proxy.counts().requests;
+        if now == seen || std::time::Instant::now() > deadline {
+            break;
+        }
+        seen = now;
+    }
     let after_close = proxy.counts().requests - before;
     let _ = child.kill();
     let _ = child.wait();
