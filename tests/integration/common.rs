@@ -41,16 +41,9 @@ pub fn context() -> SessionContext {
 /// decimal literals, join key lists of up to 1,000 keys, `SET dynamodb.*`
 /// settings.
 pub fn pushdown_session(target_partitions: usize) -> SessionContext {
-    let mut config = SessionConfig::new()
-        .with_target_partitions(target_partitions)
-        .with_option_extension(DynamoConfig::default());
-    config.options_mut().sql_parser.enable_ident_normalization = false;
-    config.options_mut().sql_parser.parse_float_as_decimal = true;
-    config
-        .options_mut()
-        .optimizer
-        .hash_join_inlist_pushdown_max_distinct_values = 1_000;
-    SessionContext::new_with_config(config)
+    SessionContext::new_with_config(DynamoConfig::session_defaults(
+        SessionConfig::new().with_target_partitions(target_partitions),
+    ))
 }
 
 /// `table` registered as `t` twice: with pushdown, and with pushdown disabled.

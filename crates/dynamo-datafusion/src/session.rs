@@ -24,6 +24,30 @@ pub const DEFAULT_SCHEMA: &str = "public";
 /// the other side as a list (above it, only bounds and a hash lookup).
 const DATAFUSION_INLIST_MAX_KEYS: usize = 150;
 
+impl DynamoConfig {
+    /// `config` as a DynamoDB session has it ([`dynamo_session`] applies
+    /// this): case-sensitive names, exact decimal literals, join key lists
+    /// of up to 1,000 keys (unless the caller chose a limit), and the
+    /// `dynamodb.*` settings registered. For sessions built by other means
+    /// (tests, engines) that must plan as `dynamo_session` does.
+    ///
+    /// ```
+    /// use datafusion::prelude::SessionConfig;
+    /// use dynamo_datafusion::DynamoConfig;
+    ///
+    /// let config = DynamoConfig::session_defaults(SessionConfig::new());
+    /// assert!(!config.options().sql_parser.enable_ident_normalization);
+    /// assert!(config.options().extensions.get::<DynamoConfig>().is_some());
+    /// ```
+    pub fn session_defaults(mut config: SessionConfig) -> SessionConfig {
+        dynamo_defaults(&mut config);
+        if config.options().extensions.get::<DynamoConfig>().is_none() {
+            config = config.with_option_extension(DynamoConfig::default());
+        }
+        config
+    }
+}
+
 /// The settings a DynamoDB session changes from DataFusion's defaults.
 fn dynamo_defaults(config: &mut SessionConfig) {
     let options = config.options_mut();
