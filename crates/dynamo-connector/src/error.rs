@@ -9,6 +9,7 @@ pub type Result<T, E = ConnectorError> = std::result::Result<T, E>;
 
 /// Stable error codes, as they appear in `{"error": {"code", "message"}}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorCode {
     /// Missing, unknown or expired session.
     Unauthenticated,
@@ -133,7 +134,8 @@ fn code_of(kind: ErrorKind) -> ErrorCode {
         ErrorKind::AccessDenied => ErrorCode::AccessDenied,
         ErrorKind::Throttled => ErrorCode::Throttled,
         ErrorKind::Validation => ErrorCode::InvalidRequest,
-        ErrorKind::Transient | ErrorKind::Other => ErrorCode::DynamodbError,
+        // Transient, Other, and kinds a later provider may add.
+        _ => ErrorCode::DynamodbError,
     }
 }
 

@@ -11,6 +11,7 @@ use datafusion::error::DataFusionError;
 /// (`read::retry::error_kind`) and carried by [`crate::Error`]: retries, the provider
 /// and the connector all act on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The table or index does not exist.
     NotFound,
@@ -42,6 +43,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// that report a failed task by its debug form (Ballista's executors) then
 /// tell the user what to do, not a structure dump.
 #[derive(thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The table does not exist in this account and region.
     #[error("DynamoDB table '{table}' does not exist (check the table name, region and endpoint)")]
