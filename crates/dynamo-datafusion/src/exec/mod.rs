@@ -715,13 +715,20 @@ impl DynamoExec {
         reads: String,
         ceiling: Arc<Ceiling>,
     ) -> Self {
-        let mut new = self.clone();
-        let plan = Arc::make_mut(&mut new.plan);
-        plan.query_estimate = Some(query);
-        plan.query_reads = Some(reads);
-        plan.max_rcu = Some(max_rcu);
-        plan.max_rcu_by_table = ceiling.set_by_table();
+        let by_table = ceiling.set_by_table();
+        let mut new =
+            self.with_plan(|plan| plan.with_query_ceiling(max_rcu, query, reads, by_table));
+        // The query's one counter, not the node's own.
         new.reader.ceiling = Some(ceiling);
+        new
+    }
+
+    /// This node reading `change(plan)` instead of its plan, with metrics
+    /// of its own. The ceiling's counter is kept (a query's reads may share
+    /// one): a change that moves the estimate derives it again.
+    fn with_plan(&self, change: impl FnOnce(ScanPlan) -> ScanPlan) -> Self {
+        let mut new = self.clone();
+        new.plan = Arc::new(change(ScanPlan::clone(&self.plan)));
         new.metrics = ScanMetrics::new();
         new
     }
@@ -1066,15 +1073,10 @@ impl ExecutionPlan for DynamoExec {
         if !self.join_filters.is_empty() {
             return None;
         }
-        let mut new = self.clone();
-        Arc::make_mut(&mut new.plan).limit = match (self.plan.limit, limit) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let mut new = self.with_plan(|plan| plan.with_limit(limit));
         // The estimate follows the limit; the ceiling's with it.
         new.reader.ceiling =
             Ceiling::of_plan(&new.plan, new.capacity_share_of(new.output_partitions()));
-        new.metrics = ScanMetrics::new();
         Some(Arc::new(new))
     }
 
@@ -1094,8 +1096,7 @@ impl ExecutionPlan for DynamoExec {
         if self.output_partitions() != 1 || !on_sort_key {
             return Ok(SortOrderPushdownResult::Unsupported);
         }
-        let mut new = self.clone();
-        Arc::make_mut(&mut new.plan).scan_forward = !wanted.options.descending;
+        let mut new = self.with_plan(|plan| plan.with_descending(wanted.options.descending));
         // Sort keys are never NULL, so either NULL placement holds.
         new.ordering = Some(wanted.clone());
         new.properties = Arc::new(plan_properties(
@@ -1103,7 +1104,6 @@ impl ExecutionPlan for DynamoExec {
             self.output_partitions(),
             new.ordering.as_ref(),
         ));
-        new.metrics = ScanMetrics::new();
         Ok(SortOrderPushdownResult::Exact {
             inner: Arc::new(new),
         })
@@ -1128,15 +1128,15 @@ impl ExecutionPlan for DynamoExec {
             return Ok(None);
         };
         let nested = NestedProjection::new(input, uses, projection.schema());
-        let mut new = self.clone();
+        let mut new = match ProjectionExpression::of_paths(nested.paths.clone()) {
+            Some(p) => self.with_plan(|plan| plan.with_projection(p)),
+            // Nothing but the row count: keep reading the smallest thing there is.
+            None => self.clone(),
+        };
         new.decoder = self
             .decoder
             .reshaped(Arc::clone(&nested.read_schema))
             .map_err(DataFusionError::from)?;
-        if let Some(p) = ProjectionExpression::of_paths(nested.paths.clone()) {
-            Arc::make_mut(&mut new.plan).projection = Some(p);
-        }
-        // Else nothing but the row count: keep reading the smallest thing there is.
         Ok(Some(Arc::new(new.absorbing(nested))))
     }
 

@@ -517,6 +517,45 @@ impl ScanPlan {
         self.price_per_million_rru
     }
 
+    /// This plan with at most `limit` items (the lower of its own and
+    /// `limit`); the estimate follows it.
+    pub(crate) fn with_limit(mut self, limit: Option<usize>) -> Self {
+        self.limit = match (self.limit, limit) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self
+    }
+
+    /// This plan reading its Query in descending sort-key order, or not.
+    pub(crate) fn with_descending(mut self, descending: bool) -> Self {
+        self.scan_forward = !descending;
+        self
+    }
+
+    /// This plan asking DynamoDB for `projection` only.
+    pub(crate) fn with_projection(mut self, projection: ProjectionExpression) -> Self {
+        self.projection = Some(projection);
+        self
+    }
+
+    /// This plan held to `max_rcu` as one of a query's reads estimated at
+    /// `query` together (`reads` says which, for messages), the ceiling set
+    /// by a table option (`by_table`) or the session.
+    pub(crate) fn with_query_ceiling(
+        mut self,
+        max_rcu: f64,
+        query: ReadEstimate,
+        reads: String,
+        by_table: bool,
+    ) -> Self {
+        self.max_rcu = Some(max_rcu);
+        self.max_rcu_by_table = by_table;
+        self.query_estimate = Some(query);
+        self.query_reads = Some(reads);
+        self
+    }
+
     /// What the ceiling is held against: the whole query's estimate when
     /// several reads share it, else this read's.
     pub(crate) fn ceiling_estimate(&self) -> Option<ReadEstimate> {
