@@ -28,7 +28,7 @@ use futures::StreamExt;
 use crate::config::DynamoConfig;
 use crate::error::Error;
 use crate::exec::ceiling_rule::refuse_over_ceiling;
-use crate::exec::stats::{reads_in, scan_warnings};
+use crate::exec::stats::scan_warnings;
 
 /// Where [`run_statement`] delivers a result.
 pub trait ResultSink {
@@ -201,23 +201,27 @@ async fn run_once<S: ResultSink + ?Sized>(
     let task = Arc::new(df.task_ctx());
     let logical = df.logical_plan().clone();
     let settings = state.config().options().extensions.get::<DynamoConfig>();
-    let distributed = settings.is_some_and(|s| s.distributed);
-    let physical = if distributed && matches!(logical, LogicalPlan::Explain(_)) {
-        // EXPLAIN on a cluster shows the reads the cluster will run.
-        plan_here(&state, &logical).await.map_err(early)?
-    } else {
-        df.create_physical_plan().await.map_err(early)?
+    // A cluster runs the reads: the same statement planned here shows them,
+    // so EXPLAIN shows them and the ceiling and warnings act before any job
+    // is sent.
+    let here = match settings.is_some_and(|s| s.distributed) {
+        true => Some(plan_here(&state, &logical).await.map_err(early)?),
+        false => None,
     };
-    // A cluster runs the reads: the same query planned here shows them, so
-    // the ceiling and the warnings act before any job is sent.
-    let reads = if distributed && reads_in(&physical).is_empty() {
-        plan_here(&state, &logical).await.map_err(early)?
-    } else {
-        Arc::clone(&physical)
+    let explain = matches!(logical, LogicalPlan::Explain(_));
+    let physical = match &here {
+        Some(planned) if explain => Arc::clone(planned),
+        _ => df.create_physical_plan().await.map_err(early)?,
     };
-    if !Arc::ptr_eq(&reads, &physical) {
-        refuse_over_ceiling(&reads).map_err(|e| early(e.into()))?;
-    }
+    let reads = match here {
+        Some(planned) => {
+            if !explain {
+                refuse_over_ceiling(&planned).map_err(|e| early(e.into()))?;
+            }
+            planned
+        }
+        None => Arc::clone(&physical),
+    };
     if let Some(threshold) = settings.and_then(|c| c.warn_rcu) {
         for warning in scan_warnings(&reads, threshold) {
             if !warned.contains(&warning) {
