@@ -27,7 +27,10 @@ use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Extension, LogicalPlan};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use datafusion_proto::physical_plan::from_proto::parse_physical_expr;
+use datafusion_proto::physical_plan::to_proto::serialize_physical_expr;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use datafusion_proto::protobuf;
 use dynamo_datafusion::{
     ConnectionOptions, DynamoExec, DynamoTableProvider, ExecLayout, ExecParts, ScanPlan, TableMeta,
     TableOptions,
@@ -99,6 +102,10 @@ struct ScanWire {
     /// DataFusion's protobuf encoding of the schemas, in base64.
     decode_schema: String,
     output_schema: String,
+    /// Filters checked on the decoded rows: DataFusion's protobuf encoding
+    /// of physical expressions, in base64.
+    #[serde(default)]
+    recheck: Vec<String>,
 }
 
 fn codec_error(what: &str, e: impl fmt::Display) -> DataFusionError {
@@ -121,10 +128,14 @@ fn schema_to_text(schema: &SchemaRef) -> Result<String> {
     Ok(base64::engine::general_purpose::STANDARD.encode(proto.encode_to_vec()))
 }
 
-fn schema_from_text(text: &str) -> Result<SchemaRef> {
-    let bytes = base64::engine::general_purpose::STANDARD
+fn from_base64(text: &str) -> Result<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD
         .decode(text)
-        .map_err(|e| codec_error("schema", e))?;
+        .map_err(|e| codec_error("base64", e))
+}
+
+fn schema_from_text(text: &str) -> Result<SchemaRef> {
+    let bytes = from_base64(text)?;
     let proto = datafusion_proto::protobuf::Schema::decode(bytes.as_slice())
         .map_err(|e| codec_error("schema", e))?;
     Ok(Arc::new(
@@ -233,12 +244,23 @@ impl PhysicalExtensionCodec for DynamoPhysicalCodec {
         let wire: ScanWire =
             serde_json::from_slice(json).map_err(|e| codec_error("decoding a scan", e))?;
         let client = self.connector.client(&wire.connection);
+        let decode_schema = schema_from_text(&wire.decode_schema)?;
+        let recheck = wire
+            .recheck
+            .iter()
+            .map(|text| {
+                let proto = protobuf::PhysicalExprNode::decode(from_base64(text)?.as_slice())
+                    .map_err(|e| codec_error("a filter", e))?;
+                parse_physical_expr(&proto, ctx, &decode_schema, self)
+            })
+            .collect::<Result<Vec<_>>>()?;
         let parts = ExecParts {
             plan: wire.plan,
             connection: wire.connection,
-            decode_schema: schema_from_text(&wire.decode_schema)?,
+            decode_schema,
             output_schema: schema_from_text(&wire.output_schema)?,
             layout: wire.layout,
+            recheck,
         };
         let exec = DynamoExec::from_parts(client, parts)?;
         Ok(match inputs {
@@ -263,7 +285,16 @@ impl PhysicalExtensionCodec for DynamoPhysicalCodec {
             return self.inner.try_encode(node, buf, proto_converter);
         };
         let parts = exec.to_parts();
+        let recheck = parts
+            .recheck
+            .iter()
+            .map(|f| {
+                let proto = serialize_physical_expr(f, self)?;
+                Ok(base64::engine::general_purpose::STANDARD.encode(proto.encode_to_vec()))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let wire = ScanWire {
+            recheck,
             decode_schema: schema_to_text(&parts.decode_schema)?,
             output_schema: schema_to_text(&parts.output_schema)?,
             plan: parts.plan,

@@ -16,7 +16,7 @@ use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::PhysicalExtensionCodec;
-use dynamo_datafusion::{CapacityCeilingRule, ConnectionOptions, DynamoConfig, RecheckOnceRule};
+use dynamo_datafusion::{CapacityCeilingRule, ConnectionOptions, DynamoConfig};
 
 use crate::codec::{Connector, DynamoLogicalCodec, DynamoPhysicalCodec};
 use crate::jobs::{JobWatch, scheduler_url};
@@ -108,15 +108,14 @@ fn executor_config_producer(scheduler: SocketAddr) -> ConfigProducer {
     Arc::new(move || session_config().with_extension(Arc::clone(&probe)))
 }
 
-/// The scheduler's session for a job: Ballista's, with the rules a
+/// The scheduler's session for a job: Ballista's, with the rule a
 /// `dynamo_session` plans with, so a plan made on the cluster holds the
-/// query's reads to one ceiling (`CapacityCeilingRule`) and re-checks each
-/// filter once (`RecheckOnceRule`), as a plan made in one process does.
+/// query's reads to one ceiling (`CapacityCeilingRule`), as a plan made in
+/// one process does.
 fn scheduler_session(config: SessionConfig) -> datafusion::error::Result<SessionState> {
     let state = ballista_core::utils::default_session_builder(config)?;
     Ok(SessionStateBuilder::new_from_existing(state)
         .with_physical_optimizer_rule(Arc::new(CapacityCeilingRule))
-        .with_physical_optimizer_rule(Arc::new(RecheckOnceRule))
         .build())
 }
 

@@ -54,7 +54,6 @@ pub use decode::{Item, ItemDecoder};
 pub use error::{Error, ErrorKind, Result, Widening, describe_sdk_error};
 pub use exec::ceiling_rule::CapacityCeilingRule;
 pub use exec::readable::readable_plan;
-pub use exec::recheck_rule::RecheckOnceRule;
 pub use exec::stats::ReadStats;
 pub use exec::{DynamoExec, ExecLayout, ExecParts};
 pub use factory::{DYNAMODB_FILE_TYPE, DynamoTableFactory};

@@ -7,25 +7,21 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::DFSchema;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::dml::InsertOp;
-use datafusion::logical_expr::expr_rewriter::unnormalize_col;
-use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_expr::create_physical_expr;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::filter::FilterExecBuilder;
 
 use crate::client::ConnectionOptions;
 use crate::config::{DynamoConfig, ScanGuard};
 use crate::decode::ItemDecoder;
 use crate::error::{Error, Result};
-use crate::exec::DynamoExec;
+use crate::exec::{DynamoExec, QueryFilters};
 use crate::metadata::TableMeta;
 use crate::options::TableOptions;
-use crate::plan::{
-    AccessPlan, Operation, PlanOptions, ReadOptions, ScanRequest, expr_columns, plan_access,
-};
+use crate::plan::{AccessPlan, Decisions, Operation, PlanOptions, ReadOptions, ScanRequest};
 use crate::policy::RetryPolicy;
 use crate::read::request_error;
 use crate::read::retry::{Retrier, without_sdk_retries};
@@ -74,6 +70,9 @@ pub struct DynamoTableProvider {
     /// Where the client connects (region and endpoint, as observed): what
     /// another process needs to read the same table with its own credentials.
     connection: Arc<ConnectionOptions>,
+    /// Which filters a read enforces, decided once per filter set: the
+    /// early answer to DataFusion and the scan share it.
+    decisions: Arc<Decisions>,
 }
 
 /// Builds a [`DynamoTableProvider`] with non-default options.
@@ -291,6 +290,7 @@ impl DynamoTableProviderBuilder {
             state: Arc::new(state),
             options: Arc::new(self.options),
             connection: Arc::new(connection),
+            decisions: Arc::default(),
         })
     }
 }
@@ -372,6 +372,7 @@ impl DynamoTableProvider {
             meta,
             options: Arc::new(options),
             connection: Arc::new(connection),
+            decisions: Arc::default(),
         })
     }
 
@@ -452,22 +453,6 @@ impl DynamoTableProvider {
             consistent_read: self.options.consistent_read,
         }
     }
-
-    /// Plans the read for `filters` when the query needs `columns` (pure).
-    pub(crate) fn plan(
-        &self,
-        filters: &[Expr],
-        columns: &[String],
-        session_pushdown: bool,
-    ) -> AccessPlan {
-        plan_access(
-            &self.meta,
-            &self.state.schema(),
-            filters,
-            columns,
-            &self.plan_options(session_pushdown),
-        )
-    }
 }
 
 #[async_trait]
@@ -495,18 +480,22 @@ impl TableProvider for DynamoTableProvider {
     }
 
     /// Exact for what a key enforces (GetItem, BatchGetItem keys, a Query's key
-    /// condition); Inexact for everything else, so DataFusion re-checks it.
-    /// Never Unsupported: `scan` then sees every filter and plans with all of them.
+    /// condition); Inexact for everything else — the read re-checks it, and
+    /// tells DataFusion's filter above so. Never Unsupported: `scan` then
+    /// sees every filter and plans with all of them. The answer is the
+    /// decision `scan` reads with ([`Decisions`]).
     fn supports_filters_pushdown(
         &self,
         filters: &[&Expr],
     ) -> DfResult<Vec<TableProviderFilterPushDown>> {
         let owned: Vec<Expr> = filters.iter().map(|f| (*f).clone()).collect();
-        let mut columns = Vec::new();
-        owned.iter().for_each(|f| expr_columns(f, &mut columns));
-        let plan = self.plan(&owned, &columns, true);
-        Ok(plan
-            .exact
+        let exact = self.decisions.for_filters(
+            &self.meta,
+            &self.state.schema(),
+            &owned,
+            &self.plan_options(true),
+        );
+        Ok(exact
             .iter()
             .map(|exact| {
                 if *exact {
@@ -556,38 +545,40 @@ impl TableProvider for DynamoTableProvider {
             limit,
             options,
             key_stats: self.state.key_stats().cloned(),
+            decisions: Arc::clone(&self.decisions),
         };
         let plan = request.plan()?;
         self.check_scan_guard(&plan.access, &session)?;
-        let read_schema = plan.read_schema(&schema)?;
-        let decoder = ItemDecoder::try_new(&self.meta.name, Arc::clone(&read_schema))?
+        // The filters made physical once, with this session's functions and
+        // time: the read re-checks those its plan does not enforce.
+        // (Built here, not by `state`: a session across an FFI boundary
+        // hands back expressions whose columns cannot be renumbered.)
+        let query = QueryFilters::new(&schema, filters, |f, s| {
+            create_physical_expr(
+                &f,
+                s,
+                state.execution_props(),
+                &PhysicalPlanningContext::default(),
+            )
+        })?;
+        let output_schema = plan.output_schema(&schema)?;
+        let decoder = ItemDecoder::try_new(&self.meta.name, output_schema)?
             .closing_maps(|column| self.state.can_widen(column))
             .knowing_columns(&schema);
-        let (residual, outputs) = (plan.residual.clone(), plan.output.len());
         let exec = DynamoExec::new(
             self.read_client.clone(),
             plan,
             decoder,
             Some(Arc::clone(&self.state)),
         )
+        .checking(Arc::new(query))?
         .connecting_to(Arc::clone(&self.connection))
         .replanning(request);
-        let exec: Arc<dyn ExecutionPlan> = if session.distributed {
+        Ok(if session.distributed {
             Arc::new(exec.with_partitions_input()?)
         } else {
             Arc::new(exec)
-        };
-        let residual = residual.iter().filter_map(|i| filters.get(*i));
-        let Some(predicate) = conjunction(residual.cloned()) else {
-            return Ok(exec);
-        };
-        let df_schema = DFSchema::try_from(read_schema.as_ref().clone())?;
-        let predicate = state.create_physical_expr(unnormalize_col(predicate), &df_schema)?;
-        let filter = FilterExecBuilder::new(predicate, exec)
-            .apply_projection(Some((0..outputs).collect()))?
-            .with_fetch(limit)
-            .build()?;
-        Ok(Arc::new(filter))
+        })
     }
 }
 
@@ -623,5 +614,77 @@ impl DynamoTableProvider {
             }
             ScanGuard::Error => Err(DataFusionError::Plan(message)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Region};
+    use datafusion::physical_plan::displayable;
+    use datafusion::prelude::SessionContext;
+
+    use super::*;
+    use crate::plan::fixture::{orders_meta, orders_schema};
+
+    /// Orders, planned without I/O (the client is never called).
+    fn orders() -> Arc<DynamoTableProvider> {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-west-1"))
+            .build();
+        Arc::new(
+            DynamoTableProvider::from_parts(
+                Client::from_conf(config),
+                orders_meta(),
+                orders_schema(),
+                TableOptions::default(),
+                ConnectionOptions::default(),
+            )
+            .expect("provider"),
+        )
+    }
+
+    /// The physical plan of `sql` over `orders`, one line per node.
+    async fn physical(orders: &Arc<DynamoTableProvider>, sql: &str) -> String {
+        let ctx = SessionContext::new();
+        ctx.register_table("orders", Arc::clone(orders) as Arc<dyn TableProvider>)
+            .expect("registered");
+        let plan = ctx
+            .sql(sql)
+            .await
+            .expect("planned")
+            .create_physical_plan()
+            .await
+            .expect("physical");
+        displayable(plan.as_ref()).indent(false).to_string()
+    }
+
+    #[tokio::test]
+    async fn a_filter_is_decided_once_and_checked_once() {
+        let orders = orders();
+        let plan = physical(
+            &orders,
+            "SELECT \"orderId\" FROM orders WHERE customer = 'c1' AND note = 'x'",
+        )
+        .await;
+        assert_eq!(orders.decisions.planned(), 1, "one decision: {plan}");
+        // `customer` is the Query's key; `note` is sent as a FilterExpression
+        // and re-checked by the read alone: no FilterExec above it.
+        assert!(!plan.contains("FilterExec"), "{plan}");
+        assert!(plan.contains("operation=Query"), "{plan}");
+        assert!(plan.contains("recheck=[note@1 = x]"), "{plan}");
+    }
+
+    #[tokio::test]
+    async fn a_filter_answered_exact_that_the_scan_cannot_enforce_is_rechecked() {
+        // Early, `region = 'eu'` is a key of the KEYS_ONLY index byRegion:
+        // Exact. The query needs `price`, which the index lacks: the scan
+        // decides again (a Scan) and the read checks `region` itself.
+        let orders = orders();
+        let plan = physical(&orders, "SELECT price FROM orders WHERE region = 'eu'").await;
+        assert_eq!(orders.decisions.planned(), 2, "{plan}");
+        assert!(!plan.contains("FilterExec"), "{plan}");
+        assert!(plan.contains("operation=Scan"), "{plan}");
+        assert!(plan.contains("recheck=[region@1 = eu]"), "{plan}");
     }
 }

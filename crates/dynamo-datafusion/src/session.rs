@@ -10,7 +10,6 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::catalog::DynamoSchemaProvider;
 use crate::config::DynamoConfig;
 use crate::exec::ceiling_rule::CapacityCeilingRule;
-use crate::exec::recheck_rule::RecheckOnceRule;
 use crate::factory::{DYNAMODB_FILE_TYPE, DynamoTableFactory};
 use crate::options::TableOptions;
 use crate::schema::cache::SchemaCache;
@@ -72,8 +71,6 @@ fn dynamo_defaults(config: &mut SessionConfig) {
 ///   [`DynamoConfig`] are available;
 /// - `SET dynamodb.max_rcu = N` caps what a query may read, over all its
 ///   reads ([`crate::CapacityCeilingRule`]);
-/// - a filter re-checked above a read is evaluated once, not twice
-///   ([`crate::RecheckOnceRule`]);
 /// - a hash join hands its build side's keys to the other side as a list
 ///   when there are at most 1,000 per partition (DataFusion's
 ///   `hash_join_inlist_pushdown_max_distinct_values`, 150 by default, unless
@@ -143,7 +140,6 @@ pub async fn dynamo_session_with_cache(
         .with_default_features()
         .with_table_factory(DYNAMODB_FILE_TYPE.to_string(), Arc::new(factory))
         .with_physical_optimizer_rule(Arc::new(CapacityCeilingRule))
-        .with_physical_optimizer_rule(Arc::new(RecheckOnceRule))
         .build();
     let ctx = SessionContext::new_with_state(state);
     ctx.register_udf(crate::functions::to_json_udf());

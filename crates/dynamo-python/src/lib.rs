@@ -31,7 +31,7 @@ use datafusion_ffi::proto::logical_extension_codec::FFI_LogicalExtensionCodec;
 use datafusion_ffi::table_provider::FFI_TableProvider;
 use dynamo_datafusion::{
     CapacityCeilingRule, ConnectionOptions, DEFAULT_SCHEMA, DynamoSchemaProvider,
-    DynamoTableProvider, RecheckOnceRule, TableOptions, readable_plan,
+    DynamoTableProvider, TableOptions, readable_plan,
 };
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -310,7 +310,6 @@ fn explain(py: Python<'_>, sql: &str, tables: Option<&Bound<'_, PyDict>>) -> PyR
                 .with_config(config)
                 .with_default_features()
                 .with_physical_optimizer_rule(Arc::new(CapacityCeilingRule))
-                .with_physical_optimizer_rule(Arc::new(RecheckOnceRule))
                 .build();
             let ctx = SessionContext::new_with_state(state);
             for (name, provider) in named {

@@ -38,6 +38,8 @@ pub(crate) enum Fact {
         sent: String,
         resolved: String,
     },
+    /// The query's filters checked on the read's rows (DataFusion's form).
+    Recheck(Vec<String>),
     /// The ProjectionExpression's attributes (`None`: all).
     Projection(Option<Vec<String>>),
     /// ExpressionAttributeNames, by placeholder number.
@@ -78,6 +80,7 @@ pub(crate) fn facts(
     plan: &ScanPlan,
     partitions: usize,
     of: Option<usize>,
+    recheck: Vec<String>,
     join_keys: Option<Option<String>>,
 ) -> Vec<Fact> {
     let r = first_request(plan);
@@ -127,6 +130,9 @@ pub(crate) fn facts(
             sent: filter.clone(),
             resolved: resolve(filter),
         });
+    }
+    if !recheck.is_empty() {
+        facts.push(Fact::Recheck(recheck));
     }
     facts.push(Fact::Projection(
         plan.projection.as_ref().map(|p| p.attributes()),
@@ -178,6 +184,25 @@ pub(crate) fn facts(
         facts.push(Fact::JoinKeys(why));
     }
     facts
+}
+
+/// `feature@1 = search` as `feature = search`: a physical expression
+/// without its columns' positions.
+fn without_column_numbers(expr: &str) -> String {
+    let mut out = String::with_capacity(expr.len());
+    let mut chars = expr.chars().peekable();
+    let mut after_word = false;
+    while let Some(c) = chars.next() {
+        if c == '@' && after_word && chars.peek().is_some_and(char::is_ascii_digit) {
+            while chars.peek().is_some_and(char::is_ascii_digit) {
+                chars.next();
+            }
+            continue;
+        }
+        after_word = c.is_alphanumeric() || c == '_';
+        out.push(c);
+    }
+    out
 }
 
 /// Placeholders (`#n3`, `:v12`) in their numbers' order.
@@ -275,6 +300,7 @@ impl Fact {
                 max,
                 over: Some(rcu),
             } => format!("max_rcu={max} (query estimate {rcu:.1} is above it: refused)"),
+            Fact::Recheck(filters) => format!("recheck=[{}]", filters.join(", ")),
             Fact::JoinKeys(Some(why)) => format!("join_keys=[{why}]"),
             Fact::JoinKeys(None) => "join_keys=[from the join's build side, at run time]".into(),
         })
@@ -345,6 +371,14 @@ impl Fact {
                     None => format!("{max} RCU"),
                 },
             ),
+            Fact::Recheck(filters) => (
+                "rechecks",
+                filters
+                    .iter()
+                    .map(|f| without_column_numbers(f))
+                    .collect::<Vec<_>>()
+                    .join(" AND "),
+            ),
             Fact::Names(_) | Fact::Values(_) | Fact::PageSize(_) | Fact::JoinKeys(_) => {
                 return None;
             }
@@ -357,7 +391,13 @@ impl DynamoExec {
     fn facts(&self) -> Vec<Fact> {
         let of = self.input.is_some().then_some(self.plan.partitions.len());
         let join_keys = (!self.join_filters.is_empty()).then(|| self.join_choice.why());
-        facts(&self.plan, self.output_partitions(), of, join_keys)
+        let recheck = self
+            .recheck
+            .iter()
+            .flat_map(|r| r.filters())
+            .map(ToString::to_string)
+            .collect();
+        facts(&self.plan, self.output_partitions(), of, recheck, join_keys)
     }
 
     /// The request for a person: (label, value) lines with names and values
@@ -477,6 +517,20 @@ mod tests {
         };
         assert_eq!(one.line().map(|l| l.1).unwrap_or_default(), "1 partition");
         assert_eq!(one.field().as_deref(), Some("partitions=1"));
+    }
+
+    #[test]
+    fn a_recheck_shows_its_filters_with_and_without_column_positions() {
+        let recheck = Fact::Recheck(vec!["feature@1 = search".into(), "n_2@12 > 3".into()]);
+        assert_eq!(
+            recheck.field().as_deref(),
+            Some("recheck=[feature@1 = search, n_2@12 > 3]")
+        );
+        assert_eq!(
+            recheck.line(),
+            Some(("rechecks", "feature = search AND n_2 > 3".to_string()))
+        );
+        assert_eq!(without_column_numbers("a@b.c @1 x@"), "a@b.c @1 x@");
     }
 
     #[test]

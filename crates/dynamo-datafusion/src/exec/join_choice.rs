@@ -305,7 +305,7 @@ impl ChoiceCell {
     pub(crate) fn get_or_choose(
         &self,
         complete: &[Arc<dyn PhysicalExpr>],
-        make: impl FnOnce() -> (ScanPlan, Option<Recheck>, String),
+        make: impl FnOnce() -> (ScanPlan, Option<Arc<Recheck>>, String),
     ) -> Arc<Chosen> {
         let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(chosen) = slot.as_ref().filter(|c| made_for(&c.filters, complete)) {
@@ -315,7 +315,7 @@ impl ChoiceCell {
         let chosen = Arc::new(Chosen {
             filters: complete.to_vec(),
             plan: Arc::new(plan),
-            recheck: recheck.map(Arc::new),
+            recheck,
             why,
         });
         *slot = Some(Arc::clone(&chosen));
@@ -366,6 +366,7 @@ mod tests {
                 ..ReadOptions::default()
             },
             key_stats: None,
+            decisions: Arc::default(),
         }
     }
 

@@ -23,7 +23,6 @@ mod node;
 mod parts;
 pub(crate) mod readable;
 mod recheck;
-pub(crate) mod recheck_rule;
 pub(crate) mod stats;
 mod stream;
 pub use parts::{ExecLayout, ExecParts};
@@ -33,7 +32,7 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::Client;
 use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::error::Result as DfResult;
+use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr, PhysicalSortExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
@@ -49,6 +48,8 @@ use crate::read::Reader;
 use crate::read::ceiling::Ceiling;
 use crate::schema::widen::SchemaState;
 use join_choice::ChoiceCell;
+pub(crate) use recheck::QueryFilters;
+use recheck::Recheck;
 use stream::ScanMetrics;
 
 /// Reads a DynamoDB table (or index) as a stream of record batches.
@@ -102,6 +103,12 @@ pub struct DynamoExec {
     /// What the read chose at run time and its estimate, for `EXPLAIN
     /// ANALYZE` and the read's statistics.
     join_choice: Arc<ChoiceCell>,
+    /// The query's filters, made physical once with the session's state
+    /// (`None`: not planned here).
+    query_filters: Option<Arc<QueryFilters>>,
+    /// The query's filters this read does not enforce, checked on every
+    /// row it decodes (`None`: it enforces them all).
+    recheck: Option<Arc<Recheck>>,
 }
 
 impl DynamoExec {
@@ -147,7 +154,23 @@ impl DynamoExec {
             join_rule: JoinKeyLookups::default(),
             request: None,
             join_choice: Arc::default(),
+            query_filters: None,
+            recheck: None,
         }
+    }
+
+    /// This node checking, on every row it reads, the query's filters
+    /// (`query`) its plan does not enforce; it hands on its output columns.
+    pub(crate) fn checking(mut self, query: Arc<QueryFilters>) -> DfResult<Self> {
+        let mut plan = ScanPlan::clone(&self.plan);
+        let residual = plan.residual.clone();
+        self.recheck = Recheck::of(&self.decoder, &query, &residual, &mut plan)
+            .map_err(DataFusionError::Plan)?
+            .map(Arc::new);
+        self.plan = Arc::new(plan);
+        self.query_filters = Some(query);
+        self.metrics = ScanMetrics::new();
+        Ok(self)
     }
 
     /// This node, keeping what its scan was asked so a join's keys can
@@ -300,6 +323,20 @@ impl DynamoExec {
     /// True when a FilterExpression is sent.
     pub fn has_filter(&self) -> bool {
         self.plan.access.has_filter()
+    }
+
+    /// The query's filters this read takes care of, over its output
+    /// columns: every one it was planned with (each is enforced by the
+    /// request or re-checked on the rows), as far as its output has the
+    /// columns to name it.
+    fn handled_filters(&self) -> Vec<Arc<dyn PhysicalExpr>> {
+        let (Some(query), None) = (&self.query_filters, &self.nested) else {
+            return Vec::new();
+        };
+        let output = self.output_schema();
+        (0..query.len())
+            .filter_map(|i| query.over(i, output))
+            .collect()
     }
 
     /// What this read is estimated to cost: the read a join's keys chose

@@ -58,8 +58,12 @@ impl ExecutionPlan for DynamoExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
-    /// Takes a hash join's dynamic filters (after the other filters were
-    /// placed): the stream reads them when it starts, and every row it
+    /// Before the plan is optimized, tells the filters above that are the
+    /// query's own filters they are taken care of here — enforced by the
+    /// request or re-checked on every row — so each is evaluated once.
+    ///
+    /// After, takes a hash join's dynamic filters (once the other filters
+    /// were placed): the stream reads them when it starts, and every row it
     /// hands on passes them. Not in a distributed plan (the filter lives in
     /// the joining process), not for a read with a limit, nor with
     /// `dynamodb.join_key_lookups` off.
@@ -69,6 +73,23 @@ impl ExecutionPlan for DynamoExec {
         child_pushdown_result: ChildPushdownResult,
         config: &datafusion::config::ConfigOptions,
     ) -> DfResult<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
+        if phase == FilterPushdownPhase::Pre {
+            let handled = self.handled_filters();
+            let pushed = child_pushdown_result
+                .parent_filters
+                .iter()
+                .map(|f| {
+                    if handled.iter().any(|h| h.as_ref() == f.filter.as_ref()) {
+                        PushedDown::Yes
+                    } else {
+                        PushedDown::No
+                    }
+                })
+                .collect();
+            return Ok(FilterPushdownPropagation::with_parent_pushdown_result(
+                pushed,
+            ));
+        }
         let rule = config
             .extensions
             .get::<crate::config::DynamoConfig>()
@@ -178,7 +199,8 @@ impl ExecutionPlan for DynamoExec {
     /// Every row this node emits is final, so a limit above it can stop its
     /// reads — unless a join's filter drops rows after the read.
     fn with_fetch(&self, limit: Option<usize>) -> Option<Arc<dyn ExecutionPlan>> {
-        if !self.join_filters.is_empty() {
+        // A re-check drops rows after the read: the limit stays above.
+        if !self.join_filters.is_empty() || self.recheck.is_some() {
             return None;
         }
         let mut new = self.with_plan(|plan| plan.with_limit(limit));
@@ -223,8 +245,8 @@ impl ExecutionPlan for DynamoExec {
         &self,
         projection: &ProjectionExec,
     ) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
-        // A join's filter names the columns as they are: keep them.
-        if self.nested.is_some() || !self.join_filters.is_empty() {
+        // A join's filter and a re-check name the columns as they are: keep them.
+        if self.nested.is_some() || !self.join_filters.is_empty() || self.recheck.is_some() {
             return Ok(None);
         }
         let input = self.decoder.schema();

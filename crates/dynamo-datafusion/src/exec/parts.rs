@@ -10,8 +10,11 @@ use aws_sdk_dynamodb::Client;
 use datafusion::arrow::datatypes::SchemaRef;
 use serde::{Deserialize, Serialize};
 
+use datafusion::physical_expr::PhysicalExpr;
+
 use super::DynamoExec;
 use super::nested::{NestedProjection, Use};
+use super::recheck::Recheck;
 use crate::client::ConnectionOptions;
 use crate::decode::ItemDecoder;
 use crate::error::Result;
@@ -35,6 +38,11 @@ pub struct ExecParts {
     pub output_schema: SchemaRef,
     /// How items are decoded and cut down to the output.
     pub layout: ExecLayout,
+    /// The query's filters the read does not enforce, checked on every
+    /// decoded row: over `decode_schema`, whose first columns are the
+    /// output's (empty: the read enforces them all). They travel in the
+    /// carrier's form for physical expressions.
+    pub recheck: Vec<Arc<dyn PhysicalExpr>>,
 }
 
 /// How a [`DynamoExec`] decodes items and cuts them down to its output.
@@ -56,17 +64,23 @@ impl DynamoExec {
     /// carrier's plan, and the receiver attaches it again with
     /// [`DynamoExec::reading_partitions_from`].
     pub fn to_parts(&self) -> ExecParts {
-        let (closed_maps, known_columns) = self.decoder.settings();
+        let decoder = self.recheck.as_ref().map_or(&self.decoder, |r| &r.decoder);
+        let (closed_maps, known_columns) = decoder.settings();
         ExecParts {
             plan: (*self.plan).clone(),
             connection: (*self.connection).clone(),
-            decode_schema: Arc::clone(self.decoder.schema()),
+            decode_schema: Arc::clone(decoder.schema()),
             output_schema: Arc::clone(self.output_schema()),
             layout: ExecLayout {
                 closed_maps,
                 known_columns,
                 projection: self.nested.as_ref().map(|n| n.outputs.clone()),
             },
+            recheck: self
+                .recheck
+                .as_ref()
+                .map(|r| r.filters().to_vec())
+                .unwrap_or_default(),
         }
     }
 
@@ -79,6 +93,7 @@ impl DynamoExec {
             decode_schema,
             output_schema,
             layout,
+            recheck,
         } = parts;
         let decoder = ItemDecoder::with_settings(
             plan.table(),
@@ -86,7 +101,17 @@ impl DynamoExec {
             layout.closed_maps,
             layout.known_columns,
         )?;
-        let exec = DynamoExec::new(client, plan, decoder, None).connecting_to(Arc::new(connection));
+        // A re-check decodes the output's columns and then its own.
+        let (decoder, recheck) = if recheck.is_empty() {
+            (decoder, None)
+        } else {
+            let width = output_schema.fields().len();
+            let output = decoder.reshaped(Arc::clone(&output_schema))?;
+            (output, Some(Recheck::from_parts(decoder, recheck, width)))
+        };
+        let mut exec =
+            DynamoExec::new(client, plan, decoder, None).connecting_to(Arc::new(connection));
+        exec.recheck = recheck.map(Arc::new);
         Ok(match layout.projection {
             Some(outputs) => {
                 let nested = NestedProjection::from_parts(
@@ -108,7 +133,12 @@ mod tests {
     use datafusion::logical_expr::{col, lit};
     use datafusion::physical_plan::ExecutionPlan;
 
+    use datafusion::execution::context::ExecutionProps;
+    use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+    use datafusion::physical_expr::create_physical_expr;
+
     use super::*;
+    use crate::exec::QueryFilters;
     use crate::metadata::TableMeta;
     use crate::plan::{PlanOptions, ReadOptions};
 
@@ -150,15 +180,29 @@ mod tests {
             ..options
         };
         let filters = [col("n").gt(lit(3i64))];
-        let plan = ScanPlan::new(&meta, &schema(), &filters, None, None, &options).expect("plan");
-        let decoder = ItemDecoder::try_new("Things", plan.read_schema(&schema()).expect("schema"))
-            .expect("decoder")
-            .closing_maps(|c| c == "info");
-        DynamoExec::new(client(), plan, decoder, None).connecting_to(Arc::new(ConnectionOptions {
-            endpoint_url: Some("http://127.0.0.1:8000".into()),
-            region: Some("eu-west-1".into()),
-            profile: None,
-        }))
+        let plan =
+            ScanPlan::new(&meta, &schema(), &filters, Some(&[0, 2]), None, &options).expect("plan");
+        let decoder =
+            ItemDecoder::try_new("Things", plan.output_schema(&schema()).expect("schema"))
+                .expect("decoder")
+                .closing_maps(|c| c == "info");
+        let query = QueryFilters::new(&schema(), &filters, |f, s| {
+            create_physical_expr(
+                &f,
+                s,
+                &ExecutionProps::new(),
+                &PhysicalPlanningContext::default(),
+            )
+        })
+        .expect("filters");
+        DynamoExec::new(client(), plan, decoder, None)
+            .checking(Arc::new(query))
+            .expect("re-check")
+            .connecting_to(Arc::new(ConnectionOptions {
+                endpoint_url: Some("http://127.0.0.1:8000".into()),
+                region: Some("eu-west-1".into()),
+                profile: None,
+            }))
     }
 
     /// The parts through JSON (plan, layout, connection), the schemas as they are.
@@ -190,6 +234,13 @@ mod tests {
         assert_eq!(back.partition_count(), 3);
         assert_eq!(back.scan_plan(), exec.scan_plan());
         assert_eq!(back.to_parts().layout, exec.to_parts().layout);
+        // `n > 3` is sent as a FilterExpression and re-checked on the rows:
+        // `n` is decoded after the output's `id` and `info`, then dropped.
+        let recheck = back.to_parts().recheck;
+        assert_eq!(recheck.len(), 1);
+        assert_eq!(recheck[0].to_string(), "n@2 > 3");
+        assert_eq!(back.to_parts().decode_schema.fields().len(), 3);
+        assert_eq!(back.schema().fields().len(), 2);
         assert_eq!(
             back.to_parts().connection.region.as_deref(),
             Some("eu-west-1")
@@ -239,7 +290,14 @@ mod tests {
 
     #[test]
     fn an_absorbed_projection_comes_back_with_it() {
-        let exec = exec();
+        // No filter to re-check: a projection of struct fields is absorbed.
+        let meta = TableMeta::hash_only("Things", "id");
+        let plan = ScanPlan::new(&meta, &schema(), &[], None, None, &ReadOptions::default())
+            .expect("plan");
+        let decoder = ItemDecoder::try_new("Things", schema())
+            .expect("decoder")
+            .closing_maps(|c| c == "info");
+        let exec = DynamoExec::new(client(), plan, decoder, None);
         // `info.rating` alone, as `SELECT info['rating'] ...` absorbs it.
         let input = Arc::clone(exec.decoder.schema());
         let output = Arc::new(Schema::new(vec![Field::new(

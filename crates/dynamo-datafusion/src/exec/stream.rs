@@ -66,6 +66,7 @@ struct Partition {
     in_flight: Gauge,
     concurrency: Option<Arc<Concurrency>>,
     schema_state: Option<Arc<SchemaState>>,
+    recheck: Option<Arc<Recheck>>,
     nested: Option<Arc<NestedProjection>>,
 }
 
@@ -110,6 +111,10 @@ impl Partition {
                 };
                 DataFusionError::from(widen_on_misfit(e, state, &self.decoder, &items))
             })?;
+            let batch = match &self.recheck {
+                Some(r) => r.apply(batch)?,
+                None => batch,
+            };
             // Counted before the page's places in flight are given back.
             self.remaining.take(batch.num_rows());
             drop(arrival);
@@ -245,32 +250,31 @@ impl DynamoExec {
             .get(partition)
             .cloned()
             .unwrap_or_default();
-        let recheck = chosen.recheck.clone();
-        let decoder = recheck
-            .as_ref()
-            .map_or_else(|| self.decoder.clone(), |r| r.decoder.clone());
-        let batches = self.read_with(Arc::clone(&chosen.plan), decoder, partition, units);
+        let batches = self.read_with(
+            Arc::clone(&chosen.plan),
+            chosen.recheck.clone(),
+            partition,
+            units,
+        );
+        // The join's filters name output columns.
         let filtered = batches.and_then(move |batch| {
-            // The join's filters name output columns, which lead the batch.
-            let passed = pass_filters(batch, &current).and_then(|b| match &recheck {
-                Some(r) => r.apply(b),
-                None => Ok(b),
-            });
+            let passed = pass_filters(batch, &current);
             async move { passed }
         });
         Ok(Box::pin(filtered))
     }
 
     /// The read for the join filters' `complete` expressions, what
-    /// re-checks the query's filters it drops, and why it was chosen.
+    /// re-checks the query's filters it does not enforce, and why it was
+    /// chosen.
     fn choose_for_join(
         &self,
         complete: &[Arc<dyn PhysicalExpr>],
-    ) -> (ScanPlan, Option<Recheck>, String) {
-        let planned = || ScanPlan::clone(&self.plan);
-        let Some(request) = self.request.as_deref() else {
+    ) -> (ScanPlan, Option<Arc<Recheck>>, String) {
+        let planned = |why: String| (ScanPlan::clone(&self.plan), self.recheck.clone(), why);
+        let (Some(request), Some(query)) = (self.request.as_deref(), &self.query_filters) else {
             let choice = choose(&self.plan, None, vec![], 0, self.join_rule, false);
-            return (planned(), None, choice.to_string());
+            return planned(choice.to_string());
         };
         let implied = complete
             .iter()
@@ -288,17 +292,24 @@ impl DynamoExec {
         );
         let why = choice.to_string();
         match choice {
-            JoinChoice::Planned(_) => (planned(), None, why),
+            JoinChoice::Planned(_) => planned(why),
             JoinChoice::Nothing => (self.plan.reading_nothing(), None, why),
             JoinChoice::Narrowed {
                 mut plan, recheck, ..
-            } if !recheck.is_empty() => {
-                match Recheck::of(&self.decoder, request, &recheck, &mut plan) {
-                    Some(r) => (*plan, Some(r), why),
-                    None => (planned(), None, "planned read: the join's keys dropped conditions that cannot be checked here".into()),
+            } => {
+                // What the planned read left to the re-check, and the key
+                // conditions this one drops.
+                let mut positions = self.plan.residual.clone();
+                positions.extend(recheck);
+                positions.sort_unstable();
+                positions.dedup();
+                match Recheck::of(&self.decoder, query, &positions, &mut plan) {
+                    Ok(r) => (*plan, r.map(Arc::new), why),
+                    Err(e) => planned(format!(
+                        "planned read: the join's read cannot check the query's filters here ({e})"
+                    )),
                 }
             }
-            JoinChoice::Narrowed { plan, .. } => (*plan, None, why),
         }
     }
 
@@ -310,18 +321,19 @@ impl DynamoExec {
     ) -> impl Stream<Item = DfResult<RecordBatch>> + Send + use<> {
         self.read_with(
             Arc::clone(&self.plan),
-            self.decoder.clone(),
+            self.recheck.clone(),
             partition,
             units,
         )
     }
 
     /// The batches of `units` of `plan` (this node's plan, or the key
-    /// lookups a join chose), read as this node's partition `partition`.
+    /// lookups a join chose) with what `recheck` checks, read as this
+    /// node's partition `partition`.
     fn read_with(
         &self,
         plan: Arc<ScanPlan>,
-        decoder: ItemDecoder,
+        recheck: Option<Arc<Recheck>>,
         partition: usize,
         units: Vec<ReadUnit>,
     ) -> impl Stream<Item = DfResult<RecordBatch>> + Send + use<> {
@@ -333,10 +345,14 @@ impl DynamoExec {
             units,
             Arc::clone(&remaining),
         );
+        let decoder = recheck
+            .as_ref()
+            .map_or_else(|| self.decoder.clone(), |r| r.decoder.clone());
         let state = Partition {
             pages: Box::pin(pages),
             remaining,
             decoder,
+            recheck,
             metrics: ReadMetrics::new(&self.metrics.set, partition),
             in_flight: self.metrics.in_flight.clone(),
             concurrency: self.reader.concurrency.clone(),

@@ -1,13 +1,14 @@
 //! The pushdown planner: SQL filters, the columns a query needs, and the
 //! table's key and index metadata in; the cheapest correct DynamoDB read out.
 //!
-//! Pure: no I/O. `supports_filters_pushdown` and `scan` both call [`plan_access`],
-//! so what is declared Exact is what the read enforces. Each conjunct goes to
-//! one of three places: the key (GetItem, BatchGetItem keys or a Query's key
-//! condition — exact), the FilterExpression (always re-checked by DataFusion),
-//! or DataFusion alone.
+//! Pure: no I/O. `supports_filters_pushdown` and `scan` take the read from
+//! one decision ([`Decisions`], which calls [`plan_access`]). Each conjunct
+//! goes to one of three places: the key (GetItem, BatchGetItem keys or a
+//! Query's key condition — exact), the FilterExpression (re-checked on the
+//! read's rows), or the re-check alone.
 
 pub(crate) mod cost;
+mod decision;
 #[doc(hidden)]
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod fixture;
@@ -29,6 +30,7 @@ use predicate::{Atom, CmpOp, Cond, MAX_IN_VALUES, Translator, compare_values};
 use render::ExpressionBuilder;
 
 pub use cost::{DEFAULT_PRICE_PER_MILLION_RRU, ReadEstimate};
+pub(crate) use decision::Decisions;
 pub use render::{ProjectionExpression, resolve_placeholders};
 pub use scan::ScanPlan;
 pub(crate) use scan::{ReadOptions, ScanRequest, expr_columns};
@@ -831,6 +833,12 @@ fn index_allowed(
     {
         return false;
     }
+    index_projects(index, meta, columns)
+}
+
+/// True when `index` holds every one of `columns` (its keys, the table's
+/// keys, and what it projects).
+fn index_projects(index: &IndexMeta, meta: &TableMeta, columns: &[String]) -> bool {
     match &index.projection {
         IndexProjection::All => true,
         projection => columns.iter().all(|c| {

@@ -9,12 +9,13 @@
 //!
 //! ## How an early Exact answer stays safe
 //! DataFusion asks `supports_filters_pushdown` about the filters first and
-//! hands `scan` those it kept; both call the same planner ([`super::plan_access`]).
-//! `scan` plans again from the filters it is given and re-applies above the
-//! read every filter this plan does not enforce exactly ([`ScanPlan::residual`]),
-//! whatever was answered before. So a filter declared Exact and then not
-//! enforced (the planner saw fewer or other filters the first time) is still
-//! evaluated, and a filter is dropped only where this very read enforces it.
+//! hands `scan` those it kept; both take the read from one decision
+//! ([`super::Decisions`]). Every filter the scan's read does not enforce
+//! exactly ([`ScanPlan::residual`]) is re-checked on the read's rows by the
+//! read itself, whatever was answered before: a filter declared Exact and
+//! then not enforced (the scan needed a column the early read's index
+//! lacks) is still evaluated, and a filter goes unchecked only where this
+//! very read enforces it.
 
 use std::sync::Arc;
 
@@ -27,7 +28,7 @@ use super::cost::{
     Basis, CostModel, DEFAULT_PRICE_PER_MILLION_RRU, ReadEstimate, cost_model, estimate,
 };
 use super::{
-    AccessPlan, IndexPolicy, Operation, PlanOptions, ProjectionExpression, ReadUnit,
+    AccessPlan, Decisions, IndexPolicy, Operation, PlanOptions, ProjectionExpression, ReadUnit,
     RenderedRequest, plan_access,
 };
 use crate::key_stats::KeyStats;
@@ -109,6 +110,8 @@ pub(crate) struct ScanRequest {
     pub(crate) options: ReadOptions,
     /// The schema sample's key statistics, for the estimate.
     pub(crate) key_stats: Option<Arc<KeyStats>>,
+    /// The table's decisions: the read DataFusion's early question chose.
+    pub(crate) decisions: Arc<Decisions>,
 }
 
 impl ScanRequest {
@@ -155,7 +158,12 @@ impl ScanRequest {
             },
             ..self.options.clone()
         };
-        Ok(ScanPlan::new(
+        let (output, _) = query_columns(&self.schema, self.projection.as_deref(), &[]);
+        let access =
+            self.decisions
+                .for_scan(&self.meta, &self.schema, &filters, &output, &options.plan);
+        Ok(ScanPlan::decided(
+            access,
             &self.meta,
             &self.schema,
             &filters,
@@ -263,6 +271,7 @@ impl ScanPlan {
     /// Plans reading `meta`'s table (columns `schema`) for a query that
     /// hands on `projection` (all columns when `None`), with `filters` and
     /// `limit`.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn new(
         meta: &TableMeta,
         schema: &SchemaRef,
@@ -271,8 +280,23 @@ impl ScanPlan {
         limit: Option<usize>,
         options: &ReadOptions,
     ) -> Result<Self, ArrowError> {
-        let (output, needed) = query_columns(schema, projection, filters);
+        let (_, needed) = query_columns(schema, projection, filters);
         let access = plan_access(meta, schema, filters, &needed, &options.plan);
+        Self::decided(access, meta, schema, filters, projection, limit, options)
+    }
+
+    /// The plan reading with `access`, decided for `filters` and the
+    /// columns the query needs.
+    pub(crate) fn decided(
+        access: AccessPlan,
+        meta: &TableMeta,
+        schema: &SchemaRef,
+        filters: &[Expr],
+        projection: Option<&[usize]>,
+        limit: Option<usize>,
+        options: &ReadOptions,
+    ) -> Result<Self, ArrowError> {
+        let (output, _) = query_columns(schema, projection, filters);
         let residual: Vec<usize> = access
             .exact
             .iter()
@@ -568,8 +592,14 @@ impl ScanPlan {
     }
 
     /// What is decoded: `read_columns` of the table's `schema`.
+    #[cfg(test)]
     pub(crate) fn read_schema(&self, schema: &SchemaRef) -> Result<SchemaRef, ArrowError> {
         project(schema, &self.read_columns)
+    }
+
+    /// The columns handed on, of the table's `schema`.
+    pub(crate) fn output_schema(&self, schema: &SchemaRef) -> Result<SchemaRef, ArrowError> {
+        project(schema, &self.output)
     }
 
     /// The expressions of `unit`'s request, rendered once: what the read
