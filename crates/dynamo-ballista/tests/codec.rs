@@ -73,6 +73,9 @@ const QUERIES: &[&str] = &[
     "SELECT n, count(*) FROM t GROUP BY n ORDER BY n",
     "SELECT sk, n FROM t WHERE pk = 'p3' AND sk > 100 ORDER BY sk",
     "SELECT n FROM t WHERE pk = 'p4' AND sk = 44",
+    // No request can say `n % 7 = 3`: only the read's re-check does, so it
+    // must travel with the scan.
+    "SELECT pk, sk FROM t WHERE n % 7 = 3 AND n > 2 ORDER BY pk, sk",
 ];
 
 async fn answer(
@@ -107,6 +110,16 @@ async fn scans_travel_as_plans_without_credentials_and_answer_the_same() {
         let logical_plan = df.logical_plan().clone();
         let plan = df.create_physical_plan().await.expect("plan");
         let local = answer(&ctx, Arc::clone(&plan)).await;
+        if sql.contains("% 7") {
+            let shown = datafusion::physical_plan::displayable(plan.as_ref())
+                .indent(false)
+                .to_string();
+            assert!(
+                !shown.contains("FilterExec") && shown.contains("recheck=["),
+                "{sql}: checked by the read alone: {shown}"
+            );
+            assert!(local.lines().count() > 4, "{sql}: some rows pass: {local}");
+        }
 
         let bytes = physical_plan_to_bytes_with_extension_codec(Arc::clone(&plan), &physical)
             .expect("encode physical");
