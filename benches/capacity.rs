@@ -15,7 +15,8 @@ use std::time::Instant;
 use aws_sdk_dynamodb::Client;
 use datafusion::physical_plan::collect;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use dynamo_datafusion::{DynamoTableProvider, ReadStats};
+use dynamo_datafusion::DynamoTableProvider;
+use dynamo_datafusion::exec::ReadStats;
 use support::{Args, BoxError, load_bench_table, write_result};
 
 struct Measured {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::types::AttributeValue as AV;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema};
-use dynamo_datafusion::ItemDecoder;
+use dynamo_datafusion::decode::ItemDecoder;
 
 const ITEMS: usize = 10_000;
 

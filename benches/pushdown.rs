@@ -18,7 +18,8 @@ use aws_sdk_dynamodb::types::{AttributeValue as AV, ConsumedCapacity, ReturnCons
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::physical_plan::collect;
 use datafusion::prelude::SessionContext;
-use dynamo_datafusion::{DynamoTableProvider, ReadStats, TableOptions};
+use dynamo_datafusion::exec::ReadStats;
+use dynamo_datafusion::{DynamoTableProvider, TableOptions};
 use support::{
     Args, BoxError, bar_chart_svg, bench_session, load_bench_table as load, median, pk,
     write_result,
@@ -364,9 +365,10 @@ async fn main() -> Result<(), BoxError> {
         let on = bench_session(DynamoTableProvider::try_new(client.clone(), &table).await?)?;
         let off = bench_session(
             DynamoTableProvider::builder(client.clone(), &table)
-                .options(TableOptions {
-                    pushdown: false,
-                    ..TableOptions::default()
+                .options({
+                    let mut off = TableOptions::default();
+                    off.pushdown = false;
+                    off
                 })
                 .build()
                 .await?,

@@ -586,7 +586,7 @@ async fn join_table(items: usize, latencies: &[u64], runs: usize) -> Result<(), 
             let t = timed(runs, expected, || run_sql(&ctx, &sql)).await?;
             let plan = ctx.sql(&sql).await?.create_physical_plan().await?;
             collect(Arc::clone(&plan), ctx.task_ctx()).await?;
-            let stats = dynamo_datafusion::ReadStats::of_plan(&plan);
+            let stats = dynamo_datafusion::exec::ReadStats::of_plan(&plan);
             measured.push((rule, t, stats));
         }
         let base = measured[1].1.as_secs_f64();
@@ -634,11 +634,9 @@ async fn cluster_ctx(
         .with_config(dynamo_ballista::process::session_config())
         .with_default_features()
         .build();
-    let connection = dynamo_datafusion::ConnectionOptions {
-        endpoint_url: Some(endpoint.to_string()),
-        region: Some("us-east-1".to_string()),
-        profile: None,
-    };
+    let connection = dynamo_datafusion::ConnectionOptions::default()
+        .with_endpoint_url(Some(endpoint.to_string()))
+        .with_region(Some("us-east-1".to_string()));
     let ctx = dynamo_ballista::cluster_session(&cluster.url(), state, &connection).await?;
     let provider = DynamoTableProvider::builder(client.clone(), TABLE)
         .build()

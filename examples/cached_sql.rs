@@ -13,10 +13,11 @@ use std::sync::Arc;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::config::Dialect;
 use datafusion::prelude::SessionConfig;
-use dynamo_datafusion::{
-    CollectSink, FileSchemaCache, ReadStats, RunOptions, TableOptions, dynamo_session_with_cache,
-    run_statement,
-};
+use dynamo_datafusion::TableOptions;
+use dynamo_datafusion::exec::ReadStats;
+use dynamo_datafusion::run::{CollectSink, RunOptions, run_statement};
+use dynamo_datafusion::schema::FileSchemaCache;
+use dynamo_datafusion::session::dynamo_session_with_cache;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::physical_plan::collect;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use dynamo_datafusion::{ReadStats, TableOptions, dynamo_session};
+use dynamo_datafusion::exec::ReadStats;
+use dynamo_datafusion::{TableOptions, dynamo_session};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

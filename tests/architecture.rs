@@ -190,7 +190,12 @@ fn describe(s: &Sources, module: &ModPath, name: &str, shown: &str, out: &mut Ve
                 }
                 continue;
             }
-            Item::Fn(i) if i.sig.ident == name => tokens(&i.sig),
+            Item::Fn(i) if i.sig.ident == name => {
+                // The module path it is shown under, as for a function
+                // defined in that module.
+                let path = shown.strip_suffix(name).unwrap_or_default();
+                format!("{path}{}", tokens(&i.sig))
+            }
             Item::Const(i) if i.ident == name => format!("const {shown}: {}", tokens(&i.ty)),
             Item::Static(i) if i.ident == name => format!("static {shown}: {}", tokens(&i.ty)),
             Item::Type(i) if i.ident == name => format!("type {shown} = {}", tokens(&i.ty)),
@@ -520,4 +525,40 @@ fn modules_never_import_each_other_in_a_circle() {
             );
         }
     }
+}
+
+/// The names at `dynamo_datafusion`'s root: what a newcomer meets first.
+/// Everything else lives in a named module (`exec`, `read`, `schema`, …).
+#[test]
+fn the_library_root_has_at_most_thirty_names() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/dynamo-datafusion");
+    let surface = surface(&root);
+    let mut names = BTreeSet::new();
+    for line in surface.lines().filter(|l| !l.starts_with("impl ")) {
+        // `kind name…`, `kind name.field…`, `kind name::Variant…`, or a
+        // module's item as `module::kind name…`.
+        if line.split(' ').next().is_some_and(|w| w.contains("::")) {
+            continue;
+        }
+        let words: Vec<&str> = line.split(' ').collect();
+        let kind_words = usize::from(words.first() == Some(&"async")) + 1;
+        let Some(name) = words.get(kind_words) else {
+            continue;
+        };
+        let name: String = name
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let module = words[kind_words].starts_with(&format!("{name}::"))
+            && name.chars().next().is_some_and(char::is_lowercase);
+        if !module {
+            names.insert(name);
+        }
+    }
+    assert!(
+        names.len() <= 30,
+        "{} names at the root (at most 30): {names:?}",
+        names.len()
+    );
+    assert!(names.contains("DynamoTableProvider") && names.contains("dynamo_session"));
 }

@@ -8,7 +8,8 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use dynamo_datafusion::{DynamoConfig, DynamoExec, DynamoTableProvider, Item, TableOptions};
+use dynamo_datafusion::decode::Item;
+use dynamo_datafusion::{DynamoConfig, DynamoExec, DynamoTableProvider, TableOptions};
 use dynamo_testkit::{TableSpec, put_items, unique_name};
 
 /// A new table keyed by `pk` (S) and `sk` (N), named after `prefix`, holding `items`.
@@ -56,9 +57,10 @@ pub async fn with_and_without_pushdown(
         .await
         .expect("provider");
     let off = DynamoTableProvider::builder(client.clone(), table)
-        .options(TableOptions {
-            pushdown: false,
-            ..TableOptions::default()
+        .options({
+            let mut off = TableOptions::default();
+            off.pushdown = false;
+            off
         })
         .build()
         .await
@@ -153,11 +155,9 @@ pub async fn dead_endpoint_client() -> Client {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr").port()
     };
-    let options = dynamo_datafusion::ConnectionOptions {
-        endpoint_url: Some(format!("http://127.0.0.1:{port}")),
-        region: Some("us-east-1".into()),
-        profile: None,
-    };
+    let options = dynamo_datafusion::ConnectionOptions::default()
+        .with_endpoint_url(Some(format!("http://127.0.0.1:{port}")))
+        .with_region(Some("us-east-1".into()));
     let config = options
         .sdk_config()
         .await

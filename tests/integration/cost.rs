@@ -10,9 +10,11 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::config::Dialect;
 use datafusion::physical_plan::collect;
 use datafusion::prelude::SessionContext;
+use dynamo_datafusion::decode::Item;
+use dynamo_datafusion::exec::ReadStats;
+use dynamo_datafusion::run::{ResultSink, RunOptions, run_statement};
 use dynamo_datafusion::{
-    CapacityCeilingRule, DynamoConfig, DynamoTableProvider, Error, Item, ReadStats, ResultSink,
-    RunOptions, TableOptions, run_statement,
+    CapacityCeilingRule, DynamoConfig, DynamoTableProvider, Error, TableOptions,
 };
 use dynamo_testkit::{FaultConfig, FaultProxy, TableSpec, local_endpoint, put_items, unique_name};
 
@@ -219,9 +221,10 @@ async fn a_query_estimated_above_the_ceiling_is_refused_before_any_read() {
         .await
         .expect("set");
     let capped = DynamoTableProvider::builder(proxy.client().await, &table)
-        .options(TableOptions {
-            max_rcu: Some(1.0),
-            ..TableOptions::default()
+        .options({
+            let mut capped = TableOptions::default();
+            capped.max_rcu = Some(1.0);
+            capped
         })
         .build()
         .await

@@ -86,11 +86,12 @@ async fn session(client: &Client, table: &str, retry: RetryPolicy) -> SessionCon
     let ctx = pushdown_session(4);
     for (name, segments) in [("t1", 1), ("t4", 4), ("t32", 32)] {
         let provider = DynamoTableProvider::builder(client.clone(), table)
-            .options(TableOptions {
-                page_size: Some(PAGE),
-                segments: Some(segments),
-                retry: retry.clone(),
-                ..TableOptions::default()
+            .options({
+                let mut options = TableOptions::default();
+                options.page_size = Some(PAGE);
+                options.segments = Some(segments);
+                options.retry = retry.clone();
+                options
             })
             .build()
             .await
@@ -103,12 +104,8 @@ async fn session(client: &Client, table: &str, retry: RetryPolicy) -> SessionCon
 
 /// Retries fast enough for a test: the backoff still doubles and jitters.
 fn quick_retries(max_attempts: u32, budget: u32) -> RetryPolicy {
-    RetryPolicy {
-        max_attempts,
-        budget,
-        base_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(20),
-    }
+    RetryPolicy::new(max_attempts, budget)
+        .with_delays(Duration::from_millis(1), Duration::from_millis(20))
 }
 
 /// The proxy's request count once no request has arrived for 200 ms.

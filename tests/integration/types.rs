@@ -7,7 +7,8 @@ use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType};
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::TableProvider;
-use dynamo_datafusion::{DynamoTableProvider, is_json_field};
+use dynamo_datafusion::DynamoTableProvider;
+use dynamo_datafusion::schema::is_json_field;
 use dynamo_testkit::{TableSpec, put_items, unique_name};
 
 use crate::common::{client, context_with, query, rows};

@@ -7,9 +7,9 @@ use aws_sdk_dynamodb::types::AttributeValue as AV;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::config::Dialect;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use dynamo_datafusion::{
-    CollectSink, Error, RunOptions, TableOptions, dynamo_session, is_json_field, run_statement,
-};
+use dynamo_datafusion::run::{CollectSink, RunOptions, run_statement};
+use dynamo_datafusion::schema::is_json_field;
+use dynamo_datafusion::{Error, TableOptions, dynamo_session};
 use dynamo_testkit::{TRAP_TABLE_ITEMS, TrapTable, trap_table};
 
 use crate::common::{client, query, rows};

@@ -31,9 +31,9 @@ use datafusion_proto::physical_plan::from_proto::parse_physical_expr;
 use datafusion_proto::physical_plan::to_proto::serialize_physical_expr;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 use datafusion_proto::protobuf;
+use dynamo_datafusion::exec::{ExecLayout, ExecParts};
 use dynamo_datafusion::{
-    ConnectionOptions, DynamoExec, DynamoTableProvider, ExecLayout, ExecParts, ScanPlan, TableMeta,
-    TableOptions,
+    ConnectionOptions, DynamoExec, DynamoTableProvider, ScanPlan, TableMeta, TableOptions,
 };
 use prost::Message as _;
 use serde::{Deserialize, Serialize};
@@ -68,19 +68,19 @@ impl Connector {
 
     /// The client for a plan that names `connection`.
     pub fn client(&self, connection: &ConnectionOptions) -> Client {
-        let effective = ConnectionOptions {
-            endpoint_url: self
-                .overrides
-                .endpoint_url
-                .clone()
-                .or_else(|| connection.endpoint_url.clone()),
-            region: self
-                .overrides
-                .region
-                .clone()
-                .or_else(|| connection.region.clone()),
-            profile: None,
-        };
+        let effective = ConnectionOptions::default()
+            .with_endpoint_url(
+                self.overrides
+                    .endpoint_url
+                    .clone()
+                    .or_else(|| connection.endpoint_url.clone()),
+            )
+            .with_region(
+                self.overrides
+                    .region
+                    .clone()
+                    .or_else(|| connection.region.clone()),
+            );
         effective.client_from(&self.base)
     }
 }

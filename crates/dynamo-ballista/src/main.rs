@@ -85,11 +85,10 @@ struct Connection {
 
 impl From<Connection> for ConnectionOptions {
     fn from(c: Connection) -> Self {
-        ConnectionOptions {
-            endpoint_url: c.endpoint_url,
-            region: c.region,
-            profile: c.profile,
-        }
+        ConnectionOptions::default()
+            .with_endpoint_url(c.endpoint_url)
+            .with_region(c.region)
+            .with_profile(c.profile)
     }
 }
 

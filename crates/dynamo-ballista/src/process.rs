@@ -76,13 +76,7 @@ pub async fn codecs(
     Arc<dyn PhysicalExtensionCodec>,
 ) {
     let base = connection.sdk_config().await;
-    let connector = Connector::new(
-        base,
-        ConnectionOptions {
-            profile: None,
-            ..connection.clone()
-        },
-    );
+    let connector = Connector::new(base, connection.clone().with_profile(None));
     (
         Arc::new(DynamoLogicalCodec::new(
             Arc::new(BallistaLogicalExtensionCodec::default()),

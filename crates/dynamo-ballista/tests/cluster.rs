@@ -398,7 +398,7 @@ async fn run(ctx: &SessionContext, sql: &str) -> Result<(Vec<String>, Vec<String
         batches: Vec<datafusion::arrow::record_batch::RecordBatch>,
         warnings: Vec<String>,
     }
-    impl dynamo_datafusion::ResultSink for Sink {
+    impl dynamo_datafusion::run::ResultSink for Sink {
         fn start(
             &mut self,
             _: datafusion::arrow::datatypes::SchemaRef,
@@ -424,7 +424,7 @@ async fn run(ctx: &SessionContext, sql: &str) -> Result<(Vec<String>, Vec<String
         batches: Vec::new(),
         warnings: Vec::new(),
     };
-    dynamo_datafusion::run_statement(ctx, &statement, &Default::default(), &mut sink)
+    dynamo_datafusion::run::run_statement(ctx, &statement, &Default::default(), &mut sink)
         .await
         .map_err(|e| e.to_string())?;
     Ok((rows(&sink.batches), sink.warnings))

@@ -12,10 +12,11 @@ use datafusion::config::Dialect;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
-use dynamo_datafusion::{
-    DynamoConfig, ReadStats, ResultSink, RunOptions, SchemaCache, TableOptions,
-    dynamo_session_with_cache, run_statement,
-};
+use dynamo_datafusion::exec::ReadStats;
+use dynamo_datafusion::run::{ResultSink, RunOptions, run_statement};
+use dynamo_datafusion::schema::SchemaCache;
+use dynamo_datafusion::session::dynamo_session_with_cache;
+use dynamo_datafusion::{DynamoConfig, TableOptions};
 use serde_json::{Map, Value, json};
 
 use crate::error::{ConnectorError, ErrorCode, Result, sql_error};
@@ -412,10 +413,7 @@ async fn run_sql(
         .state()
         .sql_to_statement(sql, &Dialect::Generic)
         .map_err(|e| nothing(sql_error(e)))?;
-    let options = RunOptions {
-        sql_options: Some(read_only()),
-        ..RunOptions::default()
-    };
+    let options = RunOptions::default().with_sql_options(read_only());
     let mut sink = JsonSink {
         max_items: limits.items(),
         columns: Vec::new(),

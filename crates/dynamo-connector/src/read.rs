@@ -38,9 +38,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine as _;
-use dynamo_datafusion::{
-    PageRequest, Retrier, RetryPolicy, TableMeta, describe_table, read_page, without_sdk_retries,
-};
+use dynamo_datafusion::read::{PageRequest, Retrier, read_page, without_sdk_retries};
+use dynamo_datafusion::{RetryPolicy, TableMeta, describe_table};
 use serde_json::{Value, json};
 
 use crate::dynamo_json::{item_from_json, item_to_json};
@@ -364,7 +363,7 @@ async fn send(
     retrier: &Retrier,
     limit: Option<u64>,
     start: Option<Item>,
-) -> Result<dynamo_datafusion::Page> {
+) -> Result<dynamo_datafusion::read::Page> {
     let request = PageRequest {
         table: read.table_name.clone(),
         index: read.index_name.clone(),

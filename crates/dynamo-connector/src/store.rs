@@ -19,7 +19,7 @@ use crate::tenant::{
     ServiceDirectory, Session, SessionAuthenticator,
 };
 use crate::usage::{UsageFilter, UsageRow, UsageStore};
-use dynamo_datafusion::SchemaCache;
+use dynamo_datafusion::schema::SchemaCache;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS clients (

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials as SdkCredentials;
 use aws_sdk_dynamodb::Client;
-use dynamo_datafusion::SchemaCache;
+use dynamo_datafusion::schema::SchemaCache;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 

@@ -8,7 +8,16 @@ use aws_sdk_dynamodb::Client;
 ///
 /// Holds no secret: it names a profile, never credentials, so it may travel
 /// with a plan to another process, which connects with its own chain.
+///
+/// ```
+/// use dynamo_datafusion::ConnectionOptions;
+/// let local = ConnectionOptions::default()
+///     .with_endpoint_url(Some("http://127.0.0.1:8000".into()))
+///     .with_region(Some("us-east-1".into()));
+/// assert_eq!(local.profile, None);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct ConnectionOptions {
     /// Endpoint override, e.g. `http://127.0.0.1:8000` for a local server.
     pub endpoint_url: Option<String>,
@@ -16,6 +25,26 @@ pub struct ConnectionOptions {
     pub region: Option<String>,
     /// Named profile from the shared config files.
     pub profile: Option<String>,
+}
+
+impl ConnectionOptions {
+    /// These options with this endpoint override (`None`: the chain's).
+    pub fn with_endpoint_url(mut self, endpoint_url: Option<String>) -> Self {
+        self.endpoint_url = endpoint_url;
+        self
+    }
+
+    /// These options with this region override (`None`: the chain's).
+    pub fn with_region(mut self, region: Option<String>) -> Self {
+        self.region = region;
+        self
+    }
+
+    /// These options with this named profile (`None`: the default one).
+    pub fn with_profile(mut self, profile: Option<String>) -> Self {
+        self.profile = profile;
+        self
+    }
 }
 
 /// Region used with an endpoint override when the chain names none: a local

@@ -270,7 +270,7 @@ impl Error {
 /// How to raise a read-capacity ceiling, said where it was set: the
 /// session's setting (`SET dynamodb.max_rcu`), or the table's option — the
 /// only one a session without `dynamodb.` settings has (datafusion-python).
-pub fn ceiling_hint(set_by_table: bool) -> String {
+pub(crate) fn ceiling_hint(set_by_table: bool) -> String {
     if set_by_table {
         "raise the table's ceiling: its option max_rcu (OPTIONS ('max_rcu' '…') in SQL, \
          DynamoTable(…, max_rcu=…) in Python)"

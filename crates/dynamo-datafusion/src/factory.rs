@@ -15,7 +15,7 @@ use crate::provider::DynamoTableProvider;
 use crate::schema::cache::SchemaCache;
 
 /// The file type name to register the factory under.
-pub const DYNAMODB_FILE_TYPE: &str = "DYNAMODB";
+pub(crate) const DYNAMODB_FILE_TYPE: &str = "DYNAMODB";
 
 /// Creates [`DynamoTableProvider`]s from `CREATE EXTERNAL TABLE` statements.
 ///
@@ -26,12 +26,15 @@ pub const DYNAMODB_FILE_TYPE: &str = "DYNAMODB";
 /// ```no_run
 /// use std::sync::Arc;
 /// use datafusion::execution::session_state::SessionStateBuilder;
-/// use dynamo_datafusion::{DynamoTableFactory, DYNAMODB_FILE_TYPE};
+/// use dynamo_datafusion::DynamoTableFactory;
 ///
 /// # fn demo(client: aws_sdk_dynamodb::Client) {
 /// let state = SessionStateBuilder::new()
 ///     .with_default_features()
-///     .with_table_factory(DYNAMODB_FILE_TYPE.to_string(), Arc::new(DynamoTableFactory::new(client)))
+///     .with_table_factory(
+///         DynamoTableFactory::FILE_TYPE.to_string(),
+///         Arc::new(DynamoTableFactory::new(client)),
+///     )
 ///     .build();
 /// # }
 /// ```
@@ -42,6 +45,9 @@ pub struct DynamoTableFactory {
 }
 
 impl DynamoTableFactory {
+    /// The file type to register the factory under: `STORED AS DYNAMODB`.
+    pub const FILE_TYPE: &'static str = DYNAMODB_FILE_TYPE;
+
     /// A factory whose tables read with `client`.
     pub fn new(client: Client) -> Self {
         Self {

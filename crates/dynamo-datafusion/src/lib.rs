@@ -27,51 +27,37 @@
 mod catalog;
 mod client;
 mod config;
-mod decode;
-mod error;
-mod exec;
+pub mod decode;
+pub mod error;
+pub mod exec;
 mod factory;
 mod functions;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 mod key_stats;
-mod metadata;
+pub mod metadata;
 mod options;
 mod plan;
 mod policy;
 mod provider;
 pub mod read;
-mod run;
-mod schema;
-mod session;
+pub mod run;
+pub mod schema;
+pub mod session;
 mod value;
 
 pub use catalog::DynamoSchemaProvider;
 pub use client::{ConnectionOptions, parse_endpoint_url};
 pub use config::{DynamoConfig, JoinKeyLookups, ScanGuard};
-pub use decode::{Item, ItemDecoder};
-pub use error::{Error, ErrorKind, Result, Widening, describe_sdk_error};
-pub use exec::ceiling_rule::CapacityCeilingRule;
-pub use exec::readable::readable_plan;
-pub use exec::stats::ReadStats;
-pub use exec::{DynamoExec, ExecLayout, ExecParts};
-pub use factory::{DYNAMODB_FILE_TYPE, DynamoTableFactory};
+pub use error::{Error, ErrorKind, Result};
+pub use exec::{CapacityCeilingRule, DynamoExec, readable_plan};
+pub use factory::DynamoTableFactory;
 pub use functions::to_json_udf;
-pub use metadata::{
-    IndexKind, IndexMeta, IndexProjection, KeyAttribute, KeySchema, KeyType, TableMeta,
-};
+pub use metadata::TableMeta;
 pub use options::TableOptions;
-pub use plan::{
-    DEFAULT_PRICE_PER_MILLION_RRU, IndexPolicy, ReadEstimate, ScanPlan, resolve_placeholders,
-};
+pub use plan::{IndexPolicy, ReadEstimate, ScanPlan};
 pub use policy::RetryPolicy;
 pub use provider::{DynamoTableProvider, DynamoTableProviderBuilder, describe_table};
-pub use read::retry::{Retrier, without_sdk_retries};
-pub use read::{Page, PageRequest, read_page};
-pub use run::{CollectSink, ResultSink, RunOptions, RunOutcome, plan_here, run_statement};
-pub use schema::cache::{DEFAULT_SCHEMA_TTL, FileSchemaCache, SchemaCache, SchemaKey};
-pub use schema::infer::{is_json_field, json_field};
-pub use schema::{ColumnType, SchemaHistory, SchemaOrigin};
-pub use session::{DEFAULT_CATALOG, DEFAULT_SCHEMA, dynamo_session, dynamo_session_with_cache};
+pub use session::dynamo_session;
 pub use value::dynamo_json;

@@ -22,6 +22,7 @@ pub const DEFAULT_SAMPLE_SIZE: usize = 2_000;
 /// already holds them.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct TableOptions {
     /// Items sampled to infer the schema.
     pub sample_size: usize,

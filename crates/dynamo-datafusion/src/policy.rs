@@ -16,11 +16,12 @@ pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
 /// use std::time::Duration;
 /// use dynamo_datafusion::RetryPolicy;
 ///
-/// let patient = RetryPolicy { max_attempts: 20, budget: 1_000, ..RetryPolicy::default() };
+/// let patient = RetryPolicy::new(20, 1_000);
 /// assert!(patient.backoff_cap(3) <= patient.max_delay);
 /// assert_eq!(RetryPolicy::default().base_delay, Duration::from_millis(25));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Attempts per call, the first included (1 = never retry).
     pub max_attempts: u32,
@@ -31,6 +32,26 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// Largest backoff cap.
     pub max_delay: Duration,
+}
+
+impl RetryPolicy {
+    /// `max_attempts` per call (the first included) and `budget` retries per
+    /// query, with the default backoff.
+    pub fn new(max_attempts: u32, budget: u32) -> Self {
+        Self {
+            max_attempts,
+            budget,
+            ..Self::default()
+        }
+    }
+
+    /// This policy with backoff caps from `base_delay` (the first retry's)
+    /// doubling up to `max_delay`.
+    pub fn with_delays(mut self, base_delay: Duration, max_delay: Duration) -> Self {
+        self.base_delay = base_delay;
+        self.max_delay = max_delay;
+        self
+    }
 }
 
 impl Default for RetryPolicy {

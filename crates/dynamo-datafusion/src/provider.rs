@@ -181,7 +181,8 @@ impl DynamoTableProviderBuilder {
     /// ```no_run
     /// # async fn demo(client: aws_sdk_dynamodb::Client) -> dynamo_datafusion::Result<()> {
     /// use std::sync::Arc;
-    /// use dynamo_datafusion::{DynamoTableProvider, FileSchemaCache};
+    /// use dynamo_datafusion::schema::FileSchemaCache;
+    /// use dynamo_datafusion::DynamoTableProvider;
     ///
     /// let cache = Arc::new(FileSchemaCache::new("/var/cache/my-app/schemas"));
     /// let provider = DynamoTableProvider::builder(client, "Movies")

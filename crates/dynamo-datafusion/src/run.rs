@@ -74,6 +74,7 @@ impl ResultSink for CollectSink {
 
 /// How [`run_statement`] runs.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RunOptions {
     /// Batches are held back up to this many bytes, so that a re-run after a
     /// widened column is invisible to the sink.
@@ -83,6 +84,20 @@ pub struct RunOptions {
     pub max_reruns: usize,
     /// What the statement may do (e.g. reads only); `None` allows everything.
     pub sql_options: Option<SQLOptions>,
+}
+
+impl RunOptions {
+    /// These options holding back at most `bytes` of batches.
+    pub fn with_hold_back_bytes(mut self, bytes: usize) -> Self {
+        self.hold_back_bytes = bytes;
+        self
+    }
+
+    /// These options allowing only what `sql_options` allows.
+    pub fn with_sql_options(mut self, sql_options: SQLOptions) -> Self {
+        self.sql_options = Some(sql_options);
+        self
+    }
 }
 
 impl Default for RunOptions {
@@ -111,7 +126,7 @@ pub struct RunOutcome {
 ///
 /// ```no_run
 /// # async fn demo(ctx: datafusion::prelude::SessionContext) -> datafusion::error::Result<()> {
-/// use dynamo_datafusion::{CollectSink, RunOptions, run_statement};
+/// use dynamo_datafusion::run::{CollectSink, RunOptions, run_statement};
 ///
 /// let statement = ctx.state().sql_to_statement("SELECT count(*) FROM Movies", &datafusion::config::Dialect::Generic)?;
 /// let mut sink = CollectSink::default();
@@ -271,7 +286,7 @@ async fn run_once<S: ResultSink + ?Sized>(
 /// # async fn demo(ctx: datafusion::prelude::SessionContext) -> datafusion::error::Result<()> {
 /// let state = ctx.state();
 /// let logical = state.create_logical_plan("SELECT count(*) FROM Movies").await?;
-/// let physical = dynamo_datafusion::plan_here(&state, &logical).await?;
+/// let physical = dynamo_datafusion::run::plan_here(&state, &logical).await?;
 /// println!("{}", datafusion::physical_plan::displayable(physical.as_ref()).indent(true));
 /// # Ok(()) }
 /// ```

@@ -107,7 +107,9 @@ pub async fn dynamo_session(
 /// # async fn demo(client: aws_sdk_dynamodb::Client) -> datafusion::error::Result<()> {
 /// use std::sync::Arc;
 /// use datafusion::prelude::SessionConfig;
-/// use dynamo_datafusion::{FileSchemaCache, TableOptions, dynamo_session_with_cache};
+/// use dynamo_datafusion::schema::FileSchemaCache;
+/// use dynamo_datafusion::session::dynamo_session_with_cache;
+/// use dynamo_datafusion::TableOptions;
 ///
 /// let cache = FileSchemaCache::in_user_cache("my-app").map(|c| Arc::new(c) as _);
 /// let ctx = dynamo_session_with_cache(client, SessionConfig::new(), TableOptions::default(), cache).await?;

@@ -29,9 +29,10 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_ffi::catalog_provider::FFI_CatalogProvider;
 use datafusion_ffi::proto::logical_extension_codec::FFI_LogicalExtensionCodec;
 use datafusion_ffi::table_provider::FFI_TableProvider;
+use dynamo_datafusion::session::DEFAULT_SCHEMA;
 use dynamo_datafusion::{
-    CapacityCeilingRule, ConnectionOptions, DEFAULT_SCHEMA, DynamoSchemaProvider,
-    DynamoTableProvider, TableOptions, readable_plan,
+    CapacityCeilingRule, ConnectionOptions, DynamoSchemaProvider, DynamoTableProvider,
+    TableOptions, readable_plan,
 };
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -76,11 +77,10 @@ fn connection(
     region: Option<String>,
     profile: Option<String>,
 ) -> ConnectionOptions {
-    ConnectionOptions {
-        endpoint_url,
-        region,
-        profile,
-    }
+    ConnectionOptions::default()
+        .with_endpoint_url(endpoint_url)
+        .with_region(region)
+        .with_profile(profile)
 }
 
 /// Table options from keyword arguments: the options of `CREATE EXTERNAL

@@ -14,10 +14,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use datafusion::arrow::temporal_conversions::timestamp_s_to_datetime;
 use datafusion::config::ExtensionOptions;
-use dynamo_datafusion::{
-    DynamoConfig, DynamoSchemaProvider, DynamoTableProvider, IndexKind, IndexProjection,
-    SchemaHistory, SchemaOrigin, TableMeta, is_json_field,
-};
+use dynamo_datafusion::metadata::{IndexKind, IndexProjection};
+use dynamo_datafusion::schema::{SchemaHistory, SchemaOrigin, is_json_field};
+use dynamo_datafusion::{DynamoConfig, DynamoSchemaProvider, DynamoTableProvider, TableMeta};
 
 use crate::error::CliError;
 use crate::print::{Format, Printer};

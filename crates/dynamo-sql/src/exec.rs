@@ -12,7 +12,8 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{CopyToSource, DFParser, Statement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
-use dynamo_datafusion::{ReadStats, ResultSink, RunOptions};
+use dynamo_datafusion::exec::ReadStats;
+use dynamo_datafusion::run::{ResultSink, RunOptions};
 
 use crate::error::CliError;
 use crate::print::{Format, Printer};
@@ -233,14 +234,11 @@ async fn run_statement(
 ) -> Result<Outcome, CliError> {
     let start = Instant::now();
     let format = settings.format;
-    let options = RunOptions {
-        // Table and JSON output is printed once every row is in: a re-run
-        // after a widened column is always invisible there.
-        hold_back_bytes: match format {
-            Format::Table | Format::Json => usize::MAX,
-            Format::Csv | Format::Ndjson => RunOptions::default().hold_back_bytes,
-        },
-        ..RunOptions::default()
+    // Table and JSON output is printed once every row is in: a re-run
+    // after a widened column is always invisible there.
+    let options = match format {
+        Format::Table | Format::Json => RunOptions::default().with_hold_back_bytes(usize::MAX),
+        Format::Csv | Format::Ndjson => RunOptions::default(),
     };
     let view = (settings.maxrows, settings.expanded);
     let mut sink = PrintSink {
@@ -253,7 +251,7 @@ async fn run_statement(
         out: &mut settings.output,
         rows: 0,
     };
-    let outcome = dynamo_datafusion::run_statement(ctx, &statement, &options, &mut sink).await;
+    let outcome = dynamo_datafusion::run::run_statement(ctx, &statement, &options, &mut sink).await;
     sink.progress = None;
     sink.running.set(None);
     let outcome = outcome?;

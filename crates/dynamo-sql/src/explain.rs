@@ -33,6 +33,6 @@ pub async fn readable(
         .await?;
     // Planned here even on a cluster: its scheduler plans it the same way,
     // and the reads are what a person asking EXPLAIN wants to see.
-    let physical = dynamo_datafusion::plan_here(&state, &plan).await?;
+    let physical = dynamo_datafusion::run::plan_here(&state, &plan).await?;
     Ok(dynamo_datafusion::readable_plan(&physical))
 }

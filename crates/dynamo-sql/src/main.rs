@@ -110,11 +110,10 @@ async fn main() -> ExitCode {
 }
 
 async fn main_inner(args: Args) -> Result<(), error::CliError> {
-    let connection = ConnectionOptions {
-        endpoint_url: args.endpoint_url,
-        region: args.region,
-        profile: args.profile,
-    };
+    let connection = ConnectionOptions::default()
+        .with_endpoint_url(args.endpoint_url)
+        .with_region(args.region)
+        .with_profile(args.profile);
     let cache = if args.no_schema_cache {
         session::SchemaCacheChoice::Off
     } else {

@@ -6,14 +6,13 @@ use std::time::Duration;
 
 use datafusion::datasource::dynamic_file::DynamicListTableFactory;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use dynamo_datafusion::{
-    ConnectionOptions, DynamoConfig, DynamoSchemaProvider, FileSchemaCache, SchemaCache,
-    TableOptions, dynamo_session_with_cache,
-};
+use dynamo_datafusion::schema::{FileSchemaCache, SchemaCache};
+use dynamo_datafusion::session::dynamo_session_with_cache;
+use dynamo_datafusion::{ConnectionOptions, DynamoConfig, DynamoSchemaProvider, TableOptions};
 
 use crate::error::CliError;
 
-pub use dynamo_datafusion::{DEFAULT_CATALOG as CATALOG, DEFAULT_SCHEMA as SCHEMA};
+pub use dynamo_datafusion::session::{DEFAULT_CATALOG as CATALOG, DEFAULT_SCHEMA as SCHEMA};
 
 /// Estimated read capacity above which a full Scan is warned about before
 /// it reads (`SET dynamodb.warn_rcu` changes it): about 80 MB read
@@ -67,11 +66,9 @@ pub async fn build_context(
             FileSchemaCache::in_user_cache("dynamo-sql").map(|c| Arc::new(c) as _)
         }
     };
-    let options = TableOptions {
-        schema_ttl: Duration::from_secs(tables.schema_ttl_secs),
-        extra_attributes: tables.extra_attributes,
-        ..TableOptions::default()
-    };
+    let mut options = TableOptions::default();
+    options.schema_ttl = Duration::from_secs(tables.schema_ttl_secs);
+    options.extra_attributes = tables.extra_attributes;
     let ctx = dynamo_session_with_cache(client, config, options, cache).await?;
     match cluster {
         Some(url) => Ok(dynamo_ballista::cluster_session(url, ctx.state(), connection).await?),

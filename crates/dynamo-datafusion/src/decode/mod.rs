@@ -31,7 +31,7 @@ pub use crate::value::Item;
 /// use std::sync::Arc;
 /// use aws_sdk_dynamodb::types::AttributeValue;
 /// use datafusion::arrow::datatypes::{DataType, Field, Schema};
-/// use dynamo_datafusion::ItemDecoder;
+/// use dynamo_datafusion::decode::ItemDecoder;
 ///
 /// let schema = Arc::new(Schema::new(vec![
 ///     Field::new("id", DataType::Utf8, false),
@@ -177,7 +177,7 @@ impl ItemDecoder {
     /// use std::sync::Arc;
     /// use datafusion::arrow::array::{Array, AsArray};
     /// use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
-    /// use dynamo_datafusion::ItemDecoder;
+    /// use dynamo_datafusion::decode::ItemDecoder;
     ///
     /// let schema = Arc::new(Schema::new(vec![
     ///     Field::new("id", DataType::Utf8, false),

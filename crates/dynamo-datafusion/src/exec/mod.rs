@@ -25,7 +25,10 @@ pub(crate) mod readable;
 mod recheck;
 pub(crate) mod stats;
 mod stream;
+pub use ceiling_rule::CapacityCeilingRule;
 pub use parts::{ExecLayout, ExecParts};
+pub use readable::readable_plan;
+pub use stats::ReadStats;
 
 use std::sync::Arc;
 

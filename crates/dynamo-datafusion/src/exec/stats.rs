@@ -47,7 +47,7 @@ impl ReadStats {
     ///
     /// ```
     /// # fn f(plan: &std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>) {
-    /// for (table, stats) in dynamo_datafusion::ReadStats::by_table(plan) {
+    /// for (table, stats) in dynamo_datafusion::exec::ReadStats::by_table(plan) {
     ///     println!("{table}: {:.1} RCU", stats.consumed_rcu);
     /// }
     /// # }

@@ -31,7 +31,7 @@ use render::ExpressionBuilder;
 
 pub use cost::{DEFAULT_PRICE_PER_MILLION_RRU, ReadEstimate};
 pub(crate) use decision::Decisions;
-pub use render::{ProjectionExpression, resolve_placeholders};
+pub use render::ProjectionExpression;
 pub use scan::ScanPlan;
 pub(crate) use scan::{ReadOptions, ScanRequest, expr_columns};
 pub(crate) use units::BATCH_GET_MAX_KEYS;

@@ -210,19 +210,7 @@ pub fn display_value(v: &AttributeValue) -> String {
 /// `#n0` by the attribute name (in backticks when it is not a plain
 /// identifier), `:v0` by the value (`"123015"`, `1762000000`) — for a
 /// person reading a plan; requests always carry the placeholders.
-///
-/// ```
-/// use std::collections::HashMap;
-/// use aws_sdk_dynamodb::types::AttributeValue;
-/// use dynamo_datafusion::resolve_placeholders;
-/// let names = HashMap::from([("#n0".to_string(), "userId".to_string()), ("#n1".to_string(), "event time".to_string())]);
-/// let values = HashMap::from([(":v0".to_string(), AttributeValue::S("123015".into()))]);
-/// assert_eq!(
-///     resolve_placeholders("#n0 = :v0 AND attribute_exists(#n1)", &names, &values),
-///     r#"userId = "123015" AND attribute_exists(`event time`)"#
-/// );
-/// ```
-pub fn resolve_placeholders(
+pub(crate) fn resolve_placeholders(
     expression: &str,
     names: &HashMap<String, String>,
     values: &HashMap<String, AttributeValue>,
@@ -270,6 +258,19 @@ pub fn resolve_placeholders(
 mod tests {
     use super::*;
     use crate::plan::predicate::CmpOp;
+
+    #[test]
+    fn placeholders_resolve_to_names_and_values_a_person_reads() {
+        let names = HashMap::from([
+            ("#n0".to_string(), "userId".to_string()),
+            ("#n1".to_string(), "event time".to_string()),
+        ]);
+        let values = HashMap::from([(":v0".to_string(), AttributeValue::S("123015".into()))]);
+        assert_eq!(
+            resolve_placeholders("#n0 = :v0 AND attribute_exists(#n1)", &names, &values),
+            r#"userId = "123015" AND attribute_exists(`event time`)"#
+        );
+    }
 
     #[test]
     fn placeholders_resolve_whole_tokens_only() {

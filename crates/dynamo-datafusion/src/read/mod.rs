@@ -35,14 +35,15 @@ use capacity::CapacityLimiter;
 use capture::{ItemsCapture, ItemsJson};
 use ceiling::Ceiling;
 use concurrency::Concurrency;
-use retry::{GiveUp, Retrier, Retryable, classify, error_kind};
+use retry::{GiveUp, Retryable, classify, error_kind};
 
 pub use cancel::{CancellationProbe, TaskCancellation};
+pub use retry::{Retrier, without_sdk_retries};
 
 /// One Scan or Query request, with its expressions as DynamoDB takes them.
 ///
 /// ```
-/// use dynamo_datafusion::PageRequest;
+/// use dynamo_datafusion::read::PageRequest;
 /// let first_page = PageRequest {
 ///     table: "Orders".into(),
 ///     key_condition: Some("#c = :c".into()),

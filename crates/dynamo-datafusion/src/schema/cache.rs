@@ -230,7 +230,7 @@ impl Entry {
 /// A [`SchemaCache`] of one JSON file per table in a directory.
 ///
 /// ```
-/// use dynamo_datafusion::FileSchemaCache;
+/// use dynamo_datafusion::schema::FileSchemaCache;
 ///
 /// let dir = std::env::temp_dir().join("dynamo-schemas-doc");
 /// let cache = FileSchemaCache::new(&dir);

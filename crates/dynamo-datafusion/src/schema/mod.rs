@@ -4,6 +4,9 @@ pub(crate) mod cache;
 pub(crate) mod infer;
 pub(crate) mod widen;
 
+pub use cache::{DEFAULT_SCHEMA_TTL, FileSchemaCache, SchemaCache, SchemaKey};
+pub use infer::{is_json_field, json_field};
+
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -13,7 +16,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::error::Widening;
 use crate::metadata::TableMeta;
-use crate::schema::infer::{Observed, json_field, text_field};
+use crate::schema::infer::{Observed, text_field};
 
 /// The type a column is forced to, instead of the inferred one.
 #[derive(Debug, Clone, PartialEq, Eq)]
