@@ -31,8 +31,10 @@ cargo test --workspace --all-features --doc --locked
 # dependencies compile once.
 BENCH_SMOKE=1 cargo test --workspace --all-features --locked --benches
 
-# The Python package (python/), staged from the build above, with pytest.
-PYTHONPATH="$(stage_python_package)" "$PROJECT_PYTHON" -m pytest -q python/tests
+# The Python package (python/), installed as docs/python.md says (from the
+# build above: nothing compiles again), then its tests.
+scripts/python-install.sh "$PROJECT_PYTHON"
+"$PROJECT_PYTHON" -m pytest -q python/tests
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-features --locked --no-fail-fast

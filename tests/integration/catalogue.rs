@@ -1,7 +1,7 @@
 //! The bad-input catalogue of the SQL surface (what `dynamo-sql` and embedders
-//! see): every row of the README's "Bad input" table whose id starts with
+//! see): every row of the "Bad input" table of `docs/reliability.md` whose id starts with
 //! `sql-` is one case here, run for real, and its error must contain the text
-//! the README shows. A README row without a case, or a case without a row,
+//! the page shows. A row without a case, or a case without a row,
 //! fails the suite.
 
 use std::collections::HashMap;
@@ -284,11 +284,12 @@ async fn every_bad_input_of_the_catalogue_gets_its_error() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
-/// The README table's rows: `(id, error text)`, from lines
+/// The bad-input table's rows (`docs/reliability.md`): `(id, error text)`, from lines
 /// `| id | input | ... | `error` |`.
 pub fn readme_rows(prefix: &str) -> Vec<(String, String)> {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README.md");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/reliability.md"))
+            .expect("docs/reliability.md");
     readme
         .lines()
         .filter_map(|l| {
@@ -304,12 +305,15 @@ pub fn readme_rows(prefix: &str) -> Vec<(String, String)> {
 }
 
 #[test]
-fn the_readme_catalogue_matches_the_cases() {
+fn the_documented_catalogue_matches_the_cases() {
     let rows = readme_rows("sql-");
     let ids: Vec<&str> = rows.iter().map(|(id, _)| id.as_str()).collect();
     let cases: Vec<&str> = CASES.iter().map(|c| c.id).collect();
-    assert_eq!(ids, cases, "README rows and test cases differ");
+    assert_eq!(ids, cases, "docs/reliability.md rows and test cases differ");
     for ((id, error), case) in rows.iter().zip(CASES) {
-        assert_eq!(error, case.error, "{id}: README shows another error");
+        assert_eq!(
+            error, case.error,
+            "{id}: docs/reliability.md shows another error"
+        );
     }
 }

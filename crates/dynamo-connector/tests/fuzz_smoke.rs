@@ -1,5 +1,5 @@
 //! The fuzz targets' smoke run, for CI (the real fuzzing is `cargo fuzz run`,
-//! see the README): every file of `fuzz/corpus/<target>/` goes through the
+//! see `docs/reliability.md`): every file of `fuzz/corpus/<target>/` goes through the
 //! target's check, then a few thousand seeded mutations of them do.
 
 use std::path::PathBuf;

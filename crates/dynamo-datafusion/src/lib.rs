@@ -61,3 +61,8 @@ pub use policy::RetryPolicy;
 pub use provider::{DynamoTableProvider, DynamoTableProviderBuilder, describe_table};
 pub use session::dynamo_session;
 pub use value::dynamo_json;
+
+/// The embedding guide's Rust examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/embedding.md")]
+struct EmbeddingGuide;

@@ -304,7 +304,7 @@ fn explain(py: Python<'_>, sql: &str, tables: Option<&Bound<'_, PyDict>>) -> PyR
     py.detach(|| {
         RUNTIME.block_on(async move {
             let mut config = SessionConfig::new();
-            // DynamoDB names are case-sensitive, as the README's sessions are.
+            // DynamoDB names are case-sensitive, as the documented sessions are.
             config.options_mut().sql_parser.enable_ident_normalization = false;
             let state = SessionStateBuilder::new()
                 .with_config(config)

@@ -1213,3 +1213,52 @@ async fn ctrl_c_at_a_terminal_leaves_no_progress_line() {
     once.finish();
     cleared_on_cancel(&once.screen);
 }
+
+/// Every ```sql block of the README and of `docs/`, run by `dynamo-sql -f`
+/// over the demo tables: each statement answers, none fails.
+#[tokio::test]
+async fn every_sql_example_in_the_docs_runs_on_the_demo_tables() {
+    let client = dynamo_testkit::local_client()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    dynamo_testkit::load_demo(&client)
+        .await
+        .expect("demo tables");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut pages = vec![root.join("README.md")];
+    let mut docs: Vec<_> = std::fs::read_dir(root.join("docs"))
+        .expect("docs/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    docs.sort();
+    pages.extend(docs);
+    let mut examples = 0;
+    for page in &pages {
+        let text = std::fs::read_to_string(page).expect("page");
+        for (i, block) in text.split("```sql\n").skip(1).enumerate() {
+            let sql = block.split("```").next().expect("block");
+            let dir = scratch();
+            let file = dir.path().join("example.sql");
+            std::fs::write(&file, sql).expect("write");
+            let o = dynamo_sql_command(
+                &local_endpoint().unwrap_or_else(|e| panic!("{e}")),
+                &["-f", file.to_str().expect("path")],
+            )
+            .current_dir(dir.path())
+            .output()
+            .expect("dynamo-sql runs");
+            assert!(
+                o.status.success() && stderr(&o).is_empty(),
+                "{} example {}:\n{sql}\nstdout: {}\nstderr: {}",
+                page.display(),
+                i + 1,
+                stdout(&o),
+                stderr(&o)
+            );
+            assert!(!stdout(&o).trim().is_empty(), "{sql}: no answer");
+            examples += 1;
+        }
+    }
+    assert!(examples >= 3, "{examples} SQL examples found");
+}

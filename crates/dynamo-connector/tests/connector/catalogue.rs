@@ -1,4 +1,4 @@
-//! The bad-input catalogue: every connector row of the README, run for real.
+//! The bad-input catalogue: every connector row of `docs/reliability.md`, run for real.
 
 use dynamo_testkit::{Fault, FaultConfig, FaultProxy, local_endpoint};
 use serde_json::{Value, json};
@@ -39,7 +39,7 @@ struct Case {
     setup: Setup,
     /// The request body; `{seed}` is the seed's example request.
     body: &'static [u8],
-    /// `code: text the message contains`, as the README shows it.
+    /// `code: text the message contains`, as `docs/reliability.md` shows it.
     error: &'static str,
 }
 
@@ -316,7 +316,7 @@ async fn run_catalogue_case(f: &Fixture, case: &Case) -> (String, String) {
     (error_line(&v), all)
 }
 
-/// `code: message` of an error answer, as the README shows it.
+/// `code: message` of an error answer, as `docs/reliability.md` shows it.
 fn error_line(v: &Value) -> String {
     format!(
         "{}: {}",
@@ -344,9 +344,12 @@ async fn every_bad_input_of_the_catalogue_gets_its_error() {
 }
 
 #[test]
-fn the_readme_catalogue_matches_the_cases() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
-        .expect("README.md");
+fn the_documented_catalogue_matches_the_cases() {
+    let readme = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/reliability.md"
+    ))
+    .expect("docs/reliability.md");
     let rows: Vec<(String, String)> = readme
         .lines()
         .filter_map(|l| {
@@ -361,8 +364,11 @@ fn the_readme_catalogue_matches_the_cases() {
         .collect();
     let ids: Vec<&str> = rows.iter().map(|(id, _)| id.as_str()).collect();
     let cases: Vec<&str> = CASES.iter().map(|c| c.id).collect();
-    assert_eq!(ids, cases, "README rows and test cases differ");
+    assert_eq!(ids, cases, "docs/reliability.md rows and test cases differ");
     for ((id, error), case) in rows.iter().zip(CASES) {
-        assert_eq!(error, case.error, "{id}: README shows another error");
+        assert_eq!(
+            error, case.error,
+            "{id}: docs/reliability.md shows another error"
+        );
     }
 }

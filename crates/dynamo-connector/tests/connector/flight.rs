@@ -60,6 +60,41 @@ fn http_rows(addr: &str, token: &str, sql: &str) -> Value {
     json!({"columns": columns, "rows": rows})
 }
 
+/// The ADBC example of `docs/connector.md`, run as written but for the
+/// server's address and the session token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_adbc_example_runs_as_written() {
+    let f = fixture().await;
+    let (mut server, _, flight_addr) = start_both(&f);
+    let page = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/connector.md"),
+    )
+    .expect("docs/connector.md");
+    let block = page
+        .split_once("<!-- flight-example -->\n```python\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(code, _)| code)
+        .expect("the page has the example");
+    assert!(block.contains("grpc://127.0.0.1:50060") && block.contains("Bearer dcs_…"));
+    let code = block
+        .replace("grpc://127.0.0.1:50060", &format!("grpc://{flight_addr}"))
+        .replace("Bearer dcs_…", &format!("Bearer {}", f.acme_session));
+    let out = Command::new(python())
+        .args(["-c", &code])
+        .output()
+        .expect("the example runs");
+    let _ = server.kill();
+    let _ = server.wait();
+    let printed = text(&out);
+    assert!(out.status.success(), "the example failed:\n{printed}");
+    // The user's count, then the session's tables.
+    assert!(
+        printed.contains("userId") && printed.contains("123456"),
+        "{printed}"
+    );
+    assert!(printed.contains("UserEngagement"), "{printed}");
+}
+
 // Multi-threaded: the client process runs while the test waits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adbc_over_flight_sql_answers_as_http_and_keeps_tenants_apart() {

@@ -1,4 +1,4 @@
-//! The README's connector quick start, run as written: the block after the
+//! The connector quick start of `docs/connector.md`, run as written: the block after the
 //! `<!-- connector-quickstart -->` marker, by bash, with the binaries on
 //! `PATH`, DynamoDB Local at `DYNAMODB_ENDPOINT` and a tenant's own keys.
 
@@ -9,7 +9,7 @@ use crate::fixture::*;
 
 /// The fenced block after `marker` in `text`.
 fn block_after<'a>(text: &'a str, marker: &str) -> &'a str {
-    let start = text.find(marker).expect("the README has the marker");
+    let start = text.find(marker).expect("the page has the marker");
     let rest = &text[start..];
     let open = rest.find("```sh\n").expect("a sh block follows") + "```sh\n".len();
     let close = rest[open..].find("\n```").expect("the block ends");
@@ -17,10 +17,11 @@ fn block_after<'a>(text: &'a str, marker: &str) -> &'a str {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_readme_connector_quick_start_runs_as_written() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
-            .expect("README.md");
+async fn the_connector_quick_start_runs_as_written() {
+    let readme = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/connector.md"),
+    )
+    .expect("docs/connector.md");
     let script = block_after(&readme, "<!-- connector-quickstart -->");
     // The tenant's own keys, and its table.
     let key = format!(

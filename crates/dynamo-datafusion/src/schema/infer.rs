@@ -1,7 +1,7 @@
 //! Arrow types for DynamoDB attributes: what sampling observed, how observations
 //! unify, and which Arrow type results.
 //!
-//! Unification rule (documented in the README):
+//! Unification rule (documented in `docs/types.md`):
 //! - the same DynamoDB type unifies with itself; `NULL` and absence unify with anything;
 //! - numbers unify with numbers: integral values that fit `i64` give `Int64`, otherwise
 //!   `Decimal128(38, s)` with `s` the largest scale seen, `Decimal256(76, s)` when integer
