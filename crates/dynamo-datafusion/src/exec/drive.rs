@@ -227,3 +227,24 @@ pub(crate) fn drive(
         Some((next, d))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_limit_counts_down_to_zero_and_no_limit_stays_none() {
+        let limited = Remaining::new(Some(10));
+        limited.take(4);
+        assert_eq!(limited.get(), Some(6));
+        limited.take(100);
+        assert_eq!(limited.get(), Some(0), "never below zero");
+        let unlimited = Remaining::new(None);
+        unlimited.take(usize::MAX - 1);
+        assert_eq!(
+            unlimited.get(),
+            None,
+            "what is handed on never makes a limit"
+        );
+    }
+}

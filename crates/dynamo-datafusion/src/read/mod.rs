@@ -602,3 +602,69 @@ impl Reader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use datafusion::logical_expr::{col, lit};
+
+    use super::*;
+    use crate::plan::fixture::{orders_meta, orders_schema};
+    use crate::plan::{ReadOptions, ScanPlan};
+
+    /// Orders read for `filters`, with a page size and a capacity budget.
+    fn plan(filters: &[datafusion::logical_expr::Expr]) -> ScanPlan {
+        let options = ReadOptions {
+            page_size: Some(50),
+            read_capacity: Some(100.0),
+            ..ReadOptions::default()
+        };
+        ScanPlan::new(
+            &orders_meta(),
+            &orders_schema(),
+            filters,
+            None,
+            None,
+            &options,
+        )
+        .expect("plan")
+    }
+
+    #[test]
+    fn the_smallest_of_rows_wanted_page_size_and_pacing_is_the_limit() {
+        let plan = plan(&[col("customer").eq(lit("c1"))]);
+        assert!(!plan.access.has_filter());
+        let reader = Reader::for_plan(&plan, 1.0);
+        let pacing = reader.capacity.as_ref().expect("a budget").page_items();
+        let limit = |remaining| reader.request_limit(&plan, remaining);
+        assert_eq!(limit(Some(7)), Some(7));
+        assert_eq!(limit(None), Some(50.min(pacing)));
+        assert_eq!(limit(Some(1 << 40)), Some(50.min(pacing)), "never past i32");
+    }
+
+    #[test]
+    fn a_filter_expression_never_carries_the_rows_wanted() {
+        // DynamoDB counts `Limit` in items evaluated, not returned.
+        let plan = plan(&[col("note").eq(lit("x"))]);
+        assert!(plan.access.has_filter());
+        let reader = Reader::for_plan(&plan, 1.0);
+        let pacing = reader.capacity.as_ref().expect("a budget").page_items();
+        assert_eq!(reader.request_limit(&plan, Some(3)), Some(50.min(pacing)));
+    }
+
+    #[test]
+    fn a_node_reads_at_its_share_of_the_budget_and_without_one_has_no_limiter() {
+        let plan = plan(&[]);
+        let rate = |share| Reader::for_plan(&plan, share).capacity.map(|c| c.rate());
+        assert_eq!(rate(1.0), Some(100.0));
+        assert_eq!(rate(0.25), Some(25.0));
+        assert_eq!(rate(2.0), Some(100.0), "a share is at most the whole");
+        assert_eq!(rate(0.0), None);
+    }
+
+    #[test]
+    fn a_page_request_names_its_operation() {
+        let scan = PageRequest::default();
+        assert!(!scan.is_query());
+        assert_eq!(scan.operation(), "Scan");
+    }
+}
