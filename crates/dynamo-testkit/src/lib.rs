@@ -1,10 +1,12 @@
 //! Support for tests, examples, benchmarks and the demo: SDK clients for a
 //! local DynamoDB-API server (loopback only), table fixtures, bulk loading,
-//! the demo tables, a table whose rare items defeat a schema sample, and a
-//! local Ballista cluster of `dynamo-ballista` processes.
+//! the demo tables, a table whose rare items defeat a schema sample, a
+//! local Ballista cluster of `dynamo-ballista` processes, and a checker of
+//! DynamoDB's expression grammar.
 
 mod cluster;
 mod demo;
+pub mod expression;
 mod fault;
 mod fixtures;
 mod local;
