@@ -85,9 +85,26 @@ const CASES: &[Case] = &[
         id: "sql-unsupported-type",
         via: Via::Direct,
         sql: &[
-            "CREATE EXTERNAL TABLE dated STORED AS DYNAMODB LOCATION '{t}' OPTIONS ('column_types' 'n: Date32')",
+            "CREATE EXTERNAL TABLE dated STORED AS DYNAMODB LOCATION '{t}' OPTIONS ('column_types' 'n: Float16')",
         ],
-        error: "column 'n': Arrow type Date32 is not supported for DynamoDB attributes",
+        error: "column 'n': Arrow type Float16 is not supported for DynamoDB attributes",
+    },
+    Case {
+        id: "sql-bad-time-format",
+        via: Via::Direct,
+        sql: &[
+            "CREATE EXTERNAL TABLE timed STORED AS DYNAMODB LOCATION '{t}' OPTIONS ('time_format' 'n: epoch_weeks')",
+        ],
+        error: "invalid DynamoDB table option 'time_format': format of 'n': 'epoch_weeks' is not a time format: give iso, iso_seconds",
+    },
+    Case {
+        id: "sql-bad-time-value",
+        via: Via::Direct,
+        sql: &[
+            "CREATE EXTERNAL TABLE timed STORED AS DYNAMODB LOCATION '{t}' OPTIONS ('time_format' 'pk: iso_seconds')",
+            "SELECT pk FROM timed WHERE pk > TIMESTAMP '2026-01-01T00:00:00'",
+        ],
+        error: "attribute 'pk': value {\"S\": \"p",
     },
     Case {
         id: "sql-unknown-option",

@@ -277,7 +277,7 @@ async fn composite_key_with_gsi_and_lsi() {
                 "ls",
                 maybe(&mut rng, 0.7, |r| {
                     AV::S(format!(
-                        "2026-0{}-1{}",
+                        "2026/0{}/1{}",
                         r.random_range(1..4),
                         r.random_range(0..10)
                     ))
@@ -339,7 +339,7 @@ async fn composite_key_with_gsi_and_lsi() {
             Col::N("gs", -1, 10),
             Col::S(
                 "ls",
-                dom(&["2026-01-12", "2026-02-15", "2026-03-19", "2026-02"]),
+                dom(&["2026/01/12", "2026/02/15", "2026/03/19", "2026/02"]),
             ),
             Col::N("a", -6, 21),
             Col::S("b", strs.clone()),

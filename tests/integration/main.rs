@@ -11,5 +11,6 @@ mod joins;
 mod pushdown;
 mod scan;
 mod sql;
+mod time;
 mod types;
 mod widening;

@@ -152,6 +152,10 @@ dynamo_settings! {
         /// own, as DynamoDB JSON) to tables described after it is set
         /// (unset: the table option `extra_attributes`, default false).
         pub extra_attributes: Option<bool>, default = None
+        /// Shows items whose time-to-live attribute is in the past (expired,
+        /// not yet deleted by DynamoDB) (unset: the table option
+        /// `include_expired`, default false: reads hide them).
+        pub include_expired: Option<bool>, default = None
         /// Most requests one scan keeps in flight (unset: the table option
         /// `max_concurrency`, default 64).
         pub max_concurrency: Option<usize>, default = None

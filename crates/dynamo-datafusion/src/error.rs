@@ -128,6 +128,26 @@ pub enum Error {
         expected: DataType,
     },
 
+    /// A value is not in the time format of its column (declared, or the
+    /// one the sample showed when the column cannot widen).
+    #[error(
+        "table '{table}'{item}, attribute '{attribute}': value {value} is not in time format {format} \
+         (declare the format the table keeps with the option time_format, or set on_bad_time = 'null' \
+         to read such values as NULL)"
+    )]
+    BadTimeValue {
+        /// Table name.
+        table: String,
+        /// The item's key, as ` item {"id": {"S": "a"}}`, when known.
+        item: Box<str>,
+        /// Attribute path.
+        attribute: String,
+        /// The value, rendered as DynamoDB JSON and shortened.
+        value: String,
+        /// The column's time format.
+        format: Box<str>,
+    },
+
     /// A read met a value its inferred column could not hold, and the column
     /// widened to a type that holds it (and every value it held before).
     /// The statement must be planned again to use the widened schema:

@@ -116,6 +116,11 @@ pub struct TableMeta {
     /// When the table was created, in milliseconds since the Unix epoch: a
     /// table deleted and created again under the same name differs here.
     pub created_millis: Option<i64>,
+    /// The attribute DynamoDB's time to live reads (epoch seconds), when
+    /// TTL is enabled (DescribeTimeToLive): items whose value is in the past
+    /// have expired and wait to be deleted.
+    #[serde(default)]
+    pub ttl_attribute: Option<String>,
 }
 
 #[cfg(test)]
@@ -139,6 +144,7 @@ impl TableMeta {
             provisioned_read_capacity: None,
             arn: None,
             created_millis: None,
+            ttl_attribute: None,
         }
     }
 }
@@ -227,6 +233,7 @@ impl TableMeta {
             provisioned_read_capacity: provisioned_read_capacity(desc),
             arn: desc.table_arn().map(str::to_string),
             created_millis: desc.creation_date_time().and_then(|t| t.to_millis().ok()),
+            ttl_attribute: None,
             name,
         })
     }

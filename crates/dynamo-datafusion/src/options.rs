@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::plan::IndexPolicy;
 use crate::policy::{DEFAULT_MAX_CONCURRENCY, RetryPolicy};
-use crate::schema::ColumnType;
+use crate::schema::{BadTime, ColumnType, Rules, TimeFormat};
 
 /// Default number of items sampled to infer a schema.
 ///
@@ -57,6 +57,15 @@ pub struct TableOptions {
     /// Adds the column `_extra`: every attribute of an item that the schema
     /// has no column for, as a JSON object of DynamoDB JSON values.
     pub extra_attributes: bool,
+    /// String attributes whose sampled values are all canonical ISO-8601
+    /// (UTC timestamps of one precision, or dates) become `Timestamp` or
+    /// `Date32` columns; `false` keeps them text.
+    pub infer_time: bool,
+    /// What a value that is not in its column's time format reads as.
+    pub on_bad_time: BadTime,
+    /// Shows items whose time-to-live attribute is in the past (expired,
+    /// not yet deleted by DynamoDB); by default reads hide them.
+    pub include_expired: bool,
     /// Read capacity units one query may consume from this table at most:
     /// a query estimated above it is refused before any read, and a read
     /// that consumes more is stopped (the session's `dynamodb.max_rcu`
@@ -80,6 +89,9 @@ impl Default for TableOptions {
             read_capacity_percent: None,
             schema_ttl: crate::schema::cache::DEFAULT_SCHEMA_TTL,
             extra_attributes: false,
+            infer_time: true,
+            on_bad_time: BadTime::Error,
+            include_expired: false,
             max_rcu: None,
         }
     }
@@ -103,6 +115,10 @@ pub const OPTION_KEYS: &[&str] = &[
     "retry_max_delay_ms",
     "schema_ttl",
     "extra_attributes",
+    "time_format",
+    "infer_time",
+    "on_bad_time",
+    "include_expired",
     "max_rcu",
 ];
 
@@ -164,7 +180,27 @@ impl TableOptions {
                         .filter(|n| (1..=10_000).contains(n))
                         .ok_or_else(|| invalid(format!("'{value}' is not between 1 and 10000")))?
                 }
-                "column_types" => opts.column_types = parse_column_types(value).map_err(invalid)?,
+                "column_types" => opts
+                    .column_types
+                    .extend(parse_column_types(value).map_err(invalid)?),
+                "time_format" => opts
+                    .column_types
+                    .extend(parse_time_formats(value).map_err(invalid)?),
+                "infer_time" => {
+                    opts.infer_time = parse_bool(value)
+                        .ok_or_else(|| invalid(format!("'{value}' is not true or false")))?
+                }
+                "include_expired" => {
+                    opts.include_expired = parse_bool(value)
+                        .ok_or_else(|| invalid(format!("'{value}' is not true or false")))?
+                }
+                "on_bad_time" => {
+                    opts.on_bad_time = match value.to_ascii_lowercase().as_str() {
+                        "error" => BadTime::Error,
+                        "null" => BadTime::Null,
+                        _ => return Err(invalid(format!("'{value}' is not 'error' or 'null'"))),
+                    }
+                }
                 "pushdown" => {
                     opts.pushdown = parse_bool(value)
                         .ok_or_else(|| invalid(format!("'{value}' is not true or false")))?
@@ -244,6 +280,17 @@ impl TableOptions {
     }
 }
 
+impl TableOptions {
+    /// What these options fix about the table's columns.
+    pub(crate) fn rules(&self) -> Rules {
+        Rules {
+            overrides: self.column_types.clone(),
+            infer_time: self.infer_time,
+            bad_time: self.on_bad_time,
+        }
+    }
+}
+
 /// A time to live in whole seconds (`0`: none).
 pub(crate) fn parse_ttl(value: &str) -> std::result::Result<Duration, String> {
     value
@@ -264,6 +311,24 @@ fn parse_bool(v: &str) -> Option<bool> {
     }
 }
 
+/// `name: format; name: format` (a pattern may hold colons: the name ends
+/// at the first).
+fn parse_time_formats(spec: &str) -> std::result::Result<Vec<(String, ColumnType)>, String> {
+    spec.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|pair| {
+            let (name, format) = pair
+                .split_once(':')
+                .ok_or_else(|| format!("'{pair}' is not 'name: format'"))?;
+            let format = format
+                .parse::<TimeFormat>()
+                .map_err(|e| format!("format of '{}': {e}", name.trim()))?;
+            Ok((name.trim().to_string(), ColumnType::Time(Some(format))))
+        })
+        .collect()
+}
+
 fn parse_column_types(spec: &str) -> std::result::Result<Vec<(String, ColumnType)>, String> {
     spec.split(';')
         .map(str::trim)
@@ -282,7 +347,7 @@ fn parse_column_types(spec: &str) -> std::result::Result<Vec<(String, ColumnType
 
 #[cfg(test)]
 mod tests {
-    use datafusion::arrow::datatypes::DataType;
+    use datafusion::arrow::datatypes::{DataType, TimeUnit};
 
     use super::*;
 
@@ -314,8 +379,17 @@ mod tests {
             ("format.retry_max_delay_ms", "80"),
             ("format.schema_ttl", "600"),
             ("format.extra_attributes", "true"),
+            (
+                "format.time_format",
+                "at: epoch_millis; day: %d/%m/%Y %H:%M @ Europe/Paris",
+            ),
+            ("format.infer_time", "false"),
+            ("format.on_bad_time", "NULL"),
+            ("format.include_expired", "true"),
         ]))
         .expect("valid");
+        assert!(!o.infer_time && o.include_expired);
+        assert_eq!(o.on_bad_time, BadTime::Null);
         assert_eq!(o.sample_size, 50);
         assert!(o.consistent_read);
         assert_eq!((o.page_size, o.segments), (Some(10), Some(4)));
@@ -345,6 +419,16 @@ mod tests {
                 ),
                 ("raw".to_string(), ColumnType::Json),
                 ("flag".to_string(), ColumnType::Arrow(DataType::Boolean)),
+                (
+                    "at".to_string(),
+                    ColumnType::Time(Some(TimeFormat::Epoch(TimeUnit::Millisecond)))
+                ),
+                (
+                    "day".to_string(),
+                    ColumnType::Time(Some(
+                        "%d/%m/%Y %H:%M @ Europe/Paris".parse().expect("format")
+                    ))
+                ),
             ]
         );
     }
@@ -368,6 +452,11 @@ mod tests {
             ("format.retry_max_delay_ms", "1e9"),
             ("format.schema_ttl", "-1"),
             ("format.extra_attributes", "yes"),
+            ("format.time_format", "at"),
+            ("format.time_format", "at: epoch_weeks"),
+            ("format.infer_time", "maybe"),
+            ("format.on_bad_time", "ignore"),
+            ("format.include_expired", "1"),
         ] {
             let err = TableOptions::from_map(&map(&[(k, v)])).expect_err("invalid");
             let bare = k.trim_start_matches("format.");

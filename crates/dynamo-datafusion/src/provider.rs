@@ -21,14 +21,17 @@ use crate::error::{Error, Result};
 use crate::exec::{DynamoExec, QueryFilters};
 use crate::metadata::TableMeta;
 use crate::options::TableOptions;
-use crate::plan::{AccessPlan, Decisions, Operation, PlanOptions, ReadOptions, ScanRequest};
+use crate::plan::{
+    AccessPlan, Decisions, Expiry, Operation, PlanOptions, ReadOptions, ScanRequest,
+};
 use crate::policy::RetryPolicy;
 use crate::read::request_error;
 use crate::read::retry::{Retrier, without_sdk_retries};
 use crate::read::sample::sample_table;
-use crate::schema::ColumnType;
 use crate::schema::cache::{CacheSlot, SchemaCache, SchemaKey, SigningKey};
+use crate::schema::time::with_time_formats;
 use crate::schema::widen::SchemaState;
+use crate::schema::{ColumnType, TimeFormat};
 use crate::schema::{SchemaHistory, SchemaOrigin};
 
 /// Bytes of table per parallel-scan segment when the count is chosen
@@ -118,6 +121,26 @@ impl DynamoTableProviderBuilder {
         self.options
             .column_types
             .push((attribute.into(), ColumnType::Arrow(data_type)));
+        self
+    }
+
+    /// Reads one attribute as a timestamp or date kept in `format` (a
+    /// string or number attribute; see [`TimeFormat`] for the formats).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: aws_sdk_dynamodb::Client) -> dynamo_datafusion::Result<()> {
+    /// use dynamo_datafusion::DynamoTableProvider;
+    ///
+    /// let provider = DynamoTableProvider::builder(client, "UserEngagement")
+    ///     .time_format("eventTime", "epoch_seconds".parse().expect("a format"))
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn time_format(mut self, attribute: impl Into<String>, format: TimeFormat) -> Self {
+        self.options
+            .column_types
+            .push((attribute.into(), ColumnType::Time(Some(format))));
         self
     }
 
@@ -232,9 +255,17 @@ impl DynamoTableProviderBuilder {
             cache,
         });
         let state = match self.schema {
-            Some(schema) => SchemaState::given(Arc::clone(&meta), schema),
+            Some(schema) => SchemaState::given(
+                Arc::clone(&meta),
+                with_time_formats(
+                    schema,
+                    &meta,
+                    &self.options.column_types,
+                    self.options.on_bad_time,
+                )?,
+            ),
             None => {
-                let overrides = self.options.column_types.clone();
+                let rules = self.options.rules();
                 let cached = slot
                     .as_ref()
                     .filter(|_| !self.resample)
@@ -243,13 +274,8 @@ impl DynamoTableProviderBuilder {
                 let state = match cached {
                     Some(entry) => {
                         let history = entry.history();
-                        SchemaState::with_history(
-                            Arc::clone(&meta),
-                            entry.observed,
-                            overrides,
-                            history,
-                        )
-                        .with_key_stats(entry.keys)
+                        SchemaState::with_history(Arc::clone(&meta), entry.observed, rules, history)
+                            .with_key_stats(entry.keys)
                     }
                     None => {
                         let at = SystemTime::now();
@@ -265,7 +291,7 @@ impl DynamoTableProviderBuilder {
                             items: sample.items,
                             at,
                         };
-                        SchemaState::inferred(Arc::clone(&meta), sample.observed, overrides, origin)
+                        SchemaState::inferred(Arc::clone(&meta), sample.observed, rules, origin)
                             .with_key_stats(Some(sample.keys))
                     }
                 };
@@ -316,7 +342,40 @@ async fn describe(client: &Client, table: &str, signing: Option<&SigningKey>) ->
         table: table.to_string(),
         reason: "DescribeTable returned no table description".to_string(),
     })?;
-    TableMeta::from_description(desc)
+    let mut meta = TableMeta::from_description(desc)?;
+    meta.ttl_attribute = ttl_attribute(client, table).await;
+    Ok(meta)
+}
+
+/// The attribute the table's time to live reads, when TTL is enabled (or
+/// being enabled). A caller not allowed DescribeTimeToLive reads the table
+/// as if it had none: expired items are then shown, which the log says.
+async fn ttl_attribute(client: &Client, table: &str) -> Option<String> {
+    use aws_sdk_dynamodb::types::TimeToLiveStatus;
+    match client
+        .describe_time_to_live()
+        .table_name(table)
+        .send()
+        .await
+    {
+        Ok(out) => out
+            .time_to_live_description()
+            .filter(|d| {
+                matches!(
+                    d.time_to_live_status(),
+                    Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+                )
+            })
+            .and_then(|d| d.attribute_name())
+            .map(str::to_string),
+        Err(e) => {
+            log::warn!(
+                "table '{table}': DescribeTimeToLive failed ({}); expired items are not hidden",
+                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+            );
+            None
+        }
+    }
 }
 
 impl DynamoTableProvider {
@@ -447,6 +506,23 @@ impl DynamoTableProvider {
 }
 
 impl DynamoTableProvider {
+    /// Hiding expired items, unless the session or the table shows them
+    /// (or the table has no time to live): the query's start time is "now".
+    fn expiry(&self, session: &DynamoConfig, state: &dyn Session) -> Option<Expiry> {
+        let include = session
+            .include_expired
+            .unwrap_or(self.options.include_expired);
+        let attribute = self.meta.ttl_attribute.clone().filter(|_| !include)?;
+        Some(Expiry {
+            attribute,
+            now: state
+                .execution_props()
+                .query_execution_start_time
+                .unwrap_or_else(chrono::Utc::now)
+                .timestamp(),
+        })
+    }
+
     fn plan_options(&self, session_pushdown: bool) -> PlanOptions {
         PlanOptions {
             pushdown: self.options.pushdown && session_pushdown,
@@ -537,6 +613,7 @@ impl TableProvider for DynamoTableProvider {
                 .max_rcu
                 .is_some_and(|table| session.max_rcu.is_none_or(|s| table < s)),
             price_per_million_rru: session.price_per_million_rru,
+            hide_expired: self.expiry(&session, state),
         };
         let request = ScanRequest {
             meta: Arc::clone(&self.meta),
@@ -565,7 +642,8 @@ impl TableProvider for DynamoTableProvider {
         let output_schema = plan.output_schema(&schema)?;
         let decoder = ItemDecoder::try_new(&self.meta.name, output_schema)?
             .closing_maps(|column| self.state.can_widen(column))
-            .knowing_columns(&schema);
+            .knowing_columns(&schema)
+            .naming_keys(self.meta.keys.attribute_names());
         let exec = DynamoExec::new(
             self.read_client.clone(),
             plan,

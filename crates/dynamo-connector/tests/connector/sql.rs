@@ -80,8 +80,8 @@ async fn sql_over_values_the_sample_missed_answers_exactly_with_notices_and_cach
     assert_eq!(after.scans, before.scans, "no sample: {after:?}");
     assert_eq!(
         after.requests - before.requests,
-        3,
-        "ListTables, DescribeTable, GetItem"
+        4,
+        "ListTables, DescribeTable, DescribeTimeToLive, GetItem"
     );
 
     // Another tenant's store entries are its own: globex has no such table.

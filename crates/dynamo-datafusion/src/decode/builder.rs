@@ -20,9 +20,11 @@ use datafusion::arrow::datatypes::{Decimal128Type, Decimal256Type, Float64Type, 
 use datafusion::arrow::error::ArrowError;
 
 use crate::schema::infer::{is_extra_field, is_json_field, is_text_field};
+use crate::schema::time::{bad_time_is_null, time_format_of};
 use crate::value::dynamo_json::item_to_json;
 use crate::value::json::{describe_value, write_json};
 use crate::value::number::{ExactNumber, fast_decimal128, fast_i64};
+use crate::value::time::TimeFormat;
 
 /// A value that does not fit its column.
 #[derive(Debug)]
@@ -33,6 +35,8 @@ pub(super) struct Misfit {
     pub value: String,
     /// The column's declared type.
     pub expected: DataType,
+    /// The column's time format, for temporal columns.
+    pub format: Option<String>,
 }
 
 /// A value being decoded: an attribute of an item, or a member of a set
@@ -244,6 +248,7 @@ impl<'s> Record<'s> {
             attribute: format!("{path}.{key}"),
             value: format!("{value} (a map key the column type has no field for)"),
             expected: field.data_type().clone(),
+            format: None,
         })
     }
 
@@ -337,6 +342,13 @@ pub(super) enum Kind<'s> {
     Decimal256(PrimitiveBuilder<Decimal256Type>, u8, i8),
     Bool(BooleanBuilder),
     Binary(BinaryBuilder),
+    /// Times kept in strings or numbers, as units since the epoch (days
+    /// for dates); values not in the format are NULL when `null_on_bad`.
+    Time {
+        values: PrimitiveBuilder<Int64Type>,
+        format: TimeFormat,
+        null_on_bad: bool,
+    },
     List {
         item: &'s FieldRef,
         offsets: Vec<i32>,
@@ -353,6 +365,14 @@ pub(super) enum Kind<'s> {
 impl<'s> Column<'s> {
     fn new(field: &'s Field, path: String, n: usize, closed: bool) -> Result<Self, Unsupported> {
         let strings = || StringBuilder::with_capacity(n, n * 16);
+        if let Some(format) = time_format_of(field) {
+            let kind = Kind::Time {
+                values: PrimitiveBuilder::with_capacity(n),
+                format,
+                null_on_bad: bad_time_is_null(field),
+            };
+            return Ok(Self { field, path, kind });
+        }
         let kind = match field.data_type() {
             DataType::Utf8 if is_json_field(field) => Kind::Json(strings(), String::new()),
             DataType::Utf8 if is_text_field(field) => Kind::Text(strings()),
@@ -461,6 +481,27 @@ impl<'s> Column<'s> {
             Kind::Decimal256(b, p, s) => {
                 append_number(b, v, |t| ExactNumber::parse(t).ok()?.to_decimal256(*p, *s))
             }
+            Kind::Time {
+                values,
+                format,
+                null_on_bad,
+            } => {
+                let parsed = match (v.s(), v.n()) {
+                    (Some(s), _) => format.decode_str(s),
+                    (_, Some(n)) => format.decode_number(n),
+                    _ => None,
+                };
+                match parsed {
+                    Some(x) => values.append_value(x),
+                    None if *null_on_bad => values.append_null(),
+                    None => {
+                        let mut m = misfit(field, path, describe_value(&v.to_attr()));
+                        m.format = Some(format.to_string());
+                        return Err(m);
+                    }
+                }
+                true
+            }
             Kind::Bool(b) => match v {
                 Val::Attr(AttributeValue::Bool(x)) => {
                     b.append_value(*x);
@@ -542,7 +583,7 @@ impl<'s> Column<'s> {
     pub(super) fn append_null(&mut self) -> Result<(), Misfit> {
         match &mut self.kind {
             Kind::Strings(b) | Kind::Text(b) | Kind::Json(b, _) => b.append_null(),
-            Kind::Int(b, _) => b.append_null(),
+            Kind::Int(b, _) | Kind::Time { values: b, .. } => b.append_null(),
             Kind::Float(b) => b.append_null(),
             Kind::Decimal128(b, ..) => b.append_null(),
             Kind::Decimal256(b, ..) => b.append_null(),
@@ -568,7 +609,7 @@ impl<'s> Column<'s> {
     fn finish(self) -> Result<ArrayRef, ArrowError> {
         let array: ArrayRef = match self.kind {
             Kind::Strings(mut b) | Kind::Text(mut b) | Kind::Json(mut b, _) => Arc::new(b.finish()),
-            Kind::Int(mut b, _) => Arc::new(b.finish()),
+            Kind::Int(mut b, _) | Kind::Time { values: mut b, .. } => Arc::new(b.finish()),
             Kind::Float(mut b) => Arc::new(b.finish()),
             Kind::Decimal128(mut b, p, s) => Arc::new(b.finish().with_precision_and_scale(p, s)?),
             Kind::Decimal256(mut b, p, s) => Arc::new(b.finish().with_precision_and_scale(p, s)?),
@@ -629,6 +670,7 @@ fn misfit(field: &Field, path: &str, value: String) -> Misfit {
         attribute: path.to_string(),
         value,
         expected: field.data_type().clone(),
+        format: None,
     }
 }
 

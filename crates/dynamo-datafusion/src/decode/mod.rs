@@ -58,6 +58,19 @@ pub struct ItemDecoder {
     /// Attributes that have a column in the table (read or not): the others
     /// go to the extra-attributes column, when the schema has one.
     known: Arc<HashSet<String>>,
+    /// The table's key attributes, to name the item in messages.
+    keys: Arc<[String]>,
+}
+
+/// What, besides its schema, decides how an [`ItemDecoder`] reads items.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct DecoderSettings {
+    /// Per column: its maps hold only the keys its struct type names.
+    pub closed_maps: Vec<bool>,
+    /// Attributes that have a column in the table, sorted.
+    pub known: Vec<String>,
+    /// The table's key attributes.
+    pub keys: Vec<String>,
 }
 
 impl ItemDecoder {
@@ -70,6 +83,7 @@ impl ItemDecoder {
             schema,
             closed_maps,
             known,
+            keys: Arc::new([]),
         };
         decoder.record(0)?;
         Ok(decoder)
@@ -95,6 +109,13 @@ impl ItemDecoder {
         self
     }
 
+    /// The same decoder, naming an item by these key attributes when one of
+    /// its values does not fit.
+    pub(crate) fn naming_keys<'a>(mut self, keys: impl IntoIterator<Item = &'a str>) -> Self {
+        self.keys = keys.into_iter().map(str::to_string).collect();
+        self
+    }
+
     /// A decoder of the same table for another schema (a projection of this
     /// one's columns), keeping each column's closed maps.
     pub(crate) fn reshaped(&self, schema: SchemaRef) -> Result<Self> {
@@ -107,16 +128,19 @@ impl ItemDecoder {
         };
         let mut decoder = Self::try_new(&self.table, schema)?.closing_maps(closed);
         decoder.known = Arc::clone(&self.known);
+        decoder.keys = Arc::clone(&self.keys);
         Ok(decoder)
     }
 
-    /// What, besides its schema, decides how this decoder reads items:
-    /// per column whether its maps are closed, and the attributes that have
-    /// a column in the table.
-    pub(crate) fn settings(&self) -> (Vec<bool>, Vec<String>) {
+    /// What, besides its schema, decides how this decoder reads items.
+    pub(crate) fn settings(&self) -> DecoderSettings {
         let mut known: Vec<String> = self.known.iter().cloned().collect();
         known.sort();
-        (self.closed_maps.to_vec(), known)
+        DecoderSettings {
+            closed_maps: self.closed_maps.to_vec(),
+            known,
+            keys: self.keys.to_vec(),
+        }
     }
 
     /// A decoder for `schema` with [`settings`](Self::settings) taken
@@ -124,22 +148,22 @@ impl ItemDecoder {
     pub(crate) fn with_settings(
         table: &str,
         schema: SchemaRef,
-        closed_maps: Vec<bool>,
-        known: Vec<String>,
+        settings: DecoderSettings,
     ) -> Result<Self> {
         let mut decoder = Self::try_new(table, schema)?;
         let columns = decoder.schema.fields().len();
-        if closed_maps.len() != columns {
+        if settings.closed_maps.len() != columns {
             return Err(Error::Metadata {
                 table: table.to_string(),
                 reason: format!(
                     "a scan's decoding layout has map settings for {} columns, its schema {columns}",
-                    closed_maps.len()
+                    settings.closed_maps.len()
                 ),
             });
         }
-        decoder.closed_maps = closed_maps.into();
-        decoder.known = Arc::new(known.into_iter().collect());
+        decoder.closed_maps = settings.closed_maps.into();
+        decoder.known = Arc::new(settings.known.into_iter().collect());
+        decoder.keys = settings.keys.into();
         Ok(decoder)
     }
 
@@ -163,7 +187,7 @@ impl ItemDecoder {
     pub fn decode(&self, items: &[Item]) -> Result<RecordBatch> {
         let mut record = self.record(items.len())?;
         for item in items {
-            record.append(item).map_err(|m| self.misfit(m))?;
+            record.append(item).map_err(|m| self.misfit(m, item))?;
         }
         self.finish(record, items.len())
     }
@@ -222,13 +246,37 @@ impl ItemDecoder {
             .map_err(arrow)
     }
 
-    fn misfit(&self, m: Misfit) -> Error {
-        Error::ValueDoesNotFit {
-            table: self.table.to_string(),
-            attribute: m.attribute,
-            value: m.value,
-            expected: m.expected,
+    fn misfit(&self, m: Misfit, item: &Item) -> Error {
+        match m.format {
+            Some(format) => Error::BadTimeValue {
+                table: self.table.to_string(),
+                item: self.item_key(item).into(),
+                attribute: m.attribute,
+                value: m.value,
+                format: format.into(),
+            },
+            None => Error::ValueDoesNotFit {
+                table: self.table.to_string(),
+                attribute: m.attribute,
+                value: m.value,
+                expected: m.expected,
+            },
         }
+    }
+
+    /// ` item {"id":{"S":"a"}}`: the item's key as DynamoDB JSON, or nothing
+    /// when the decoder does not know the key attributes.
+    fn item_key(&self, item: &Item) -> String {
+        if self.keys.is_empty() {
+            return String::new();
+        }
+        let key: Item = self
+            .keys
+            .iter()
+            .filter_map(|k| item.get(k).map(|v| (k.clone(), v.clone())))
+            .collect();
+        let json = serde_json::Value::Object(crate::value::dynamo_json::item_to_json(&key));
+        format!(" item {json}")
     }
 }
 

@@ -40,6 +40,12 @@ pub(crate) enum Fact {
     },
     /// The query's filters checked on the read's rows (DataFusion's form).
     Recheck(Vec<String>),
+    /// Key lookups drop the items whose time to live (this attribute) is
+    /// at or before `now` (Scans and Queries filter them in DynamoDB).
+    Expired {
+        attribute: String,
+        now: i64,
+    },
     /// The ProjectionExpression's attributes (`None`: all).
     Projection(Option<Vec<String>>),
     /// ExpressionAttributeNames, by placeholder number.
@@ -133,6 +139,14 @@ pub(crate) fn facts(
     }
     if !recheck.is_empty() {
         facts.push(Fact::Recheck(recheck));
+    }
+    if let (Some(e), Operation::GetItem { .. } | Operation::BatchGetItem { .. }) =
+        (&plan.expiry, &plan.access.operation)
+    {
+        facts.push(Fact::Expired {
+            attribute: e.attribute.clone(),
+            now: e.now,
+        });
     }
     facts.push(Fact::Projection(
         plan.projection.as_ref().map(|p| p.attributes()),
@@ -301,6 +315,9 @@ impl Fact {
                 over: Some(rcu),
             } => format!("max_rcu={max} (query estimate {rcu:.1} is above it: refused)"),
             Fact::Recheck(filters) => format!("recheck=[{}]", filters.join(", ")),
+            Fact::Expired { attribute, now } => {
+                format!("hide_expired=[{attribute} <= {now}, on the items]")
+            }
             Fact::JoinKeys(Some(why)) => format!("join_keys=[{why}]"),
             Fact::JoinKeys(None) => "join_keys=[from the join's build side, at run time]".into(),
         })
@@ -378,6 +395,10 @@ impl Fact {
                     .map(|f| without_column_numbers(f))
                     .collect::<Vec<_>>()
                     .join(" AND "),
+            ),
+            Fact::Expired { attribute, now } => (
+                "expired",
+                format!("items with {attribute} <= {now} are dropped after the read"),
             ),
             Fact::Names(_) | Fact::Values(_) | Fact::PageSize(_) | Fact::JoinKeys(_) => {
                 return None;

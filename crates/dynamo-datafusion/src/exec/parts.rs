@@ -16,7 +16,7 @@ use super::DynamoExec;
 use super::nested::{NestedProjection, Use};
 use super::recheck::Recheck;
 use crate::client::ConnectionOptions;
-use crate::decode::ItemDecoder;
+use crate::decode::{DecoderSettings, ItemDecoder};
 use crate::error::Result;
 use crate::plan::ScanPlan;
 
@@ -52,6 +52,9 @@ pub struct ExecLayout {
     closed_maps: Vec<bool>,
     /// Attributes with a column in the table (for the extra-attributes column).
     known_columns: Vec<String>,
+    /// The table's key attributes (to name an item in messages).
+    #[serde(default)]
+    key_attributes: Vec<String>,
     /// An absorbed projection: per output column, its decoded column and
     /// the path into it.
     projection: Option<Vec<Use>>,
@@ -65,15 +68,16 @@ impl DynamoExec {
     /// [`DynamoExec::reading_partitions_from`].
     pub fn to_parts(&self) -> ExecParts {
         let decoder = self.recheck.as_ref().map_or(&self.decoder, |r| &r.decoder);
-        let (closed_maps, known_columns) = decoder.settings();
+        let settings = decoder.settings();
         ExecParts {
             plan: (*self.plan).clone(),
             connection: (*self.connection).clone(),
             decode_schema: Arc::clone(decoder.schema()),
             output_schema: Arc::clone(self.output_schema()),
             layout: ExecLayout {
-                closed_maps,
-                known_columns,
+                closed_maps: settings.closed_maps,
+                known_columns: settings.known,
+                key_attributes: settings.keys,
                 projection: self.nested.as_ref().map(|n| n.outputs.clone()),
             },
             recheck: self
@@ -98,8 +102,11 @@ impl DynamoExec {
         let decoder = ItemDecoder::with_settings(
             plan.table(),
             decode_schema,
-            layout.closed_maps,
-            layout.known_columns,
+            DecoderSettings {
+                closed_maps: layout.closed_maps,
+                known: layout.known_columns,
+                keys: layout.key_attributes,
+            },
         )?;
         // A re-check decodes the output's columns and then its own.
         let (decoder, recheck) = if recheck.is_empty() {

@@ -29,12 +29,18 @@ use crate::schema::widen::{SchemaState, schema_changes};
 use crate::value::dynamo_json::items_from_json_text;
 
 fn widen_on_misfit(e: Error, state: &SchemaState, decoder: &ItemDecoder, page: &[Item]) -> Error {
-    let Error::ValueDoesNotFit {
+    let (Error::ValueDoesNotFit {
         table,
         attribute,
         value,
         ..
-    } = &e
+    }
+    | Error::BadTimeValue {
+        table,
+        attribute,
+        value,
+        ..
+    }) = &e
     else {
         return e;
     };

@@ -74,6 +74,7 @@ pub(crate) fn orders_meta() -> TableMeta {
         provisioned_read_capacity: None,
         arn: None,
         created_millis: None,
+        ttl_attribute: None,
     }
 }
 

@@ -15,6 +15,7 @@ pub(crate) mod fixture;
 pub(crate) mod predicate;
 pub mod render;
 mod scan;
+mod time;
 mod units;
 
 use std::collections::{HashMap, HashSet};
@@ -33,7 +34,7 @@ pub use cost::{DEFAULT_PRICE_PER_MILLION_RRU, ReadEstimate};
 pub(crate) use decision::Decisions;
 pub use render::ProjectionExpression;
 pub use scan::ScanPlan;
-pub(crate) use scan::{ReadOptions, ScanRequest, expr_columns};
+pub(crate) use scan::{Expiry, ReadOptions, ScanRequest, expr_columns};
 pub(crate) use units::BATCH_GET_MAX_KEYS;
 pub use units::ReadUnit;
 
@@ -570,8 +571,8 @@ fn sort_condition(
     key_type: KeyType,
     conjuncts: &[Conjunct],
 ) -> Option<(SortCondition, Vec<(usize, bool)>)> {
-    let mut lower: Option<(usize, CmpOp, AttributeValue)> = None;
-    let mut upper: Option<(usize, CmpOp, AttributeValue)> = None;
+    let mut lower: Option<(usize, CmpOp, AttributeValue, bool)> = None;
+    let mut upper: Option<(usize, CmpOp, AttributeValue, bool)> = None;
     let mut between = None;
     let mut prefix = None;
     for (i, c) in conjuncts.iter().enumerate() {
@@ -581,11 +582,9 @@ fn sort_condition(
         if a.path().len() != 1 || a.path()[0] != attr {
             continue;
         }
-        // A prefix may come from a LIKE it only implies (re-checked); every
-        // other condition must be exact to be a key condition.
-        if !c.exact && !matches!(a, Atom::BeginsWith { .. }) {
-            continue;
-        }
+        // An atom only implied by its conjunct (a LIKE's prefix, a time
+        // range a second wide) is a key condition too: the read re-checks
+        // the conjunct.
         match a {
             Atom::Cmp {
                 op: CmpOp::Eq,
@@ -594,14 +593,14 @@ fn sort_condition(
             } if usable_key_value(value, key_type) => {
                 return Some((
                     SortCondition::Compare(CmpOp::Eq, value.clone()),
-                    vec![(i, true)],
+                    vec![(i, c.exact)],
                 ));
             }
             Atom::Cmp { op, value, .. } if usable_key_value(value, key_type) => {
-                let tighter = |cur: &Option<(usize, CmpOp, AttributeValue)>,
+                let tighter = |cur: &Option<(usize, CmpOp, AttributeValue, bool)>,
                                want: std::cmp::Ordering| {
                     cur.as_ref()
-                        .is_none_or(|(_, cop, cv)| match compare_values(value, cv) {
+                        .is_none_or(|(_, cop, cv, _)| match compare_values(value, cv) {
                             Some(o) if o == want => true,
                             Some(std::cmp::Ordering::Equal) => {
                                 matches!(op, CmpOp::Gt | CmpOp::Lt)
@@ -612,10 +611,10 @@ fn sort_condition(
                 };
                 match op {
                     CmpOp::Gt | CmpOp::Ge if tighter(&lower, std::cmp::Ordering::Greater) => {
-                        lower = Some((i, *op, value.clone()))
+                        lower = Some((i, *op, value.clone(), c.exact))
                     }
                     CmpOp::Lt | CmpOp::Le if tighter(&upper, std::cmp::Ordering::Less) => {
-                        upper = Some((i, *op, value.clone()))
+                        upper = Some((i, *op, value.clone(), c.exact))
                     }
                     _ => {}
                 }
@@ -625,7 +624,7 @@ fn sort_condition(
                     && usable_key_value(high, key_type)
                     && between.is_none() =>
             {
-                between = Some((i, low.clone(), high.clone()));
+                between = Some((i, low.clone(), high.clone(), c.exact));
             }
             Atom::BeginsWith { prefix: p, .. }
                 if usable_key_value(p, key_type)
@@ -638,21 +637,24 @@ fn sort_condition(
             _ => {}
         }
     }
-    if let Some((i, low, high)) = between {
-        return Some((SortCondition::Between(low, high), vec![(i, true)]));
+    if let Some((i, low, high, exact)) = between {
+        return Some((SortCondition::Between(low, high), vec![(i, exact)]));
     }
     match (lower, upper) {
-        (Some((li, lop, lv)), Some((ui, uop, uv)))
+        (Some((li, lop, lv, lexact)), Some((ui, uop, uv, uexact)))
             if compare_values(&lv, &uv).is_some_and(|o| o != std::cmp::Ordering::Greater) =>
         {
             // BETWEEN is inclusive: a strict bound is only approximated.
             Some((
                 SortCondition::Between(lv, uv),
-                vec![(li, lop == CmpOp::Ge), (ui, uop == CmpOp::Le)],
+                vec![
+                    (li, lexact && lop == CmpOp::Ge),
+                    (ui, uexact && uop == CmpOp::Le),
+                ],
             ))
         }
-        (Some((i, op, v)), _) | (None, Some((i, op, v))) => {
-            Some((SortCondition::Compare(op, v), vec![(i, true)]))
+        (Some((i, op, v, exact)), _) | (None, Some((i, op, v, exact))) => {
+            Some((SortCondition::Compare(op, v), vec![(i, exact)]))
         }
         (None, None) => {
             prefix.map(|(i, p, exact)| (SortCondition::BeginsWith(p), vec![(i, exact)]))

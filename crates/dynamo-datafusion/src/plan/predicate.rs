@@ -17,8 +17,10 @@ use datafusion::logical_expr::{BinaryExpr, Expr, Like, Operator};
 use serde::{Deserialize, Serialize};
 
 use crate::schema::infer::ENCODING_METADATA_KEY;
+use crate::schema::time::{bad_time_is_null, time_format_of};
 pub(crate) use crate::value::compare_values;
 use crate::value::number::ExactNumber;
+use crate::value::time::TimeFormat;
 
 /// The one DynamoDB scalar type a column's values have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +160,16 @@ pub(crate) struct Translated {
     pub exact: bool,
 }
 
+impl Translated {
+    /// The same translation, only a superset when `relaxed`.
+    pub(crate) fn relaxed_if(self, relaxed: bool) -> Self {
+        Self {
+            exact: self.exact && !relaxed,
+            ..self
+        }
+    }
+}
+
 /// DynamoDB's limit on values in one `IN`.
 pub(crate) const MAX_IN_VALUES: usize = 100;
 
@@ -236,6 +248,16 @@ impl Translator<'_> {
                 }
             },
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => self.comparison(left, *op, right),
+            Expr::Between(b) if self.time_column(&b.expr).is_some() => {
+                let (path, format, relaxed) = self.time_column(&b.expr)?;
+                if b.negated && relaxed {
+                    return None;
+                }
+                let low = super::time::literal_instant(&b.low)?;
+                let high = super::time::literal_instant(&b.high)?;
+                super::time::between_instants(path, &format, low, high, b.negated)
+                    .map(|t| t.relaxed_if(relaxed))
+            }
             Expr::Between(b) => {
                 let (path, kind) = self.column(&b.expr)?;
                 let low = literal_value(&b.low, kind)?;
@@ -253,6 +275,19 @@ impl Translator<'_> {
                     },
                     exact: true,
                 })
+            }
+            Expr::InList(list) if self.time_column(&list.expr).is_some() => {
+                let (path, format, relaxed) = self.time_column(&list.expr)?;
+                if list.negated && relaxed {
+                    return None;
+                }
+                let instants = list
+                    .list
+                    .iter()
+                    .map(super::time::literal_instant)
+                    .collect::<Option<Vec<i128>>>()?;
+                super::time::in_instants(path, &format, &instants, list.negated)
+                    .map(|t| t.relaxed_if(relaxed))
             }
             Expr::InList(list) => {
                 let (path, kind) = self.column(&list.expr)?;
@@ -277,12 +312,16 @@ impl Translator<'_> {
                 })
             }
             Expr::IsNull(e) => {
-                let (path, _) = self.any_column(e)?;
+                let (path, field) = self.any_column(e)?;
+                // A value not in its time format is NULL too, yet present.
+                if bad_time_is_null(&field) {
+                    return None;
+                }
                 atom(Atom::IsNull { path })
             }
             Expr::IsNotNull(e) => {
-                let (path, _) = self.any_column(e)?;
-                atom(Atom::IsNotNull { path })
+                let (path, field) = self.any_column(e)?;
+                atom(Atom::IsNotNull { path }).map(|t| t.relaxed_if(bad_time_is_null(&field)))
             }
             Expr::Like(like) => self.like(like),
             Expr::ScalarFunction(f) if f.name() == "array_has" => self.array_has(f),
@@ -307,6 +346,15 @@ impl Translator<'_> {
             Operator::GtEq => CmpOp::Ge,
             _ => return None,
         };
+        let time = match (self.time_column(left), self.time_column(right)) {
+            (Some(c), None) => Some((c, right, op)),
+            (None, Some(c)) => Some((c, left, op.flipped())),
+            _ => None,
+        };
+        if let Some(((path, format, relaxed), lit, op)) = time {
+            let t = super::time::literal_instant(lit)?;
+            return super::time::compare(path, &format, op, t).map(|t| t.relaxed_if(relaxed));
+        }
         let (path, kind, lit, op) = match (self.column(left), self.column(right)) {
             (Some((p, k)), None) => (p, k, right, op),
             (None, Some((p, k))) => (p, k, left, op.flipped()),
@@ -424,6 +472,15 @@ impl Translator<'_> {
         Some((path, kind))
     }
 
+    /// A temporal column, possibly under a lossless cast: its path, its
+    /// format, and whether values not in the format read as NULL (then a
+    /// condition on the stored attribute is only a superset).
+    fn time_column(&self, e: &Expr) -> Option<(Path, TimeFormat, bool)> {
+        let (path, field) = self.field_path(e)?;
+        let format = time_format_of(&field)?;
+        Some((path, format, bad_time_is_null(&field)))
+    }
+
     /// Any column or struct field (for IS [NOT] NULL, which needs no type).
     fn any_column(&self, e: &Expr) -> Option<(Path, Field)> {
         self.field_path(e)
@@ -535,11 +592,25 @@ fn lossless_cast(from: &DataType, to: &DataType) -> bool {
         (Utf8 | Utf8View | LargeUtf8, Utf8 | Utf8View | LargeUtf8) => true,
         (Binary | BinaryView | LargeBinary, Binary | BinaryView | LargeBinary) => true,
         (Int8 | Int16 | Int32 | Int64, Int16 | Int32 | Int64) => int_digits(from) <= int_digits(to),
+        // Instants keep their order in a finer unit or another zone.
+        (Timestamp(a, _), Timestamp(b, _)) => unit_rank(*a) <= unit_rank(*b),
+        (Date32, Date64 | Timestamp(_, _)) => true,
         (_, Decimal128(_, _) | Decimal256(_, _)) => match (int_digits(from), int_digits(to)) {
             (Some(fi), Some(ti)) => fi <= ti && scale(from) <= scale(to),
             _ => false,
         },
         _ => false,
+    }
+}
+
+/// Units from coarse to fine.
+fn unit_rank(unit: datafusion::arrow::datatypes::TimeUnit) -> u8 {
+    use datafusion::arrow::datatypes::TimeUnit::*;
+    match unit {
+        Second => 0,
+        Millisecond => 1,
+        Microsecond => 2,
+        Nanosecond => 3,
     }
 }
 

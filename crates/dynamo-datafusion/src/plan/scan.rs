@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use super::cost::{
     Basis, CostModel, DEFAULT_PRICE_PER_MILLION_RRU, ReadEstimate, cost_model, estimate,
 };
+use super::predicate::{Atom, CmpOp, Cond};
 use super::{
     AccessPlan, Decisions, IndexPolicy, Operation, PlanOptions, ProjectionExpression, ReadUnit,
     RenderedRequest, plan_access,
@@ -35,6 +36,7 @@ use crate::key_stats::KeyStats;
 use crate::metadata::TableMeta;
 use crate::policy::{DEFAULT_MAX_CONCURRENCY, RetryPolicy};
 use crate::schema::infer::is_extra_field;
+use aws_sdk_dynamodb::types::AttributeValue;
 
 /// Top-level columns an expression reads, added to `out` once each.
 pub(crate) fn expr_columns(e: &Expr, out: &mut Vec<String>) {
@@ -90,6 +92,47 @@ pub(crate) struct ReadOptions {
     pub(crate) max_rcu_by_table: bool,
     /// USD per million read request units, for estimates.
     pub(crate) price_per_million_rru: f64,
+    /// Items whose time to live has passed are hidden.
+    pub(crate) hide_expired: Option<Expiry>,
+}
+
+/// Hiding items whose time to live has passed: those whose TTL attribute
+/// (epoch seconds) is at or before `now`. Scans and Queries send it in
+/// their FilterExpression (`attribute_not_exists(#ttl) OR #ttl > :now`);
+/// GetItem and BatchGetItem, which have none, check it on the items.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Expiry {
+    /// The TTL attribute.
+    pub(crate) attribute: String,
+    /// The query's time, in seconds since the epoch.
+    pub(crate) now: i64,
+}
+
+impl Expiry {
+    /// The condition that keeps an item: no TTL, or a TTL after `now`.
+    pub(crate) fn condition(&self) -> Cond {
+        let path = vec![self.attribute.clone()];
+        Cond::Or(vec![
+            Cond::Atom(Atom::IsNull { path: path.clone() }),
+            Cond::Atom(Atom::Cmp {
+                path,
+                op: CmpOp::Gt,
+                value: AttributeValue::N(self.now.to_string()),
+            }),
+        ])
+    }
+
+    /// True when `item` has expired: its TTL is a number at or before `now`.
+    pub(crate) fn expired(&self, item: &std::collections::HashMap<String, AttributeValue>) -> bool {
+        match item.get(&self.attribute) {
+            Some(AttributeValue::N(n)) => crate::value::compare_values(
+                &AttributeValue::N(n.clone()),
+                &AttributeValue::N(self.now.to_string()),
+            )
+            .is_some_and(|o| o != std::cmp::Ordering::Greater),
+            _ => false,
+        }
+    }
 }
 
 /// What one scan was asked: the planner's inputs. A read keeps it to plan
@@ -248,6 +291,10 @@ pub struct ScanPlan {
     /// USD per million read request units, for the estimate's price.
     #[serde(default = "default_price")]
     pub(crate) price_per_million_rru: f64,
+    /// Items whose time to live has passed are hidden: in the
+    /// FilterExpression of a Scan or Query, on the items of key lookups.
+    #[serde(default)]
+    pub(crate) expiry: Option<Expiry>,
 }
 
 impl Default for ReadOptions {
@@ -263,6 +310,7 @@ impl Default for ReadOptions {
             max_rcu: None,
             max_rcu_by_table: false,
             price_per_million_rru: DEFAULT_PRICE_PER_MILLION_RRU,
+            hide_expired: None,
         }
     }
 }
@@ -321,6 +369,28 @@ impl ScanPlan {
         } else {
             read_columns.clone()
         };
+        let mut access = access;
+        let mut attributes = attributes;
+        if let Some(expiry) = &options.hide_expired {
+            match access.operation {
+                Operation::Scan | Operation::Query { .. } => {
+                    access.filter = Some(match access.filter.take() {
+                        Some(Cond::And(mut all)) => {
+                            all.push(expiry.condition());
+                            Cond::And(all)
+                        }
+                        Some(other) => Cond::And(vec![other, expiry.condition()]),
+                        None => expiry.condition(),
+                    });
+                }
+                // Key lookups check the items: they need the attribute.
+                _ => {
+                    if !attributes.is_empty() && !attributes.contains(&expiry.attribute) {
+                        attributes.push(expiry.attribute.clone());
+                    }
+                }
+            }
+        }
         let segments = match (&access.operation, limit, residual.is_empty()) {
             // A limit is met fastest by one segment reading only that many items.
             (Operation::Scan, Some(_), true) => 1,
@@ -348,6 +418,7 @@ impl ScanPlan {
             query_estimate: None,
             query_reads: None,
             price_per_million_rru: options.price_per_million_rru,
+            expiry: options.hide_expired.clone(),
         })
     }
 
@@ -479,6 +550,7 @@ impl ScanPlan {
             query_estimate: None,
             query_reads: None,
             price_per_million_rru: DEFAULT_PRICE_PER_MILLION_RRU,
+            expiry: None,
         }
     }
 

@@ -513,6 +513,12 @@ impl Reader {
                     .await?
             }
         };
+        let mut page = page;
+        if let (Some(expiry), ReadUnit::Get(_) | ReadUnit::Batch(_)) = (&plan.expiry, unit) {
+            // Key lookups have no FilterExpression: expired items are
+            // dropped here (they were read, and count as read).
+            page.items.retain(|item| !expiry.expired(item));
+        }
         if let Some(capacity) = &self.capacity {
             capacity.settle(reserved, page.consumed_capacity, page.scanned_count);
         }

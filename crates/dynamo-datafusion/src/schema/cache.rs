@@ -43,8 +43,8 @@ use crate::schema::{SchemaHistory, SchemaOrigin};
 pub const DEFAULT_SCHEMA_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Format of an entry; entries of another version are ignored (2: with
-/// the sample's key statistics).
-const ENTRY_VERSION: u32 = 2;
+/// the sample's key statistics; 3: with the time shape of strings).
+const ENTRY_VERSION: u32 = 3;
 
 /// Where cached schemas are kept: opaque text entries under an id.
 ///
@@ -384,6 +384,7 @@ mod tests {
         TableMeta {
             arn: arn.map(str::to_string),
             created_millis: Some(created),
+            ttl_attribute: None,
             ..TableMeta::hash_only("Movies", "id")
         }
     }

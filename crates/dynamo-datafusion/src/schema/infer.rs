@@ -16,10 +16,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use datafusion::arrow::datatypes::{DataType, Field, Fields};
+use datafusion::arrow::datatypes::{DataType, Field, Fields, TimeUnit};
 
 use crate::metadata::KeyType;
 use crate::value::number::{DECIMAL128_MAX_PRECISION, DECIMAL256_MAX_PRECISION, ExactNumber};
+use crate::value::time::{Shape, TimeFormat};
 
 /// Field metadata key that marks a Utf8 column holding JSON text.
 pub const ENCODING_METADATA_KEY: &str = "dynamodb.encoding";
@@ -70,6 +71,17 @@ impl NumberStats {
         }
     }
 
+    /// The epoch unit of numbers declared to be times, by their digits:
+    /// 10 digits are seconds from 1973 to 2286, 13 milliseconds, and so on.
+    pub(crate) fn epoch_unit(self) -> TimeUnit {
+        match self.max_integer_digits {
+            0..=11 => TimeUnit::Second,
+            12..=14 => TimeUnit::Millisecond,
+            15..=17 => TimeUnit::Microsecond,
+            _ => TimeUnit::Nanosecond,
+        }
+    }
+
     fn data_type(self) -> DataType {
         if self.invalid {
             return DataType::Utf8;
@@ -102,7 +114,8 @@ impl NumberStats {
 pub(crate) enum Observed {
     /// Only `NULL` or nothing seen.
     Unknown,
-    String,
+    /// Strings; with the time shape every one of them has, if they all have one.
+    String(Option<Shape>),
     Binary,
     Boolean,
     Number(NumberStats),
@@ -116,12 +129,12 @@ impl Observed {
     /// Observes one value.
     pub(crate) fn of(value: &AttributeValue) -> Self {
         match value {
-            AttributeValue::S(_) => Self::String,
+            AttributeValue::S(s) => Self::String(TimeFormat::detect(s)),
             AttributeValue::N(n) => Self::Number(NumberStats::of(n)),
             AttributeValue::B(_) => Self::Binary,
             AttributeValue::Bool(_) => Self::Boolean,
             AttributeValue::Null(_) => Self::Unknown,
-            AttributeValue::Ss(_) => Self::List(Box::new(Self::String)),
+            AttributeValue::Ss(_) => Self::List(Box::new(Self::String(None))),
             AttributeValue::Bs(_) => Self::List(Box::new(Self::Binary)),
             AttributeValue::Ns(v) => Self::List(Box::new(
                 v.iter()
@@ -147,7 +160,7 @@ impl Observed {
         match (self, other) {
             (Unknown, x) | (x, Unknown) => x,
             (Json, _) | (_, Json) => Json,
-            (String, String) => String,
+            (String(a), String(b)) => String(a.zip(b).and_then(|(a, b)| a.merge(b))),
             (Binary, Binary) => Binary,
             (Boolean, Boolean) => Boolean,
             (Number(a), Number(b)) => Number(a.merge(b)),
@@ -173,12 +186,20 @@ impl Observed {
     /// The observation a declared key type implies.
     pub(crate) fn of_key_type(kt: KeyType) -> Self {
         match kt {
-            KeyType::S => Self::String,
+            KeyType::S => Self::String(None),
             KeyType::B => Self::Binary,
             KeyType::N => Self::Number(NumberStats {
                 all_fit_i64: true,
                 ..NumberStats::default()
             }),
+        }
+    }
+
+    /// The time format of a column of such strings, when they all have one.
+    pub(crate) fn time_format(&self) -> Option<TimeFormat> {
+        match self {
+            Observed::String(Some(shape)) => shape.format(),
+            _ => None,
         }
     }
 
@@ -194,7 +215,7 @@ impl Observed {
     fn data_type(&self) -> Option<DataType> {
         Some(match self {
             Observed::Unknown | Observed::Json => return None,
-            Observed::String => DataType::Utf8,
+            Observed::String(_) => DataType::Utf8,
             Observed::Binary => DataType::Binary,
             Observed::Boolean => DataType::Boolean,
             Observed::Number(stats) => match stats.data_type() {

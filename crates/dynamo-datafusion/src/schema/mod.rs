@@ -4,8 +4,12 @@ pub(crate) mod cache;
 pub(crate) mod infer;
 pub(crate) mod widen;
 
+pub use crate::value::time::TimeFormat;
 pub use cache::{DEFAULT_SCHEMA_TTL, FileSchemaCache, SchemaCache, SchemaKey};
 pub use infer::{is_json_field, json_field};
+pub use time::{BadTime, time_field, time_format_of};
+
+pub(crate) mod time;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -25,18 +29,24 @@ pub enum ColumnType {
     Arrow(DataType),
     /// Lossless JSON text of whatever the attribute holds.
     Json,
+    /// A `Timestamp` (UTC) or `Date32` over a string or number attribute,
+    /// in this format, or (`None`) the one its sampled values show.
+    Time(Option<TimeFormat>),
 }
 
 impl FromStr for ColumnType {
     type Err = String;
 
-    /// Parses `json` or an Arrow type name as Arrow prints it (`Utf8`,
-    /// `Decimal128(38, 4)`, `List(Int64)`), plus the SQL names `string`,
-    /// `varchar`, `bigint`, `double`, `boolean`.
+    /// Parses `json`, `timestamp` (format as sampled), `date`, or an Arrow
+    /// type name as Arrow prints it (`Utf8`, `Decimal128(38, 4)`,
+    /// `List(Int64)`), plus the SQL names `string`, `varchar`, `bigint`,
+    /// `double`, `boolean`.
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         let t = s.trim();
         Ok(match t.to_ascii_lowercase().as_str() {
             "json" => ColumnType::Json,
+            "timestamp" | "datetime" => ColumnType::Time(None),
+            "date" => ColumnType::Time(Some(TimeFormat::Date)),
             "string" | "varchar" | "text" | "utf8" => ColumnType::Arrow(DataType::Utf8),
             "bigint" | "int64" => ColumnType::Arrow(DataType::Int64),
             "double" | "float64" => ColumnType::Arrow(DataType::Float64),
@@ -72,43 +82,111 @@ pub struct SchemaHistory {
     pub widened: Vec<(SystemTime, Widening)>,
 }
 
+/// What the user fixed about a table's columns: types, and how time is read.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Rules {
+    /// Column types that replace the inferred ones (and add attributes).
+    pub overrides: Vec<(String, ColumnType)>,
+    /// Strings sampled as canonical ISO text become temporal columns.
+    pub infer_time: bool,
+    /// What a value not in its column's time format reads as.
+    pub bad_time: BadTime,
+}
+
+impl Rules {
+    /// True when the user fixed `column`'s type.
+    pub(crate) fn fixes(&self, column: &str) -> bool {
+        self.overrides.iter().any(|(name, _)| name == column)
+    }
+}
+
+impl Default for Rules {
+    /// Nothing fixed; ISO text becomes temporal; bad times are errors.
+    fn default() -> Self {
+        Self {
+            overrides: Vec::new(),
+            infer_time: true,
+            bad_time: BadTime::Error,
+        }
+    }
+}
+
 /// Builds the schema from the table's metadata and what sampling observed.
 ///
 /// Table keys come first and are non-nullable; index keys and other attributes
 /// follow in name order and are nullable. Declared key types win over samples
 /// for `S` and `B`; `N` keys take their Arrow type from the sampled values.
-/// `overrides` replace inferred types and add attributes sampling did not see.
+/// Strings whose every sampled value is canonical ISO text become temporal
+/// (unless `rules` say not), and so does the time-to-live attribute (epoch
+/// seconds). The rules' overrides replace inferred types and add attributes
+/// sampling did not see.
 pub(crate) fn build_schema(
     meta: &TableMeta,
     mut observed: BTreeMap<String, Observed>,
-    overrides: &[(String, ColumnType)],
+    rules: &Rules,
 ) -> SchemaRef {
     for attr in &meta.attribute_types {
         let declared = Observed::of_key_type(attr.key_type);
         let merged = match observed.remove(&attr.name) {
-            // A key attribute always has its declared type; only numbers refine it.
+            // A key attribute always has its declared type; only numbers
+            // refine it, and strings say whether they hold time.
             Some(seen @ Observed::Number(_)) if matches!(declared, Observed::Number(_)) => {
                 seen.merge(declared)
             }
+            Some(seen @ Observed::String(_)) if matches!(declared, Observed::String(_)) => seen,
             _ => declared,
         };
         observed.insert(attr.name.clone(), merged);
     }
+    if let Some(ttl) = &meta.ttl_attribute
+        && !observed.contains_key(ttl)
+    {
+        observed.insert(ttl.clone(), Observed::Unknown);
+    }
+    let field = |name: &str, obs: &Observed, nullable: bool| -> Field {
+        let is_ttl = meta.ttl_attribute.as_deref() == Some(name);
+        match obs {
+            Observed::Number(_) | Observed::Unknown if is_ttl => time::time_field(
+                name,
+                &TimeFormat::Epoch(datafusion::arrow::datatypes::TimeUnit::Second),
+                nullable,
+                rules.bad_time,
+            ),
+            _ => match obs.time_format().filter(|_| rules.infer_time) {
+                Some(format) => time::time_field(name, &format, nullable, rules.bad_time),
+                None => obs.to_field(name, nullable),
+            },
+        }
+    };
     let table_keys: Vec<&str> = meta.keys.attribute_names().collect();
     let mut fields = Vec::with_capacity(observed.len());
     for key in &table_keys {
-        if let Some(obs) = observed.remove(*key) {
-            fields.push(obs.to_field(key, false));
+        if let Some(obs) = observed.get(*key) {
+            fields.push(field(key, obs, false));
         }
     }
-    fields.extend(observed.iter().map(|(name, obs)| obs.to_field(name, true)));
-    for (name, ty) in overrides {
+    fields.extend(
+        observed
+            .iter()
+            .filter(|(name, _)| !table_keys.contains(&name.as_str()))
+            .map(|(name, obs)| field(name, obs, true)),
+    );
+    for (name, ty) in &rules.overrides {
         let nullable = !table_keys.contains(&name.as_str());
+        let time = |format: Option<&TimeFormat>| {
+            let format = format
+                .cloned()
+                .unwrap_or_else(|| time::declared_format(observed.get(name)));
+            time::time_field(name, &format, nullable, rules.bad_time)
+        };
         let field = match ty {
             // Asked-for text takes numbers too; such a column is never pushed down.
             ColumnType::Arrow(DataType::Utf8) => text_field(name, nullable),
+            ColumnType::Arrow(DataType::Timestamp(_, _)) => time(None),
+            ColumnType::Arrow(DataType::Date32 | DataType::Date64) => time(Some(&TimeFormat::Date)),
             ColumnType::Arrow(dt) => Field::new(name, dt.clone(), nullable),
             ColumnType::Json => json_field(name, nullable),
+            ColumnType::Time(format) => time(format.as_ref()),
         };
         match fields.iter_mut().find(|f| f.name() == name) {
             Some(existing) => *existing = field,
@@ -148,6 +226,7 @@ mod tests {
             provisioned_read_capacity: None,
             arn: None,
             created_millis: None,
+            ttl_attribute: None,
         }
     }
 
@@ -159,7 +238,7 @@ mod tests {
             ("ts".to_string(), AV::N("1.5".into())),
             ("userId".to_string(), AV::S("u".into())),
         ])];
-        let schema = build_schema(&meta(), observe_items(&items), &[]);
+        let schema = build_schema(&meta(), observe_items(&items), &Rules::default());
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         assert_eq!(names, ["userId", "ts", "alpha", "zeta"]);
         assert!(!schema.field(0).is_nullable() && !schema.field(1).is_nullable());
@@ -169,7 +248,7 @@ mod tests {
 
     #[test]
     fn keys_exist_even_in_an_empty_table() {
-        let schema = build_schema(&meta(), BTreeMap::new(), &[]);
+        let schema = build_schema(&meta(), BTreeMap::new(), &Rules::default());
         assert_eq!(schema.field(0).data_type(), &DataType::Utf8);
         assert_eq!(schema.field(1).data_type(), &DataType::Int64);
     }
@@ -180,10 +259,13 @@ mod tests {
         let schema = build_schema(
             &meta(),
             observe_items(&items),
-            &[
-                ("alpha".into(), ColumnType::Arrow(DataType::Float64)),
-                ("rare".into(), ColumnType::Json),
-            ],
+            &Rules {
+                overrides: vec![
+                    ("alpha".into(), ColumnType::Arrow(DataType::Float64)),
+                    ("rare".into(), ColumnType::Json),
+                ],
+                ..Rules::default()
+            },
         );
         assert_eq!(
             schema

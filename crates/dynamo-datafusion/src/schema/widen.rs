@@ -23,12 +23,11 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use crate::error::Widening;
 use crate::key_stats::KeyStats;
 use crate::metadata::TableMeta;
-use crate::schema::ColumnType;
-use crate::schema::build_schema;
 use crate::schema::cache::{CacheSlot, Entry, SchemaCache};
 use crate::schema::infer::{
     EXTRA_COLUMN, Observed, extra_field, is_json_field, merge_observations, observe_items,
 };
+use crate::schema::{Rules, build_schema};
 use crate::schema::{SchemaHistory, SchemaOrigin};
 use crate::value::Item;
 
@@ -43,7 +42,7 @@ struct Current {
 #[derive(Debug)]
 pub(crate) struct SchemaState {
     meta: Arc<TableMeta>,
-    overrides: Vec<(String, ColumnType)>,
+    rules: Rules,
     /// The schema ends with the column of attributes it has no column for.
     extra: bool,
     /// False when the caller gave the schema: nothing widens.
@@ -60,7 +59,7 @@ impl SchemaState {
     pub(crate) fn inferred(
         meta: Arc<TableMeta>,
         observed: BTreeMap<String, Observed>,
-        overrides: Vec<(String, ColumnType)>,
+        rules: Rules,
         origin: SchemaOrigin,
     ) -> Self {
         let history = SchemaHistory {
@@ -68,20 +67,20 @@ impl SchemaState {
             cached: None,
             widened: Vec::new(),
         };
-        Self::with_history(meta, observed, overrides, history)
+        Self::with_history(meta, observed, rules, history)
     }
 
     /// A schema inferred earlier, with its history (from a schema cache).
     pub(crate) fn with_history(
         meta: Arc<TableMeta>,
         observed: BTreeMap<String, Observed>,
-        overrides: Vec<(String, ColumnType)>,
+        rules: Rules,
         history: SchemaHistory,
     ) -> Self {
-        let schema = build_schema(&meta, observed.clone(), &overrides);
+        let schema = build_schema(&meta, observed.clone(), &rules);
         Self {
             meta,
-            overrides,
+            rules,
             extra: false,
             widens: true,
             current: RwLock::new(Current {
@@ -149,7 +148,7 @@ impl SchemaState {
     pub(crate) fn given(meta: Arc<TableMeta>, schema: SchemaRef) -> Self {
         Self {
             meta,
-            overrides: Vec::new(),
+            rules: Rules::default(),
             extra: false,
             widens: false,
             current: RwLock::new(Current {
@@ -169,7 +168,7 @@ impl SchemaState {
     /// True when `column`'s type is inferred and so can widen (not given,
     /// not fixed by the user).
     pub(crate) fn can_widen(&self, column: &str) -> bool {
-        self.widens && !self.overrides.iter().any(|(name, _)| name == column)
+        self.widens && !self.rules.fixes(column)
     }
 
     /// The schema now.
@@ -198,7 +197,7 @@ impl SchemaState {
         seen.retain(|name, _| current.schema.field_with_name(name).is_ok());
         let mut observed = current.observed.clone();
         merge_observations(&mut observed, seen);
-        let mut schema = build_schema(&self.meta, observed.clone(), &self.overrides);
+        let mut schema = build_schema(&self.meta, observed.clone(), &self.rules);
         if self.extra {
             schema = with_extra(&schema);
         }
@@ -293,6 +292,7 @@ fn widening(path: &str, old: &Field, new: &Field) -> Widening {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::ColumnType;
     use aws_sdk_dynamodb::types::AttributeValue as AV;
     use std::collections::HashMap;
 
@@ -311,7 +311,10 @@ mod tests {
         SchemaState::inferred(
             meta(),
             observe_items(items),
-            overrides,
+            Rules {
+                overrides,
+                ..Rules::default()
+            },
             SchemaOrigin::Sampled {
                 items: items.len(),
                 at: SystemTime::now(),

@@ -1,10 +1,11 @@
 //! DynamoDB values outside Arrow: exact numbers ([`number`]), DynamoDB's JSON
 //! ↔ SDK values ([`dynamo_json`]), lossless JSON text for heterogeneous
-//! columns ([`json`]).
+//! columns ([`json`]), time in strings and numbers ([`time`]).
 
 pub mod dynamo_json;
 pub(crate) mod json;
 pub(crate) mod number;
+pub(crate) mod time;
 pub(crate) mod wire;
 
 use std::cmp::Ordering;
