@@ -11,4 +11,4 @@ cargo build --locked --workspace --all-features --bin dynamo-sql --example load_
 trap ddb_local_stop EXIT
 ddb_local_start
 "$CARGO_TARGET_DIR/debug/examples/load_demo"
-"$CARGO_TARGET_DIR/debug/dynamo-sql" --endpoint-url "$DYNAMODB_ENDPOINT" "$@"
+"$CARGO_TARGET_DIR/debug/dynamo-sql" --endpoint-url "$DYNAMODB_ENDPOINT" --rc scripts/demo.sql "$@"

@@ -184,3 +184,29 @@ def test_an_interrupt_stops_the_reads(slow_proxy, events):
     time.sleep(1.0)
     assert sum(slow_proxy.take().values()) == 0, "no request after the interrupt"
     assert 0 < sent < 100, sent
+
+
+def test_time_formats_make_a_timestamp_whose_ranges_are_key_conditions(proxy, events):
+    table = DynamoTable(
+        events,
+        endpoint_url=proxy.endpoint,
+        region=REGION,
+        time_formats={"eventTime": "epoch_seconds"},
+    )
+    assert 'eventTime: Timestamp(s, "UTC") (epoch_seconds)' in table.describe()
+    ctx = session()
+    ctx.register_table("events", table)
+    proxy.take()  # DescribeTable, DescribeTimeToLive and the schema sample
+    got = rows(
+        ctx.sql(
+            "SELECT eventTime FROM events WHERE userId = 'u07' AND eventTime "
+            "BETWEEN TIMESTAMP '1970-01-01T00:16:43' AND TIMESTAMP '1970-01-01T00:16:45' "
+            "ORDER BY eventTime"
+        )
+    )
+    assert got == [
+        ["1970-01-01 00:16:43+00:00"],
+        ["1970-01-01 00:16:44+00:00"],
+        ["1970-01-01 00:16:45+00:00"],
+    ]
+    assert proxy.take() == {"Query": 1}

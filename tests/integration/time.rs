@@ -613,3 +613,67 @@ async fn items_whose_time_to_live_has_passed_are_hidden_unless_asked_for() {
         vec!["10"]
     );
 }
+
+#[tokio::test]
+async fn a_column_list_declares_timestamps_and_dates_and_current_date_is_pushed() {
+    let client = client().await;
+    let now = Utc::now().timestamp();
+    let table = iso_events(&client, now).await;
+    let ctx = dynamo_datafusion::dynamo_session(
+        client.clone(),
+        datafusion::prelude::SessionConfig::new(),
+        TableOptions::default(),
+    )
+    .await
+    .expect("session");
+    query(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE ev (user VARCHAR NOT NULL, ts TIMESTAMP NOT NULL, day DATE, ms TIMESTAMP) \
+             STORED AS DYNAMODB LOCATION '{table}' OPTIONS ('time_format' 'ms: epoch_millis')"
+        ),
+    )
+    .await
+    .expect("declared");
+    let provider = ctx.table_provider("ev").await.expect("table");
+    let schema = provider.schema();
+    let format = |name: &str| {
+        schema
+            .field_with_name(name)
+            .ok()
+            .and_then(|f| time_format_of(f).map(|t| t.to_string()))
+    };
+    assert_eq!(
+        format("ts").as_deref(),
+        Some("iso"),
+        "a declared TIMESTAMP reads RFC 3339"
+    );
+    assert_eq!(format("day").as_deref(), Some("date"));
+    assert_eq!(format("ms").as_deref(), Some("epoch_millis"));
+    // The last three days by date: `current_date` is folded when planned.
+    let sql =
+        "SELECT count(*) FROM ev WHERE user = 'u0' AND day >= current_date - INTERVAL '3 days'";
+    let (batches, plan) = run_with_plan(&ctx, sql).await;
+    let scan = crate::common::find_scan(&plan).expect("a read");
+    assert!(
+        scan.has_filter(),
+        "the date range is in the FilterExpression"
+    );
+    let today = now.div_euclid(86_400);
+    let first = now - 30 * 86_400 + 3 * 3600;
+    let expected = (0..EVENTS)
+        .filter(|k| (first + k * SIX_HOURS).div_euclid(86_400) >= today - 3)
+        .count();
+    assert_eq!(rows(&batches), vec![expected.to_string()]);
+    // A declared TIMESTAMP over ISO seconds text: the range is still a key condition.
+    let sql = "SELECT count(*) FROM ev WHERE user = 'u0' AND ts >= now() - INTERVAL '7 days'";
+    let (batches, plan) = run_with_plan(&ctx, sql).await;
+    assert_eq!(rows(&batches), vec![(EVENTS - 92).to_string()]);
+    // `iso` allows offsets: the bound is a day wider (its date, less a
+    // day), so up to eight more events (four a day) are read, and re-checked.
+    let scanned = scan_metric(&plan, "scanned_count") as i64;
+    assert!(
+        (EVENTS - 92..=EVENTS - 92 + 8).contains(&scanned),
+        "{scanned} items read of the partition's {EVENTS}"
+    );
+}

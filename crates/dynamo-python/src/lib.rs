@@ -29,6 +29,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_ffi::catalog_provider::FFI_CatalogProvider;
 use datafusion_ffi::proto::logical_extension_codec::FFI_LogicalExtensionCodec;
 use datafusion_ffi::table_provider::FFI_TableProvider;
+use dynamo_datafusion::schema::time_format_of;
 use dynamo_datafusion::session::DEFAULT_SCHEMA;
 use dynamo_datafusion::{
     CapacityCeilingRule, ConnectionOptions, DynamoSchemaProvider, DynamoTableProvider,
@@ -84,15 +85,28 @@ fn connection(
 }
 
 /// Table options from keyword arguments: the options of `CREATE EXTERNAL
-/// TABLE … OPTIONS (…)`, values as Python gives them (`True` is `true`).
+/// TABLE … OPTIONS (…)`, values as Python gives them (`True` is `true`); a
+/// dict is `name: value; …` (`time_formats={"eventTime": "epoch_seconds"}`
+/// is the option `time_format`, `column_types={...}` likewise).
 fn table_options(options: Option<&Bound<'_, PyDict>>) -> PyResult<TableOptions> {
     let mut map = HashMap::new();
     if let Some(options) = options {
         for (key, value) in options.iter() {
-            let key: String = key.extract()?;
-            let value = match value.extract::<bool>() {
-                Ok(b) if value.is_instance_of::<pyo3::types::PyBool>() => b.to_string(),
-                _ => value.str()?.to_string(),
+            let mut key: String = key.extract()?;
+            let value = if let Ok(dict) = value.cast::<PyDict>() {
+                if key == "time_formats" {
+                    key = "time_format".to_string();
+                }
+                let mut pairs = Vec::new();
+                for (name, v) in dict.iter() {
+                    pairs.push(format!("{}: {}", name.str()?, v.str()?));
+                }
+                pairs.join("; ")
+            } else {
+                match value.extract::<bool>() {
+                    Ok(b) if value.is_instance_of::<pyo3::types::PyBool>() => b.to_string(),
+                    _ => value.str()?.to_string(),
+                }
             };
             map.insert(key, value);
         }
@@ -190,7 +204,10 @@ impl DynamoTable {
             .schema()
             .fields()
             .iter()
-            .map(|f| format!("{}: {}", f.name(), f.data_type()))
+            .map(|f| match time_format_of(f) {
+                Some(format) => format!("{}: {} ({format})", f.name(), f.data_type()),
+                None => format!("{}: {}", f.name(), f.data_type()),
+            })
             .collect::<Vec<_>>()
             .join("\n")
     }

@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use datafusion::arrow::temporal_conversions::timestamp_s_to_datetime;
 use datafusion::config::ExtensionOptions;
 use dynamo_datafusion::metadata::{IndexKind, IndexProjection};
-use dynamo_datafusion::schema::{SchemaHistory, SchemaOrigin, is_json_field};
+use dynamo_datafusion::schema::{SchemaHistory, SchemaOrigin, is_json_field, time_format_of};
 use dynamo_datafusion::{DynamoConfig, DynamoSchemaProvider, DynamoTableProvider, TableMeta};
 
 use crate::error::CliError;
@@ -495,6 +495,9 @@ async fn describe(
         .map(|f| {
             let ty = if is_json_field(f) {
                 "Utf8 (JSON text)".to_string()
+            } else if let Some(format) = time_format_of(f) {
+                // The attribute keeps its DynamoDB form; the format reads it.
+                format!("{} ({format})", f.data_type())
             } else {
                 f.data_type().to_string()
             };
@@ -642,6 +645,9 @@ fn key_role(meta: &TableMeta, column: &str) -> String {
         if ix.keys.sort_key.as_ref().is_some_and(|k| k.name == column) {
             roles.push(format!("{} sort key", ix.name));
         }
+    }
+    if meta.ttl_attribute.as_deref() == Some(column) {
+        roles.push("time to live".to_string());
     }
     roles.join(", ")
 }

@@ -58,6 +58,11 @@ struct Args {
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     files: Vec<PathBuf>,
 
+    /// File of SQL statements run at startup, before the REPL or -c/-f
+    /// (as datafusion-cli's --rc): declared tables, settings. May be repeated.
+    #[arg(short = 'r', long = "rc", value_name = "FILE")]
+    rc: Vec<PathBuf>,
+
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -130,6 +135,13 @@ async fn main_inner(args: Args) -> Result<(), error::CliError> {
     settings.progress = progress::enabled();
     settings.readable_plans = std::io::IsTerminal::is_terminal(&std::io::stdout());
     settings.cluster = args.cluster.clone();
+    for file in &args.rc {
+        let text = std::fs::read_to_string(file).map_err(|e| error::CliError::Io {
+            what: format!("reading {}", file.display()),
+            source: e,
+        })?;
+        exec::run_text(&ctx, &text, &mut settings).await?;
+    }
     if args.commands.is_empty() && args.files.is_empty() {
         return repl::run(&ctx, settings).await;
     }

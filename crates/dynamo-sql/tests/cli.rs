@@ -1241,9 +1241,16 @@ async fn every_sql_example_in_the_docs_runs_on_the_demo_tables() {
             let dir = scratch();
             let file = dir.path().join("example.sql");
             std::fs::write(&file, sql).expect("write");
+            // As scripts/demo.sh runs them: with the demo's declarations.
+            let rc = root.join("scripts/demo.sql");
             let o = dynamo_sql_command(
                 &local_endpoint().unwrap_or_else(|e| panic!("{e}")),
-                &["-f", file.to_str().expect("path")],
+                &[
+                    "--rc",
+                    rc.to_str().expect("path"),
+                    "-f",
+                    file.to_str().expect("path"),
+                ],
             )
             .current_dir(dir.path())
             .output()
@@ -1261,4 +1268,74 @@ async fn every_sql_example_in_the_docs_runs_on_the_demo_tables() {
         }
     }
     assert!(examples >= 3, "{examples} SQL examples found");
+}
+
+#[tokio::test]
+async fn the_demo_declarations_make_event_time_a_timestamp_that_queries_and_exports_as_one() {
+    let client = dynamo_testkit::local_client()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    dynamo_testkit::load_demo(&client)
+        .await
+        .expect("demo tables");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let rc = root.join("scripts/demo.sql");
+    let rc = rc.to_str().expect("path");
+    let described = ok(dynamo_sql(&["--rc", rc, "-c", "\\d UserEngagement"], None));
+    assert!(
+        described.contains(r#"Timestamp(s, "UTC") (epoch_seconds)"#),
+        "{described}"
+    );
+    // A time range of one user: one Query whose key condition holds it.
+    let o = dynamo_sql(
+        &[
+            "--rc",
+            rc,
+            "--stats",
+            "--format",
+            "csv",
+            "-c",
+            "SELECT eventTime FROM UserEngagement WHERE userId = '123015' \
+             AND eventTime BETWEEN TIMESTAMP '2025-11-03' AND TIMESTAMP '2025-11-07' ORDER BY eventTime",
+        ],
+        None,
+    );
+    assert_eq!(
+        ok_ref(&o),
+        "eventTime\n2025-11-03T14:20:49Z\n2025-11-04T19:48:01Z\n2025-11-06T13:48:42Z\n"
+    );
+    assert!(
+        stderr(&o).contains("1 request, 1 page, 3 items scanned"),
+        "only the range is read: {}",
+        stderr(&o)
+    );
+    // COPY writes real timestamps: a Parquet reader sees the type, not a number.
+    let dir = scratch();
+    let target = dir.path().join("events.parquet").display().to_string();
+    ok(dynamo_sql(
+        &[
+            "--rc",
+            rc,
+            "-c",
+            &format!(
+                "COPY (SELECT userId, eventTime FROM UserEngagement WHERE userId = '123015') TO '{target}'"
+            ),
+        ],
+        None,
+    ));
+    let back = ok(dynamo_sql(
+        &[
+            "--format",
+            "csv",
+            "-c",
+            &format!(
+                "SELECT arrow_typeof(eventTime) AS t, min(eventTime) AS first FROM '{target}' GROUP BY 1"
+            ),
+        ],
+        None,
+    ));
+    assert_eq!(
+        back, "t,first\n\"Timestamp(s, \"\"UTC\"\")\",2025-11-01T16:09:45Z\n",
+        "{back}"
+    );
 }
