@@ -10,11 +10,14 @@
 #[path = "support/mod.rs"]
 mod support;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue as AV, ConsumedCapacity, ReturnConsumedCapacity};
+use aws_sdk_dynamodb::types::{
+    AttributeValue as AV, ConsumedCapacity, ReturnConsumedCapacity, ScalarAttributeType as T,
+};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::physical_plan::collect;
 use datafusion::prelude::SessionContext;
@@ -324,6 +327,118 @@ async fn join_rows(
     Ok(md)
 }
 
+/// The time-range table: 10 devices, each with `n / 10` events spread over
+/// 70 days, the sort key `ts` an ISO-8601 UTC string (inferred as a
+/// timestamp).
+async fn load_time_table(client: &Client, n: usize) -> Result<String, BoxError> {
+    let table = format!("bench_time_{n}");
+    if dynamo_testkit::table_exists(client, &table).await? {
+        return Ok(table);
+    }
+    let spec = dynamo_testkit::TableSpec::new(&table, "device", T::S).sort_key("ts", T::S);
+    dynamo_testkit::create_table(client, &spec).await?;
+    let per_device = (n / 10).max(1);
+    let step = 70 * 86_400 / per_device as i64;
+    let items = (0..n)
+        .map(|i| {
+            let secs = TIME_START + (i / 10) as i64 * step;
+            let ts = chrono::DateTime::from_timestamp(secs, 0)
+                .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                .unwrap_or_default();
+            HashMap::from([
+                ("device".to_string(), AV::S(format!("d{}", i % 10))),
+                ("ts".to_string(), AV::S(ts)),
+                (
+                    "reading".to_string(),
+                    AV::N(((i * 7919) % 1000).to_string()),
+                ),
+            ])
+        })
+        .collect();
+    dynamo_testkit::put_items(client, &table, items).await?;
+    Ok(table)
+}
+
+/// 2025-09-01T00:00:00Z: the first event of every device.
+const TIME_START: i64 = 1_756_684_800;
+
+/// A 7-day range of one device: the key condition holds the range (time
+/// as a type), the whole partition read and the range checked after it
+/// (the column kept as text, the range written with a cast — what a
+/// query did before), and a full Scan (pushdown off).
+async fn time_rows(client: &Client, n: usize, runs: usize) -> Result<String, BoxError> {
+    let table = load_time_table(client, n).await?;
+    let typed = bench_session(DynamoTableProvider::try_new(client.clone(), &table).await?)?;
+    let text = bench_session(
+        DynamoTableProvider::builder(client.clone(), &table)
+            .options({
+                let mut o = TableOptions::default();
+                o.infer_time = false;
+                o
+            })
+            .build()
+            .await?,
+    )?;
+    let scan = bench_session(
+        DynamoTableProvider::builder(client.clone(), &table)
+            .options({
+                let mut o = TableOptions::default();
+                o.pushdown = false;
+                o
+            })
+            .build()
+            .await?,
+    )?;
+    let (from, to) = ("2025-10-01T00:00:00", "2025-10-08T00:00:00");
+    let range = format!("ts >= TIMESTAMP '{from}' AND ts < TIMESTAMP '{to}'");
+    let cast = format!(
+        "CAST(ts AS TIMESTAMP) >= TIMESTAMP '{from}' AND CAST(ts AS TIMESTAMP) < TIMESTAMP '{to}'"
+    );
+    let cases = [
+        (
+            "time type: range in the key condition",
+            &typed,
+            format!("SELECT count(*), sum(reading) FROM t WHERE device = 'd3' AND {range}"),
+        ),
+        (
+            "text + CAST: partition read, range checked after",
+            &text,
+            format!("SELECT count(*), sum(reading) FROM t WHERE device = 'd3' AND {cast}"),
+        ),
+        (
+            "pushdown off: Scan",
+            &scan,
+            format!("SELECT count(*), sum(reading) FROM t WHERE device = 'd3' AND {range}"),
+        ),
+    ];
+    let mut md = format!(
+        "\n#### Time ranges: 7 days of one device, {n}-item table (sort key an ISO-8601 string; 10 devices × 70 days)\n\n\
+         | read | operation | requests | items scanned | RCU | time | vs partition read |\n|---|---|---|---|---|---|---|\n"
+    );
+    let mut results = Vec::new();
+    for (label, ctx, sql) in &cases {
+        let (t, stats, op, rows) = measure(ctx, sql, runs).await?;
+        results.push((label, t, stats, op, rows));
+    }
+    if results.iter().any(|r| r.4 != results[0].4) {
+        return Err(format!("the time-range reads disagree on table {table}").into());
+    }
+    let base = &results[1];
+    for (label, t, stats, op, _) in &results {
+        md += &format!(
+            "| {label} | {op} | {} | {} | {:.1} | {:.1} ms | items {:.3}×, RCU {:.3}×, time {:.2}× |\n",
+            stats.requests,
+            stats.items_scanned,
+            stats.consumed_rcu,
+            t.as_secs_f64() * 1e3,
+            stats.items_scanned as f64 / base.2.items_scanned.max(1) as f64,
+            stats.consumed_rcu / base.2.consumed_rcu.max(f64::MIN_POSITIVE),
+            t.as_secs_f64() / base.1.as_secs_f64().max(1e-9),
+        );
+    }
+    Ok(md)
+}
+
 /// The read a join chose at run time (`EXPLAIN ANALYZE`'s `join_keys`).
 async fn runtime_operation(ctx: &SessionContext, sql: &str) -> Result<String, BoxError> {
     let batches = ctx
@@ -419,6 +534,7 @@ async fn main() -> Result<(), BoxError> {
             ));
         }
         md += &join_rows(&client, &table, n, args.runs).await?;
+        md += &time_rows(&client, n, args.runs).await?;
         println!("{md}");
         if !args.smoke {
             write_result(&format!("pushdown-{n}.md"), &md)?;

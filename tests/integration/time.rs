@@ -491,6 +491,30 @@ async fn a_value_not_in_its_declared_format_is_an_error_naming_the_item_or_null_
             .expect("read"),
     );
     assert_eq!(got, vec!["bad|NULL", "good|2025-11-30T08:15:00Z"]);
+    // Run as dynamo-sql and the connector run statements: a notice says so.
+    let statement = on
+        .state()
+        .sql_to_statement(
+            "SELECT id, at FROM t",
+            &datafusion::config::Dialect::Generic,
+        )
+        .expect("parses");
+    let mut sink = dynamo_datafusion::run::CollectSink::default();
+    let outcome = dynamo_datafusion::run::run_statement(
+        &on,
+        &statement,
+        &dynamo_datafusion::run::RunOptions::default(),
+        &mut sink,
+    )
+    .await
+    .expect("runs");
+    assert_eq!(
+        outcome.notices,
+        vec![format!(
+            "table '{table}': 1 values were not in their column's time format and read as NULL \
+             (on_bad_time = 'null')"
+        )]
+    );
     // A NULL from a bad value is not a missing attribute: IS NULL is
     // answered after the read.
     let got = rows(

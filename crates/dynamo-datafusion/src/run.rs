@@ -149,6 +149,7 @@ pub async fn run_statement<S: ResultSink + ?Sized>(
         let reruns = notices.len();
         match run_once(ctx, statement, options, sink, &mut warned).await {
             Ok(plan) => {
+                notices.extend(bad_time_notices(&plan));
                 return Ok(RunOutcome {
                     plan,
                     notices,
@@ -161,6 +162,22 @@ pub async fn run_statement<S: ResultSink + ?Sized>(
             Err(Failure::Widened(e) | Failure::Other(e)) => return Err(e),
         }
     }
+}
+
+/// A notice per table whose read met values not in their time format and
+/// read them as NULL, as the table asked (`on_bad_time = 'null'`).
+fn bad_time_notices(plan: &Arc<dyn ExecutionPlan>) -> Vec<String> {
+    crate::exec::ReadStats::by_table(plan)
+        .into_iter()
+        .filter(|(_, stats)| stats.bad_time_values > 0)
+        .map(|(table, stats)| {
+            format!(
+                "table '{table}': {} values were not in their column's time format and read as \
+                 NULL (on_bad_time = 'null')",
+                stats.bad_time_values
+            )
+        })
+        .collect()
 }
 
 /// Why one run ended without a result.

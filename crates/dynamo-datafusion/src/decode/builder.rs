@@ -311,6 +311,18 @@ impl<'s> Record<'s> {
             .try_for_each(|column| column.append(None, None))
     }
 
+    /// Values of temporal columns that were not in their format and were
+    /// read as NULL (as the column asked).
+    pub fn bad_times(&self) -> usize {
+        self.columns
+            .iter()
+            .map(|c| match &c.kind {
+                Kind::Time { bad, .. } => *bad,
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// The finished arrays, one per column.
     pub fn finish(self) -> Result<Vec<ArrayRef>, ArrowError> {
         self.columns.into_iter().map(Column::finish).collect()
@@ -348,6 +360,8 @@ pub(super) enum Kind<'s> {
         values: PrimitiveBuilder<Int64Type>,
         format: TimeFormat,
         null_on_bad: bool,
+        /// Values not in the format, read as NULL.
+        bad: usize,
     },
     List {
         item: &'s FieldRef,
@@ -370,6 +384,7 @@ impl<'s> Column<'s> {
                 values: PrimitiveBuilder::with_capacity(n),
                 format,
                 null_on_bad: bad_time_is_null(field),
+                bad: 0,
             };
             return Ok(Self { field, path, kind });
         }
@@ -485,6 +500,7 @@ impl<'s> Column<'s> {
                 values,
                 format,
                 null_on_bad,
+                bad,
             } => {
                 let parsed = match (v.s(), v.n()) {
                     (Some(s), _) => format.decode_str(s),
@@ -493,7 +509,10 @@ impl<'s> Column<'s> {
                 };
                 match parsed {
                     Some(x) => values.append_value(x),
-                    None if *null_on_bad => values.append_null(),
+                    None if *null_on_bad => {
+                        values.append_null();
+                        *bad += 1;
+                    }
                     None => {
                         let mut m = misfit(field, path, describe_value(&v.to_attr()));
                         m.format = Some(format.to_string());

@@ -14,6 +14,7 @@ pub(crate) use cursor::items_span;
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::SchemaRef;
@@ -60,6 +61,9 @@ pub struct ItemDecoder {
     known: Arc<HashSet<String>>,
     /// The table's key attributes, to name the item in messages.
     keys: Arc<[String]>,
+    /// Values read as NULL because they were not in their time format,
+    /// since [`take_bad_times`](Self::take_bad_times) (shared by clones).
+    bad_times: Arc<AtomicUsize>,
 }
 
 /// What, besides its schema, decides how an [`ItemDecoder`] reads items.
@@ -84,6 +88,7 @@ impl ItemDecoder {
             closed_maps,
             known,
             keys: Arc::new([]),
+            bad_times: Arc::default(),
         };
         decoder.record(0)?;
         Ok(decoder)
@@ -235,7 +240,17 @@ impl ItemDecoder {
         self.decode(&parsed)
     }
 
+    /// Values read as NULL because they were not in their time format
+    /// since the last call (by this decoder and its clones).
+    pub(crate) fn take_bad_times(&self) -> usize {
+        self.bad_times.swap(0, Ordering::Relaxed)
+    }
+
     fn finish(&self, record: Record, rows: usize) -> Result<RecordBatch> {
+        let bad = record.bad_times();
+        if bad > 0 {
+            self.bad_times.fetch_add(bad, Ordering::Relaxed);
+        }
         let arrow = |source| Error::Arrow {
             table: self.table.to_string(),
             source,

@@ -31,6 +31,9 @@ pub struct ReadStats {
     pub estimated_items: f64,
     /// Read capacity units the reads were estimated to consume (likewise).
     pub estimated_rcu: f64,
+    /// Values of temporal columns not in their format, read as NULL
+    /// because the table asked (`on_bad_time = 'null'`).
+    pub bad_time_values: usize,
 }
 
 impl ReadStats {
@@ -77,6 +80,7 @@ impl ReadStats {
         self.reads += other.reads;
         self.estimated_items += other.estimated_items;
         self.estimated_rcu += other.estimated_rcu;
+        self.bad_time_values += other.bad_time_values;
     }
 
     /// One read's counts and estimate.
@@ -92,6 +96,7 @@ impl ReadStats {
             stats.items_returned = m.output_rows().unwrap_or(0);
             stats.consumed_rcu = count("consumed_rcu_milli") as f64 / 1000.0;
             stats.max_in_flight = count("max_in_flight");
+            stats.bad_time_values = count("bad_time_values");
             if let Some(e) = read.estimate() {
                 stats.estimated_items = e.items;
                 stats.estimated_rcu = e.rcu;

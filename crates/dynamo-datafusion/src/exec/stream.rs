@@ -117,6 +117,10 @@ impl Partition {
                 };
                 DataFusionError::from(widen_on_misfit(e, state, &self.decoder, &items))
             })?;
+            let bad = self.decoder.take_bad_times();
+            if bad > 0 {
+                self.metrics.bad_times.add(bad);
+            }
             let batch = match &self.recheck {
                 Some(r) => r.apply(batch)?,
                 None => batch,
@@ -147,6 +151,8 @@ struct ReadMetrics {
     scanned: Count,
     /// Consumed read capacity in thousandths of a unit (counters are integers).
     capacity_milli: Count,
+    /// Values not in their time format, read as NULL (`on_bad_time`).
+    bad_times: Count,
 }
 
 impl ReadMetrics {
@@ -158,6 +164,7 @@ impl ReadMetrics {
             items: MetricBuilder::new(set).output_rows(partition),
             scanned: MetricBuilder::new(set).counter("scanned_count", partition),
             capacity_milli: MetricBuilder::new(set).counter("consumed_rcu_milli", partition),
+            bad_times: MetricBuilder::new(set).counter("bad_time_values", partition),
         }
     }
 }
