@@ -127,3 +127,101 @@ async fn sql_above_config_max_capacity_is_refused_before_reading_and_estimates_a
     assert_eq!(proxy.counts().scans, before.scans, "no Scan was sent");
     assert_no_secret(&f, &all);
 }
+
+/// A tenant's table whose sort key is ISO-8601 text and whose items expire:
+/// the connector's `sql` reads time as a type and hides expired items, as
+/// the library does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_reads_iso_text_as_time_pushes_ranges_and_hides_expired_items() {
+    use aws_sdk_dynamodb::types::{
+        AttributeValue as AV, ScalarAttributeType as T, TimeToLiveSpecification,
+    };
+    let f = fixture().await;
+    let client = local_client_as(&f.acme_key, "us-east-1")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let table = dynamo_testkit::unique_name("Readings");
+    dynamo_testkit::TableSpec::new(&table, "sensor", T::S)
+        .sort_key("at", T::S)
+        .create(&client)
+        .await
+        .expect("create");
+    client
+        .update_time_to_live()
+        .table_name(&table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("expires")
+                .build()
+                .expect("spec"),
+        )
+        .send()
+        .await
+        .expect("enable TTL");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    // Ten readings on ten days; the first three expired an hour ago.
+    let items = (0..10u64)
+        .map(|d| {
+            let mut item = std::collections::HashMap::from([
+                ("sensor".to_string(), AV::S("s1".into())),
+                (
+                    "at".to_string(),
+                    AV::S(format!("2025-11-{:02}T06:00:00Z", 10 + d)),
+                ),
+                ("value".to_string(), AV::N(d.to_string())),
+            ]);
+            if d < 3 {
+                item.insert("expires".to_string(), AV::N((now - 3600).to_string()));
+            }
+            item
+        })
+        .collect();
+    dynamo_testkit::put_items(&client, &table, items)
+        .await
+        .expect("put");
+    let sql = format!(
+        "SELECT at, value FROM \"{table}\" WHERE sensor = 's1' \
+         AND at >= TIMESTAMP '2025-11-11' AND at < TIMESTAMP '2025-11-15' ORDER BY at"
+    );
+    let (ok, v, all) = run(
+        &f,
+        &f.acme_session,
+        &json!({"inputs": {"operation": "sql", "sql": sql}}).to_string(),
+    );
+    assert!(ok, "{all}");
+    // 11th and 12th expired; 13th and 14th in the range.
+    let got: Vec<String> = v["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("items: {v}"))
+        .iter()
+        .map(|row| format!("{}|{}", row["at"], row["value"]))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            "\"2025-11-13T06:00:00Z\"|3".to_string(),
+            "\"2025-11-14T06:00:00Z\"|4".to_string()
+        ],
+        "{v}"
+    );
+    let explain = format!("EXPLAIN {sql}");
+    let (ok, v, all) = run(
+        &f,
+        &f.acme_session,
+        &json!({"inputs": {"operation": "sql", "sql": explain}}).to_string(),
+    );
+    assert!(ok, "{all}");
+    let text = v.to_string();
+    assert!(
+        text.contains("operation=Query") && text.contains("2025-11-11T00:00:00"),
+        "the range is in the key condition: {text}"
+    );
+    assert!(
+        text.contains("attribute_not_exists"),
+        "expired items are filtered: {text}"
+    );
+}
