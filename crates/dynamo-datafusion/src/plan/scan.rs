@@ -677,7 +677,21 @@ impl ScanPlan {
     /// The expressions of `unit`'s request, rendered once: what the read
     /// sends, what `EXPLAIN` shows, what the fuzz check parses.
     pub(crate) fn render(&self, unit: &ReadUnit) -> RenderedRequest {
-        self.access.render(unit, self.projection.as_ref())
+        match (&self.expiry, unit, &self.projection) {
+            // A key lookup drops expired items itself: it reads the TTL
+            // attribute whatever else the projection became.
+            (Some(e), ReadUnit::Get(_) | ReadUnit::Batch(_), Some(p))
+                if !p
+                    .paths
+                    .iter()
+                    .any(|path| path.len() == 1 && path[0] == e.attribute) =>
+            {
+                let mut p = p.clone();
+                p.paths.push(vec![e.attribute.clone()]);
+                self.access.render(unit, Some(&p))
+            }
+            _ => self.access.render(unit, self.projection.as_ref()),
+        }
     }
 }
 
@@ -761,6 +775,50 @@ mod tests {
             plan.partitions,
             vec![vec![ReadUnit::Segment(0, 2)], vec![ReadUnit::Segment(1, 2)]]
         );
+    }
+
+    #[test]
+    fn expired_items_are_filtered_by_scans_and_dropped_by_key_lookups() {
+        let meta = TableMeta::hash_only("T", "id");
+        let hide = ReadOptions {
+            hide_expired: Some(Expiry {
+                attribute: "ttl".into(),
+                now: 100,
+            }),
+            ..options(1)
+        };
+        let scan = ScanPlan::new(&meta, &schema(), &[], Some(&[1]), None, &hide).expect("plan");
+        let r = scan.render(&scan.partitions[0][0]);
+        assert_eq!(
+            r.filter.as_deref(),
+            Some("((attribute_not_exists(#n1) OR attribute_type(#n1, :v0)) OR #n1 > :v1)")
+        );
+        let get = ScanPlan::new(
+            &meta,
+            &schema(),
+            &[col("id").eq(lit("u1"))],
+            Some(&[1]),
+            None,
+            &hide,
+        )
+        .expect("plan");
+        assert_eq!(get.operation(), "GetItem");
+        // The lookup reads the TTL attribute even when its projection
+        // changes later (a join's keys, an absorbed projection).
+        let mut narrowed = get.clone();
+        narrowed.projection = ProjectionExpression::new(vec!["a".into()]);
+        let r = narrowed.render(&narrowed.partitions[0][0]);
+        assert_eq!(r.projection.as_deref(), Some("#n0, #n1"));
+        assert_eq!(
+            r.names.and_then(|n| n.get("#n1").cloned()).as_deref(),
+            Some("ttl")
+        );
+        let expiry = get.expiry.expect("kept for the lookup");
+        let item = |ttl: &str| {
+            std::collections::HashMap::from([("ttl".to_string(), AttributeValue::N(ttl.into()))])
+        };
+        assert!(expiry.expired(&item("100")) && expiry.expired(&item("99.5")));
+        assert!(!expiry.expired(&item("100.5")) && !expiry.expired(&Default::default()));
     }
 
     #[test]
