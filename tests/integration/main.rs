@@ -2,6 +2,7 @@
 //! One binary, many modules: linking DataFusion once keeps the suite fast.
 
 mod catalogue;
+mod changes;
 mod common;
 mod cost;
 mod equivalence;

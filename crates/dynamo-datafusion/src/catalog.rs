@@ -143,6 +143,21 @@ impl DynamoSchemaProvider {
         Ok(fresh)
     }
 
+    /// `base`'s change records, as the table `name` (`"T$changes"`).
+    async fn changes_of(&self, name: &str, base: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let Some(table) = Box::pin(self.table(base)).await? else {
+            return Ok(None);
+        };
+        let Some(dynamo) = table.downcast_ref::<DynamoTableProvider>() else {
+            return Err(DataFusionError::Plan(format!(
+                "table '{base}' is not a DynamoDB table: it has no change records"
+            )));
+        };
+        let changes = dynamo.changes()?;
+        write(&self.described).insert(name.to_string(), Arc::clone(&changes));
+        Ok(Some(changes))
+    }
+
     fn builder(&self, name: &str) -> DynamoTableProviderBuilder {
         let builder =
             DynamoTableProvider::builder(self.client.clone(), name).options(self.options.clone());
@@ -210,6 +225,11 @@ impl SchemaProvider for DynamoSchemaProvider {
         if let Some(t) = read(&self.described).get(name) {
             return Ok(Some(Arc::clone(t)));
         }
+        if let Some(base) = name.strip_suffix(crate::changes::CHANGES_SUFFIX)
+            && is_valid_table_name(base)
+        {
+            return self.changes_of(name, base).await;
+        }
         if !is_valid_table_name(name) {
             // DynamoDB could not have such a table; don't ask it.
             return self.file_table(name).await;
@@ -243,7 +263,10 @@ impl SchemaProvider for DynamoSchemaProvider {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        read(&self.registered).contains_key(name) || read(&self.names).iter().any(|n| n == name)
+        let base = name
+            .strip_suffix(crate::changes::CHANGES_SUFFIX)
+            .unwrap_or(name);
+        read(&self.registered).contains_key(name) || read(&self.names).iter().any(|n| n == base)
     }
 }
 

@@ -128,6 +128,29 @@ pub enum Error {
         expected: DataType,
     },
 
+    /// The table has no DynamoDB stream to read change records from.
+    #[error(
+        "table '{table}' has no stream: enable one (StreamSpecification, view NEW_AND_OLD_IMAGES) \
+         to read its change records as \"{table}$changes\""
+    )]
+    NoStream {
+        /// Table name.
+        table: String,
+    },
+
+    /// A read of change records reached a position the stream no longer
+    /// holds (DynamoDB keeps 24 hours of changes).
+    #[error(
+        "table '{table}': the stream no longer holds the records of shard {shard} that the read \
+         needed (DynamoDB Streams keeps 24 hours of changes): read again from the oldest record"
+    )]
+    ChangesTrimmed {
+        /// Table name.
+        table: String,
+        /// The shard.
+        shard: String,
+    },
+
     /// A value is not in the time format of its column (declared, or the
     /// one the sample showed when the column cannot widen).
     #[error(

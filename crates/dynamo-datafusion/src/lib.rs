@@ -25,6 +25,7 @@
 //! (checked by the workspace's `architecture` test).
 
 mod catalog;
+pub mod changes;
 mod client;
 mod config;
 pub mod decode;

@@ -121,6 +121,10 @@ pub struct TableMeta {
     /// have expired and wait to be deleted.
     #[serde(default)]
     pub ttl_attribute: Option<String>,
+    /// The table's current DynamoDB stream (`LatestStreamArn`), when its
+    /// stream is enabled: its change records, as `"T$changes"`.
+    #[serde(default)]
+    pub stream_arn: Option<String>,
 }
 
 #[cfg(test)]
@@ -145,6 +149,7 @@ impl TableMeta {
             arn: None,
             created_millis: None,
             ttl_attribute: None,
+            stream_arn: None,
         }
     }
 }
@@ -234,6 +239,11 @@ impl TableMeta {
             arn: desc.table_arn().map(str::to_string),
             created_millis: desc.creation_date_time().and_then(|t| t.to_millis().ok()),
             ttl_attribute: None,
+            stream_arn: desc
+                .stream_specification()
+                .filter(|s| s.stream_enabled())
+                .and(desc.latest_stream_arn())
+                .map(str::to_string),
             name,
         })
     }

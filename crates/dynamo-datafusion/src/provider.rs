@@ -14,6 +14,9 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_expr::create_physical_expr;
 use datafusion::physical_plan::ExecutionPlan;
 
+use aws_credential_types::provider::SharedCredentialsProvider;
+
+use crate::changes::identity::CallerIdentity;
 use crate::client::ConnectionOptions;
 use crate::config::{DynamoConfig, ScanGuard};
 use crate::decode::ItemDecoder;
@@ -76,6 +79,9 @@ pub struct DynamoTableProvider {
     /// Which filters a read enforces, decided once per filter set: the
     /// early answer to DataFusion and the scan share it.
     decisions: Arc<Decisions>,
+    /// The identity the client signed the table's description with, for
+    /// the DynamoDB Streams client of its change records.
+    streams_credentials: Option<SharedCredentialsProvider>,
 }
 
 /// Builds a [`DynamoTableProvider`] with non-default options.
@@ -229,7 +235,8 @@ impl DynamoTableProviderBuilder {
     /// from the schema cache), and builds the provider.
     pub async fn build(self) -> Result<DynamoTableProvider> {
         let signing = SigningKey::default();
-        let meta = describe(&self.client, &self.table, Some(&signing)).await?;
+        let identity = CallerIdentity::default();
+        let meta = describe(&self.client, &self.table, Some((&signing, &identity))).await?;
         if self.options.read_capacity.is_none()
             && self.options.read_capacity_percent.is_some()
             && meta.provisioned_read_capacity.is_none()
@@ -318,6 +325,7 @@ impl DynamoTableProviderBuilder {
             options: Arc::new(self.options),
             connection: Arc::new(connection),
             decisions: Arc::default(),
+            streams_credentials: identity.credentials(),
         })
     }
 }
@@ -328,10 +336,16 @@ pub async fn describe_table(client: &Client, table: &str) -> Result<TableMeta> {
 }
 
 /// DescribeTable, noting the endpoint and signing key it used in `signing`.
-async fn describe(client: &Client, table: &str, signing: Option<&SigningKey>) -> Result<TableMeta> {
+async fn describe(
+    client: &Client,
+    table: &str,
+    observers: Option<(&SigningKey, &CallerIdentity)>,
+) -> Result<TableMeta> {
     let request = client.describe_table().table_name(table).customize();
-    let request = match signing {
-        Some(s) => request.interceptor(s.clone()),
+    let request = match observers {
+        Some((signing, identity)) => request
+            .interceptor(signing.clone())
+            .interceptor(identity.clone()),
         None => request,
     };
     let out = request
@@ -433,7 +447,32 @@ impl DynamoTableProvider {
             options: Arc::new(options),
             connection: Arc::new(connection),
             decisions: Arc::default(),
+            streams_credentials: None,
         })
+    }
+
+    /// The table's change records (its DynamoDB stream) as a table: see
+    /// [`crate::changes`]. An error when the table has no stream.
+    pub fn changes(&self) -> Result<Arc<dyn TableProvider>> {
+        let credentials = self
+            .streams_credentials
+            .clone()
+            .ok_or_else(|| Error::InvalidOption {
+                key: "changes".into(),
+                reason: format!(
+                    "table '{}' came from another process: its change records are read where the \
+                 table was described",
+                    self.meta.name
+                ),
+            })?;
+        let table = crate::changes::changes_table(
+            &self.client,
+            Some(credentials),
+            &self.connection,
+            &self.meta,
+            &self.state.schema(),
+        )?;
+        Ok(Arc::new(table))
     }
 
     /// Where this provider's client connects: region and endpoint (no

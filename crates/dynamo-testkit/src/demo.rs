@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType as T};
+use aws_sdk_dynamodb::types::{
+    AttributeValue as AV, ScalarAttributeType as T, StreamSpecification, StreamViewType,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -43,6 +45,7 @@ pub async fn load_demo(client: &Client) -> Result<usize, BoxError> {
     let tables = [
         TableSpec::new(DEMO_TABLES[0], "userId", T::S)
             .sort_key("eventTime", T::N)
+            .stream(StreamViewType::NewAndOldImages)
             .global_index(
                 "byFeature",
                 ("feature", T::S),
@@ -50,12 +53,14 @@ pub async fn load_demo(client: &Client) -> Result<usize, BoxError> {
             ),
         TableSpec::new(DEMO_TABLES[1], "warehouseId", T::S)
             .sort_key("sku", T::S)
+            .stream(StreamViewType::NewAndOldImages)
             .global_index("byCategory", ("category", T::S), Some(("quantity", T::N)))
             .projecting(&["productName", "price"]),
     ];
     let mut written = 0;
     for (spec, items) in tables.iter().zip([engagement_items, inventory_items]) {
         if table_exists(client, &spec.name).await? {
+            with_stream(client, &spec.name).await?;
             continue;
         }
         let items = items();
@@ -63,6 +68,30 @@ pub async fn load_demo(client: &Client) -> Result<usize, BoxError> {
         spec.create_with(client, items).await?;
     }
     Ok(written)
+}
+
+/// Turns on the stream of a demo table made before the demo had one (its
+/// change records then start now).
+async fn with_stream(client: &Client, table: &str) -> Result<(), BoxError> {
+    let described = client.describe_table().table_name(table).send().await?;
+    let enabled = described
+        .table()
+        .and_then(|t| t.stream_specification())
+        .is_some_and(|s| s.stream_enabled());
+    if !enabled {
+        client
+            .update_table()
+            .table_name(table)
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()?,
+            )
+            .send()
+            .await?;
+    }
+    Ok(())
 }
 
 /// 300 users, 2 to 12 events each.

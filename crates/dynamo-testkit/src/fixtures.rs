@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, LocalSecondaryIndex, Projection, ProjectionType, ProvisionedThroughput, PutRequest,
-    ScalarAttributeType, WriteRequest,
+    ScalarAttributeType, StreamSpecification, StreamViewType, WriteRequest,
 };
 use futures::{StreamExt, TryStreamExt, stream};
 
@@ -55,6 +55,8 @@ pub struct TableSpec {
     /// Provisioned (read, write) capacity units of the table and its global
     /// indexes; `None` bills per request.
     pub provisioned: Option<(i64, i64)>,
+    /// A DynamoDB stream of the table's changes, with this view.
+    pub stream: Option<StreamViewType>,
 }
 
 impl TableSpec {
@@ -66,7 +68,14 @@ impl TableSpec {
             sort_key: None,
             indexes: Vec::new(),
             provisioned: None,
+            stream: None,
         }
+    }
+
+    /// A stream of the table's changes (`NEW_AND_OLD_IMAGES` and the like).
+    pub fn stream(mut self, view: StreamViewType) -> Self {
+        self.stream = Some(view);
+        self
     }
 
     /// Provisioned capacity instead of on-demand billing.
@@ -215,6 +224,17 @@ pub async fn create_table(client: &Client, spec: &TableSpec) -> Result<(), BoxEr
             BillingMode::PayPerRequest
         })
         .set_provisioned_throughput(throughput.clone())
+        .set_stream_specification(
+            spec.stream
+                .clone()
+                .map(|view| {
+                    StreamSpecification::builder()
+                        .stream_enabled(true)
+                        .stream_view_type(view)
+                        .build()
+                })
+                .transpose()?,
+        )
         .set_key_schema(Some(key_schema(
             &spec.partition_key.0,
             spec.sort_key.as_ref().map(|s| s.0.as_str()),

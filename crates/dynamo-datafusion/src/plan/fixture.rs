@@ -75,6 +75,7 @@ pub(crate) fn orders_meta() -> TableMeta {
         arn: None,
         created_millis: None,
         ttl_attribute: None,
+        stream_arn: None,
     }
 }
 

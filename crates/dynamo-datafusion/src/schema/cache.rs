@@ -385,6 +385,7 @@ mod tests {
             arn: arn.map(str::to_string),
             created_millis: Some(created),
             ttl_attribute: None,
+            stream_arn: None,
             ..TableMeta::hash_only("Movies", "id")
         }
     }

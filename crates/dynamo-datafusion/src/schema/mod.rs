@@ -227,6 +227,7 @@ mod tests {
             arn: None,
             created_millis: None,
             ttl_attribute: None,
+            stream_arn: None,
         }
     }
 

@@ -1,0 +1,219 @@
+//! A table's change records as a table, read from DynamoDB Local's own
+//! Streams: every change once, each item's changes in order, images decoded
+//! with the table's schema — replaying them gives the table back.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType as T, StreamViewType};
+use datafusion::prelude::SessionContext;
+use dynamo_datafusion::{DynamoTableProvider, TableOptions};
+use dynamo_testkit::{TableSpec, create_table, put_items, unique_name};
+
+use crate::common::{client, pushdown_session, query, rows};
+
+/// A table with a NEW_AND_OLD_IMAGES stream and what was done to it: 40
+/// items put, every third updated twice, every fifth deleted.
+async fn changed_table(client: &Client) -> (String, Vec<(String, &'static str)>) {
+    let table = unique_name("Changing");
+    let spec = TableSpec::new(&table, "id", T::S)
+        .sort_key("n", T::N)
+        .stream(StreamViewType::NewAndOldImages);
+    create_table(client, &spec).await.expect("create");
+    let key = |i: usize| format!("k{}#{i}", i % 4);
+    let item = |i: usize, v: usize| {
+        HashMap::from([
+            ("id".to_string(), AV::S(format!("k{}", i % 4))),
+            ("n".to_string(), AV::N(i.to_string())),
+            ("v".to_string(), AV::N(v.to_string())),
+            (
+                "at".to_string(),
+                AV::S(format!("2025-11-{:02}T08:00:00Z", 1 + i % 28)),
+            ),
+        ])
+    };
+    let mut done = Vec::new();
+    put_items(client, &table, (0..40).map(|i| item(i, 0)).collect())
+        .await
+        .expect("put");
+    done.extend((0..40).map(|i| (key(i), "INSERT")));
+    for round in 1..=2 {
+        for i in (0..40).step_by(3) {
+            client
+                .put_item()
+                .table_name(&table)
+                .set_item(Some(item(i, round)))
+                .send()
+                .await
+                .expect("update");
+            done.push((key(i), "MODIFY"));
+        }
+    }
+    for i in (0..40).step_by(5) {
+        client
+            .delete_item()
+            .table_name(&table)
+            .key("id", AV::S(format!("k{}", i % 4)))
+            .key("n", AV::N(i.to_string()))
+            .send()
+            .await
+            .expect("delete");
+        done.push((key(i), "REMOVE"));
+    }
+    (table, done)
+}
+
+/// Rows of `sql` once the stream holds `expected` records (DynamoDB Local
+/// writes them as the changes happen; this waits at most 20 s).
+async fn when_recorded(ctx: &SessionContext, sql: &str, expected: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let n = rows(&query(ctx, "SELECT count(*) FROM c").await.expect("count"));
+        if n == vec![expected.to_string()] || Instant::now() > deadline {
+            return rows(&query(ctx, sql).await.expect(sql));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn change_records_come_once_in_order_and_replay_to_the_table() {
+    let client = client().await;
+    let (table, done) = changed_table(&client).await;
+    let provider = DynamoTableProvider::try_new(client.clone(), &table)
+        .await
+        .expect("provider");
+    let ctx = pushdown_session(4);
+    ctx.register_table("c", provider.changes().expect("a stream"))
+        .expect("register");
+    ctx.register_table("t", Arc::new(provider))
+        .expect("register");
+
+    let got = when_recorded(
+        &ctx,
+        "SELECT concat(keys['id'], '#', CAST(keys['n'] AS VARCHAR)) AS k, event FROM c",
+        done.len(),
+    )
+    .await;
+    // Every change once, and each item's changes in the order they were made.
+    let per_key = |pairs: Vec<(String, String)>| {
+        let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (k, e) in pairs {
+            m.entry(k).or_default().push(e);
+        }
+        m
+    };
+    let read = per_key(
+        got.iter()
+            .map(|r| {
+                let (k, e) = r.split_once('|').expect("two columns");
+                (k.to_string(), e.to_string())
+            })
+            .collect(),
+    );
+    let wanted = per_key(
+        done.iter()
+            .map(|(k, e)| (k.clone(), e.to_string()))
+            .collect(),
+    );
+    assert_eq!(read, wanted);
+
+    // Images have the table's types: a MODIFY's old and new values.
+    let modified = rows(
+        &query(
+            &ctx,
+            "SELECT old_image['v'] AS before, new_image['v'] AS after, arrow_typeof(new_image['at']) \
+             FROM c WHERE event = 'MODIFY' AND keys['n'] = 3",
+        )
+        .await
+        .expect("images"),
+    );
+    assert_eq!(
+        modified,
+        vec![
+            r#"0|1|Timestamp(s, "UTC")"#.to_string(),
+            r#"1|2|Timestamp(s, "UTC")"#.to_string()
+        ]
+    );
+    let removed = rows(
+        &query(
+            &ctx,
+            "SELECT count(*) FROM c WHERE event = 'REMOVE' AND new_image IS NULL \
+             AND old_image IS NOT NULL AND NOT expired",
+        )
+        .await
+        .expect("removes"),
+    );
+    assert_eq!(removed, vec!["8"]);
+
+    // Replaying the changes in order gives the table back, row for row.
+    let replay = rows(
+        &query(
+            &ctx,
+            "SELECT event, keys['id'], keys['n'], new_image['v'] FROM c",
+        )
+        .await
+        .expect("replay"),
+    );
+    let mut state: BTreeMap<(String, String), String> = BTreeMap::new();
+    for r in replay {
+        let f: Vec<&str> = r.split('|').collect();
+        let key = (f[1].to_string(), f[2].to_string());
+        match f[0] {
+            "REMOVE" => {
+                state.remove(&key);
+            }
+            _ => {
+                state.insert(key, f[3].to_string());
+            }
+        }
+    }
+    let replayed: Vec<String> = state
+        .into_iter()
+        .map(|((id, n), v)| format!("{id}|{n}|{v}"))
+        .collect();
+    let mut scanned = rows(&query(&ctx, "SELECT id, n, v FROM t").await.expect("scan"));
+    scanned.sort();
+    let mut replayed = replayed;
+    replayed.sort();
+    assert_eq!(replayed, scanned);
+}
+
+#[tokio::test]
+async fn a_schema_of_tables_names_change_records_and_a_table_without_a_stream_says_so() {
+    let client = client().await;
+    let (table, done) = changed_table(&client).await;
+    let ctx = dynamo_datafusion::dynamo_session(
+        client.clone(),
+        datafusion::prelude::SessionConfig::new(),
+        TableOptions::default(),
+    )
+    .await
+    .expect("session");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let sql = format!("SELECT count(*) FROM \"{table}$changes\"");
+    let counted = loop {
+        let n = rows(&query(&ctx, &sql).await.expect(&sql));
+        if n == vec![done.len().to_string()] || Instant::now() > deadline {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(counted, vec![done.len().to_string()]);
+
+    let plain = unique_name("NoStream");
+    TableSpec::new(&plain, "id", T::S)
+        .create(&client)
+        .await
+        .expect("create");
+    let err = query(&ctx, &format!("SELECT * FROM \"{plain}$changes\""))
+        .await
+        .expect_err("no stream");
+    assert!(
+        err.to_string()
+            .contains(&format!("table '{plain}' has no stream: enable one")),
+        "{err}"
+    );
+}
