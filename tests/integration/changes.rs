@@ -217,3 +217,41 @@ async fn a_schema_of_tables_names_change_records_and_a_table_without_a_stream_sa
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn an_expired_iterator_is_taken_again_and_a_trimmed_position_is_an_error() {
+    let client = client().await;
+    let (table, done) = changed_table(&client).await;
+    let proxy = dynamo_testkit::FaultProxy::start(
+        &dynamo_testkit::local_endpoint().unwrap_or_else(|e| panic!("{e}")),
+        dynamo_testkit::FaultConfig::none(),
+    )
+    .await
+    .expect("proxy");
+    let through = DynamoTableProvider::try_new(proxy.client().await, &table)
+        .await
+        .expect("provider");
+    let ctx = pushdown_session(4);
+    ctx.register_table("c", through.changes().expect("a stream"))
+        .expect("register");
+    let sql = "SELECT event, keys['id'], keys['n'], new_image['v'], sequence_number FROM c";
+    let clean = when_recorded(&ctx, sql, done.len()).await;
+    assert_eq!(clean.len(), done.len());
+    // The second GetRecords of the read finds its iterator expired: the
+    // read takes one after the last record it read — nothing lost, nothing
+    // read twice.
+    proxy.answer_error(".GetRecords", 1, "ExpiredIteratorException");
+    let again = rows(&query(&ctx, sql).await.expect("read again"));
+    assert_eq!(again, clean);
+    let before = proxy.counts().requests;
+    // A position the stream no longer holds.
+    proxy.answer_error(".GetRecords", 0, "TrimmedDataAccessException");
+    let err = query(&ctx, sql).await.expect_err("trimmed");
+    assert!(
+        err.to_string().contains(&format!(
+            "table '{table}': the stream no longer holds the records of shard"
+        )),
+        "{err}"
+    );
+    assert!(proxy.counts().requests > before);
+}

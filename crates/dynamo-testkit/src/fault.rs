@@ -156,6 +156,20 @@ struct State {
     in_flight: AtomicU64,
     peak_in_flight: AtomicU64,
     over_capacity: AtomicU64,
+    /// Errors to answer, in order, each after letting some requests of
+    /// its operation pass ([`FaultProxy::answer_error`]).
+    scripted: Mutex<Vec<Scripted>>,
+}
+
+/// One error the proxy answers in place of DynamoDB.
+#[derive(Debug, Clone)]
+struct Scripted {
+    /// The operation, as the end of `X-Amz-Target` (`.GetRecords`).
+    target: String,
+    /// Requests of that operation still to pass first.
+    skip: u32,
+    /// The error's type (`ExpiredIteratorException`).
+    kind: String,
 }
 
 /// Counts a request as answered when dropped.
@@ -216,6 +230,7 @@ impl FaultProxy {
             in_flight: AtomicU64::new(0),
             peak_in_flight: AtomicU64::new(0),
             over_capacity: AtomicU64::new(0),
+            scripted: Mutex::new(Vec::new()),
         });
         let accept_state = Arc::clone(&state);
         let task = tokio::spawn(async move {
@@ -236,6 +251,21 @@ impl FaultProxy {
     /// The proxy's URL.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Answers one request of an operation (`target`, the end of its
+    /// `X-Amz-Target`: `.GetRecords`) with a `400` error of type `kind`,
+    /// after `skip` requests of that operation have passed.
+    pub fn answer_error(&self, target: &str, skip: u32, kind: &str) {
+        self.state
+            .scripted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Scripted {
+                target: target.to_string(),
+                skip,
+                kind: kind.to_string(),
+            });
     }
 
     /// Replaces the fault configuration (and reseeds the generator).
@@ -281,6 +311,19 @@ fn json_error(status: StatusCode, kind: &str, message: &str) -> Response<Body> {
         .unwrap_or_else(|_| Response::new(full("")))
 }
 
+/// The scripted error this request of `target` gets, if any.
+fn scripted_error(state: &State, target: &str) -> Option<String> {
+    let mut scripted = state.scripted.lock().unwrap_or_else(|p| p.into_inner());
+    let i = scripted
+        .iter()
+        .position(|s| !target.is_empty() && target.ends_with(&s.target))?;
+    if scripted[i].skip > 0 {
+        scripted[i].skip -= 1;
+        return None;
+    }
+    Some(scripted.remove(i).kind)
+}
+
 type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, HandlerError> {
@@ -295,6 +338,19 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         let slow = config.slow_delay.mul_f64(rng.f64());
         (fault, slow, config.latency, config.capacity)
     };
+    let target = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|t| t.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    if let Some(kind) = scripted_error(&state, &target) {
+        return Ok(json_error(
+            StatusCode::BAD_REQUEST,
+            &kind,
+            "Answered by the test proxy (injected)",
+        ));
+    }
     if capacity.is_some_and(|c| now > c) {
         state.over_capacity.fetch_add(1, Ordering::Relaxed);
         fault = Some(Fault::Throttle);
