@@ -151,6 +151,16 @@ pub enum Error {
         shard: String,
     },
 
+    /// A checkpoint of a read of change records does not fit the table's
+    /// stream.
+    #[error("table '{table}': the change checkpoint cannot be read from: {reason}")]
+    ChangesCheckpoint {
+        /// Table name.
+        table: String,
+        /// Why.
+        reason: String,
+    },
+
     /// A value is not in the time format of its column (declared, or the
     /// one the sample showed when the column cannot widen).
     #[error(

@@ -34,6 +34,7 @@ mod read;
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::error::DataFusionError;
@@ -47,6 +48,7 @@ use crate::client::ConnectionOptions;
 use crate::error::{Error, Result};
 use crate::metadata::TableMeta;
 use decode::ChangeDecoder;
+pub use read::ChangeCheckpoint;
 use read::ChangeCursor;
 
 /// The suffix that names a table's change records in a schema of DynamoDB
@@ -77,6 +79,49 @@ pub(crate) fn changes_table(
     StreamingTable::try_new(schema, vec![Arc::new(partition)]).map_err(|e| Error::Metadata {
         table: meta.name.clone(),
         reason: e.to_string(),
+    })
+}
+
+/// Change records read after a checkpoint, and the checkpoint after them.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ChangesRead {
+    /// The records, in the order read (each item's changes in order).
+    pub batches: Vec<RecordBatch>,
+    /// Where the read stopped: the next read starts after it.
+    pub checkpoint: ChangeCheckpoint,
+}
+
+/// Reads the change records after `since` (all the stream holds, when
+/// `None`), to the end of every shard.
+pub(crate) async fn read_changes(
+    client: &aws_sdk_dynamodb::Client,
+    credentials: Option<SharedCredentialsProvider>,
+    connection: &ConnectionOptions,
+    meta: &TableMeta,
+    schema: &SchemaRef,
+    since: Option<ChangeCheckpoint>,
+) -> Result<ChangesRead> {
+    let arn = meta.stream_arn.clone().ok_or_else(|| Error::NoStream {
+        table: meta.name.clone(),
+    })?;
+    let decoder = ChangeDecoder::try_new(meta, schema)?;
+    let mut cursor = ChangeCursor::new(
+        streams_client(client, credentials, connection),
+        meta.name.clone(),
+        arn,
+        decoder,
+    );
+    if let Some(since) = since {
+        cursor = cursor.after(since)?;
+    }
+    let mut batches = Vec::new();
+    while let Some(batch) = cursor.next_batch().await? {
+        batches.push(batch);
+    }
+    Ok(ChangesRead {
+        batches,
+        checkpoint: cursor.checkpoint().clone(),
     })
 }
 

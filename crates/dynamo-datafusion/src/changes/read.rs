@@ -1,7 +1,10 @@
 //! Reading a table's stream: its shards in lineage order, each from its
-//! oldest record, iterators taken again when they expire.
+//! oldest record (or from where a checkpoint stopped), iterators taken
+//! again when they expire.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
 
 use aws_sdk_dynamodbstreams::Client;
 use aws_sdk_dynamodbstreams::operation::get_records::GetRecordsError;
@@ -28,6 +31,21 @@ struct Position {
     empty_pages: u32,
 }
 
+/// Where a read of a table's changes stopped: per shard the last record
+/// read, and the closed shards read to their end. A read from a checkpoint
+/// returns exactly the records after it (nothing read twice, nothing
+/// skipped); it serializes (JSON) to be kept with what the records built.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeCheckpoint {
+    /// The stream read (a table's stream disabled and enabled again is
+    /// another stream).
+    pub stream_arn: String,
+    /// Per shard, the sequence number of the last record read.
+    pub positions: BTreeMap<String, String>,
+    /// Closed shards read to their end.
+    pub finished: BTreeSet<String>,
+}
+
 /// A read of everything a table's stream holds now, page by page.
 pub(crate) struct ChangeCursor {
     client: Client,
@@ -36,10 +54,16 @@ pub(crate) struct ChangeCursor {
     decoder: ChangeDecoder,
     shards: Option<VecDeque<ShardInfo>>,
     at: Option<Position>,
+    /// Where the read stands (from where it started, moved as it reads).
+    checkpoint: ChangeCheckpoint,
 }
 
 impl ChangeCursor {
     pub(crate) fn new(client: Client, table: String, arn: String, decoder: ChangeDecoder) -> Self {
+        let checkpoint = ChangeCheckpoint {
+            stream_arn: arn.clone(),
+            ..ChangeCheckpoint::default()
+        };
         Self {
             client,
             table,
@@ -47,24 +71,72 @@ impl ChangeCursor {
             decoder,
             shards: None,
             at: None,
+            checkpoint,
         }
+    }
+
+    /// The same read, starting after `checkpoint`: an error when the
+    /// checkpoint is of another stream.
+    pub(crate) fn after(mut self, checkpoint: ChangeCheckpoint) -> Result<Self> {
+        if checkpoint.stream_arn != self.arn {
+            return Err(Error::ChangesCheckpoint {
+                table: self.table.clone(),
+                reason: format!(
+                    "it was taken of stream {}, and the table's stream is now {}",
+                    checkpoint.stream_arn, self.arn
+                ),
+            });
+        }
+        self.checkpoint = checkpoint;
+        Ok(self)
+    }
+
+    /// Where the read stands: after every record returned so far.
+    pub(crate) fn checkpoint(&self) -> &ChangeCheckpoint {
+        &self.checkpoint
+    }
+
+    /// The shards still to read, in lineage order: those a checkpoint has
+    /// not finished. A shard the checkpoint stopped inside that the stream
+    /// no longer lists was trimmed: the records after the checkpoint are
+    /// gone, an error.
+    async fn shards_to_read(&mut self) -> Result<VecDeque<ShardInfo>> {
+        let listed = lineage_order(self.describe().await?);
+        let ids: BTreeSet<&str> = listed.iter().map(|s| s.id.as_str()).collect();
+        if let Some(lost) = self.checkpoint.positions.keys().find(|shard| {
+            !ids.contains(shard.as_str()) && !self.checkpoint.finished.contains(*shard)
+        }) {
+            return Err(trimmed(&self.table, lost));
+        }
+        // What the stream no longer lists needs no remembering.
+        self.checkpoint
+            .finished
+            .retain(|s| ids.contains(s.as_str()));
+        self.checkpoint
+            .positions
+            .retain(|s, _| ids.contains(s.as_str()));
+        Ok(listed
+            .into_iter()
+            .filter(|s| !self.checkpoint.finished.contains(&s.id))
+            .collect())
     }
 
     /// The next batch of change records, `None` once every shard is read.
     pub(crate) async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         loop {
             if self.shards.is_none() {
-                self.shards = Some(lineage_order(self.describe().await?).into());
+                self.shards = Some(self.shards_to_read().await?);
             }
             if self.at.is_none() {
                 let Some(shard) = self.shards.as_mut().and_then(VecDeque::pop_front) else {
                     return Ok(None);
                 };
-                let iterator = self.iterator(&shard, None).await?;
+                let last = self.checkpoint.positions.get(&shard.id).cloned();
+                let iterator = self.iterator(&shard, last.as_deref()).await?;
                 self.at = Some(Position {
                     shard,
                     iterator,
-                    last: None,
+                    last,
                     empty_pages: 0,
                 });
             }
@@ -108,9 +180,17 @@ impl ChangeCursor {
                     .map(str::to_string);
             }
             let shard_id = at.shard.id.clone();
+            if let Some(last) = &at.last {
+                self.checkpoint
+                    .positions
+                    .insert(shard_id.clone(), last.clone());
+            }
             let read_to_end = match out.next_shard_iterator {
                 // A closed shard read to its end.
-                None => true,
+                None => {
+                    self.checkpoint.finished.insert(shard_id.clone());
+                    true
+                }
                 Some(next) => {
                     at.iterator = next;
                     at.shard.is_open() && at.empty_pages >= EMPTY_PAGES_AT_END
