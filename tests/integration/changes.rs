@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType as T, StreamViewType};
 use datafusion::prelude::SessionContext;
-use dynamo_datafusion::{DynamoTableProvider, TableOptions};
+use dynamo_datafusion::DynamoTableProvider;
 use dynamo_testkit::{TableSpec, create_table, put_items, unique_name};
 
 use crate::common::{client, pushdown_session, query, rows};
@@ -185,13 +185,7 @@ async fn change_records_come_once_in_order_and_replay_to_the_table() {
 async fn a_schema_of_tables_names_change_records_and_a_table_without_a_stream_says_so() {
     let client = client().await;
     let (table, done) = changed_table(&client).await;
-    let ctx = dynamo_datafusion::dynamo_session(
-        client.clone(),
-        datafusion::prelude::SessionConfig::new(),
-        TableOptions::default(),
-    )
-    .await
-    .expect("session");
+    let ctx = crate::common::dynamo_session_of(&client).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     let sql = format!("SELECT count(*) FROM \"{table}$changes\"");
     let counted = loop {

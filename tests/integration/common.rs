@@ -47,6 +47,18 @@ pub fn pushdown_session(target_partitions: usize) -> SessionContext {
     ))
 }
 
+/// `dynamo_session` over `client`: every table of the local server by name,
+/// `CREATE EXTERNAL TABLE … STORED AS DYNAMODB`, `"T$changes"`.
+pub async fn dynamo_session_of(client: &Client) -> SessionContext {
+    dynamo_datafusion::dynamo_session(
+        client.clone(),
+        SessionConfig::new(),
+        TableOptions::default(),
+    )
+    .await
+    .expect("session")
+}
+
 /// `table` registered as `t` twice: with pushdown, and with pushdown disabled.
 pub async fn with_and_without_pushdown(
     client: &Client,

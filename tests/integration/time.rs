@@ -6,9 +6,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{
-    AttributeValue as AV, ScalarAttributeType as T, TimeToLiveSpecification,
-};
+use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType as T};
 use chrono::{DateTime, Utc};
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::catalog::TableProvider;
@@ -531,17 +529,7 @@ async fn items_whose_time_to_live_has_passed_are_hidden_unless_asked_for() {
     let table = unique_name("Expiring");
     let spec = TableSpec::new(&table, "id", T::S).sort_key("n", T::N);
     create_table(&client, &spec).await.expect("create");
-    client
-        .update_time_to_live()
-        .table_name(&table)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .enabled(true)
-                .attribute_name("expiresAt")
-                .build()
-                .expect("spec"),
-        )
-        .send()
+    dynamo_testkit::enable_time_to_live(&client, &table, "expiresAt")
         .await
         .expect("enable TTL");
     let now = Utc::now().timestamp();
@@ -643,13 +631,7 @@ async fn a_column_list_declares_timestamps_and_dates_and_current_date_is_pushed(
     let client = client().await;
     let now = Utc::now().timestamp();
     let table = iso_events(&client, now).await;
-    let ctx = dynamo_datafusion::dynamo_session(
-        client.clone(),
-        datafusion::prelude::SessionConfig::new(),
-        TableOptions::default(),
-    )
-    .await
-    .expect("session");
+    let ctx = crate::common::dynamo_session_of(&client).await;
     query(
         &ctx,
         &format!(

@@ -53,9 +53,9 @@ impl Clock for SystemClock {
 /// assert_eq!(utc_day(UNIX_EPOCH + Duration::from_secs(1_764_460_800)), "2025-11-30");
 /// ```
 pub fn utc_day(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (y, m, d) = civil_from_days((secs / DAY) as i64);
-    format!("{y:04}-{m:02}-{d:02}")
+    chrono::DateTime::<chrono::Utc>::from(t.max(UNIX_EPOCH))
+        .format("%Y-%m-%d")
+        .to_string()
 }
 
 /// `t` as an RFC 3339 UTC time to the second.
@@ -66,29 +66,9 @@ pub fn utc_day(t: SystemTime) -> String {
 /// assert_eq!(utc_time(UNIX_EPOCH + Duration::from_secs(1_764_490_500)), "2025-11-30T08:15:00Z");
 /// ```
 pub fn utc_time(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let rest = secs % DAY;
-    format!(
-        "{}T{:02}:{:02}:{:02}Z",
-        utc_day(t),
-        rest / 3_600,
-        rest % 3_600 / 60,
-        rest % 60
-    )
-}
-
-/// Year, month, day of a count of days since 1970-01-01 (proleptic
-/// Gregorian calendar; Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    chrono::DateTime::<chrono::Utc>::from(t.max(UNIX_EPOCH))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// The next midnight UTC after `t`, and the seconds until it.

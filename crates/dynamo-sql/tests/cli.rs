@@ -1214,17 +1214,22 @@ async fn ctrl_c_at_a_terminal_leaves_no_progress_line() {
     cleared_on_cancel(&once.screen);
 }
 
-/// Every ```sql block of the README and of `docs/`, run by `dynamo-sql -f`
-/// over the demo tables: each statement answers, none fails.
-#[tokio::test]
-async fn every_sql_example_in_the_docs_runs_on_the_demo_tables() {
+/// Loads the demo tables (if they are not there); the repository's root.
+async fn demo_tables() -> std::path::PathBuf {
     let client = dynamo_testkit::local_client()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     dynamo_testkit::load_demo(&client)
         .await
         .expect("demo tables");
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Every ```sql block of the README and of `docs/`, run by `dynamo-sql -f`
+/// over the demo tables: each statement answers, none fails.
+#[tokio::test]
+async fn every_sql_example_in_the_docs_runs_on_the_demo_tables() {
+    let root = demo_tables().await;
     let mut pages = vec![root.join("README.md")];
     let mut docs: Vec<_> = std::fs::read_dir(root.join("docs"))
         .expect("docs/")
@@ -1272,13 +1277,7 @@ async fn every_sql_example_in_the_docs_runs_on_the_demo_tables() {
 
 #[tokio::test]
 async fn the_demo_declarations_make_event_time_a_timestamp_that_queries_and_exports_as_one() {
-    let client = dynamo_testkit::local_client()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    dynamo_testkit::load_demo(&client)
-        .await
-        .expect("demo tables");
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = demo_tables().await;
     let rc = root.join("scripts/demo.sql");
     let rc = rc.to_str().expect("path");
     let described = ok(dynamo_sql(&["--rc", rc, "-c", "\\d UserEngagement"], None));

@@ -9,7 +9,8 @@ use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, LocalSecondaryIndex, Projection, ProjectionType, ProvisionedThroughput, PutRequest,
-    ScalarAttributeType, StreamSpecification, StreamViewType, WriteRequest,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
+    WriteRequest,
 };
 use futures::{StreamExt, TryStreamExt, stream};
 
@@ -194,6 +195,26 @@ pub async fn table_exists(client: &Client, name: &str) -> Result<bool, BoxError>
         }
     }
     Ok(false)
+}
+
+/// Turns on DynamoDB's time to live for `table`, reading `attribute`.
+pub async fn enable_time_to_live(
+    client: &Client,
+    table: &str,
+    attribute: &str,
+) -> Result<(), BoxError> {
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(attribute)
+                .build()?,
+        )
+        .send()
+        .await?;
+    Ok(())
 }
 
 /// Creates the table (on-demand billing) and waits until it is active.

@@ -16,7 +16,8 @@ pub use cluster::{ClusterError, ClusterSpec, LocalCluster};
 pub use demo::{DEMO_TABLES, load_demo};
 pub use fault::{Fault, FaultConfig, FaultCounts, FaultProxy, ProxyError};
 pub use fixtures::{
-    IndexSpec, TableSpec, create_table, delete_table, put_items, table_exists, unique_name,
+    IndexSpec, TableSpec, create_table, delete_table, enable_time_to_live, put_items, table_exists,
+    unique_name,
 };
 pub use local::{
     ENDPOINT_ENV, LOCAL_SECRET, LocalError, local_client, local_client_as, local_endpoint,

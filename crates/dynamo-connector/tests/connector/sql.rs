@@ -133,9 +133,7 @@ async fn sql_above_config_max_capacity_is_refused_before_reading_and_estimates_a
 /// the library does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_reads_iso_text_as_time_pushes_ranges_and_hides_expired_items() {
-    use aws_sdk_dynamodb::types::{
-        AttributeValue as AV, ScalarAttributeType as T, TimeToLiveSpecification,
-    };
+    use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType as T};
     let f = fixture().await;
     let client = local_client_as(&f.acme_key, "us-east-1")
         .await
@@ -146,17 +144,7 @@ async fn sql_reads_iso_text_as_time_pushes_ranges_and_hides_expired_items() {
         .create(&client)
         .await
         .expect("create");
-    client
-        .update_time_to_live()
-        .table_name(&table)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .enabled(true)
-                .attribute_name("expires")
-                .build()
-                .expect("spec"),
-        )
-        .send()
+    dynamo_testkit::enable_time_to_live(&client, &table, "expires")
         .await
         .expect("enable TTL");
     let now = std::time::SystemTime::now()
