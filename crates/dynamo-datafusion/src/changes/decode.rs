@@ -194,7 +194,7 @@ pub(crate) fn value(v: &StreamValue) -> AttributeValue {
         StreamValue::M(m) => {
             AttributeValue::M(m.iter().map(|(k, v)| (k.clone(), value(v))).collect())
         }
-        // A type newer than this client: kept visible, as DynamoDB JSON would show it.
+        // A type this client does not know (none exists today): NULL.
         _ => AttributeValue::Null(true),
     }
 }
