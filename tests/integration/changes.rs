@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType as T, StreamViewType};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
 use dynamo_datafusion::DynamoTableProvider;
 use dynamo_testkit::{TableSpec, create_table, put_items, unique_name};
@@ -65,17 +66,39 @@ async fn changed_table(client: &Client) -> (String, Vec<(String, &'static str)>)
     (table, done)
 }
 
-/// Rows of `sql` once the stream holds `expected` records (DynamoDB Local
-/// writes them as the changes happen; this waits at most 20 s).
-async fn when_recorded(ctx: &SessionContext, sql: &str, expected: usize) -> Vec<String> {
+/// What `read` answers once `done` holds of it, or after 20 s: DynamoDB
+/// Local writes stream records as the changes happen.
+async fn eventually<T, F, Fut>(mut read: F, done: impl Fn(&T) -> bool) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let n = rows(&query(ctx, "SELECT count(*) FROM c").await.expect("count"));
-        if n == vec![expected.to_string()] || Instant::now() > deadline {
-            return rows(&query(ctx, sql).await.expect(sql));
+        let answer = read().await;
+        if done(&answer) || Instant::now() > deadline {
+            return answer;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Rows of `sql` once the stream holds `expected` records.
+async fn when_recorded(ctx: &SessionContext, sql: &str, expected: usize) -> Vec<String> {
+    let count = || async { rows(&query(ctx, "SELECT count(*) FROM c").await.expect("count")) };
+    eventually(count, |n| *n == vec![expected.to_string()]).await;
+    rows(&query(ctx, sql).await.expect(sql))
+}
+
+/// `batches` as the table `name` of a fresh session.
+fn session_over(name: &str, batches: &[RecordBatch]) -> SessionContext {
+    let ctx = SessionContext::new();
+    if let Some(first) = batches.first() {
+        let mem = datafusion::datasource::MemTable::try_new(first.schema(), vec![batches.to_vec()])
+            .expect("table");
+        ctx.register_table(name, Arc::new(mem)).expect("register");
+    }
+    ctx
 }
 
 #[tokio::test]
@@ -186,15 +209,12 @@ async fn a_schema_of_tables_names_change_records_and_a_table_without_a_stream_sa
     let client = client().await;
     let (table, done) = changed_table(&client).await;
     let ctx = crate::common::dynamo_session_of(&client).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
     let sql = format!("SELECT count(*) FROM \"{table}$changes\"");
-    let counted = loop {
-        let n = rows(&query(&ctx, &sql).await.expect(&sql));
-        if n == vec![done.len().to_string()] || Instant::now() > deadline {
-            break n;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let counted = eventually(
+        || async { rows(&query(&ctx, &sql).await.expect(&sql)) },
+        |n| *n == vec![done.len().to_string()],
+    )
+    .await;
     assert_eq!(counted, vec![done.len().to_string()]);
 
     let plain = unique_name("NoStream");
@@ -263,14 +283,11 @@ async fn a_read_from_a_checkpoint_returns_exactly_what_changed_since() {
         .await
         .expect("provider");
     // Everything so far (waiting for DynamoDB Local to have recorded it).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let first = loop {
-        let read = provider.changes_since(None).await.expect("read");
-        if count(&read) == done.len() || Instant::now() > deadline {
-            break read;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let first = eventually(
+        || async { provider.changes_since(None).await.expect("read") },
+        |read| count(read) == done.len(),
+    )
+    .await;
     assert_eq!(count(&first), done.len());
     // A checkpoint travels as JSON (kept with what the records built).
     let text = serde_json::to_string(&first.checkpoint).expect("json");
@@ -295,25 +312,17 @@ async fn a_read_from_a_checkpoint_returns_exactly_what_changed_since() {
             .await
             .expect("put");
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let next = loop {
-        let read = provider
-            .changes_since(Some(checkpoint.clone()))
-            .await
-            .expect("read");
-        if count(&read) >= 5 || Instant::now() > deadline {
-            break read;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let ctx = SessionContext::new();
-    let all: Vec<_> = next.batches.clone();
-    let mem = datafusion::datasource::MemTable::try_new(
-        all.first().map(|b| b.schema()).expect("a batch"),
-        vec![all],
+    let next = eventually(
+        || async {
+            provider
+                .changes_since(Some(checkpoint.clone()))
+                .await
+                .expect("read")
+        },
+        |read| count(read) >= 5,
     )
-    .expect("table");
-    ctx.register_table("next", Arc::new(mem)).expect("register");
+    .await;
+    let ctx = session_over("next", &next.batches);
     assert_eq!(
         rows(
             &query(
@@ -416,14 +425,8 @@ async fn following_a_random_workload_from_checkpoints_rebuilds_the_table() {
             .changes_since(checkpoint.take())
             .await
             .expect("read on");
-        let ctx = SessionContext::new();
-        if let Some(first) = read.batches.first() {
-            let mem = datafusion::datasource::MemTable::try_new(
-                first.schema(),
-                vec![read.batches.clone()],
-            )
-            .expect("table");
-            ctx.register_table("r", Arc::new(mem)).expect("register");
+        if !read.batches.is_empty() {
+            let ctx = session_over("r", &read.batches);
             for r in rows(
                 &query(
                     &ctx,

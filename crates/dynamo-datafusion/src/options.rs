@@ -314,33 +314,32 @@ fn parse_bool(v: &str) -> Option<bool> {
 /// `name: format; name: format` (a pattern may hold colons: the name ends
 /// at the first).
 fn parse_time_formats(spec: &str) -> std::result::Result<Vec<(String, ColumnType)>, String> {
-    spec.split(';')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|pair| {
-            let (name, format) = pair
-                .split_once(':')
-                .ok_or_else(|| format!("'{pair}' is not 'name: format'"))?;
-            let format = format
-                .parse::<TimeFormat>()
-                .map_err(|e| format!("format of '{}': {e}", name.trim()))?;
-            Ok((name.trim().to_string(), ColumnType::Time(Some(format))))
-        })
-        .collect()
+    column_pairs(spec, "format", |f| {
+        f.parse::<TimeFormat>().map(|f| ColumnType::Time(Some(f)))
+    })
 }
 
+/// `name: type; name: type`.
 fn parse_column_types(spec: &str) -> std::result::Result<Vec<(String, ColumnType)>, String> {
+    column_pairs(spec, "type", str::parse::<ColumnType>)
+}
+
+/// `name: value; …` pairs, each value read by `parse` (`what` it is, for
+/// messages); the name ends at the first colon.
+fn column_pairs(
+    spec: &str,
+    what: &str,
+    parse: impl Fn(&str) -> std::result::Result<ColumnType, String>,
+) -> std::result::Result<Vec<(String, ColumnType)>, String> {
     spec.split(';')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|pair| {
-            let (name, ty) = pair
+            let (name, value) = pair
                 .split_once(':')
-                .ok_or_else(|| format!("'{pair}' is not 'name: type'"))?;
-            let ty = ty
-                .parse::<ColumnType>()
-                .map_err(|e| format!("type of '{}': {e}", name.trim()))?;
-            Ok((name.trim().to_string(), ty))
+                .ok_or_else(|| format!("'{pair}' is not 'name: {what}'"))?;
+            let value = parse(value).map_err(|e| format!("{what} of '{}': {e}", name.trim()))?;
+            Ok((name.trim().to_string(), value))
         })
         .collect()
 }

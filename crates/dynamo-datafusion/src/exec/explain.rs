@@ -149,7 +149,7 @@ pub(crate) fn facts(
         });
     }
     facts.push(Fact::Projection(
-        plan.projection.as_ref().map(|p| p.attributes()),
+        plan.request_projection().map(|p| p.attributes()),
     ));
     if let Some(names) = r.names {
         facts.push(Fact::Names(numbered(names.into_iter().collect())));

@@ -248,17 +248,16 @@ impl Translator<'_> {
                 }
             },
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => self.comparison(left, *op, right),
-            Expr::Between(b) if self.time_column(&b.expr).is_some() => {
-                let (path, format, relaxed) = self.time_column(&b.expr)?;
-                if b.negated && relaxed {
-                    return None;
-                }
-                let low = super::time::literal_instant(&b.low)?;
-                let high = super::time::literal_instant(&b.high)?;
-                super::time::between_instants(path, &format, low, high, b.negated)
-                    .map(|t| t.relaxed_if(relaxed))
-            }
             Expr::Between(b) => {
+                if let Some((path, format, relaxed)) = self.time_column(&b.expr) {
+                    if b.negated && relaxed {
+                        return None;
+                    }
+                    let low = super::time::literal_instant(&b.low)?;
+                    let high = super::time::literal_instant(&b.high)?;
+                    return super::time::between_instants(path, &format, low, high, b.negated)
+                        .map(|t| t.relaxed_if(relaxed));
+                }
                 let (path, kind) = self.column(&b.expr)?;
                 let low = literal_value(&b.low, kind)?;
                 let high = literal_value(&b.high, kind)?;
@@ -276,20 +275,19 @@ impl Translator<'_> {
                     exact: true,
                 })
             }
-            Expr::InList(list) if self.time_column(&list.expr).is_some() => {
-                let (path, format, relaxed) = self.time_column(&list.expr)?;
-                if list.negated && relaxed {
-                    return None;
-                }
-                let instants = list
-                    .list
-                    .iter()
-                    .map(super::time::literal_instant)
-                    .collect::<Option<Vec<i128>>>()?;
-                super::time::in_instants(path, &format, &instants, list.negated)
-                    .map(|t| t.relaxed_if(relaxed))
-            }
             Expr::InList(list) => {
+                if let Some((path, format, relaxed)) = self.time_column(&list.expr) {
+                    if list.negated && relaxed {
+                        return None;
+                    }
+                    let instants = list
+                        .list
+                        .iter()
+                        .map(super::time::literal_instant)
+                        .collect::<Option<Vec<i128>>>()?;
+                    return super::time::in_instants(path, &format, &instants, list.negated)
+                        .map(|t| t.relaxed_if(relaxed));
+                }
                 let (path, kind) = self.column(&list.expr)?;
                 let mut values: Vec<AttributeValue> = Vec::with_capacity(list.list.len());
                 for e in &list.list {

@@ -17,6 +17,7 @@
 //! lacks) is still evaluated, and a filter goes unchecked only where this
 //! very read enforces it.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
@@ -124,14 +125,10 @@ impl Expiry {
 
     /// True when `item` has expired: its TTL is a number at or before `now`.
     pub(crate) fn expired(&self, item: &std::collections::HashMap<String, AttributeValue>) -> bool {
-        match item.get(&self.attribute) {
-            Some(AttributeValue::N(n)) => crate::value::compare_values(
-                &AttributeValue::N(n.clone()),
-                &AttributeValue::N(self.now.to_string()),
-            )
-            .is_some_and(|o| o != std::cmp::Ordering::Greater),
-            _ => false,
-        }
+        item.get(&self.attribute).is_some_and(|ttl| {
+            crate::value::compare_values(ttl, &AttributeValue::N(self.now.to_string()))
+                .is_some_and(|o| o != std::cmp::Ordering::Greater)
+        })
     }
 }
 
@@ -369,27 +366,20 @@ impl ScanPlan {
         } else {
             read_columns.clone()
         };
+        // Scans and Queries filter expired items in DynamoDB; key lookups
+        // drop them after the read (see `request_projection`).
         let mut access = access;
-        let mut attributes = attributes;
-        if let Some(expiry) = &options.hide_expired {
-            match access.operation {
-                Operation::Scan | Operation::Query { .. } => {
-                    access.filter = Some(match access.filter.take() {
-                        Some(Cond::And(mut all)) => {
-                            all.push(expiry.condition());
-                            Cond::And(all)
-                        }
-                        Some(other) => Cond::And(vec![other, expiry.condition()]),
-                        None => expiry.condition(),
-                    });
+        if let (Some(expiry), Operation::Scan | Operation::Query { .. }) =
+            (&options.hide_expired, &access.operation)
+        {
+            access.filter = Some(match access.filter.take() {
+                Some(Cond::And(mut all)) => {
+                    all.push(expiry.condition());
+                    Cond::And(all)
                 }
-                // Key lookups check the items: they need the attribute.
-                _ => {
-                    if !attributes.is_empty() && !attributes.contains(&expiry.attribute) {
-                        attributes.push(expiry.attribute.clone());
-                    }
-                }
-            }
+                Some(other) => Cond::And(vec![other, expiry.condition()]),
+                None => expiry.condition(),
+            });
         }
         let segments = match (&access.operation, limit, residual.is_empty()) {
             // A limit is met fastest by one segment reading only that many items.
@@ -677,10 +667,18 @@ impl ScanPlan {
     /// The expressions of `unit`'s request, rendered once: what the read
     /// sends, what `EXPLAIN` shows, what the fuzz check parses.
     pub(crate) fn render(&self, unit: &ReadUnit) -> RenderedRequest {
-        match (&self.expiry, unit, &self.projection) {
-            // A key lookup drops expired items itself: it reads the TTL
-            // attribute whatever else the projection became.
-            (Some(e), ReadUnit::Get(_) | ReadUnit::Batch(_), Some(p))
+        self.access
+            .render(unit, self.request_projection().as_deref())
+    }
+
+    /// The ProjectionExpression requests carry: the plan's, and for a key
+    /// lookup that drops expired items itself, the TTL attribute too —
+    /// whatever the projection became (a join's keys, an absorbed
+    /// projection).
+    pub(crate) fn request_projection(&self) -> Option<Cow<'_, ProjectionExpression>> {
+        let p = self.projection.as_ref()?;
+        match (&self.expiry, &self.access.operation) {
+            (Some(e), Operation::GetItem { .. } | Operation::BatchGetItem { .. })
                 if !p
                     .paths
                     .iter()
@@ -688,9 +686,9 @@ impl ScanPlan {
             {
                 let mut p = p.clone();
                 p.paths.push(vec![e.attribute.clone()]);
-                self.access.render(unit, Some(&p))
+                Some(Cow::Owned(p))
             }
-            _ => self.access.render(unit, self.projection.as_ref()),
+            _ => Some(Cow::Borrowed(p)),
         }
     }
 }

@@ -86,31 +86,20 @@ pub(crate) fn between_instants(
         return None;
     }
     let inside = match format.sortable() {
-        Sortable::Exactly => {
-            let lo = exactly(path.clone(), format, CmpOp::Ge, low)?;
-            let hi = exactly(path, format, CmpOp::Le, high)?;
-            match (lo.cond, hi.cond) {
-                (
-                    Cond::Atom(Atom::Cmp {
-                        path,
-                        op: CmpOp::Ge,
-                        value: low,
-                    }),
-                    Cond::Atom(Atom::Cmp {
-                        op: CmpOp::Le,
-                        value: high,
-                        ..
-                    }),
-                ) => Translated {
-                    cond: between(path, low, high)?,
-                    exact: true,
-                },
-                (lo, hi) => Translated {
-                    cond: Cond::And(vec![lo, hi]),
-                    exact: true,
-                },
-            }
-        }
+        Sortable::Exactly => match (exact_value(format, low), exact_value(format, high)) {
+            (Some(low), Some(high)) => Translated {
+                cond: between(path, low, high)?,
+                exact: true,
+            },
+            // A bound between two stored values (dates): the two bounds it implies.
+            _ => Translated {
+                cond: Cond::And(vec![
+                    exactly(path.clone(), format, CmpOp::Ge, low)?.cond,
+                    exactly(path, format, CmpOp::Le, high)?.cond,
+                ]),
+                exact: true,
+            },
+        },
         Sortable::BySecond | Sortable::ByDay => {
             let by_day = format.sortable() == Sortable::ByDay;
             Translated {
