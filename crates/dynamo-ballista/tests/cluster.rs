@@ -79,6 +79,26 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The files under `dir` and their text, read when none vanishes between
+/// listing and reading (the scheduler renames an event log it finishes;
+/// then the listing is taken again, for at most 5 s).
+fn texts_under(dir: &Path) -> Vec<(PathBuf, String)> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let read: std::io::Result<Vec<(PathBuf, String)>> = files_under(dir)
+            .into_iter()
+            .map(|f| std::fs::read_to_string(&f).map(|text| (f, text)))
+            .collect();
+        match read {
+            Ok(texts) => return texts,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("{}: {e}", dir.display()),
+        }
+    }
+}
+
 /// Rows as sorted lines of `|`-joined values.
 fn rows(batches: &[datafusion::arrow::record_batch::RecordBatch]) -> Vec<String> {
     let mut out = Vec::new();
@@ -283,24 +303,24 @@ async fn queries_through_the_cluster_answer_as_locally_on_both_executors() {
 
     // Neither the cluster's secret nor the client's reaches a log or the
     // scheduler's event log, which do hold the plans that ran.
-    let events = files_under(nodes.event_log_dir());
-    let event_text: String = events
-        .iter()
-        .map(|f| std::fs::read_to_string(f).expect("event log"))
-        .collect();
+    let events = texts_under(nodes.event_log_dir());
     assert!(
-        event_text.contains("DynamoExec"),
+        events.iter().any(|(_, text)| text.contains("DynamoExec")),
         "the event log records the scans ({} files)",
         events.len()
     );
     let mut texts: Vec<(String, String)> = nodes
         .logs()
         .iter()
-        .chain(&events)
         .map(|f| {
             let text = std::fs::read_to_string(f).expect("log");
             (f.display().to_string(), text)
         })
+        .chain(
+            events
+                .into_iter()
+                .map(|(f, text)| (f.display().to_string(), text)),
+        )
         .collect();
     // What the scheduler's REST API tells of the jobs and their settings.
     let jobs = nodes.api("/api/jobs").await.expect("jobs");
