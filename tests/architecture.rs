@@ -20,7 +20,12 @@ use quote::ToTokens;
 use syn::{Attribute, ImplItem, Item, UseTree, Visibility};
 
 /// The crates whose surface is checked.
-const CRATES: [&str; 3] = ["dynamo-datafusion", "dynamo-connector", "dynamo-ballista"];
+const CRATES: [&str; 4] = [
+    "dynamo-datafusion",
+    "dynamo-connector",
+    "dynamo-ballista",
+    "dynamo-mirror",
+];
 
 type ModPath = Vec<String>;
 

@@ -9,6 +9,7 @@ mod equivalence;
 mod errors;
 mod faults;
 mod joins;
+mod mirror;
 mod pushdown;
 mod scan;
 mod sql;

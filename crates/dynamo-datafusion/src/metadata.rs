@@ -125,6 +125,10 @@ pub struct TableMeta {
     /// stream is enabled: its change records, as `"T$changes"`.
     #[serde(default)]
     pub stream_arn: Option<String>,
+    /// What the table's stream records of each change (`KEYS_ONLY`,
+    /// `NEW_IMAGE`, `OLD_IMAGE`, `NEW_AND_OLD_IMAGES`), when it is enabled.
+    #[serde(default)]
+    pub stream_view_type: Option<String>,
 }
 
 #[cfg(test)]
@@ -150,6 +154,7 @@ impl TableMeta {
             created_millis: None,
             ttl_attribute: None,
             stream_arn: None,
+            stream_view_type: None,
         }
     }
 }
@@ -244,6 +249,11 @@ impl TableMeta {
                 .filter(|s| s.stream_enabled())
                 .and(desc.latest_stream_arn())
                 .map(str::to_string),
+            stream_view_type: desc
+                .stream_specification()
+                .filter(|s| s.stream_enabled())
+                .and_then(|s| s.stream_view_type())
+                .map(|v| v.as_str().to_string()),
             name,
         })
     }

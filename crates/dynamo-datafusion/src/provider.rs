@@ -482,7 +482,17 @@ impl DynamoTableProvider {
         &self,
         since: Option<crate::changes::ChangeCheckpoint>,
     ) -> Result<crate::changes::ChangesRead> {
-        crate::changes::read_changes(
+        crate::changes::read_changes(self.change_reader(since)?).await
+    }
+
+    /// A read of the table's change records after `since` (all the stream
+    /// holds, when `None`), batch by batch, with the checkpoint after each:
+    /// see [`crate::changes::ChangeReader`].
+    pub fn change_reader(
+        &self,
+        since: Option<crate::changes::ChangeCheckpoint>,
+    ) -> Result<crate::changes::ChangeReader> {
+        crate::changes::change_reader(
             &self.client,
             Some(self.streams_credentials()?),
             &self.connection,
@@ -490,7 +500,6 @@ impl DynamoTableProvider {
             &self.state.schema(),
             since,
         )
-        .await
     }
 
     /// The identity the table was described with, for its Streams client.

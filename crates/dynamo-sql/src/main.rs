@@ -1,6 +1,7 @@
 //! `dynamo-sql`: SQL over Amazon DynamoDB, as a REPL or a one-shot command.
 //!
 //! ```text
+//! dynamo-sql mirror create|sync|follow|status ...   (Delta Lake mirrors)
 //! dynamo-sql [--endpoint-url URL] [--region R] [--profile P] [-c SQL]... [-f FILE]...
 //!            [--format table|csv|json|ndjson] [--maxrows N] [--stats]
 //!            [--schema-cache DIR | --no-schema-cache] [--schema-ttl SECONDS] [--extra-attributes]
@@ -11,6 +12,7 @@ mod error;
 mod exec;
 mod explain;
 mod helper;
+mod mirror;
 mod print;
 mod progress;
 mod repl;
@@ -32,16 +34,20 @@ use crate::print::Format;
 #[derive(Debug, Parser)]
 #[command(name = "dynamo-sql", version)]
 struct Args {
+    /// Keep a Delta Lake mirror of a table (`dynamo-sql mirror --help`).
+    #[command(subcommand)]
+    command: Option<Subcommand>,
+
     /// DynamoDB endpoint, e.g. http://127.0.0.1:8000 for a local server.
-    #[arg(long, value_name = "URL", value_parser = dynamo_datafusion::parse_endpoint_url)]
+    #[arg(long, global = true, value_name = "URL", value_parser = dynamo_datafusion::parse_endpoint_url)]
     endpoint_url: Option<String>,
 
     /// AWS region (default: from the environment or profile).
-    #[arg(long, value_name = "R")]
+    #[arg(long, global = true, value_name = "R")]
     region: Option<String>,
 
     /// Named profile from the AWS config and credentials files.
-    #[arg(long, value_name = "P")]
+    #[arg(long, global = true, value_name = "P")]
     profile: Option<String>,
 
     /// SQL (or a backslash command) to run; may be repeated. Statements end with ';'.
@@ -102,6 +108,16 @@ struct Args {
     cluster: Option<String>,
 }
 
+/// Commands besides SQL.
+#[derive(Debug, clap::Subcommand)]
+enum Subcommand {
+    /// Delta Lake mirrors of DynamoDB tables, kept up to date from their
+    /// streams: queries read them instead of the table
+    /// (`OPTIONS (mirror 'PATH')`).
+    #[command(subcommand)]
+    Mirror(mirror::MirrorCommand),
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
@@ -119,6 +135,9 @@ async fn main_inner(args: Args) -> Result<(), error::CliError> {
         .with_endpoint_url(args.endpoint_url)
         .with_region(args.region)
         .with_profile(args.profile);
+    if let Some(Subcommand::Mirror(command)) = args.command {
+        return mirror::run(command, &connection).await;
+    }
     let cache = if args.no_schema_cache {
         session::SchemaCacheChoice::Off
     } else {

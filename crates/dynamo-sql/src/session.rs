@@ -8,7 +8,10 @@ use datafusion::datasource::dynamic_file::DynamicListTableFactory;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use dynamo_datafusion::schema::{FileSchemaCache, SchemaCache};
 use dynamo_datafusion::session::dynamo_session_with_cache;
-use dynamo_datafusion::{ConnectionOptions, DynamoConfig, DynamoSchemaProvider, TableOptions};
+use dynamo_datafusion::{
+    ConnectionOptions, DynamoConfig, DynamoSchemaProvider, DynamoTableFactory, TableOptions,
+};
+use dynamo_mirror::MirrorTableFactory;
 
 use crate::error::CliError;
 
@@ -69,7 +72,8 @@ pub async fn build_context(
     let mut options = TableOptions::default();
     options.schema_ttl = Duration::from_secs(tables.schema_ttl_secs);
     options.extra_attributes = tables.extra_attributes;
-    let ctx = dynamo_session_with_cache(client, config, options, cache).await?;
+    let ctx = dynamo_session_with_cache(client.clone(), config, options, cache.clone()).await?;
+    mirrored_tables(&ctx, client, cache);
     match cluster {
         Some(url) => Ok(dynamo_ballista::cluster_session(url, ctx.state(), connection).await?),
         None => {
@@ -77,6 +81,24 @@ pub async fn build_context(
             Ok(ctx)
         }
     }
+}
+
+/// `CREATE EXTERNAL TABLE ... STORED AS DYNAMODB ... OPTIONS (mirror
+/// 'PATH')`: a table answered from its mirror while it is fresh enough.
+fn mirrored_tables(
+    ctx: &SessionContext,
+    client: aws_sdk_dynamodb::Client,
+    cache: Option<Arc<dyn SchemaCache>>,
+) {
+    let mut tables = DynamoTableFactory::new(client);
+    if let Some(cache) = cache {
+        tables = tables.with_schema_cache(cache);
+    }
+    let factory = Arc::new(MirrorTableFactory::new(Arc::new(tables)));
+    ctx.state_ref()
+        .write()
+        .table_factories_mut()
+        .insert(DynamoTableFactory::FILE_TYPE.to_string(), factory);
 }
 
 /// A file is a table by its path (`SELECT * FROM 'out.parquet'`), as in

@@ -17,7 +17,6 @@ use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, T
 use crate::decode::ItemDecoder;
 use crate::error::{Error, Result};
 use crate::metadata::TableMeta;
-use crate::schema::infer::is_extra_field;
 use crate::value::Item;
 
 /// The principal DynamoDB's time to live deletes items as.
@@ -58,10 +57,11 @@ fn key_and_image_fields(meta: &TableMeta, table: &SchemaRef) -> Result<(Fields, 
                 })
         })
         .collect::<Result<Vec<Field>>>()?;
+    // The extra-attributes column, when the table has one, takes what an
+    // image holds beyond the columns.
     let images: Vec<Field> = table
         .fields()
         .iter()
-        .filter(|f| !is_extra_field(f))
         .map(|f| f.as_ref().clone().with_nullable(true))
         .collect();
     Ok((keys.into(), images.into()))

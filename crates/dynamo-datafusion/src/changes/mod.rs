@@ -92,16 +92,61 @@ pub struct ChangesRead {
     pub checkpoint: ChangeCheckpoint,
 }
 
-/// Reads the change records after `since` (all the stream holds, when
-/// `None`), to the end of every shard.
-pub(crate) async fn read_changes(
+/// A read of a table's change records after a checkpoint, batch by batch:
+/// each batch is a page of one shard's records, and [`Self::checkpoint`]
+/// is always just after the last record returned — keep it with what the
+/// records built, and a later read from it returns exactly what follows.
+/// The read ends (`None`) once every shard the stream listed when it
+/// started is read to its end (an open shard: to where DynamoDB answers
+/// empty pages).
+///
+/// ```no_run
+/// # async fn demo(orders: dynamo_datafusion::DynamoTableProvider) -> dynamo_datafusion::Result<()> {
+/// let mut read = orders.change_reader(None)?;
+/// while let Some(batch) = read.next_batch().await? {
+///     println!("{} records, then {:?}", batch.num_rows(), read.checkpoint());
+/// }
+/// # Ok(()) }
+/// ```
+pub struct ChangeReader {
+    cursor: ChangeCursor,
+}
+
+impl std::fmt::Debug for ChangeReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeReader")
+            .field("checkpoint", self.cursor.checkpoint())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChangeReader {
+    /// The next page of change records, `None` once the stream is read.
+    pub async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        self.cursor.next_batch().await
+    }
+
+    /// Where the read stands: after every record returned so far.
+    pub fn checkpoint(&self) -> &ChangeCheckpoint {
+        self.cursor.checkpoint()
+    }
+
+    /// The columns of the records (see [`crate::changes`]).
+    pub fn schema(&self) -> &SchemaRef {
+        self.cursor.schema()
+    }
+}
+
+/// A read of the change records after `since` (all the stream holds, when
+/// `None`).
+pub(crate) fn change_reader(
     client: &aws_sdk_dynamodb::Client,
     credentials: Option<SharedCredentialsProvider>,
     connection: &ConnectionOptions,
     meta: &TableMeta,
     schema: &SchemaRef,
     since: Option<ChangeCheckpoint>,
-) -> Result<ChangesRead> {
+) -> Result<ChangeReader> {
     let arn = meta.stream_arn.clone().ok_or_else(|| Error::NoStream {
         table: meta.name.clone(),
     })?;
@@ -115,13 +160,19 @@ pub(crate) async fn read_changes(
     if let Some(since) = since {
         cursor = cursor.after(since)?;
     }
+    Ok(ChangeReader { cursor })
+}
+
+/// Reads the change records after `since` (all the stream holds, when
+/// `None`), to the end of every shard.
+pub(crate) async fn read_changes(mut reader: ChangeReader) -> Result<ChangesRead> {
     let mut batches = Vec::new();
-    while let Some(batch) = cursor.next_batch().await? {
+    while let Some(batch) = reader.next_batch().await? {
         batches.push(batch);
     }
     Ok(ChangesRead {
         batches,
-        checkpoint: cursor.checkpoint().clone(),
+        checkpoint: reader.checkpoint().clone(),
     })
 }
 

@@ -96,6 +96,11 @@ impl ChangeCursor {
         &self.checkpoint
     }
 
+    /// The columns of the records it returns.
+    pub(crate) fn schema(&self) -> &datafusion::arrow::datatypes::SchemaRef {
+        self.decoder.schema()
+    }
+
     /// The shards still to read, in lineage order: those a checkpoint has
     /// not finished. A shard the checkpoint stopped inside that the stream
     /// no longer lists was trimmed: the records after the checkpoint are

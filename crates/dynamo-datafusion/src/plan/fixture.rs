@@ -76,6 +76,7 @@ pub(crate) fn orders_meta() -> TableMeta {
         created_millis: None,
         ttl_attribute: None,
         stream_arn: None,
+        stream_view_type: None,
     }
 }
 

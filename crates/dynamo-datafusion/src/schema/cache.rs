@@ -386,6 +386,7 @@ mod tests {
             created_millis: Some(created),
             ttl_attribute: None,
             stream_arn: None,
+            stream_view_type: None,
             ..TableMeta::hash_only("Movies", "id")
         }
     }

@@ -228,6 +228,7 @@ mod tests {
             created_millis: None,
             ttl_attribute: None,
             stream_arn: None,
+            stream_view_type: None,
         }
     }
 
