@@ -1347,7 +1347,15 @@ fn mirror_query(table: &str, path: &str, freshness: &str, sql: &str) -> String {
          OPTIONS (mirror '{path}', {freshness});"
     );
     ok(dynamo_sql(
-        &["--no-schema-cache", "--format", "csv", "-c", &create, "-c", sql],
+        &[
+            "--no-schema-cache",
+            "--format",
+            "csv",
+            "-c",
+            &create,
+            "-c",
+            sql,
+        ],
         None,
     ))
 }
@@ -1393,12 +1401,24 @@ async fn a_mirror_followed_killed_and_resumed_twenty_times_equals_its_table() {
     let path = dir.path().join("mirror");
     let path = path.to_str().expect("utf-8 path");
     let created = dynamo_sql(&["mirror", "create", &table, "--to", path], None);
-    assert!(stderr(&created).contains("created at"), "{}", stderr(&created));
+    assert!(
+        stderr(&created).contains("created at"),
+        "{}",
+        stderr(&created)
+    );
     ok(created);
     for _round in 0..20 {
         let mut follower = dynamo_sql_command(
             &endpoint,
-            &["mirror", "follow", path, "--interval", "10ms", "--batch-records", "1"],
+            &[
+                "mirror",
+                "follow",
+                path,
+                "--interval",
+                "10ms",
+                "--batch-records",
+                "1",
+            ],
         )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -1436,7 +1456,9 @@ async fn a_mirror_followed_killed_and_resumed_twenty_times_equals_its_table() {
     assert_eq!(mirrored, live, "the mirror equals the table");
     // An ordinary Delta table: the deltalake package reads the same rows.
     let python = std::env::var("PROJECT_PYTHON").unwrap_or_else(|_| {
-        panic!("PROJECT_PYTHON is not set: run scripts/test.sh, or set it to a Python with deltalake")
+        panic!(
+            "PROJECT_PYTHON is not set: run scripts/test.sh, or set it to a Python with deltalake"
+        )
     });
     let script = "import os, sys, deltalake\n\
                   t = deltalake.DeltaTable(sys.argv[1]).to_pyarrow_table().sort_by('id').to_pylist()\n\
@@ -1446,13 +1468,22 @@ async fn a_mirror_followed_killed_and_resumed_twenty_times_equals_its_table() {
         .args(["-c", script, path])
         .output()
         .expect("python runs");
-    assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
     let from_python = String::from_utf8_lossy(&read.stdout).trim().to_string();
-    let expected = mirror_query(&table, path, "max_staleness '0s', on_stale 'live'", "SELECT id, v FROM m ORDER BY id")
-        .lines()
-        .skip(1)
-        .map(|l| l.replace(',', "|"))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let expected = mirror_query(
+        &table,
+        path,
+        "max_staleness '0s', on_stale 'live'",
+        "SELECT id, v FROM m ORDER BY id",
+    )
+    .lines()
+    .skip(1)
+    .map(|l| l.replace(',', "|"))
+    .collect::<Vec<_>>()
+    .join("\n");
     assert_eq!(from_python, expected, "deltalake reads the table's rows");
 }
