@@ -115,6 +115,19 @@ async fn streamed_table(client: &Client, prefix: &str, workload: &mut Workload) 
     table
 }
 
+/// A streamed table (see [`streamed_table`]) and a provider of it.
+async fn streamed_provider(
+    client: &Client,
+    prefix: &str,
+    workload: &mut Workload,
+) -> (String, Arc<DynamoTableProvider>) {
+    let table = streamed_table(client, prefix, workload).await;
+    let live = DynamoTableProvider::try_new(client.clone(), &table)
+        .await
+        .expect("provider");
+    (table, Arc::new(live))
+}
+
 fn mirror_dir() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
 }
@@ -156,12 +169,7 @@ async fn a_mirror_made_during_writes_and_synced_equals_the_table() {
     let mut workload = Workload {
         seed: 0x9e37_79b9_7f4a_7c15,
     };
-    let table = streamed_table(&client, "Mirrored", &mut workload).await;
-    let live = Arc::new(
-        DynamoTableProvider::try_new(client.clone(), &table)
-            .await
-            .expect("provider"),
-    );
+    let (table, live) = streamed_provider(&client, "Mirrored", &mut workload).await;
     let dir = mirror_dir();
     let path = dir.path().join("m");
     let path = path.to_str().expect("utf-8 path");
@@ -203,12 +211,7 @@ async fn a_mirror_made_during_writes_and_synced_equals_the_table() {
 async fn queries_answer_from_a_fresh_mirror_with_no_table_read_and_catch_up_when_it_is_older() {
     let client = client().await;
     let mut workload = Workload { seed: 0x0dd_ba11 };
-    let table = streamed_table(&client, "Fresh", &mut workload).await;
-    let live = Arc::new(
-        DynamoTableProvider::try_new(client.clone(), &table)
-            .await
-            .expect("provider"),
-    );
+    let (table, live) = streamed_provider(&client, "Fresh", &mut workload).await;
     let dir = mirror_dir();
     let path = dir.path().join("m");
     let (mirror, _) = Mirror::create(&live, path.to_str().expect("path"))

@@ -90,13 +90,7 @@ fn delta_type(t: &DataType) -> Result<DataType, String> {
 /// `batch` (of the table's columns) in the mirror's types: `delta` is
 /// [`delta_schema`] of the batch's schema, possibly with more columns.
 pub(crate) fn to_delta(batch: &RecordBatch, delta: &SchemaRef) -> Result<RecordBatch, ArrowError> {
-    let columns = batch
-        .columns()
-        .iter()
-        .zip(delta.fields())
-        .map(|(column, field)| convert(column, field))
-        .collect::<Result<Vec<_>, _>>()?;
-    RecordBatch::try_new(Arc::clone(delta), columns)
+    convert_batch(batch, delta)
 }
 
 /// `batch` (of mirror columns) in the table's types: `source` names the
@@ -105,13 +99,18 @@ pub(crate) fn from_delta(
     batch: &RecordBatch,
     source: &SchemaRef,
 ) -> Result<RecordBatch, ArrowError> {
+    convert_batch(batch, source)
+}
+
+/// Each column of `batch` in the type of the same column of `to`.
+fn convert_batch(batch: &RecordBatch, to: &SchemaRef) -> Result<RecordBatch, ArrowError> {
     let columns = batch
         .columns()
         .iter()
-        .zip(source.fields())
+        .zip(to.fields())
         .map(|(column, field)| convert(column, field))
         .collect::<Result<Vec<_>, _>>()?;
-    RecordBatch::try_new(Arc::clone(source), columns)
+    RecordBatch::try_new(Arc::clone(to), columns)
 }
 
 /// One column in the type of `to`: lossless both ways for the pairs

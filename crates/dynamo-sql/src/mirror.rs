@@ -119,7 +119,7 @@ pub async fn run(command: MirrorCommand, connection: &ConnectionOptions) -> Resu
             let mut mirror = Mirror::open(&path).await.map_err(mirror_error)?;
             let live = mirror.live_provider(client).await.map_err(mirror_error)?;
             let report = mirror.sync(&live, &options).await.map_err(mirror_error)?;
-            report_sync(&mirror, &report);
+            report_sync(mirror.path(), &report);
             Ok(())
         }
         MirrorCommand::Follow { path, sync } => {
@@ -204,10 +204,10 @@ async fn follow_until_stopped(
         .map_err(mirror_error)
 }
 
-fn report_sync(mirror: &Mirror, report: &SyncReport) {
+/// One line on stderr: what a sync of the mirror at `path` applied.
+fn report_sync(path: &str, report: &SyncReport) {
     eprintln!(
-        "{}: {} change(s) applied in {} commit(s), version {}{}",
-        mirror.path(),
+        "{path}: {} change(s) applied in {} commit(s), version {}{}",
         report.records,
         report.commits,
         report.version,

@@ -1377,7 +1377,7 @@ async fn a_mirror_followed_killed_and_resumed_twenty_times_equals_its_table() {
         .create(&client)
         .await
         .expect("create");
-    let mut seed: u64 = 0x5eed_0f_1d_2e_3f;
+    let mut seed: u64 = 0x5eed_0f1d_2e3f;
     let mut next = move |n: u64| {
         seed ^= seed << 13;
         seed ^= seed >> 7;
@@ -1389,7 +1389,7 @@ async fn a_mirror_followed_killed_and_resumed_twenty_times_equals_its_table() {
             ("id".to_string(), AV::S(format!("i{id:02}"))),
             ("v".to_string(), AV::N(v.to_string())),
         ]);
-        if v % 3 == 0 {
+        if v.is_multiple_of(3) {
             item.insert("note".to_string(), AV::S(format!("note {v}")));
         }
         item
