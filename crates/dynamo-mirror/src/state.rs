@@ -17,7 +17,6 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use deltalake::DeltaTable;
 use dynamo_datafusion::changes::ChangeCheckpoint;
-use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{MirrorError, Result, delta};
@@ -112,6 +111,19 @@ impl Source {
     }
 }
 
+/// Commits looked at, newest first, for the last position (others'
+/// commits, such as OPTIMIZE or VACUUM, come between).
+const MOST_COMMITS_BACK: usize = 1_000;
+
+/// The position a commit (its JSON lines) recorded in its commit
+/// information, if it did.
+fn recorded_position(commit: &[u8]) -> Option<serde_json::Value> {
+    std::str::from_utf8(commit).ok()?.lines().find_map(|line| {
+        let action: serde_json::Value = serde_json::from_str(line).ok()?;
+        action.get("commitInfo")?.get(COMMIT_KEY).cloned()
+    })
+}
+
 /// The position of the mirror at its loaded version: the newest commit
 /// that recorded one (other writers' commits, such as an OPTIMIZE, are
 /// passed over), checked against the application transaction.
@@ -127,34 +139,37 @@ pub(crate) async fn position(path: &str, table: &DeltaTable) -> Result<MirrorPos
             reason: format!("no commit of application '{APP_ID}'"),
         });
     };
-    for limit in [Some(4), Some(64), None] {
-        let infos: Vec<_> = table
-            .history(limit)
-            .try_collect()
+    // The commits of the loaded version and before, newest first (a
+    // listing of the log would also show commits made since it loaded).
+    let loaded = table.version().unwrap_or_default();
+    for version in (0..=loaded).rev().take(MOST_COMMITS_BACK) {
+        let Some(commit) = table
+            .log_store()
+            .read_commit_entry(version)
             .await
-            .map_err(|e| delta(path, e))?;
-        let found = infos.iter().find_map(|info| info.info.get(COMMIT_KEY));
-        if let Some(found) = found {
-            let position: MirrorPosition =
-                serde_json::from_value(found.clone()).map_err(|e| MirrorError::NotAMirror {
-                    path: path.to_string(),
-                    reason: format!("its position does not read: {e}"),
-                })?;
-            if position.batch != batch {
-                return Err(MirrorError::NotAMirror {
-                    path: path.to_string(),
-                    reason: format!(
-                        "its newest position is of batch {} but its transaction log says {batch} \
-                         (was it restored to an older version?)",
-                        position.batch
-                    ),
-                });
-            }
-            return Ok(position);
-        }
-        if limit.is_some_and(|n| infos.len() < n) {
+            .map_err(|e| delta(path, e))?
+        else {
             break;
+        };
+        let Some(found) = recorded_position(&commit) else {
+            continue;
+        };
+        let position: MirrorPosition =
+            serde_json::from_value(found).map_err(|e| MirrorError::NotAMirror {
+                path: path.to_string(),
+                reason: format!("its position does not read: {e}"),
+            })?;
+        if position.batch != batch {
+            return Err(MirrorError::NotAMirror {
+                path: path.to_string(),
+                reason: format!(
+                    "its newest position is of batch {} but its transaction log says {batch} \
+                     (was it restored to an older version?)",
+                    position.batch
+                ),
+            });
         }
+        return Ok(position);
     }
     Err(MirrorError::NotAMirror {
         path: path.to_string(),
