@@ -23,7 +23,9 @@ use crate::error::{ConnectorError, ErrorCode, Result, sql_error};
 use crate::metrics::Metrics;
 use crate::request::{ConnectorRequest, Inputs, Limits, ReadOperation, parse_request};
 use crate::secret::Secret;
-use crate::tenant::{ClientResolver, PasswordLogin, ResolvedClient, SchemaStore};
+use crate::tenant::{
+    ClientResolver, MirrorConfig, MirrorStore, PasswordLogin, ResolvedClient, SchemaStore,
+};
 use crate::usage::{TableUsage, UsageRecorder};
 
 /// Runs connector requests for authenticated sessions.
@@ -46,6 +48,7 @@ pub struct Connector {
     resolver: Arc<dyn ClientResolver>,
     logins: Option<Arc<dyn PasswordLogin>>,
     schemas: Option<Arc<dyn SchemaStore>>,
+    mirrors: Option<Arc<dyn MirrorStore>>,
     usage: Option<Arc<UsageRecorder>>,
     metrics: Option<Arc<Metrics>>,
 }
@@ -58,8 +61,25 @@ impl Connector {
             resolver,
             logins: None,
             schemas: None,
+            mirrors: None,
             usage: None,
             metrics: None,
+        }
+    }
+
+    /// Answers the `sql` of each client from the mirrors `mirrors` lists
+    /// for it (read with the client's own credentials when they catch up
+    /// or read live); other tables are read live.
+    pub fn with_mirror_store(mut self, mirrors: Arc<dyn MirrorStore>) -> Self {
+        self.mirrors = Some(mirrors);
+        self
+    }
+
+    /// The mirrors of `client_id`.
+    fn mirrors_of(&self, client_id: &str) -> Result<Vec<MirrorConfig>> {
+        match &self.mirrors {
+            Some(store) => store.mirrors(client_id),
+            None => Ok(Vec::new()),
         }
     }
 
@@ -182,7 +202,8 @@ impl Connector {
     pub async fn sql_session(&self, session_token: Option<&str>) -> Result<SqlSession> {
         let resolved = self.authenticate(session_token).await?;
         let cache = self.schema_cache(&resolved.client_id);
-        let ctx = sql_context(&resolved.client, cache, None).await?;
+        let mirrors = self.mirrors_of(&resolved.client_id)?;
+        let ctx = sql_context(&resolved.client, cache, None, &mirrors).await?;
         Ok(SqlSession {
             client_id: resolved.client_id,
             user: resolved.user,
@@ -244,7 +265,14 @@ impl Connector {
             return Err(e);
         }
         let cache = self.schema_cache(client);
-        match run(&resolved, request, cache).await {
+        let mirrors = match self.mirrors_of(client) {
+            Ok(m) => m,
+            Err(e) => {
+                self.observe(operation, Some(client), &[], Some((&table, &e)), start);
+                return Err(e);
+            }
+        };
+        match run(&resolved, request, cache, &mirrors).await {
             Ok((response, tables)) => {
                 self.observe(operation, Some(client), &tables, None, start);
                 Ok(response)
@@ -324,6 +352,7 @@ async fn run(
     resolved: &ResolvedClient,
     request: ConnectorRequest,
     cache: Option<Arc<dyn SchemaCache>>,
+    mirrors: &[MirrorConfig],
 ) -> Served {
     match request.inputs {
         Inputs::Read(read) => {
@@ -333,7 +362,7 @@ async fn run(
             let usage = read_usage(&read.table_name, &response);
             Ok((response, vec![usage]))
         }
-        Inputs::Sql(sql) => run_sql(&resolved.client, &sql, request.limits, cache).await,
+        Inputs::Sql(sql) => run_sql(&resolved.client, &sql, request.limits, cache, mirrors).await,
     }
 }
 
@@ -380,23 +409,78 @@ fn read_only() -> SQLOptions {
         .with_allow_statements(false)
 }
 
-/// A session over `client`'s tables, with its stored schemas, and a
-/// read-capacity ceiling per statement when `max_rcu` is set.
+/// A session over `client`'s tables, with its stored schemas, a
+/// read-capacity ceiling per statement when `max_rcu` is set, and the
+/// tables of `mirrors` answered from their mirrors.
 async fn sql_context(
     client: &Client,
     cache: Option<Arc<dyn SchemaCache>>,
     max_rcu: Option<f64>,
+    mirrors: &[MirrorConfig],
 ) -> Result<SessionContext> {
     let mut settings = DynamoConfig::default();
     settings.max_rcu = max_rcu;
-    dynamo_session_with_cache(
+    let ctx = dynamo_session_with_cache(
         client.clone(),
         SessionConfig::new().with_option_extension(settings),
         TableOptions::default(),
         cache,
     )
     .await
-    .map_err(sql_error)
+    .map_err(sql_error)?;
+    for config in mirrors {
+        let provider = mirrored_table(client, config).await?;
+        // As named: DynamoDB table names are case-sensitive.
+        let name = datafusion::common::TableReference::bare(config.table.as_str());
+        ctx.register_table(name, provider).map_err(sql_error)?;
+    }
+    Ok(ctx)
+}
+
+/// The table `config` names, answered from its mirror; the live reads it
+/// may make (catching up, or reading live) use `client`.
+async fn mirrored_table(
+    client: &Client,
+    config: &MirrorConfig,
+) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
+    let unavailable = |e: dynamo_mirror::MirrorError| match e {
+        dynamo_mirror::MirrorError::Dynamo(e) => crate::error::provider_error(&e),
+        other => ConnectorError::new(
+            ErrorCode::MirrorUnavailable,
+            format!("table '{}': {other}", config.table),
+        ),
+    };
+    let mirror = dynamo_mirror::Mirror::open(&config.path)
+        .await
+        .map_err(unavailable)?;
+    if mirror.table_name() != config.table {
+        return Err(ConnectorError::new(
+            ErrorCode::MirrorUnavailable,
+            format!(
+                "table '{}': its mirror at '{}' is of table '{}'",
+                config.table,
+                config.path,
+                mirror.table_name()
+            ),
+        ));
+    }
+    let on_stale = config.on_stale.parse().map_err(|e: String| {
+        ConnectorError::new(
+            ErrorCode::MirrorUnavailable,
+            format!("table '{}': on_stale {e}", config.table),
+        )
+    })?;
+    let freshness = dynamo_mirror::Freshness {
+        max_staleness: std::time::Duration::from_millis(config.max_staleness_ms),
+        on_stale,
+    };
+    let live = mirror
+        .live_provider(client.clone())
+        .await
+        .map_err(unavailable)?;
+    Ok(Arc::new(dynamo_mirror::MirrorTableProvider::new(
+        live, &mirror, freshness,
+    )))
 }
 
 async fn run_sql(
@@ -404,9 +488,10 @@ async fn run_sql(
     sql: &str,
     limits: Limits,
     cache: Option<Arc<dyn SchemaCache>>,
+    mirrors: &[MirrorConfig],
 ) -> Served {
     let nothing = |e: ConnectorError| (e, Vec::new());
-    let ctx = sql_context(client, cache, limits.max_capacity)
+    let ctx = sql_context(client, cache, limits.max_capacity, mirrors)
         .await
         .map_err(nothing)?;
     let statement = ctx

@@ -34,6 +34,10 @@ pub enum ErrorCode {
     QuotaExceeded,
     /// Any other DynamoDB failure.
     DynamodbError,
+    /// A table configured to answer from its mirror could not: the mirror
+    /// is missing, behind its stream's retention, or older than its bound
+    /// with `on_stale = 'error'`.
+    MirrorUnavailable,
     /// A fault of the connector or its store.
     Internal,
 }
@@ -53,6 +57,7 @@ impl ErrorCode {
             ErrorCode::CapacityExceeded => "capacity_exceeded",
             ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::DynamodbError => "dynamodb_error",
+            ErrorCode::MirrorUnavailable => "mirror_unavailable",
             ErrorCode::Internal => "internal",
         }
     }
@@ -68,6 +73,7 @@ impl ErrorCode {
             ErrorCode::InvalidRequest | ErrorCode::CapacityExceeded => 400,
             ErrorCode::Throttled | ErrorCode::QuotaExceeded => 429,
             ErrorCode::DynamodbError => 502,
+            ErrorCode::MirrorUnavailable => 503,
             ErrorCode::CredentialsUnreadable | ErrorCode::Internal => 500,
         }
     }
@@ -242,7 +248,15 @@ pub(crate) fn sql_error(e: DataFusionError) -> ConnectorError {
     }
     let text = e.to_string();
     match e.find_root() {
-        DataFusionError::External(_) => ConnectorError::new(ErrorCode::Internal, text),
+        DataFusionError::External(inner) => {
+            match inner.downcast_ref::<dynamo_mirror::MirrorError>() {
+                Some(dynamo_mirror::MirrorError::Dynamo(found)) => provider_error(found),
+                Some(mirror) => {
+                    ConnectorError::new(ErrorCode::MirrorUnavailable, mirror.to_string())
+                }
+                None => ConnectorError::new(ErrorCode::Internal, text),
+            }
+        }
         DataFusionError::Plan(m) if m.contains("not found") && m.contains("table") => {
             ConnectorError::new(ErrorCode::TableNotFound, text)
         }

@@ -132,7 +132,7 @@ pub fn status_of(e: &ConnectorError) -> Status {
         ErrorCode::ServiceNotConfigured | ErrorCode::CredentialsNotFound => {
             Status::failed_precondition(message)
         }
-        ErrorCode::DynamodbError => Status::unavailable(message),
+        ErrorCode::DynamodbError | ErrorCode::MirrorUnavailable => Status::unavailable(message),
         ErrorCode::CredentialsUnreadable | ErrorCode::Internal => Status::internal(message),
     }
 }

@@ -44,8 +44,9 @@ pub use secret::{MASTER_KEY_ENV, MasterKey, Secret};
 pub use store::{MIN_PASSWORD_CHARS, SessionInfo, SqliteStore};
 pub use tenant::{
     ChainResolver, ClientResolver, CredentialCipher, CredentialStore, Credentials,
-    DYNAMODB_SERVICE, DynamoService, MasterKeyCipher, PasswordLogin, ResolvedClient, SchemaStore,
-    ServiceDirectory, Session, SessionAuthenticator, TenantResolver, build_client,
+    DYNAMODB_SERVICE, DynamoService, MasterKeyCipher, MirrorConfig, MirrorStore, PasswordLogin,
+    ResolvedClient, SchemaStore, ServiceDirectory, Session, SessionAuthenticator, TenantResolver,
+    build_client,
 };
 pub use usage::{
     Clock, SystemClock, TableUsage, UsageFilter, UsageFormat, UsageRecorder, UsageRow, UsageStore,

@@ -12,6 +12,8 @@
 //! dynamo-connector admin --store PATH rotate-key --new-key-file F
 //! dynamo-connector admin --store PATH usage [--client C] [--since DAY] [--until DAY] [--format table|json|csv]
 //! dynamo-connector admin --store PATH quota set CLIENT --daily-rcu N | quota clear CLIENT
+//! dynamo-connector admin --store PATH mirror set CLIENT TABLE PATH [--max-staleness 30s] [--on-stale sync|live|error]
+//! dynamo-connector admin --store PATH mirror remove CLIENT TABLE | mirror list CLIENT
 //! dynamo-connector run --store PATH --session TOKEN [--request FILE]
 //! dynamo-connector serve --store PATH [--listen 127.0.0.1:PORT] [--flight-listen 127.0.0.1:PORT] [--usage-flush-ms MS]
 //! ```
@@ -27,8 +29,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use dynamo_connector::{
     Connector, ConnectorError, Credentials, DynamoService, MasterKey, MasterKeyCipher, Metrics,
-    Secret, SessionInfo, SqliteStore, SystemClock, TenantResolver, UsageFilter, UsageFormat,
-    UsageRecorder, UsageStore, format_usage, utc_time,
+    MirrorConfig, MirrorStore, Secret, SessionInfo, SqliteStore, SystemClock, TenantResolver,
+    UsageFilter, UsageFormat, UsageRecorder, UsageStore, format_usage, utc_time,
 };
 
 /// The dynamo.connector entry point: multi-tenant DynamoDB reads and SQL.
@@ -134,6 +136,12 @@ enum Admin {
         #[command(subcommand)]
         action: QuotaAction,
     },
+    /// Tables a client's `sql` answers from mirrors (Delta Lake copies
+    /// kept up to date by `dynamo-sql mirror follow`).
+    Mirror {
+        #[command(subcommand)]
+        action: MirrorAction,
+    },
     /// Write a new random master key (base64 of 32 bytes) to a new file
     /// readable by its owner only; give it as --master-key-file (or its
     /// text as DYNAMO_CONNECTOR_MASTER_KEY). Needs no store.
@@ -161,6 +169,30 @@ enum QuotaAction {
     },
     /// Remove the client's quota.
     Clear { client: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum MirrorAction {
+    /// Answer the client's `sql` over TABLE from the mirror at PATH while
+    /// it is at most --max-staleness behind.
+    Set {
+        client: String,
+        table: String,
+        path: String,
+        /// The most the mirror may be behind (`500ms`, `30s`, `5m`, `1h`).
+        #[arg(long, value_name = "DURATION", default_value = "30s",
+              value_parser = dynamo_mirror::parse_duration)]
+        max_staleness: std::time::Duration,
+        /// Past that: catch up from the stream (`sync`), read DynamoDB
+        /// (`live`) or fail (`error`: mirror_unavailable).
+        #[arg(long, value_name = "POLICY", default_value = "sync",
+              value_parser = ["sync", "live", "error"])]
+        on_stale: String,
+    },
+    /// Read TABLE live again.
+    Remove { client: String, table: String },
+    /// The client's mirrored tables.
+    List { client: String },
 }
 
 /// A `YYYY-MM-DD` day.
@@ -328,11 +360,12 @@ fn connector(
     let usage = UsageRecorder::start(store.clone(), Arc::new(SystemClock), usage_flush);
     Ok(Connector::new(Arc::new(resolver))
         .with_password_login(store.clone())
-        .with_schema_store(store)
+        .with_schema_store(store.clone())
+        .with_mirror_store(store)
         .with_usage(usage))
 }
 
-fn admin(
+async fn admin(
     store: Option<&Path>,
     key_file: Option<&Path>,
     action: Admin,
@@ -464,6 +497,57 @@ fn admin(
             db()?.set_daily_quota(&client, None)?;
             eprintln!("client '{client}': no quota");
         }
+        Admin::Mirror {
+            action:
+                MirrorAction::Set {
+                    client,
+                    table,
+                    path,
+                    max_staleness,
+                    on_stale,
+                },
+        } => {
+            // A mirror that does not open is refused now, not at the first query.
+            let mirror = dynamo_mirror::Mirror::open(&path)
+                .await
+                .map_err(|e| ConnectorError::invalid(e.to_string()))?;
+            if mirror.table_name() != table {
+                return Err(ConnectorError::invalid(format!(
+                    "the mirror at '{path}' is of table '{}', not '{table}'",
+                    mirror.table_name()
+                )));
+            }
+            let config = MirrorConfig {
+                table: table.clone(),
+                path: path.clone(),
+                max_staleness_ms: max_staleness.as_millis() as u64,
+                on_stale: on_stale.clone(),
+            };
+            db()?.set_mirror(&client, &config)?;
+            eprintln!(
+                "client '{client}': table '{table}' answers from {path} within {} ms (then {on_stale})",
+                config.max_staleness_ms
+            );
+        }
+        Admin::Mirror {
+            action: MirrorAction::Remove { client, table },
+        } => {
+            if db()?.remove_mirror(&client, &table)? {
+                eprintln!("client '{client}': table '{table}' is read live");
+            } else {
+                eprintln!("client '{client}': table '{table}' had no mirror");
+            }
+        }
+        Admin::Mirror {
+            action: MirrorAction::List { client },
+        } => {
+            for m in db()?.mirrors(&client)? {
+                println!(
+                    "{}\t{}\t{} ms\t{}",
+                    m.table, m.path, m.max_staleness_ms, m.on_stale
+                );
+            }
+        }
         Admin::RotateKey { new_key_file } => {
             let old = MasterKey::load(key_file)?;
             let new = MasterKey::load(Some(&new_key_file))?;
@@ -543,7 +627,7 @@ fn format_sessions(sessions: &[SessionInfo], format: ListFormat) -> String {
 async fn run(cli: Cli) -> Result<(), ConnectorError> {
     let key_file = cli.master_key_file.as_deref();
     match cli.command {
-        Command::Admin { store, action } => admin(store.as_deref(), key_file, action),
+        Command::Admin { store, action } => admin(store.as_deref(), key_file, action).await,
         Command::Run {
             store,
             session,

@@ -15,8 +15,8 @@ use crate::crypto::{NONCE_LEN, Sealed, open, seal};
 use crate::error::{ConnectorError, ErrorCode, Result};
 use crate::secret::{MasterKey, Secret};
 use crate::tenant::{
-    CredentialStore, Credentials, DYNAMODB_SERVICE, DynamoService, PasswordLogin, SchemaStore,
-    ServiceDirectory, Session, SessionAuthenticator,
+    CredentialStore, Credentials, DYNAMODB_SERVICE, DynamoService, MirrorConfig, MirrorStore,
+    PasswordLogin, SchemaStore, ServiceDirectory, Session, SessionAuthenticator,
 };
 use crate::usage::{UsageFilter, UsageRow, UsageStore};
 use dynamo_datafusion::schema::SchemaCache;
@@ -70,6 +70,14 @@ CREATE TABLE IF NOT EXISTS usage_errors (
     code TEXT NOT NULL,
     count INTEGER NOT NULL,
     PRIMARY KEY (client_id, day, table_name, code)
+);
+CREATE TABLE IF NOT EXISTS mirrors (
+    client_id TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+    table_name TEXT NOT NULL,
+    path TEXT NOT NULL,
+    max_staleness_ms INTEGER NOT NULL,
+    on_stale TEXT NOT NULL,
+    PRIMARY KEY (client_id, table_name)
 );
 CREATE TABLE IF NOT EXISTS quotas (
     client_id TEXT PRIMARY KEY REFERENCES clients(id) ON DELETE CASCADE,
@@ -545,6 +553,56 @@ impl UsageStore for SqliteStore {
             )?,
         };
         Ok(())
+    }
+}
+
+impl SqliteStore {
+    /// Makes the client's `sql` read `mirror.table` from its mirror.
+    pub fn set_mirror(&self, client_id: &str, mirror: &MirrorConfig) -> Result<()> {
+        if mirror.table.is_empty() || mirror.path.is_empty() {
+            return Err(ConnectorError::invalid("a mirror needs a table and a path"));
+        }
+        if !["sync", "live", "error"].contains(&mirror.on_stale.as_str()) {
+            return Err(ConnectorError::invalid(format!(
+                "on_stale '{}': expected sync, live or error",
+                mirror.on_stale
+            )));
+        }
+        let conn = self.conn();
+        Self::require_client(&conn, client_id)?;
+        conn.execute(
+            "INSERT INTO mirrors (client_id, table_name, path, max_staleness_ms, on_stale) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (client_id, table_name) DO UPDATE SET path = ?3, max_staleness_ms = ?4, on_stale = ?5",
+            params![client_id, mirror.table, mirror.path, mirror.max_staleness_ms as i64, mirror.on_stale],
+        )?;
+        Ok(())
+    }
+
+    /// The client's `sql` reads `table` live again; false when it had no mirror.
+    pub fn remove_mirror(&self, client_id: &str, table: &str) -> Result<bool> {
+        let n = self.conn().execute(
+            "DELETE FROM mirrors WHERE client_id = ?1 AND table_name = ?2",
+            params![client_id, table],
+        )?;
+        Ok(n > 0)
+    }
+}
+
+impl MirrorStore for SqliteStore {
+    fn mirrors(&self, client_id: &str) -> Result<Vec<MirrorConfig>> {
+        let conn = self.conn();
+        let mut statement = conn.prepare(
+            "SELECT table_name, path, max_staleness_ms, on_stale FROM mirrors WHERE client_id = ?1 ORDER BY table_name",
+        )?;
+        let rows = statement.query_map(params![client_id], |row| {
+            Ok(MirrorConfig {
+                table: row.get(0)?,
+                path: row.get(1)?,
+                max_staleness_ms: row.get::<_, i64>(2)?.max(0) as u64,
+                on_stale: row.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
     }
 }
 

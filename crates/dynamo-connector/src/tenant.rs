@@ -181,6 +181,27 @@ pub trait ClientResolver: Send + Sync {
     async fn resolve(&self, token: Option<&str>) -> Result<ResolvedClient>;
 }
 
+/// A table a client's `sql` reads from its mirror (a Delta Lake copy kept
+/// up to date from the table's stream; see `dynamo_mirror`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorConfig {
+    /// The DynamoDB table.
+    pub table: String,
+    /// The mirror's location (made by `dynamo-sql mirror create`).
+    pub path: String,
+    /// The most the mirror may be behind the table to answer, in ms.
+    pub max_staleness_ms: u64,
+    /// Past that: `sync` (catch up from the stream first), `live` (read
+    /// DynamoDB) or `error` (`mirror_unavailable`).
+    pub on_stale: String,
+}
+
+/// Which of a client's tables answer from mirrors.
+pub trait MirrorStore: Send + Sync {
+    /// The mirrors `client_id`'s `sql` requests read.
+    fn mirrors(&self, client_id: &str) -> Result<Vec<MirrorConfig>>;
+}
+
 /// Where each client's inferred table schemas are kept between requests,
 /// so an `sql` request reads no items to sample a table it read before.
 pub trait SchemaStore: Send + Sync {

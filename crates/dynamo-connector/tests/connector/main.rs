@@ -7,6 +7,7 @@ mod catalogue;
 mod fixture;
 mod flight;
 mod http;
+mod mirrors;
 mod readme;
 mod reads;
 mod sql;
