@@ -3,7 +3,8 @@
 # e.g. scripts/bench.sh pushdown --items 10000 --items 100000 --runs 5
 # Benches: pushdown, scan_throughput, decode (criterion), vs_python (boto3 + pandas),
 # replay (client-side ceiling), capacity (read-capacity budget), schema_cache (sampling per
-# one-shot run, with and without the schema cache).
+# one-shot run, with and without the schema cache), mirror (live reads vs Delta mirrors,
+# freshness lag, bootstrap items/s).
 # PROFILE=release for optimised builds (slow to compile); the default is the test profile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
