@@ -201,7 +201,19 @@ async fn a_mirror_made_during_writes_and_synced_equals_the_table() {
         live.meta().stream_arn.clone().unwrap_or_default()
     );
     let again = mirror.sync(&live, &options).await.expect("sync again");
-    assert_eq!(again.records, 0);
+    assert_eq!((again.records, again.commits), (0, 0), "{again:?}");
+    // An idle follower's heartbeat: a commit of the position alone.
+    let version = mirror.version();
+    let beat = mirror
+        .sync(&live, &options.clone().heartbeat(Duration::ZERO))
+        .await
+        .expect("heartbeat");
+    assert_eq!((beat.records, beat.commits), (0, 1), "{beat:?}");
+    assert_eq!(mirror.version(), version + 1);
+    let after = mirror.position().await.expect("position");
+    assert_eq!(after.batch, position.batch + 1);
+    assert!(after.caught_up_at_ms >= position.caught_up_at_ms);
+    assert_eq!(after.checkpoint, position.checkpoint);
     // Creating a mirror where one is: refused, the old one untouched.
     let err = Mirror::create(&live, path).await.expect_err("exists");
     assert!(matches!(err, MirrorError::Exists { .. }), "{err}");

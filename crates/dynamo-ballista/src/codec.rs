@@ -35,6 +35,7 @@ use dynamo_datafusion::exec::{ExecLayout, ExecParts};
 use dynamo_datafusion::{
     ConnectionOptions, DynamoExec, DynamoTableProvider, ScanPlan, TableMeta, TableOptions,
 };
+use dynamo_mirror::{MirrorScanExec, MirrorScanParts, MirrorTableParts, MirrorTableProvider};
 use prost::Message as _;
 use serde::{Deserialize, Serialize};
 
@@ -91,6 +92,63 @@ struct TableWire {
     meta: TableMeta,
     options: TableOptions,
     connection: ConnectionOptions,
+}
+
+/// A table answered from its mirror, as it travels: the mirror's parts
+/// and the live table's.
+#[derive(Debug, Serialize, Deserialize)]
+struct MirrorTableWire {
+    mirror: MirrorTableParts,
+    live: TableWire,
+}
+
+/// Any table this codec writes: a mirrored one has the key `mirror`.
+enum AnyTableWire {
+    Mirrored(MirrorTableWire),
+    Dynamo(TableWire),
+}
+
+impl AnyTableWire {
+    fn read(json: &[u8]) -> Result<Self> {
+        let failed = |e: serde_json::Error| codec_error("decoding a table", e);
+        Ok(if has_key(json, "mirror")? {
+            Self::Mirrored(serde_json::from_slice(json).map_err(failed)?)
+        } else {
+            Self::Dynamo(serde_json::from_slice(json).map_err(failed)?)
+        })
+    }
+}
+
+/// True when the JSON object `json` has the top-level key `key` (the
+/// wire's kind; serde's untagged enums lose exact numbers).
+fn has_key(json: &[u8], key: &str) -> Result<bool> {
+    let value: serde_json::Value =
+        serde_json::from_slice(json).map_err(|e| codec_error("decoding", e))?;
+    Ok(value.get(key).is_some())
+}
+
+/// A read of a mirror's files, as it travels (its input, the Parquet scan,
+/// travels as DataFusion's own node).
+#[derive(Debug, Serialize, Deserialize)]
+struct MirrorScanWire {
+    mirror_scan: MirrorScanParts,
+}
+
+/// Any scan this codec writes: a mirror read has the key `mirror_scan`.
+enum AnyScanWire {
+    Mirror(Box<MirrorScanWire>),
+    Dynamo(Box<ScanWire>),
+}
+
+impl AnyScanWire {
+    fn read(json: &[u8]) -> Result<Self> {
+        let failed = |e: serde_json::Error| codec_error("decoding a scan", e);
+        Ok(if has_key(json, "mirror_scan")? {
+            Self::Mirror(Box::new(serde_json::from_slice(json).map_err(failed)?))
+        } else {
+            Self::Dynamo(Box::new(serde_json::from_slice(json).map_err(failed)?))
+        })
+    }
 }
 
 /// A scan, as it travels.
@@ -183,17 +241,16 @@ impl LogicalExtensionCodec for DynamoLogicalCodec {
                 .inner
                 .try_decode_table_provider(buf, table_ref, schema, ctx);
         };
-        let wire: TableWire =
-            serde_json::from_slice(json).map_err(|e| codec_error("decoding a table", e))?;
-        let client = self.connector.client(&wire.connection);
-        let provider = DynamoTableProvider::from_parts(
-            client,
-            wire.meta,
-            schema,
-            wire.options,
-            wire.connection,
-        )?;
-        Ok(Arc::new(provider))
+        match AnyTableWire::read(json)? {
+            AnyTableWire::Dynamo(wire) => Ok(Arc::new(self.live_table(wire, schema)?)),
+            AnyTableWire::Mirrored(wire) => {
+                let live = self.live_table(wire.live, Arc::new(wire.mirror.schema.clone()))?;
+                Ok(Arc::new(MirrorTableProvider::from_parts(
+                    Arc::new(live),
+                    wire.mirror,
+                )))
+            }
+        }
     }
 
     fn try_encode_table_provider(
@@ -202,17 +259,41 @@ impl LogicalExtensionCodec for DynamoLogicalCodec {
         node: Arc<dyn TableProvider>,
         buf: &mut Vec<u8>,
     ) -> Result<()> {
-        let Some(provider) =
-            (node.as_ref() as &dyn std::any::Any).downcast_ref::<DynamoTableProvider>()
-        else {
-            return self.inner.try_encode_table_provider(table_ref, node, buf);
-        };
-        let wire = TableWire {
-            meta: provider.meta().clone(),
-            options: provider.options().clone(),
-            connection: provider.connection().clone(),
-        };
-        write(&wire, buf)
+        let any = node.as_ref() as &dyn std::any::Any;
+        if let Some(provider) = any.downcast_ref::<DynamoTableProvider>() {
+            return write(&table_wire(provider), buf);
+        }
+        if let Some(mirrored) = any.downcast_ref::<MirrorTableProvider>() {
+            let wire = MirrorTableWire {
+                mirror: mirrored.to_parts(),
+                live: table_wire(mirrored.live()),
+            };
+            return write(&wire, buf);
+        }
+        self.inner.try_encode_table_provider(table_ref, node, buf)
+    }
+}
+
+impl DynamoLogicalCodec {
+    /// The live table `wire` describes, with `schema`, reading with this
+    /// process's credentials.
+    fn live_table(&self, wire: TableWire, schema: SchemaRef) -> Result<DynamoTableProvider> {
+        let client = self.connector.client(&wire.connection);
+        Ok(DynamoTableProvider::from_parts(
+            client,
+            wire.meta,
+            schema,
+            wire.options,
+            wire.connection,
+        )?)
+    }
+}
+
+fn table_wire(provider: &DynamoTableProvider) -> TableWire {
+    TableWire {
+        meta: provider.meta().clone(),
+        options: provider.options().clone(),
+        connection: provider.connection().clone(),
     }
 }
 
@@ -241,8 +322,21 @@ impl PhysicalExtensionCodec for DynamoPhysicalCodec {
         let Some(json) = ours(buf) else {
             return self.inner.try_decode(buf, inputs, ctx, proto_converter);
         };
-        let wire: ScanWire =
-            serde_json::from_slice(json).map_err(|e| codec_error("decoding a scan", e))?;
+        let wire = match AnyScanWire::read(json)? {
+            AnyScanWire::Dynamo(wire) => *wire,
+            AnyScanWire::Mirror(wire) => {
+                let [input] = inputs else {
+                    return Err(codec_error(
+                        "decoding a mirror read",
+                        format!("{} inputs, one expected", inputs.len()),
+                    ));
+                };
+                return Ok(Arc::new(MirrorScanExec::from_parts(
+                    Arc::clone(input),
+                    wire.mirror_scan,
+                )));
+            }
+        };
         let client = self.connector.client(&wire.connection);
         let decode_schema = schema_from_text(&wire.decode_schema)?;
         let recheck = wire
@@ -281,6 +375,12 @@ impl PhysicalExtensionCodec for DynamoPhysicalCodec {
         buf: &mut Vec<u8>,
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<()> {
+        if let Some(read) = (node.as_ref() as &dyn std::any::Any).downcast_ref::<MirrorScanExec>() {
+            let wire = MirrorScanWire {
+                mirror_scan: read.to_parts(),
+            };
+            return write(&wire, buf);
+        }
         let Some(exec) = (node.as_ref() as &dyn std::any::Any).downcast_ref::<DynamoExec>() else {
             return self.inner.try_encode(node, buf, proto_converter);
         };

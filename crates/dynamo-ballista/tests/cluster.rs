@@ -678,3 +678,100 @@ async fn an_executor_without_credentials_says_so_at_start() {
         "{warning}"
     );
 }
+
+/// A table answered from its mirror on the cluster: the scheduler plans a
+/// read of the mirror's Parquet files, the executors read them (no
+/// DynamoDB request through the proxy they read with), and the answers are
+/// the table's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirrored_table_is_read_from_the_mirrors_files_by_the_executors() {
+    use dynamo_mirror::{Freshness, Mirror, MirrorTableProvider, OnStale};
+    let client = local_client().await.expect("client");
+    let table = unique_name("ClusterMirror");
+    let items = (0..2_000)
+        .map(|i| {
+            HashMap::from([
+                ("pk".to_string(), AV::S(format!("k{i}"))),
+                ("n".to_string(), AV::N((i % 10).to_string())),
+                (
+                    "amount".to_string(),
+                    AV::N(format!("{}.{:02}", i % 97, i % 100)),
+                ),
+            ])
+        })
+        .collect();
+    TableSpec::new(&table, "pk", T::S)
+        .stream(aws_sdk_dynamodb::types::StreamViewType::NewAndOldImages)
+        .create_with(&client, items)
+        .await
+        .expect("table");
+    let live = Arc::new(
+        DynamoTableProvider::try_new(client.clone(), &table)
+            .await
+            .expect("provider"),
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("mirror");
+    let path = path.to_str().expect("utf-8 path");
+    Mirror::create(&live, path).await.expect("mirror");
+    let mirror = Mirror::open(path).await.expect("open");
+
+    let proxy = FaultProxy::start(&local_endpoint().expect("endpoint"), FaultConfig::none())
+        .await
+        .expect("proxy");
+    let endpoint = proxy.endpoint();
+    let nodes = start_cluster(&[], |_| {
+        vec!["--endpoint-url".to_string(), endpoint.clone()]
+    })
+    .await;
+    let cluster = session(&nodes).await;
+    let hour = Freshness {
+        max_staleness: Duration::from_secs(3600),
+        on_stale: OnStale::Error,
+    };
+    cluster
+        .register_table(
+            "t",
+            Arc::new(MirrorTableProvider::new(Arc::clone(&live), &mirror, hour)),
+        )
+        .expect("register");
+    let local = SessionContext::new();
+    local
+        .register_table(
+            "t",
+            Arc::clone(&live) as Arc<dyn datafusion::catalog::TableProvider>,
+        )
+        .expect("register");
+    let before = proxy.counts();
+    for sql in [
+        "SELECT count(*), sum(n), sum(amount) FROM t",
+        "SELECT n, count(*), max(amount) FROM t GROUP BY n",
+        "SELECT pk, amount FROM t WHERE n = 3 AND amount > 50",
+    ] {
+        let from_mirror = rows(
+            &cluster
+                .sql(sql)
+                .await
+                .expect("sql")
+                .collect()
+                .await
+                .expect("cluster"),
+        );
+        let from_table = rows(
+            &local
+                .sql(sql)
+                .await
+                .expect("sql")
+                .collect()
+                .await
+                .expect("local"),
+        );
+        assert!(!from_table.is_empty(), "{sql}");
+        assert_eq!(from_mirror, from_table, "{sql}");
+    }
+    let after = proxy.counts();
+    assert_eq!(
+        after.requests, before.requests,
+        "the executors read no DynamoDB item: {after:?}"
+    );
+}

@@ -25,6 +25,9 @@ pub(crate) fn last_changes(
     keys: &[String],
 ) -> Result<RecordBatch, ArrowError> {
     let out_schema = change_schema(columns);
+    if batches.iter().all(|b| b.num_rows() == 0) {
+        return Ok(RecordBatch::new_empty(out_schema));
+    }
     let mut key_columns: Vec<Vec<ArrayRef>> = vec![Vec::new(); keys.len()];
     let mut images: Vec<&StructArray> = Vec::with_capacity(batches.len());
     let mut last: HashMap<Vec<u8>, (usize, usize, bool)> = HashMap::new();
@@ -229,6 +232,19 @@ mod tests {
                 ("b".to_string(), None, true),
                 ("c".to_string(), Some(4), false),
             ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn no_change_records_make_no_rows() -> Result<(), ArrowError> {
+        let none = last_changes(&[], &columns(), &["pk".to_string()])?;
+        assert_eq!(none.num_rows(), 0);
+        assert_eq!(none.schema(), change_schema(&columns()));
+        let empty = records(&[])?;
+        assert_eq!(
+            last_changes(&[empty], &columns(), &["pk".to_string()])?.num_rows(),
+            0
         );
         Ok(())
     }

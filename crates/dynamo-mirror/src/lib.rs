@@ -58,5 +58,7 @@ mod state;
 pub use error::{MirrorError, Result};
 pub use factory::{MirrorTableFactory, parse_duration};
 pub use mirror::{Mirror, OnExpired, SyncOptions, SyncReport};
-pub use provider::{Freshness, MirrorScanExec, MirrorTableProvider, OnStale};
+pub use provider::{
+    Freshness, MirrorScanExec, MirrorScanParts, MirrorTableParts, MirrorTableProvider, OnStale,
+};
 pub use state::{APP_ID, MirrorPosition};

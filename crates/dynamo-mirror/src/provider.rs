@@ -8,11 +8,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::{cast, filter_record_batch};
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, Schema, SchemaRef, TimeUnit};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::TableType;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::EquivalenceProperties;
@@ -23,13 +27,29 @@ use datafusion::physical_plan::{
 };
 use dynamo_datafusion::{DynamoConfig, DynamoTableProvider};
 use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{MirrorError, Result};
 use crate::mirror::{Mirror, SyncOptions, now_ms};
 use crate::schema::from_delta;
 
+/// A [`MirrorTableProvider`] as it travels to another process (its live
+/// table travels on its own).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct MirrorTableParts {
+    /// The mirror's location.
+    pub path: String,
+    /// The table's columns.
+    pub schema: Schema,
+    /// The freshness bound, in ms.
+    pub max_staleness_ms: u64,
+    /// Past it.
+    pub on_stale: OnStale,
+}
+
 /// What a query does when the mirror is older than its bound.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum OnStale {
     /// Bring the mirror up to date from the stream first (stream reads
     /// only, no table reads), then answer from it.
@@ -104,6 +124,9 @@ pub struct MirrorTableProvider {
     sync: SyncOptions,
     /// One catch-up at a time per table.
     catching_up: tokio::sync::Mutex<()>,
+    /// Read the mirror's Parquet files with DataFusion's own scan (which
+    /// plan codecs carry to other processes) instead of delta-rs's.
+    portable: bool,
 }
 
 impl MirrorTableProvider {
@@ -117,6 +140,38 @@ impl MirrorTableProvider {
             freshness,
             sync: SyncOptions::default(),
             catching_up: tokio::sync::Mutex::new(()),
+            portable: false,
+        }
+    }
+
+    /// The provider [`Self::to_parts`] described, reading with `live`: no
+    /// I/O (the mirror is opened when a query plans). Its reads are
+    /// portable: DataFusion's own Parquet scan of the mirror's files, which
+    /// a distributed plan carries to the processes that run it (they read
+    /// the files at the same location).
+    pub fn from_parts(live: Arc<DynamoTableProvider>, parts: MirrorTableParts) -> Self {
+        Self {
+            live,
+            path: parts.path,
+            schema: Arc::new(parts.schema),
+            freshness: Freshness {
+                max_staleness: Duration::from_millis(parts.max_staleness_ms),
+                on_stale: parts.on_stale,
+            },
+            sync: SyncOptions::default(),
+            catching_up: tokio::sync::Mutex::new(()),
+            portable: true,
+        }
+    }
+
+    /// What another process needs to make the same table (with the live
+    /// table's own parts).
+    pub fn to_parts(&self) -> MirrorTableParts {
+        MirrorTableParts {
+            path: self.path.clone(),
+            schema: self.schema.as_ref().clone(),
+            max_staleness_ms: self.freshness.max_staleness.as_millis() as u64,
+            on_stale: self.freshness.on_stale,
         }
     }
 
@@ -235,6 +290,10 @@ impl TableProvider for MirrorTableProvider {
         if let Some(ttl) = expiry.filter(|ttl| !read.contains(ttl)) {
             read.push(ttl);
         }
+        if self.portable {
+            let input = portable_scan(&mirror, &read, state.config().target_partitions())?;
+            return self.mirror_exec(&mirror, answer, input, read, columns, expiry);
+        }
         let delta = mirror.delta_provider().await?;
         let delta_schema = delta.schema();
         // Filters on columns kept in their own type prune files; the rest
@@ -258,6 +317,23 @@ impl TableProvider for MirrorTableProvider {
             .then_some(limit)
             .flatten();
         let input = delta.scan(state, Some(&read), &prunable, limit).await?;
+        self.mirror_exec(&mirror, answer, input, read, columns, expiry)
+    }
+}
+
+impl MirrorTableProvider {
+    /// The read of `input` (the mirror's `read` columns, in Delta types)
+    /// handing on the table's `columns`, expired items hidden when the
+    /// table's TTL column is `expiry`.
+    fn mirror_exec(
+        &self,
+        mirror: &Mirror,
+        answer: Answer,
+        input: Arc<dyn ExecutionPlan>,
+        read: Vec<usize>,
+        columns: Vec<usize>,
+        expiry: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let read_schema = Arc::new(self.schema.project(&read)?);
         let out_schema = Arc::new(self.schema.project(&columns)?);
         let expiry = expiry
@@ -276,27 +352,73 @@ impl TableProvider for MirrorTableProvider {
                 path: self.path.clone(),
                 version: answer.version,
                 lag_ms: answer.lag_ms,
-                max_staleness: self.freshness.max_staleness,
+                max_staleness_ms: self.freshness.max_staleness.as_millis() as u64,
                 synced: answer.synced,
             },
         )))
     }
 }
 
+/// DataFusion's Parquet scan of the mirror's files at its loaded version
+/// (`read`: the columns, in the mirror's Delta types), over at most
+/// `partitions` partitions. Refused for a Delta table with reader features
+/// (deletion vectors, column mapping): only delta-rs reads those.
+fn portable_scan(
+    mirror: &Mirror,
+    read: &[usize],
+    partitions: usize,
+) -> DfResult<Arc<dyn ExecutionPlan>> {
+    let path = mirror.path().to_string();
+    let failed = |e: &dyn std::fmt::Display| DataFusionError::from(crate::error::delta(&path, e));
+    let snapshot = mirror.delta_table().snapshot().map_err(|e| failed(&e))?;
+    let reader_version = snapshot.protocol().min_reader_version();
+    if reader_version > 1 {
+        return Err(failed(&format!(
+            "its Delta protocol needs reader version {reader_version}: a distributed read \
+             takes a table without reader features"
+        )));
+    }
+    let root = crate::location::table_url(&path)
+        .ok()
+        .and_then(|url| crate::location::directory(&url))
+        .ok_or_else(|| failed(&"not a local directory"))?;
+    let root = root
+        .to_string_lossy()
+        .trim_end_matches('/')
+        .trim_start_matches('/')
+        .to_string();
+    let file_schema = snapshot.snapshot().arrow_schema();
+    let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); partitions.max(1)];
+    let n = groups.len();
+    for (i, file) in snapshot.log_data().iter().enumerate() {
+        groups[i % n].push(PartitionedFile::new(
+            format!("{root}/{}", file.path()),
+            file.size().max(0) as u64,
+        ));
+    }
+    groups.retain(|g| !g.is_empty());
+    let source = Arc::new(ParquetSource::new(file_schema));
+    let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), source)
+        .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
+        .with_projection_indices(Some(read.to_vec()))?
+        .build();
+    Ok(DataSourceExec::from_data_source(config))
+}
+
 /// What EXPLAIN says of a read from a mirror.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct MirrorInfo {
     table: String,
     path: String,
     version: i64,
     lag_ms: i64,
-    max_staleness: Duration,
+    max_staleness_ms: u64,
     synced: bool,
 }
 
 /// Hides items past their time to live: the TTL column's index and the
 /// query's time.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 struct Expiry {
     column: usize,
     now_secs: i64,
@@ -332,6 +454,16 @@ impl Expiry {
         };
         keep.ok_or_else(|| DataFusionError::Internal("TTL column did not cast".to_string()))
     }
+}
+
+/// A [`MirrorScanExec`] as it travels to another process (its input
+/// travels on its own).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MirrorScanParts {
+    read_schema: Schema,
+    schema: Schema,
+    expiry: Option<Expiry>,
+    info: MirrorInfo,
 }
 
 /// Reads a mirror's Delta files and hands on the table's rows: Delta
@@ -370,6 +502,28 @@ impl MirrorScanExec {
         }
     }
 
+    /// What another process needs to run the same read over its input.
+    pub fn to_parts(&self) -> MirrorScanParts {
+        MirrorScanParts {
+            read_schema: self.read_schema.as_ref().clone(),
+            schema: self.schema.as_ref().clone(),
+            expiry: self.expiry,
+            info: self.info.clone(),
+        }
+    }
+
+    /// The read [`Self::to_parts`] described, over `input` (the mirror's
+    /// files, as another process decoded them).
+    pub fn from_parts(input: Arc<dyn ExecutionPlan>, parts: MirrorScanParts) -> Self {
+        Self::new(
+            input,
+            Arc::new(parts.read_schema),
+            Arc::new(parts.schema),
+            parts.expiry,
+            parts.info,
+        )
+    }
+
     /// The Delta version read.
     pub fn version(&self) -> i64 {
         self.info.version
@@ -391,7 +545,7 @@ impl DisplayAs for MirrorScanExec {
             i.path,
             i.version,
             i.lag_ms as f64 / 1000.0,
-            i.max_staleness.as_secs_f64()
+            i.max_staleness_ms as f64 / 1000.0
         )?;
         if i.synced {
             write!(f, ", caught up from the stream")?;
