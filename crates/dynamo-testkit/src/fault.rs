@@ -159,6 +159,9 @@ struct State {
     /// Errors to answer, in order, each after letting some requests of
     /// its operation pass ([`FaultProxy::answer_error`]).
     scripted: Mutex<Vec<Scripted>>,
+    /// A stream's one shard shown as a parent and a child
+    /// ([`FaultProxy::split_stream_at`]).
+    split: Mutex<Option<crate::split::Split>>,
 }
 
 /// One error the proxy answers in place of DynamoDB.
@@ -231,6 +234,7 @@ impl FaultProxy {
             peak_in_flight: AtomicU64::new(0),
             over_capacity: AtomicU64::new(0),
             scripted: Mutex::new(Vec::new()),
+            split: Mutex::new(None),
         });
         let accept_state = Arc::clone(&state);
         let task = tokio::spawn(async move {
@@ -251,6 +255,15 @@ impl FaultProxy {
     /// The proxy's URL.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// From now on, shows the one shard of a table's stream (DynamoDB
+    /// Local has one) as two: a closed parent holding the records up to
+    /// sequence number `at`, and an open child holding those after it,
+    /// listed before its parent — a stream after a shard rolled over.
+    pub fn split_stream_at(&self, at: &str) {
+        *self.state.split.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(crate::split::Split::new(at));
     }
 
     /// Answers one request of an operation (`target`, the end of its
@@ -390,7 +403,22 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         .get("x-amz-target")
         .and_then(|t| t.to_str().ok())
         .is_some_and(|t| t.ends_with(".Scan"));
-    let body = body.collect().await?.to_bytes();
+    let mut body = body.collect().await?.to_bytes();
+    let sent = body.clone();
+    if let Some(rewritten) = state
+        .split
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_mut()
+        .and_then(|split| split.request(&target, &body))
+    {
+        body = Bytes::from(rewritten);
+    }
+    let mut parts = parts;
+    parts.headers.insert(
+        hyper::header::CONTENT_LENGTH,
+        hyper::header::HeaderValue::from(body.len()),
+    );
     let path = parts
         .uri
         .path_and_query()
@@ -409,8 +437,23 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     let mut forward = Request::from_parts(parts, Full::new(body));
     *forward.uri_mut() = uri;
     let answer = state.http.request(forward).await?;
-    let (parts, body) = answer.into_parts();
-    let body = body.collect().await?.to_bytes();
+    let (mut parts, body) = answer.into_parts();
+    let mut body = body.collect().await?.to_bytes();
+    if parts.status.is_success()
+        && let Some(rewritten) = state
+            .split
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+            .and_then(|split| split.answer(&target, &sent, &body))
+    {
+        body = Bytes::from(rewritten);
+        parts.headers.remove("x-amz-crc32");
+        parts.headers.insert(
+            hyper::header::CONTENT_LENGTH,
+            hyper::header::HeaderValue::from(body.len()),
+        );
+    }
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }

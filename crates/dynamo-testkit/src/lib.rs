@@ -10,6 +10,7 @@ pub mod expression;
 mod fault;
 mod fixtures;
 mod local;
+mod split;
 mod traps;
 
 pub use cluster::{ClusterError, ClusterSpec, LocalCluster};
