@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, new_null_array};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, new_null_array};
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::{
     DataType, Field, FieldRef, Fields, Schema, SchemaRef, TimeUnit,
@@ -102,7 +102,8 @@ pub(crate) fn from_delta(
     convert_batch(batch, source)
 }
 
-/// Each column of `batch` in the type of the same column of `to`.
+/// Each column of `batch` in the type of the same column of `to` (a
+/// batch of no column keeps its row count: `count(*)`).
 fn convert_batch(batch: &RecordBatch, to: &SchemaRef) -> Result<RecordBatch, ArrowError> {
     let columns = batch
         .columns()
@@ -110,7 +111,8 @@ fn convert_batch(batch: &RecordBatch, to: &SchemaRef) -> Result<RecordBatch, Arr
         .zip(to.fields())
         .map(|(column, field)| convert(column, field))
         .collect::<Result<Vec<_>, _>>()?;
-    RecordBatch::try_new(Arc::clone(to), columns)
+    let rows = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    RecordBatch::try_new_with_options(Arc::clone(to), columns, &rows)
 }
 
 /// One column in the type of `to`: lossless both ways for the pairs
@@ -226,6 +228,10 @@ mod tests {
         );
         assert_eq!(from_delta(&stored, &source)?, batch);
         assert_eq!(stored.column(5).null_count(), 2);
+        // No column at all (count(*)): the rows are still counted.
+        let none = batch.project(&[])?;
+        let empty = Arc::new(Schema::empty());
+        assert_eq!(from_delta(&to_delta(&none, &empty)?, &empty)?.num_rows(), 2);
         Ok(())
     }
 }

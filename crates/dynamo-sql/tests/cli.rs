@@ -1454,6 +1454,35 @@ async fn a_mirror_followed_killed_and_resumed_twenty_times_equals_its_table() {
     let live = mirror_query(&table, path, "max_staleness '0s', on_stale 'live'", sql);
     assert!(live.lines().count() > 10, "{live}");
     assert_eq!(mirrored, live, "the mirror equals the table");
+    // EXPLAIN says the mirror answers, with its lag; --stats: no table read.
+    let create = format!(
+        "CREATE EXTERNAL TABLE m STORED AS DYNAMODB LOCATION '{table}' \
+         OPTIONS (mirror '{path}', max_staleness '1h', on_stale 'error');"
+    );
+    let o = dynamo_sql(
+        &[
+            "--no-schema-cache",
+            "--stats",
+            "-c",
+            &create,
+            "-c",
+            "EXPLAIN SELECT count(*) FROM m",
+            "-c",
+            "SELECT count(*) FROM m",
+        ],
+        None,
+    );
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains("MirrorScanExec: table=") && out.contains("lag="),
+        "{out}"
+    );
+    assert!(!out.contains("DynamoExec"), "{out}");
+    assert!(
+        err.contains("DynamoDB: no request from this process") && !err.contains("scanned"),
+        "{err}"
+    );
     // An ordinary Delta table: the deltalake package reads the same rows.
     let python = std::env::var("PROJECT_PYTHON").unwrap_or_else(|_| {
         panic!(
