@@ -128,6 +128,34 @@ async fn streamed_provider(
     (table, Arc::new(live))
 }
 
+/// A mirror of `table`, made and read through a fault proxy (which the
+/// test scripts), in a new directory (dropped with it).
+async fn mirrored_through_proxy(
+    table: &str,
+) -> (
+    dynamo_testkit::FaultProxy,
+    Arc<DynamoTableProvider>,
+    tempfile::TempDir,
+    Mirror,
+) {
+    let proxy = dynamo_testkit::FaultProxy::start(
+        &dynamo_testkit::local_endpoint().unwrap_or_else(|e| panic!("{e}")),
+        dynamo_testkit::FaultConfig::none(),
+    )
+    .await
+    .expect("proxy");
+    let live = Arc::new(
+        DynamoTableProvider::try_new(proxy.client().await, table)
+            .await
+            .expect("provider"),
+    );
+    let dir = mirror_dir();
+    let (mirror, _) = Mirror::create(&live, dir.path().join("m").to_str().expect("path"))
+        .await
+        .expect("create");
+    (proxy, live, dir, mirror)
+}
+
 fn mirror_dir() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
 }
@@ -418,21 +446,7 @@ async fn a_checkpoint_the_stream_no_longer_holds_is_an_error_or_a_rebuild() {
     let client = client().await;
     let mut workload = Workload { seed: 0xfeed_beef };
     let table = streamed_table(&client, "Trimmed", &mut workload).await;
-    let proxy = dynamo_testkit::FaultProxy::start(
-        &dynamo_testkit::local_endpoint().unwrap_or_else(|e| panic!("{e}")),
-        dynamo_testkit::FaultConfig::none(),
-    )
-    .await
-    .expect("proxy");
-    let live = Arc::new(
-        DynamoTableProvider::try_new(proxy.client().await, &table)
-            .await
-            .expect("provider"),
-    );
-    let dir = mirror_dir();
-    let (mut mirror, _) = Mirror::create(&live, dir.path().join("m").to_str().expect("path"))
-        .await
-        .expect("create");
+    let (proxy, live, _dir, mut mirror) = mirrored_through_proxy(&table).await;
     workload.run(&client, &table, 30).await;
     let version = mirror.version();
     proxy.answer_error(".GetShardIterator", 0, "TrimmedDataAccessException");
@@ -484,21 +498,7 @@ async fn a_stream_whose_shard_rolled_over_is_applied_parent_first() {
     let client = client().await;
     let mut workload = Workload { seed: 0x5_4a2d };
     let table = streamed_table(&client, "Rolled", &mut workload).await;
-    let proxy = dynamo_testkit::FaultProxy::start(
-        &dynamo_testkit::local_endpoint().unwrap_or_else(|e| panic!("{e}")),
-        dynamo_testkit::FaultConfig::none(),
-    )
-    .await
-    .expect("proxy");
-    let live = Arc::new(
-        DynamoTableProvider::try_new(proxy.client().await, &table)
-            .await
-            .expect("provider"),
-    );
-    let dir = mirror_dir();
-    let (mut mirror, _) = Mirror::create(&live, dir.path().join("m").to_str().expect("path"))
-        .await
-        .expect("create");
+    let (proxy, live, _dir, mut mirror) = mirrored_through_proxy(&table).await;
     let set_all = |base: u64| {
         let (client, table) = (client.clone(), table.clone());
         async move {

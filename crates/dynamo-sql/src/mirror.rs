@@ -187,17 +187,7 @@ async fn follow_until_stopped(
     mirror
         .follow(live, options, interval, stop, |report| {
             if report.records > 0 || report.rebootstrapped {
-                eprintln!(
-                    "{path}: {} change(s) applied in {} commit(s), version {}{}",
-                    report.records,
-                    report.commits,
-                    report.version,
-                    if report.rebootstrapped {
-                        " (rebuilt from a Scan)"
-                    } else {
-                        ""
-                    }
-                );
+                report_sync(&path, report);
             }
         })
         .await
