@@ -1449,6 +1449,11 @@ async fn a_mirror_followed_killed_and_resumed_twenty_times_equals_its_table() {
         follower.wait().expect("reaped");
     }
     ok(dynamo_sql(&["mirror", "sync", path], None));
+    let status = ok(dynamo_sql(&["mirror", "status", path], None));
+    assert!(
+        status.contains(&format!("table:      {table}")) && status.contains("(batch "),
+        "{status}"
+    );
     let sql = "SELECT * FROM m ORDER BY id";
     let mirrored = mirror_query(&table, path, "max_staleness '1h', on_stale 'error'", sql);
     let live = mirror_query(&table, path, "max_staleness '0s', on_stale 'live'", sql);
