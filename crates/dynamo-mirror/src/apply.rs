@@ -55,12 +55,16 @@ pub(crate) fn last_changes(
         }
         let rows = converter.convert_columns(&these)?;
         for (r, row) in rows.iter().enumerate() {
-            let removed = events.value(r) == "REMOVE";
-            if !removed && new_image.is_null(r) {
+            let event = events.value(r);
+            // A record of no new image that is not an INSERT or MODIFY is a
+            // removal: REMOVE, or an event name this SDK does not know (how
+            // DynamoDB Local records its time-to-live deletions).
+            let upsert = event == "INSERT" || event == "MODIFY";
+            let removed = !upsert && new_image.is_null(r);
+            if upsert && new_image.is_null(r) {
                 return Err(ArrowError::InvalidArgumentError(format!(
-                    "a {} record has no new image: the table's stream must show new images \
-                     (NEW_IMAGE or NEW_AND_OLD_IMAGES)",
-                    events.value(r)
+                    "a {event} record has no new image: the table's stream must show new images \
+                     (NEW_IMAGE or NEW_AND_OLD_IMAGES)"
                 )));
             }
             let key = row.as_ref().to_vec();
@@ -245,6 +249,26 @@ mod tests {
         assert_eq!(
             last_changes(&[empty], &columns(), &["pk".to_string()])?.num_rows(),
             0
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn an_unknown_event_without_a_new_image_removes_the_item() -> Result<(), ArrowError> {
+        // DynamoDB Local's time-to-live deletions reach the SDK as an
+        // unknown event name, with the old image only.
+        let first = records(&[("INSERT", "a", Some(1)), ("INSERT", "b", Some(2))])?;
+        let second = records(&[("REMOVE", "a", None)])?;
+        let mut cols = second.columns().to_vec();
+        cols[0] = Arc::new(StringArray::from(vec!["UNKNOWN"]));
+        let second = RecordBatch::try_new(second.schema(), cols)?;
+        let out = last_changes(&[first, second], &columns(), &["pk".to_string()])?;
+        assert_eq!(
+            rows(&out),
+            vec![
+                ("a".to_string(), None, true),
+                ("b".to_string(), Some(2), false)
+            ]
         );
         Ok(())
     }
