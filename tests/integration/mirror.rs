@@ -572,3 +572,54 @@ async fn a_stream_whose_shard_rolled_over_is_applied_parent_first() {
         "{position:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_followers_of_one_mirror_end_equal_to_the_table() {
+    let client = client().await;
+    let mut workload = Workload { seed: 0x2f0_11e5 };
+    let (table, live) = streamed_provider(&client, "Twice", &mut workload).await;
+    let dir = mirror_dir();
+    let path = dir.path().join("m");
+    let path = path.to_str().expect("utf-8 path").to_string();
+    Mirror::create(&live, &path).await.expect("create");
+    // Two followers sync in loops while the table changes; a commit that
+    // loses to the other's is refused (Concurrent) and the loser goes on.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let followers: Vec<_> = (0..2)
+        .map(|_| {
+            let (live, path, stop) = (Arc::clone(&live), path.clone(), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let mut mirror = Mirror::open(&path).await.expect("open");
+                let mut refused = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match mirror
+                        .sync(&live, &SyncOptions::default().batch_records(1))
+                        .await
+                    {
+                        Ok(_) => {}
+                        Err(MirrorError::Concurrent { .. }) => refused += 1,
+                        Err(e) => panic!("follower: {e}"),
+                    }
+                }
+                refused
+            })
+        })
+        .collect();
+    for _ in 0..6 {
+        workload.run(&client, &table, 15).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut refused = 0;
+    for f in followers {
+        refused += f.await.expect("follower");
+    }
+    let mut mirror = Mirror::open(&path).await.expect("open");
+    mirror
+        .sync(&live, &SyncOptions::default())
+        .await
+        .expect("last sync");
+    let (mirrored, scanned) = mirror_and_table(&mirror, &live).await;
+    assert_eq!(mirrored, scanned, "{refused} commits refused");
+    eprintln!("{refused} commits refused as concurrent");
+}
