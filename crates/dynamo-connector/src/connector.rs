@@ -450,20 +450,9 @@ async fn mirrored_table(
             format!("table '{}': {other}", config.table),
         ),
     };
-    let mirror = dynamo_mirror::Mirror::open(&config.path)
+    let mirror = dynamo_mirror::Mirror::open_for(&config.path, &config.table)
         .await
         .map_err(unavailable)?;
-    if mirror.table_name() != config.table {
-        return Err(ConnectorError::new(
-            ErrorCode::MirrorUnavailable,
-            format!(
-                "table '{}': its mirror at '{}' is of table '{}'",
-                config.table,
-                config.path,
-                mirror.table_name()
-            ),
-        ));
-    }
     let on_stale = config.on_stale.parse().map_err(|e: String| {
         ConnectorError::new(
             ErrorCode::MirrorUnavailable,

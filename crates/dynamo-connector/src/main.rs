@@ -508,15 +508,9 @@ async fn admin(
                 },
         } => {
             // A mirror that does not open is refused now, not at the first query.
-            let mirror = dynamo_mirror::Mirror::open(&path)
+            dynamo_mirror::Mirror::open_for(&path, &table)
                 .await
                 .map_err(|e| ConnectorError::invalid(e.to_string()))?;
-            if mirror.table_name() != table {
-                return Err(ConnectorError::invalid(format!(
-                    "the mirror at '{path}' is of table '{}', not '{table}'",
-                    mirror.table_name()
-                )));
-            }
             let config = MirrorConfig {
                 table: table.clone(),
                 path: path.clone(),

@@ -119,14 +119,8 @@ impl TableProviderFactory for MirrorTableFactory {
                 .parse::<OnStale>()
                 .map_err(|e| plan_error(format!("on_stale {e}")))?;
         }
-        let mirror = Mirror::open(&path).await?;
         let location = cmd.locations.first().map(|l| l.trim()).unwrap_or_default();
-        if location != mirror.table_name() {
-            return Err(plan_error(format!(
-                "the mirror at '{path}' is of DynamoDB table '{}', not '{location}'",
-                mirror.table_name()
-            )));
-        }
+        let mirror = Mirror::open_for(&path, location).await?;
         if !cmd.schema.fields().is_empty() {
             return Err(plan_error(
                 "a mirrored table's columns are its mirror's: give no column list".to_string(),

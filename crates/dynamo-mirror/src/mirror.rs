@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::TableProvider;
 use datafusion::common::{Column, ScalarValue};
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -185,6 +185,25 @@ impl Mirror {
         Self::open_url(path, url).await
     }
 
+    /// The mirror at `path`, which must be a mirror of DynamoDB table
+    /// `table` (a mirror of another table is [`MirrorError::NotAMirror`]).
+    pub async fn open_for(path: &str, table: &str) -> Result<Self> {
+        let mirror = Self::open(path).await?;
+        mirror.check_table(table)?;
+        Ok(mirror)
+    }
+
+    /// An error unless this mirrors DynamoDB table `table`.
+    fn check_table(&self, table: &str) -> Result<()> {
+        if self.source.table == table {
+            return Ok(());
+        }
+        Err(MirrorError::NotAMirror {
+            path: self.path.clone(),
+            reason: format!("it mirrors table '{}', not '{table}'", self.source.table),
+        })
+    }
+
     async fn open_url(path: &str, url: Url) -> Result<Self> {
         let table = deltalake::open_table(url)
             .await
@@ -266,16 +285,7 @@ impl Mirror {
         options: &SyncOptions,
     ) -> Result<SyncReport> {
         self.refresh().await?;
-        if live.meta().name != self.source.table {
-            return Err(MirrorError::NotAMirror {
-                path: self.path.clone(),
-                reason: format!(
-                    "it mirrors table '{}', not '{}'",
-                    self.source.table,
-                    live.meta().name
-                ),
-            });
-        }
+        self.check_table(&live.meta().name)?;
         let mut at = self.position().await?;
         let started = now_ms();
         let keys: Vec<String> = live
@@ -428,18 +438,9 @@ impl Mirror {
                 .map_err(|e| self.commit_error(e, position.batch))?;
             return self.refresh().await;
         }
-        let delta_columns = delta_schema(&self.source.schema).map_err(|e| delta(&path, e))?;
-        let mut fields: Vec<Field> = delta_columns
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone())
-            .collect();
-        fields.push(Field::new(DELETE_COLUMN, DataType::Boolean, false));
-        let with_flag = Arc::new(Schema::new(fields));
-        debug_assert_eq!(
-            change_schema(&self.source.schema).fields().len(),
-            with_flag.fields().len()
-        );
+        // The change rows' columns in Delta types (the removal flag stays Boolean).
+        let with_flag =
+            delta_schema(&change_schema(&self.source.schema)).map_err(|e| delta(&path, e))?;
         let changes = to_delta(&changes, &with_flag).map_err(|e| delta(&path, e))?;
         let ctx = SessionContext::new();
         let source = ctx.read_batch(changes)?;

@@ -189,7 +189,7 @@ impl MirrorTableProvider {
     /// too old and the policy says so; `None` when the table answers live.
     async fn fresh_mirror(&self) -> Result<Option<(Mirror, Answer)>> {
         let mut mirror = Mirror::open(&self.path).await?;
-        let lag = mirror.position().await?.lag_ms(now_ms());
+        let lag = mirror.position().await?.lag_now_ms();
         let max = self.freshness.max_staleness.as_millis() as i64;
         if lag <= max {
             return Ok(Some(answered(mirror, lag, false)));
@@ -206,7 +206,7 @@ impl MirrorTableProvider {
                 let _one = self.catching_up.lock().await;
                 // Another query (or a follower) may have caught up meanwhile.
                 mirror.refresh().await?;
-                let lag = mirror.position().await?.lag_ms(now_ms());
+                let lag = mirror.position().await?.lag_now_ms();
                 if lag <= max {
                     return Ok(Some(answered(mirror, lag, false)));
                 }
@@ -216,7 +216,7 @@ impl MirrorTableProvider {
                     Err(MirrorError::Concurrent { .. }) => mirror.refresh().await?,
                     Err(e) => return Err(e),
                 }
-                let lag = mirror.position().await?.lag_ms(now_ms());
+                let lag = mirror.position().await?.lag_now_ms();
                 Ok(Some(answered(mirror, lag, true)))
             }
         }

@@ -53,6 +53,11 @@ impl MirrorPosition {
         (now_ms - self.caught_up_at_ms).max(0)
     }
 
+    /// How far the mirror is behind now.
+    pub fn lag_now_ms(&self) -> i64 {
+        self.lag_ms(crate::mirror::now_ms())
+    }
+
     /// The commit information that records this position.
     pub(crate) fn commit_metadata(&self) -> Result<Vec<(String, serde_json::Value)>> {
         let value = serde_json::to_value(self).map_err(|e| MirrorError::Delta {

@@ -131,7 +131,7 @@ pub async fn run(command: MirrorCommand, connection: &ConnectionOptions) -> Resu
         MirrorCommand::Status { path } => {
             let mirror = Mirror::open(&path).await.map_err(mirror_error)?;
             let position = mirror.position().await.map_err(mirror_error)?;
-            let lag = position.lag_ms(now_ms());
+            let lag = position.lag_now_ms();
             println!("table:      {}", mirror.table_name());
             println!("mirror:     {}", mirror.path());
             println!(
@@ -214,11 +214,4 @@ fn mirror_error(e: dynamo_mirror::MirrorError) -> CliError {
         dynamo_mirror::MirrorError::Dynamo(e) => CliError::Dynamo(e),
         other => CliError::Command(other.to_string()),
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
