@@ -377,13 +377,8 @@ async fn following_a_random_workload_from_checkpoints_rebuilds_the_table() {
     // its checkpoint and applies what it read, by key. (It is made after
     // the first round: images hold the columns its schema sample saw.)
     let mut provider: Option<DynamoTableProvider> = None;
-    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut next = |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rng = dynamo_testkit::Xorshift(0x2545_f491_4f6c_dd1d);
+    let mut next = |n: u64| rng.below(n);
     let mut copy: BTreeMap<String, String> = BTreeMap::new();
     let mut checkpoint = None;
     let mut applied = 0usize;

@@ -16,22 +16,25 @@ use dynamo_datafusion::DynamoTableProvider;
 use dynamo_mirror::{
     Freshness, Mirror, MirrorError, MirrorTableProvider, OnExpired, OnStale, SyncOptions,
 };
-use dynamo_testkit::{TableSpec, create_table, put_items, unique_name};
+use dynamo_testkit::{TableSpec, Xorshift, create_table, put_items, unique_name};
 
 use crate::common::{client, pushdown_session, query, rows};
 
 /// A seeded workload: puts (new items and replacements with other values
 /// and shapes), updates of one attribute, deletes — over 60 keys.
 struct Workload {
-    seed: u64,
+    rng: Xorshift,
 }
 
 impl Workload {
+    fn seeded(seed: u64) -> Self {
+        Self {
+            rng: Xorshift(seed),
+        }
+    }
+
     fn next(&mut self, n: u64) -> u64 {
-        self.seed ^= self.seed << 13;
-        self.seed ^= self.seed >> 7;
-        self.seed ^= self.seed << 17;
-        self.seed % n
+        self.rng.below(n)
     }
 
     fn item(&mut self, id: u64) -> HashMap<String, AV> {
@@ -149,11 +152,17 @@ async fn mirrored_through_proxy(
             .await
             .expect("provider"),
     );
+    let (dir, mirror) = new_mirror(&live).await;
+    (proxy, live, dir, mirror)
+}
+
+/// A mirror of `live` created in a new directory (dropped with it).
+async fn new_mirror(live: &Arc<DynamoTableProvider>) -> (tempfile::TempDir, Mirror) {
     let dir = mirror_dir();
-    let (mirror, _) = Mirror::create(&live, dir.path().join("m").to_str().expect("path"))
+    let (mirror, _) = Mirror::create(live, dir.path().join("m").to_str().expect("path"))
         .await
         .expect("create");
-    (proxy, live, dir, mirror)
+    (dir, mirror)
 }
 
 fn mirror_dir() -> tempfile::TempDir {
@@ -194,9 +203,7 @@ async fn mirror_and_table(
 #[tokio::test]
 async fn a_mirror_made_during_writes_and_synced_equals_the_table() {
     let client = client().await;
-    let mut workload = Workload {
-        seed: 0x9e37_79b9_7f4a_7c15,
-    };
+    let mut workload = Workload::seeded(0x9e37_79b9_7f4a_7c15);
     let (table, live) = streamed_provider(&client, "Mirrored", &mut workload).await;
     let dir = mirror_dir();
     let path = dir.path().join("m");
@@ -204,9 +211,7 @@ async fn a_mirror_made_during_writes_and_synced_equals_the_table() {
     // Writes go on while the mirror records the stream's position and Scans.
     let writer = {
         let (client, table) = (client.clone(), table.clone());
-        let mut more = Workload {
-            seed: 0x1234_5678_9abc_def1,
-        };
+        let mut more = Workload::seeded(0x1234_5678_9abc_def1);
         tokio::spawn(async move { more.run(&client, &table, 150).await })
     };
     let (mut mirror, created) = Mirror::create(&live, path).await.expect("create");
@@ -250,13 +255,9 @@ async fn a_mirror_made_during_writes_and_synced_equals_the_table() {
 #[tokio::test]
 async fn queries_answer_from_a_fresh_mirror_with_no_table_read_and_catch_up_when_it_is_older() {
     let client = client().await;
-    let mut workload = Workload { seed: 0x0dd_ba11 };
+    let mut workload = Workload::seeded(0x0dd_ba11);
     let (table, live) = streamed_provider(&client, "Fresh", &mut workload).await;
-    let dir = mirror_dir();
-    let path = dir.path().join("m");
-    let (mirror, _) = Mirror::create(&live, path.to_str().expect("path"))
-        .await
-        .expect("create");
+    let (_dir, mirror) = new_mirror(&live).await;
     let count_sql = "SELECT count(*) FROM t WHERE pk = 'p1'";
     let session = |freshness: Freshness| {
         let ctx: SessionContext = pushdown_session(2);
@@ -390,10 +391,7 @@ async fn expired_items_are_hidden_in_mirror_reads_as_in_live_ones() {
             .await
             .expect("provider"),
     );
-    let dir = mirror_dir();
-    let (mirror, _) = Mirror::create(&live, dir.path().join("m").to_str().expect("path"))
-        .await
-        .expect("create");
+    let (_dir, mirror) = new_mirror(&live).await;
     // Hidden or shown as the session says, the same from the mirror as live.
     let forever = Freshness {
         max_staleness: Duration::from_secs(86_400),
@@ -457,7 +455,7 @@ async fn expired_items_are_hidden_in_mirror_reads_as_in_live_ones() {
 #[tokio::test]
 async fn a_checkpoint_the_stream_no_longer_holds_is_an_error_or_a_rebuild() {
     let client = client().await;
-    let mut workload = Workload { seed: 0xfeed_beef };
+    let mut workload = Workload::seeded(0xfeed_beef);
     let table = streamed_table(&client, "Trimmed", &mut workload).await;
     let (proxy, live, _dir, mut mirror) = mirrored_through_proxy(&table).await;
     workload.run(&client, &table, 30).await;
@@ -509,7 +507,7 @@ fn last_sequence(read: &dynamo_datafusion::changes::ChangesRead) -> String {
 #[tokio::test]
 async fn a_stream_whose_shard_rolled_over_is_applied_parent_first() {
     let client = client().await;
-    let mut workload = Workload { seed: 0x5_4a2d };
+    let mut workload = Workload::seeded(0x5_4a2d);
     let table = streamed_table(&client, "Rolled", &mut workload).await;
     let (proxy, live, _dir, mut mirror) = mirrored_through_proxy(&table).await;
     let set_all = |base: u64| {
@@ -576,7 +574,7 @@ async fn a_stream_whose_shard_rolled_over_is_applied_parent_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_followers_of_one_mirror_end_equal_to_the_table() {
     let client = client().await;
-    let mut workload = Workload { seed: 0x2f0_11e5 };
+    let mut workload = Workload::seeded(0x2f0_11e5);
     let (table, live) = streamed_provider(&client, "Twice", &mut workload).await;
     let dir = mirror_dir();
     let path = dir.path().join("m");

@@ -13,7 +13,7 @@ use datafusion::catalog::TableProvider;
 use datafusion::prelude::SessionContext;
 use dynamo_datafusion::schema::time_format_of;
 use dynamo_datafusion::{DynamoTableProvider, TableOptions};
-use dynamo_testkit::{TableSpec, create_table, put_items, unique_name};
+use dynamo_testkit::{TableSpec, Xorshift, create_table, put_items, unique_name};
 
 use crate::common::{
     client, pushdown_session, query, rows, run_with_plan, scan_metric, sorted_rows,
@@ -335,18 +335,6 @@ async fn epoch_numbers_declared_as_time_push_exact_ranges_and_limits() {
     assert_eq!(rows(&batches).len() as i64, 4 * USERS);
 }
 
-/// A tiny deterministic generator (xorshift), so every run checks the same cases.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 #[tokio::test]
 async fn every_pushed_time_range_answers_what_the_unpushed_read_answers() {
     let client = client().await;
@@ -358,7 +346,7 @@ async fn every_pushed_time_range_answers_what_the_unpushed_read_answers() {
     let base = at(1_709_164_800); // 2024-02-29T00:00:00Z
     let mut stored: Vec<i64> = Vec::new();
     let mut items = Vec::new();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Xorshift(0x9e37_79b9_7f4a_7c15);
     for i in 0..240i64 {
         let secs = base.timestamp() + (i - 120) * 5_003 + i64::try_from(rng.below(3)).unwrap_or(0);
         let nanos = [0, 500_000_000, 120_000_000, 123_456_789, 7][(i % 5) as usize];
@@ -401,7 +389,7 @@ async fn every_pushed_time_range_answers_what_the_unpushed_read_answers() {
     let mut pushed = 0;
     for case in 0..80 {
         // Bounds exactly on stored values, or a little off them.
-        let pick = |rng: &mut Rng| {
+        let pick = |rng: &mut Xorshift| {
             let s = stored[rng.below(stored.len() as u64) as usize];
             s + [0, 0, 1, -1, 3_600][rng.below(5) as usize]
         };

@@ -1377,13 +1377,8 @@ async fn a_mirror_followed_killed_and_resumed_twenty_times_equals_its_table() {
         .create(&client)
         .await
         .expect("create");
-    let mut seed: u64 = 0x5eed_0f1d_2e3f;
-    let mut next = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rng = dynamo_testkit::Xorshift(0x5eed_0f1d_2e3f);
+    let mut next = move |n: u64| rng.below(n);
     let item = |id: u64, v: u64| {
         let mut item = HashMap::from([
             ("id".to_string(), AV::S(format!("i{id:02}"))),

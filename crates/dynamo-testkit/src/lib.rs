@@ -10,6 +10,7 @@ pub mod expression;
 mod fault;
 mod fixtures;
 mod local;
+mod seeded;
 mod split;
 mod traps;
 
@@ -23,4 +24,5 @@ pub use fixtures::{
 pub use local::{
     ENDPOINT_ENV, LOCAL_SECRET, LocalError, local_client, local_client_as, local_endpoint,
 };
+pub use seeded::Xorshift;
 pub use traps::{TRAP_TABLE_ITEMS, TrapTable, Traps, trap_table};
