@@ -129,10 +129,64 @@ const CASES: &[Case] = &[
         error: "DynamoDB table 'NoSuchTable' does not exist (check the table name, region and endpoint)",
     },
     Case {
-        id: "sql-write",
+        id: "sql-insert-existing-key",
         via: Via::Direct,
-        sql: &["INSERT INTO {t} (pk, sk) VALUES ('a', 1)"],
-        error: "table '{t}' is read-only: this connector reads DynamoDB and never writes it (write with the AWS SDK or CLI)",
+        sql: &["INSERT INTO {t} (pk, sk) VALUES ('p0', 0)"],
+        error: "INSERT on table '{t}' wrote nothing: an item with key {\"pk\":{\"S\":\"p0\"},\"sk\":{\"N\":\"0\"}} already exists in table '{t}': INSERT writes only new items (REPLACE INTO overwrites, UPDATE changes attributes)",
+    },
+    Case {
+        id: "sql-insert-overwrite",
+        via: Via::Direct,
+        sql: &["INSERT OVERWRITE {t} SELECT * FROM {t}"],
+        error: "INSERT on table '{t}' refused: INSERT OVERWRITE would first delete every item of the table",
+    },
+    Case {
+        id: "sql-write-empty-key",
+        via: Via::Direct,
+        sql: &["INSERT INTO {t} (pk, sk) VALUES ('', 99)"],
+        error: "table '{t}', row 1, column 'pk': the value is a key of type S",
+    },
+    Case {
+        id: "sql-update-whole-table",
+        via: Via::Direct,
+        sql: &["UPDATE {t} SET n = 0"],
+        error: "UPDATE on table '{t}' refused: it has no WHERE the table is handed, so it would change every item",
+    },
+    Case {
+        id: "sql-delete-subquery",
+        via: Via::Direct,
+        sql: &["DELETE FROM {t} WHERE sk IN (SELECT sk FROM {t} WHERE n = 1)"],
+        error: "DELETE on table '{t}' refused: its WHERE holds a subquery",
+    },
+    Case {
+        id: "sql-update-key",
+        via: Via::Direct,
+        sql: &["UPDATE {t} SET sk = 1 WHERE pk = 'p0'"],
+        error: "'sk' is a key: an item's key cannot change",
+    },
+    Case {
+        id: "sql-transaction-too-large",
+        via: Via::Direct,
+        sql: &[
+            "SET dynamodb.write_mode = 'transaction'",
+            "INSERT INTO {t} (pk, sk) SELECT 'new', value FROM generate_series(1000, 1100)",
+        ],
+        error: "writes at most 100 items in one statement (DynamoDB's TransactWriteItems limit), and this one writes more; nothing was written",
+    },
+    Case {
+        id: "sql-write-over-ceiling",
+        via: Via::Direct,
+        sql: &[
+            "SET dynamodb.max_wcu = 1",
+            "INSERT INTO {t} (pk, sk) VALUES ('new', 1000), ('new', 1001)",
+        ],
+        error: "it would write about 2 items, about 2 WCU, above the ceiling dynamodb.max_wcu = 1 (nothing was written",
+    },
+    Case {
+        id: "sql-bad-write-mode",
+        via: Via::Direct,
+        sql: &["SET dynamodb.write_mode = 'atomic'"],
+        error: "dynamodb.write_mode is batch or transaction, not 'atomic'",
     },
     Case {
         id: "sql-bad-setting",

@@ -16,3 +16,4 @@ mod sql;
 mod time;
 mod types;
 mod widening;
+mod writes;

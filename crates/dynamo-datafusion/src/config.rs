@@ -190,6 +190,62 @@ dynamo_settings! {
         /// read runs; the answer is the same). `true` is `items`, `false` is
         /// `off`.
         pub join_key_lookups: JoinKeyLookups, default = JoinKeyLookups::FewerItems
+        /// Let an UPDATE or DELETE without a WHERE (or with one DataFusion
+        /// cannot hand the table: a subquery) change every item of the table.
+        pub allow_full_table_writes: bool, default = false
+        /// How a write statement writes: `batch` (BatchWriteItem for
+        /// REPLACE, one conditional request per item otherwise; what was
+        /// written before a failure stays written) or `transaction` (one
+        /// TransactWriteItems of at most 100 items: all or nothing, at
+        /// twice the write capacity).
+        pub write_mode: WriteMode, default = WriteMode::Batch
+        /// Write capacity units one write statement may consume at most
+        /// (unset: no ceiling). A statement whose estimate (`EXPLAIN` shows
+        /// it) is above it is refused before any write; one that would
+        /// pass it while writing stops before the write that would.
+        pub max_wcu: Option<f64>, default = None
+        /// USD per million write request units, for the price `EXPLAIN`
+        /// shows beside a write's estimate (default: the published
+        /// us-east-1 on-demand write price).
+        pub price_per_million_wru: f64, default = DEFAULT_PRICE_PER_MILLION_WRU
+    }
+}
+
+/// The published us-east-1 on-demand price of a million write request units, in USD.
+pub const DEFAULT_PRICE_PER_MILLION_WRU: f64 = 0.625;
+
+/// How a write statement writes (`dynamodb.write_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriteMode {
+    /// Item by item (REPLACE: 25 at a time); a failure stops the statement
+    /// and what was written stays written.
+    #[default]
+    Batch,
+    /// One TransactWriteItems: every write or none.
+    Transaction,
+}
+
+impl FromStr for WriteMode {
+    type Err = DataFusionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "batch" => Ok(Self::Batch),
+            "transaction" => Ok(Self::Transaction),
+            _ => Err(DataFusionError::Configuration(format!(
+                "dynamodb.write_mode is batch or transaction, not '{}'",
+                s.trim()
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for WriteMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Batch => "batch",
+            Self::Transaction => "transaction",
+        })
     }
 }
 
@@ -310,6 +366,7 @@ macro_rules! enum_setting {
 }
 enum_setting!(ScanGuard);
 enum_setting!(JoinKeyLookups);
+enum_setting!(WriteMode);
 
 impl DynamoConfig {
     /// The settings of `session` (the defaults when it has none).

@@ -283,6 +283,95 @@ pub enum Error {
         reason: String,
     },
 
+    /// A write statement refused before it wrote anything.
+    #[error("{statement} on table '{table}' refused: {reason}")]
+    WriteRefused {
+        /// `INSERT`, `REPLACE`, `UPDATE` or `DELETE`.
+        statement: &'static str,
+        /// Table name.
+        table: String,
+        /// Why, and what to do instead.
+        reason: String,
+    },
+
+    /// A row cannot be written as an item (a NULL key, a value DynamoDB
+    /// cannot hold).
+    #[error("table '{table}', row {row}, column '{column}': the value {reason}")]
+    BadWriteValue {
+        /// Table name.
+        table: String,
+        /// The row's number in the statement's input, from 1.
+        row: u64,
+        /// The column (or nested path).
+        column: String,
+        /// What is wrong with the value.
+        reason: String,
+    },
+
+    /// An INSERT met an item with a key it was to write.
+    #[error(
+        "an item with key {key} already exists in table '{table}': INSERT writes only new items \
+         (REPLACE INTO overwrites, UPDATE changes attributes)"
+    )]
+    ItemExists {
+        /// Table name.
+        table: String,
+        /// The key, as DynamoDB JSON.
+        key: String,
+    },
+
+    /// A write statement's writes reached its write-capacity ceiling.
+    #[error(
+        "the next write would take the statement past its write-capacity ceiling: \
+         {consumed_wcu:.1} WCU consumed or in flight on table '{table}', dynamodb.max_wcu = {max_wcu} \
+         (raise it with SET dynamodb.max_wcu = …)"
+    )]
+    WriteCeilingReached {
+        /// Table name.
+        table: String,
+        /// Write capacity consumed (and reserved by writes in flight).
+        consumed_wcu: f64,
+        /// The ceiling.
+        max_wcu: f64,
+    },
+
+    /// A transaction's condition failed: nothing of it was written.
+    #[error("the transaction on table '{table}' was cancelled and wrote nothing: {reason}")]
+    TransactionCancelled {
+        /// Table name.
+        table: String,
+        /// Which item, and why.
+        reason: String,
+    },
+
+    /// A write statement's input (its rows, or an UPDATE's or DELETE's
+    /// read) failed after writes were made.
+    #[error("its input failed: {reason}")]
+    WriteInputFailed {
+        /// The input's error.
+        reason: String,
+    },
+
+    /// A write statement stopped part-way: what was written stays written.
+    #[error(
+        "{statement} on table '{table}' {}: {source}{}",
+        stopped_after(*.written, *.skipped),
+        rerun_note(statement, *.written)
+    )]
+    WriteStopped {
+        /// `INSERT`, `REPLACE`, `UPDATE` or `DELETE`.
+        statement: &'static str,
+        /// Table name.
+        table: String,
+        /// Items written before it stopped (writes in flight included).
+        written: u64,
+        /// Items left as they were because they changed since the read.
+        skipped: u64,
+        /// Why it stopped.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// Building an Arrow batch failed.
     #[error("building Arrow data for table '{table}': {source}")]
     Arrow {
@@ -302,6 +391,7 @@ impl Error {
             Error::TableNotFound { .. } => Some(ErrorKind::NotFound),
             Error::Request { kind, .. } | Error::Service { kind, .. } => Some(*kind),
             Error::Throttled { .. } => Some(ErrorKind::Throttled),
+            Error::WriteStopped { source, .. } => source.kind(),
             _ => None,
         }
     }
@@ -330,6 +420,37 @@ pub(crate) fn ceiling_hint(set_by_table: bool) -> String {
             .to_string()
     } else {
         "raise the ceiling: SET dynamodb.max_rcu = … (RESET dynamodb.max_rcu lifts it)".to_string()
+    }
+}
+
+/// How far a stopped write statement got.
+fn stopped_after(written: u64, skipped: u64) -> String {
+    match (written, skipped) {
+        (0, 0) => "wrote nothing".to_string(),
+        (w, 0) => format!("stopped after {w} items were written"),
+        (w, s) => format!(
+            "stopped after {w} items were written ({s} skipped: changed since they were read)"
+        ),
+    }
+}
+
+/// What running a stopped write statement again does, once it wrote something.
+fn rerun_note(statement: &str, written: u64) -> &'static str {
+    if written == 0 {
+        return "";
+    }
+    match statement {
+        "INSERT" => {
+            " (the items written stay written; run again, the INSERT stops at the first key it \
+             already wrote: REPLACE INTO writes the rest)"
+        }
+        "REPLACE" => {
+            " (the items written stay written; running it again writes them again, and the rest)"
+        }
+        "UPDATE" => {
+            " (the items written stay written; running it again sets the items that still match again)"
+        }
+        _ => " (the items deleted stay deleted; running it again deletes the rest)",
     }
 }
 

@@ -17,6 +17,7 @@
 //! | `read/` | one page at a time from DynamoDB: `retry`, `capacity`, `capture` of the JSON, the schema `sample` |
 //! | `decode/` | items (JSON text or SDK values) → Arrow columns |
 //! | `exec/` | the `ExecutionPlan`: partitions, projections absorbed, a join's keys read by key, read statistics |
+//! | `write/` | INSERT, REPLACE, UPDATE and DELETE: rows → exact items → conditional writes |
 //!
 //! Beside them, at the bottom: `error`, `metadata` (the table's description),
 //! `key_stats` (what the schema sample showed of the keys, for cost
@@ -47,10 +48,11 @@ pub mod run;
 pub mod schema;
 pub mod session;
 mod value;
+pub mod write;
 
 pub use catalog::DynamoSchemaProvider;
 pub use client::{ConnectionOptions, parse_endpoint_url};
-pub use config::{DynamoConfig, JoinKeyLookups, ScanGuard};
+pub use config::{DynamoConfig, JoinKeyLookups, ScanGuard, WriteMode};
 pub use error::{Error, ErrorKind, Result};
 pub use exec::{CapacityCeilingRule, DynamoExec, readable_plan};
 pub use factory::DynamoTableFactory;

@@ -71,6 +71,9 @@ pub struct TableOptions {
     /// that consumes more is stopped (the session's `dynamodb.max_rcu`
     /// applies too; the lower wins).
     pub max_rcu: Option<f64>,
+    /// Write-capacity limit of one write statement, in WCU per second,
+    /// shared by its requests (unset: as fast as DynamoDB takes them).
+    pub write_capacity: Option<f64>,
 }
 
 impl Default for TableOptions {
@@ -93,6 +96,7 @@ impl Default for TableOptions {
             on_bad_time: BadTime::Error,
             include_expired: false,
             max_rcu: None,
+            write_capacity: None,
         }
     }
 }
@@ -120,6 +124,7 @@ pub const OPTION_KEYS: &[&str] = &[
     "on_bad_time",
     "include_expired",
     "max_rcu",
+    "write_capacity",
 ];
 
 impl TableOptions {
@@ -217,6 +222,13 @@ impl TableOptions {
                     opts.read_capacity = Some(positive_f64(value).ok_or_else(|| {
                         invalid(format!(
                             "'{value}' is not a positive number of RCU per second"
+                        ))
+                    })?)
+                }
+                "write_capacity" => {
+                    opts.write_capacity = Some(positive_f64(value).ok_or_else(|| {
+                        invalid(format!(
+                            "'{value}' is not a positive number of WCU per second"
                         ))
                     })?)
                 }

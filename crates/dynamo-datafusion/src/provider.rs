@@ -24,18 +24,22 @@ use crate::error::{Error, Result};
 use crate::exec::{DynamoExec, QueryFilters};
 use crate::metadata::TableMeta;
 use crate::options::TableOptions;
+use crate::plan::predicate::{Cond, Translator};
 use crate::plan::{
-    AccessPlan, Decisions, Expiry, Operation, PlanOptions, ReadOptions, ScanRequest,
+    AccessPlan, Decisions, Expiry, Operation, PlanOptions, ReadOptions, ScanRequest, expr_columns,
 };
 use crate::policy::RetryPolicy;
 use crate::read::request_error;
 use crate::read::retry::{Retrier, without_sdk_retries};
 use crate::read::sample::sample_table;
 use crate::schema::cache::{CacheSlot, SchemaCache, SchemaKey, SigningKey};
+use crate::schema::infer::is_extra_field;
 use crate::schema::time::with_time_formats;
 use crate::schema::widen::SchemaState;
 use crate::schema::{ColumnType, TimeFormat};
 use crate::schema::{SchemaHistory, SchemaOrigin};
+use crate::write::encode::ItemEncoder;
+use crate::write::{Assignment, DynamoWriteExec, Statement, WriteJob, WriteSettings};
 
 /// Bytes of table per parallel-scan segment when the count is chosen
 /// automatically: DynamoDB's page size, so a segment is about one request.
@@ -618,18 +622,151 @@ impl TableProvider for DynamoTableProvider {
         self.state.schema()
     }
 
-    /// DynamoDB tables are read here, never written: say so plainly.
+    /// `INSERT INTO` (new items only) and `REPLACE INTO` / `INSERT OR
+    /// REPLACE INTO` (whole items, new or replacing): see [`crate::write`].
     async fn insert_into(
         &self,
-        _state: &dyn Session,
-        _input: Arc<dyn ExecutionPlan>,
-        _insert_op: InsertOp,
+        state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        Err(DataFusionError::Plan(format!(
-            "table '{}' is read-only: this connector reads DynamoDB and never writes it \
-             (write with the AWS SDK or CLI)",
-            self.meta.name
-        )))
+        let statement = match insert_op {
+            InsertOp::Append => Statement::Insert,
+            InsertOp::Replace => Statement::Replace,
+            InsertOp::Overwrite => {
+                return Err(self
+                    .refuse(
+                        Statement::Insert,
+                        "INSERT OVERWRITE would first delete every item of the table, which \
+                         DynamoDB cannot do in one step; DELETE the items you mean (SET \
+                         dynamodb.allow_full_table_writes = true to delete them all), then INSERT",
+                    )
+                    .into());
+            }
+        };
+        self.check_writable(state, statement)?;
+        let schema = self.state.schema();
+        let job = self.write_job(
+            state,
+            statement,
+            ItemEncoder::new(&self.meta, Arc::clone(&schema)),
+        );
+        Ok(Arc::new(DynamoWriteExec::new(input, job)))
+    }
+
+    /// `DELETE FROM t WHERE …`: the WHERE's read finds the items, each is
+    /// deleted if it still matches.
+    async fn delete_from(
+        &self,
+        state: &dyn Session,
+        filters: Vec<Expr>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let statement = Statement::Delete;
+        self.check_writable(state, statement)?;
+        self.check_where(state, statement, &filters)?;
+        let schema = self.state.schema();
+        let keys = self.key_columns(&schema)?;
+        let read = self.read_exec(state, Some(&keys), &filters, None, true)?;
+        let mut job = self.write_job(
+            state,
+            statement,
+            ItemEncoder::new(&self.meta, read.schema()),
+        );
+        job.recheck = self.recheck_of(&schema, &filters);
+        Ok(Arc::new(DynamoWriteExec::new(read, job)))
+    }
+
+    /// `UPDATE t SET … WHERE …`: the WHERE's read finds the items, each is
+    /// updated if it still matches and the columns its new values come from
+    /// are unchanged.
+    async fn update(
+        &self,
+        state: &dyn Session,
+        assignments: Vec<(String, Expr)>,
+        filters: Vec<Expr>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let statement = Statement::Update;
+        self.check_writable(state, statement)?;
+        self.check_where(state, statement, &filters)?;
+        let schema = self.state.schema();
+        let mut read_columns = self.key_columns(&schema)?;
+        let mut targets = Vec::with_capacity(assignments.len());
+        for (column, expr) in &assignments {
+            let index = schema.index_of(column).map_err(|_| {
+                self.refuse(statement, &format!("table has no column '{column}' to SET"))
+            })?;
+            if self.meta.keys.attribute_names().any(|k| k == column) {
+                return Err(self
+                    .refuse(
+                        statement,
+                        &format!(
+                            "'{column}' is a key: an item's key cannot change (DELETE it and \
+                             INSERT the item with its new key)"
+                        ),
+                    )
+                    .into());
+            }
+            if is_extra_field(schema.field(index)) {
+                return Err(self
+                    .refuse(
+                        statement,
+                        &format!(
+                            "'{column}' holds the attributes without a column: SET them by name"
+                        ),
+                    )
+                    .into());
+            }
+            let mut used = Vec::new();
+            expr_columns(expr, &mut used);
+            for name in used {
+                let i = schema.index_of(&name).map_err(|_| {
+                    self.refuse(
+                        statement,
+                        &format!("SET reads '{name}', which is not a column"),
+                    )
+                })?;
+                if !read_columns.contains(&i) {
+                    read_columns.push(i);
+                }
+            }
+            targets.push((column.clone(), index, expr.clone()));
+        }
+        let read = self.read_exec(state, Some(&read_columns), &filters, None, true)?;
+        let read_schema = read.schema();
+        let df_schema = datafusion::common::DFSchema::try_from(Arc::clone(&read_schema))?;
+        let mut job = self.write_job(
+            state,
+            statement,
+            ItemEncoder::new(&self.meta, Arc::clone(&read_schema)),
+        );
+        job.table_encoder = ItemEncoder::new(&self.meta, Arc::clone(&schema));
+        job.assignments = targets
+            .into_iter()
+            .map(|(column, table_index, expr)| {
+                let expr = create_physical_expr(
+                    &expr,
+                    &df_schema,
+                    state.execution_props(),
+                    &PhysicalPlanningContext::default(),
+                )?;
+                Ok(Assignment {
+                    column,
+                    table_index,
+                    expr,
+                })
+            })
+            .collect::<DfResult<_>>()?;
+        // The columns new values are computed from must not have changed
+        // since the read (when their values compare exactly).
+        job.guards = read_schema
+            .fields()
+            .iter()
+            .filter(|f| self.meta.keys.attribute_names().all(|k| k != f.name()))
+            .filter(|f| guardable(f))
+            .map(|f| f.name().clone())
+            .collect();
+        job.recheck = self.recheck_of(&schema, &filters);
+        Ok(Arc::new(DynamoWriteExec::new(read, job)))
     }
 
     fn table_type(&self) -> TableType {
@@ -671,12 +808,63 @@ impl TableProvider for DynamoTableProvider {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.read_exec(state, projection, filters, limit, false)
+    }
+}
+
+/// True when a column's values compare exactly in DynamoDB as read: an
+/// UPDATE then requires them unchanged (scalars; not JSON or text columns,
+/// floats, or time kept as text, whose text may differ from what was read).
+fn guardable(field: &datafusion::arrow::datatypes::Field) -> bool {
+    use crate::schema::infer::{is_json_field, is_text_field};
+    if let Some(format) = crate::schema::time_format_of(field) {
+        return format.is_number();
+    }
+    !is_json_field(field)
+        && !is_text_field(field)
+        && matches!(
+            field.data_type(),
+            DataType::Utf8
+                | DataType::Int64
+                | DataType::Int32
+                | DataType::Decimal128(..)
+                | DataType::Decimal256(..)
+                | DataType::Boolean
+                | DataType::Binary
+        )
+}
+
+/// The lower of two optional ceilings.
+fn lower(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+impl DynamoTableProvider {
+    /// The read of `filters`' rows (`projection`'s columns, at most
+    /// `limit`): a query's scan, or — `for_write` — an UPDATE's or DELETE's
+    /// read of the items to change, strongly consistent (never through a
+    /// GSI), so it sees every write made before it.
+    fn read_exec(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+        for_write: bool,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let session = DynamoConfig::of(state);
         let target_partitions = state.config().target_partitions();
         // One snapshot for the whole plan: the schema may widen meanwhile.
         let schema = self.state.schema();
         let options = ReadOptions {
-            plan: self.plan_options(session.pushdown),
+            plan: PlanOptions {
+                // A write's read sees every write before it (no GSI).
+                consistent_read: self.options.consistent_read || for_write,
+                ..self.plan_options(session.pushdown)
+            },
             segments: self.scan_segments(),
             max_partitions: session
                 .max_partitions
@@ -733,23 +921,144 @@ impl TableProvider for DynamoTableProvider {
         .checking(Arc::new(query))?
         .connecting_to(Arc::clone(&self.connection))
         .replanning(request);
-        Ok(if session.distributed {
+        Ok(if session.distributed && !for_write {
             Arc::new(exec.with_partitions_input()?)
         } else {
             Arc::new(exec)
         })
     }
-}
 
-/// The lower of two optional ceilings.
-fn lower(a: Option<f64>, b: Option<f64>) -> Option<f64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+    /// A write statement refused before it wrote anything.
+    fn refuse(&self, statement: Statement, reason: &str) -> Error {
+        Error::WriteRefused {
+            statement: statement.name(),
+            table: self.meta.name.clone(),
+            reason: reason.to_string(),
+        }
     }
-}
 
-impl DynamoTableProvider {
+    /// Writes run in this process, in a session that can plan them safely.
+    fn check_writable(&self, state: &dyn Session, statement: Statement) -> DfResult<()> {
+        if DynamoConfig::of(state).distributed {
+            return Err(self
+                .refuse(
+                    statement,
+                    "writes run in one process, not through a cluster: run the statement in a \
+                     session without dynamodb.distributed",
+                )
+                .into());
+        }
+        let guarded = state
+            .as_any()
+            .downcast_ref::<datafusion::execution::SessionState>()
+            .is_some_and(crate::write::uses_dml_guard);
+        if matches!(statement, Statement::Update | Statement::Delete) && !guarded {
+            return Err(self
+                .refuse(
+                    statement,
+                    "this session does not run dynamo_datafusion::write::DmlGuard, which \
+                     refuses a WHERE DataFusion cannot hand the table whole; add it to the \
+                     session (SessionStateBuilder::with_analyzer_rule), or use \
+                     dynamo_datafusion::dynamo_session",
+                )
+                .into());
+        }
+        Ok(())
+    }
+
+    /// An UPDATE or DELETE without a condition changes every item: only
+    /// when the session allows it.
+    fn check_where(
+        &self,
+        state: &dyn Session,
+        statement: Statement,
+        filters: &[Expr],
+    ) -> DfResult<()> {
+        if filters.is_empty() && !DynamoConfig::of(state).allow_full_table_writes {
+            return Err(self
+                .refuse(
+                    statement,
+                    &format!(
+                        "it has no WHERE the table is handed, so it would change every item \
+                         (~{} items); add a WHERE, or SET dynamodb.allow_full_table_writes = true",
+                        self.meta.item_count
+                    ),
+                )
+                .into());
+        }
+        Ok(())
+    }
+
+    /// The schema positions of the table's key columns.
+    fn key_columns(&self, schema: &SchemaRef) -> DfResult<Vec<usize>> {
+        self.meta
+            .keys
+            .attribute_names()
+            .map(|k| {
+                schema.index_of(k).map_err(|_| {
+                    Error::Metadata {
+                        table: self.meta.name.clone(),
+                        reason: format!("the schema has no column for key '{k}'"),
+                    }
+                    .into()
+                })
+            })
+            .collect()
+    }
+
+    /// What DynamoDB re-checks when an UPDATE or DELETE writes an item: the
+    /// part of the WHERE it can evaluate.
+    fn recheck_of(&self, schema: &SchemaRef, filters: &[Expr]) -> Option<Cond> {
+        let translator = Translator { schema };
+        let parts: Vec<Cond> = filters
+            .iter()
+            .filter_map(|f| translator.translate(f))
+            .map(|t| t.cond)
+            .collect();
+        match parts.len() {
+            0 => None,
+            1 => parts.into_iter().next(),
+            _ => Some(Cond::And(parts)),
+        }
+    }
+
+    /// A write statement's job, by the session's and the table's settings.
+    fn write_job(
+        &self,
+        state: &dyn Session,
+        statement: Statement,
+        input_encoder: ItemEncoder,
+    ) -> WriteJob {
+        let session = DynamoConfig::of(state);
+        let keys = input_encoder.keys().to_vec();
+        WriteJob {
+            statement,
+            table: self.meta.name.clone(),
+            client: self.read_client.clone(),
+            keys,
+            table_encoder: input_encoder.clone(),
+            input_encoder,
+            assignments: Vec::new(),
+            guards: Vec::new(),
+            recheck: None,
+            settings: WriteSettings {
+                mode: session.write_mode,
+                max_concurrency: session
+                    .max_concurrency
+                    .unwrap_or(self.options.max_concurrency),
+                retry: self.options.retry.clone(),
+                write_capacity: self.options.write_capacity,
+                max_wcu: session.max_wcu,
+                price_per_million_wru: session.price_per_million_wru,
+            },
+            item_bytes: if self.meta.item_count > 0 {
+                self.meta.size_bytes as f64 / self.meta.item_count as f64
+            } else {
+                0.0
+            },
+        }
+    }
+
     /// Refuses or warns about a full Scan of a large table, as the session asks.
     fn check_scan_guard(&self, plan: &AccessPlan, session: &DynamoConfig) -> DfResult<()> {
         if plan.operation != Operation::Scan || self.meta.size_bytes <= session.scan_guard_bytes {

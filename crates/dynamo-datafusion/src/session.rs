@@ -142,6 +142,7 @@ pub async fn dynamo_session_with_cache(
         .with_default_features()
         .with_table_factory(DYNAMODB_FILE_TYPE.to_string(), Arc::new(factory))
         .with_physical_optimizer_rule(Arc::new(CapacityCeilingRule))
+        .with_analyzer_rule(Arc::new(crate::write::DmlGuard))
         .build();
     let ctx = SessionContext::new_with_state(state);
     ctx.register_udf(crate::functions::to_json_udf());

@@ -19,6 +19,7 @@ use crate::error::CliError;
 use crate::print::{Format, Printer};
 use crate::progress::Progress;
 use crate::settings::Settings;
+use dynamo_datafusion::write::WriteStats;
 
 /// What one statement produced.
 pub struct Outcome {
@@ -28,6 +29,8 @@ pub struct Outcome {
     pub elapsed: std::time::Duration,
     /// DynamoDB requests, items scanned and returned, capacity consumed.
     pub stats: ReadStats,
+    /// What a write statement wrote (none for a query).
+    pub writes: WriteStats,
 }
 
 /// The plan of the statement running now (set when it starts, cleared
@@ -49,6 +52,15 @@ impl Running {
 /// to the cluster, so its reads stop there too, and says what was done.
 pub async fn interrupted(settings: &Settings) -> String {
     let plan = settings.running.take();
+    let writes = plan.as_ref().map(WriteStats::of_plan).unwrap_or_default();
+    if writes.writes > 0 {
+        // The items written stay written: say how many.
+        return format!(
+            "Statement cancelled: {} items were written before it stopped ({} skipped); \
+             writes in flight at that moment may have been applied too. {}",
+            writes.items_written, writes.items_skipped, "A REPLACE can be run again as it is."
+        );
+    }
     let (Some(cluster), Some(plan)) = (&settings.cluster, plan) else {
         return "Query cancelled.".to_string();
     };
@@ -84,6 +96,7 @@ pub async fn run_text(
                 rows: 0,
                 elapsed: start.elapsed(),
                 stats: ReadStats::default(),
+                writes: WriteStats::default(),
             });
             continue;
         }
@@ -104,6 +117,7 @@ pub async fn run_text(
                 rows: 0,
                 elapsed: start.elapsed(),
                 stats: ReadStats::default(),
+                writes: WriteStats::default(),
             });
             continue;
         }
@@ -265,6 +279,7 @@ async fn run_statement(
         rows: sink.rows,
         elapsed: start.elapsed(),
         stats: ReadStats::of_plan(&outcome.plan),
+        writes: WriteStats::of_plan(&outcome.plan),
     })
 }
 

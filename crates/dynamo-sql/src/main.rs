@@ -168,6 +168,9 @@ async fn main_inner(args: Args) -> Result<(), error::CliError> {
         for o in outcomes {
             if settings.stats {
                 eprintln!("{}", o.stats);
+                if o.writes.writes > 0 {
+                    eprintln!("{}", o.writes);
+                }
             }
             if settings.timing {
                 eprintln!("Time: {:.3} ms", o.elapsed.as_secs_f64() * 1e3);

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use datafusion::physical_plan::ExecutionPlan;
 use dynamo_datafusion::exec::ReadStats;
+use dynamo_datafusion::write::WriteStats;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How long a statement runs before its progress shows.
@@ -21,6 +22,15 @@ const EVERY: Duration = Duration::from_millis(200);
 /// True when progress may be drawn: both outputs are terminals.
 pub fn enabled() -> bool {
     std::io::stdout().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// The progress of a write statement: items written so far and their capacity.
+pub fn write_line(stats: &WriteStats) -> String {
+    format!(
+        "{} items written · {:.1} WCU",
+        grouped(stats.items_written as f64),
+        stats.consumed_wcu
+    )
 }
 
 /// The line for `stats` after `elapsed`:
@@ -120,7 +130,12 @@ impl Progress {
                     if *cleared {
                         return;
                     }
-                    shown.set_message(line(&ReadStats::of_plan(&plan), start.elapsed()));
+                    let mut text = line(&ReadStats::of_plan(&plan), start.elapsed());
+                    let writes = WriteStats::of_plan(&plan);
+                    if writes.writes > 0 {
+                        text = format!("{} · {text}", write_line(&writes));
+                    }
+                    shown.set_message(text);
                 }
                 tokio::time::sleep(EVERY).await;
             }

@@ -93,6 +93,9 @@ async fn execute(ctx: &SessionContext, text: &str, settings: &mut Settings, colo
             for o in outcomes {
                 if stats {
                     println!("{}", o.stats);
+                    if o.writes.writes > 0 {
+                        println!("{}", o.writes);
+                    }
                 }
                 let rows = format!(
                     "{} row{} fetched.",

@@ -86,12 +86,7 @@ impl ReadEstimate {
     /// assert_eq!(scan.usd_text(0.125), "0.0000036");
     /// ```
     pub fn usd_text(&self, price_per_million: f64) -> String {
-        let usd = self.usd(price_per_million);
-        if usd <= 0.0 || !usd.is_finite() {
-            return "0".to_string();
-        }
-        let decimals = (1 - usd.log10().floor() as i32).clamp(0, 12) as usize;
-        format!("{usd:.decimals$}")
+        usd_text(self.usd(price_per_million))
     }
 
     /// The sum of two estimates.
@@ -102,6 +97,15 @@ impl ReadEstimate {
             requests: self.requests + other.requests,
         }
     }
+}
+
+/// A price in USD as shown: two significant digits (`0.0000036`, `0.42`, `12`).
+pub(crate) fn usd_text(usd: f64) -> String {
+    if usd <= 0.0 || !usd.is_finite() {
+        return "0".to_string();
+    }
+    let decimals = (1 - usd.log10().floor() as i32).clamp(0, 12) as usize;
+    format!("{usd:.decimals$}")
 }
 
 /// The cost model of reading `meta`'s table by `operation`, with the

@@ -72,6 +72,17 @@ impl TokenBucket {
         Ok(estimate)
     }
 
+    /// Starts a request of a known cost (`units`) if the balance allows:
+    /// `Ok(units)`, or `Err(seconds to wait)`.
+    pub(crate) fn try_start_units(&mut self, now: f64, units: f64) -> Result<f64, f64> {
+        self.refill(now);
+        if self.tokens < -1e-9 {
+            return Err(-self.tokens / self.rate);
+        }
+        self.tokens -= units;
+        Ok(units)
+    }
+
     /// Replaces a request's reservation by the capacity its response reported
     /// for `evaluated` items.
     pub(crate) fn finish(&mut self, now: f64, reserved: f64, units: f64, evaluated: u64) {
@@ -129,6 +140,21 @@ impl CapacityLimiter {
             let start = {
                 let now = self.now();
                 self.lock().try_start(now)
+            };
+            match start {
+                Ok(reserved) => return reserved,
+                Err(wait) => tokio::time::sleep(Duration::from_secs_f64(wait)).await,
+            }
+        }
+    }
+
+    /// Waits until a request of a known cost (`units`, e.g. a write's
+    /// capacity units by the item's size) may start; returns the reservation.
+    pub async fn acquire_units(&self, units: f64) -> f64 {
+        loop {
+            let start = {
+                let now = self.now();
+                self.lock().try_start_units(now, units)
             };
             match start {
                 Ok(reserved) => return reserved,

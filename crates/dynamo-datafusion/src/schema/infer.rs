@@ -120,6 +120,9 @@ pub(crate) enum Observed {
     Boolean,
     Number(NumberStats),
     List(Box<Observed>),
+    /// A string, number or binary set (`SS`/`NS`/`BS`): a list column marked
+    /// as a set ([`SET_METADATA_KEY`]), so a write stores a set again.
+    Set(Box<Observed>),
     Struct(BTreeMap<String, Observed>),
     /// Conflicting types: JSON text.
     Json,
@@ -134,9 +137,9 @@ impl Observed {
             AttributeValue::B(_) => Self::Binary,
             AttributeValue::Bool(_) => Self::Boolean,
             AttributeValue::Null(_) => Self::Unknown,
-            AttributeValue::Ss(_) => Self::List(Box::new(Self::String(None))),
-            AttributeValue::Bs(_) => Self::List(Box::new(Self::Binary)),
-            AttributeValue::Ns(v) => Self::List(Box::new(
+            AttributeValue::Ss(_) => Self::Set(Box::new(Self::String(None))),
+            AttributeValue::Bs(_) => Self::Set(Box::new(Self::Binary)),
+            AttributeValue::Ns(v) => Self::Set(Box::new(
                 v.iter()
                     .map(|n| Self::Number(NumberStats::of(n)))
                     .fold(Self::Unknown, Self::merge),
@@ -165,6 +168,9 @@ impl Observed {
             (Boolean, Boolean) => Boolean,
             (Number(a), Number(b)) => Number(a.merge(b)),
             (List(a), List(b)) => List(Box::new(a.merge(*b))),
+            (Set(a), Set(b)) => Set(Box::new(a.merge(*b))),
+            // Sets in some items, lists in others: a list (written back as one).
+            (Set(a), List(b)) | (List(a), Set(b)) => List(Box::new(a.merge(*b))),
             (Struct(mut a), Struct(b)) => {
                 for (k, v) in b {
                     let merged = match a.remove(&k) {
@@ -206,6 +212,7 @@ impl Observed {
     /// The Arrow field for this observation.
     pub(crate) fn to_field(&self, name: &str, nullable: bool) -> Field {
         match self.data_type() {
+            Some(dt) if matches!(self, Observed::Set(_)) => set_field(name, dt, nullable),
             Some(dt) => Field::new(name, dt, nullable),
             None => json_field(name, nullable),
         }
@@ -222,7 +229,7 @@ impl Observed {
                 DataType::Utf8 => return None,
                 dt => dt,
             },
-            Observed::List(inner) => {
+            Observed::List(inner) | Observed::Set(inner) => {
                 let item = inner.data_type()?;
                 DataType::List(Field::new("item", item, true).into())
             }
@@ -244,6 +251,23 @@ pub fn json_field(name: &str, nullable: bool) -> Field {
         ENCODING_METADATA_KEY.to_string(),
         JSON_ENCODING.to_string(),
     )]))
+}
+
+/// Field metadata key marking a list column whose values are DynamoDB sets
+/// (`SS`, `NS` or `BS`, by the element type): written back as sets.
+pub const SET_METADATA_KEY: &str = "dynamodb.set";
+
+/// A list field whose values are DynamoDB sets.
+pub fn set_field(name: &str, data_type: DataType, nullable: bool) -> Field {
+    Field::new(name, data_type, nullable).with_metadata(HashMap::from([(
+        SET_METADATA_KEY.to_string(),
+        "true".to_string(),
+    )]))
+}
+
+/// True when the list field holds DynamoDB sets.
+pub fn is_set_field(field: &Field) -> bool {
+    field.metadata().contains_key(SET_METADATA_KEY)
 }
 
 /// Field metadata key marking the column that holds every attribute the
