@@ -4,7 +4,8 @@
 # Benches: pushdown, scan_throughput, decode (criterion), vs_python (boto3 + pandas),
 # replay (client-side ceiling), capacity (read-capacity budget), schema_cache (sampling per
 # one-shot run, with and without the schema cache), mirror (live reads vs Delta mirrors,
-# freshness lag, bootstrap items/s).
+# freshness lag, bootstrap items/s), bulk_load (REPLACE/INSERT from Parquet vs boto3's
+# batch_writer, on DynamoDB Local and on a write sink with per-request latency).
 # PROFILE=release for optimised builds (slow to compile); the default is the test profile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +15,7 @@ export AWS_EC2_METADATA_DISABLED=true
 source scripts/lib/dynamodb-local.sh
 source scripts/lib/python-env.sh
 ddb_local_install
-[ "$name" = "vs_python" ] && ensure_project_python
+case "$name" in vs_python | bulk_load) ensure_project_python ;; esac
 if [ "${PROFILE:-test}" = "release" ]; then
   cargo build --locked --release --workspace --all-features --bench "$name" --bin dynamo-sql --bin dynamo-ballista --bin dynamo-connector
   runner=(cargo bench --workspace --all-features --locked --bench "$name" --)

@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 
+import boto3
 import pytest
 from datafusion import SessionConfig, SessionContext
 
@@ -210,3 +211,37 @@ def test_time_formats_make_a_timestamp_whose_ranges_are_key_conditions(proxy, ev
         ["1970-01-01 00:16:45+00:00"],
     ]
     assert proxy.take() == {"Query": 1}
+
+
+def test_insert_writes_through_datafusion_python_and_update_is_not_forwarded(endpoint):
+    ddb = boto3.client("dynamodb", endpoint_url=endpoint, region_name=REGION)
+    ddb.create_table(
+        TableName="Written",
+        KeySchema=[
+            {"AttributeName": "userId", "KeyType": "HASH"},
+            {"AttributeName": "eventTime", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "userId", "AttributeType": "S"},
+            {"AttributeName": "eventTime", "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.get_waiter("table_exists").wait(TableName="Written")
+    table = DynamoTable("Written", endpoint_url=endpoint, region=REGION, column_types="score: Decimal128(38, 2)")
+    ctx = session()
+    ctx.register_table("written", table)
+    got = rows(ctx.sql("INSERT INTO written VALUES ('a', 1, 10.25), ('b', 2, NULL)"))
+    assert got == [["2"]]
+    a = ddb.get_item(TableName="Written", Key={"userId": {"S": "a"}, "eventTime": {"N": "1"}})["Item"]
+    assert a["score"] == {"N": "10.25"}, a
+    b = ddb.get_item(TableName="Written", Key={"userId": {"S": "b"}, "eventTime": {"N": "2"}})["Item"]
+    assert "score" not in b, b
+    # An existing key stops an INSERT, naming it.
+    with pytest.raises(Exception, match="already exists"):
+        ctx.sql("INSERT INTO written VALUES ('a', 1, 1)").collect()
+    # DataFusion 55's FFI does not forward UPDATE and DELETE to the table.
+    for sql in ("DELETE FROM written WHERE userId = 'a'", "UPDATE written SET score = 1 WHERE userId = 'a'"):
+        with pytest.raises(Exception, match="not supported|not implemented"):
+            ctx.sql(sql).collect()
+    assert len(ddb.scan(TableName="Written")["Items"]) == 2

@@ -643,7 +643,8 @@ async fn under_faults_nothing_is_lost_and_nothing_written_twice() {
     let client = client().await;
     let table = new_table(&client, "workload_faults").await;
     let endpoint = local_endpoint().expect("endpoint");
-    let proxy = FaultProxy::start(&endpoint, FaultConfig::mixed(0.10, 0x3000_0002))
+    // Described fault-free; the statements' reads and writes meet the faults.
+    let proxy = FaultProxy::start(&endpoint, FaultConfig::none())
         .await
         .expect("proxy");
     let faulty = proxy.client().await;
@@ -690,10 +691,41 @@ async fn under_faults_nothing_is_lost_and_nothing_written_twice() {
         .expect("provider");
     ctx.register_table("t", Arc::new(provider))
         .expect("register");
+    proxy.set_config(FaultConfig::mixed(0.10, 0x3000_0002));
     run_workload(&client, &ctx, &table, 0x3000_0003, 60).await;
     let counts = proxy.counts();
     assert!(
         counts.total_faults() > 20,
         "faults were injected: {counts:?}"
     );
+}
+
+#[tokio::test]
+async fn a_write_ceiling_stops_before_the_write_that_would_pass_it() {
+    let client = client().await;
+    let table = new_table(&client, "ceiling").await;
+    let ctx = session_with_t(&client, &table).await;
+    // Five 3 KB items: 3 WCU each. The estimate (1 WCU per item: the table
+    // is empty, its average item size unknown) passes a ceiling of 10; the
+    // writes stop before the fourth, which would take 12.
+    query(&ctx, "SET dynamodb.max_wcu = 10").await.expect("set");
+    query(&ctx, "SET dynamodb.max_concurrency = 1")
+        .await
+        .expect("set");
+    let rows: Vec<String> = (0..5)
+        .map(|i| format!("('c', {i}, {i}, repeat('x', 3000))"))
+        .collect();
+    let err = query(
+        &ctx,
+        &format!("INSERT INTO t (pk, sk, n, s) VALUES {}", rows.join(", ")),
+    )
+    .await
+    .expect_err("stopped");
+    let text = err.to_string();
+    assert!(
+        text.contains("stopped after 3 items were written"),
+        "{text}"
+    );
+    assert!(text.contains("dynamodb.max_wcu = 10"), "{text}");
+    assert_eq!(items_of(&client, &table).await.len(), 3);
 }

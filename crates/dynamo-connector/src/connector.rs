@@ -16,6 +16,7 @@ use dynamo_datafusion::exec::ReadStats;
 use dynamo_datafusion::run::{ResultSink, RunOptions, run_statement};
 use dynamo_datafusion::schema::SchemaCache;
 use dynamo_datafusion::session::dynamo_session_with_cache;
+use dynamo_datafusion::write::WriteStats;
 use dynamo_datafusion::{DynamoConfig, TableOptions};
 use serde_json::{Map, Value, json};
 
@@ -25,6 +26,7 @@ use crate::request::{ConnectorRequest, Inputs, Limits, ReadOperation, parse_requ
 use crate::secret::Secret;
 use crate::tenant::{
     ClientResolver, MirrorConfig, MirrorStore, PasswordLogin, ResolvedClient, SchemaStore,
+    WriteAccess,
 };
 use crate::usage::{TableUsage, UsageRecorder};
 
@@ -49,6 +51,7 @@ pub struct Connector {
     logins: Option<Arc<dyn PasswordLogin>>,
     schemas: Option<Arc<dyn SchemaStore>>,
     mirrors: Option<Arc<dyn MirrorStore>>,
+    writes: Option<Arc<dyn WriteAccess>>,
     usage: Option<Arc<UsageRecorder>>,
     metrics: Option<Arc<Metrics>>,
 }
@@ -62,6 +65,7 @@ impl Connector {
             logins: None,
             schemas: None,
             mirrors: None,
+            writes: None,
             usage: None,
             metrics: None,
         }
@@ -73,6 +77,21 @@ impl Connector {
     pub fn with_mirror_store(mut self, mirrors: Arc<dyn MirrorStore>) -> Self {
         self.mirrors = Some(mirrors);
         self
+    }
+
+    /// Lets the clients `writes` allows write through `sql` and Flight SQL
+    /// (INSERT, REPLACE, UPDATE, DELETE); without it every client is read-only.
+    pub fn with_write_access(mut self, writes: Arc<dyn WriteAccess>) -> Self {
+        self.writes = Some(writes);
+        self
+    }
+
+    /// True when `client_id` may write.
+    fn may_write(&self, client_id: &str) -> Result<bool> {
+        match &self.writes {
+            Some(store) => store.may_write(client_id),
+            None => Ok(false),
+        }
     }
 
     /// The mirrors of `client_id`.
@@ -204,9 +223,11 @@ impl Connector {
         let cache = self.schema_cache(&resolved.client_id);
         let mirrors = self.mirrors_of(&resolved.client_id)?;
         let ctx = sql_context(&resolved.client, cache, None, &mirrors).await?;
+        let may_write = self.may_write(&resolved.client_id)?;
         Ok(SqlSession {
             client_id: resolved.client_id,
             user: resolved.user,
+            may_write,
             ctx,
         })
     }
@@ -272,7 +293,17 @@ impl Connector {
                 return Err(e);
             }
         };
-        match run(&resolved, request, cache, &mirrors).await {
+        let may_write = match &request.inputs {
+            Inputs::Sql(_) => match self.may_write(client) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.observe(operation, Some(client), &[], Some((&table, &e)), start);
+                    return Err(e);
+                }
+            },
+            Inputs::Read(_) => false,
+        };
+        match run(&resolved, request, cache, &mirrors, may_write).await {
             Ok((response, tables)) => {
                 self.observe(operation, Some(client), &tables, None, start);
                 Ok(response)
@@ -326,6 +357,8 @@ fn read_usage(table: &str, response: &Value) -> TableUsage {
             .get("consumedCapacity")
             .and_then(Value::as_f64)
             .unwrap_or(0.0),
+        items_written: 0,
+        wcu: 0.0,
     }
 }
 
@@ -333,15 +366,37 @@ fn read_usage(table: &str, response: &Value) -> TableUsage {
 pub(crate) fn plan_usage(
     plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>,
 ) -> Vec<TableUsage> {
-    ReadStats::by_table(plan)
+    let mut usage: Vec<TableUsage> = ReadStats::by_table(plan)
         .into_iter()
         .map(|(table, st)| TableUsage {
             table,
             items_read: st.items_scanned as u64,
             items_returned: st.items_returned as u64,
             rcu: st.consumed_rcu,
+            items_written: 0,
+            wcu: 0.0,
         })
-        .collect()
+        .collect();
+    for (table, st) in WriteStats::by_table(plan) {
+        let row = match usage.iter_mut().position(|u| u.table == table) {
+            Some(i) => &mut usage[i],
+            None => {
+                usage.push(TableUsage {
+                    table,
+                    items_read: 0,
+                    items_returned: 0,
+                    rcu: 0.0,
+                    items_written: 0,
+                    wcu: 0.0,
+                });
+                let last = usage.len() - 1;
+                &mut usage[last]
+            }
+        };
+        row.items_written += st.items_written as u64;
+        row.wcu += st.consumed_wcu;
+    }
+    usage
 }
 
 /// A served request: the answer and what it read, or the error and what
@@ -353,6 +408,7 @@ async fn run(
     request: ConnectorRequest,
     cache: Option<Arc<dyn SchemaCache>>,
     mirrors: &[MirrorConfig],
+    may_write: bool,
 ) -> Served {
     match request.inputs {
         Inputs::Read(read) => {
@@ -362,7 +418,21 @@ async fn run(
             let usage = read_usage(&read.table_name, &response);
             Ok((response, vec![usage]))
         }
-        Inputs::Sql(sql) => run_sql(&resolved.client, &sql, request.limits, cache, mirrors).await,
+        Inputs::Sql(sql) => {
+            let access = Access {
+                client_id: &resolved.client_id,
+                may_write,
+            };
+            run_sql(
+                &resolved.client,
+                &sql,
+                request.limits,
+                cache,
+                mirrors,
+                access,
+            )
+            .await
+        }
     }
 }
 
@@ -373,6 +443,8 @@ pub struct SqlSession {
     pub client_id: String,
     /// The session's user, if the session names one.
     pub user: Option<String>,
+    /// The client may write (INSERT, REPLACE, UPDATE, DELETE).
+    pub may_write: bool,
     ctx: SessionContext,
 }
 
@@ -381,6 +453,7 @@ impl std::fmt::Debug for SqlSession {
         f.debug_struct("SqlSession")
             .field("client_id", &self.client_id)
             .field("user", &self.user)
+            .field("may_write", &self.may_write)
             .finish_non_exhaustive()
     }
 }
@@ -391,14 +464,103 @@ impl SqlSession {
         &self.ctx
     }
 
-    /// `sql` planned as a read: DDL, DML and `SET` are refused, as the
-    /// `sql` operation refuses them.
+    /// `sql` planned: a query, or — when the client may write — INSERT,
+    /// REPLACE, UPDATE or DELETE (which write when the plan runs); DDL and
+    /// `SET` are refused, as the `sql` operation refuses them.
     pub async fn plan(&self, sql: &str) -> Result<DataFrame> {
+        let statement = self
+            .ctx
+            .state()
+            .sql_to_statement(sql, &Dialect::Generic)
+            .map_err(sql_error)?;
+        let options = if is_write(&statement) {
+            check_write(&self.client_id, self.may_write)?;
+            writable()
+        } else {
+            read_only()
+        };
         self.ctx
-            .sql_with_options(sql, read_only())
+            .sql_with_options(sql, options)
             .await
             .map_err(sql_error)
     }
+}
+
+impl SqlSession {
+    /// Runs a write statement (INSERT, REPLACE, UPDATE, DELETE) — Flight
+    /// SQL's `ExecuteUpdate` — and returns the items it wrote and its plan
+    /// (for the usage ledger). `write_not_allowed` when the client is
+    /// read-only; `invalid_request` for a statement that is not a write.
+    pub async fn execute_update(
+        &self,
+        sql: &str,
+    ) -> Result<(u64, Arc<dyn datafusion::physical_plan::ExecutionPlan>)> {
+        let statement = self
+            .ctx
+            .state()
+            .sql_to_statement(sql, &Dialect::Generic)
+            .map_err(sql_error)?;
+        if !is_write(&statement) {
+            return Err(ConnectorError::invalid(
+                "an update runs INSERT, REPLACE, UPDATE or DELETE; run a query as a statement query",
+            ));
+        }
+        check_write(&self.client_id, self.may_write)?;
+        let options = RunOptions::default().with_sql_options(writable());
+        let mut sink = dynamo_datafusion::run::CollectSink::default();
+        let outcome = run_statement(&self.ctx, &statement, &options, &mut sink)
+            .await
+            .map_err(sql_error)?;
+        let count = sink
+            .batches
+            .first()
+            .and_then(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::UInt64Array>()
+                    .map(|a| a.value(0))
+            })
+            .unwrap_or(0);
+        Ok((count, outcome.plan))
+    }
+}
+
+/// True for INSERT, REPLACE, UPDATE and DELETE.
+pub(crate) fn is_write(statement: &datafusion::sql::parser::Statement) -> bool {
+    use datafusion::sql::sqlparser::ast::Statement as Sql;
+    matches!(
+        statement,
+        datafusion::sql::parser::Statement::Statement(s)
+            if matches!(**s, Sql::Insert(_) | Sql::Update { .. } | Sql::Delete(_))
+    )
+}
+
+/// Refuses a write of a read-only client.
+pub(crate) fn check_write(client_id: &str, may_write: bool) -> Result<()> {
+    if may_write {
+        return Ok(());
+    }
+    Err(ConnectorError::new(
+        ErrorCode::WriteNotAllowed,
+        format!(
+            "client '{client_id}' is read-only: INSERT, REPLACE, UPDATE and DELETE need write \
+             access (`dynamo-connector admin client writes {client_id} on`)"
+        ),
+    ))
+}
+
+/// Who runs an `sql` request, and whether it may write.
+struct Access<'a> {
+    client_id: &'a str,
+    may_write: bool,
+}
+
+/// Reads and writes of items: no DDL, no SET.
+fn writable() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(true)
+        .with_allow_statements(false)
 }
 
 /// Reads only: no DDL, no DML, no SET.
@@ -420,6 +582,8 @@ async fn sql_context(
 ) -> Result<SessionContext> {
     let mut settings = DynamoConfig::default();
     settings.max_rcu = max_rcu;
+    // A request's capacity ceiling bounds its writes too.
+    settings.max_wcu = max_rcu;
     let ctx = dynamo_session_with_cache(
         client.clone(),
         SessionConfig::new().with_option_extension(settings),
@@ -478,6 +642,7 @@ async fn run_sql(
     limits: Limits,
     cache: Option<Arc<dyn SchemaCache>>,
     mirrors: &[MirrorConfig],
+    access: Access<'_>,
 ) -> Served {
     let nothing = |e: ConnectorError| (e, Vec::new());
     let ctx = sql_context(client, cache, limits.max_capacity, mirrors)
@@ -487,7 +652,12 @@ async fn run_sql(
         .state()
         .sql_to_statement(sql, &Dialect::Generic)
         .map_err(|e| nothing(sql_error(e)))?;
-    let options = RunOptions::default().with_sql_options(read_only());
+    let write = is_write(&statement);
+    if write {
+        check_write(access.client_id, access.may_write).map_err(nothing)?;
+    }
+    let options =
+        RunOptions::default().with_sql_options(if write { writable() } else { read_only() });
     let mut sink = JsonSink {
         max_items: limits.items(),
         columns: Vec::new(),

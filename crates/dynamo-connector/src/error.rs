@@ -38,6 +38,9 @@ pub enum ErrorCode {
     /// is missing, behind its stream's retention, or older than its bound
     /// with `on_stale = 'error'`.
     MirrorUnavailable,
+    /// The client may not write (INSERT, REPLACE, UPDATE, DELETE): it is
+    /// read-only unless an administrator allows it.
+    WriteNotAllowed,
     /// A fault of the connector or its store.
     Internal,
 }
@@ -58,6 +61,7 @@ impl ErrorCode {
             ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::DynamodbError => "dynamodb_error",
             ErrorCode::MirrorUnavailable => "mirror_unavailable",
+            ErrorCode::WriteNotAllowed => "write_not_allowed",
             ErrorCode::Internal => "internal",
         }
     }
@@ -66,7 +70,7 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCode::Unauthenticated => 401,
-            ErrorCode::AccessDenied => 403,
+            ErrorCode::AccessDenied | ErrorCode::WriteNotAllowed => 403,
             ErrorCode::ServiceNotConfigured
             | ErrorCode::CredentialsNotFound
             | ErrorCode::TableNotFound => 404,

@@ -8,7 +8,7 @@
 //! Basic authentication, as the Flight SQL JDBC driver, DBeaver and Tableau
 //! do): checked against the user's stored Argon2id hash, it is answered with
 //! a new session token (`authorization: Bearer …`) that the client sends
-//! from then on. Statements are read-only; results stream batch by batch from
+//! from then on. Results stream batch by batch from
 //! DataFusion to the wire, never through JSON and never whole in memory.
 //!
 //! - `CommandStatementQuery`: `GetFlightInfo` plans the SQL (its schema) and
@@ -19,6 +19,12 @@
 //! - Metadata: `GetSqlInfo`, `GetCatalogs`, `GetDbSchemas`, `GetTables`
 //!   (with table schemas on request), `GetTableTypes`.
 //! - Prepared statements without parameters (create, execute, close).
+//! - Writes, for clients an administrator allows (`admin client writes C
+//!   on`; others get `write_not_allowed` → `PERMISSION_DENIED`):
+//!   `CommandStatementUpdate` (ExecuteUpdate) runs INSERT, REPLACE, UPDATE or
+//!   DELETE and answers the items written; a statement query may be a write
+//!   too (its one row is the count); `CommandStatementIngest` (ADBC bulk
+//!   ingest) INSERTs a stream of batches into an existing table.
 //!
 //! Errors carry the connector's code and message (never a secret) in the
 //! gRPC status: `unauthenticated` → `UNAUTHENTICATED`, `table_not_found` →
@@ -39,8 +45,8 @@ use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
     ActionCreatePreparedStatementResult, CommandGetCatalogs, CommandGetDbSchemas,
     CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery,
-    CommandStatementQuery, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
-    TicketStatementQuery,
+    CommandStatementIngest, CommandStatementQuery, CommandStatementUpdate,
+    DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
     Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
@@ -75,7 +81,8 @@ static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
     b.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
     // The Arrow columnar format version (Schema.fbs).
     b.append(SqlInfo::FlightSqlServerArrowVersion, "1.3");
-    b.append(SqlInfo::FlightSqlServerReadOnly, true);
+    // Clients the administrator allows may write.
+    b.append(SqlInfo::FlightSqlServerReadOnly, false);
     b.append(SqlInfo::FlightSqlServerSql, true);
     b.append(SqlInfo::FlightSqlServerSubstrait, false);
     b.append(SqlInfo::FlightSqlServerTransaction, 0i32);
@@ -124,7 +131,7 @@ pub fn status_of(e: &ConnectorError) -> Status {
     match e.code {
         ErrorCode::Unauthenticated => Status::unauthenticated(message),
         ErrorCode::TableNotFound => Status::not_found(message),
-        ErrorCode::AccessDenied => Status::permission_denied(message),
+        ErrorCode::AccessDenied | ErrorCode::WriteNotAllowed => Status::permission_denied(message),
         ErrorCode::Throttled | ErrorCode::CapacityExceeded | ErrorCode::QuotaExceeded => {
             Status::resource_exhausted(message)
         }
@@ -421,6 +428,30 @@ impl DynamoFlightSql {
         Ok(flight_stream(schema, batches))
     }
 
+    /// Runs a write in the caller's session (`write` answers the items
+    /// written and the plan that ran): the client's quota is checked first,
+    /// and what the plan read and wrote is counted.
+    async fn update<F, Fut>(&self, metadata: &MetadataMap, write: F) -> Result<i64, Status>
+    where
+        F: FnOnce(SqlSession) -> Fut,
+        Fut: Future<Output = Result<(u64, Arc<dyn ExecutionPlan>), ConnectorError>>,
+    {
+        let start = Instant::now();
+        let session = self.statement_session(metadata, start).await?;
+        let client = session.client_id.clone();
+        self.connector
+            .check_quota(&client)
+            .map_err(|e| self.failed(Some(&client), e, start))?;
+        match write(session).await {
+            Ok((count, plan)) => {
+                self.connector
+                    .observe(OPERATION, Some(&client), &plan_usage(&plan), None, start);
+                Ok(i64::try_from(count).unwrap_or(i64::MAX))
+            }
+            Err(e) => Err(self.failed(Some(&client), e, start)),
+        }
+    }
+
     /// Every (catalog, schema, table, type) of the caller's session, with
     /// the table's schema when `with_schema` (the command's filters are
     /// applied by its builder).
@@ -565,6 +596,37 @@ impl FlightSqlService for DynamoFlightSql {
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let sql = sql_of(&query.prepared_statement_handle)?;
         self.run(request.metadata(), sql).await
+    }
+
+    /// `ExecuteUpdate`: INSERT, REPLACE, UPDATE or DELETE, for a client
+    /// allowed to write; answers the items written.
+    async fn do_put_statement_update(
+        &self,
+        command: CommandStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        self.update(request.metadata(), |session| {
+            let sql = command.query.clone();
+            async move { session.execute_update(&sql).await }
+        })
+        .await
+    }
+
+    /// Bulk ingest (ADBC `adbc_ingest`) into an existing table: the rows
+    /// are INSERTed (an existing key stops the ingest, naming it), for a
+    /// client allowed to write. Creating or replacing tables is refused.
+    async fn do_put_statement_ingest(
+        &self,
+        command: CommandStatementIngest,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let metadata = request.metadata().clone();
+        // The first message (the command and the schema) was peeked: keep it.
+        let data = request.into_inner().into_peekable();
+        self.update(&metadata, move |session| async move {
+            crate::ingest::ingest(&session, &command, data).await
+        })
+        .await
     }
 
     async fn do_put_prepared_statement_query(

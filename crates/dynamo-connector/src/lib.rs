@@ -23,6 +23,7 @@ pub mod flight;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+mod ingest;
 mod metrics;
 mod read;
 mod request;
@@ -46,7 +47,7 @@ pub use tenant::{
     ChainResolver, ClientResolver, CredentialCipher, CredentialStore, Credentials,
     DYNAMODB_SERVICE, DynamoService, MasterKeyCipher, MirrorConfig, MirrorStore, PasswordLogin,
     ResolvedClient, SchemaStore, ServiceDirectory, Session, SessionAuthenticator, TenantResolver,
-    build_client,
+    WriteAccess, build_client,
 };
 pub use usage::{
     Clock, SystemClock, TableUsage, UsageFilter, UsageFormat, UsageRecorder, UsageRow, UsageStore,

@@ -116,7 +116,7 @@ enum Admin {
         action: UserAction,
     },
     /// Usage per client, table and UTC day: requests, items read and
-    /// returned, read capacity, errors by code.
+    /// returned, read capacity, items written, write capacity, errors by code.
     Usage {
         /// Only this client.
         #[arg(long, value_name = "CLIENT")]
@@ -224,6 +224,13 @@ fn parse_quota(s: &str) -> Result<f64, String> {
 enum ClientAction {
     /// Add a client.
     Add { client: String },
+    /// Let the client write (INSERT, REPLACE, UPDATE, DELETE through `sql`
+    /// and Flight SQL) with `on`, or make it read-only again (`off`, the default).
+    Writes {
+        client: String,
+        #[arg(value_parser = ["on", "off"])]
+        allowed: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -361,7 +368,8 @@ fn connector(
     Ok(Connector::new(Arc::new(resolver))
         .with_password_login(store.clone())
         .with_schema_store(store.clone())
-        .with_mirror_store(store)
+        .with_mirror_store(store.clone())
+        .with_write_access(store)
         .with_usage(usage))
 }
 
@@ -385,7 +393,19 @@ async fn admin(
             action: ClientAction::Add { client },
         } => {
             db()?.add_client(&client)?;
-            eprintln!("client '{client}' added");
+            eprintln!(
+                "client '{client}' added (read-only; `admin client writes {client} on` lets it write)"
+            );
+        }
+        Admin::Client {
+            action: ClientAction::Writes { client, allowed },
+        } => {
+            let on = allowed == "on";
+            db()?.set_write_access(&client, on)?;
+            eprintln!(
+                "client '{client}' {}",
+                if on { "may write" } else { "is read-only" }
+            );
         }
         Admin::Service {
             action:

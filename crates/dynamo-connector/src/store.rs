@@ -61,6 +61,8 @@ CREATE TABLE IF NOT EXISTS usage (
     items_read INTEGER NOT NULL,
     items_returned INTEGER NOT NULL,
     rcu REAL NOT NULL,
+    items_written INTEGER NOT NULL DEFAULT 0,
+    wcu REAL NOT NULL DEFAULT 0,
     PRIMARY KEY (client_id, day, table_name)
 );
 CREATE TABLE IF NOT EXISTS usage_errors (
@@ -78,6 +80,9 @@ CREATE TABLE IF NOT EXISTS mirrors (
     max_staleness_ms INTEGER NOT NULL,
     on_stale TEXT NOT NULL,
     PRIMARY KEY (client_id, table_name)
+);
+CREATE TABLE IF NOT EXISTS write_access (
+    client_id TEXT PRIMARY KEY REFERENCES clients(id) ON DELETE CASCADE
 );
 CREATE TABLE IF NOT EXISTS quotas (
     client_id TEXT PRIMARY KEY REFERENCES clients(id) ON DELETE CASCADE,
@@ -178,6 +183,18 @@ impl SqliteStore {
         })?;
         conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL;")?;
         conn.execute_batch(SCHEMA)?;
+        // Stores made before writes were counted gain their columns.
+        for (column, decl) in [
+            ("items_written", "INTEGER NOT NULL DEFAULT 0"),
+            ("wcu", "REAL NOT NULL DEFAULT 0"),
+        ] {
+            let has: bool = conn
+                .prepare("SELECT 1 FROM pragma_table_info('usage') WHERE name = ?1")?
+                .exists(params![column])?;
+            if !has {
+                conn.execute_batch(&format!("ALTER TABLE usage ADD COLUMN {column} {decl}"))?;
+            }
+        }
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -441,11 +458,13 @@ impl UsageStore for SqliteStore {
         let tx = conn.transaction()?;
         for r in rows {
             tx.execute(
-                "INSERT INTO usage (client_id, day, table_name, requests, items_read, items_returned, rcu)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                "INSERT INTO usage (client_id, day, table_name, requests, items_read, items_returned, rcu,
+                   items_written, wcu)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT (client_id, day, table_name) DO UPDATE SET
                    requests = requests + ?4, items_read = items_read + ?5,
-                   items_returned = items_returned + ?6, rcu = rcu + ?7",
+                   items_returned = items_returned + ?6, rcu = rcu + ?7,
+                   items_written = items_written + ?8, wcu = wcu + ?9",
                 params![
                     r.client_id,
                     r.day,
@@ -453,7 +472,9 @@ impl UsageStore for SqliteStore {
                     r.requests as i64,
                     r.items_read as i64,
                     r.items_returned as i64,
-                    r.rcu
+                    r.rcu,
+                    r.items_written as i64,
+                    r.wcu
                 ],
             )?;
             for (code, n) in &r.errors {
@@ -473,7 +494,8 @@ impl UsageStore for SqliteStore {
         let conn = self.conn();
         let mut rows: Vec<UsageRow> = {
             let mut stmt = conn.prepare(
-                "SELECT client_id, day, table_name, requests, items_read, items_returned, rcu FROM usage
+                "SELECT client_id, day, table_name, requests, items_read, items_returned, rcu,
+                   items_written, wcu FROM usage
                  WHERE (?1 IS NULL OR client_id = ?1) AND (?2 IS NULL OR day >= ?2) AND (?3 IS NULL OR day <= ?3)
                  ORDER BY client_id, day, table_name",
             )?;
@@ -487,6 +509,8 @@ impl UsageStore for SqliteStore {
                         items_read: r.get::<_, i64>(4)?.max(0) as u64,
                         items_returned: r.get::<_, i64>(5)?.max(0) as u64,
                         rcu: r.get(6)?,
+                        items_written: r.get::<_, i64>(7)?.max(0) as u64,
+                        wcu: r.get(8)?,
                         errors: Default::default(),
                     })
                 })?;
@@ -585,6 +609,35 @@ impl SqliteStore {
             params![client_id, table],
         )?;
         Ok(n > 0)
+    }
+}
+
+impl SqliteStore {
+    /// Lets `client_id` write (`true`) or makes it read-only (`false`, the default).
+    pub fn set_write_access(&self, client_id: &str, may_write: bool) -> Result<()> {
+        let conn = self.conn();
+        Self::require_client(&conn, client_id)?;
+        if may_write {
+            conn.execute(
+                "INSERT OR IGNORE INTO write_access (client_id) VALUES (?1)",
+                params![client_id],
+            )?;
+        } else {
+            conn.execute(
+                "DELETE FROM write_access WHERE client_id = ?1",
+                params![client_id],
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl crate::tenant::WriteAccess for SqliteStore {
+    fn may_write(&self, client_id: &str) -> Result<bool> {
+        let conn = self.conn();
+        Ok(conn
+            .prepare("SELECT 1 FROM write_access WHERE client_id = ?1")?
+            .exists(params![client_id])?)
     }
 }
 
@@ -955,6 +1008,8 @@ mod tests {
             items_read: 10,
             items_returned: 4,
             rcu,
+            items_written: 2,
+            wcu: 2.0,
             errors: error
                 .map(|e| std::collections::BTreeMap::from([(e.to_string(), 1)]))
                 .unwrap_or_default(),

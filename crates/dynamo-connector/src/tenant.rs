@@ -202,6 +202,14 @@ pub trait MirrorStore: Send + Sync {
     fn mirrors(&self, client_id: &str) -> Result<Vec<MirrorConfig>>;
 }
 
+/// Which clients may write: INSERT, REPLACE, UPDATE and DELETE through
+/// `sql` and Flight SQL. A client is read-only unless its store says
+/// otherwise.
+pub trait WriteAccess: Send + Sync {
+    /// True when `client_id` may write.
+    fn may_write(&self, client_id: &str) -> Result<bool>;
+}
+
 /// Where each client's inferred table schemas are kept between requests,
 /// so an `sql` request reads no items to sample a table it read before.
 pub trait SchemaStore: Send + Sync {

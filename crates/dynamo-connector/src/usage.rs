@@ -89,6 +89,10 @@ pub struct TableUsage {
     pub items_returned: u64,
     /// Read capacity units consumed.
     pub rcu: f64,
+    /// Items written (inserted, replaced, updated or deleted).
+    pub items_written: u64,
+    /// Write capacity units consumed.
+    pub wcu: f64,
 }
 
 /// One client's usage of one table on one UTC day: as recorded, stored
@@ -110,6 +114,10 @@ pub struct UsageRow {
     pub items_returned: u64,
     /// Read capacity units consumed.
     pub rcu: f64,
+    /// Items written.
+    pub items_written: u64,
+    /// Write capacity units consumed.
+    pub wcu: f64,
     /// Failed requests by error code.
     pub errors: BTreeMap<String, u64>,
 }
@@ -125,6 +133,8 @@ impl UsageRow {
         self.items_read += other.items_read;
         self.items_returned += other.items_returned;
         self.rcu += other.rcu;
+        self.items_written += other.items_written;
+        self.wcu += other.wcu;
         for (code, n) in &other.errors {
             *self.errors.entry(code.clone()).or_default() += n;
         }
@@ -173,10 +183,11 @@ pub enum UsageFormat {
 /// ```
 /// use dynamo_connector::{UsageFormat, UsageRow, format_usage};
 /// let row = UsageRow { client_id: "acme".into(), day: "2026-11-30".into(), table: "Orders".into(),
-///     requests: 3, items_read: 40, items_returned: 12, rcu: 2.5, errors: Default::default() };
+///     requests: 3, items_read: 40, items_returned: 12, rcu: 2.5, items_written: 2, wcu: 2.0,
+///     errors: Default::default() };
 /// assert_eq!(
 ///     format_usage(&[row], UsageFormat::Csv),
-///     "client,day,table,requests,items_read,items_returned,rcu,errors\nacme,2026-11-30,Orders,3,40,12,2.5,\n"
+///     "client,day,table,requests,items_read,items_returned,rcu,items_written,wcu,errors\nacme,2026-11-30,Orders,3,40,12,2.5,2,2,\n"
 /// );
 /// ```
 pub fn format_usage(rows: &[UsageRow], format: UsageFormat) -> String {
@@ -195,6 +206,8 @@ pub fn format_usage(rows: &[UsageRow], format: UsageFormat) -> String {
         "items_read",
         "items_returned",
         "rcu",
+        "items_written",
+        "wcu",
         "errors",
     ];
     let cells = |r: &UsageRow, sep: &str| {
@@ -206,6 +219,8 @@ pub fn format_usage(rows: &[UsageRow], format: UsageFormat) -> String {
             r.items_read.to_string(),
             r.items_returned.to_string(),
             r.rcu.to_string(),
+            r.items_written.to_string(),
+            r.wcu.to_string(),
             errors(r, sep),
         ]
     };
@@ -247,7 +262,7 @@ pub fn format_usage(rows: &[UsageRow], format: UsageFormat) -> String {
                     .enumerate()
                     .map(|(i, (c, w))| {
                         // Numbers right-aligned, text left-aligned.
-                        if (3..7).contains(&i) {
+                        if (3..9).contains(&i) {
                             format!("{c:>w$}")
                         } else {
                             format!("{c:<w$}")
@@ -289,7 +304,8 @@ enum Message {
 ///
 /// let usage = UsageRecorder::start(store, Arc::new(SystemClock), Duration::from_secs(1));
 /// usage.check_quota("acme").expect("under its quota");
-/// usage.record("acme", &[TableUsage { table: "Orders".into(), items_read: 10, items_returned: 2, rcu: 0.5 }], None);
+/// usage.record("acme", &[TableUsage { table: "Orders".into(), items_read: 10, items_returned: 2, rcu: 0.5,
+///     items_written: 0, wcu: 0.0 }], None);
 /// usage.close().await;
 /// # }
 /// ```
@@ -349,6 +365,8 @@ impl UsageRecorder {
                 items_read: t.items_read,
                 items_returned: t.items_returned,
                 rcu: t.rcu,
+                items_written: t.items_written,
+                wcu: t.wcu,
                 errors: BTreeMap::new(),
             })
             .collect();
@@ -546,6 +564,8 @@ mod tests {
             items_read: 2,
             items_returned: 1,
             rcu,
+            items_written: 0,
+            wcu: 0.0,
             errors: error
                 .map(|e| BTreeMap::from([(e.to_string(), 1)]))
                 .unwrap_or_default(),

@@ -101,6 +101,12 @@ const CASES: &[Case] = &[
         error: "invalid_request: Error during planning: DDL not supported: DropTable",
     },
     Case {
+        id: "conn-write-not-allowed",
+        setup: Setup::Acme,
+        body: br#"{"inputs": {"operation": "sql", "sql": "DELETE FROM \"UserEngagement\" WHERE \"userId\" = '999'"}}"#,
+        error: "write_not_allowed: client 'acme' is read-only: INSERT, REPLACE, UPDATE and DELETE need write access (`dynamo-connector admin client writes acme on`)",
+    },
+    Case {
         id: "conn-table-not-found",
         setup: Setup::Acme,
         body: br#"{"inputs": {"tableName": "NoSuchTable", "operation": "scan"}}"#,

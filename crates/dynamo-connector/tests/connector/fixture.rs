@@ -358,3 +358,29 @@ pub fn start_server_with(f: &Fixture, extra: &[&str]) -> (Child, String) {
     let _ = child.wait();
     panic!("server did not become healthy");
 }
+
+/// The project's Python (scripts/test.sh sets `PROJECT_PYTHON`).
+pub fn python() -> String {
+    std::env::var("PROJECT_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "PROJECT_PYTHON is not set: run scripts/test.sh, or \
+             `source scripts/lib/python-env.sh && ensure_project_python` first"
+        )
+    })
+}
+
+/// `serve` with HTTP and Flight SQL: (child, HTTP address, Flight address).
+pub fn start_both(f: &Fixture) -> (Child, String, String) {
+    let flight_addr = format!("127.0.0.1:{}", free_port());
+    let (mut child, http_addr) = start_server_with(f, &["--flight-listen", &flight_addr]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(&flight_addr).is_err() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve did not listen for Flight SQL on {flight_addr}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (child, http_addr, flight_addr)
+}

@@ -13,3 +13,4 @@ mod reads;
 mod sql;
 mod tenancy;
 mod usage;
+mod writes;

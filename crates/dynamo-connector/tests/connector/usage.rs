@@ -16,16 +16,6 @@ use serde_json::{Value, json};
 
 use crate::fixture::*;
 
-/// The project's Python (scripts/test.sh sets `PROJECT_PYTHON`).
-fn python() -> String {
-    std::env::var("PROJECT_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "PROJECT_PYTHON is not set: run scripts/test.sh, or \
-             `source scripts/lib/python-env.sh && ensure_project_python` first"
-        )
-    })
-}
-
 /// An HTTP/1.1 exchange with a text body: (status, head in lower case, body).
 fn exchange(
     addr: &str,

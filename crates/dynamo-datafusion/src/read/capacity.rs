@@ -253,6 +253,15 @@ mod tests {
     }
 
     #[test]
+    fn writes_reserve_their_known_cost_and_wait_out_the_debt() {
+        let mut b = TokenBucket::new(10.0, 0.0);
+        assert_eq!(b.try_start_units(0.0, 3.0), Ok(3.0));
+        let wait = b.try_start_units(0.0, 3.0).expect_err("in debt");
+        assert!((wait - 0.3).abs() < 1e-9, "{wait}");
+        assert_eq!(b.try_start_units(0.3, 3.0), Ok(3.0));
+    }
+
+    #[test]
     fn reservations_and_debt_make_the_next_request_wait() {
         let mut b = TokenBucket::new(10.0, 0.0);
         let first = b

@@ -214,22 +214,38 @@ impl WriteStats {
     /// Sums the writes of every [`DynamoWriteExec`] in `plan`.
     pub fn of_plan(plan: &Arc<dyn ExecutionPlan>) -> Self {
         let mut out = Self::default();
+        for (_, s) in Self::by_table(plan) {
+            out.absorb(&s);
+        }
+        out
+    }
+
+    /// [`Self::of_plan`] per table written, in the order first met.
+    pub fn by_table(plan: &Arc<dyn ExecutionPlan>) -> Vec<(String, Self)> {
+        let mut out: Vec<(String, Self)> = Vec::new();
         let mut stack = vec![Arc::clone(plan)];
         while let Some(node) = stack.pop() {
             if let Some(write) =
                 (node.as_ref() as &dyn std::any::Any).downcast_ref::<DynamoWriteExec>()
             {
                 let s = write.stats();
-                out.writes += s.writes;
-                out.items_written += s.items_written;
-                out.items_skipped += s.items_skipped;
-                out.requests += s.requests;
-                out.retries += s.retries;
-                out.consumed_wcu += s.consumed_wcu;
+                match out.iter_mut().find(|(t, _)| t == write.table()) {
+                    Some((_, stats)) => stats.absorb(&s),
+                    None => out.push((write.table().to_string(), s)),
+                }
             }
             stack.extend(node.children().into_iter().cloned());
         }
         out
+    }
+
+    fn absorb(&mut self, s: &Self) {
+        self.writes += s.writes;
+        self.items_written += s.items_written;
+        self.items_skipped += s.items_skipped;
+        self.requests += s.requests;
+        self.retries += s.retries;
+        self.consumed_wcu += s.consumed_wcu;
     }
 }
 
