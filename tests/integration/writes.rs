@@ -729,3 +729,175 @@ async fn a_write_ceiling_stops_before_the_write_that_would_pass_it() {
     assert!(text.contains("dynamodb.max_wcu = 10"), "{text}");
     assert_eq!(items_of(&client, &table).await.len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_changed_between_the_read_and_the_write_is_not_clobbered() {
+    let client = client().await;
+    let table = new_table(&client, "clobber").await;
+    let items: Vec<Item> = (0..10)
+        .map(|i| {
+            Item::from([
+                ("pk".to_string(), s("a")),
+                ("sk".to_string(), n(&i.to_string())),
+                ("n".to_string(), n("1")),
+            ])
+        })
+        .collect();
+    put_items(&client, &table, items).await.expect("put");
+    // Every answer held 200 ms and one write in flight: the UPDATE reads
+    // at once, then writes item 9 about two seconds later.
+    let proxy = FaultProxy::start(
+        &local_endpoint().expect("endpoint"),
+        FaultConfig {
+            latency: std::time::Duration::from_millis(200),
+            ..FaultConfig::none()
+        },
+    )
+    .await
+    .expect("proxy");
+    let ctx = session_with_t(&proxy.client().await, &table).await;
+    query(&ctx, "SET dynamodb.max_concurrency = 1")
+        .await
+        .expect("set");
+    let statement = ctx
+        .state()
+        .sql_to_statement(
+            "UPDATE t SET n = n + 1 WHERE pk = 'a'",
+            &datafusion::config::Dialect::Generic,
+        )
+        .expect("parse");
+    let update = async {
+        let mut sink = dynamo_datafusion::run::CollectSink::default();
+        let outcome = dynamo_datafusion::run::run_statement(
+            &ctx,
+            &statement,
+            &dynamo_datafusion::run::RunOptions::default(),
+            &mut sink,
+        )
+        .await
+        .expect("update");
+        (rows(&sink.batches), outcome.notices)
+    };
+    let meanwhile = async {
+        tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+        client
+            .update_item()
+            .table_name(&table)
+            .key("pk", s("a"))
+            .key("sk", n("9"))
+            .update_expression("SET n = :v")
+            .expression_attribute_values(":v", n("100"))
+            .send()
+            .await
+            .expect("concurrent write");
+    };
+    let ((counted, notices), ()) = tokio::join!(update, meanwhile);
+    assert_eq!(counted, vec!["9".to_string()], "{notices:?}");
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.contains("1 items were left as they were")),
+        "{notices:?}"
+    );
+    let after = items_of(&client, &table).await;
+    assert_eq!(
+        after["S(\"a\")/N(\"9\")"]["n"],
+        n("100"),
+        "the concurrent write stands"
+    );
+    assert_eq!(after["S(\"a\")/N(\"0\")"]["n"], n("2"));
+}
+
+#[tokio::test]
+async fn write_null_stores_dynamodbs_null_type_when_asked() {
+    let client = client().await;
+    let table = new_table(&client, "nulltype").await;
+    let ctx = dynamo_datafusion::dynamo_session(
+        client.clone(),
+        SessionConfig::new(),
+        TableOptions::default(),
+    )
+    .await
+    .expect("session");
+    ctx.sql(&format!(
+        "CREATE EXTERNAL TABLE t (pk VARCHAR NOT NULL, sk BIGINT NOT NULL, n BIGINT, s VARCHAR) \
+         STORED AS DYNAMODB LOCATION '{table}' OPTIONS ('write_null' 'null')"
+    ))
+    .await
+    .expect("create");
+    count_of(&ctx, "INSERT INTO t VALUES ('a', 1, NULL, 'x')").await;
+    count_of(&ctx, "UPDATE t SET s = NULL WHERE pk = 'a'").await;
+    let item = &items_of(&client, &table).await["S(\"a\")/N(\"1\")"];
+    assert_eq!(item["n"], AV::Null(true));
+    assert_eq!(item["s"], AV::Null(true));
+    let err = ctx
+        .sql(&format!(
+            "CREATE EXTERNAL TABLE u STORED AS DYNAMODB LOCATION '{table}' OPTIONS ('write_null' 'maybe')"
+        ))
+        .await
+        .expect_err("bad option");
+    assert!(err.to_string().contains("'absent'"), "{err}");
+}
+
+#[tokio::test]
+async fn a_file_load_is_one_statement_from_csv_or_json() {
+    let client = client().await;
+    let table = new_table(&client, "fileload").await;
+    let ctx = session_with_t(&client, &table).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let csv = dir.path().join("rows.csv");
+    std::fs::write(&csv, "pk,sk,n,price\na,1,10,1.50\na,2,,2.25\nb,1,30,\n").expect("csv");
+    let json = dir.path().join("rows.json");
+    std::fs::write(
+        &json,
+        "{\"pk\": \"c\", \"sk\": 1, \"n\": 5, \"price\": \"9.99\"}\n{\"pk\": \"c\", \"sk\": 2}\n",
+    )
+    .expect("json");
+    query(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE csv_rows (pk VARCHAR, sk BIGINT, n BIGINT, price DECIMAL(38, 2)) \
+             STORED AS CSV LOCATION '{}' OPTIONS ('format.has_header' 'true')",
+            csv.display()
+        ),
+    )
+    .await
+    .expect("csv table");
+    query(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE json_rows (pk VARCHAR, sk BIGINT, n BIGINT, price VARCHAR) \
+             STORED AS JSON LOCATION '{}'",
+            json.display()
+        ),
+    )
+    .await
+    .expect("json table");
+    assert_eq!(
+        count_of(
+            &ctx,
+            "INSERT INTO t (pk, sk, n, price) SELECT pk, sk, n, price FROM csv_rows"
+        )
+        .await,
+        3
+    );
+    assert_eq!(
+        count_of(&ctx, "REPLACE INTO t (pk, sk, n, price) SELECT pk, sk, n, CAST(price AS DECIMAL(38, 2)) FROM json_rows").await,
+        2
+    );
+    let items = items_of(&client, &table).await;
+    assert_eq!(items.len(), 5);
+    assert_eq!(items["S(\"a\")/N(\"1\")"]["price"], n("1.5"));
+    assert!(
+        !items["S(\"a\")/N(\"2\")"].contains_key("n"),
+        "an empty CSV field is NULL: no attribute"
+    );
+    assert_eq!(items["S(\"c\")/N(\"1\")"]["price"], n("9.99"));
+    assert_eq!(
+        canonical(&items["S(\"c\")/N(\"2\")"]),
+        canonical(&Item::from([
+            ("pk".to_string(), s("c")),
+            ("sk".to_string(), n("2")),
+        ]))
+    );
+}

@@ -74,6 +74,9 @@ pub struct TableOptions {
     /// Write-capacity limit of one write statement, in WCU per second,
     /// shared by its requests (unset: as fast as DynamoDB takes them).
     pub write_capacity: Option<f64>,
+    /// Writes SQL NULL as DynamoDB's `NULL` type; by default a NULL column
+    /// value is no attribute (what reads show as NULL either way).
+    pub write_null_type: bool,
 }
 
 impl Default for TableOptions {
@@ -97,6 +100,7 @@ impl Default for TableOptions {
             include_expired: false,
             max_rcu: None,
             write_capacity: None,
+            write_null_type: false,
         }
     }
 }
@@ -125,6 +129,7 @@ pub const OPTION_KEYS: &[&str] = &[
     "include_expired",
     "max_rcu",
     "write_capacity",
+    "write_null",
 ];
 
 impl TableOptions {
@@ -231,6 +236,18 @@ impl TableOptions {
                             "'{value}' is not a positive number of WCU per second"
                         ))
                     })?)
+                }
+                "write_null" => {
+                    opts.write_null_type = match value.to_ascii_lowercase().as_str() {
+                        "absent" => false,
+                        "null" => true,
+                        _ => {
+                            return Err(invalid(format!(
+                                "'{value}' is not 'absent' (NULL is no attribute) or 'null' \
+                                 (DynamoDB's NULL type)"
+                            )));
+                        }
+                    }
                 }
                 "read_capacity_percent" => {
                     opts.read_capacity_percent =

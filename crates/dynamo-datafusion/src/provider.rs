@@ -739,7 +739,8 @@ impl TableProvider for DynamoTableProvider {
             statement,
             ItemEncoder::new(&self.meta, Arc::clone(&read_schema)),
         );
-        job.table_encoder = ItemEncoder::new(&self.meta, Arc::clone(&schema));
+        job.table_encoder = ItemEncoder::new(&self.meta, Arc::clone(&schema))
+            .writing_null_type(self.options.write_null_type);
         job.assignments = targets
             .into_iter()
             .map(|(column, table_index, expr)| {
@@ -1030,6 +1031,7 @@ impl DynamoTableProvider {
         input_encoder: ItemEncoder,
     ) -> WriteJob {
         let session = DynamoConfig::of(state);
+        let input_encoder = input_encoder.writing_null_type(self.options.write_null_type);
         let keys = input_encoder.keys().to_vec();
         WriteJob {
             statement,

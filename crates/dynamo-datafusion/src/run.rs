@@ -150,6 +150,7 @@ pub async fn run_statement<S: ResultSink + ?Sized>(
         match run_once(ctx, statement, options, sink, &mut warned).await {
             Ok(plan) => {
                 notices.extend(bad_time_notices(&plan));
+                notices.extend(skipped_write_notices(&plan));
                 return Ok(RunOutcome {
                     plan,
                     notices,
@@ -175,6 +176,22 @@ fn bad_time_notices(plan: &Arc<dyn ExecutionPlan>) -> Vec<String> {
                 "table '{table}': {} values were not in their column's time format and read as \
                  NULL (on_bad_time = 'null')",
                 stats.bad_time_values
+            )
+        })
+        .collect()
+}
+
+/// A notice per table an UPDATE or DELETE left items of as they were:
+/// they changed (or went) between the statement's read and its write.
+fn skipped_write_notices(plan: &Arc<dyn ExecutionPlan>) -> Vec<String> {
+    crate::write::WriteStats::by_table(plan)
+        .into_iter()
+        .filter(|(_, stats)| stats.items_skipped > 0)
+        .map(|(table, stats)| {
+            format!(
+                "table '{table}': {} items were left as they were: they changed or were \
+                 deleted between the statement's read and its write (not counted)",
+                stats.items_skipped
             )
         })
         .collect()

@@ -1516,3 +1516,61 @@ async fn a_mirror_followed_killed_and_resumed_twenty_times_equals_its_table() {
     .join("\n");
     assert_eq!(from_python, expected, "deltalake reads the table's rows");
 }
+
+/// A load stopped with Ctrl-C (SIGINT) says how many items it wrote; the
+/// table holds at least those (writes in flight may have landed too) and
+/// fewer than the whole load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_a_load_says_how_many_items_were_written() {
+    let client = dynamo_testkit::local_client()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let table = unique_name("CliLoad");
+    TableSpec::new(&table, "id", ScalarAttributeType::N)
+        .create(&client)
+        .await
+        .expect("create");
+    // Every answer held 100 ms, two writes in flight: 2,000 items take
+    // ten seconds; the interrupt comes after two.
+    let proxy = slow_proxy(100).await;
+    let sql = format!(
+        "CREATE EXTERNAL TABLE w (id BIGINT NOT NULL, v VARCHAR) STORED AS DYNAMODB LOCATION '{table}'; \
+         SET dynamodb.max_concurrency = 2; \
+         INSERT INTO w SELECT value, 'x' FROM generate_series(1, 2000);"
+    );
+    let child = dynamo_sql_command(&proxy.endpoint(), &["-c", &sql])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn dynamo-sql");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(interrupted.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("dynamo-sql exits");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let reported: u64 = stderr
+        .split("Statement cancelled: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of items written: {stderr}"));
+    let stored = client
+        .scan()
+        .table_name(&table)
+        .select(aws_sdk_dynamodb::types::Select::Count)
+        .send()
+        .await
+        .expect("count")
+        .count() as u64;
+    assert!(reported > 0, "{stderr}");
+    assert!(
+        stored >= reported && stored < 2000,
+        "{stored} stored, {reported} reported: {stderr}"
+    );
+}

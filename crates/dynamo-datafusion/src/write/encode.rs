@@ -14,7 +14,8 @@
 //! | `Struct` | `M` (NULL fields are left out) |
 //! | the `_extra` column | each of its attributes, from their DynamoDB JSON |
 //!
-//! NULL is no attribute. JSON text columns hold plain JSON: a string is
+//! NULL is no attribute (table option `write_null = 'null'`: DynamoDB's
+//! `NULL` type). JSON text columns hold plain JSON: a string is
 //! written as `S`, a number as `N` (exact digits), `true`/`false` as `BOOL`,
 //! `null` as `NULL`, an array as `L`, an object as `M` — a value that was a
 //! binary or a set before it was read as JSON text comes back as a string or
@@ -70,6 +71,8 @@ pub(crate) struct ItemEncoder {
     schema: SchemaRef,
     roles: Vec<Role>,
     keys: Vec<(String, KeyType)>,
+    /// A NULL column value is DynamoDB's `NULL` (not no attribute).
+    null_type: bool,
 }
 
 impl ItemEncoder {
@@ -97,7 +100,15 @@ impl ItemEncoder {
             schema,
             roles,
             keys,
+            null_type: false,
         }
+    }
+
+    /// This encoder writing SQL NULL as DynamoDB's `NULL` type (table
+    /// option `write_null = 'null'`) instead of leaving the attribute out.
+    pub(crate) fn writing_null_type(mut self, yes: bool) -> Self {
+        self.null_type = yes;
+        self
     }
 
     /// The table's key attributes and their types, partition key first.
@@ -138,8 +149,14 @@ impl ItemEncoder {
                             reason,
                         })?,
                     };
-                    if let Some(value) = value {
-                        item.insert(name.clone(), value);
+                    match value {
+                        Some(value) => {
+                            item.insert(name.clone(), value);
+                        }
+                        None if self.null_type => {
+                            item.insert(name.clone(), AttributeValue::Null(true));
+                        }
+                        None => {}
                     }
                 }
                 Role::Extra => {
@@ -172,10 +189,11 @@ impl ItemEncoder {
         row: usize,
     ) -> Result<Option<AttributeValue>, BadRow> {
         let field = self.schema.field(column);
-        value_at(array, field, row).map_err(|reason| BadRow {
+        let value = value_at(array, field, row).map_err(|reason| BadRow {
             column: field.name().clone(),
             reason,
-        })
+        })?;
+        Ok(value.or_else(|| self.null_type.then_some(AttributeValue::Null(true))))
     }
 }
 
