@@ -19,9 +19,8 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -305,17 +304,8 @@ struct SinkProcess {
 
 impl SinkProcess {
     fn start(latency_ms: u64) -> Result<Self, BoxError> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .args(["--serve", &latency_ms.to_string()])
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
-        let port: u16 = line.trim().parse()?;
-        Ok(Self {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        })
+        let (child, endpoint) = support::serving_child(&["--serve", &latency_ms.to_string()])?;
+        Ok(Self { child, endpoint })
     }
 
     async fn client(&self) -> Client {

@@ -39,8 +39,7 @@
 mod support;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -261,17 +260,9 @@ struct Replay {
 
 impl Replay {
     fn start(items: usize, latency_ms: u64) -> Result<Self, BoxError> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .args(["--serve", &items.to_string(), &latency_ms.to_string()])
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
-        let port: u16 = line.trim().parse()?;
-        Ok(Self {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        })
+        let (child, endpoint) =
+            support::serving_child(&["--serve", &items.to_string(), &latency_ms.to_string()])?;
+        Ok(Self { child, endpoint })
     }
 
     async fn client(&self) -> Client {

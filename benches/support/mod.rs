@@ -256,3 +256,18 @@ pub async fn load_bench_table(client: &Client, n: usize) -> Result<String, BoxEr
     eprintln!("loaded {n} items in {:.1} s", start.elapsed().as_secs_f64());
     Ok(table)
 }
+
+/// This bench binary started again with `args` (its `--serve …` mode) in
+/// its own process, which prints the loopback port it serves on: the child
+/// and its endpoint URL.
+pub fn serving_child(args: &[&str]) -> Result<(std::process::Child, String), BoxError> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
+    let port: u16 = line.trim().parse()?;
+    Ok((child, format!("http://127.0.0.1:{port}")))
+}

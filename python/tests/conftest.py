@@ -38,18 +38,10 @@ def credentials():
     )
 
 
-@pytest.fixture(scope="session")
-def events(endpoint):
-    """Table `Events`: 20 users × 30 events, keys userId (S) / eventTime (N)."""
-    ddb = boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-    )
+def create_user_event_table(ddb, name):
+    """A new table keyed by userId (S) and eventTime (N)."""
     ddb.create_table(
-        TableName="Events",
+        TableName=name,
         KeySchema=[
             {"AttributeName": "userId", "KeyType": "HASH"},
             {"AttributeName": "eventTime", "KeyType": "RANGE"},
@@ -60,7 +52,26 @@ def events(endpoint):
         ],
         BillingMode="PAY_PER_REQUEST",
     )
-    ddb.get_waiter("table_exists").wait(TableName="Events")
+    ddb.get_waiter("table_exists").wait(TableName=name)
+
+
+@pytest.fixture
+def user_event_table():
+    """Makes a new table keyed by userId (S) and eventTime (N): `user_event_table(ddb, name)`."""
+    return create_user_event_table
+
+
+@pytest.fixture(scope="session")
+def events(endpoint):
+    """Table `Events`: 20 users × 30 events, keys userId (S) / eventTime (N)."""
+    ddb = boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+    )
+    create_user_event_table(ddb, "Events")
     for u in range(20):
         for e in range(30):
             ddb.put_item(

@@ -213,21 +213,9 @@ def test_time_formats_make_a_timestamp_whose_ranges_are_key_conditions(proxy, ev
     assert proxy.take() == {"Query": 1}
 
 
-def test_insert_writes_through_datafusion_python_and_update_is_not_forwarded(endpoint):
+def test_insert_writes_through_datafusion_python_and_update_is_not_forwarded(endpoint, user_event_table):
     ddb = boto3.client("dynamodb", endpoint_url=endpoint, region_name=REGION)
-    ddb.create_table(
-        TableName="Written",
-        KeySchema=[
-            {"AttributeName": "userId", "KeyType": "HASH"},
-            {"AttributeName": "eventTime", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "userId", "AttributeType": "S"},
-            {"AttributeName": "eventTime", "AttributeType": "N"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    ddb.get_waiter("table_exists").wait(TableName="Written")
+    user_event_table(ddb, "Written")
     table = DynamoTable("Written", endpoint_url=endpoint, region=REGION, column_types="score: Decimal128(38, 2)")
     ctx = session()
     ctx.register_table("written", table)

@@ -9,15 +9,13 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType};
+use aws_sdk_dynamodb::types::AttributeValue as AV;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use dynamo_datafusion::decode::Item;
-use dynamo_datafusion::{DynamoTableProvider, RetryPolicy, TableOptions};
-use dynamo_testkit::{
-    FaultConfig, FaultProxy, TableSpec, Xorshift, local_endpoint, put_items, unique_name,
-};
+use dynamo_datafusion::{DynamoTableProvider, TableOptions};
+use dynamo_testkit::{FaultConfig, FaultProxy, Xorshift, local_endpoint, put_items};
 
-use crate::common::{client, query, rows};
+use crate::common::{client, pk_sk_table, query, rows};
 
 /// Every item of `table`, as DynamoDB holds it, by key text.
 async fn items_of(client: &Client, table: &str) -> BTreeMap<String, Item> {
@@ -79,20 +77,19 @@ fn canonical(item: &Item) -> BTreeMap<String, String> {
     item.iter().map(|(k, v)| (k.clone(), value(v))).collect()
 }
 
-/// A new table keyed by `pk` (S) and `sk` (N).
+/// A new, empty table keyed by `pk` (S) and `sk` (N).
 async fn new_table(client: &Client, prefix: &str) -> String {
-    let table = unique_name(prefix);
-    TableSpec::new(&table, "pk", ScalarAttributeType::S)
-        .sort_key("sk", ScalarAttributeType::N)
-        .create(client)
-        .await
-        .expect("create");
-    table
+    pk_sk_table(client, prefix, Vec::new()).await
 }
 
 /// A `dynamo_session` over `client` with `table` declared as `t` with the
 /// workload's columns.
 async fn session_with_t(client: &Client, table: &str) -> SessionContext {
+    session_with_t_options(client, table, "").await
+}
+
+/// [`session_with_t`] with table `options` (`OPTIONS (…)`).
+async fn session_with_t_options(client: &Client, table: &str, options: &str) -> SessionContext {
     let ctx = dynamo_datafusion::dynamo_session(
         client.clone(),
         SessionConfig::new(),
@@ -102,7 +99,7 @@ async fn session_with_t(client: &Client, table: &str) -> SessionContext {
     .expect("session");
     ctx.sql(&format!(
         "CREATE EXTERNAL TABLE t (pk VARCHAR NOT NULL, sk BIGINT NOT NULL, n BIGINT, s VARCHAR, \
-         price DECIMAL(38, 4)) STORED AS DYNAMODB LOCATION '{table}'"
+         price DECIMAL(38, 4)) STORED AS DYNAMODB LOCATION '{table}' {options}"
     ))
     .await
     .expect("create external table");
@@ -498,6 +495,30 @@ fn random_where(rng: &mut Xorshift) -> Where {
     }
 }
 
+/// A random key and row of the workload's small key space.
+fn random_row(rng: &mut Xorshift) -> (Key, Row) {
+    let key = (format!("p{}", rng.below(4)), rng.below(8) as i64);
+    let row = Row {
+        n: (rng.below(4) != 0).then(|| rng.below(10) as i64),
+        s: (rng.below(3) != 0).then(|| format!("v{}", rng.below(3))),
+    };
+    (key, row)
+}
+
+/// `rows` as a VALUES list of `(pk, sk, n, s)`.
+fn values_sql(rows: &[(Key, Row)]) -> String {
+    rows.iter()
+        .map(|((p, k), r)| {
+            format!(
+                "('{p}', {k}, {}, {})",
+                sql_value(&r.n, false),
+                sql_value(&r.s, true)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn sql_value<T: ToString>(v: &Option<T>, quote: bool) -> String {
     match v {
         None => "NULL".into(),
@@ -519,67 +540,30 @@ async fn run_workload(
     let mut model = Model::new();
     for step in 0..statements {
         let (sql, expected) = match rng.below(5) {
-            0 => {
-                // INSERT of keys the model does not have.
-                let mut rows = Vec::new();
-                for _ in 0..1 + rng.below(6) {
-                    let key = (format!("p{}", rng.below(4)), rng.below(8) as i64);
-                    if model.contains_key(&key) || rows.iter().any(|(k, _)| *k == key) {
+            // INSERT of keys the model does not have; REPLACE of any keys
+            // (a key given twice: the later row wins).
+            kind @ (0 | 1) => {
+                let insert = kind == 0;
+                let mut rows: Vec<(Key, Row)> = Vec::new();
+                for _ in 0..1 + rng.below(if insert { 6 } else { 30 }) {
+                    let (key, row) = random_row(&mut rng);
+                    let taken = model.contains_key(&key) || rows.iter().any(|(k, _)| *k == key);
+                    if insert && taken {
                         continue;
                     }
-                    let row = Row {
-                        n: (rng.below(4) != 0).then(|| rng.below(10) as i64),
-                        s: (rng.below(3) != 0).then(|| format!("v{}", rng.below(3))),
-                    };
                     rows.push((key, row));
                 }
                 if rows.is_empty() {
                     continue;
                 }
-                let values: Vec<String> = rows
-                    .iter()
-                    .map(|((p, k), r)| {
-                        format!(
-                            "('{p}', {k}, {}, {})",
-                            sql_value(&r.n, false),
-                            sql_value(&r.s, true)
-                        )
-                    })
-                    .collect();
+                let sql = format!(
+                    "{} INTO t (pk, sk, n, s) VALUES {}",
+                    if insert { "INSERT" } else { "REPLACE" },
+                    values_sql(&rows)
+                );
                 let count = rows.len() as u64;
                 model.extend(rows);
-                (
-                    format!("INSERT INTO t (pk, sk, n, s) VALUES {}", values.join(", ")),
-                    count,
-                )
-            }
-            1 => {
-                let mut rows: Vec<((String, i64), Row)> = Vec::new();
-                for _ in 0..1 + rng.below(30) {
-                    let key = (format!("p{}", rng.below(4)), rng.below(8) as i64);
-                    let row = Row {
-                        n: (rng.below(4) != 0).then(|| rng.below(10) as i64),
-                        s: (rng.below(3) != 0).then(|| format!("v{}", rng.below(3))),
-                    };
-                    rows.push((key, row));
-                }
-                let values: Vec<String> = rows
-                    .iter()
-                    .map(|((p, k), r)| {
-                        format!(
-                            "('{p}', {k}, {}, {})",
-                            sql_value(&r.n, false),
-                            sql_value(&r.s, true)
-                        )
-                    })
-                    .collect();
-                let count = rows.len() as u64;
-                // Later rows of the same key win.
-                model.extend(rows);
-                (
-                    format!("REPLACE INTO t (pk, sk, n, s) VALUES {}", values.join(", ")),
-                    count,
-                )
+                (sql, count)
             }
             2 | 3 => {
                 let w = random_where(&mut rng);
@@ -647,50 +631,14 @@ async fn under_faults_nothing_is_lost_and_nothing_written_twice() {
     let proxy = FaultProxy::start(&endpoint, FaultConfig::none())
         .await
         .expect("proxy");
-    let faulty = proxy.client().await;
-    let ctx = dynamo_datafusion::dynamo_session(
-        faulty.clone(),
-        SessionConfig::new(),
-        TableOptions::default(),
+    let ctx = session_with_t_options(
+        &proxy.client().await,
+        &table,
+        // Patient retries: every fault passes on a later attempt.
+        "OPTIONS ('max_attempts' '12', 'retry_budget' '100000', 'retry_base_delay_ms' '1', \
+         'retry_max_delay_ms' '20')",
     )
-    .await
-    .expect("session");
-    // Patient retries: every fault passes on a later attempt.
-    let retry = RetryPolicy::new(12, 100_000).with_delays(
-        std::time::Duration::from_millis(1),
-        std::time::Duration::from_millis(20),
-    );
-    let mut options = TableOptions::default();
-    options.retry = retry;
-    let provider = DynamoTableProvider::builder(faulty, &table)
-        .schema(Arc::new(datafusion::arrow::datatypes::Schema::new(vec![
-            datafusion::arrow::datatypes::Field::new(
-                "pk",
-                datafusion::arrow::datatypes::DataType::Utf8,
-                false,
-            ),
-            datafusion::arrow::datatypes::Field::new(
-                "sk",
-                datafusion::arrow::datatypes::DataType::Int64,
-                false,
-            ),
-            datafusion::arrow::datatypes::Field::new(
-                "n",
-                datafusion::arrow::datatypes::DataType::Int64,
-                true,
-            ),
-            datafusion::arrow::datatypes::Field::new(
-                "s",
-                datafusion::arrow::datatypes::DataType::Utf8,
-                true,
-            ),
-        ])))
-        .options(options)
-        .build()
-        .await
-        .expect("provider");
-    ctx.register_table("t", Arc::new(provider))
-        .expect("register");
+    .await;
     proxy.set_config(FaultConfig::mixed(0.10, 0x3000_0002));
     run_workload(&client, &ctx, &table, 0x3000_0003, 60).await;
     let counts = proxy.counts();
@@ -812,20 +760,12 @@ async fn an_item_changed_between_the_read_and_the_write_is_not_clobbered() {
 async fn write_null_stores_dynamodbs_null_type_when_asked() {
     let client = client().await;
     let table = new_table(&client, "nulltype").await;
-    let ctx = dynamo_datafusion::dynamo_session(
-        client.clone(),
-        SessionConfig::new(),
-        TableOptions::default(),
+    let ctx = session_with_t_options(&client, &table, "OPTIONS ('write_null' 'null')").await;
+    count_of(
+        &ctx,
+        "INSERT INTO t (pk, sk, n, s) VALUES ('a', 1, NULL, 'x')",
     )
-    .await
-    .expect("session");
-    ctx.sql(&format!(
-        "CREATE EXTERNAL TABLE t (pk VARCHAR NOT NULL, sk BIGINT NOT NULL, n BIGINT, s VARCHAR) \
-         STORED AS DYNAMODB LOCATION '{table}' OPTIONS ('write_null' 'null')"
-    ))
-    .await
-    .expect("create");
-    count_of(&ctx, "INSERT INTO t VALUES ('a', 1, NULL, 'x')").await;
+    .await;
     count_of(&ctx, "UPDATE t SET s = NULL WHERE pk = 'a'").await;
     let item = &items_of(&client, &table).await["S(\"a\")/N(\"1\")"];
     assert_eq!(item["n"], AV::Null(true));

@@ -395,10 +395,7 @@ async fn call(client: &Client, table: &str, op: &Op, r: &Rendered) -> Result<f64
             .map(|out| {
                 units(out.consumed_capacity()).unwrap_or_else(|| super::encode::write_units(item))
             })
-            .map_err(|e| {
-                let current = e.as_service_error().and_then(condition_item);
-                Failure::of(&e, current)
-            }),
+            .map_err(write_failure),
         Op::Update { key, .. } => client
             .update_item()
             .table_name(table)
@@ -412,10 +409,7 @@ async fn call(client: &Client, table: &str, op: &Op, r: &Rendered) -> Result<f64
             .send()
             .await
             .map(|out| units(out.consumed_capacity()).unwrap_or(1.0))
-            .map_err(|e| {
-                let current = e.as_service_error().and_then(condition_item);
-                Failure::of(&e, current)
-            }),
+            .map_err(write_failure),
         Op::Delete { key, .. } => client
             .delete_item()
             .table_name(table)
@@ -428,16 +422,21 @@ async fn call(client: &Client, table: &str, op: &Op, r: &Rendered) -> Result<f64
             .send()
             .await
             .map(|out| units(out.consumed_capacity()).unwrap_or(1.0))
-            .map_err(|e| {
-                let current = e.as_service_error().and_then(condition_item);
-                Failure::of(&e, current)
-            }),
+            .map_err(write_failure),
     }
 }
 
-/// The item a failed condition returned, of any single-item write.
-fn condition_item<E: ConditionFailure>(e: &E) -> Option<Item> {
-    e.condition_failed().and_then(|c| c.item().cloned())
+/// How a single-item write failed, with the item as it is when its
+/// condition failed (DynamoDB returns it: `ALL_OLD`).
+fn write_failure<E>(e: SdkError<E, HttpResponse>) -> Failure
+where
+    E: ConditionFailure + ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let current = e
+        .as_service_error()
+        .and_then(|s| s.condition_failed())
+        .and_then(|c| c.item().cloned());
+    Failure::of(&e, current)
 }
 
 /// The single-item write errors that carry a failed condition.
