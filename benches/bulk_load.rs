@@ -138,15 +138,7 @@ async fn sql_load(
     let batches = collect(Arc::clone(&plan), ctx.task_ctx()).await?;
     let seconds = start.elapsed().as_secs_f64();
     let stats = WriteStats::of_plan(&plan);
-    let count = batches
-        .first()
-        .and_then(|b| {
-            b.column(0)
-                .as_any()
-                .downcast_ref::<datafusion::arrow::array::UInt64Array>()
-                .map(|a| a.value(0))
-        })
-        .ok_or("no count")?;
+    let count = dynamo_datafusion::write::written_count(&batches).ok_or("no count")?;
     if count != stats.items_written as u64 {
         return Err(format!("count {count} but {} items written", stats.items_written).into());
     }

@@ -511,16 +511,9 @@ impl SqlSession {
         let outcome = run_statement(&self.ctx, &statement, &options, &mut sink)
             .await
             .map_err(sql_error)?;
-        let count = sink
-            .batches
-            .first()
-            .and_then(|b| {
-                b.column(0)
-                    .as_any()
-                    .downcast_ref::<datafusion::arrow::array::UInt64Array>()
-                    .map(|a| a.value(0))
-            })
-            .unwrap_or(0);
+        let count = dynamo_datafusion::write::written_count(&sink.batches).ok_or_else(|| {
+            ConnectorError::internal("a write statement answered no count of items written")
+        })?;
         Ok((count, outcome.plan))
     }
 }

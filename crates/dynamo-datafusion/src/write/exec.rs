@@ -102,6 +102,22 @@ pub struct DynamoWriteExec {
     metrics: ExecutionPlanMetricsSet,
 }
 
+/// The items a write statement wrote, from its answer (one row, `count`).
+///
+/// ```
+/// use std::sync::Arc;
+/// use datafusion::arrow::array::{RecordBatch, UInt64Array};
+/// use datafusion::arrow::datatypes::{DataType, Field, Schema};
+/// let schema = Arc::new(Schema::new(vec![Field::new("count", DataType::UInt64, false)]));
+/// let answer = RecordBatch::try_new(schema, vec![Arc::new(UInt64Array::from(vec![3]))]).unwrap();
+/// assert_eq!(dynamo_datafusion::write::written_count(&[answer]), Some(3));
+/// ```
+pub fn written_count(batches: &[RecordBatch]) -> Option<u64> {
+    let batch = batches.iter().find(|b| b.num_rows() > 0)?;
+    let counts = batch.column(0).as_any().downcast_ref::<UInt64Array>()?;
+    Some(counts.value(0))
+}
+
 /// The one-column schema of a write's answer.
 fn count_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![Field::new(

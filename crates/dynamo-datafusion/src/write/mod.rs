@@ -24,7 +24,7 @@ pub(crate) mod ops;
 
 pub use crate::config::WriteMode;
 pub(crate) use exec::{Assignment, WriteJob};
-pub use exec::{DynamoWriteExec, MAX_TRANSACTION_ITEMS, WriteStats};
+pub use exec::{DynamoWriteExec, MAX_TRANSACTION_ITEMS, WriteStats, written_count};
 pub use guard::{DmlGuard, uses_dml_guard};
 
 use crate::policy::RetryPolicy;
