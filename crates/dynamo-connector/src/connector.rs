@@ -208,8 +208,9 @@ impl Connector {
     }
 
     /// The SQL session of an authenticated session token: its client's
-    /// tables, read-only, with the client's stored schemas — what the `sql`
-    /// operation runs in, for other front ends (Arrow Flight SQL).
+    /// tables (written only when the client may write), with the client's
+    /// stored schemas — what the `sql` operation runs in, for other front
+    /// ends (Arrow Flight SQL).
     ///
     /// ```no_run
     /// # async fn demo(connector: dynamo_connector::Connector) -> dynamo_connector::Result<()> {
@@ -436,8 +437,8 @@ async fn run(
     }
 }
 
-/// An authenticated session's SQL: its client's tables, read-only (see
-/// [`Connector::sql_session`]).
+/// An authenticated session's SQL: its client's tables, written only when
+/// the client may write (see [`Connector::sql_session`]).
 pub struct SqlSession {
     /// The session's client (tenant).
     pub client_id: String,

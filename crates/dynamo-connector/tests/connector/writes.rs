@@ -77,6 +77,15 @@ async fn a_client_allowed_to_write_writes_over_http_and_flight_sql() {
             ("2".to_string(), "6".to_string())
         ]
     );
+    // Write access is to the client's tables, never to the server's files.
+    let target = f._dir.path().join("copied.csv");
+    let copy = format!(
+        "COPY (SELECT * FROM \"UserEngagement\") TO '{}' STORED AS CSV",
+        target.display()
+    );
+    let (status, answer) = sql(&http_addr, &f.acme_session, &copy);
+    assert_eq!(status, 400, "{answer}");
+    assert!(!target.exists(), "COPY wrote a server file: {answer}");
     // A duplicate key is the table's own error, named.
     let (status, answer) = sql(&http_addr, &f.acme_session, insert);
     assert_ne!(status, 200, "{answer}");
