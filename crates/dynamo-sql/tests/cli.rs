@@ -1574,3 +1574,67 @@ async fn ctrl_c_during_a_load_says_how_many_items_were_written() {
         "{stored} stored, {reported} reported: {stderr}"
     );
 }
+
+/// A write's EXPLAIN shows its requests and estimate with the price, and
+/// `--stats` what it wrote and consumed; the table holds what it says.
+#[tokio::test]
+async fn a_writes_explain_and_stats_say_what_it_costs_and_did() {
+    let client = dynamo_testkit::local_client()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let table = unique_name("CliWrite");
+    TableSpec::new(&table, "id", ScalarAttributeType::N)
+        .create(&client)
+        .await
+        .expect("create");
+    let declare = format!(
+        "CREATE EXTERNAL TABLE w (id BIGINT NOT NULL, v VARCHAR) STORED AS DYNAMODB LOCATION '{table}'"
+    );
+    let insert = "INSERT INTO w VALUES (1, 'a'), (2, 'b'), (3, 'c')";
+    let o = dynamo_sql(
+        &[
+            "--stats",
+            "--format",
+            "csv",
+            "-c",
+            &declare,
+            "-c",
+            &format!("EXPLAIN {insert}"),
+            "-c",
+            insert,
+            "-c",
+            "UPDATE w SET v = 'z' WHERE id = 2",
+        ],
+        None,
+    );
+    let out = ok_ref(&o);
+    assert!(
+        out.contains("DynamoWriteExec: INSERT table=")
+            && out.contains("estimated_items=3, estimated_wcu=3 (~$"),
+        "{out}"
+    );
+    assert!(
+        out.contains("count\n3\n") && out.contains("count\n1\n"),
+        "{out}"
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains("DynamoDB writes: 3 items written, 0 skipped (changed since read), 3 requests (0 retries), 3.0 WCU"),
+        "{err}"
+    );
+    assert!(
+        err.contains("DynamoDB writes: 1 item written, 0 skipped (changed since read), 1 request (0 retries), 1.0 WCU"),
+        "{err}"
+    );
+    let item = client
+        .get_item()
+        .table_name(&table)
+        .key("id", AV::N("2".into()))
+        .send()
+        .await
+        .expect("get")
+        .item()
+        .cloned()
+        .expect("item 2");
+    assert_eq!(item["v"], AV::S("z".into()));
+}

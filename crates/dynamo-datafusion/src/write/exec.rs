@@ -217,11 +217,19 @@ pub struct WriteStats {
 
 impl fmt::Display for WriteStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plural =
+            |n: usize, one: &'static str, many: &'static str| if n == 1 { one } else { many };
         write!(
             f,
-            "DynamoDB writes: {} items written, {} skipped (changed since read), {} requests \
+            "DynamoDB writes: {} {} written, {} skipped (changed since read), {} {} \
              ({} retries), {:.1} WCU",
-            self.items_written, self.items_skipped, self.requests, self.retries, self.consumed_wcu
+            self.items_written,
+            plural(self.items_written, "item", "items"),
+            self.items_skipped,
+            self.requests,
+            plural(self.requests, "request", "requests"),
+            self.retries,
+            self.consumed_wcu
         )
     }
 }
