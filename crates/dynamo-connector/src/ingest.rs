@@ -7,12 +7,57 @@ use arrow_flight::FlightData;
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::{CommandStatementIngest, TableExistsOption, TableNotExistOption};
-use datafusion::datasource::MemTable;
+use std::sync::Mutex;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::error::DataFusionError;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::connector::SqlSession;
 use crate::error::{ConnectorError, Result, sql_error};
+
+/// The ingested data cannot be decoded.
+fn unreadable(e: FlightError) -> ConnectorError {
+    ConnectorError::invalid(format!("the ingested data cannot be read: {e}"))
+}
+
+/// The ingest's rows as a one-shot partition, read once as they arrive.
+struct IngestPartition {
+    schema: SchemaRef,
+    rows: Mutex<Option<SendableRecordBatchStream>>,
+}
+
+impl std::fmt::Debug for IngestPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IngestPartition")
+    }
+}
+
+impl PartitionStream for IngestPartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let taken = self.rows.lock().unwrap_or_else(|p| p.into_inner()).take();
+        taken.unwrap_or_else(|| {
+            let again = futures::stream::once(async {
+                Err(DataFusionError::Execution(
+                    "the ingested rows were already read: an ingest is read once".into(),
+                ))
+            });
+            Box::pin(RecordBatchStreamAdapter::new(
+                Arc::clone(&self.schema),
+                again,
+            ))
+        })
+    }
+}
 
 /// `"name"` with its quotes doubled: a SQL identifier as given.
 fn quoted(name: &str) -> String {
@@ -66,23 +111,32 @@ pub(crate) async fn ingest(
     check_command(command)?;
     let mut stream =
         FlightRecordBatchStream::new_from_flight_data(data.map_err(FlightError::from).boxed());
-    let mut batches = Vec::new();
-    while let Some(batch) = stream.next().await {
-        batches.push(batch.map_err(|e| {
-            ConnectorError::invalid(format!("the ingested data cannot be read: {e}"))
-        })?);
-    }
+    // The first batch brings the schema (or the stream ends with only a schema).
+    let first = stream.next().await.transpose().map_err(unreadable)?;
     let Some(schema) = stream
         .schema()
         .cloned()
-        .or_else(|| batches.first().map(|b| b.schema()))
+        .or_else(|| first.as_ref().map(|b| b.schema()))
     else {
         return Err(ConnectorError::invalid(
             "the ingest sent no schema and no rows",
         ));
     };
+    // The rows stream into the INSERT as they arrive: an ingest of any size
+    // holds a few batches, never the whole of it.
+    let rows = futures::stream::iter(first.map(Ok))
+        .chain(stream)
+        .map_err(|e| DataFusionError::External(Box::new(unreadable(e))));
+    let partition = IngestPartition {
+        schema: Arc::clone(&schema),
+        rows: Mutex::new(Some(Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&schema),
+            rows,
+        )))),
+    };
     let source = format!("__ingest_{}", rand::random::<u64>());
-    let table = MemTable::try_new(Arc::clone(&schema), vec![batches]).map_err(sql_error)?;
+    let table = StreamingTable::try_new(Arc::clone(&schema), vec![Arc::new(partition)])
+        .map_err(sql_error)?;
     session
         .context()
         .register_table(source.as_str(), Arc::new(table))
