@@ -469,21 +469,24 @@ impl SqlSession {
     /// REPLACE, UPDATE or DELETE (which write when the plan runs); DDL and
     /// `SET` are refused, as the `sql` operation refuses them.
     pub async fn plan(&self, sql: &str) -> Result<DataFrame> {
-        let statement = self
-            .ctx
-            .state()
+        let state = self.ctx.state();
+        let statement = state
             .sql_to_statement(sql, &Dialect::Generic)
             .map_err(sql_error)?;
-        let options = if is_write(&statement) {
-            check_write(&self.client_id, self.may_write)?;
-            writable()
-        } else {
-            read_only()
-        };
-        self.ctx
-            .sql_with_options(sql, options)
+        let options = self.access().options_for(&statement)?;
+        let plan = state
+            .statement_to_plan(statement)
             .await
-            .map_err(sql_error)
+            .map_err(sql_error)?;
+        options.verify_plan(&plan).map_err(sql_error)?;
+        self.ctx.execute_logical_plan(plan).await.map_err(sql_error)
+    }
+
+    fn access(&self) -> Access<'_> {
+        Access {
+            client_id: &self.client_id,
+            may_write: self.may_write,
+        }
     }
 }
 
@@ -506,8 +509,8 @@ impl SqlSession {
                 "an update runs INSERT, REPLACE, UPDATE or DELETE; run a query as a statement query",
             ));
         }
-        check_write(&self.client_id, self.may_write)?;
-        let options = RunOptions::default().with_sql_options(writable());
+        let options =
+            RunOptions::default().with_sql_options(self.access().options_for(&statement)?);
         let mut sink = dynamo_datafusion::run::CollectSink::default();
         let outcome = run_statement(&self.ctx, &statement, &options, &mut sink)
             .await
@@ -520,7 +523,7 @@ impl SqlSession {
 }
 
 /// True for INSERT, REPLACE, UPDATE and DELETE.
-pub(crate) fn is_write(statement: &datafusion::sql::parser::Statement) -> bool {
+fn is_write(statement: &datafusion::sql::parser::Statement) -> bool {
     use datafusion::sql::sqlparser::ast::Statement as Sql;
     matches!(
         statement,
@@ -529,40 +532,34 @@ pub(crate) fn is_write(statement: &datafusion::sql::parser::Statement) -> bool {
     )
 }
 
-/// Refuses a write of a read-only client.
-pub(crate) fn check_write(client_id: &str, may_write: bool) -> Result<()> {
-    if may_write {
-        return Ok(());
-    }
-    Err(ConnectorError::new(
-        ErrorCode::WriteNotAllowed,
-        format!(
-            "client '{client_id}' is read-only: INSERT, REPLACE, UPDATE and DELETE need write \
-             access (`dynamo-connector admin client writes {client_id} on`)"
-        ),
-    ))
-}
-
-/// Who runs an `sql` request, and whether it may write.
+/// Who runs a statement, and whether it may write.
 struct Access<'a> {
     client_id: &'a str,
     may_write: bool,
 }
 
-/// Reads and writes of items: no DDL, no SET.
-fn writable() -> SQLOptions {
-    SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(true)
-        .with_allow_statements(false)
-}
-
-/// Reads only: no DDL, no DML, no SET.
-fn read_only() -> SQLOptions {
-    SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false)
+impl Access<'_> {
+    /// What `statement` may do: a query reads; INSERT, REPLACE, UPDATE and
+    /// DELETE write, when the client may (`write_not_allowed` otherwise);
+    /// DDL, `SET` and `COPY` (which DataFusion counts as DML, and which
+    /// would write the server's files) never run.
+    fn options_for(&self, statement: &datafusion::sql::parser::Statement) -> Result<SQLOptions> {
+        let write = is_write(statement);
+        if write && !self.may_write {
+            let client_id = self.client_id;
+            return Err(ConnectorError::new(
+                ErrorCode::WriteNotAllowed,
+                format!(
+                    "client '{client_id}' is read-only: INSERT, REPLACE, UPDATE and DELETE need \
+                     write access (`dynamo-connector admin client writes {client_id} on`)"
+                ),
+            ));
+        }
+        Ok(SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(write)
+            .with_allow_statements(false))
+    }
 }
 
 /// A session over `client`'s tables, with its stored schemas, a
@@ -646,12 +643,8 @@ async fn run_sql(
         .state()
         .sql_to_statement(sql, &Dialect::Generic)
         .map_err(|e| nothing(sql_error(e)))?;
-    let write = is_write(&statement);
-    if write {
-        check_write(access.client_id, access.may_write).map_err(nothing)?;
-    }
     let options =
-        RunOptions::default().with_sql_options(if write { writable() } else { read_only() });
+        RunOptions::default().with_sql_options(access.options_for(&statement).map_err(nothing)?);
     let mut sink = JsonSink {
         max_items: limits.items(),
         columns: Vec::new(),

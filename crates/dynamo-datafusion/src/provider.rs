@@ -646,11 +646,7 @@ impl TableProvider for DynamoTableProvider {
         };
         self.check_writable(state, statement)?;
         let schema = self.state.schema();
-        let job = self.write_job(
-            state,
-            statement,
-            ItemEncoder::new(&self.meta, Arc::clone(&schema)),
-        );
+        let job = self.write_job(state, statement, schema);
         Ok(Arc::new(DynamoWriteExec::new(input, job)))
     }
 
@@ -667,12 +663,8 @@ impl TableProvider for DynamoTableProvider {
         let schema = self.state.schema();
         let keys = self.key_columns(&schema)?;
         let read = self.read_exec(state, Some(&keys), &filters, None, true)?;
-        let mut job = self.write_job(
-            state,
-            statement,
-            ItemEncoder::new(&self.meta, read.schema()),
-        );
-        job.recheck = self.recheck_of(&schema, &filters);
+        let mut job = self.write_job(state, statement, read.schema());
+        job.recheck = self.recheck_of(&schema, &filters).map(Arc::new);
         Ok(Arc::new(DynamoWriteExec::new(read, job)))
     }
 
@@ -734,13 +726,7 @@ impl TableProvider for DynamoTableProvider {
         let read = self.read_exec(state, Some(&read_columns), &filters, None, true)?;
         let read_schema = read.schema();
         let df_schema = datafusion::common::DFSchema::try_from(Arc::clone(&read_schema))?;
-        let mut job = self.write_job(
-            state,
-            statement,
-            ItemEncoder::new(&self.meta, Arc::clone(&read_schema)),
-        );
-        job.table_encoder = ItemEncoder::new(&self.meta, Arc::clone(&schema))
-            .writing_null_type(self.options.write_null_type);
+        let mut job = self.write_job(state, statement, Arc::clone(&read_schema));
         job.assignments = targets
             .into_iter()
             .map(|(column, table_index, expr)| {
@@ -766,7 +752,7 @@ impl TableProvider for DynamoTableProvider {
             .filter(|f| guardable(f))
             .map(|f| f.name().clone())
             .collect();
-        job.recheck = self.recheck_of(&schema, &filters);
+        job.recheck = self.recheck_of(&schema, &filters).map(Arc::new);
         Ok(Arc::new(DynamoWriteExec::new(read, job)))
     }
 
@@ -1028,17 +1014,20 @@ impl DynamoTableProvider {
         &self,
         state: &dyn Session,
         statement: Statement,
-        input_encoder: ItemEncoder,
+        input_schema: SchemaRef,
     ) -> WriteJob {
         let session = DynamoConfig::of(state);
-        let input_encoder = input_encoder.writing_null_type(self.options.write_null_type);
+        let encoder = |schema| {
+            ItemEncoder::new(&self.meta, schema).writing_null_type(self.options.write_null_type)
+        };
+        let input_encoder = encoder(input_schema);
         let keys = input_encoder.keys().to_vec();
         WriteJob {
             statement,
             table: self.meta.name.clone(),
             client: self.read_client.clone(),
             keys,
-            table_encoder: input_encoder.clone(),
+            table_encoder: encoder(self.state.schema()),
             input_encoder,
             assignments: Vec::new(),
             guards: Vec::new(),

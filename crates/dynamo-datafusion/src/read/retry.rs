@@ -211,6 +211,18 @@ impl Retrier {
         took
     }
 
+    /// True when a call that failed as `class` after `attempts` attempts
+    /// may be tried again: the failure is retryable, the call has attempts
+    /// left, and the budget a retry (which this takes).
+    pub(crate) fn may_retry(&self, class: Retryable, attempts: u32) -> bool {
+        class != Retryable::No && attempts < self.policy.max_attempts && self.take()
+    }
+
+    /// Waits the jittered backoff before retry number `attempts`.
+    pub(crate) async fn back_off(&self, attempts: u32) {
+        tokio::time::sleep(self.policy.backoff(attempts)).await;
+    }
+
     /// Runs `call` until it succeeds, fails finally, or retries run out. Each
     /// retry waits a jittered backoff first.
     pub(crate) async fn run<T, E, F, Fut>(
@@ -233,16 +245,15 @@ impl Retrier {
             if class == Retryable::No {
                 return Err(GiveUp::Final(e));
             }
-            let out_of_attempts = attempts >= self.policy.max_attempts;
-            if out_of_attempts || !self.take() {
+            if !self.may_retry(class, attempts) {
                 return Err(GiveUp::Exhausted {
                     last: e,
                     class,
                     attempts,
-                    budget_spent: !out_of_attempts,
+                    budget_spent: attempts < self.policy.max_attempts,
                 });
             }
-            tokio::time::sleep(self.policy.backoff(attempts)).await;
+            self.back_off(attempts).await;
         }
     }
 }

@@ -324,7 +324,7 @@ pub(crate) fn value_at(
                 .ok_or_else(|| "is a date beyond years 0 to 9999".to_string())
         }
         DataType::Timestamp(unit, _) => {
-            let nanos = timestamp_nanos(array, *unit, row)?;
+            let nanos = timestamp_nanos(array, *unit, row);
             render_second(nanos)
                 .map(|t| Some(AttributeValue::S(t)))
                 .ok_or_else(|| "is a time beyond years 0 to 9999".to_string())
@@ -388,14 +388,14 @@ fn scaled_text(unscaled: &str, scale: i8) -> String {
     format!("{unscaled}E-{scale}")
 }
 
-fn timestamp_nanos(array: &dyn Array, unit: TimeUnit, row: usize) -> Result<i128, String> {
+fn timestamp_nanos(array: &dyn Array, unit: TimeUnit, row: usize) -> i128 {
     let v = i128::from(match unit {
         TimeUnit::Second => array.as_primitive::<TimestampSecondType>().value(row),
         TimeUnit::Millisecond => array.as_primitive::<TimestampMillisecondType>().value(row),
         TimeUnit::Microsecond => array.as_primitive::<TimestampMicrosecondType>().value(row),
         TimeUnit::Nanosecond => array.as_primitive::<TimestampNanosecondType>().value(row),
     });
-    Ok(v * crate::value::time::nanos_per(unit))
+    v * crate::value::time::nanos_per(unit)
 }
 
 /// A temporal value in its column's format.
@@ -407,7 +407,7 @@ fn time_value(
     let v: i64 = match array.data_type() {
         DataType::Timestamp(unit, _) => {
             // The column's own unit is the format's; another is converted.
-            let nanos = timestamp_nanos(array, *unit, row)?;
+            let nanos = timestamp_nanos(array, *unit, row);
             let per = format.unit_nanos();
             if nanos % per != 0 {
                 return Err(format!(

@@ -65,14 +65,14 @@ pub(crate) struct WriteJob {
     pub keys: Vec<(String, KeyType)>,
     /// Rows of the input → items (the table's columns, or the read's).
     pub input_encoder: ItemEncoder,
-    /// New values of an UPDATE's columns, by the table's column types.
+    /// Values by the table's column types (an UPDATE's new values).
     pub table_encoder: ItemEncoder,
     /// An UPDATE's assignments.
     pub assignments: Vec<Assignment>,
     /// An UPDATE's guarded columns: attribute names (read in the input).
     pub guards: Vec<String>,
     /// The WHERE's part DynamoDB re-checks when an UPDATE or DELETE writes.
-    pub recheck: Option<Cond>,
+    pub recheck: Option<Arc<Cond>>,
     pub settings: WriteSettings,
     /// Average item size of the table, for the estimate.
     pub item_bytes: f64,
@@ -129,13 +129,6 @@ fn count_schema() -> SchemaRef {
 
 impl DynamoWriteExec {
     pub(crate) fn new(input: Arc<dyn ExecutionPlan>, job: WriteJob) -> Self {
-        // Rows arrive in one stream: writes are concurrent requests, not partitions.
-        let input: Arc<dyn ExecutionPlan> =
-            if input.properties().output_partitioning().partition_count() > 1 {
-                Arc::new(CoalescePartitionsExec::new(input))
-            } else {
-                input
-            };
         let properties = PlanProperties::new(
             EquivalenceProperties::new(count_schema()),
             Partitioning::UnknownPartitioning(1),
@@ -278,22 +271,15 @@ impl DisplayAs for DynamoWriteExec {
         let job = &self.job;
         let how = match (job.settings.mode, &job.statement) {
             (WriteMode::Transaction, _) => "TransactWriteItems, all or nothing".to_string(),
-            (_, Statement::Insert) => format!(
-                "PutItem if the key is new, {} in flight",
-                job.settings.max_concurrency
-            ),
-            (_, Statement::Replace) => format!(
-                "BatchWriteItem of {BATCH_ITEMS}, {} in flight",
-                job.settings.max_concurrency
-            ),
-            (_, Statement::Update) => format!(
-                "UpdateItem if unchanged, {} in flight",
-                job.settings.max_concurrency
-            ),
-            (_, Statement::Delete) => format!(
-                "DeleteItem if unchanged, {} in flight",
-                job.settings.max_concurrency
-            ),
+            (_, statement) => {
+                let request = match statement {
+                    Statement::Insert => "PutItem if the key is new".to_string(),
+                    Statement::Replace => format!("BatchWriteItem of {BATCH_ITEMS}"),
+                    Statement::Update => "UpdateItem if unchanged".to_string(),
+                    Statement::Delete => "DeleteItem if unchanged".to_string(),
+                };
+                format!("{request}, {} in flight", job.settings.max_concurrency)
+            }
         };
         write!(
             f,
@@ -409,7 +395,18 @@ impl ExecutionPlan for DynamoWriteExec {
             }
             .into());
         }
-        let input = self.input.execute(0, context)?;
+        // Rows arrive in one stream: writes are concurrent requests, not
+        // partitions. The optimizer coalesces the input as this node
+        // requires; a plan run unoptimized is coalesced here.
+        let input = match self
+            .input
+            .properties()
+            .output_partitioning()
+            .partition_count()
+        {
+            1 => self.input.execute(0, context)?,
+            _ => CoalescePartitionsExec::new(Arc::clone(&self.input)).execute(0, context)?,
+        };
         let counters = Counters::new(&self.metrics);
         let job = Arc::clone(&self.job);
         let stream = futures::stream::once(async move {
@@ -460,6 +457,13 @@ impl Counters {
         self.milli_wcu.add((done.wcu * 1000.0).round() as usize);
     }
 
+    /// A request that failed for good, after `requests` requests that
+    /// consumed `wcu` (a failed condition is billed).
+    fn record_failure(&self, requests: u64, wcu: f64) {
+        self.requests.add(requests as usize);
+        self.milli_wcu.add((wcu * 1000.0).round() as usize);
+    }
+
     fn wcu(&self) -> f64 {
         self.milli_wcu.value() as f64 / 1000.0
     }
@@ -488,8 +492,8 @@ struct Writer {
     reserved: HashMap<u64, f64>,
     /// REPLACE: items waiting for a full batch, by key.
     pending: Vec<(String, Item)>,
-    /// Transaction mode: every write, sent at the end.
-    transaction: Vec<Op>,
+    /// Transaction mode: every write (by key), sent at the end.
+    transaction: Vec<(String, Op)>,
     /// Rows accepted (a REPLACE's duplicate keys each count).
     rows: u64,
 }
@@ -663,50 +667,18 @@ impl Writer {
                     Op::Put { item, .. } => write_units(item),
                     _ => self.job.unit_estimate(),
                 };
-                self.make_room(estimate).await?;
                 let (job, retrier) = (Arc::clone(&self.job), Arc::clone(&self.retrier));
-                let (counters, limiter) = (self.counters.clone(), self.limiter.clone());
-                let batch = self.track(vec![key], estimate);
-                self.tasks.spawn(async move {
-                    let reserved = match &limiter {
-                        Some(l) => Some(l.acquire_units(estimate).await),
-                        None => None,
-                    };
-                    let result =
-                        send_op(&job.client, &job.table, job.partition_key(), &op, &retrier).await;
-                    let outcome = match result {
-                        Ok(done) => {
-                            counters.record(&done, 1);
-                            settle(&limiter, reserved, done.wcu);
-                            Ok(())
-                        }
-                        Err(OpError::Exists { wcu, requests }) => {
-                            counters.requests.add(requests as usize);
-                            counters.milli_wcu.add((wcu * 1000.0) as usize);
-                            settle(&limiter, reserved, wcu);
-                            Err(Error::ItemExists {
-                                table: job.table.clone(),
-                                key: key_display(&op_key(&op, &job.keys)),
-                            })
-                        }
-                        Err(OpError::Failed { error, requests }) => {
-                            counters.requests.add(requests as usize);
-                            settle(&limiter, reserved, 0.0);
-                            Err(error)
-                        }
-                    };
-                    Finished { batch, outcome }
-                });
-                Ok(())
+                let exists_key = op_key(&op, &job.keys);
+                self.spawn_request(vec![key], estimate, 1, Some(exists_key), async move {
+                    send_op(&job.client, &job.table, job.partition_key(), &op, &retrier).await
+                })
+                .await
             }
         }
     }
 
     fn add_to_transaction(&mut self, op: Op, key: String) -> Result<(), Error> {
-        let same = self
-            .transaction
-            .iter()
-            .position(|o| key_text(&op_key(o, &self.job.keys)) == key);
+        let same = self.transaction.iter().position(|(k, _)| *k == key);
         match (same, &self.job.statement) {
             (Some(_), Statement::Insert) => {
                 return Err(Error::ItemExists {
@@ -718,7 +690,7 @@ impl Writer {
                 });
             }
             (Some(at), _) => {
-                self.transaction[at] = op;
+                self.transaction[at].1 = op;
                 return Ok(());
             }
             (None, _) => {}
@@ -735,7 +707,7 @@ impl Writer {
                 ),
             });
         }
-        self.transaction.push(op);
+        self.transaction.push((key, op));
         Ok(())
     }
 
@@ -804,29 +776,56 @@ impl Writer {
         let (keys, items): (Vec<String>, Vec<Item>) =
             std::mem::take(&mut self.pending).into_iter().unzip();
         let estimate: f64 = items.iter().map(write_units).sum();
-        self.make_room(estimate).await?;
         let (job, retrier) = (Arc::clone(&self.job), Arc::clone(&self.retrier));
-        let (counters, limiter) = (self.counters.clone(), self.limiter.clone());
         let count = items.len();
+        self.spawn_request(keys, estimate, count, None, async move {
+            send_batch(&job.client, &job.table, items, &retrier).await
+        })
+        .await
+    }
+
+    /// Sends one request (`send`, writing `items` items of `keys`, about
+    /// `estimate` WCU) once a slot and the ceiling allow: it runs as its
+    /// own task, under the write-capacity budget, and counts what it did
+    /// when it ends. `exists_key` names the key an INSERT found taken.
+    async fn spawn_request<F>(
+        &mut self,
+        keys: Vec<String>,
+        estimate: f64,
+        items: usize,
+        exists_key: Option<Item>,
+        send: F,
+    ) -> Result<(), Error>
+    where
+        F: std::future::Future<Output = Result<Done, OpError>> + Send + 'static,
+    {
+        self.make_room(estimate).await?;
+        let table = self.job.table.clone();
+        let (counters, limiter) = (self.counters.clone(), self.limiter.clone());
         let batch = self.track(keys, estimate);
         self.tasks.spawn(async move {
             let reserved = match &limiter {
                 Some(l) => Some(l.acquire_units(estimate).await),
                 None => None,
             };
-            let outcome = match send_batch(&job.client, &job.table, items, &retrier).await {
+            let (outcome, wcu) = match send.await {
                 Ok(done) => {
-                    counters.record(&done, count);
-                    settle(&limiter, reserved, done.wcu);
-                    Ok(())
+                    counters.record(&done, items);
+                    (Ok(()), done.wcu)
+                }
+                Err(OpError::Exists { wcu, requests }) => {
+                    counters.record_failure(requests, wcu);
+                    let key = exists_key.as_ref().map(key_display).unwrap_or_default();
+                    (Err(Error::ItemExists { table, key }), wcu)
                 }
                 Err(OpError::Failed { error, requests }) => {
-                    counters.requests.add(requests as usize);
-                    settle(&limiter, reserved, 0.0);
-                    Err(error)
+                    counters.record_failure(requests, 0.0);
+                    (Err(error), 0.0)
                 }
-                Err(OpError::Exists { .. }) => Ok(()),
             };
+            if let (Some(l), Some(r)) = (&limiter, reserved) {
+                l.settle(r, wcu, 0);
+            }
             Finished { batch, outcome }
         });
         Ok(())
@@ -848,7 +847,10 @@ impl Writer {
         if self.transaction.is_empty() {
             return Ok(());
         }
-        let ops = std::mem::take(&mut self.transaction);
+        let ops: Vec<Op> = std::mem::take(&mut self.transaction)
+            .into_iter()
+            .map(|(_, op)| op)
+            .collect();
         let estimate = ops.len() as f64 * self.job.unit_estimate();
         self.make_room(estimate).await?;
         let token = statement_token();
@@ -926,12 +928,6 @@ enum StopCause {
     Input(DataFusionError),
     /// A write failed.
     Write(Error),
-}
-
-fn settle(limiter: &Option<Arc<CapacityLimiter>>, reserved: Option<f64>, wcu: f64) {
-    if let (Some(l), Some(r)) = (limiter, reserved) {
-        l.settle(r, wcu, 0);
-    }
 }
 
 /// A key as text that identifies it (DynamoDB JSON, attributes in order).

@@ -11,6 +11,7 @@
 //! counted once, never reported as a conflict and never written twice.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
@@ -29,7 +30,7 @@ use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
 use crate::error::{Error, ErrorKind, describe_sdk_error};
 use crate::plan::predicate::Cond;
 use crate::plan::render::ExpressionBuilder;
-use crate::read::retry::{FailureKind, Retrier, Retryable, kind_of};
+use crate::read::retry::{Retrier, Retryable};
 use crate::value::Item;
 use crate::value::number::ExactNumber;
 
@@ -37,8 +38,9 @@ use crate::value::number::ExactNumber;
 /// exists and still matches what the read saw.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Recheck {
-    /// The WHERE's part DynamoDB can evaluate (a superset of the rows it matches).
-    pub cond: Option<Cond>,
+    /// The WHERE's part DynamoDB can evaluate (a superset of the rows it
+    /// matches), shared by every item of the statement.
+    pub cond: Option<Arc<Cond>>,
     /// Attributes the new values were computed from, with the values read
     /// (`None`: missing or NULL): an item changed in between is not clobbered.
     pub guards: Vec<(String, Option<AttributeValue>)>,
@@ -71,6 +73,14 @@ pub(crate) struct Done {
     pub requests: u64,
     /// Of these, retries.
     pub retries: u64,
+}
+
+impl Done {
+    /// Counts a retry and waits its backoff.
+    async fn wait_to_retry(&mut self, retrier: &Retrier, attempt: u32) {
+        self.retries += 1;
+        retrier.back_off(attempt).await;
+    }
 }
 
 /// Why an op or batch failed for good.
@@ -312,17 +322,13 @@ pub(crate) async fn send_op(
             };
         }
         ambiguous_before |= failure.ambiguous();
-        let give_up = failure.class == Retryable::No
-            || attempt >= retrier.policy().max_attempts
-            || !retrier.take();
-        if give_up {
+        if !retrier.may_retry(failure.class, attempt) {
             return Err(OpError::Failed {
                 error: op_error(table, op_name(op), &failure, attempt),
                 requests: done.requests,
             });
         }
-        done.retries += 1;
-        tokio::time::sleep(retrier.policy().backoff(attempt)).await;
+        done.wait_to_retry(retrier, attempt).await;
     }
 }
 
@@ -503,7 +509,6 @@ pub(crate) async fn send_batch(
     loop {
         attempt += 1;
         done.requests += 1;
-        let sent = pending.len() as u64;
         let result = client
             .batch_write_item()
             .request_items(table, pending.clone())
@@ -526,30 +531,23 @@ pub(crate) async fn send_batch(
                     done.applied = true;
                     return Ok(done);
                 }
-                let _ = sent;
                 pending = left;
                 // Unprocessed items are DynamoDB's way of throttling a batch.
                 Retryable::Throttled
             }
             Err(e) => {
                 let failure = Failure::of(&e, None);
-                if failure.class == Retryable::No
-                    || attempt >= retrier.policy().max_attempts
-                    || !retrier.take()
-                {
+                if !retrier.may_retry(failure.class, attempt) {
                     return Err(OpError::Failed {
                         error: op_error(table, "BatchWriteItem", &failure, attempt),
                         requests: done.requests,
                     });
                 }
-                done.retries += 1;
-                tokio::time::sleep(retrier.policy().backoff(attempt)).await;
+                done.wait_to_retry(retrier, attempt).await;
                 continue;
             }
         };
-        if class == Retryable::Throttled
-            && (attempt >= retrier.policy().max_attempts || !retrier.take())
-        {
+        if !retrier.may_retry(class, attempt) {
             let written = total - pending.len() as u64;
             return Err(OpError::Failed {
                 error: Error::Throttled {
@@ -566,8 +564,7 @@ pub(crate) async fn send_batch(
                 requests: done.requests,
             });
         }
-        done.retries += 1;
-        tokio::time::sleep(retrier.policy().backoff(attempt)).await;
+        done.wait_to_retry(retrier, attempt).await;
     }
 }
 
@@ -656,12 +653,9 @@ pub(crate) async fn send_transaction(
             )
         }) {
             failure.class = Retryable::Throttled;
-            failure.kind = kind_of(FailureKind::Service, Some("ThrottlingException"), None);
+            failure.kind = ErrorKind::Throttled;
         }
-        if failure.class == Retryable::No
-            || attempt >= retrier.policy().max_attempts
-            || !retrier.take()
-        {
+        if !retrier.may_retry(failure.class, attempt) {
             return Err(TransactionError::Failed(op_error(
                 table,
                 "TransactWriteItems",
@@ -669,8 +663,7 @@ pub(crate) async fn send_transaction(
                 attempt,
             )));
         }
-        done.retries += 1;
-        tokio::time::sleep(retrier.policy().backoff(attempt)).await;
+        done.wait_to_retry(retrier, attempt).await;
     }
 }
 
