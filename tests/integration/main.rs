@@ -10,6 +10,7 @@ mod errors;
 mod faults;
 mod joins;
 mod mirror;
+mod oracle;
 mod pushdown;
 mod scan;
 mod sql;

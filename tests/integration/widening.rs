@@ -405,3 +405,82 @@ async fn the_extra_attributes_column_shows_what_no_column_holds() {
     );
     assert_eq!(got, vec![(TRAP_TABLE_ITEMS - 1).to_string()]);
 }
+
+/// Found by the differential fuzzer (tests/integration/oracle): an attribute
+/// the sample saw only as `NULL` (or as empty lists and maps) was typed JSON
+/// text for good, so the strings read later came back quoted (`"abc"`), lists
+/// as JSON text. Now such a column is undetermined: the first value with a
+/// type widens it to that type.
+#[tokio::test]
+async fn a_column_the_sample_saw_only_as_null_takes_the_type_of_its_first_value() {
+    let client = client().await;
+    let table = crate::common::pk_sk_table(
+        &client,
+        "undetermined",
+        vec![HashMap::from([
+            ("pk".to_string(), AV::S("a".into())),
+            ("sk".to_string(), AV::N("1".into())),
+            ("note".to_string(), AV::Null(true)),
+            ("tags".to_string(), AV::L(vec![])),
+            ("meta".to_string(), AV::M(HashMap::new())),
+        ])],
+    )
+    .await;
+    let ctx = session().await;
+    let t = format!("\"{table}\"");
+    // The schema comes from the one item: nothing tells the three types.
+    let schema = ctx
+        .table_provider(table.as_str())
+        .await
+        .expect("table")
+        .schema();
+    for c in ["note", "tags", "meta"] {
+        assert!(is_json_field(schema.field_with_name(c).expect(c)), "{c}");
+    }
+    dynamo_testkit::put_items(
+        &client,
+        &table,
+        vec![HashMap::from([
+            ("pk".to_string(), AV::S("b".into())),
+            ("sk".to_string(), AV::N("2".into())),
+            ("note".to_string(), AV::S("plain text".into())),
+            (
+                "tags".to_string(),
+                AV::L(vec![AV::N("1".into()), AV::N("2".into())]),
+            ),
+            (
+                "meta".to_string(),
+                AV::M(HashMap::from([("x".to_string(), AV::N("3".into()))])),
+            ),
+        ])],
+    )
+    .await
+    .expect("put");
+    let (got, notices) = run(
+        &ctx,
+        &format!("SELECT pk, note, tags, meta FROM {t} ORDER BY pk"),
+    )
+    .await;
+    assert_eq!(got, ["a|NULL|[]|{x: NULL}", "b|plain text|[1, 2]|{x: 3}"]);
+    assert!(!notices.is_empty(), "the columns widened: {notices:?}");
+    let schema = ctx
+        .table_provider(table.as_str())
+        .await
+        .expect("table")
+        .schema();
+    let ty = |c: &str| schema.field_with_name(c).expect(c).data_type().clone();
+    assert_eq!(ty("note"), DataType::Utf8);
+    assert!(!is_json_field(
+        schema.field_with_name("note").expect("note")
+    ));
+    assert!(matches!(ty("tags"), DataType::List(_)));
+    assert!(matches!(ty("meta"), DataType::Struct(_)));
+    // Filters and fields of the widened columns answer exactly (a field of
+    // a column not yet known to be a map cannot be planned before).
+    let (got, _) = run(
+        &ctx,
+        &format!("SELECT pk, meta['x'] FROM {t} WHERE note = 'plain text'"),
+    )
+    .await;
+    assert_eq!(got, ["b|3"]);
+}

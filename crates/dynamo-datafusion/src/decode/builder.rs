@@ -19,7 +19,9 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields};
 use datafusion::arrow::datatypes::{Decimal128Type, Decimal256Type, Float64Type, Int64Type};
 use datafusion::arrow::error::ArrowError;
 
-use crate::schema::infer::{is_extra_field, is_json_field, is_text_field};
+use crate::schema::infer::{
+    Observed, is_extra_field, is_json_field, is_text_field, is_undetermined_field,
+};
 use crate::schema::time::{bad_time_is_null, time_format_of};
 use crate::value::dynamo_json::item_to_json;
 use crate::value::json::{describe_value, write_json};
@@ -290,7 +292,7 @@ impl<'s> Record<'s> {
             // Keys sorted, values lossless DynamoDB JSON: as item_to_json renders items.
             let text = serde_json::Value::Object(item_to_json(&extra.pending)).to_string();
             extra.pending.clear();
-            if let Kind::Json(b, _) = &mut self.columns[extra.column].kind {
+            if let Kind::Json(b, _, _) = &mut self.columns[extra.column].kind {
                 b.append_value(&text);
                 self.filled[extra.column] = self.rows;
             }
@@ -345,8 +347,9 @@ pub(super) enum Kind<'s> {
     Strings(StringBuilder),
     /// Strings, and numbers as their exact digits.
     Text(StringBuilder),
-    /// Any value, as JSON text.
-    Json(StringBuilder, String),
+    /// Any value, as JSON text (the buffer); `true`: only values that tell
+    /// no type (the column is [`is_undetermined_field`]).
+    Json(StringBuilder, String, bool),
     /// Integers, checked against the declared type's range.
     Int(PrimitiveBuilder<Int64Type>, Option<(i64, i64)>),
     Float(PrimitiveBuilder<Float64Type>),
@@ -389,7 +392,9 @@ impl<'s> Column<'s> {
             return Ok(Self { field, path, kind });
         }
         let kind = match field.data_type() {
-            DataType::Utf8 if is_json_field(field) => Kind::Json(strings(), String::new()),
+            DataType::Utf8 if is_json_field(field) => {
+                Kind::Json(strings(), String::new(), is_undetermined_field(field))
+            }
             DataType::Utf8 if is_text_field(field) => Kind::Text(strings()),
             DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => Kind::Strings(strings()),
             DataType::Int64 => Kind::Int(PrimitiveBuilder::with_capacity(n), None),
@@ -474,7 +479,10 @@ impl<'s> Column<'s> {
                 },
                 _ => false,
             },
-            Kind::Json(b, buf) => {
+            // A column whose type nothing has told yet takes values that
+            // tell none either; the first that does widens it.
+            Kind::Json(_, _, true) if !Observed::of(&v.to_attr()).undetermined() => false,
+            Kind::Json(b, buf, _) => {
                 buf.clear();
                 match v {
                     Val::Attr(a) => write_json(a, buf),
@@ -601,7 +609,7 @@ impl<'s> Column<'s> {
 
     pub(super) fn append_null(&mut self) -> Result<(), Misfit> {
         match &mut self.kind {
-            Kind::Strings(b) | Kind::Text(b) | Kind::Json(b, _) => b.append_null(),
+            Kind::Strings(b) | Kind::Text(b) | Kind::Json(b, _, _) => b.append_null(),
             Kind::Int(b, _) | Kind::Time { values: b, .. } => b.append_null(),
             Kind::Float(b) => b.append_null(),
             Kind::Decimal128(b, ..) => b.append_null(),
@@ -627,7 +635,9 @@ impl<'s> Column<'s> {
     /// The finished array, in the column's declared type.
     fn finish(self) -> Result<ArrayRef, ArrowError> {
         let array: ArrayRef = match self.kind {
-            Kind::Strings(mut b) | Kind::Text(mut b) | Kind::Json(mut b, _) => Arc::new(b.finish()),
+            Kind::Strings(mut b) | Kind::Text(mut b) | Kind::Json(mut b, _, _) => {
+                Arc::new(b.finish())
+            }
             Kind::Int(mut b, _) | Kind::Time { values: mut b, .. } => Arc::new(b.finish()),
             Kind::Float(mut b) => Arc::new(b.finish()),
             Kind::Decimal128(mut b, p, s) => Arc::new(b.finish().with_precision_and_scale(p, s)?),

@@ -214,7 +214,20 @@ impl Observed {
         match self.data_type() {
             Some(dt) if matches!(self, Observed::Set(_)) => set_field(name, dt, nullable),
             Some(dt) => Field::new(name, dt, nullable),
+            None if self.undetermined() => undetermined_field(name, nullable),
             None => json_field(name, nullable),
+        }
+    }
+
+    /// True when nothing seen tells the type: only `NULL`, empty lists or
+    /// empty maps. Such a column is JSON text until a value with a type
+    /// arrives, which widens it to that type.
+    pub(crate) fn undetermined(&self) -> bool {
+        match self {
+            Observed::Unknown => true,
+            Observed::List(inner) | Observed::Set(inner) => inner.undetermined(),
+            Observed::Struct(fields) => fields.is_empty(),
+            _ => false,
         }
     }
 
@@ -251,6 +264,25 @@ pub fn json_field(name: &str, nullable: bool) -> Field {
         ENCODING_METADATA_KEY.to_string(),
         JSON_ENCODING.to_string(),
     )]))
+}
+
+/// Field metadata key marking a JSON text column whose type nothing seen has
+/// told yet (only `NULL`, empty lists or empty maps): the first value with a
+/// type widens it ([`Observed::undetermined`]).
+pub const UNDETERMINED_METADATA_KEY: &str = "dynamodb.undetermined";
+
+/// A JSON text field for an attribute whose type is not known yet.
+pub fn undetermined_field(name: &str, nullable: bool) -> Field {
+    let mut field = json_field(name, nullable);
+    let mut metadata = field.metadata().clone();
+    metadata.insert(UNDETERMINED_METADATA_KEY.to_string(), "true".to_string());
+    field.set_metadata(metadata);
+    field
+}
+
+/// True for a field whose type is not known yet ([`undetermined_field`]).
+pub fn is_undetermined_field(field: &Field) -> bool {
+    field.metadata().contains_key(UNDETERMINED_METADATA_KEY)
 }
 
 /// Field metadata key marking a list column whose values are DynamoDB sets

@@ -391,6 +391,43 @@ mod tests {
     }
 
     #[test]
+    fn a_column_seen_only_as_null_or_empty_is_undetermined_until_a_typed_value() {
+        use crate::schema::infer::is_undetermined_field;
+        let s = state(
+            &[item(&[
+                ("id", AV::S("a".into())),
+                ("note", AV::Null(true)),
+                ("tags", AV::L(vec![])),
+                ("meta", AV::M(HashMap::new())),
+                ("mixed", AV::L(vec![AV::S("x".into()), AV::N("1".into())])),
+            ])],
+            vec![],
+        );
+        for c in ["note", "tags", "meta"] {
+            let f = s.schema().field_with_name(c).expect(c).clone();
+            assert!(is_json_field(&f) && is_undetermined_field(&f), "{c}");
+        }
+        // Conflicting types are JSON text for good, not undetermined.
+        let mixed = s.schema().field_with_name("mixed").expect("mixed").clone();
+        assert!(is_json_field(&mixed) && !is_undetermined_field(&mixed));
+        let changes = s.widen(&[item(&[
+            ("note", AV::S("text".into())),
+            ("tags", AV::L(vec![AV::N("1".into())])),
+            (
+                "meta",
+                AV::M(HashMap::from([("x".to_string(), AV::Bool(true))])),
+            ),
+        ])]);
+        assert_eq!(changes.len(), 3, "{changes:?}");
+        assert_eq!(ty(&s, "note"), DataType::Utf8);
+        assert!(!is_json_field(
+            s.schema().field_with_name("note").expect("note")
+        ));
+        assert!(matches!(ty(&s, "tags"), DataType::List(_)));
+        assert!(matches!(ty(&s, "meta"), DataType::Struct(_)));
+    }
+
+    #[test]
     fn fixed_columns_and_given_schemas_never_widen() {
         let s = state(
             &[item(&[("id", AV::S("a".into())), ("n", AV::N("1".into()))])],
