@@ -8,7 +8,6 @@ use aws_sdk_dynamodb::Client;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::json::writer::{JsonArray, WriterBuilder};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::config::Dialect;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
@@ -16,10 +15,12 @@ use dynamo_datafusion::exec::ReadStats;
 use dynamo_datafusion::run::{ResultSink, RunOptions, run_statement};
 use dynamo_datafusion::schema::SchemaCache;
 use dynamo_datafusion::session::dynamo_session_with_cache;
+use dynamo_datafusion::statement::parse_statement;
 use dynamo_datafusion::write::WriteStats;
 use dynamo_datafusion::{DynamoConfig, TableOptions};
 use serde_json::{Map, Value, json};
 
+use crate::attempts::AuthAttempts;
 use crate::error::{ConnectorError, ErrorCode, Result, sql_error};
 use crate::metrics::Metrics;
 use crate::request::{ConnectorRequest, Inputs, Limits, ReadOperation, parse_request};
@@ -54,6 +55,7 @@ pub struct Connector {
     writes: Option<Arc<dyn WriteAccess>>,
     usage: Option<Arc<UsageRecorder>>,
     metrics: Option<Arc<Metrics>>,
+    attempts: Option<Arc<AuthAttempts>>,
 }
 
 impl Connector {
@@ -68,7 +70,21 @@ impl Connector {
             writes: None,
             usage: None,
             metrics: None,
+            attempts: None,
         }
+    }
+
+    /// Refuses callers (by address, over HTTP and Flight SQL) that failed
+    /// to authenticate too often (see [`AuthAttempts`]); `serve` always
+    /// sets it.
+    pub fn with_auth_attempts(mut self, attempts: Arc<AuthAttempts>) -> Self {
+        self.attempts = Some(attempts);
+        self
+    }
+
+    /// The failed authentications counted per address, when limited.
+    pub fn auth_attempts(&self) -> Option<&Arc<AuthAttempts>> {
+        self.attempts.as_ref()
     }
 
     /// Answers the `sql` of each client from the mirrors `mirrors` lists
@@ -470,9 +486,7 @@ impl SqlSession {
     /// `SET` are refused, as the `sql` operation refuses them.
     pub async fn plan(&self, sql: &str) -> Result<DataFrame> {
         let state = self.ctx.state();
-        let statement = state
-            .sql_to_statement(sql, &Dialect::Generic)
-            .map_err(sql_error)?;
+        let statement = parse_statement(&state, sql).map_err(sql_error)?;
         let options = self.access().options_for(&statement)?;
         let plan = state
             .statement_to_plan(statement)
@@ -499,11 +513,7 @@ impl SqlSession {
         &self,
         sql: &str,
     ) -> Result<(u64, Arc<dyn datafusion::physical_plan::ExecutionPlan>)> {
-        let statement = self
-            .ctx
-            .state()
-            .sql_to_statement(sql, &Dialect::Generic)
-            .map_err(sql_error)?;
+        let statement = parse_statement(&self.ctx.state(), sql).map_err(sql_error)?;
         if !is_write(&statement) {
             return Err(ConnectorError::invalid(
                 "an update runs INSERT, REPLACE, UPDATE or DELETE; run a query as a statement query",
@@ -639,10 +649,7 @@ async fn run_sql(
     let ctx = sql_context(client, cache, limits.max_capacity, mirrors)
         .await
         .map_err(nothing)?;
-    let statement = ctx
-        .state()
-        .sql_to_statement(sql, &Dialect::Generic)
-        .map_err(|e| nothing(sql_error(e)))?;
+    let statement = parse_statement(&ctx.state(), sql).map_err(|e| nothing(sql_error(e)))?;
     let options =
         RunOptions::default().with_sql_options(access.options_for(&statement).map_err(nothing)?);
     let mut sink = JsonSink {

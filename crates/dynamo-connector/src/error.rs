@@ -41,6 +41,10 @@ pub enum ErrorCode {
     /// The client may not write (INSERT, REPLACE, UPDATE, DELETE): it is
     /// read-only unless an administrator allows it.
     WriteNotAllowed,
+    /// Too many failed authentications from the caller's address within
+    /// the window (`serve --auth-failures`): refused without checking the
+    /// token until the window ends.
+    TooManyAttempts,
     /// A fault of the connector or its store.
     Internal,
 }
@@ -62,6 +66,7 @@ impl ErrorCode {
             ErrorCode::DynamodbError => "dynamodb_error",
             ErrorCode::MirrorUnavailable => "mirror_unavailable",
             ErrorCode::WriteNotAllowed => "write_not_allowed",
+            ErrorCode::TooManyAttempts => "too_many_attempts",
             ErrorCode::Internal => "internal",
         }
     }
@@ -75,7 +80,7 @@ impl ErrorCode {
             | ErrorCode::CredentialsNotFound
             | ErrorCode::TableNotFound => 404,
             ErrorCode::InvalidRequest | ErrorCode::CapacityExceeded => 400,
-            ErrorCode::Throttled | ErrorCode::QuotaExceeded => 429,
+            ErrorCode::Throttled | ErrorCode::QuotaExceeded | ErrorCode::TooManyAttempts => 429,
             ErrorCode::DynamodbError => 502,
             ErrorCode::MirrorUnavailable => 503,
             ErrorCode::CredentialsUnreadable | ErrorCode::Internal => 500,

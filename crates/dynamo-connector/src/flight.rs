@@ -58,9 +58,11 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use prost::Message as _;
+use tonic::codegen::http;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::attempts::AuthAttempts;
 use crate::connector::{Connector, SQL_TABLE, SqlSession, plan_usage};
 use crate::error::{ConnectorError, ErrorCode, sql_error};
 use crate::secret::Secret;
@@ -120,9 +122,84 @@ pub async fn serve(
 ) -> Result<(), tonic::transport::Error> {
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
+        .layer(AddressGate(connector.auth_attempts().cloned()))
         .add_service(DynamoFlightSql::new(connector).into_server())
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
+}
+
+/// Refuses an address that failed to authenticate too often (every Flight
+/// call, before its token is read) and counts each call answered with
+/// `UNAUTHENTICATED` against the caller's address (see [`AuthAttempts`]).
+#[derive(Clone)]
+struct AddressGate(Option<Arc<AuthAttempts>>);
+
+impl<S> tower::Layer<S> for AddressGate {
+    type Service = GatedService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GatedService {
+            inner,
+            attempts: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct GatedService<S> {
+    inner: S,
+    attempts: Option<Arc<AuthAttempts>>,
+}
+
+type GateFuture<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
+
+impl<S, B, R> tower::Service<http::Request<B>> for GatedService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+    R: Default + Send + 'static,
+{
+    type Response = http::Response<R>;
+    type Error = S::Error;
+    type Future = GateFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let ip = request
+            .extensions()
+            .get::<tonic::transport::server::TcpConnectInfo>()
+            .and_then(|info| info.remote_addr())
+            .map(|addr| addr.ip());
+        let (Some(attempts), Some(ip)) = (self.attempts.clone(), ip) else {
+            return Box::pin(self.inner.call(request));
+        };
+        if let Err(e) = attempts.admit(ip) {
+            let refused = status(e).into_http();
+            return Box::pin(async move { Ok(refused) });
+        }
+        // The service made ready is this one; a clone takes its place.
+        let clone = self.inner.clone();
+        let mut ready = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let response = ready.call(request).await?;
+            // A refused call ends at once: its status is in the headers.
+            let unauthenticated = response
+                .headers()
+                .get("grpc-status")
+                .is_some_and(|code| code.as_bytes() == b"16");
+            if unauthenticated {
+                attempts.failed(ip);
+            }
+            Ok(response)
+        })
+    }
 }
 
 /// The gRPC status of a connector error: its code and message.
@@ -132,9 +209,10 @@ pub fn status_of(e: &ConnectorError) -> Status {
         ErrorCode::Unauthenticated => Status::unauthenticated(message),
         ErrorCode::TableNotFound => Status::not_found(message),
         ErrorCode::AccessDenied | ErrorCode::WriteNotAllowed => Status::permission_denied(message),
-        ErrorCode::Throttled | ErrorCode::CapacityExceeded | ErrorCode::QuotaExceeded => {
-            Status::resource_exhausted(message)
-        }
+        ErrorCode::Throttled
+        | ErrorCode::CapacityExceeded
+        | ErrorCode::QuotaExceeded
+        | ErrorCode::TooManyAttempts => Status::resource_exhausted(message),
         ErrorCode::InvalidRequest => Status::invalid_argument(message),
         ErrorCode::ServiceNotConfigured | ErrorCode::CredentialsNotFound => {
             Status::failed_precondition(message)

@@ -3,13 +3,15 @@
 //! (Prometheus, when the connector has metrics).
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::Value;
@@ -24,7 +26,10 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The service's routes.
 pub fn router(connector: Arc<Connector>) -> Router {
     Router::new()
-        .route("/v1/connectors/dynamo", post(connect))
+        .route(
+            "/v1/connectors/dynamo",
+            post(connect).layer(from_fn_with_state(Arc::clone(&connector), address_gate)),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -63,6 +68,46 @@ async fn metrics(State(connector): State<Arc<Connector>>) -> Response {
     }
 }
 
+/// Refuses an address that failed to authenticate too often (when the
+/// connector limits it and the server knows the caller's address), and
+/// counts each `401` it answers against the address.
+async fn address_gate(
+    State(connector): State<Arc<Connector>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let (Some(attempts), Some(ip)) = (connector.auth_attempts().cloned(), ip) else {
+        return next.run(request).await;
+    };
+    if let Err(e) = attempts.admit(ip) {
+        return error_response(&e);
+    }
+    let response = next.run(request).await;
+    if response.status() == StatusCode::UNAUTHORIZED {
+        attempts.failed(ip);
+    }
+    response
+}
+
+fn error_response(e: &ConnectorError) -> Response {
+    let status = if e.code == ErrorCode::Internal {
+        500
+    } else {
+        e.code.http_status()
+    };
+    let mut response = json(status, e.to_json());
+    if let Some(secs) = e.retry_after_secs
+        && let Ok(value) = header::HeaderValue::from_str(&secs.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
 async fn connect(
     State(connector): State<Arc<Connector>>,
     headers: HeaderMap,
@@ -82,20 +127,7 @@ async fn connect(
     };
     match connector.handle(bearer(&headers), &body).await {
         Ok(v) => json(200, v),
-        Err(e) => {
-            let status = if e.code == ErrorCode::Internal {
-                500
-            } else {
-                e.code.http_status()
-            };
-            let mut response = json(status, e.to_json());
-            if let Some(secs) = e.retry_after_secs
-                && let Ok(value) = header::HeaderValue::from_str(&secs.to_string())
-            {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-            response
-        }
+        Err(e) => error_response(&e),
     }
 }
 
@@ -105,7 +137,11 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(connector))
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The caller's address, for the gate on failed authentications.
+    axum::serve(
+        listener,
+        router(connector).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

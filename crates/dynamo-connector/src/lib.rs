@@ -14,6 +14,7 @@
 //! [`SqliteStore`] is the embedded default for steps 1–3 (AES-256-GCM under a
 //! [`MasterKey`]); [`ChainResolver`] serves single-tenant use from the AWS chain.
 
+mod attempts;
 mod connector;
 mod crypto;
 mod dynamo_json;
@@ -32,6 +33,7 @@ mod store;
 mod tenant;
 mod usage;
 
+pub use attempts::AuthAttempts;
 pub use connector::{Connector, SQL_TABLE, SqlSession};
 pub use crypto::{Sealed, open as open_sealed, seal};
 pub use dynamo_json::{from_dynamo_json, item_from_json, item_to_json, to_dynamo_json};

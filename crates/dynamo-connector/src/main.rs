@@ -84,6 +84,16 @@ enum Command {
         #[arg(long, value_name = "MS", default_value_t = 1_000,
               value_parser = clap::value_parser!(u64).range(1..))]
         usage_flush_ms: u64,
+        /// Failed authentications one address may have within
+        /// --auth-window-secs before its requests are refused (HTTP 429 /
+        /// RESOURCE_EXHAUSTED `too_many_attempts`) until the window ends;
+        /// 0 turns the limit off.
+        #[arg(long, value_name = "N", default_value_t = dynamo_connector::AuthAttempts::DEFAULT_MAX_FAILURES)]
+        auth_failures: u32,
+        /// The window of --auth-failures, from an address's first failure.
+        #[arg(long, value_name = "SECS", default_value_t = 60,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        auth_window_secs: u64,
     },
 }
 
@@ -674,6 +684,8 @@ async fn run(cli: Cli) -> Result<(), ConnectorError> {
             listen,
             flight_listen,
             usage_flush_ms,
+            auth_failures,
+            auth_window_secs,
         } => {
             let connector = Arc::new(
                 connector(
@@ -681,7 +693,13 @@ async fn run(cli: Cli) -> Result<(), ConnectorError> {
                     key_file,
                     std::time::Duration::from_millis(usage_flush_ms),
                 )?
-                .with_metrics(Arc::new(Metrics::new())),
+                .with_metrics(Arc::new(Metrics::new()))
+                .with_auth_attempts(Arc::new(
+                    dynamo_connector::AuthAttempts::new(
+                        auth_failures,
+                        std::time::Duration::from_secs(auth_window_secs),
+                    ),
+                )),
             );
             let http = match (listen, &flight_listen) {
                 (Some(addr), _) => Some(addr),
@@ -782,8 +800,19 @@ async fn shutdown_signal() {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // Threads with room for the deepest plan a statement may make
+    // (`dynamo_datafusion::statement::MAX_OPERATORS`).
+    match dynamo_datafusion::statement::planning_runtime() {
+        Ok(runtime) => runtime.block_on(async_main()),
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn async_main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(match cli.command {
         Command::Serve { .. } => log::LevelFilter::Info,

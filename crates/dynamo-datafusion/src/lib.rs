@@ -47,6 +47,7 @@ pub mod read;
 pub mod run;
 pub mod schema;
 pub mod session;
+pub mod statement;
 mod value;
 pub mod write;
 

@@ -86,6 +86,7 @@ pub async fn run_text(
         crate::command::run(ctx, trimmed, settings).await?;
         return Ok(vec![]);
     }
+    dynamo_datafusion::statement::check_complexity(text)?;
     let statements = DFParser::parse_sql_with_dialect(text, &GenericDialect {})?;
     let mut outcomes = Vec::with_capacity(statements.len());
     for statement in statements {

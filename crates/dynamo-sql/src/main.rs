@@ -118,8 +118,19 @@ enum Subcommand {
     Mirror(mirror::MirrorCommand),
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // Threads with room for the deepest plan a statement may make
+    // (`dynamo_datafusion::statement::MAX_OPERATORS`).
+    match dynamo_datafusion::statement::planning_runtime() {
+        Ok(runtime) => runtime.block_on(async_main()),
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn async_main() -> ExitCode {
     let args = Args::parse();
     match main_inner(args).await {
         Ok(()) => ExitCode::SUCCESS,

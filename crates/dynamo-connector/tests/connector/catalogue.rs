@@ -32,6 +32,8 @@ enum Setup {
     Http,
     /// Acme after a read, with a daily quota below what it read.
     OverQuota,
+    /// Through `serve --auth-failures 2`, after two requests with bad tokens.
+    AfterFailedLogins,
 }
 
 struct Case {
@@ -202,6 +204,66 @@ const CASES: &[Case] = &[
         body: b"{big}",
         error: "invalid_request: request body is larger than 1048576 bytes (HTTP 413)",
     },
+    Case {
+        id: "conn-sql-file-table",
+        setup: Setup::Acme,
+        body: br#"{"inputs": {"operation": "sql", "sql": "CREATE EXTERNAL TABLE pw STORED AS CSV LOCATION '/etc/passwd'"}}"#,
+        error: "invalid_request: Error during planning: DDL not supported: CreateExternalTable",
+    },
+    Case {
+        id: "conn-sql-file-path",
+        setup: Setup::Acme,
+        body: br#"{"inputs": {"operation": "sql", "sql": "SELECT * FROM '/etc/passwd'"}}"#,
+        error: "table_not_found: Error during planning: table 'datafusion.public./etc/passwd' not found",
+    },
+    Case {
+        id: "conn-sql-file-function",
+        setup: Setup::Acme,
+        body: br#"{"inputs": {"operation": "sql", "sql": "SELECT * FROM read_csv('/etc/passwd')"}}"#,
+        error: "table_not_found: Error during planning: table function 'read_csv' not found",
+    },
+    Case {
+        id: "conn-sql-copy",
+        setup: Setup::Acme,
+        body: br#"{"inputs": {"operation": "sql", "sql": "COPY (SELECT 1) TO '/tmp/dynamo-connector-copy.csv'"}}"#,
+        error: "invalid_request: Error during planning: DML not supported: COPY",
+    },
+    Case {
+        id: "conn-sql-other-host",
+        setup: Setup::Acme,
+        body: br#"{"inputs": {"operation": "sql", "sql": "CREATE EXTERNAL TABLE far STORED AS DYNAMODB LOCATION 'UserEngagement' OPTIONS ('endpoint_url' 'http://192.0.2.1:8000')"}}"#,
+        error: "invalid_request: Error during planning: DDL not supported: CreateExternalTable",
+    },
+    Case {
+        id: "conn-sql-in-10000",
+        setup: Setup::Acme,
+        body: b"{in-10000}",
+        error: "answer: {\"columns\":[{\"name\":\"count(*)\",\"type\":\"Int64\"}],\"consumedCapacity\":0.5,\"count\":1,\"estimatedCapacity\":0.5,\"items\":[{\"count(*)\":1}]",
+    },
+    Case {
+        id: "conn-sql-deep",
+        setup: Setup::Acme,
+        body: b"{deep-sql}",
+        error: "invalid_request: SQL error: RecursionLimitExceeded (current limit: 50)",
+    },
+    Case {
+        id: "conn-sql-long-expression",
+        setup: Setup::Acme,
+        body: b"{long-expression}",
+        error: "invalid_request: Error during planning: statement too complex: it holds 200000 operators, at most 1000 are accepted in one statement",
+    },
+    Case {
+        id: "conn-deep-json",
+        setup: Setup::Acme,
+        body: b"{deep-json}",
+        error: "invalid_request: request is not valid JSON: recursion limit exceeded at line 1 column 165",
+    },
+    Case {
+        id: "conn-too-many-attempts",
+        setup: Setup::AfterFailedLogins,
+        body: SEED_QUERY,
+        error: "too_many_attempts: too many failed authentications from this address (2 within 60 s): try again in",
+    },
 ];
 
 /// Runs one case: (`code: message`, everything printed).
@@ -221,6 +283,26 @@ async fn run_catalogue_case(f: &Fixture, case: &Case) -> (String, String) {
             let pad = "x".repeat(1_100_000);
             format!(r#"{{"inputs": {{"tableName": "UserEngagement", "operation": "scan", "filterExpression": "{pad}"}}}}"#).into_bytes()
         }
+        b"{in-10000}" => {
+            let keys: Vec<String> = (0..10_000).map(|i| format!("'{i}'")).collect();
+            let sql = format!(
+                "SELECT count(*) FROM UserEngagement WHERE userId IN ({})",
+                keys.join(", ")
+            );
+            sql_body(&sql)
+        }
+        b"{deep-sql}" => sql_body(&format!(
+            "SELECT {}1{}",
+            "(".repeat(10_000),
+            ")".repeat(10_000)
+        )),
+        b"{long-expression}" => sql_body(&format!("SELECT 1{}", " + 1".repeat(200_000))),
+        b"{deep-json}" => format!(
+            r#"{{"inputs": {{"operation": "sql", "sql": {}"SELECT 1"{}}}}}"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        )
+        .into_bytes(),
         other => other.to_vec(),
     };
     let acme = f.acme_session.clone();
@@ -299,6 +381,19 @@ async fn run_catalogue_case(f: &Fixture, case: &Case) -> (String, String) {
             assert!(clear.status.success(), "{}", text(&clear));
             return (error_line(&v), all);
         }
+        Setup::AfterFailedLogins => {
+            let (mut child, addr) = start_server_with(f, &["--auth-failures", "2"]);
+            for _ in 0..2 {
+                let (status, text) = post_connector(&addr, Some("dcs_guessed"), &body);
+                assert_eq!(status, 401, "{text}");
+            }
+            // Even Acme's own session, from this address, until the window ends.
+            let (status, text) = post_connector(&addr, Some(&acme), &body);
+            let _ = child.kill();
+            let _ = child.wait();
+            let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            return (format!("{} (HTTP {status})", error_line(&v)), text);
+        }
         Setup::Http => {
             let (mut child, addr) = start_server(f);
             let (status, text) = post_connector(&addr, Some(&acme), &body);
@@ -320,6 +415,13 @@ async fn run_catalogue_case(f: &Fixture, case: &Case) -> (String, String) {
         return (format!("answer: {v}"), all);
     }
     (error_line(&v), all)
+}
+
+/// A `sql` request for `sql`.
+fn sql_body(sql: &str) -> Vec<u8> {
+    json!({"inputs": {"operation": "sql", "sql": sql}})
+        .to_string()
+        .into_bytes()
 }
 
 /// `code: message` of an error answer, as `docs/reliability.md` shows it.

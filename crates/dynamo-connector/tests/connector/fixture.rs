@@ -371,8 +371,15 @@ pub fn python() -> String {
 
 /// `serve` with HTTP and Flight SQL: (child, HTTP address, Flight address).
 pub fn start_both(f: &Fixture) -> (Child, String, String) {
+    start_both_with(f, &[])
+}
+
+/// [`start_both`] with `extra` arguments to `serve`.
+pub fn start_both_with(f: &Fixture, extra: &[&str]) -> (Child, String, String) {
     let flight_addr = format!("127.0.0.1:{}", free_port());
-    let (mut child, http_addr) = start_server_with(f, &["--flight-listen", &flight_addr]);
+    let mut args = vec!["--flight-listen", &flight_addr];
+    args.extend_from_slice(extra);
+    let (mut child, http_addr) = start_server_with(f, &args);
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(&flight_addr).is_err() {
         if Instant::now() > deadline {

@@ -94,6 +94,7 @@ async fn adbc_over_flight_sql_answers_as_http_and_keeps_tenants_apart() {
     );
     assert!(o.status.success(), "{}", text(&o));
     let (mut server, http_addr, flight_addr) = start_both(&f);
+    let copy_target = f._dir.path().join("flight-copy.csv");
     let queries = [
         "SELECT userId, count(*) AS n, CAST(sum(engagementScore) AS BIGINT) AS total \
          FROM UserEngagement GROUP BY userId ORDER BY userId",
@@ -109,6 +110,25 @@ async fn adbc_over_flight_sql_answers_as_http_and_keeps_tenants_apart() {
             [f.acme_session, "SELECT * FROM NoSuchTable"],
             [f.acme_session, "DROP TABLE UserEngagement"],
             [f.globex_session, "SELECT * FROM AcmeOnly"],
+            // Hostile statements: no server file is read or written, no
+            // other host reached, a statement too deep to plan refused.
+            [f.acme_session, format!("COPY (SELECT 1) TO '{}'", copy_target.display())],
+            [f.acme_session, "SELECT * FROM '/etc/passwd'".to_string()],
+            [f.acme_session, "CREATE EXTERNAL TABLE pw STORED AS CSV LOCATION '/etc/passwd'".to_string()],
+            [f.acme_session, "CREATE EXTERNAL TABLE far STORED AS DYNAMODB LOCATION 'UserEngagement' OPTIONS ('endpoint_url' 'http://192.0.2.1:8000')".to_string()],
+            [f.acme_session, format!("SELECT 1{}", " + 1".repeat(5_000))],
+        ],
+        // Metadata filters with patterns and quoted names: never another
+        // tenant's table (Globex has no AcmeOnly, whatever the pattern).
+        "patterns": [
+            [null, null, "%"],
+            [null, null, "Acme%"],
+            [null, null, "AcmeOnly"],
+            [null, null, "%\"%"],
+            [null, null, "\"AcmeOnly\""],
+            ["%", "%", "%Only"],
+            ["datafusion", "public", "_cmeOnly"],
+            [null, null, "%' OR '1'='1"],
         ],
         "logins": [
             ["bi-user", password, queries[2]],
@@ -146,6 +166,26 @@ async fn adbc_over_flight_sql_answers_as_http_and_keeps_tenants_apart() {
         json!([table("AcmeOnly"), table("UserEngagement")])
     );
     assert_eq!(listed("globex"), json!([table("UserEngagement")]));
+    let matched = |name: &str, i: usize| got["sessions"][name]["patterns"][i].clone();
+    for i in 0..8 {
+        let acme = matched("acme", i);
+        let globex = matched("globex", i);
+        assert!(
+            !globex.to_string().contains("AcmeOnly"),
+            "pattern {i}: {globex}"
+        );
+        for (name, seen) in [("acme", &acme), ("globex", &globex)] {
+            for t in seen.as_array().expect("tables") {
+                assert!(
+                    listed(name).as_array().expect("tables").contains(t),
+                    "pattern {i} of {name} matched {t}, not one of its tables"
+                );
+            }
+        }
+    }
+    assert_eq!(matched("acme", 1), json!([table("AcmeOnly")]));
+    assert_eq!(matched("acme", 6), json!([table("AcmeOnly")]));
+    assert_eq!(matched("acme", 7), json!([]));
 
     let status = |v: &Value| v["status"].as_str().unwrap_or_default().to_string();
     assert!(
@@ -171,6 +211,36 @@ async fn adbc_over_flight_sql_answers_as_http_and_keeps_tenants_apart() {
         "Globex cannot read Acme's table: {}",
         errors[2]
     );
+    for (i, code, says) in [
+        (3, "INVALID_ARGUMENT", "DML not supported: COPY"),
+        (
+            4,
+            "NOT_FOUND",
+            "table 'datafusion.public./etc/passwd' not found",
+        ),
+        (
+            5,
+            "INVALID_ARGUMENT",
+            "DDL not supported: CreateExternalTable",
+        ),
+        (
+            6,
+            "INVALID_ARGUMENT",
+            "DDL not supported: CreateExternalTable",
+        ),
+        (7, "INVALID_ARGUMENT", "statement too complex"),
+    ] {
+        assert!(status(&errors[i]).contains(code), "{}", errors[i]);
+        assert!(
+            errors[i]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(says),
+            "{}",
+            errors[i]
+        );
+    }
+    assert!(!copy_target.exists(), "COPY wrote a file on the server");
 
     // A user name and password log in (Basic authentication at the
     // handshake) as Acme, and answer as Acme's session does; a wrong
@@ -207,10 +277,11 @@ async fn adbc_over_flight_sql_answers_as_http_and_keeps_tenants_apart() {
     };
     assert!(metrics.contains(flight_ok), "{metrics}");
     // So is each statement that failed while ADBC prepared it (it never ran):
-    // two missing tables, a write, and the bad token's statement.
+    // three missing tables (one a file path), a write and four hostile
+    // statements, and the bad token's statement.
     for (code, n) in [
-        ("table_not_found", 2),
-        ("invalid_request", 1),
+        ("table_not_found", 3),
+        ("invalid_request", 5),
         ("unauthenticated", 1),
     ] {
         let line = format!(
@@ -242,7 +313,7 @@ async fn adbc_over_flight_sql_answers_as_http_and_keeps_tenants_apart() {
     };
     assert_eq!(
         errors("acme"),
-        counted(&[("table_not_found", 1), ("invalid_request", 1)])
+        counted(&[("table_not_found", 2), ("invalid_request", 5)])
     );
     assert_eq!(errors("globex"), counted(&[("table_not_found", 1)]));
     // ... and in the server's log.

@@ -6,6 +6,7 @@
 mod catalogue;
 mod fixture;
 mod flight;
+mod hostile;
 mod http;
 mod mirrors;
 mod readme;

@@ -40,8 +40,17 @@ def rows(conn, sql):
     }
 
 
-def tables(conn):
-    objects = conn.adbc_get_objects(depth="tables").read_all().to_pylist()
+def tables(conn, catalog=None, schema=None, table=None):
+    objects = (
+        conn.adbc_get_objects(
+            depth="tables",
+            catalog_filter=catalog,
+            db_schema_filter=schema,
+            table_name_filter=table,
+        )
+        .read_all()
+        .to_pylist()
+    )
     out = []
     for catalog in objects:
         for schema in catalog["catalog_db_schemas"] or []:
@@ -81,6 +90,9 @@ def main():
             out["sessions"][name] = {
                 "queries": [rows(conn, sql) for sql in spec["queries"]],
                 "tables": tables(conn),
+                # GetTables/GetCatalogs/GetDbSchemas with patterns and quoted
+                # names: [catalog, schema, table] filters, each answered.
+                "patterns": [tables(conn, *p) for p in spec.get("patterns", [])],
             }
     out["bad_token"] = failure(uri, spec["bad_token"], spec["queries"][0])
     out["errors"] = [failure(uri, t, sql) for t, sql in spec.get("errors", [])]
