@@ -5,7 +5,8 @@
 # replay (client-side ceiling), capacity (read-capacity budget), schema_cache (sampling per
 # one-shot run, with and without the schema cache), mirror (live reads vs Delta mirrors,
 # freshness lag, bootstrap items/s), bulk_load (REPLACE/INSERT from Parquet vs boto3's
-# batch_writer, on DynamoDB Local and on a write sink with per-request latency).
+# batch_writer, on DynamoDB Local and on a write sink with per-request latency), soak
+# (serve under a mixed load with faults for many minutes; scripts/soak.sh).
 # PROFILE=release for optimised builds (slow to compile); the default is the test profile.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -147,3 +147,80 @@ async fn create_external_table_with_options_and_explicit_columns() {
     .expect_err("unknown option");
     assert!(err.to_string().contains("unknown option"), "{err}");
 }
+
+/// Found by the connector's soak (benches/soak.rs: the server grew ~4 MiB a
+/// minute under `sql` requests): describing a table kept the describe call's
+/// runtime components in a cycle with the interceptor that noted them, so
+/// every provider built — one per table per `sql` request — kept its client's
+/// connector and credentials alive for good. After providers, a session and
+/// its query are dropped, nothing holds the client's credentials provider.
+#[tokio::test]
+async fn dropped_providers_and_sessions_release_their_client() {
+    use aws_sdk_dynamodb::config::{Credentials, ProvideCredentials, SharedCredentialsProvider};
+    use std::sync::Arc;
+
+    #[derive(Debug)]
+    struct Counted(#[allow(dead_code)] Arc<()>);
+    impl ProvideCredentials for Counted {
+        fn provide_credentials<'a>(
+            &'a self,
+        ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            aws_credential_types::provider::future::ProvideCredentials::ready(Ok(Credentials::new(
+                "test",
+                dynamo_testkit::LOCAL_SECRET,
+                None,
+                None,
+                "counted",
+            )))
+        }
+    }
+
+    let local = crate::common::client().await;
+    let table = crate::common::pk_sk_table(
+        &local,
+        "released",
+        vec![std::collections::HashMap::from([
+            (
+                "pk".to_string(),
+                aws_sdk_dynamodb::types::AttributeValue::S("a".into()),
+            ),
+            (
+                "sk".to_string(),
+                aws_sdk_dynamodb::types::AttributeValue::N("1".into()),
+            ),
+        ])],
+    )
+    .await;
+    let token = Arc::new(());
+    {
+        let config = local
+            .config()
+            .to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(Counted(Arc::clone(&token))))
+            .build();
+        let client = aws_sdk_dynamodb::Client::from_conf(config);
+        for _ in 0..3 {
+            let provider = dynamo_datafusion::DynamoTableProvider::try_new(client.clone(), &table)
+                .await
+                .expect("provider");
+            drop(provider);
+        }
+        let ctx = crate::common::dynamo_session_of(&client).await;
+        let batches = crate::common::query(
+            &ctx,
+            &format!("SELECT count(*) FROM \"{table}\" WHERE pk = 'a'"),
+        )
+        .await
+        .expect("query");
+        assert_eq!(crate::common::rows(&batches), ["1"]);
+        assert!(Arc::strong_count(&token) > 1, "the client signs with it");
+    }
+    assert_eq!(
+        Arc::strong_count(&token),
+        1,
+        "a dropped provider or session still holds its client's credentials"
+    );
+}

@@ -348,55 +348,85 @@ async fn queries_through_the_cluster_answer_as_locally_on_both_executors() {
     }
 }
 
-/// An executor killed while the cluster reads: the query completes on the
-/// other executor with the full answer, or fails with an error — never a
-/// partial answer reported as complete.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_executor_killed_mid_scan_never_yields_a_partial_answer() {
+/// A cluster whose executors may be killed, reading a table of its own.
+struct KillableCluster {
+    nodes: LocalCluster,
+    /// A client session with the table as `t`.
+    session: SessionContext,
+    /// The proxy between the executors and DynamoDB Local.
+    proxy: FaultProxy,
+}
+
+/// A table of `items` items (`pk` = k0…, `n` = i % 10, `g` = i % 7), read by
+/// a cluster whose executors reach DynamoDB Local through a proxy holding
+/// each answer `latency`, in 4 segments of `page_size`-item pages; a lost
+/// executor is noticed within 6 s.
+async fn killable_cluster(
+    prefix: &str,
+    items: usize,
+    latency: Duration,
+    page_size: i32,
+) -> KillableCluster {
     let client = local_client().await.expect("client");
-    let table = unique_name("ClusterKill");
-    let items = (0..4_000)
+    let table = unique_name(prefix);
+    let rows = (0..items)
         .map(|i| {
             HashMap::from([
                 ("pk".to_string(), AV::S(format!("k{i}"))),
                 ("n".to_string(), AV::N((i % 10).to_string())),
+                ("g".to_string(), AV::N((i % 7).to_string())),
             ])
         })
         .collect();
     TableSpec::new(&table, "pk", T::S)
-        .create_with(&client, items)
+        .create_with(&client, rows)
         .await
         .expect("table");
-    // The executors read through a proxy that holds every answer 20 ms, in
-    // 20-item pages: each of 4 segments (tasks on both executors) takes
-    // ~1 s, long enough to kill a reader mid-scan.
     let proxy = FaultProxy::start(
         &local_endpoint().expect("endpoint"),
         FaultConfig {
-            latency: Duration::from_millis(20),
+            latency,
             ..FaultConfig::none()
         },
     )
     .await
     .expect("proxy");
     let endpoint = proxy.endpoint();
-    // A lost executor is noticed within 6 s.
-    let mut nodes = start_cluster(&["--executor-timeout", "6"], |_| {
+    let nodes = start_cluster(&["--executor-timeout", "6"], |_| {
         ["--heartbeat", "1", "--endpoint-url", &endpoint]
             .map(String::from)
             .to_vec()
     })
     .await;
-    let cluster = session(&nodes).await;
+    let session = session(&nodes).await;
     let provider = DynamoTableProvider::builder(client.clone(), &table)
         .segments(4)
-        .page_size(20)
+        .page_size(page_size)
         .build()
         .await
         .expect("provider");
-    cluster
+    session
         .register_table("t", Arc::new(provider))
         .expect("register");
+    KillableCluster {
+        nodes,
+        session,
+        proxy,
+    }
+}
+
+/// An executor killed while the cluster reads: the query completes on the
+/// other executor with the full answer, or fails with an error — never a
+/// partial answer reported as complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_executor_killed_mid_scan_never_yields_a_partial_answer() {
+    // Answers held 20 ms, 20-item pages: each of 4 segments (tasks on both
+    // executors) takes ~1 s, long enough to kill a reader mid-scan.
+    let KillableCluster {
+        mut nodes,
+        session: cluster,
+        proxy,
+    } = killable_cluster("ClusterKill", 4_000, Duration::from_millis(20), 20).await;
     let before = proxy.counts().requests;
     let query = tokio::spawn(async move {
         let df = cluster.sql("SELECT count(*), sum(n) FROM t").await?;
@@ -773,5 +803,94 @@ async fn a_mirrored_table_is_read_from_the_mirrors_files_by_the_executors() {
     assert_eq!(
         after.requests, before.requests,
         "the executors read no DynamoDB item: {after:?}"
+    );
+}
+
+/// Soak: a loop of queries while executors are killed (as a crash would)
+/// and started again at random; every answer is exact — a query may fail
+/// with an error while its executor is gone, never answer wrong. Runs
+/// `BALLISTA_SOAK_SECONDS` (default 30; `scripts/soak.sh --ballista
+/// --minutes 10` runs ten minutes) and prints queries, exact answers,
+/// errors and kills.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_answer_exactly_while_executors_are_killed_and_restarted() {
+    let seconds: u64 = std::env::var("BALLISTA_SOAK_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    // Answers held 5 ms, 100-item pages, 4 segments: a query takes long
+    // enough for a kill to land in it.
+    let KillableCluster {
+        nodes,
+        session: cluster,
+        proxy: _proxy,
+    } = killable_cluster("ClusterSoak", 2_000, Duration::from_millis(5), 100).await;
+    let groups: Vec<String> = (0..7)
+        .map(|g| format!("{g}|{}", (0..2_000).filter(|i| i % 7 == g).count()))
+        .collect();
+    let queries: Vec<(&str, Vec<String>)> = vec![
+        ("SELECT count(*), sum(n) FROM t", vec!["2000|9000".into()]),
+        ("SELECT g, count(*) FROM t GROUP BY g ORDER BY g", groups),
+        ("SELECT count(*) FROM t WHERE n < 3", vec!["600".into()]),
+    ];
+
+    // Chaos: every 4–10 s one executor is killed, and started again 2–5 s
+    // later (never both down at once).
+    let nodes = Arc::new(tokio::sync::Mutex::new(nodes));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let chaos = {
+        let (nodes, stop) = (Arc::clone(&nodes), Arc::clone(&stop));
+        tokio::spawn(async move {
+            let mut draw = dynamo_testkit::Xorshift(0x5eed_cafe);
+            let mut kills = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(4_000 + draw.below(6_000))).await;
+                let victim = draw.below(2) as usize;
+                nodes.lock().await.kill_executor(victim);
+                kills += 1;
+                tokio::time::sleep(Duration::from_millis(2_000 + draw.below(3_000))).await;
+                nodes
+                    .lock()
+                    .await
+                    .restart_executor(victim)
+                    .await
+                    .expect("executor restarts");
+            }
+            kills
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let (mut ran, mut exact, mut errors) = (0, 0, Vec::new());
+    let mut wrong = Vec::new();
+    while Instant::now() < deadline {
+        let (sql, want) = &queries[ran % queries.len()];
+        ran += 1;
+        let outcome = tokio::time::timeout(Duration::from_secs(120), async {
+            cluster.sql(sql).await?.collect().await
+        })
+        .await;
+        match outcome {
+            Ok(Ok(batches)) if rows(&batches) == *want => exact += 1,
+            Ok(Ok(batches)) => wrong.push(format!("{sql}: {:?}", rows(&batches))),
+            Ok(Err(e)) => errors.push(format!("{sql}: {e}")),
+            Err(_) => errors.push(format!("{sql}: no answer within 120 s")),
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let kills = chaos.await.expect("chaos task");
+    eprintln!(
+        "Ballista soak: {seconds} s, {ran} queries, {exact} exact, {} errors, {} wrong \
+         answers, {kills} executor kills and restarts",
+        errors.len(),
+        wrong.len()
+    );
+    for e in errors.iter().take(5) {
+        eprintln!("  error: {e}");
+    }
+    assert!(wrong.is_empty(), "wrong answers: {wrong:#?}");
+    assert!(kills >= 1, "no executor was killed");
+    assert!(
+        exact * 2 >= ran,
+        "fewer than half the queries answered ({exact} of {ran}): {errors:#?}"
     );
 }

@@ -78,6 +78,7 @@ impl Drop for Proc {
 
 /// A running cluster.
 pub struct LocalCluster {
+    spec: ClusterSpec,
     scheduler: SocketAddr,
     executors: Vec<Option<Proc>>,
     work_dirs: Vec<PathBuf>,
@@ -94,6 +95,31 @@ impl std::fmt::Debug for LocalCluster {
             .field("executors", &self.executors.len())
             .finish_non_exhaustive()
     }
+}
+
+/// Starts executor `i` of `spec` on a free port pair: the process and the
+/// address it binds.
+fn executor(
+    spec: &ClusterSpec,
+    scheduler: SocketAddr,
+    i: usize,
+    dir: &Path,
+    log: &Path,
+) -> Result<(Proc, SocketAddr), ClusterError> {
+    let bind: SocketAddr = ([127, 0, 0, 1], free_port_pair()).into();
+    let mut args = vec![
+        "executor".to_string(),
+        "--scheduler".into(),
+        scheduler.to_string(),
+        "--bind".into(),
+        bind.to_string(),
+        "--concurrent-tasks".into(),
+        spec.concurrent_tasks.to_string(),
+        "--work-dir".into(),
+        dir.to_string_lossy().into_owned(),
+    ];
+    args.extend(spec.executor_args.get(i).into_iter().flatten().cloned());
+    Ok((spawn(spec, args, log)?, bind))
 }
 
 /// A loopback port whose next port is free too (an executor binds both).
@@ -125,6 +151,24 @@ async fn wait_listening(addr: SocketAddr, what: &str) -> Result<(), ClusterError
     Ok(())
 }
 
+/// Starts `spec`'s binary with `args`, logging to `log` (appended: a
+/// restarted executor keeps its earlier log).
+fn spawn(spec: &ClusterSpec, args: Vec<String>, log: &Path) -> Result<Proc, ClusterError> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(io("log file"))?;
+    let child = Command::new(&spec.binary)
+        .args(&args)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(file))
+        .spawn()
+        .map_err(io(format!("starting {}", spec.binary.display())))?;
+    Ok(Proc(child))
+}
+
 impl LocalCluster {
     /// Starts the scheduler (with an event log) and the executors, and
     /// returns once every executor has registered.
@@ -135,17 +179,7 @@ impl LocalCluster {
             crate::unique_name("c")
         ));
         std::fs::create_dir_all(&work).map_err(io("work directory"))?;
-        let spawn = |args: Vec<String>, log: &Path| -> Result<Proc, ClusterError> {
-            let file = std::fs::File::create(log).map_err(io("log file"))?;
-            let child = Command::new(&spec.binary)
-                .args(&args)
-                .envs(spec.env.iter().map(|(k, v)| (k, v)))
-                .stdout(Stdio::null())
-                .stderr(Stdio::from(file))
-                .spawn()
-                .map_err(io(format!("starting {}", spec.binary.display())))?;
-            Ok(Proc(child))
-        };
+        let spawn = |args: Vec<String>, log: &Path| spawn(&spec, args, log);
         let path = |p: &Path| p.to_string_lossy().into_owned();
         let event_log_dir = work.join("events");
         let scheduler: SocketAddr = ([127, 0, 0, 1], free_port_pair()).into();
@@ -162,27 +196,16 @@ impl LocalCluster {
         wait_listening(scheduler, "the scheduler").await?;
         let (mut executors, mut work_dirs) = (Vec::new(), Vec::new());
         for i in 0..spec.executors {
-            let bind: SocketAddr = ([127, 0, 0, 1], free_port_pair()).into();
             let dir = work.join(format!("executor{i}"));
             std::fs::create_dir_all(&dir).map_err(io("executor work directory"))?;
-            let mut args = vec![
-                "executor".to_string(),
-                "--scheduler".into(),
-                scheduler.to_string(),
-                "--bind".into(),
-                bind.to_string(),
-                "--concurrent-tasks".into(),
-                spec.concurrent_tasks.to_string(),
-                "--work-dir".into(),
-                path(&dir),
-            ];
-            args.extend(spec.executor_args.get(i).into_iter().flatten().cloned());
             logs.push(work.join(format!("executor{i}.log")));
-            executors.push(Some(spawn(args, &logs[i + 1])?));
+            let (proc, bind) = executor(&spec, scheduler, i, &dir, &logs[i + 1])?;
+            executors.push(Some(proc));
             wait_listening(bind, "an executor").await?;
             work_dirs.push(dir);
         }
         let cluster = Self {
+            spec,
             scheduler,
             executors,
             work_dirs,
@@ -191,7 +214,7 @@ impl LocalCluster {
             scheduler_proc: Some(scheduler_proc),
             work,
         };
-        cluster.wait_registered(spec.executors).await?;
+        cluster.wait_registered(cluster.spec.executors).await?;
         Ok(cluster)
     }
 
@@ -228,6 +251,26 @@ impl LocalCluster {
         if let Some(slot) = self.executors.get_mut(i) {
             slot.take();
         }
+    }
+
+    /// True while executor `i` runs (it was not killed).
+    pub fn executor_running(&self, i: usize) -> bool {
+        self.executors.get(i).is_some_and(Option::is_some)
+    }
+
+    /// Starts killed executor `i` again (on new ports, with the same work
+    /// directory and arguments) and returns once it listens; the scheduler
+    /// registers it with its next heartbeat.
+    pub async fn restart_executor(&mut self, i: usize) -> Result<(), ClusterError> {
+        if self.executor_running(i) {
+            return Ok(());
+        }
+        let (Some(dir), Some(log)) = (self.work_dirs.get(i), self.logs.get(i + 1)) else {
+            return Err(ClusterError::Api(format!("no executor {i}")));
+        };
+        let (proc, bind) = executor(&self.spec, self.scheduler, i, dir, log)?;
+        self.executors[i] = Some(proc);
+        wait_listening(bind, "a restarted executor").await
     }
 
     /// Each executor's work directory (its shuffle output).

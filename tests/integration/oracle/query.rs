@@ -495,13 +495,17 @@ fn select_star(t: &Table, rng: &mut StdRng) -> Query {
     )
 }
 
+/// The columns SQL can group and order by.
+fn comparable(t: &Table) -> Vec<&Column> {
+    t.all_columns()
+        .into_iter()
+        .filter(|c| c.kind.comparable())
+        .collect()
+}
+
 fn aggregate(t: &Table, rng: &mut StdRng) -> Query {
     let cols = t.all_columns();
-    let groupable: Vec<&Column> = cols
-        .iter()
-        .copied()
-        .filter(|c| c.kind.comparable())
-        .collect();
+    let groupable = comparable(t);
     let group = if rng.random_bool(0.7) {
         groupable.choose(rng).copied()
     } else {
@@ -562,11 +566,7 @@ fn aggregate(t: &Table, rng: &mut StdRng) -> Query {
 
 fn window(t: &Table, rng: &mut StdRng) -> Query {
     let cols = t.all_columns();
-    let groupable: Vec<&Column> = cols
-        .iter()
-        .copied()
-        .filter(|c| c.kind.comparable())
-        .collect();
+    let groupable = comparable(t);
     let g = ident(&groupable.choose(rng).expect("group").name);
     // An explicit ROWS frame: DataFusion 55 refuses the default RANGE frame
     // over a binary ORDER BY key (apache/datafusion#24327, fixed upstream
@@ -612,13 +612,7 @@ fn window(t: &Table, rng: &mut StdRng) -> Query {
 }
 
 fn top(t: &Table, rng: &mut StdRng) -> Query {
-    let cols = t.all_columns();
-    let by = cols
-        .iter()
-        .filter(|c| c.kind.comparable())
-        .collect::<Vec<_>>()
-        .choose(rng)
-        .map(|c| ident(&c.name));
+    let by = comparable(t).choose(rng).map(|c| ident(&c.name));
     let desc = rng.random_bool(0.5);
     let order = match by {
         Some(by) if rng.random_bool(0.6) => format!(

@@ -60,9 +60,18 @@ impl Intercept for CallerIdentity {
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(resolver) = components.identity_resolver(SIGV4) {
+            // The call's components hold its interceptors, this one among
+            // them: kept as they are, they would hold this slot, which holds
+            // them — a cycle that kept every provider's components (and its
+            // client's connector and credentials) alive, ~3 KB per table
+            // described. Resolving an identity needs no interceptor.
+            let components = components
+                .to_builder()
+                .with_interceptors(std::iter::empty())
+                .build()?;
             *self.slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(Lent {
                 resolver,
-                components: components.clone(),
+                components,
             });
         }
         Ok(())
