@@ -843,12 +843,25 @@ async fn queries_answer_exactly_while_executors_are_killed_and_restarted() {
         tokio::spawn(async move {
             let mut draw = dynamo_testkit::Xorshift(0x5eed_cafe);
             let mut kills = 0u32;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(4_000 + draw.below(6_000))).await;
+            // Sleeps `ms`, waking early when the loop ends: false then.
+            let nap = |ms: u64| {
+                let stop = Arc::clone(&stop);
+                async move {
+                    let until = Instant::now() + Duration::from_millis(ms);
+                    while Instant::now() < until {
+                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            return false;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    true
+                }
+            };
+            while nap(4_000 + draw.below(6_000)).await {
                 let victim = draw.below(2) as usize;
                 nodes.lock().await.kill_executor(victim);
                 kills += 1;
-                tokio::time::sleep(Duration::from_millis(2_000 + draw.below(3_000))).await;
+                nap(2_000 + draw.below(3_000)).await;
                 nodes
                     .lock()
                     .await

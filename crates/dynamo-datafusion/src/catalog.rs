@@ -168,21 +168,27 @@ impl DynamoSchemaProvider {
     }
 }
 
-/// All table names, following ListTables pagination.
+/// All table names, following ListTables pagination; each page retried as
+/// reads are ([`crate::RetryPolicy::default`]).
 pub async fn list_tables(client: &Client) -> Result<Vec<String>> {
+    let client = &crate::read::without_sdk_retries(client);
+    let policy = crate::RetryPolicy::default();
     let mut names = Vec::new();
     let mut start: Option<String> = None;
     loop {
-        let out = client
-            .list_tables()
-            .set_exclusive_start_table_name(start.take())
-            .send()
-            .await
-            .map_err(|e| Error::Service {
-                operation: "ListTables",
-                kind: crate::read::retry::error_kind(&e),
-                message: describe_sdk_error(&e),
-            })?;
+        let page = start.take();
+        let out = crate::read::retry::metadata_call(&policy, || {
+            client
+                .list_tables()
+                .set_exclusive_start_table_name(page.clone())
+                .send()
+        })
+        .await
+        .map_err(|(e, _)| Error::Service {
+            operation: "ListTables",
+            kind: crate::read::retry::error_kind(&e),
+            message: describe_sdk_error(&e),
+        })?;
         names.extend(out.table_names().iter().cloned());
         match out.last_evaluated_table_name {
             Some(next) => start = Some(next),

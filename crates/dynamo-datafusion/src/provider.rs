@@ -30,7 +30,7 @@ use crate::plan::{
 };
 use crate::policy::RetryPolicy;
 use crate::read::request_error;
-use crate::read::retry::{Retrier, without_sdk_retries};
+use crate::read::retry::{Retrier, metadata_call, without_sdk_retries};
 use crate::read::sample::sample_table;
 use crate::schema::cache::{CacheSlot, SchemaCache, SchemaKey, SigningKey};
 use crate::schema::infer::is_extra_field;
@@ -240,7 +240,14 @@ impl DynamoTableProviderBuilder {
     pub async fn build(self) -> Result<DynamoTableProvider> {
         let signing = SigningKey::default();
         let identity = CallerIdentity::default();
-        let meta = describe(&self.client, &self.table, Some((&signing, &identity))).await?;
+        let read_client = without_sdk_retries(&self.client);
+        let meta = describe(
+            &read_client,
+            &self.table,
+            Some((&signing, &identity)),
+            &self.options.retry,
+        )
+        .await?;
         if self.options.read_capacity.is_none()
             && self.options.read_capacity_percent.is_some()
             && meta.provisioned_read_capacity.is_none()
@@ -254,7 +261,6 @@ impl DynamoTableProviderBuilder {
                 ),
             });
         }
-        let read_client = without_sdk_retries(&self.client);
         let meta = Arc::new(meta);
         let slot = self.cache.map(|cache| CacheSlot {
             key: SchemaKey::new(
@@ -336,45 +342,54 @@ impl DynamoTableProviderBuilder {
 
 /// Calls DescribeTable and turns the answer into [`TableMeta`].
 pub async fn describe_table(client: &Client, table: &str) -> Result<TableMeta> {
-    describe(client, table, None).await
+    describe(
+        &without_sdk_retries(client),
+        table,
+        None,
+        &RetryPolicy::default(),
+    )
+    .await
 }
 
-/// DescribeTable, noting the endpoint and signing key it used in `signing`.
+/// DescribeTable (and DescribeTimeToLive), retried under `retry`, noting the
+/// endpoint and signing key it used in `signing`. `client` has the SDK's own
+/// retries off.
 async fn describe(
     client: &Client,
     table: &str,
     observers: Option<(&SigningKey, &CallerIdentity)>,
+    retry: &RetryPolicy,
 ) -> Result<TableMeta> {
-    let request = client.describe_table().table_name(table).customize();
-    let request = match observers {
-        Some((signing, identity)) => request
-            .interceptor(signing.clone())
-            .interceptor(identity.clone()),
-        None => request,
-    };
-    let out = request
-        .send()
-        .await
-        .map_err(|e| request_error(table, "DescribeTable", &e, 1))?;
+    let out = metadata_call(retry, || {
+        let request = client.describe_table().table_name(table).customize();
+        let request = match observers {
+            Some((signing, identity)) => request
+                .interceptor(signing.clone())
+                .interceptor(identity.clone()),
+            None => request,
+        };
+        request.send()
+    })
+    .await
+    .map_err(|(e, attempts)| request_error(table, "DescribeTable", &e, attempts))?;
     let desc = out.table().ok_or_else(|| Error::Metadata {
         table: table.to_string(),
         reason: "DescribeTable returned no table description".to_string(),
     })?;
     let mut meta = TableMeta::from_description(desc)?;
-    meta.ttl_attribute = ttl_attribute(client, table).await;
+    meta.ttl_attribute = ttl_attribute(client, table, retry).await;
     Ok(meta)
 }
 
 /// The attribute the table's time to live reads, when TTL is enabled (or
 /// being enabled). A caller not allowed DescribeTimeToLive reads the table
 /// as if it had none: expired items are then shown, which the log says.
-async fn ttl_attribute(client: &Client, table: &str) -> Option<String> {
+async fn ttl_attribute(client: &Client, table: &str, retry: &RetryPolicy) -> Option<String> {
     use aws_sdk_dynamodb::types::TimeToLiveStatus;
-    match client
-        .describe_time_to_live()
-        .table_name(table)
-        .send()
-        .await
+    match metadata_call(retry, || {
+        client.describe_time_to_live().table_name(table).send()
+    })
+    .await
     {
         Ok(out) => out
             .time_to_live_description()
@@ -386,7 +401,7 @@ async fn ttl_attribute(client: &Client, table: &str) -> Option<String> {
             })
             .and_then(|d| d.attribute_name())
             .map(str::to_string),
-        Err(e) => {
+        Err((e, _)) => {
             log::warn!(
                 "table '{table}': DescribeTimeToLive failed ({}); expired items are not hidden",
                 aws_sdk_dynamodb::error::DisplayErrorContext(&e)
