@@ -12,6 +12,8 @@
 //! parses SQL itself from untrusted sources should call
 //! [`check_complexity`] first.
 
+use std::future::Future;
+
 use datafusion::config::Dialect;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SessionState;
@@ -39,6 +41,18 @@ pub fn planning_runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .enable_all()
         .thread_stack_size(PLANNING_THREAD_STACK)
         .build()
+}
+
+/// Runs a binary's async `main` on a [`planning_runtime`]; a runtime that
+/// cannot start is a failed exit, its reason on standard error.
+pub fn run_main(main: impl Future<Output = std::process::ExitCode>) -> std::process::ExitCode {
+    match planning_runtime() {
+        Ok(runtime) => runtime.block_on(main),
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 /// The most operators that can nest a statement's tree (see the module

@@ -121,13 +121,7 @@ enum Subcommand {
 fn main() -> ExitCode {
     // Threads with room for the deepest plan a statement may make
     // (`dynamo_datafusion::statement::MAX_OPERATORS`).
-    match dynamo_datafusion::statement::planning_runtime() {
-        Ok(runtime) => runtime.block_on(async_main()),
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    dynamo_datafusion::statement::run_main(async_main())
 }
 
 async fn async_main() -> ExitCode {

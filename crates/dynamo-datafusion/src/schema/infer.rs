@@ -273,9 +273,14 @@ pub const UNDETERMINED_METADATA_KEY: &str = "dynamodb.undetermined";
 
 /// A JSON text field for an attribute whose type is not known yet.
 pub fn undetermined_field(name: &str, nullable: bool) -> Field {
+    marked_json_field(name, nullable, UNDETERMINED_METADATA_KEY)
+}
+
+/// A JSON text field with metadata `key` = `true`.
+fn marked_json_field(name: &str, nullable: bool, key: &str) -> Field {
     let mut field = json_field(name, nullable);
     let mut metadata = field.metadata().clone();
-    metadata.insert(UNDETERMINED_METADATA_KEY.to_string(), "true".to_string());
+    metadata.insert(key.to_string(), "true".to_string());
     field.set_metadata(metadata);
     field
 }
@@ -311,11 +316,7 @@ pub const EXTRA_COLUMN: &str = "_extra";
 /// The column of attributes the schema has no column for: a JSON object of
 /// their DynamoDB JSON values (`{"rare":{"S":"x"}}`), NULL when there are none.
 pub fn extra_field() -> Field {
-    let mut field = json_field(EXTRA_COLUMN, true);
-    let mut metadata = field.metadata().clone();
-    metadata.insert(EXTRA_METADATA_KEY.to_string(), "true".to_string());
-    field.set_metadata(metadata);
-    field
+    marked_json_field(EXTRA_COLUMN, true, EXTRA_METADATA_KEY)
 }
 
 /// True for the column of attributes the schema has no column for.
