@@ -141,14 +141,6 @@ impl AuthAttempts {
             );
         }
     }
-
-    /// Counts the outcome of a request from `ip`: a failure when its
-    /// authentication failed (`unauthenticated`).
-    pub fn record(&self, ip: IpAddr, code: Option<ErrorCode>) {
-        if code == Some(ErrorCode::Unauthenticated) {
-            self.failed(ip);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -165,16 +157,13 @@ mod tests {
         let attempts = AuthAttempts::new(3, Duration::from_millis(200));
         for _ in 0..3 {
             assert!(attempts.admit(ip(1)).is_ok());
-            attempts.record(ip(1), Some(ErrorCode::Unauthenticated));
+            attempts.failed(ip(1));
         }
         let e = attempts.admit(ip(1)).expect_err("refused");
         assert_eq!(e.code, ErrorCode::TooManyAttempts);
         assert_eq!(e.code.http_status(), 429);
         assert!(e.message.contains("3 within"), "{e}");
-        // Another address, and other errors, count for nothing.
-        assert!(attempts.admit(ip(2)).is_ok());
-        attempts.record(ip(2), Some(ErrorCode::TableNotFound));
-        attempts.record(ip(2), None);
+        // Another address is not refused.
         assert!(attempts.admit(ip(2)).is_ok());
         std::thread::sleep(Duration::from_millis(250));
         assert!(attempts.admit(ip(1)).is_ok(), "the window ended");

@@ -359,6 +359,24 @@ pub fn start_server_with(f: &Fixture, extra: &[&str]) -> (Child, String) {
     panic!("server did not become healthy");
 }
 
+/// Runs `tests/flight/SCRIPT` (an ADBC Flight SQL client) against
+/// `flight_addr` with `args`: its JSON answer and everything it printed.
+pub fn adbc_script(script: &str, flight_addr: &str, args: &[&str]) -> (Value, String) {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/flight")
+        .join(script);
+    let out = Command::new(python())
+        .arg(&path)
+        .arg(format!("grpc://{flight_addr}"))
+        .args(args)
+        .output()
+        .expect("the ADBC client runs");
+    let printed = text(&out);
+    assert!(out.status.success(), "ADBC client failed:\n{printed}");
+    let got = serde_json::from_slice(&out.stdout).expect("the client prints JSON");
+    (got, printed)
+}
+
 /// The project's Python (scripts/test.sh sets `PROJECT_PYTHON`).
 pub fn python() -> String {
     std::env::var("PROJECT_PYTHON").unwrap_or_else(|_| {

@@ -136,16 +136,7 @@ async fn adbc_over_flight_sql_answers_as_http_and_keeps_tenants_apart() {
             ["nobody", password, queries[2]],
         ],
     });
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/flight/adbc_client.py");
-    let out = Command::new(python())
-        .arg(&script)
-        .arg(format!("grpc://{flight_addr}"))
-        .arg(spec.to_string())
-        .output()
-        .expect("the ADBC client runs");
-    let printed = text(&out);
-    assert!(out.status.success(), "ADBC client failed:\n{printed}");
-    let got: Value = serde_json::from_slice(&out.stdout).expect("client prints JSON");
+    let (got, printed) = adbc_script("adbc_client.py", &flight_addr, &[&spec.to_string()]);
 
     for (name, token) in [("acme", &f.acme_session), ("globex", &f.globex_session)] {
         let session = &got["sessions"][name];

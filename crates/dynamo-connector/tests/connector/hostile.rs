@@ -2,9 +2,6 @@
 //! keep failing to authenticate (the rows of docs/reliability.md's catalogue
 //! run in `catalogue.rs`).
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use serde_json::{Value, json};
 
 use crate::fixture::*;
@@ -64,17 +61,8 @@ async fn an_address_that_keeps_failing_to_authenticate_is_refused_for_a_while() 
     // Failures over Flight SQL and HTTP count together: one ADBC attempt
     // (the driver makes one or two calls before it gives up), then HTTP
     // answers 401 only for what is left of the three.
-    let flight = |calls: Value| -> Vec<Value> {
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/flight/adbc_failures.py");
-        let out = Command::new(python())
-            .arg(&script)
-            .arg(format!("grpc://{flight_addr}"))
-            .arg(calls.to_string())
-            .output()
-            .expect("the ADBC client runs");
-        assert!(out.status.success(), "{}", text(&out));
-        serde_json::from_slice(&out.stdout).expect("JSON")
+    let flight = |calls: Value| -> Value {
+        adbc_script("adbc_failures.py", &flight_addr, &[&calls.to_string()]).0
     };
     let got = flight(json!([["dcs_guessed-token", "SELECT 1"]]));
     assert_eq!(got[0]["status"], "UNAUTHENTICATED", "{got:?}");
@@ -116,7 +104,7 @@ async fn an_address_that_keeps_failing_to_authenticate_is_refused_for_a_while() 
         [f.acme_session, "SELECT count(*) FROM UserEngagement"],
         ["dcs_guessed-token", "SELECT 1"]
     ]));
-    for refused in &got {
+    for refused in got.as_array().expect("answers") {
         // The driver reports the server's RESOURCE_EXHAUSTED in its message.
         let message = refused["message"].as_str().unwrap_or_default();
         assert!(

@@ -4,9 +4,6 @@
 //! process — write its own DynamoDB tables, and the usage ledger counts
 //! the items and write capacity.
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use dynamo_testkit::local_client_as;
 use serde_json::{Value, json};
 
@@ -92,17 +89,11 @@ async fn a_client_allowed_to_write_writes_over_http_and_flight_sql() {
     assert!(answer.to_string().contains("already exists"), "{answer}");
 
     // Flight SQL through the ADBC driver, as a process.
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/flight/adbc_writes.py");
-    let out = Command::new(python())
-        .arg(&script)
-        .arg(format!("grpc://{flight_addr}"))
-        .arg(&f.acme_session)
-        .arg(&f.globex_session)
-        .output()
-        .expect("the ADBC client runs");
-    let printed = text(&out);
-    assert!(out.status.success(), "ADBC client failed:\n{printed}");
-    let got: Value = serde_json::from_slice(&out.stdout).expect("client prints JSON");
+    let (got, printed) = adbc_script(
+        "adbc_writes.py",
+        &flight_addr,
+        &[&f.acme_session, &f.globex_session],
+    );
     assert_eq!(got["insert"], json!([{"count": 2}]), "{got}");
     assert_eq!(got["update"], json!(1), "{got}");
     assert_eq!(got["delete"], json!(1), "{got}");
