@@ -14,6 +14,12 @@
 //! `scripts/soak.sh [--minutes M] [--workers W] [--only OPERATION]...`
 //! (default 30 minutes, 8 workers, every operation: `http-query`,
 //! `http-scan`, `http-sql`, `flight-sql`); `--smoke` (CI) runs 20 seconds.
+//!
+//! `--load` (`scripts/load.sh [--seconds S] [--workers W] [--only OP]...`):
+//! the same server, tenants and checked operations without faults, 10
+//! clients for 60 s by default; prints req/s, p50 and p99 per operation and
+//! the `sql` ÷ `query` p50 ratio (the same partition read both ways), and
+//! writes `benches/results/load.md`.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -47,20 +53,39 @@ struct Settings {
     workers: usize,
     items: usize,
     smoke: bool,
+    /// A load test: no faults, no memory checks, a shorter default run.
+    load: bool,
+    /// `serve --session-ttl-secs` (its default when `None`; 0 builds a SQL
+    /// session per request, as before sessions were kept).
+    session_ttl: Option<u64>,
     /// The operations run (`--only http-query` …, repeatable; all by default).
     operations: Vec<usize>,
 }
 
 fn settings() -> Result<Settings, BoxError> {
-    let mut minutes = 30.0f64;
-    let mut workers = 8;
+    let mut seconds: Option<f64> = None;
+    let mut workers: Option<usize> = None;
+    let mut load = false;
+    let mut session_ttl = None;
     let mut smoke = std::env::var("BENCH_SMOKE").is_ok_and(|v| v == "1");
     let mut only = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--minutes" => minutes = args.next().ok_or("--minutes needs a number")?.parse()?,
-            "--workers" => workers = args.next().ok_or("--workers needs a number")?.parse()?,
+            "--minutes" => {
+                let m: f64 = args.next().ok_or("--minutes needs a number")?.parse()?;
+                seconds = Some(m * 60.0);
+            }
+            "--seconds" => seconds = Some(args.next().ok_or("--seconds needs a number")?.parse()?),
+            "--workers" => workers = Some(args.next().ok_or("--workers needs a number")?.parse()?),
+            "--load" => load = true,
+            "--session-ttl-secs" => {
+                session_ttl = Some(
+                    args.next()
+                        .ok_or("--session-ttl-secs needs a number")?
+                        .parse()?,
+                )
+            }
             "--smoke" => smoke = true,
             "--only" => {
                 let name = args.next().ok_or("--only needs an operation")?;
@@ -82,20 +107,25 @@ fn settings() -> Result<Settings, BoxError> {
     } else {
         only
     };
+    let (default_seconds, default_workers) = if load { (60.0, 10) } else { (1_800.0, 8) };
     Ok(if smoke {
         Settings {
-            duration: Duration::from_secs(20),
+            duration: Duration::from_secs(if load { 10 } else { 20 }),
             workers: 4,
             items: 200,
             smoke,
+            load,
+            session_ttl,
             operations,
         }
     } else {
         Settings {
-            duration: Duration::from_secs_f64(minutes * 60.0),
-            workers: workers.max(1),
+            duration: Duration::from_secs_f64(seconds.unwrap_or(default_seconds)),
+            workers: workers.unwrap_or(default_workers).max(1),
             items: 1_000,
             smoke,
+            load,
+            session_ttl,
             operations,
         }
     })
@@ -345,12 +375,17 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn main() -> Result<(), BoxError> {
     let s = settings()?;
     let endpoint = dynamo_testkit::local_endpoint()?;
-    let faults = FaultConfig {
-        // 5 % of answers: half throttled, half a 500.
-        rates: [0.025, 0.025, 0.0, 0.0, 0.0, 0.0],
-        seed: 7,
-        ..FaultConfig::none()
+    let faults = if s.load {
+        FaultConfig::none()
+    } else {
+        FaultConfig {
+            // 5 % of answers: half throttled, half a 500.
+            rates: [0.025, 0.025, 0.0, 0.0, 0.0, 0.0],
+            seed: 7,
+            ..FaultConfig::none()
+        }
     };
+    let fault_text = if s.load { "no faults" } else { "5 % faults" };
     let proxy = FaultProxy::start(&endpoint, faults).await?;
     let dir = tempfile::tempdir()?;
     let (key_file, models) = tenants(dir.path(), &proxy.endpoint(), s.items).await?;
@@ -366,6 +401,11 @@ async fn main() -> Result<(), BoxError> {
             .args(["--master-key-file", &key_file, "serve", "--store"])
             .arg(dir.path().join("store.db"))
             .args(["--listen", &http_addr, "--flight-listen", &flight_addr])
+            .args(
+                s.session_ttl
+                    .map(|t| vec!["--session-ttl-secs".to_string(), t.to_string()])
+                    .unwrap_or_default(),
+            )
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("DYNAMO_CONNECTOR_LOG", "warn")
             .stdout(Stdio::null())
@@ -383,7 +423,8 @@ async fn main() -> Result<(), BoxError> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     eprintln!(
-        "soak: {} tenants × {} items, {} workers, {:.0} s, 5 % faults",
+        "{}: {} tenants × {} items, {} workers, {:.0} s, {fault_text}",
+        if s.load { "load" } else { "soak" },
         TENANTS.len(),
         s.items,
         s.workers,
@@ -481,23 +522,38 @@ async fn main() -> Result<(), BoxError> {
     let baseline = baseline.unwrap_or(end);
     let counts = proxy.counts();
 
+    let faulted = if s.load {
+        format!("no faults ({} DynamoDB requests)", counts.requests)
+    } else {
+        format!(
+            "5 % of DynamoDB's answers throttled or 500 by the fault proxy ({} of {} requests)",
+            counts.total_faults(),
+            counts.requests
+        )
+    };
     let mut out = format!(
-        "Soak of `dynamo-connector serve` (HTTP + Flight SQL): {} tenants × {} items, {} workers, \
-         {:.0} s, 5 % of DynamoDB's answers throttled or 500 by the fault proxy \
-         ({} of {} requests).\n\n\
+        "{} of `dynamo-connector serve`{} (HTTP + Flight SQL): {} tenants × {} items, {} workers, \
+         {:.0} s, {faulted}.\n\n\
          | operation | requests | req/s | errors | wrong answers | p50 | p99 | max |\n\
          |---|---|---|---|---|---|---|---|\n",
+        if s.load { "Load" } else { "Soak" },
+        s.session_ttl
+            .map(|t| format!(" --session-ttl-secs {t}"))
+            .unwrap_or_default(),
         TENANTS.len(),
         s.items,
         s.workers,
         elapsed,
-        counts.total_faults(),
-        counts.requests
     );
     let (mut errors, mut wrong) = (Vec::new(), Vec::new());
-    for (op, tally) in OPERATIONS.iter().zip(tallies.iter()) {
+    let mut p50 = [Duration::ZERO; OPERATIONS.len()];
+    for (i, (op, tally)) in OPERATIONS.iter().zip(tallies.iter()).enumerate() {
         let mut tally = tally.lock().await;
+        if tally.latencies.is_empty() {
+            continue;
+        }
         tally.latencies.sort();
+        p50[i] = percentile(&tally.latencies, 0.5);
         let ms = |d: Duration| format!("{:.0} ms", d.as_secs_f64() * 1000.0);
         out.push_str(&format!(
             "| {op} | {} | {:.1} | {} | {} | {} | {} | {} |\n",
@@ -511,6 +567,13 @@ async fn main() -> Result<(), BoxError> {
         ));
         errors.extend(tally.errors.iter().take(3).map(|e| format!("{op}: {e}")));
         wrong.extend(tally.wrong.iter().take(3).map(|e| format!("{op}: {e}")));
+    }
+    // http sql (2) reads the partition that http query (0) reads.
+    if !p50[0].is_zero() && !p50[2].is_zero() {
+        out.push_str(&format!(
+            "\n`sql` p50 ÷ `query` p50 (the same partition read both ways): {:.2}×.\n",
+            p50[2].as_secs_f64() / p50[0].as_secs_f64()
+        ));
     }
     let ratio = end.0 as f64 / baseline.0.max(1) as f64;
     let fd_max = samples.iter().map(|s| s.1).max().unwrap_or(end.1);
@@ -526,13 +589,16 @@ async fn main() -> Result<(), BoxError> {
     ));
     println!("{out}");
     if !s.smoke {
-        write_result("soak.md", &out)?;
+        write_result(if s.load { "load.md" } else { "soak.md" }, &out)?;
     }
     for line in errors.iter().chain(&wrong) {
         eprintln!("  {line}");
     }
     if !errors.is_empty() || !wrong.is_empty() {
         return Err("errors or wrong answers under load (above)".into());
+    }
+    if s.load {
+        return Ok(());
     }
     if s.duration >= Duration::from_secs(600) && ratio > 1.2 {
         return Err(format!("RSS grew {ratio:.2}× from minute 5 to the end").into());

@@ -4,20 +4,17 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use aws_sdk_dynamodb::Client;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::json::writer::{JsonArray, WriterBuilder};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::context::SQLOptions;
-use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use datafusion::prelude::{DataFrame, SessionContext};
 use dynamo_datafusion::exec::ReadStats;
 use dynamo_datafusion::run::{ResultSink, RunOptions, run_statement};
 use dynamo_datafusion::schema::SchemaCache;
-use dynamo_datafusion::session::dynamo_session_with_cache;
 use dynamo_datafusion::statement::parse_statement;
 use dynamo_datafusion::write::WriteStats;
-use dynamo_datafusion::{DynamoConfig, TableOptions};
 use serde_json::{Map, Value, json};
 
 use crate::attempts::AuthAttempts;
@@ -25,6 +22,7 @@ use crate::error::{ConnectorError, ErrorCode, Result, sql_error};
 use crate::metrics::Metrics;
 use crate::request::{ConnectorRequest, Inputs, Limits, ReadOperation, parse_request};
 use crate::secret::Secret;
+use crate::sessions::{DEFAULT_SESSION_TTL, SessionPool};
 use crate::tenant::{
     ClientResolver, MirrorConfig, MirrorStore, PasswordLogin, ResolvedClient, SchemaStore,
     WriteAccess,
@@ -56,6 +54,7 @@ pub struct Connector {
     usage: Option<Arc<UsageRecorder>>,
     metrics: Option<Arc<Metrics>>,
     attempts: Option<Arc<AuthAttempts>>,
+    sessions: SessionPool,
 }
 
 impl Connector {
@@ -71,6 +70,7 @@ impl Connector {
             usage: None,
             metrics: None,
             attempts: None,
+            sessions: SessionPool::new(DEFAULT_SESSION_TTL),
         }
     }
 
@@ -208,6 +208,26 @@ impl Connector {
         })
     }
 
+    /// Keeps each client's SQL session for `ttl` between requests (60 s by
+    /// default; zero builds one per request): its tables are listed and
+    /// described once, so a `sql` request or a Flight SQL call pays for its
+    /// reads only. A session is built again when the client's credentials,
+    /// service or mirrors change, after a statement of the client fails, and
+    /// after `ttl` — the longest a table created, deleted or altered (an
+    /// index, its TTL) may go unseen.
+    ///
+    /// ```no_run
+    /// # fn demo(connector: dynamo_connector::Connector) -> dynamo_connector::Connector {
+    /// use std::time::Duration;
+    /// // Tables change often here: see them within 10 s.
+    /// connector.with_session_ttl(Duration::from_secs(10))
+    /// # }
+    /// ```
+    pub fn with_session_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.sessions = SessionPool::new(ttl);
+        self
+    }
+
     /// Keeps each client's inferred table schemas in `schemas`: a later
     /// `sql` request over the same table samples nothing, and a column that
     /// widened stays widened.
@@ -237,9 +257,7 @@ impl Connector {
     /// ```
     pub async fn sql_session(&self, session_token: Option<&str>) -> Result<SqlSession> {
         let resolved = self.authenticate(session_token).await?;
-        let cache = self.schema_cache(&resolved.client_id);
-        let mirrors = self.mirrors_of(&resolved.client_id)?;
-        let ctx = sql_context(&resolved.client, cache, None, &mirrors).await?;
+        let ctx = self.session_of(&resolved, None).await?;
         let may_write = self.may_write(&resolved.client_id)?;
         Ok(SqlSession {
             client_id: resolved.client_id,
@@ -302,25 +320,7 @@ impl Connector {
             self.observe(operation, Some(client), &[], Some((&table, &e)), start);
             return Err(e);
         }
-        let cache = self.schema_cache(client);
-        let mirrors = match self.mirrors_of(client) {
-            Ok(m) => m,
-            Err(e) => {
-                self.observe(operation, Some(client), &[], Some((&table, &e)), start);
-                return Err(e);
-            }
-        };
-        let may_write = match &request.inputs {
-            Inputs::Sql(_) => match self.may_write(client) {
-                Ok(m) => m,
-                Err(e) => {
-                    self.observe(operation, Some(client), &[], Some((&table, &e)), start);
-                    return Err(e);
-                }
-            },
-            Inputs::Read(_) => false,
-        };
-        match run(&resolved, request, cache, &mirrors, may_write).await {
+        match self.run(&resolved, request).await {
             Ok((response, tables)) => {
                 self.observe(operation, Some(client), &tables, None, start);
                 Ok(response)
@@ -420,36 +420,57 @@ pub(crate) fn plan_usage(
 /// it read before failing.
 type Served = std::result::Result<(Value, Vec<TableUsage>), (ConnectorError, Vec<TableUsage>)>;
 
-async fn run(
-    resolved: &ResolvedClient,
-    request: ConnectorRequest,
-    cache: Option<Arc<dyn SchemaCache>>,
-    mirrors: &[MirrorConfig],
-    may_write: bool,
-) -> Served {
-    match request.inputs {
-        Inputs::Read(read) => {
-            let response = crate::read::run_read(&resolved.client, &read, request.limits)
-                .await
-                .map_err(|e| (e, Vec::new()))?;
-            let usage = read_usage(&read.table_name, &response);
-            Ok((response, vec![usage]))
+impl Connector {
+    /// Runs a validated request of `resolved`'s client.
+    async fn run(&self, resolved: &ResolvedClient, request: ConnectorRequest) -> Served {
+        let nothing = |e: ConnectorError| (e, Vec::new());
+        let client_id = resolved.client_id.as_str();
+        match request.inputs {
+            Inputs::Read(read) => {
+                let response = crate::read::run_read(&resolved.client, &read, request.limits)
+                    .await
+                    .map_err(nothing)?;
+                let usage = read_usage(&read.table_name, &response);
+                Ok((response, vec![usage]))
+            }
+            Inputs::Sql(sql) => {
+                let access = Access {
+                    client_id,
+                    may_write: self.may_write(client_id).map_err(nothing)?,
+                };
+                let ctx = self
+                    .session_of(resolved, request.limits.max_capacity)
+                    .await
+                    .map_err(nothing)?;
+                let served = run_sql(&ctx, &sql, request.limits, access).await;
+                if served.is_err() {
+                    // A kept description may be what failed (a table
+                    // deleted or altered): the next request describes again.
+                    self.sessions.forget(client_id);
+                }
+                served
+            }
         }
-        Inputs::Sql(sql) => {
-            let access = Access {
-                client_id: &resolved.client_id,
-                may_write,
-            };
-            run_sql(
-                &resolved.client,
-                &sql,
-                request.limits,
-                cache,
-                mirrors,
-                access,
-            )
+    }
+
+    /// `resolved`'s SQL session (kept between requests), its statements
+    /// bounded by `max_rcu` when set.
+    async fn session_of(
+        &self,
+        resolved: &ResolvedClient,
+        max_rcu: Option<f64>,
+    ) -> Result<SessionContext> {
+        let cache = self.schema_cache(&resolved.client_id);
+        let mirrors = self.mirrors_of(&resolved.client_id)?;
+        self.sessions
+            .session(resolved, cache, &mirrors, max_rcu)
             .await
-        }
+    }
+
+    /// Drops `client_id`'s kept SQL session after a statement of it failed
+    /// (see [`Connector::with_session_ttl`]).
+    pub(crate) fn forget_session(&self, client_id: &str) {
+        self.sessions.forget(client_id);
     }
 }
 
@@ -572,83 +593,8 @@ impl Access<'_> {
     }
 }
 
-/// A session over `client`'s tables, with its stored schemas, a
-/// read-capacity ceiling per statement when `max_rcu` is set, and the
-/// tables of `mirrors` answered from their mirrors.
-async fn sql_context(
-    client: &Client,
-    cache: Option<Arc<dyn SchemaCache>>,
-    max_rcu: Option<f64>,
-    mirrors: &[MirrorConfig],
-) -> Result<SessionContext> {
-    let mut settings = DynamoConfig::default();
-    settings.max_rcu = max_rcu;
-    // A request's capacity ceiling bounds its writes too.
-    settings.max_wcu = max_rcu;
-    let ctx = dynamo_session_with_cache(
-        client.clone(),
-        SessionConfig::new().with_option_extension(settings),
-        TableOptions::default(),
-        cache,
-    )
-    .await
-    .map_err(sql_error)?;
-    for config in mirrors {
-        let provider = mirrored_table(client, config).await?;
-        // As named: DynamoDB table names are case-sensitive.
-        let name = datafusion::common::TableReference::bare(config.table.as_str());
-        ctx.register_table(name, provider).map_err(sql_error)?;
-    }
-    Ok(ctx)
-}
-
-/// The table `config` names, answered from its mirror; the live reads it
-/// may make (catching up, or reading live) use `client`.
-async fn mirrored_table(
-    client: &Client,
-    config: &MirrorConfig,
-) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
-    let unavailable = |e: dynamo_mirror::MirrorError| match e {
-        dynamo_mirror::MirrorError::Dynamo(e) => crate::error::provider_error(&e),
-        other => ConnectorError::new(
-            ErrorCode::MirrorUnavailable,
-            format!("table '{}': {other}", config.table),
-        ),
-    };
-    let mirror = dynamo_mirror::Mirror::open_for(&config.path, &config.table)
-        .await
-        .map_err(unavailable)?;
-    let on_stale = config.on_stale.parse().map_err(|e: String| {
-        ConnectorError::new(
-            ErrorCode::MirrorUnavailable,
-            format!("table '{}': on_stale {e}", config.table),
-        )
-    })?;
-    let freshness = dynamo_mirror::Freshness {
-        max_staleness: std::time::Duration::from_millis(config.max_staleness_ms),
-        on_stale,
-    };
-    let live = mirror
-        .live_provider(client.clone())
-        .await
-        .map_err(unavailable)?;
-    Ok(Arc::new(dynamo_mirror::MirrorTableProvider::new(
-        live, &mirror, freshness,
-    )))
-}
-
-async fn run_sql(
-    client: &Client,
-    sql: &str,
-    limits: Limits,
-    cache: Option<Arc<dyn SchemaCache>>,
-    mirrors: &[MirrorConfig],
-    access: Access<'_>,
-) -> Served {
+async fn run_sql(ctx: &SessionContext, sql: &str, limits: Limits, access: Access<'_>) -> Served {
     let nothing = |e: ConnectorError| (e, Vec::new());
-    let ctx = sql_context(client, cache, limits.max_capacity, mirrors)
-        .await
-        .map_err(nothing)?;
     let statement = parse_statement(&ctx.state(), sql).map_err(|e| nothing(sql_error(e)))?;
     let options =
         RunOptions::default().with_sql_options(access.options_for(&statement).map_err(nothing)?);
@@ -660,7 +606,7 @@ async fn run_sql(
         truncated: false,
         plan: None,
     };
-    let outcome = match run_statement(&ctx, &statement, &options, &mut sink).await {
+    let outcome = match run_statement(ctx, &statement, &options, &mut sink).await {
         Ok(outcome) => outcome,
         // The reads that ran before the failure, from the plan that ran.
         Err(e) => {

@@ -327,6 +327,9 @@ impl Drop for ObservedStream {
             .get_mut()
             .unwrap_or_else(|p| p.into_inner())
             .take();
+        if error.is_some() {
+            self.connector.forget_session(&self.client);
+        }
         self.connector.observe(
             OPERATION,
             Some(&self.client),
@@ -425,7 +428,10 @@ impl DynamoFlightSql {
     /// itself was refused.
     fn failed(&self, client: Option<&str>, e: ConnectorError, start: Instant) -> Status {
         match client {
-            Some(client) => log::warn!("client '{client}': {e}"),
+            Some(client) => {
+                log::warn!("client '{client}': {e}");
+                self.connector.forget_session(client);
+            }
             None => log::warn!("flight sql: {e}"),
         }
         self.connector

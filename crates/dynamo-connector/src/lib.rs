@@ -29,6 +29,7 @@ mod metrics;
 mod read;
 mod request;
 mod secret;
+mod sessions;
 mod store;
 mod tenant;
 mod usage;
@@ -44,12 +45,13 @@ pub use request::{
     parse_request,
 };
 pub use secret::{MASTER_KEY_ENV, MasterKey, Secret};
+pub use sessions::DEFAULT_SESSION_TTL;
 pub use store::{MIN_PASSWORD_CHARS, SessionInfo, SqliteStore};
 pub use tenant::{
     ChainResolver, ClientResolver, CredentialCipher, CredentialStore, Credentials,
     DYNAMODB_SERVICE, DynamoService, MasterKeyCipher, MirrorConfig, MirrorStore, PasswordLogin,
     ResolvedClient, SchemaStore, ServiceDirectory, Session, SessionAuthenticator, TenantResolver,
-    WriteAccess, build_client,
+    WriteAccess, build_client, next_generation,
 };
 pub use usage::{
     Clock, SystemClock, TableUsage, UsageFilter, UsageFormat, UsageRecorder, UsageRow, UsageStore,

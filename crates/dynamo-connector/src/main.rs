@@ -94,6 +94,12 @@ enum Command {
         #[arg(long, value_name = "SECS", default_value_t = 60,
               value_parser = clap::value_parser!(u64).range(1..))]
         auth_window_secs: u64,
+        /// Seconds each client's SQL session (its tables listed and
+        /// described) is kept between `sql` requests and Flight SQL calls:
+        /// the longest a table created, deleted or altered may go unseen.
+        /// 0 builds a session per request.
+        #[arg(long, value_name = "SECS", default_value_t = dynamo_connector::DEFAULT_SESSION_TTL.as_secs())]
+        session_ttl_secs: u64,
     },
 }
 
@@ -686,6 +692,7 @@ async fn run(cli: Cli) -> Result<(), ConnectorError> {
             usage_flush_ms,
             auth_failures,
             auth_window_secs,
+            session_ttl_secs,
         } => {
             let connector = Arc::new(
                 connector(
@@ -694,6 +701,7 @@ async fn run(cli: Cli) -> Result<(), ConnectorError> {
                     std::time::Duration::from_millis(usage_flush_ms),
                 )?
                 .with_metrics(Arc::new(Metrics::new()))
+                .with_session_ttl(std::time::Duration::from_secs(session_ttl_secs))
                 .with_auth_attempts(Arc::new(
                     dynamo_connector::AuthAttempts::new(
                         auth_failures,

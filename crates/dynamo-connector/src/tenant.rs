@@ -172,6 +172,26 @@ pub struct ResolvedClient {
     pub user: Option<String>,
     /// The SDK client with the tenant's credentials.
     pub client: Client,
+    /// Which build of the client this is: resolutions of one client id that
+    /// answer the same `Some(generation)` hand out the same client (same
+    /// service, same credentials), so what was built over one — the
+    /// connector's SQL session, its tables described — may serve the
+    /// other. A new generation whenever the client is rebuilt; `None` (a
+    /// resolver that cannot tell) reuses nothing.
+    pub generation: Option<u64>,
+}
+
+/// A number no client built in this process had before (see
+/// [`ResolvedClient::generation`]): for a custom [`ClientResolver`] to
+/// stamp each client it builds.
+///
+/// ```
+/// let (a, b) = (dynamo_connector::next_generation(), dynamo_connector::next_generation());
+/// assert_ne!(a, b);
+/// ```
+pub fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Turns a caller's session token into a DynamoDB client.
@@ -221,6 +241,7 @@ pub trait SchemaStore: Send + Sync {
 struct CachedClient {
     fingerprint: [u8; 32],
     client: Client,
+    generation: u64,
     created: Instant,
 }
 
@@ -327,6 +348,7 @@ impl ClientResolver for TenantResolver {
                     client_id: session.client_id,
                     user: session.user,
                     client: c.client.clone(),
+                    generation: Some(c.generation),
                 });
             }
         }
@@ -344,11 +366,13 @@ impl ClientResolver for TenantResolver {
                 .map(|u| format!(" at {u}"))
                 .unwrap_or_default()
         );
+        let generation = next_generation();
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(
             session.client_id.clone(),
             CachedClient {
                 fingerprint: print,
                 client: client.clone(),
+                generation,
                 created: Instant::now(),
             },
         );
@@ -356,6 +380,7 @@ impl ClientResolver for TenantResolver {
             client_id: session.client_id,
             user: session.user,
             client,
+            generation: Some(generation),
         })
     }
 }
@@ -403,12 +428,16 @@ pub async fn build_client(service: &DynamoService, credentials: Credentials) -> 
 #[derive(Debug, Clone)]
 pub struct ChainResolver {
     client: Client,
+    generation: u64,
 }
 
 impl ChainResolver {
     /// Uses `client` for everyone.
     pub fn new(client: Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            generation: next_generation(),
+        }
     }
 }
 
@@ -419,6 +448,7 @@ impl ClientResolver for ChainResolver {
             client_id: "default".into(),
             user: None,
             client: self.client.clone(),
+            generation: Some(self.generation),
         })
     }
 }

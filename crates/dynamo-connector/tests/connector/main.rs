@@ -11,6 +11,7 @@ mod http;
 mod mirrors;
 mod readme;
 mod reads;
+mod sessions;
 mod sql;
 mod tenancy;
 mod usage;
