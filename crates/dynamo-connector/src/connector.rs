@@ -263,6 +263,7 @@ impl Connector {
             client_id: resolved.client_id,
             user: resolved.user,
             may_write,
+            generation: resolved.generation,
             ctx,
         })
     }
@@ -483,6 +484,7 @@ pub struct SqlSession {
     pub user: Option<String>,
     /// The client may write (INSERT, REPLACE, UPDATE, DELETE).
     pub may_write: bool,
+    generation: Option<u64>,
     ctx: SessionContext,
 }
 
@@ -515,6 +517,18 @@ impl SqlSession {
             .map_err(sql_error)?;
         options.verify_plan(&plan).map_err(sql_error)?;
         self.ctx.execute_logical_plan(plan).await.map_err(sql_error)
+    }
+
+    /// What a plan of `sql` in this session is kept under between the
+    /// call that describes it and the call that runs it; `None` when the
+    /// client cannot say which build of it this is.
+    pub(crate) fn plan_key(&self, sql: &str) -> Option<crate::planned::PlanKey> {
+        Some(crate::planned::PlanKey {
+            client_id: self.client_id.clone(),
+            generation: self.generation?,
+            may_write: self.may_write,
+            sql: sql.to_string(),
+        })
     }
 
     fn access(&self) -> Access<'_> {

@@ -65,6 +65,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::attempts::AuthAttempts;
 use crate::connector::{Connector, SQL_TABLE, SqlSession, plan_usage};
 use crate::error::{ConnectorError, ErrorCode, sql_error};
+use crate::planned::PlannedStatements;
 use crate::secret::Secret;
 use base64::Engine as _;
 
@@ -106,6 +107,8 @@ static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
 #[derive(Clone)]
 pub struct DynamoFlightSql {
     connector: Arc<Connector>,
+    /// Statements planned by GetFlightInfo, for the DoGet that runs them.
+    planned: Arc<PlannedStatements>,
 }
 
 impl std::fmt::Debug for DynamoFlightSql {
@@ -375,7 +378,10 @@ fn log_call(client_id: &str, user: Option<&str>) {
 impl DynamoFlightSql {
     /// The service of `connector`.
     pub fn new(connector: Arc<Connector>) -> Self {
-        Self { connector }
+        Self {
+            connector,
+            planned: Arc::default(),
+        }
     }
 
     /// The gRPC service, to add to a tonic server.
@@ -465,7 +471,11 @@ impl DynamoFlightSql {
             .plan(sql)
             .await
             .map_err(|e| self.failed(Some(&session.client_id), e, start))?;
-        Ok(frame.schema().as_arrow().clone())
+        let schema = frame.schema().as_arrow().clone();
+        if let Some(key) = session.plan_key(sql) {
+            self.planned.keep(key, frame);
+        }
+        Ok(schema)
     }
 
     /// Runs `sql` in the caller's session, streaming its batches; the
@@ -482,7 +492,12 @@ impl DynamoFlightSql {
         let client = session.client_id.clone();
         let failed = |e: ConnectorError| self.failed(Some(&client), e, start);
         connector.check_quota(&client).map_err(failed)?;
-        let frame = session.plan(sql).await.map_err(failed)?;
+        // Planned already when the client asked for the statement's info.
+        let kept = session.plan_key(sql).and_then(|k| self.planned.take(&k));
+        let frame = match kept {
+            Some(frame) => frame,
+            None => session.plan(sql).await.map_err(failed)?,
+        };
         let schema = Arc::new(frame.schema().as_arrow().clone());
         let task = Arc::new(frame.task_ctx());
         let plan = frame

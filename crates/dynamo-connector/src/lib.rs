@@ -26,6 +26,7 @@ pub mod fuzzing;
 pub mod http;
 mod ingest;
 mod metrics;
+mod planned;
 mod read;
 mod request;
 mod secret;
