@@ -8,6 +8,9 @@
 //! 4. (`latency`) a 1M-item `SELECT count(*)` at 0, 20, 100 and 300 ms per
 //!    request, default settings vs one segment per partition: time ÷ the
 //!    0 ms time, items/s, requests in flight reached, peak RSS;
+//!    (`sweep`) the same read, default settings against every hand-tuned
+//!    configuration of segments × `max_concurrency` × initial concurrency
+//!    at each latency: the best one, and default ÷ best;
 //! 5. (`fanout`) at 100 ms per request, a Query fan-out (`pk IN` 200
 //!    values) and a BatchGetItem of 1,000 keys: time ÷ (latency × the
 //!    fewest round trips);
@@ -32,7 +35,7 @@
 //! other benches; segment `s` of `t` holds the items with index ≡ s (mod t).
 //!
 //! `cargo bench --bench replay` (release) or `scripts/bench.sh replay`; `--smoke` for CI;
-//! `--only latency` / `--only fanout` / `--only cluster` / `--only joins` for one part (the
+//! `--only latency` / `--only sweep` / `--only fanout` / `--only cluster` / `--only joins` for one part (the
 //! cluster part needs the `dynamo-ballista` binary built beside it).
 
 #[path = "support/mod.rs"]
@@ -367,7 +370,22 @@ async fn latency_session(client: &Client, mode: &str) -> Result<SessionContext, 
     match mode {
         "old" => builder = builder.segments(config.target_partitions() as u32),
         "wide" => builder = builder.max_concurrency(WIDE),
-        _ => {}
+        "default" => {}
+        // A hand-tuned configuration: `segments=S,max=M,initial=I`.
+        tuned => {
+            for setting in tuned.split(',') {
+                let (key, value) = setting
+                    .split_once('=')
+                    .ok_or(format!("'{setting}' is not key=value"))?;
+                let n: usize = value.parse()?;
+                builder = match key {
+                    "segments" => builder.segments(n as u32),
+                    "max" => builder.max_concurrency(n),
+                    "initial" => builder.initial_concurrency(n),
+                    other => return Err(format!("no setting '{other}'").into()),
+                };
+            }
+        }
     }
     let ctx = SessionContext::new_with_config(config);
     ctx.register_table("t", Arc::new(builder.build().await?))?;
@@ -489,6 +507,82 @@ fn latency_table(items: usize, latencies: &[u64], runs: usize) -> Result<(), Box
             old.secs / b_old,
         );
     }
+    Ok(())
+}
+
+/// The hand-tuned configurations of the sweep: segments × most requests in
+/// flight × requests in flight at the start.
+fn sweep_configs(segments: u64) -> Vec<String> {
+    let mut configs = Vec::new();
+    for s in [segments / 2, segments, segments * 2] {
+        for max in [64, 256, 512] {
+            for initial in [16, max] {
+                configs.push(format!("segments={s},max={max},initial={initial}"));
+            }
+        }
+    }
+    configs
+}
+
+/// 4b. The default settings against every hand-tuned configuration of the
+/// sweep at each latency: the best one's time, and default ÷ best.
+fn sweep_table(items: usize, latencies: &[u64], runs: usize) -> Result<(), BoxError> {
+    let replay = Replay::start(items, 0)?;
+    // One segment per 1 MB page of the table's size, as the provider chooses.
+    let auto_segments = ((items * ITEM_BYTES) as u64).div_ceil(1 << 20);
+    let configs = sweep_configs(auto_segments);
+    println!(
+        "\n#### Defaults vs hand tuning: `SELECT count(*)` of {items} items ({auto_segments} \
+         segments by default), median of {runs} runs each in its own process\n"
+    );
+    let mut summary = vec![
+        "| latency | default: time | in flight reached | peak RSS | best hand-tuned | its time | in flight | peak RSS | default ÷ best |".to_string(),
+        "|---|---|---|---|---|---|---|---|---|".to_string(),
+    ];
+    let mut sweep = vec![format!(
+        "| configuration | {} |",
+        latencies
+            .iter()
+            .map(|ms| format!("{ms} ms"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    )];
+    sweep.push(format!("|---|{}", "---|".repeat(latencies.len())));
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
+    for &ms in latencies {
+        let endpoint = format!("{}/{ms}", replay.endpoint);
+        let default = latency_run(&endpoint, items, "default", runs)?;
+        let mut best: Option<(usize, LatencyRun)> = None;
+        for (i, config) in configs.iter().enumerate() {
+            let run = latency_run(&endpoint, items, config, runs)?;
+            times[i].push(run.secs);
+            if best.as_ref().is_none_or(|(_, b)| run.secs < b.secs) {
+                best = Some((i, run));
+            }
+        }
+        let (i, b) = best.ok_or("no configuration")?;
+        summary.push(format!(
+            "| {ms} ms | {:.2} s | {} | {:.0} MiB | `{}` | {:.2} s | {} | {:.0} MiB | {:.2}× |",
+            default.secs,
+            default.in_flight,
+            default.rss_kib as f64 / 1024.0,
+            configs[i],
+            b.secs,
+            b.in_flight,
+            b.rss_kib as f64 / 1024.0,
+            default.secs / b.secs
+        ));
+    }
+    for (config, t) in configs.iter().zip(&times) {
+        sweep.push(format!(
+            "| `{config}` | {} |",
+            t.iter()
+                .map(|s| format!("{s:.2} s"))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        ));
+    }
+    println!("{}\n\n{}", summary.join("\n"), sweep.join("\n"));
     Ok(())
 }
 
@@ -749,6 +843,14 @@ async fn main() -> Result<(), BoxError> {
             };
             return latency_table(items, latencies, args.runs.min(3));
         }
+        Some("sweep") => {
+            let (items, latencies): (usize, &[u64]) = if args.smoke {
+                (n, &[0, 20])
+            } else {
+                (1_000_000, &[0, 20, 100, 300])
+            };
+            return sweep_table(items, latencies, args.runs.min(3));
+        }
         Some("fanout") => return fanout_table(n.max(20_000), args.runs).await,
         Some("cluster") => {
             let (items, latencies): (usize, &[u64]) = if args.smoke {
@@ -763,7 +865,9 @@ async fn main() -> Result<(), BoxError> {
             return join_table(n, latencies, args.runs).await;
         }
         Some(other) => {
-            return Err(format!("no part '{other}': latency, fanout, cluster or joins").into());
+            return Err(
+                format!("no part '{other}': latency, sweep, fanout, cluster or joins").into(),
+            );
         }
         None => {}
     }

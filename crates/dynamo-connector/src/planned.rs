@@ -90,10 +90,7 @@ mod tests {
     }
 
     async fn frame() -> DataFrame {
-        SessionContext::new()
-            .sql("SELECT 1")
-            .await
-            .expect("plans")
+        SessionContext::new().sql("SELECT 1").await.expect("plans")
     }
 
     #[tokio::test]
@@ -134,7 +131,14 @@ mod tests {
             );
         }
         assert_eq!(plans.lock().len(), MAX_PLANS);
-        assert!(plans.lock().contains_key(&key(&format!("SELECT {}", MAX_PLANS + 9))));
-        assert!(!plans.lock().contains_key(&key("SELECT 0")), "the oldest went");
+        assert!(
+            plans
+                .lock()
+                .contains_key(&key(&format!("SELECT {}", MAX_PLANS + 9)))
+        );
+        assert!(
+            !plans.lock().contains_key(&key("SELECT 0")),
+            "the oldest went"
+        );
     }
 }

@@ -37,6 +37,10 @@ pub struct TableOptions {
     /// Most requests one scan keeps in flight, over all its partitions
     /// (the adaptive limit grows up to it while throughput grows).
     pub max_concurrency: usize,
+    /// Requests one scan starts with in flight; `None` chooses: every unit
+    /// of the read (up to `max_concurrency`) for an on-demand table, what
+    /// one second of a provisioned table's read capacity pays for.
+    pub initial_concurrency: Option<usize>,
     /// Column types that replace the inferred ones (and add unsampled attributes).
     #[serde(skip)]
     pub column_types: Vec<(String, ColumnType)>,
@@ -87,6 +91,7 @@ impl Default for TableOptions {
             page_size: None,
             segments: None,
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            initial_concurrency: None,
             column_types: Vec::new(),
             pushdown: true,
             index: IndexPolicy::Auto,
@@ -112,6 +117,7 @@ pub const OPTION_KEYS: &[&str] = &[
     "page_size",
     "segments",
     "max_concurrency",
+    "initial_concurrency",
     "column_types",
     "pushdown",
     "index",
@@ -189,6 +195,17 @@ impl TableOptions {
                         .ok()
                         .filter(|n| (1..=10_000).contains(n))
                         .ok_or_else(|| invalid(format!("'{value}' is not between 1 and 10000")))?
+                }
+                "initial_concurrency" => {
+                    opts.initial_concurrency = Some(
+                        value
+                            .parse::<usize>()
+                            .ok()
+                            .filter(|n| (1..=10_000).contains(n))
+                            .ok_or_else(|| {
+                                invalid(format!("'{value}' is not between 1 and 10000"))
+                            })?,
+                    )
                 }
                 "column_types" => opts
                     .column_types

@@ -187,6 +187,15 @@ impl DynamoTableProviderBuilder {
         self
     }
 
+    /// Requests one scan starts with in flight, instead of the automatic
+    /// start (every unit of the read for an on-demand table, what one
+    /// second of a provisioned table's capacity pays for); at most
+    /// `max_concurrency`.
+    pub fn initial_concurrency(mut self, n: usize) -> Self {
+        self.options.initial_concurrency = Some(n.max(1));
+        self
+    }
+
     /// Limits each query's reads to `rcu_per_second` read capacity units per
     /// second, shared by its segments.
     pub fn read_capacity(mut self, rcu_per_second: f64) -> Self {
@@ -592,6 +601,19 @@ impl DynamoTableProvider {
     /// the table (DynamoDB's page size: never more segments than pages), at
     /// most [`MAX_AUTO_SEGMENTS`]. They are units of I/O, not partitions:
     /// a partition reads its segments concurrently.
+    /// Pages one second of the table's provisioned read capacity pays for
+    /// (`None` for an on-demand table), pages of the size its segments read.
+    fn capacity_pages(&self) -> Option<usize> {
+        let rcu = self.meta.provisioned_read_capacity?;
+        let page_bytes = (self.meta.size_bytes / u64::from(self.scan_segments()).max(1))
+            .clamp(4_096, BYTES_PER_SEGMENT);
+        Some(crate::read::concurrency::capacity_pages(
+            rcu,
+            page_bytes,
+            self.options.consistent_read,
+        ))
+    }
+
     fn scan_segments(&self) -> u32 {
         if let Some(n) = self.options.segments {
             return n;
@@ -877,6 +899,8 @@ impl DynamoTableProvider {
             max_concurrency: session
                 .max_concurrency
                 .unwrap_or(self.options.max_concurrency),
+            initial_concurrency: self.options.initial_concurrency,
+            capacity_pages: self.capacity_pages(),
             max_rcu: lower(session.max_rcu, self.options.max_rcu),
             max_rcu_by_table: self
                 .options

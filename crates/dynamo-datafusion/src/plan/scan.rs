@@ -86,6 +86,12 @@ pub(crate) struct ReadOptions {
     pub(crate) read_capacity: Option<f64>,
     /// Most requests the whole scan keeps in flight.
     pub(crate) max_concurrency: usize,
+    /// Requests in flight when the scan starts, when set by hand (otherwise
+    /// [`initial_limit`](crate::read::concurrency::initial_limit)).
+    pub(crate) initial_concurrency: Option<usize>,
+    /// Pages one second of the table's provisioned read capacity pays for
+    /// (`None`: on-demand), bounding the automatic initial concurrency.
+    pub(crate) capacity_pages: Option<usize>,
     /// Read capacity units a query may consume at most, if capped.
     pub(crate) max_rcu: Option<f64>,
     /// The cap is the table option's (lower than the session's, or the only
@@ -269,6 +275,9 @@ pub struct ScanPlan {
     pub(crate) read_capacity: Option<f64>,
     /// Most requests the scan keeps in flight (over all its partitions).
     pub(crate) max_concurrency: usize,
+    /// Requests in flight when the scan starts (the adaptive limit's start).
+    #[serde(default = "initial_concurrency_default")]
+    pub(crate) initial_concurrency: usize,
     /// What the estimate is made from (`None`: not estimated).
     #[serde(default)]
     pub(crate) cost: Option<CostModel>,
@@ -294,6 +303,11 @@ pub struct ScanPlan {
     pub(crate) expiry: Option<Expiry>,
 }
 
+/// The initial concurrency of plans serialized before it was part of them.
+fn initial_concurrency_default() -> usize {
+    crate::read::concurrency::INITIAL_LIMIT
+}
+
 impl Default for ReadOptions {
     fn default() -> Self {
         Self {
@@ -304,6 +318,8 @@ impl Default for ReadOptions {
             retry: RetryPolicy::default(),
             read_capacity: None,
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            initial_concurrency: None,
+            capacity_pages: None,
             max_rcu: None,
             max_rcu_by_table: false,
             price_per_million_rru: DEFAULT_PRICE_PER_MILLION_RRU,
@@ -387,9 +403,18 @@ impl ScanPlan {
             (Operation::Scan, _, _) => options.segments.max(1),
             _ => 1,
         };
+        let partitions = access.partitions(segments, options.max_partitions);
+        let max_concurrency = options.max_concurrency.max(1);
+        let units = partitions.iter().map(Vec::len).sum();
+        let initial_concurrency = options
+            .initial_concurrency
+            .unwrap_or_else(|| {
+                crate::read::concurrency::initial_limit(units, options.capacity_pages)
+            })
+            .clamp(1, max_concurrency);
         Ok(Self {
             table: meta.name.clone(),
-            partitions: access.partitions(segments, options.max_partitions),
+            partitions,
             limit: if residual.is_empty() { limit } else { None },
             access,
             output,
@@ -401,7 +426,8 @@ impl ScanPlan {
             scan_forward: true,
             retry: options.retry.clone(),
             read_capacity: options.read_capacity,
-            max_concurrency: options.max_concurrency.max(1),
+            max_concurrency,
+            initial_concurrency,
             cost: None,
             max_rcu: options.max_rcu,
             max_rcu_by_table: options.max_rcu_by_table,
@@ -534,6 +560,7 @@ impl ScanPlan {
             retry: RetryPolicy::default(),
             read_capacity: None,
             max_concurrency: segments.max(1) as usize,
+            initial_concurrency: segments.max(1) as usize,
             cost: None,
             max_rcu: None,
             max_rcu_by_table: false,

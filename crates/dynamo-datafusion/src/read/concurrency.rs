@@ -7,8 +7,11 @@
 //! requests in flight waits most of the time. The limit here is shared by
 //! every partition of a scan:
 //!
-//! - it starts at [`INITIAL_LIMIT`] and is measured by *rounds*: a round ends
-//!   when as many pages have arrived as the limit allowed in flight;
+//! - it starts at the read's initial limit ([`initial_limit`]: every unit
+//!   at once for an on-demand table, what one second of a provisioned
+//!   table's capacity pays for otherwise) and is measured by *rounds*: a
+//!   round ends when as many pages have arrived as the limit allowed in
+//!   flight;
 //! - while a round's items per second beat the best round so far by
 //!   [`GAIN`], the limit grows — doubling until the first round that does
 //!   not (slow start; that doubling is then undone), by one afterwards;
@@ -34,8 +37,29 @@ use std::time::Instant;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Requests in flight when a scan starts.
+/// Requests in flight when a scan starts, where nothing says more:
+/// plans made before the initial limit was part of them.
 pub(crate) const INITIAL_LIMIT: usize = 16;
+
+/// Requests in flight when a read of `units` units (segments, key
+/// queries) starts: all of them — an on-demand table needs no slow start
+/// below its per-partition limits, and a throttle still halves the limit —
+/// but, for a provisioned table, no more than the pages one second of its
+/// read capacity pays for (`capacity_pages`), so the first round does not
+/// spend more than the table provisions. At least one; the scan's
+/// `max_concurrency` bounds it too.
+pub(crate) fn initial_limit(units: usize, capacity_pages: Option<usize>) -> usize {
+    units.min(capacity_pages.unwrap_or(usize::MAX)).max(1)
+}
+
+/// Pages one second of `provisioned_rcu` read capacity units pays for, at
+/// `page_bytes` per page (one read capacity unit reads 4 KB strongly
+/// consistent, 8 KB eventually consistent); at least one.
+pub(crate) fn capacity_pages(provisioned_rcu: u64, page_bytes: u64, consistent: bool) -> usize {
+    let units_per_page =
+        page_bytes.div_ceil(4_096).max(1) as f64 * if consistent { 1.0 } else { 0.5 };
+    ((provisioned_rcu as f64 / units_per_page).floor() as usize).max(1)
+}
 /// How much faster a round must be than the best so far for the limit to grow.
 const GAIN: f64 = 1.10;
 
@@ -188,9 +212,9 @@ impl Drop for Permit {
 }
 
 impl Concurrency {
-    /// At most `max` requests in flight (at least one).
-    pub(crate) fn new(max: usize) -> Arc<Self> {
-        let controller = Controller::new(INITIAL_LIMIT, max, 0.0);
+    /// `initial` requests in flight at first, at most `max` (at least one).
+    pub(crate) fn new(initial: usize, max: usize) -> Arc<Self> {
+        let controller = Controller::new(initial, max, 0.0);
         Arc::new(Self {
             epoch: Instant::now(),
             semaphore: Arc::new(Semaphore::new(controller.limit())),
@@ -355,7 +379,7 @@ mod tests {
 
     #[tokio::test]
     async fn permits_follow_the_limit_both_ways() {
-        let c = Concurrency::new(64);
+        let c = Concurrency::new(INITIAL_LIMIT, 64);
         let held: Vec<Permit> =
             futures::future::join_all((0..INITIAL_LIMIT).map(|_| c.acquire())).await;
         assert_eq!(c.reached(), INITIAL_LIMIT);
@@ -380,5 +404,29 @@ mod tests {
         drop(third);
         drop(held);
         assert_eq!(c.semaphore.available_permits(), INITIAL_LIMIT / 2);
+    }
+
+    #[test]
+    fn a_read_starts_with_every_unit_unless_provisioned_capacity_pays_for_fewer() {
+        // On demand: every segment or key query at once.
+        assert_eq!(initial_limit(239, None), 239);
+        assert_eq!(initial_limit(0, None), 1);
+        // 1,000 RCU, 1 MB pages: 128 units each eventually consistent → 7.
+        let pages = capacity_pages(1_000, 1 << 20, false);
+        assert_eq!(pages, 7);
+        assert_eq!(initial_limit(239, Some(pages)), 7);
+        assert_eq!(
+            capacity_pages(1_000, 1 << 20, true),
+            3,
+            "consistent: 256 each"
+        );
+        assert_eq!(initial_limit(2, Some(pages)), 2);
+        // Tiny capacity still sends one request.
+        assert_eq!(capacity_pages(1, 1 << 20, false), 1);
+        assert_eq!(
+            capacity_pages(100, 100, false),
+            200,
+            "a 4 KB page costs half a unit"
+        );
     }
 }

@@ -403,7 +403,10 @@ impl Reader {
                 .read_capacity
                 .filter(|_| share > 0.0)
                 .map(|rate| Arc::new(CapacityLimiter::new(rate * share.min(1.0)))),
-            concurrency: Some(Concurrency::new(plan.max_concurrency)),
+            concurrency: Some(Concurrency::new(
+                plan.initial_concurrency,
+                plan.max_concurrency,
+            )),
             buffer: Some(Arc::new(tokio::sync::Semaphore::new(plan.max_concurrency))),
             items_as_json: true,
             ceiling: Ceiling::of_plan(plan, share),
