@@ -141,6 +141,19 @@ fn decode(c: &mut Criterion) {
         b.iter(|| black_box(black_box(&items).to_vec()))
     });
     group.finish();
+    // The same decode in bytes of DynamoDB's wire format per second.
+    let mut bytes = c.benchmark_group(format!("decode {} bytes of answer JSON", json.len()));
+    bytes.throughput(Throughput::Bytes(json.len() as u64));
+    bytes.bench_function("ItemDecoder::decode_json (MB/s)", |b| {
+        b.iter(|| {
+            black_box(
+                decoder
+                    .decode_json(black_box(&json), None)
+                    .expect("decodes"),
+            )
+        })
+    });
+    bytes.finish();
 }
 
 criterion_group!(benches, decode);

@@ -344,6 +344,16 @@ async fn flight_sql(
         )))
 }
 
+/// A Flight SQL client of the server at `uri`.
+async fn connect_flight(
+    uri: &str,
+) -> Result<FlightSqlServiceClient<tonic::transport::Channel>, BoxError> {
+    let channel = tonic::transport::Endpoint::from_shared(uri.to_string())?
+        .connect()
+        .await?;
+    Ok(FlightSqlServiceClient::new(channel))
+}
+
 #[derive(Default)]
 struct Tally {
     latencies: Vec<Duration>,
@@ -458,16 +468,8 @@ async fn main() -> Result<(), BoxError> {
                     2 => http_sql(&http_addr, m, p).await,
                     _ => {
                         if flight.is_none() {
-                            match tonic::transport::Endpoint::from_shared(flight_uri.clone()) {
-                                Ok(e) => match e.connect().await {
-                                    Ok(channel) => {
-                                        flight = Some(FlightSqlServiceClient::new(channel))
-                                    }
-                                    Err(e) => {
-                                        tallies[op].lock().await.errors.push(e.to_string());
-                                        continue;
-                                    }
-                                },
+                            match connect_flight(&flight_uri).await {
+                                Ok(client) => flight = Some(client),
                                 Err(e) => {
                                     tallies[op].lock().await.errors.push(e.to_string());
                                     continue;

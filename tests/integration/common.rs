@@ -9,6 +9,7 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use dynamo_datafusion::decode::Item;
+use dynamo_datafusion::run::{CollectSink, RunOptions, RunOutcome, run_statement};
 use dynamo_datafusion::{DynamoConfig, DynamoExec, DynamoTableProvider, TableOptions};
 use dynamo_testkit::{TableSpec, put_items, unique_name};
 
@@ -97,6 +98,21 @@ pub fn context_with(name: &str, provider: DynamoTableProvider) -> SessionContext
 /// Runs SQL and collects the batches.
 pub async fn query(ctx: &SessionContext, sql: &str) -> datafusion::error::Result<Vec<RecordBatch>> {
     ctx.sql(sql).await?.collect().await
+}
+
+/// Runs `sql` as `dynamo-sql` and the connector do (`run_statement`: a
+/// column that widens re-plans the statement): its batches and outcome
+/// (notices, re-runs, the plan that ran).
+pub async fn run_as_dynamo_sql(
+    ctx: &SessionContext,
+    sql: &str,
+) -> datafusion::error::Result<(Vec<RecordBatch>, RunOutcome)> {
+    let statement = ctx
+        .state()
+        .sql_to_statement(sql, &datafusion::config::Dialect::Generic)?;
+    let mut sink = CollectSink::default();
+    let outcome = run_statement(ctx, &statement, &RunOptions::default(), &mut sink).await?;
+    Ok((sink.batches, outcome))
 }
 
 /// Renders every row as `v1|v2|...` (NULL as `NULL`), in result order.

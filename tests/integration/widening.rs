@@ -5,27 +5,20 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue as AV;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::config::Dialect;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use dynamo_datafusion::run::{CollectSink, RunOptions, run_statement};
 use dynamo_datafusion::schema::is_json_field;
 use dynamo_datafusion::{Error, TableOptions, dynamo_session};
 use dynamo_testkit::{TRAP_TABLE_ITEMS, TrapTable, trap_table};
 
-use crate::common::{client, query, rows};
+use crate::common::{client, query, rows, run_as_dynamo_sql};
 
 /// Runs `sql` as `dynamo-sql` and the connector do: rows and notices.
 async fn run(ctx: &SessionContext, sql: &str) -> (Vec<String>, Vec<String>) {
-    let statement = ctx
-        .state()
-        .sql_to_statement(sql, &Dialect::Generic)
-        .expect("parses");
-    let mut sink = CollectSink::default();
-    let outcome = run_statement(ctx, &statement, &RunOptions::default(), &mut sink)
+    let (batches, outcome) = run_as_dynamo_sql(ctx, sql)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
     assert_eq!(outcome.reruns, outcome.notices.len());
-    (rows(&sink.batches), outcome.notices)
+    (rows(&batches), outcome.notices)
 }
 
 async fn session() -> SessionContext {
@@ -325,18 +318,9 @@ async fn a_column_type_the_user_fixed_never_widens() {
     ))
     .await
     .expect("create");
-    let statement = ctx
-        .state()
-        .sql_to_statement("SELECT max(votes) FROM fixed", &Dialect::Generic)
-        .expect("parses");
-    let err = run_statement(
-        &ctx,
-        &statement,
-        &RunOptions::default(),
-        &mut CollectSink::default(),
-    )
-    .await
-    .expect_err("votes is fixed to Int64");
+    let err = run_as_dynamo_sql(&ctx, "SELECT max(votes) FROM fixed")
+        .await
+        .expect_err("votes is fixed to Int64");
     assert!(
         err.to_string()
             .contains("value {\"N\": \"123456789012345678901234\"} does not fit column type Int64 (the type was set explicitly"),

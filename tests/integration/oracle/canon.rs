@@ -234,16 +234,11 @@ fn from_arrow(a: &ArrayRef, row: usize) -> Result<Canon, String> {
             let b = b.as_any().downcast_ref::<BinaryArray>().ok_or("binary")?;
             Canon::Bin(super::model::hex(b.value(0)))
         }
-        DataType::List(_) => {
-            let values = one.as_list::<i32>().value(0);
-            Canon::List(
-                (0..values.len())
-                    .map(|i| from_arrow(&values, i))
-                    .collect::<Result<_, _>>()?,
-            )
-        }
-        DataType::LargeList(_) => {
-            let values = one.as_list::<i64>().value(0);
+        DataType::List(_) | DataType::LargeList(_) => {
+            let values = match one.data_type() {
+                DataType::List(_) => one.as_list::<i32>().value(0),
+                _ => one.as_list::<i64>().value(0),
+            };
             Canon::List(
                 (0..values.len())
                     .map(|i| from_arrow(&values, i))

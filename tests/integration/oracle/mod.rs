@@ -26,8 +26,7 @@ use dynamo_testkit::{delete_table, put_items, unique_name};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::common::{client, dynamo_session_of, pushdown_session};
-use dynamo_datafusion::run::{CollectSink, RunOptions, run_statement};
+use crate::common::{client, dynamo_session_of, pushdown_session, run_as_dynamo_sql};
 
 /// Statements per pair of tables.
 const STATEMENTS_PER_ROUND: usize = 60;
@@ -154,12 +153,7 @@ async fn answer(
     ctx: &SessionContext,
     sql: &str,
 ) -> datafusion::error::Result<Vec<datafusion::arrow::array::RecordBatch>> {
-    let statement = ctx
-        .state()
-        .sql_to_statement(sql, &datafusion::config::Dialect::Generic)?;
-    let mut sink = CollectSink::default();
-    run_statement(ctx, &statement, &RunOptions::default(), &mut sink).await?;
-    Ok(sink.batches)
+    Ok(run_as_dynamo_sql(ctx, sql).await?.0)
 }
 
 /// The session a round reads through: half the rounds `dynamo_session` as
