@@ -179,33 +179,14 @@ impl TableOptions {
                     )?)
                 }
                 "segments" => {
-                    opts.segments = Some(
-                        value
-                            .parse::<u32>()
-                            .ok()
-                            .filter(|n| (1..=1_000_000).contains(n))
-                            .ok_or_else(|| {
-                                invalid(format!("'{value}' is not between 1 and 1000000"))
-                            })?,
-                    )
+                    opts.segments = Some(whole_between(value, 1, 1_000_000).map_err(invalid)?)
                 }
                 "max_concurrency" => {
-                    opts.max_concurrency = value
-                        .parse::<usize>()
-                        .ok()
-                        .filter(|n| (1..=10_000).contains(n))
-                        .ok_or_else(|| invalid(format!("'{value}' is not between 1 and 10000")))?
+                    opts.max_concurrency = whole_between(value, 1, 10_000).map_err(invalid)?
                 }
                 "initial_concurrency" => {
-                    opts.initial_concurrency = Some(
-                        value
-                            .parse::<usize>()
-                            .ok()
-                            .filter(|n| (1..=10_000).contains(n))
-                            .ok_or_else(|| {
-                                invalid(format!("'{value}' is not between 1 and 10000"))
-                            })?,
-                    )
+                    opts.initial_concurrency =
+                        Some(whole_between(value, 1, 10_000).map_err(invalid)?)
                 }
                 "column_types" => opts
                     .column_types
@@ -273,11 +254,7 @@ impl TableOptions {
                         })?)
                 }
                 "max_attempts" => {
-                    opts.retry.max_attempts = value
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|n| (1..=100).contains(n))
-                        .ok_or_else(|| invalid(format!("'{value}' is not between 1 and 100")))?
+                    opts.retry.max_attempts = whole_between(value, 1, 100).map_err(invalid)?
                 }
                 "retry_budget" => {
                     opts.retry.budget = value
@@ -388,6 +365,18 @@ fn column_pairs(
             Ok((name.trim().to_string(), value))
         })
         .collect()
+}
+
+/// `value` as a whole number from `low` to `high`, or why not.
+fn whole_between<T>(value: &str, low: T, high: T) -> std::result::Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    value
+        .parse::<T>()
+        .ok()
+        .filter(|n| (low..=high).contains(n))
+        .ok_or_else(|| format!("'{value}' is not between {low} and {high}"))
 }
 
 #[cfg(test)]

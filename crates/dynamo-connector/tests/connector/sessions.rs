@@ -93,8 +93,9 @@ async fn a_repeated_sql_request_pays_for_its_reads_only() {
     );
     assert_eq!((status, &v["items"][0]["c"]), (200, &json!(1)), "{v}");
 
-    // A deleted table fails its statement once against the kept description;
-    // the session is built again and the recreated table answers.
+    // A deleted table fails its statement against the kept description
+    // (`table_not_found`, as without kept sessions); the failure drops the
+    // kept session, so the next request lists and describes again.
     dynamo_testkit::delete_table(&client, "Fresh")
         .await
         .expect("delete");
