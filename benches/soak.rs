@@ -108,26 +108,23 @@ fn settings() -> Result<Settings, BoxError> {
         only
     };
     let (default_seconds, default_workers) = if load { (60.0, 10) } else { (1_800.0, 8) };
-    Ok(if smoke {
-        Settings {
-            duration: Duration::from_secs(if load { 10 } else { 20 }),
-            workers: 4,
-            items: 200,
-            smoke,
-            load,
-            session_ttl,
-            operations,
-        }
+    let (duration, workers, items) = if smoke {
+        (Duration::from_secs(if load { 10 } else { 20 }), 4, 200)
     } else {
-        Settings {
-            duration: Duration::from_secs_f64(seconds.unwrap_or(default_seconds)),
-            workers: workers.unwrap_or(default_workers).max(1),
-            items: 1_000,
-            smoke,
-            load,
-            session_ttl,
-            operations,
-        }
+        (
+            Duration::from_secs_f64(seconds.unwrap_or(default_seconds)),
+            workers.unwrap_or(default_workers).max(1),
+            1_000,
+        )
+    };
+    Ok(Settings {
+        duration,
+        workers,
+        items,
+        smoke,
+        load,
+        session_ttl,
+        operations,
     })
 }
 

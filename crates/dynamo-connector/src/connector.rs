@@ -447,7 +447,7 @@ impl Connector {
                 if served.is_err() {
                     // A kept description may be what failed (a table
                     // deleted or altered): the next request describes again.
-                    self.sessions.forget(client_id);
+                    self.forget_session(client_id);
                 }
                 served
             }

@@ -15,6 +15,7 @@
 //! [`MasterKey`]); [`ChainResolver`] serves single-tenant use from the AWS chain.
 
 mod attempts;
+mod bounded;
 mod connector;
 mod crypto;
 mod dynamo_json;

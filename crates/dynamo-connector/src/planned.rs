@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use datafusion::prelude::DataFrame;
 
+use crate::bounded::make_room;
+
 /// How long a planned statement waits for the call that runs it.
 pub(crate) const PLAN_TTL: Duration = Duration::from_secs(30);
 /// The most planned statements kept at once.
@@ -47,18 +49,7 @@ impl PlannedStatements {
 
     fn keep_at(&self, key: PlanKey, frame: DataFrame, now: Instant) {
         let mut kept = self.lock();
-        if kept.len() >= MAX_PLANS {
-            kept.retain(|_, (_, at)| now.duration_since(*at) < PLAN_TTL);
-        }
-        if kept.len() >= MAX_PLANS {
-            let oldest = kept
-                .iter()
-                .min_by_key(|(_, (_, at))| *at)
-                .map(|(k, _)| k.clone());
-            if let Some(oldest) = oldest {
-                kept.remove(&oldest);
-            }
-        }
+        make_room(&mut kept, &key, MAX_PLANS, PLAN_TTL, now, |(_, at)| *at);
         kept.insert(key, (frame, now));
     }
 

@@ -27,14 +27,15 @@ use dynamo_datafusion::schema::SchemaCache;
 use dynamo_datafusion::session::dynamo_session_with_cache;
 use dynamo_datafusion::{DynamoConfig, TableOptions};
 
+use crate::bounded::make_room;
 use crate::error::{ConnectorError, ErrorCode, Result, sql_error};
 use crate::tenant::{MirrorConfig, ResolvedClient};
 
 /// How long a client's SQL session is kept by default.
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(60);
 
-/// The most clients whose sessions are kept at once; past it the oldest
-/// session goes.
+/// The most clients whose sessions are kept at once; past it expired
+/// sessions go, then the oldest.
 pub(crate) const MAX_KEPT_SESSIONS: usize = 1_024;
 
 struct Kept {
@@ -86,22 +87,22 @@ impl SessionPool {
         let state = build(&resolved.client, cache, mirrors).await?.state();
         if let Some(generation) = generation {
             let mut kept = self.lock();
-            if kept.len() >= MAX_KEPT_SESSIONS && !kept.contains_key(&resolved.client_id) {
-                let oldest = kept
-                    .iter()
-                    .min_by_key(|(_, k)| k.built)
-                    .map(|(id, _)| id.clone());
-                if let Some(oldest) = oldest {
-                    kept.remove(&oldest);
-                }
-            }
+            let now = Instant::now();
+            make_room(
+                &mut kept,
+                &resolved.client_id,
+                MAX_KEPT_SESSIONS,
+                self.ttl,
+                now,
+                |k| k.built,
+            );
             kept.insert(
                 resolved.client_id.clone(),
                 Kept {
                     generation,
                     mirrors: mirrors.to_vec(),
                     state: state.clone(),
-                    built: Instant::now(),
+                    built: now,
                 },
             );
         }
@@ -124,17 +125,12 @@ impl SessionPool {
 /// (a request's ceiling bounds its writes too).
 fn with_ceiling(mut state: SessionState, max_rcu: Option<f64>) -> SessionContext {
     let extensions = &mut state.config_mut().options_mut().extensions;
-    match extensions.get_mut::<DynamoConfig>() {
-        Some(settings) => {
-            settings.max_rcu = max_rcu;
-            settings.max_wcu = max_rcu;
-        }
-        None => {
-            let mut settings = DynamoConfig::default();
-            settings.max_rcu = max_rcu;
-            settings.max_wcu = max_rcu;
-            extensions.insert(settings);
-        }
+    if extensions.get::<DynamoConfig>().is_none() {
+        extensions.insert(DynamoConfig::default());
+    }
+    if let Some(settings) = extensions.get_mut::<DynamoConfig>() {
+        settings.max_rcu = max_rcu;
+        settings.max_wcu = max_rcu;
     }
     SessionContext::new_with_state(state)
 }
@@ -146,9 +142,10 @@ async fn build(
     cache: Option<Arc<dyn SchemaCache>>,
     mirrors: &[MirrorConfig],
 ) -> Result<SessionContext> {
+    // The session's settings (`DynamoConfig`) are added with their defaults.
     let ctx = dynamo_session_with_cache(
         client.clone(),
-        SessionConfig::new().with_option_extension(DynamoConfig::default()),
+        SessionConfig::new(),
         TableOptions::default(),
         cache,
     )

@@ -602,11 +602,12 @@ impl DynamoTableProvider {
     /// most [`MAX_AUTO_SEGMENTS`]. They are units of I/O, not partitions:
     /// a partition reads its segments concurrently.
     /// Pages one second of the table's provisioned read capacity pays for
-    /// (`None` for an on-demand table), pages of the size its segments read.
-    fn capacity_pages(&self) -> Option<usize> {
+    /// (`None` for an on-demand table), pages of the size its `segments`
+    /// read.
+    fn capacity_pages(&self, segments: u32) -> Option<usize> {
         let rcu = self.meta.provisioned_read_capacity?;
-        let page_bytes = (self.meta.size_bytes / u64::from(self.scan_segments()).max(1))
-            .clamp(4_096, BYTES_PER_SEGMENT);
+        let page_bytes =
+            (self.meta.size_bytes / u64::from(segments).max(1)).clamp(4_096, BYTES_PER_SEGMENT);
         Some(crate::read::concurrency::capacity_pages(
             rcu,
             page_bytes,
@@ -883,13 +884,14 @@ impl DynamoTableProvider {
         let target_partitions = state.config().target_partitions();
         // One snapshot for the whole plan: the schema may widen meanwhile.
         let schema = self.state.schema();
+        let segments = self.scan_segments();
         let options = ReadOptions {
             plan: PlanOptions {
                 // A write's read sees every write before it (no GSI).
                 consistent_read: self.options.consistent_read || for_write,
                 ..self.plan_options(session.pushdown)
             },
-            segments: self.scan_segments(),
+            segments,
             max_partitions: session
                 .max_partitions
                 .map_or(target_partitions, |m| m.clamp(1, target_partitions.max(1))),
@@ -900,7 +902,7 @@ impl DynamoTableProvider {
                 .max_concurrency
                 .unwrap_or(self.options.max_concurrency),
             initial_concurrency: self.options.initial_concurrency,
-            capacity_pages: self.capacity_pages(),
+            capacity_pages: self.capacity_pages(segments),
             max_rcu: lower(session.max_rcu, self.options.max_rcu),
             max_rcu_by_table: self
                 .options
